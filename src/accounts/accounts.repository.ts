@@ -1,0 +1,72 @@
+import { sql } from 'kysely';
+import type { Db } from '../infra/postgres.js';
+
+const USER_COLUMNS = ['id', 'handle', 'display_name', 'skills', 'created_at'] as const;
+
+export async function insertUser(db: Db, user: { handle: string; passwordHash: string; displayName: string }) {
+  return db
+    .insertInto('users')
+    .values({ handle: user.handle, password_hash: user.passwordHash, display_name: user.displayName })
+    .returning(USER_COLUMNS)
+    .executeTakeFirstOrThrow();
+}
+
+export async function findUserByHandle(db: Db, handle: string) {
+  return db
+    .selectFrom('users')
+    .select([...USER_COLUMNS, 'password_hash'])
+    .where(sql<string>`lower(handle)`, '=', handle.toLowerCase())
+    .executeTakeFirst();
+}
+
+export async function findUserById(db: Db, id: string) {
+  return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst();
+}
+
+export async function updateUser(db: Db, id: string, changes: { display_name?: string; skills?: string[] }) {
+  return db.updateTable('users').set(changes).where('id', '=', id).returning(USER_COLUMNS).executeTakeFirst();
+}
+
+export async function insertRefreshToken(
+  db: Db,
+  token: { userId: string; familyId: string; hash: Buffer; ttlSeconds: number },
+): Promise<void> {
+  await db
+    .insertInto('refresh_tokens')
+    .values({
+      user_id: token.userId,
+      family_id: token.familyId,
+      token_hash: token.hash,
+      expires_at: sql<Date>`now() + make_interval(secs => ${token.ttlSeconds})`,
+    })
+    .execute();
+}
+
+/**
+ * Marks the token rotated if it is still usable and returns its owner. Exactly one concurrent
+ * caller wins the UPDATE; every other presentation of the same token is a reuse.
+ */
+export async function rotateRefreshToken(db: Db, hash: Buffer) {
+  return db
+    .updateTable('refresh_tokens')
+    .set({ rotated_at: sql<Date>`now()` })
+    .where('token_hash', '=', hash)
+    .where('rotated_at', 'is', null)
+    .where('revoked_at', 'is', null)
+    .where('expires_at', '>', sql<Date>`now()`)
+    .returning(['user_id', 'family_id'])
+    .executeTakeFirst();
+}
+
+export async function findRefreshToken(db: Db, hash: Buffer) {
+  return db.selectFrom('refresh_tokens').select(['family_id', 'rotated_at', 'revoked_at']).where('token_hash', '=', hash).executeTakeFirst();
+}
+
+export async function revokeFamily(db: Db, familyId: string): Promise<void> {
+  await db
+    .updateTable('refresh_tokens')
+    .set({ revoked_at: sql<Date>`now()` })
+    .where('family_id', '=', familyId)
+    .where('revoked_at', 'is', null)
+    .execute();
+}

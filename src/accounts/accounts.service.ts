@@ -1,0 +1,100 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { conflict, unauthorized, notFound } from '../http/errors.js';
+import { hashPassword, verifyPassword } from './passwords.js';
+import * as repo from './accounts.repository.js';
+
+export interface UserView {
+  id: string;
+  handle: string;
+  displayName: string;
+  skills: string[];
+  createdAt: Date;
+}
+
+type UserRow = { id: string; handle: string; display_name: string; skills: string[]; created_at: Date };
+
+export const toUserView = (u: UserRow): UserView => ({
+  id: u.id, handle: u.handle, displayName: u.display_name, skills: u.skills, createdAt: u.created_at,
+});
+
+const hashToken = (token: string) => createHash('sha256').update(token).digest();
+
+// Verified against when the handle is unknown, so a login takes as long whether or not it exists.
+let decoyHash: Promise<string> | undefined;
+
+async function issueTokens(app: FastifyInstance, userId: string, familyId: string = randomUUID()) {
+  const refreshToken = randomBytes(32).toString('base64url');
+  await repo.insertRefreshToken(app.db, {
+    userId, familyId, hash: hashToken(refreshToken), ttlSeconds: app.config.refreshTokenTtlSeconds,
+  });
+  const accessToken = await app.jwt.sign({ sub: userId });
+  return { accessToken, refreshToken };
+}
+
+export async function register(app: FastifyInstance, input: { handle: string; password: string; displayName?: string }) {
+  const passwordHash = await hashPassword(input.password, app.config.passwordHashCost);
+  let user: UserRow;
+  try {
+    user = await repo.insertUser(app.db, { handle: input.handle, passwordHash, displayName: input.displayName ?? input.handle });
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') throw conflict('handle_taken', `The handle "${input.handle}" is taken.`);
+    throw err;
+  }
+  return { user: toUserView(user), ...(await issueTokens(app, user.id)) };
+}
+
+export async function login(app: FastifyInstance, input: { handle: string; password: string }) {
+  const user = await repo.findUserByHandle(app.db, input.handle);
+  if (!user) {
+    decoyHash ??= hashPassword('decoy password', app.config.passwordHashCost);
+    await verifyPassword(input.password, await decoyHash);
+    throw unauthorized('invalid_credentials', 'Handle or password is wrong.');
+  }
+  if (!(await verifyPassword(input.password, user.password_hash))) {
+    throw unauthorized('invalid_credentials', 'Handle or password is wrong.');
+  }
+  return { user: toUserView(user), ...(await issueTokens(app, user.id)) };
+}
+
+/**
+ * Rotates a refresh token: the presented one stops working and a new pair is issued in the same
+ * family. Presenting an already-rotated token means it leaked (or a client misbehaves), so the
+ * whole family is revoked and the legitimate holder must log in again.
+ */
+export async function refresh(app: FastifyInstance, refreshToken: string) {
+  const hash = hashToken(refreshToken);
+  const rotated = await repo.rotateRefreshToken(app.db, hash);
+  if (!rotated) {
+    const known = await repo.findRefreshToken(app.db, hash);
+    if (known?.rotated_at) {
+      await repo.revokeFamily(app.db, known.family_id);
+      throw unauthorized('refresh_token_reused', 'This refresh token was already used; all sessions from it are revoked.');
+    }
+    throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
+  }
+  const user = await repo.findUserById(app.db, rotated.user_id);
+  if (!user) throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
+  return { user: toUserView(user), ...(await issueTokens(app, user.id, rotated.family_id)) };
+}
+
+export async function getProfile(app: FastifyInstance, userId: string): Promise<UserView> {
+  const user = await repo.findUserById(app.db, userId);
+  if (!user) throw notFound('user');
+  return toUserView(user);
+}
+
+export async function updateProfile(app: FastifyInstance, userId: string, input: { displayName?: string; skills?: string[] }) {
+  const changes: { display_name?: string; skills?: string[] } = {};
+  if (input.displayName !== undefined) changes.display_name = input.displayName;
+  if (input.skills !== undefined) changes.skills = normalizeSkills(input.skills);
+  if (Object.keys(changes).length === 0) return getProfile(app, userId);
+  const user = await repo.updateUser(app.db, userId, changes);
+  if (!user) throw notFound('user');
+  return toUserView(user);
+}
+
+/** Skills are tags compared case-insensitively; stored lower-cased, once each, in the given order. */
+export function normalizeSkills(skills: string[]): string[] {
+  return [...new Set(skills.map((s) => s.trim().toLowerCase()))];
+}

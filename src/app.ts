@@ -1,0 +1,64 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import { configPlugin, infrastructurePlugin } from './infra/infrastructure.plugin.js';
+import { registerErrorHandling } from './http/errors.js';
+import { registerValidation } from './http/validation.js';
+import { Problem } from './http/schemas.js';
+import { authPlugin } from './http/auth.js';
+import { rateLimitPlugin } from './http/rate-limit.js';
+import { openApiPlugin } from './http/openapi.js';
+import { idempotencyPlugin } from './idempotency/idempotency.plugin.js';
+import { healthRoutes } from './health/health.routes.js';
+import { authRoutes, meRoutes } from './accounts/accounts.routes.js';
+import { circleRoutes } from './circles/circles.routes.js';
+
+export interface BuildOptions {
+  config: Config;
+  /** A logger to share (the server's), or false to silence (tests). Default: pino at LOG_LEVEL. */
+  logger?: FastifyBaseLogger | false;
+}
+
+/**
+ * Assembles the HTTP API. It never listens: src/server.ts does, and tests use app.inject().
+ */
+export async function buildApp({ config, logger }: BuildOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(logger ? { loggerInstance: logger } : { logger: logger === false ? false : { level: config.logLevel } }),
+    bodyLimit: config.bodyLimitBytes,
+    // Every request gets an id that appears on each of its log lines and in the x-request-id header.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    routerOptions: { maxParamLength: 200 },
+    trustProxy: false,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // A creating POST sent without a body is treated as an empty object, so its schema can name
+  // each missing field instead of answering "body must be object".
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined && request.routeOptions.schema?.body) request.body = {};
+  });
+
+  registerValidation(app);
+  registerErrorHandling(app);
+  app.addSchema(Problem);
+
+  await app.register(configPlugin, { config });
+  await app.register(infrastructurePlugin);
+  await app.register(openApiPlugin);
+  await app.register(authPlugin);
+  await app.register(rateLimitPlugin);
+  await app.register(idempotencyPlugin);
+
+  await app.register(healthRoutes);
+  await app.register(async (v1) => {
+    await v1.register(authRoutes);
+    await v1.register(meRoutes);
+    await v1.register(circleRoutes);
+  }, { prefix: '/v1' });
+
+  return app;
+}

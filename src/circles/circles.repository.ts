@@ -1,0 +1,138 @@
+import { sql, type Transaction } from 'kysely';
+import type { Db } from '../infra/postgres.js';
+import type { Database, JoinPolicy, Role } from '../infra/database-schema.js';
+import { fromMicros, micros } from '../infra/sql.js';
+
+export async function findMembership(db: Db, circleId: string, userId: string) {
+  return db
+    .selectFrom('memberships')
+    .select(['role', 'joined_at'])
+    .where('circle_id', '=', circleId)
+    .where('user_id', '=', userId)
+    .where('left_at', 'is', null)
+    .executeTakeFirst();
+}
+
+export async function insertCircle(trx: Transaction<Database>, c: { name: string; description: string; joinPolicy: JoinPolicy; ownerId: string }) {
+  const circle = await trx
+    .insertInto('circles')
+    .values({ name: c.name, description: c.description, join_policy: c.joinPolicy, owner_id: c.ownerId })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await trx.insertInto('memberships').values({ circle_id: circle.id, user_id: c.ownerId, role: 'owner' }).execute();
+  return circle;
+}
+
+export async function findCircleForMember(db: Db, circleId: string, userId: string) {
+  return db
+    .selectFrom('circles')
+    .innerJoin('memberships', 'memberships.circle_id', 'circles.id')
+    .selectAll('circles')
+    .select('memberships.role')
+    .where('circles.id', '=', circleId)
+    .where('memberships.user_id', '=', userId)
+    .where('memberships.left_at', 'is', null)
+    .executeTakeFirst();
+}
+
+export async function listCirclesOfUser(db: Db, userId: string, limit: number, after: [number, string] | null) {
+  let q = db
+    .selectFrom('memberships')
+    .innerJoin('circles', 'circles.id', 'memberships.circle_id')
+    .selectAll('circles')
+    .select(['memberships.role', micros('memberships.joined_at').as('cursor_ts')])
+    .where('memberships.user_id', '=', userId)
+    .where('memberships.left_at', 'is', null);
+  if (after) q = q.where(sql<boolean>`(memberships.joined_at, memberships.circle_id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`);
+  return q.orderBy('memberships.joined_at').orderBy('memberships.circle_id').limit(limit + 1).execute();
+}
+
+export async function findCircle(db: Db | Transaction<Database>, circleId: string) {
+  return db.selectFrom('circles').select(['id', 'join_policy', 'owner_id']).where('id', '=', circleId).executeTakeFirst();
+}
+
+export async function insertInvite(db: Db, invite: { code: string; circleId: string; createdBy: string; expiresAt: Date; maxUses: number | null }) {
+  return db
+    .insertInto('invites')
+    .values({ code: invite.code, circle_id: invite.circleId, created_by: invite.createdBy, expires_at: invite.expiresAt, max_uses: invite.maxUses })
+    .returning(['code', 'expires_at', 'max_uses'])
+    .executeTakeFirstOrThrow();
+}
+
+/** Spends one use of an invite if it is valid for this circle; the row update is the lock. */
+export async function useInvite(trx: Transaction<Database>, circleId: string, code: string) {
+  return trx
+    .updateTable('invites')
+    .set((eb) => ({ uses: eb('uses', '+', 1) }))
+    .where('code', '=', code)
+    .where('circle_id', '=', circleId)
+    .where('expires_at', '>', sql<Date>`now()`)
+    .where((eb) => eb.or([eb('max_uses', 'is', null), eb('uses', '<', eb.ref('max_uses'))]))
+    .returning('code')
+    .executeTakeFirst();
+}
+
+export async function findInvite(trx: Transaction<Database>, circleId: string, code: string) {
+  return trx.selectFrom('invites').select(['expires_at', 'max_uses', 'uses']).where('code', '=', code).where('circle_id', '=', circleId).executeTakeFirst();
+}
+
+/** Adds a member, or brings back one who left; returns nothing if they are already a member. */
+export async function upsertMember(trx: Transaction<Database>, circleId: string, userId: string) {
+  return trx
+    .insertInto('memberships')
+    .values({ circle_id: circleId, user_id: userId, role: 'member' })
+    .onConflict((oc) =>
+      oc.columns(['circle_id', 'user_id']).doUpdateSet({ role: 'member', joined_at: sql<Date>`now()`, left_at: null }).where('memberships.left_at', 'is not', null),
+    )
+    .returning(['circle_id', 'user_id', 'role', 'joined_at'])
+    .executeTakeFirst();
+}
+
+const memberColumns = ['memberships.user_id', 'users.handle', 'users.display_name', 'memberships.role', 'memberships.joined_at'] as const;
+
+export async function findMember(db: Db | Transaction<Database>, circleId: string, userId: string) {
+  return db
+    .selectFrom('memberships')
+    .innerJoin('users', 'users.id', 'memberships.user_id')
+    .select(memberColumns)
+    .where('memberships.circle_id', '=', circleId)
+    .where('memberships.user_id', '=', userId)
+    .where('memberships.left_at', 'is', null)
+    .executeTakeFirst();
+}
+
+export async function listMembers(db: Db, circleId: string, limit: number, after: [number, string] | null) {
+  let q = db
+    .selectFrom('memberships')
+    .innerJoin('users', 'users.id', 'memberships.user_id')
+    .select([...memberColumns, micros('memberships.joined_at').as('cursor_ts')])
+    .where('memberships.circle_id', '=', circleId)
+    .where('memberships.left_at', 'is', null);
+  if (after) q = q.where(sql<boolean>`(memberships.joined_at, memberships.user_id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`);
+  return q.orderBy('memberships.joined_at').orderBy('memberships.user_id').limit(limit + 1).execute();
+}
+
+/** Locks the member rows of a circle that a role change touches, in a stable order (no deadlocks). */
+export async function lockMembers(trx: Transaction<Database>, circleId: string, userIds: string[]) {
+  return trx
+    .selectFrom('memberships')
+    .select(['user_id', 'role'])
+    .where('circle_id', '=', circleId)
+    .where('user_id', 'in', userIds)
+    .where('left_at', 'is', null)
+    .orderBy('user_id')
+    .forUpdate()
+    .execute();
+}
+
+export async function setRole(trx: Transaction<Database>, circleId: string, userId: string, role: Role): Promise<void> {
+  await trx.updateTable('memberships').set({ role }).where('circle_id', '=', circleId).where('user_id', '=', userId).execute();
+}
+
+export async function setOwner(trx: Transaction<Database>, circleId: string, ownerId: string): Promise<void> {
+  await trx.updateTable('circles').set({ owner_id: ownerId }).where('id', '=', circleId).execute();
+}
+
+export async function markLeft(trx: Transaction<Database>, circleId: string, userId: string): Promise<void> {
+  await trx.updateTable('memberships').set({ left_at: sql<Date>`now()` }).where('circle_id', '=', circleId).where('user_id', '=', userId).execute();
+}

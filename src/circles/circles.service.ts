@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { JoinPolicy, Role } from '../infra/database-schema.js';
+import { conflict, forbidden, notFound } from '../http/errors.js';
+import { decodeCursor, pageOf } from '../http/pagination.js';
+import { recordEvent } from '../events/events.repository.js';
+import { MANAGERS, requireMember } from './access.js';
+import * as repo from './circles.repository.js';
+
+type CircleRow = { id: string; name: string; description: string; join_policy: JoinPolicy; owner_id: string; created_at: Date; role: Role };
+
+const toCircleView = (c: CircleRow) => ({
+  id: c.id, name: c.name, description: c.description, joinPolicy: c.join_policy, ownerId: c.owner_id, createdAt: c.created_at, role: c.role,
+});
+
+type MemberRow = { user_id: string; handle: string; display_name: string; role: Role; joined_at: Date };
+
+const toMemberView = (circleId: string, m: MemberRow) => ({
+  circleId, userId: m.user_id, handle: m.handle, displayName: m.display_name, role: m.role, joinedAt: m.joined_at,
+});
+
+export async function createCircle(app: FastifyInstance, userId: string, input: { name: string; description?: string; joinPolicy: JoinPolicy }) {
+  return app.db.transaction().execute(async (trx) => {
+    const circle = await repo.insertCircle(trx, { name: input.name, description: input.description ?? '', joinPolicy: input.joinPolicy, ownerId: userId });
+    await recordEvent(trx, { circleId: circle.id, type: 'circle.created', subjectId: circle.id, actorId: userId });
+    return toCircleView({ ...circle, role: 'owner' });
+  });
+}
+
+export async function listMyCircles(app: FastifyInstance, userId: string, limit: number, cursor?: string) {
+  const after = decodeCursor(cursor, 2) as [number, string] | null;
+  const rows = await repo.listCirclesOfUser(app.db, userId, limit, after);
+  const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.id]);
+  return { items: page.items.map(toCircleView), nextCursor: page.nextCursor };
+}
+
+export async function getCircle(app: FastifyInstance, userId: string, circleId: string) {
+  const circle = await repo.findCircleForMember(app.db, circleId, userId);
+  if (!circle) throw notFound('circle');
+  return toCircleView(circle);
+}
+
+const INVITE_TTL_DEFAULT = 7 * 86400;
+
+export async function createInvite(app: FastifyInstance, userId: string, circleId: string, input: { expiresInSeconds?: number; maxUses?: number }) {
+  await requireMember(app.db, circleId, userId, MANAGERS);
+  // 16 random bytes: unguessable, and short enough to paste into a chat.
+  const code = randomBytes(16).toString('base64url');
+  const expiresAt = new Date(Date.now() + (input.expiresInSeconds ?? INVITE_TTL_DEFAULT) * 1000);
+  const invite = await repo.insertInvite(app.db, { code, circleId, createdBy: userId, expiresAt, maxUses: input.maxUses ?? null });
+  return { code: invite.code, expiresAt: invite.expires_at, maxUses: invite.max_uses };
+}
+
+/**
+ * Joins a circle. Open circles need no code. For invite-only circles a caller without a code gets
+ * the outsider's 404, so the circle's existence stays private; a code that does not belong to the
+ * circle is also 404, while a real one that ran out says so.
+ */
+export async function joinCircle(app: FastifyInstance, userId: string, circleId: string, inviteCode?: string) {
+  return app.db.transaction().execute(async (trx) => {
+    const circle = await repo.findCircle(trx, circleId);
+    if (!circle) throw notFound('circle');
+    if (circle.join_policy === 'invite' || inviteCode !== undefined) {
+      if (inviteCode === undefined) throw notFound('circle');
+      const used = await repo.useInvite(trx, circleId, inviteCode);
+      if (!used) {
+        const invite = await repo.findInvite(trx, circleId, inviteCode);
+        if (!invite) throw notFound('invite');
+        if (invite.expires_at <= new Date()) throw conflict('invite_expired', 'This invite has expired.');
+        throw conflict('invite_used_up', 'This invite has been used as often as it allows.');
+      }
+    }
+    const joined = await repo.upsertMember(trx, circleId, userId);
+    if (!joined) throw conflict('already_member', 'You are already a member of this circle.');
+    await recordEvent(trx, { circleId, type: 'member.joined', subjectId: userId, actorId: userId });
+    const member = await repo.findMember(trx, circleId, userId);
+    return toMemberView(circleId, member!);
+  });
+}
+
+export async function listMembers(app: FastifyInstance, userId: string, circleId: string, limit: number, cursor?: string) {
+  await requireMember(app.db, circleId, userId);
+  const after = decodeCursor(cursor, 2) as [number, string] | null;
+  const rows = await repo.listMembers(app.db, circleId, limit, after);
+  const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.user_id]);
+  return { items: page.items.map((m) => toMemberView(circleId, m)), nextCursor: page.nextCursor };
+}
+
+/**
+ * Changes a member's role; owner only. Making someone the owner transfers ownership: the previous
+ * owner becomes an admin in the same transaction, so a circle always has exactly one owner.
+ */
+export async function changeRole(app: FastifyInstance, actorId: string, circleId: string, targetId: string, role: Role) {
+  return app.db.transaction().execute(async (trx) => {
+    const locked = await repo.lockMembers(trx, circleId, [...new Set([actorId, targetId])]);
+    const actorRole = locked.find((m) => m.user_id === actorId)?.role;
+    if (!actorRole) throw notFound('circle');
+    if (actorRole !== 'owner') throw forbidden('Only the owner can change roles.');
+    const target = locked.find((m) => m.user_id === targetId);
+    if (!target) throw notFound('member');
+    if (targetId === actorId) {
+      if (role !== 'owner') throw conflict('owner_required', 'A circle always has one owner: make someone else the owner first.');
+    } else if (role === 'owner') {
+      await repo.setRole(trx, circleId, actorId, 'admin');
+      await repo.setRole(trx, circleId, targetId, 'owner');
+      await repo.setOwner(trx, circleId, targetId);
+    } else if (target.role !== role) {
+      await repo.setRole(trx, circleId, targetId, role);
+    }
+    if (target.role !== role) {
+      await recordEvent(trx, { circleId, type: 'member.role_changed', subjectId: targetId, actorId, payload: { from: target.role, to: role } });
+    }
+    const member = await repo.findMember(trx, circleId, targetId);
+    return toMemberView(circleId, member!);
+  });
+}
+
+/**
+ * Removes a member. Anyone may leave; admins may remove plain members; the owner may remove anyone
+ * else. The owner cannot leave without handing ownership to someone first.
+ */
+export async function removeMember(app: FastifyInstance, actorId: string, circleId: string, targetId: string): Promise<void> {
+  await app.db.transaction().execute(async (trx) => {
+    const locked = await repo.lockMembers(trx, circleId, [...new Set([actorId, targetId])]);
+    const actorRole = locked.find((m) => m.user_id === actorId)?.role;
+    if (!actorRole) throw notFound('circle');
+    const target = locked.find((m) => m.user_id === targetId);
+    if (!target) throw notFound('member');
+    if (target.role === 'owner') throw conflict('owner_cannot_leave', 'The owner must transfer ownership before leaving.');
+    const allowed = actorId === targetId || actorRole === 'owner' || (actorRole === 'admin' && target.role === 'member');
+    if (!allowed) throw forbidden('Your role does not allow removing this member.');
+    await repo.markLeft(trx, circleId, targetId);
+    await recordEvent(trx, { circleId, type: 'member.left', subjectId: targetId, actorId, payload: { removed: actorId !== targetId } });
+  });
+}

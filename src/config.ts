@@ -1,0 +1,92 @@
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+// Every setting the service reads, validated once at start-up. Nothing else in src/ reads
+// process.env, so this file is the whole list of knobs an operator has.
+const EnvSchema = Type.Object({
+  DATABASE_URL: Type.String({ minLength: 1, default: 'postgres://postgres@127.0.0.1:5432/circle_actions', description: 'Postgres connection string; the database is created if missing' }),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20, description: 'Connections per process' }),
+  REDIS_URL: Type.String({ minLength: 1, default: 'redis://127.0.0.1:6379', description: 'Redis for BullMQ queues and rate-limit counters' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  ROLE: Type.Union([Type.Literal('all'), Type.Literal('api'), Type.Literal('worker')], { default: 'all', description: 'all = API and workers in one process' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  JWT_SECRET: Type.String({ minLength: 32, default: 'development-only-secret-change-me-in-production', description: 'HMAC key for access tokens, at least 32 characters' }),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'circle-actions' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'circle-actions-api' }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 10, maximum: 86400, default: 900 }),
+  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, default: 30 * 86400 }),
+  PASSWORD_HASH_COST: Type.Integer({ minimum: 10, maximum: 20, default: 17, description: 'log2 of the scrypt cost N; 17 is the OWASP minimum' }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 600, description: 'Requests per minute per user (per IP before login)' }),
+  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'Login and register attempts per minute per IP' }),
+  QUEUE_PREFIX: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_{}:-]+$', default: 'ca', description: 'BullMQ key prefix; wrap in {} for Redis Cluster' }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 1024 * 1024 }),
+  MAX_LIVE_CLAIMS_PER_MEMBER: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'Active claims one member may hold at once' }),
+  MAX_LEASE_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86400, description: 'Longest a lease may run, including extensions' }),
+  SWEEP_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 60, default: 30, description: 'How often sweeps repair what lost jobs missed' }),
+  METRICS_TOKEN: Type.String({ default: '', description: 'Bearer token for /metrics; empty means open' }),
+  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
+});
+
+export type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  databaseUrl: string;
+  databasePoolSize: number;
+  redisUrl: string;
+  host: string;
+  port: number;
+  role: 'all' | 'api' | 'worker';
+  logLevel: string;
+  jwt: { secret: string; issuer: string; audience: string; accessTtlSeconds: number };
+  refreshTokenTtlSeconds: number;
+  passwordHashCost: number;
+  rateLimit: { max: number; authMax: number };
+  queuePrefix: string;
+  bodyLimitBytes: number;
+  maxLiveClaimsPerMember: number;
+  maxLeaseSeconds: number;
+  sweepIntervalSeconds: number;
+  metricsToken: string;
+  webhookAllowPrivate: boolean;
+}
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the environment; throws ConfigError naming the first bad setting. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.keys(EnvSchema.properties);
+  // Empty strings count as unset so `FOO=` in a .env file falls back to the default.
+  const raw: Record<string, unknown> = {};
+  for (const key of known) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const withDefaults = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw));
+  const [first] = Value.Errors(EnvSchema, withDefaults);
+  if (first) {
+    const name = first.instancePath.replace(/^\//, '') || 'environment';
+    throw new ConfigError(`invalid setting ${name}=${JSON.stringify(raw[name] ?? '')}: ${first.message}`);
+  }
+  const e = withDefaults as Env;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    redisUrl: e.REDIS_URL,
+    host: e.HOST,
+    port: e.PORT,
+    role: e.ROLE,
+    logLevel: e.LOG_LEVEL,
+    jwt: { secret: e.JWT_SECRET, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE, accessTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS },
+    refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
+    passwordHashCost: e.PASSWORD_HASH_COST,
+    rateLimit: { max: e.RATE_LIMIT_MAX, authMax: e.AUTH_RATE_LIMIT_MAX },
+    queuePrefix: e.QUEUE_PREFIX,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    maxLiveClaimsPerMember: e.MAX_LIVE_CLAIMS_PER_MEMBER,
+    maxLeaseSeconds: e.MAX_LEASE_SECONDS,
+    sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
+    metricsToken: e.METRICS_TOKEN,
+    webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+  };
+}

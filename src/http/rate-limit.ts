@@ -1,0 +1,32 @@
+import fp from 'fastify-plugin';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyRequest } from 'fastify';
+import { AppError } from './errors.js';
+
+/**
+ * Per-user request budget (per IP before login), counted in Redis so every API process shares it.
+ * Runs as a preHandler, after authentication, so the key is the verified user id.
+ *
+ * When Redis is unreachable the limiter fails open (skipOnError): members keep working through a
+ * Redis outage, at the cost of no rate limiting until it returns. Login and register carry their
+ * own much stricter per-IP budget (see authRateLimit).
+ */
+export const rateLimitPlugin = fp(async (app) => {
+  await app.register(rateLimit, {
+    global: true,
+    hook: 'preHandler',
+    max: app.config.rateLimit.max,
+    timeWindow: 60_000,
+    redis: app.rateLimitRedis,
+    nameSpace: `${app.config.queuePrefix}:rate:`,
+    skipOnError: true,
+    keyGenerator: (request: FastifyRequest) => (request.user?.sub ? `u:${request.user.sub}` : `ip:${request.ip}`),
+    errorResponseBuilder: (_request, context) =>
+      new AppError(429, 'rate_limited', `Rate limit of ${context.max} requests per ${context.after} exceeded; retry after ${context.after}.`),
+  });
+}, { name: 'rate-limit', dependencies: ['config', 'infrastructure'] });
+
+/** Route config for login and register: a small per-IP budget against credential stuffing. */
+export function authRateLimit(max: number) {
+  return { rateLimit: { max, timeWindow: 60_000, keyGenerator: (request: FastifyRequest) => `auth:${request.ip}` } };
+}

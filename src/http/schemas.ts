@@ -1,0 +1,53 @@
+import { Type, type TSchema, type TProperties, type TObject } from 'typebox';
+
+// Schema building blocks shared by every route. Every field carries a description so the
+// OpenAPI document explains itself.
+
+/** An object that rejects unknown fields. */
+export const Obj = <P extends TProperties>(properties: P, description?: string): TObject<P> =>
+  Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
+
+export const Id = (description: string) => Type.String({ format: 'uuid', description });
+// Handlers return Date objects; the response serializer writes them as ISO 8601 strings.
+export const Timestamp = (description: string) => Type.Unsafe<Date | string>({ type: 'string', format: 'date-time', description });
+
+export const Problem = Type.Object(
+  {
+    type: Type.String({ description: 'URI identifying the problem type' }),
+    title: Type.String({ description: 'Short summary of the HTTP status' }),
+    status: Type.Integer({ description: 'HTTP status code' }),
+    detail: Type.String({ description: 'Human-readable explanation' }),
+    code: Type.String({ description: 'Stable snake_case error code for programs' }),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object({
+          path: Type.String({ description: 'Where the invalid value is, e.g. body/tasks/0/title' }),
+          message: Type.String({ description: 'What is wrong with it' }),
+        }),
+        { description: 'Each invalid field' },
+      ),
+    ),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details' },
+);
+
+export const PageQuery = {
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1-200, default 50)' })),
+  cursor: Type.Optional(Type.String({ maxLength: 512, description: 'Opaque cursor from the previous page\'s nextCursor' })),
+};
+
+export const Page = <T extends TSchema>(item: T, description: string) =>
+  Type.Object(
+    {
+      items: Type.Array(item, { description }),
+      nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Cursor for the next page; null on the last page' }),
+    },
+    { description },
+  );
+
+/** Error responses a route may give, all as problem+json. */
+export function problems(...statuses: number[]): Record<number, unknown> {
+  const out: Record<number, unknown> = {};
+  for (const s of statuses) out[s] = { ...Type.Ref('Problem'), description: 'Problem details (application/problem+json)' };
+  return out;
+}

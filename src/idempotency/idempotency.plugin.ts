@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import fp from 'fastify-plugin';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { badRequest, conflict, unprocessable } from '../http/errors.js';
+import { acquireKey, completeKey, releaseKey } from './idempotency.repository.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Creating POST that honours the Idempotency-Key header. */
+    idempotent?: boolean;
+  }
+  interface FastifyRequest {
+    idempotencyKey?: string;
+  }
+}
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+/**
+ * Idempotency-Key for creating POSTs, stored in Postgres so every API process sees it:
+ * the first response (status and body) is replayed for the same key and body; the same key with
+ * another body is 422; a duplicate arriving while the first is still running is 409. Keys are
+ * scoped to the authenticated user, so one client can never receive another's response.
+ * Server errors (5xx) are not stored: the client may retry them with the same key.
+ */
+export const idempotencyPlugin = fp(async (app) => {
+  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!request.routeOptions.config.idempotent) return;
+    const header = request.headers['idempotency-key'];
+    if (header === undefined) return;
+    const key = Array.isArray(header) ? header[0] : header;
+    if (!key || !KEY_PATTERN.test(key)) throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1-255 visible ASCII characters.');
+    const userId = request.user.sub;
+    const hash = createHash('sha256')
+      .update(`${request.method} ${request.url}\n`)
+      .update(JSON.stringify(request.body ?? null))
+      .digest();
+    const state = await acquireKey(app.db, userId, key, hash);
+    switch (state.kind) {
+      case 'acquired':
+        request.idempotencyKey = key;
+        return;
+      case 'mismatch':
+        throw unprocessable('idempotency_key_reused', 'This Idempotency-Key was used with a different request.');
+      case 'in_progress':
+        throw conflict('idempotency_request_in_progress', 'A request with this Idempotency-Key is still being processed.');
+      case 'completed':
+        reply.header('idempotent-replayed', 'true').code(state.status).type(state.type);
+        return reply.send(state.body);
+    }
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const key = request.idempotencyKey;
+    if (!key) return payload;
+    request.idempotencyKey = undefined;
+    if (reply.statusCode >= 500) {
+      await releaseKey(app.db, request.user.sub, key);
+    } else {
+      const type = String(reply.getHeader('content-type') ?? 'application/json');
+      await completeKey(app.db, request.user.sub, key, reply.statusCode, type, typeof payload === 'string' ? payload : String(payload ?? ''));
+    }
+    return payload;
+  });
+}, { name: 'idempotency' });

@@ -1,0 +1,52 @@
+import pg from 'pg';
+import { Kysely, PostgresDialect } from 'kysely';
+import type { Database } from './database-schema.js';
+
+// int8 columns (counts, sums, amounts) come back as JS numbers. Every stored amount and point
+// total is bounded by validation to stay below 2^53; arithmetic that could exceed it (settlement
+// products) is done in SQL numeric or BigInt and never read through this parser.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+// `date` columns are calendar days in a circle's time zone: keep them as 'YYYY-MM-DD' strings
+// rather than letting pg turn them into midnight in the server's zone.
+pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
+
+export type Db = Kysely<Database>;
+
+export function createDb(databaseUrl: string, poolSize: number): Db {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: poolSize,
+    // Fail fast while Postgres is down instead of queueing requests forever.
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection (Postgres restarted, backend terminated) emits 'error' on
+  // the pool; without a listener that would crash the process. The pool replaces the client itself.
+  pool.on('error', () => {});
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/** Creates the database named in the URL if it does not exist; safe when several processes race. */
+export async function createDatabaseIfMissing(databaseUrl: string): Promise<boolean> {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!name) throw new Error('DATABASE_URL names no database');
+  url.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.rowCount) return false;
+    try {
+      await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+      return true;
+    } catch (err) {
+      // 42P04 duplicate_database, 23505 when two CREATEs race on pg_database's unique index.
+      const code = (err as { code?: string }).code;
+      if (code === '42P04' || code === '23505') return false;
+      throw err;
+    }
+  } finally {
+    await client.end();
+  }
+}

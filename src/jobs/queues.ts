@@ -1,0 +1,60 @@
+import { Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+/**
+ * Every queue the service uses and the payload its jobs carry. Producers and processors both type
+ * against this map, so a job can't be enqueued with a payload its processor does not expect.
+ */
+export interface QueuePayloads {
+  /** Periodic repair and housekeeping, driven by job schedulers (see src/jobs/schedules.ts). */
+  maintenance: { task: MaintenanceTask };
+}
+
+export type MaintenanceTask = 'purge-idempotency-keys';
+
+export type QueueName = keyof QueuePayloads;
+export const QUEUE_NAMES: QueueName[] = ['maintenance'];
+
+export interface EnqueueOptions extends Omit<JobsOptions, 'jobId'> {
+  /** Business key: enqueueing the same key twice yields one job (idempotent producers). */
+  jobId: string;
+}
+
+/** The producer side. Safe to use on a request path: its Redis connection fails fast. */
+export class Queues {
+  private readonly queues = new Map<QueueName, Queue>();
+
+  constructor(
+    private readonly connection: Redis,
+    readonly prefix: string,
+  ) {}
+
+  get(name: QueueName): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, {
+        connection: this.connection,
+        prefix: this.prefix,
+        defaultJobOptions: {
+          attempts: 10,
+          backoff: { type: 'exponential', delay: 1_000 },
+          removeOnComplete: { age: 3600, count: 10_000 },
+          removeOnFail: { age: 7 * 86400 },
+        },
+      });
+      // Connection errors are reported by the calls that hit them; don't let the emitter crash us.
+      queue.on('error', () => {});
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  async add<N extends QueueName>(name: N, payload: QueuePayloads[N], options: EnqueueOptions): Promise<void> {
+    // BullMQ reserves ':' in custom job ids; our business keys use it as a separator.
+    await this.get(name).add(name, payload, { ...options, jobId: options.jobId.replaceAll(':', '_') });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

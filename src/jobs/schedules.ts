@@ -1,0 +1,17 @@
+import type { Config } from '../config.js';
+import type { MaintenanceTask, Queues } from './queues.js';
+
+/**
+ * Repeating jobs, declared with upsertJobScheduler so every worker process can declare them at
+ * start without creating duplicates (the scheduler id is the key).
+ */
+export async function upsertSchedules(queues: Queues, config: Config): Promise<void> {
+  const every: Record<MaintenanceTask, number> = {
+    'purge-idempotency-keys': 3600_000,
+  };
+  const maintenance = queues.get('maintenance');
+  for (const [task, ms] of Object.entries(every) as [MaintenanceTask, number][]) {
+    await maintenance.upsertJobScheduler(task, { every: ms }, { name: task, data: { task } });
+  }
+  void config;
+}

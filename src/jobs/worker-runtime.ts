@@ -1,0 +1,44 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config.js';
+import type { Db } from '../infra/postgres.js';
+import type { QueueName, QueuePayloads, Queues } from './queues.js';
+
+/** What a job processor gets to work with. */
+export interface JobContext {
+  db: Db;
+  queues: Queues;
+  config: Config;
+  log: FastifyBaseLogger;
+}
+
+/** A processor must be safe to run twice for the same job: deliveries are at-least-once. */
+export type Processor<N extends QueueName> = (payload: QueuePayloads[N], ctx: JobContext, job: Job) => Promise<unknown>;
+
+export type ProcessorMap = { [N in QueueName]: Processor<N> };
+
+export interface WorkerOptions {
+  concurrency?: Partial<Record<QueueName, number>>;
+}
+
+/** Starts one BullMQ worker per queue; close() lets running jobs finish before returning. */
+export function startWorkers(connection: Redis, ctx: JobContext, processors: ProcessorMap, options: WorkerOptions = {}) {
+  const workers = (Object.keys(processors) as QueueName[]).map((name) => {
+    const processor = processors[name] as Processor<QueueName>;
+    const worker = new Worker(name, (job) => processor(job.data as QueuePayloads[QueueName], ctx, job), {
+      connection,
+      prefix: ctx.config.queuePrefix,
+      concurrency: options.concurrency?.[name] ?? 4,
+    });
+    worker.on('failed', (job, err) => ctx.log.warn({ err, queue: name, jobId: job?.id, attempts: job?.attemptsMade }, 'job failed'));
+    worker.on('error', (err) => ctx.log.error({ err, queue: name }, 'worker error'));
+    return worker;
+  });
+  return {
+    workers,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+    },
+  };
+}

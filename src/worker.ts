@@ -1,0 +1,38 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from './config.js';
+import { createDb } from './infra/postgres.js';
+import { createRequestRedis, createWorkerRedis } from './infra/redis.js';
+import { Queues } from './jobs/queues.js';
+import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
+import { upsertSchedules } from './jobs/schedules.js';
+import { maintenanceProcessor } from './jobs/maintenance.job.js';
+
+export const processors: ProcessorMap = {
+  maintenance: maintenanceProcessor,
+};
+
+/**
+ * The worker role: consumes every queue and keeps the repeating schedules declared. Runs beside
+ * the API in one process (ROLE=all) or on its own (ROLE=worker), any number of copies.
+ */
+export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
+  const db = createDb(config.databaseUrl, config.databasePoolSize);
+  const consumerRedis = createWorkerRedis(config.redisUrl);
+  const producerRedis = createWorkerRedis(config.redisUrl);
+  consumerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
+  producerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
+  const queues = new Queues(producerRedis, config.queuePrefix);
+  await upsertSchedules(queues, config);
+  const running = startWorkers(consumerRedis, { db, queues, config, log }, processors);
+  log.info({ queues: Object.keys(processors) }, 'workers started');
+  return {
+    queues,
+    async close() {
+      await running.close();
+      await queues.close();
+      consumerRedis.disconnect();
+      producerRedis.disconnect();
+      await db.destroy();
+    },
+  };
+}
