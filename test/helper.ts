@@ -45,7 +45,8 @@ export async function createTestEnv(t: Test, env: Record<string, string> = {}): 
   return { config, db };
 }
 
-async function flushPrefix(prefix: string): Promise<void> {
+/** Deletes every Redis key under a queue prefix (rate-limit counters and BullMQ data). */
+export async function flushPrefix(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => {});
   try {
@@ -68,6 +69,23 @@ export async function buildTestApp(t: Test, env: Record<string, string> = {}): P
   const app = await buildApp({ config: testEnv.config, logger: false });
   await app.ready();
   t.teardown(() => app.close());
+  return { ...testEnv, app };
+}
+
+/**
+ * Like buildTestApp, but lets the test add routes or hooks before the app is made ready
+ * (Fastify refuses new routes afterwards).
+ */
+export async function buildTestAppWith(
+  t: Test,
+  env: Record<string, string>,
+  prepare: (app: FastifyInstance) => void | Promise<void>,
+): Promise<TestEnv & { app: FastifyInstance }> {
+  const testEnv = await createTestEnv(t, env);
+  const app = await buildApp({ config: testEnv.config, logger: false });
+  t.teardown(() => app.close());
+  await prepare(app);
+  await app.ready();
   return { ...testEnv, app };
 }
 

@@ -72,8 +72,14 @@ export async function useInvite(trx: Transaction<Database>, circleId: string, co
     .executeTakeFirst();
 }
 
+/** An invite of this circle, with whether it has expired by the database's clock (as useInvite judges). */
 export async function findInvite(trx: Transaction<Database>, circleId: string, code: string) {
-  return trx.selectFrom('invites').select(['expires_at', 'max_uses', 'uses']).where('code', '=', code).where('circle_id', '=', circleId).executeTakeFirst();
+  return trx
+    .selectFrom('invites')
+    .select(['max_uses', 'uses', sql<boolean>`expires_at <= now()`.as('expired')])
+    .where('code', '=', code)
+    .where('circle_id', '=', circleId)
+    .executeTakeFirst();
 }
 
 /** Adds a member, or brings back one who left; returns nothing if they are already a member. */

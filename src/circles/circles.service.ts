@@ -28,7 +28,7 @@ export async function createCircle(app: FastifyInstance, userId: string, input: 
 }
 
 export async function listMyCircles(app: FastifyInstance, userId: string, limit: number, cursor?: string) {
-  const after = decodeCursor(cursor, 2) as [number, string] | null;
+  const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.listCirclesOfUser(app.db, userId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.id]);
   return { items: page.items.map(toCircleView), nextCursor: page.nextCursor };
@@ -66,7 +66,7 @@ export async function joinCircle(app: FastifyInstance, userId: string, circleId:
       if (!used) {
         const invite = await repo.findInvite(trx, circleId, inviteCode);
         if (!invite) throw notFound('invite');
-        if (invite.expires_at <= new Date()) throw conflict('invite_expired', 'This invite has expired.');
+        if (invite.expired) throw conflict('invite_expired', 'This invite has expired.');
         throw conflict('invite_used_up', 'This invite has been used as often as it allows.');
       }
     }
@@ -80,7 +80,7 @@ export async function joinCircle(app: FastifyInstance, userId: string, circleId:
 
 export async function listMembers(app: FastifyInstance, userId: string, circleId: string, limit: number, cursor?: string) {
   await requireMember(app.db, circleId, userId);
-  const after = decodeCursor(cursor, 2) as [number, string] | null;
+  const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.listMembers(app.db, circleId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.user_id]);
   return { items: page.items.map((m) => toMemberView(circleId, m)), nextCursor: page.nextCursor };
@@ -126,9 +126,10 @@ export async function removeMember(app: FastifyInstance, actorId: string, circle
     if (!actorRole) throw notFound('circle');
     const target = locked.find((m) => m.user_id === targetId);
     if (!target) throw notFound('member');
-    if (target.role === 'owner') throw conflict('owner_cannot_leave', 'The owner must transfer ownership before leaving.');
+    // Permission first: someone else trying to remove the owner is refused, not told to transfer.
     const allowed = actorId === targetId || actorRole === 'owner' || (actorRole === 'admin' && target.role === 'member');
     if (!allowed) throw forbidden('Your role does not allow removing this member.');
+    if (target.role === 'owner') throw conflict('owner_cannot_leave', 'The owner must transfer ownership before leaving.');
     await repo.markLeft(trx, circleId, targetId);
     await recordEvent(trx, { circleId, type: 'member.left', subjectId: targetId, actorId, payload: { removed: actorId !== targetId } });
   });

@@ -26,7 +26,8 @@ export const authPlugin = fp(async (app) => {
   await app.register(jwt, {
     secret,
     sign: { algorithm: 'HS256', iss: issuer, aud: audience, expiresIn: accessTtlSeconds },
-    verify: { algorithms: ['HS256'], allowedIss: issuer, allowedAud: audience, requiredClaims: ['exp', 'sub'] },
+    // fast-jwt only checks iss/aud when present, so they must be required too.
+    verify: { algorithms: ['HS256'], allowedIss: issuer, allowedAud: audience, requiredClaims: ['exp', 'sub', 'iss', 'aud'] },
   });
 
   app.decorate('authenticate', async (request: FastifyRequest) => {

@@ -9,12 +9,30 @@ export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-export function decodeCursor(cursor: string | undefined, arity: number): CursorKey | null {
+/** What one position of a cursor key must hold: a safe integer, any string, or a UUID. */
+export type CursorPart = 'number' | 'string' | 'uuid';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function fits(value: unknown, part: CursorPart | undefined): boolean {
+  if (part === 'number') return Number.isSafeInteger(value);
+  if (part === 'uuid') return typeof value === 'string' && UUID.test(value);
+  if (part === 'string') return typeof value === 'string';
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+/**
+ * Decodes a cursor into its key. `shape` is either the key's length or, better, the kind of each
+ * position: a cursor is client input, and a forged one whose values reach SQL with the wrong type
+ * would otherwise fail there as a 500 instead of a 400.
+ */
+export function decodeCursor(cursor: string | undefined, shape: number | readonly CursorPart[]): CursorKey | null {
   if (cursor === undefined) return null;
+  const parts = typeof shape === 'number' ? Array.from({ length: shape }, () => undefined) : shape;
   try {
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(key) && key.length === arity && key.every((k) => typeof k === 'string' || typeof k === 'number')) {
-      return key;
+    if (Array.isArray(key) && key.length === parts.length && key.every((k, i) => fits(k, parts[i]))) {
+      return key as CursorKey;
     }
   } catch {
     // fall through to the error below
