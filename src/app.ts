@@ -12,6 +12,11 @@ import { idempotencyPlugin } from './idempotency/idempotency.plugin.js';
 import { healthRoutes } from './health/health.routes.js';
 import { authRoutes, meRoutes } from './accounts/accounts.routes.js';
 import { circleRoutes } from './circles/circles.routes.js';
+import { projectRoutes } from './projects/projects.routes.js';
+import { taskRoutes } from './tasks/tasks.routes.js';
+import { claimRoutes } from './claims/claims.routes.js';
+import { reviewRoutes } from './reviews/reviews.routes.js';
+import { contributionRoutes } from './contributions/contributions.routes.js';
 
 export interface BuildOptions {
   config: Config;
@@ -58,6 +63,11 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
     await v1.register(authRoutes);
     await v1.register(meRoutes);
     await v1.register(circleRoutes);
+    await v1.register(projectRoutes);
+    await v1.register(taskRoutes);
+    await v1.register(claimRoutes);
+    await v1.register(reviewRoutes);
+    await v1.register(contributionRoutes);
   }, { prefix: '/v1' });
 
   return app;

@@ -6,9 +6,13 @@ import { Queues } from './jobs/queues.js';
 import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
 import { upsertSchedules } from './jobs/schedules.js';
 import { maintenanceProcessor } from './jobs/maintenance.job.js';
+import { claimExpiryProcessor } from './claims/claim-expiry.job.js';
+import { reviewDeadlineProcessor } from './reviews/review-deadline.job.js';
 
 export const processors: ProcessorMap = {
   maintenance: maintenanceProcessor,
+  'claim-expiry': claimExpiryProcessor,
+  'review-deadline': reviewDeadlineProcessor,
 };
 
 /**

@@ -1,9 +1,9 @@
 import { sql, type Transaction } from 'kysely';
-import type { Db } from '../infra/postgres.js';
+import type { Db, Executor } from '../infra/postgres.js';
 import type { Database, JoinPolicy, Role } from '../infra/database-schema.js';
 import { fromMicros, micros } from '../infra/sql.js';
 
-export async function findMembership(db: Db, circleId: string, userId: string) {
+export async function findMembership(db: Executor, circleId: string, userId: string) {
   return db
     .selectFrom('memberships')
     .select(['role', 'joined_at'])
@@ -47,7 +47,7 @@ export async function listCirclesOfUser(db: Db, userId: string, limit: number, a
   return q.orderBy('memberships.joined_at').orderBy('memberships.circle_id').limit(limit + 1).execute();
 }
 
-export async function findCircle(db: Db | Transaction<Database>, circleId: string) {
+export async function findCircle(db: Executor, circleId: string) {
   return db.selectFrom('circles').select(['id', 'join_policy', 'owner_id']).where('id', '=', circleId).executeTakeFirst();
 }
 
@@ -96,7 +96,7 @@ export async function upsertMember(trx: Transaction<Database>, circleId: string,
 
 const memberColumns = ['memberships.user_id', 'users.handle', 'users.display_name', 'memberships.role', 'memberships.joined_at'] as const;
 
-export async function findMember(db: Db | Transaction<Database>, circleId: string, userId: string) {
+export async function findMember(db: Executor, circleId: string, userId: string) {
   return db
     .selectFrom('memberships')
     .innerJoin('users', 'users.id', 'memberships.user_id')

@@ -78,6 +78,108 @@ export interface EventsTable {
   relayed_at: NullableTimestamp;
 }
 
+export type ProjectStatus = 'draft' | 'open' | 'closed' | 'settled' | 'cancelled';
+export type TaskStatus = 'open' | 'done' | 'cancelled';
+export type ClaimStatus = 'active' | 'submitted' | 'accepted' | 'rejected' | 'released' | 'expired' | 'revoked';
+export type ReviewDecision = 'accept' | 'reject' | 'revise';
+export type ContributionSource = 'task' | 'adjustment' | 'checkin' | 'recognition';
+
+export interface ProjectsTable {
+  id: Generated<string>;
+  circle_id: string;
+  title: string;
+  description: ColumnType<string, string | undefined, string>;
+  status: ProjectStatus;
+  reward_amount: ColumnType<number, number | undefined, number>;
+  reward_unit: ColumnType<string, string | undefined, string>;
+  lease_seconds: number;
+  review_window_seconds: number;
+  created_by: string;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface TasksTable {
+  id: string;
+  circle_id: string;
+  project_id: string;
+  parent_id: string | null;
+  title: string;
+  description: ColumnType<string, string | undefined, string>;
+  weight: number;
+  skills: ColumnType<string[], string[] | undefined, string[]>;
+  slots: number;
+  required_accepts: number;
+  priority: ColumnType<number, number | undefined, number>;
+  depth: ColumnType<number, number | undefined, number>;
+  is_leaf: ColumnType<boolean, boolean | undefined, boolean>;
+  status: ColumnType<TaskStatus, TaskStatus | undefined, TaskStatus>;
+  live_claims: ColumnType<number, number | undefined, number>;
+  accepted_count: ColumnType<number, number | undefined, number>;
+  blocking_deps: ColumnType<number, number | undefined, number>;
+  created_at: CreatedAt;
+  seq: Generated<number>;
+}
+
+export interface TaskDependenciesTable {
+  task_id: string;
+  depends_on_id: string;
+}
+
+export interface ClaimsTable {
+  id: Generated<string>;
+  circle_id: string;
+  project_id: string;
+  task_id: string;
+  user_id: string;
+  status: ColumnType<ClaimStatus, ClaimStatus | undefined, ClaimStatus>;
+  member_slot: number | null;
+  lease_started_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  expires_at: Timestamp;
+  revoke_reason: string | null;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface SubmissionsTable {
+  id: Generated<string>;
+  circle_id: string;
+  claim_id: string;
+  user_id: string;
+  revision: number;
+  content: string;
+  links: ColumnType<string[], string[] | undefined, string[]>;
+  review_due_at: Timestamp;
+  created_at: CreatedAt;
+}
+
+export interface ReviewsTable {
+  id: Generated<string>;
+  circle_id: string;
+  submission_id: string;
+  claim_id: string;
+  reviewer_id: string | null;
+  decision: ReviewDecision;
+  score: number | null;
+  feedback: ColumnType<string, string | undefined, string>;
+  automatic: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: CreatedAt;
+}
+
+export interface ContributionsTable {
+  id: Generated<number>;
+  circle_id: string;
+  project_id: string | null;
+  user_id: string;
+  source: ContributionSource;
+  task_id: string | null;
+  claim_id: string | null;
+  points: number;
+  reason: string | null;
+  created_by: string | null;
+  created_at: CreatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   refresh_tokens: RefreshTokensTable;
@@ -86,4 +188,11 @@ export interface Database {
   invites: InvitesTable;
   idempotency_keys: IdempotencyKeysTable;
   events: EventsTable;
+  projects: ProjectsTable;
+  tasks: TasksTable;
+  task_dependencies: TaskDependenciesTable;
+  claims: ClaimsTable;
+  submissions: SubmissionsTable;
+  reviews: ReviewsTable;
+  contributions: ContributionsTable;
 }

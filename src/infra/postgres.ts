@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type Transaction } from 'kysely';
 import type { Database } from './database-schema.js';
 
 // int8 columns (counts, sums, amounts) come back as JS numbers. Every stored amount and point
@@ -11,6 +11,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
 
 export type Db = Kysely<Database>;
+/** Either the pool or an open transaction: for reads that work in both. */
+export type Executor = Db | Transaction<Database>;
 
 export function createDb(databaseUrl: string, poolSize: number): Db {
   const pool = new pg.Pool({

@@ -8,12 +8,15 @@ import type { Redis } from 'ioredis';
 export interface QueuePayloads {
   /** Periodic repair and housekeeping, driven by job schedulers (see src/jobs/schedules.ts). */
   maintenance: { task: MaintenanceTask };
+  /** Delayed until a claim's lease deadline; expires it if still active (src/claims). */
+  'claim-expiry': { claimId: string };
+  /** Delayed until a submission's review window closes; accepts it if still unreviewed (src/reviews). */
+  'review-deadline': { submissionId: string };
 }
 
-export type MaintenanceTask = 'purge-idempotency-keys';
+export type MaintenanceTask = 'purge-idempotency-keys' | 'expire-overdue-claims' | 'accept-overdue-submissions';
 
 export type QueueName = keyof QueuePayloads;
-export const QUEUE_NAMES: QueueName[] = ['maintenance'];
 
 export interface EnqueueOptions extends Omit<JobsOptions, 'jobId'> {
   /** Business key: enqueueing the same key twice yields one job (idempotent producers). */

@@ -1,15 +1,24 @@
-// Runs once before all test files (tap "before"): builds a fresh, fully migrated template database.
+// Runs once before all test files (tap "before"): makes sure the migrated template database for
+// the current migrations exists. It is built under a temporary name and renamed when complete,
+// so a test never clones a half-migrated template.
+import { randomBytes } from 'node:crypto';
 import { createDb } from '../../src/infra/postgres.js';
 import { migrateToLatest } from '../../src/infra/migrations.js';
 import { TEMPLATE_DB, databaseUrl, withAdminClient } from './test-database.js';
 
-await withAdminClient(async (client) => {
-  await client.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
-  // Databases left behind by interrupted runs.
-  const stale = await client.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'ca_test_%'`);
-  for (const { datname } of stale.rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-  await client.query(`CREATE DATABASE ${TEMPLATE_DB}`);
-});
-const db = createDb(databaseUrl(TEMPLATE_DB), 1);
-await migrateToLatest(db);
-await db.destroy();
+const exists = await withAdminClient(async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [TEMPLATE_DB])).rowCount === 1);
+if (!exists) {
+  const building = `ca_building_${randomBytes(6).toString('hex')}`;
+  await withAdminClient((c) => c.query(`CREATE DATABASE ${building}`));
+  const db = createDb(databaseUrl(building), 1);
+  await migrateToLatest(db);
+  await db.destroy();
+  await withAdminClient(async (c) => {
+    try {
+      await c.query(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE_DB}`);
+    } catch {
+      // Another run finished the same template first; ours is surplus.
+      await c.query(`DROP DATABASE IF EXISTS ${building} WITH (FORCE)`);
+    }
+  });
+}

@@ -1,9 +1,23 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 // Test databases live on the server named by TEST_DATABASE_URL (default: local Postgres).
 // `before.ts` builds one migrated template; every test file clones it into a database of its own.
 export const SERVER_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-export const TEMPLATE_DB = 'circle_actions_test_template';
+
+/**
+ * The template is named after a hash of the migrations, so a changed schema gets a new template
+ * and concurrent test runs on one machine share a finished one instead of rebuilding it under
+ * each other's feet.
+ */
+export const TEMPLATE_DB = (() => {
+  const dir = fileURLToPath(new URL('../../db/migrations/', import.meta.url));
+  const hash = createHash('sha256');
+  for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(dir + file));
+  return `ca_template_${hash.digest('hex').slice(0, 16)}`;
+})();
 
 export function databaseUrl(name: string): string {
   const url = new URL(SERVER_URL);

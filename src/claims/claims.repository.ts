@@ -1,0 +1,198 @@
+import { sql, type Transaction } from 'kysely';
+import type { ClaimStatus, Database } from '../infra/database-schema.js';
+import type { Db, Executor } from '../infra/postgres.js';
+
+export type ClaimRow = {
+  id: string; circle_id: string; project_id: string; task_id: string; user_id: string; status: ClaimStatus;
+  expires_at: Date; lease_started_at: Date; revoke_reason: string | null; created_at: Date; updated_at: Date;
+};
+
+const CLAIM_RETURNING = sql.raw('id, circle_id, project_id, task_id, user_id, status, expires_at, lease_started_at, revoke_reason, created_at, updated_at');
+
+// The lowest of the member's numbered claim slots not held by one of their active claims. The
+// unique index claims_member_slot turns two concurrent picks of the same slot into a conflict,
+// so the per-member cap holds across any number of API processes.
+const memberSlot = (userId: string, cap: number) => sql`
+  SELECT s AS member_slot FROM generate_series(1, ${cap}::int) AS s
+  WHERE NOT EXISTS (SELECT 1 FROM claims c WHERE c.user_id = ${userId}::uuid AND c.status = 'active' AND c.member_slot = s)
+  ORDER BY s LIMIT 1`;
+
+// Inserting the claim and its event, given a CTE `bumped(id, circle_id, project_id, lease_seconds)`.
+const insertClaim = (userId: string) => sql`
+  ins AS (
+    INSERT INTO claims (circle_id, project_id, task_id, user_id, member_slot, expires_at)
+    SELECT b.circle_id, b.project_id, b.id, ${userId}::uuid, slot.member_slot, now() + make_interval(secs => b.lease_seconds)
+    FROM bumped b, slot
+    RETURNING ${CLAIM_RETURNING}
+  ), ev AS (
+    INSERT INTO events (circle_id, type, subject_id, actor_id, payload)
+    SELECT circle_id, 'claim.created', id, user_id, jsonb_build_object('taskId', task_id, 'projectId', project_id) FROM ins
+  )
+  SELECT * FROM ins`;
+
+/**
+ * Claims one given task in a single statement. The conditional UPDATE takes the task's row lock,
+ * so concurrent claimers queue on that row and each re-checks `live_claims < slots` on the latest
+ * version; the CHECK constraint on tasks and the unique index on live claims back it up.
+ * Returns nothing when the task can't be claimed now (the caller asks diagnoseClaim why).
+ */
+export async function claimTask(db: Db, taskId: string, userId: string, cap: number): Promise<ClaimRow | undefined> {
+  const result = await sql<ClaimRow>`
+    WITH target AS (
+      SELECT t.id, p.lease_seconds
+      FROM tasks t
+      JOIN projects p ON p.id = t.project_id AND p.status = 'open'
+      JOIN memberships m ON m.circle_id = t.circle_id AND m.user_id = ${userId}::uuid AND m.left_at IS NULL
+      WHERE t.id = ${taskId}::uuid
+    ), slot AS (${memberSlot(userId, cap)}),
+    bumped AS (
+      UPDATE tasks t SET live_claims = t.live_claims + 1
+      FROM target, slot
+      WHERE t.id = target.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.live_claims < t.slots
+        AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))
+      RETURNING t.id, t.circle_id, t.project_id, target.lease_seconds
+    ), ${insertClaim(userId)}`.execute(db);
+  return result.rows[0];
+}
+
+/**
+ * claims/next in one statement: the best claimable task for the caller (unblocked leaf with a free
+ * slot, matching the skills when given, highest priority, oldest first). SKIP LOCKED means
+ * concurrent callers never wait on each other's candidate row: each takes the next free task,
+ * so there is no single hot lock however many members rush a fresh project.
+ */
+export async function claimNextTask(db: Db, projectId: string, userId: string, skills: string[], cap: number): Promise<ClaimRow | undefined> {
+  const result = await sql<ClaimRow>`
+    WITH project AS (
+      SELECT p.id, p.lease_seconds
+      FROM projects p
+      JOIN memberships m ON m.circle_id = p.circle_id AND m.user_id = ${userId}::uuid AND m.left_at IS NULL
+      WHERE p.id = ${projectId}::uuid AND p.status = 'open'
+    ), slot AS (${memberSlot(userId, cap)}),
+    candidate AS (
+      SELECT t.id, project.lease_seconds
+      FROM tasks t, project, slot
+      WHERE t.project_id = project.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.live_claims < t.slots
+        AND (cardinality(${skills}::text[]) = 0 OR t.skills = '{}' OR t.skills && ${skills}::text[])
+        AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))
+      ORDER BY t.priority DESC, t.seq
+      LIMIT 1
+      FOR UPDATE OF t SKIP LOCKED
+    ), bumped AS (
+      UPDATE tasks t SET live_claims = t.live_claims + 1
+      FROM candidate WHERE t.id = candidate.id
+      RETURNING t.id, t.circle_id, t.project_id, candidate.lease_seconds
+    ), ${insertClaim(userId)}`.execute(db);
+  return result.rows[0];
+}
+
+/** Why a claim was refused, read after the fact (only on the failure path). */
+export async function diagnoseClaim(db: Db, userId: string, cap: number, where: { taskId: string } | { projectId: string }) {
+  const task = 'taskId' in where
+    ? await db.selectFrom('tasks').innerJoin('projects', 'projects.id', 'tasks.project_id')
+      .select(['tasks.circle_id', 'projects.status as project_status', 'tasks.status', 'tasks.is_leaf', 'tasks.blocking_deps', 'tasks.live_claims', 'tasks.slots',
+        sql<boolean>`EXISTS (SELECT 1 FROM claims c WHERE c.task_id = tasks.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))`.as('mine')])
+      .where('tasks.id', '=', where.taskId).executeTakeFirst()
+    : undefined;
+  const project = 'projectId' in where
+    ? await db.selectFrom('projects').select(['circle_id', 'status as project_status']).where('id', '=', where.projectId).executeTakeFirst()
+    : task;
+  const circleId = project?.circle_id;
+  const member = circleId
+    ? await db.selectFrom('memberships').select('role').where('circle_id', '=', circleId).where('user_id', '=', userId).where('left_at', 'is', null).executeTakeFirst()
+    : undefined;
+  const active = await db.selectFrom('claims').select(sql<number>`count(*)::int`.as('n')).where('user_id', '=', userId).where('status', '=', 'active').where('member_slot', 'is not', null).executeTakeFirstOrThrow();
+  return { exists: !!project && !!member, projectStatus: project?.project_status, task, atCap: active.n >= cap };
+}
+
+const CLAIM_DETAIL = [
+  'claims.id', 'claims.circle_id', 'claims.project_id', 'claims.task_id', 'claims.user_id', 'claims.status', 'claims.expires_at',
+  'claims.lease_started_at', 'claims.revoke_reason', 'claims.created_at', 'claims.updated_at',
+  'projects.status as project_status', 'projects.lease_seconds', 'projects.review_window_seconds',
+] as const;
+
+/** A claim with its project's settings and the caller's role in the circle (null: not a member). */
+export async function findClaimWithRole(db: Executor, claimId: string, userId: string, lock = false) {
+  let q = db.selectFrom('claims')
+    .innerJoin('projects', 'projects.id', 'claims.project_id')
+    .leftJoin('memberships', (j) => j
+      .onRef('memberships.circle_id', '=', 'claims.circle_id')
+      .on('memberships.user_id', '=', userId)
+      .on('memberships.left_at', 'is', null))
+    .select([...CLAIM_DETAIL, 'memberships.role'])
+    .where('claims.id', '=', claimId);
+  if (lock) q = q.forUpdate('claims');
+  return q.executeTakeFirst();
+}
+
+/** The same claim detail, locked, for work the service does on its own (no caller). */
+export async function lockClaim(trx: Transaction<Database>, claimId: string) {
+  return trx.selectFrom('claims').innerJoin('projects', 'projects.id', 'claims.project_id')
+    .select(CLAIM_DETAIL).where('claims.id', '=', claimId).forUpdate('claims').executeTakeFirst();
+}
+
+/**
+ * Ends one live claim (released, revoked, rejected) and frees its task slot, in one statement.
+ * Returns nothing if the claim was not in one of the `from` states (someone else moved it first).
+ */
+export async function endClaim(trx: Transaction<Database>, claimId: string, from: ClaimStatus[], to: ClaimStatus, reason: string | null = null): Promise<ClaimRow | undefined> {
+  const result = await sql<ClaimRow>`
+    WITH ended AS (
+      UPDATE claims SET status = ${to}, member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
+      WHERE id = ${claimId}::uuid AND status = ANY(${from}::text[])
+      RETURNING ${CLAIM_RETURNING}
+    ), freed AS (
+      UPDATE tasks t SET live_claims = t.live_claims - 1 FROM ended WHERE t.id = ended.task_id
+    )
+    SELECT * FROM ended`.execute(trx);
+  return result.rows[0];
+}
+
+/**
+ * Expires active claims past their deadline and frees their slots, set-based: one claim (the
+ * delayed job) or a batch of overdue ones (the sweep). SKIP LOCKED lets sweeps on several workers
+ * split the work instead of queueing on the same rows. Returns the expired claims.
+ */
+export async function expireOverdueClaims(db: Db, options: { claimId?: string; limit: number }) {
+  const result = await sql<{ id: string }>`
+    WITH due AS (
+      SELECT id FROM claims
+      WHERE status = 'active' AND expires_at <= now() ${options.claimId ? sql`AND id = ${options.claimId}::uuid` : sql``}
+      ORDER BY expires_at
+      LIMIT ${options.limit}
+      FOR UPDATE SKIP LOCKED
+    ), ended AS (
+      UPDATE claims c SET status = 'expired', member_slot = NULL, updated_at = now()
+      FROM due WHERE c.id = due.id
+      RETURNING c.id, c.circle_id, c.project_id, c.task_id, c.user_id
+    ), freed AS (
+      UPDATE tasks t SET live_claims = t.live_claims - x.n
+      FROM (SELECT task_id, count(*)::int AS n FROM ended GROUP BY task_id) x
+      WHERE t.id = x.task_id
+    ), ev AS (
+      INSERT INTO events (circle_id, type, subject_id, actor_id, payload)
+      SELECT circle_id, 'claim.expired', id, NULL, jsonb_build_object('taskId', task_id, 'projectId', project_id, 'userId', user_id) FROM ended
+    )
+    SELECT id FROM ended`.execute(db);
+  return result.rows;
+}
+
+export async function extendLease(trx: Transaction<Database>, claimId: string, seconds: number, maxLeaseSeconds: number) {
+  const result = await sql<ClaimRow>`
+    UPDATE claims
+    SET expires_at = LEAST(now() + make_interval(secs => ${seconds}), lease_started_at + make_interval(secs => ${maxLeaseSeconds})),
+        updated_at = now()
+    WHERE id = ${claimId}::uuid AND status = 'active'
+    RETURNING ${CLAIM_RETURNING}`.execute(trx);
+  return result.rows[0];
+}
+
+export async function listClaimsOfUser(db: Db, userId: string, status: ClaimStatus | undefined, limit: number, after: [number, string] | null) {
+  let q = db.selectFrom('claims')
+    .select(['id', 'circle_id', 'project_id', 'task_id', 'user_id', 'status', 'expires_at', 'lease_started_at', 'revoke_reason', 'created_at', 'updated_at',
+      sql<number>`(extract(epoch from created_at) * 1000000)::bigint`.as('cursor_ts')])
+    .where('user_id', '=', userId);
+  if (status) q = q.where('status', '=', status);
+  if (after) q = q.where(sql<boolean>`(created_at, id) < (timestamptz 'epoch' + ${after[0]}::bigint * interval '1 microsecond', ${after[1]}::uuid)`);
+  return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+}

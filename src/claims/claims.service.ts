@@ -1,0 +1,129 @@
+import type { FastifyInstance } from 'fastify';
+import type { ClaimStatus, Role } from '../infra/database-schema.js';
+import { conflict, forbidden, notFound } from '../http/errors.js';
+import { decodeCursor, pageOf } from '../http/pagination.js';
+import { recordEvent } from '../events/events.repository.js';
+import { MANAGERS, assertRole } from '../circles/access.js';
+import { findUserById } from '../accounts/accounts.repository.js';
+import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
+import { scheduleClaimExpiry } from './claim-expiry.job.js';
+import * as repo from './claims.repository.js';
+
+export const toClaimView = (c: repo.ClaimRow) => ({
+  id: c.id, taskId: c.task_id, projectId: c.project_id, circleId: c.circle_id, userId: c.user_id, status: c.status,
+  expiresAt: c.expires_at, leaseStartedAt: c.lease_started_at, revokeReason: c.revoke_reason, createdAt: c.created_at, updatedAt: c.updated_at,
+});
+
+const isUniqueViolation = (err: unknown, constraint: string) =>
+  (err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === constraint;
+
+/**
+ * Runs a claim statement, retrying when a concurrent claim by the same member took the member
+ * slot it picked (the statement then sees the new claim and picks the next slot).
+ */
+async function withSlotRetry(run: () => Promise<repo.ClaimRow | undefined>): Promise<repo.ClaimRow | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (isUniqueViolation(err, 'claims_one_live_per_member')) throw conflict('already_claimed', 'You already hold a live claim on this task.');
+      if (!isUniqueViolation(err, 'claims_member_slot') || attempt >= 4) throw err;
+    }
+  }
+}
+
+async function refusal(app: FastifyInstance, userId: string, where: { taskId: string } | { projectId: string }): Promise<never> {
+  const cap = app.config.maxLiveClaimsPerMember;
+  const why = await repo.diagnoseClaim(app.db, userId, cap, where);
+  if (!why.exists) throw notFound('taskId' in where ? 'task' : 'project');
+  assertProjectOpen(why.projectStatus!);
+  if (why.atCap) throw conflict('claim_limit_reached', `You already hold ${cap} active claims; submit or release one first.`);
+  const t = why.task;
+  if (!t) throw conflict('no_claimable_task', 'No task in this project can be claimed by you right now.');
+  if (t.status !== 'open' || !t.is_leaf) throw conflict('task_not_open', t.is_leaf ? `The task is ${t.status}.` : 'Only leaf tasks can be claimed; pick one of its sub-tasks.');
+  if (t.blocking_deps > 0) throw conflict('task_blocked', 'A task this one depends on is not done yet.');
+  if (t.mine) throw conflict('already_claimed', 'You already hold a live claim on this task.');
+  if (t.live_claims >= t.slots) throw conflict('task_full', 'Every slot of this task is taken.');
+  // The task changed between the claim and this read (a slot freed up): tell the client to retry.
+  throw conflict('task_full', 'The task was taken while claiming; try again.');
+}
+
+async function afterClaim(app: FastifyInstance, claim: repo.ClaimRow) {
+  await scheduleClaimExpiry(app.queues, app.log, claim);
+  return toClaimView(claim);
+}
+
+export async function claimTask(app: FastifyInstance, userId: string, taskId: string) {
+  const claim = await withSlotRetry(() => repo.claimTask(app.db, taskId, userId, app.config.maxLiveClaimsPerMember));
+  if (!claim) return refusal(app, userId, { taskId });
+  return afterClaim(app, claim);
+}
+
+/** Skills from the request, else the caller's profile skills; none means any task. */
+export async function claimNextTask(app: FastifyInstance, userId: string, projectId: string, skills?: string[]) {
+  const wanted = skills ?? (await findUserById(app.db, userId))?.skills ?? [];
+  const normalized = [...new Set(wanted.map((s) => s.trim().toLowerCase()))];
+  const claim = await withSlotRetry(() => repo.claimNextTask(app.db, projectId, userId, normalized, app.config.maxLiveClaimsPerMember));
+  if (!claim) return refusal(app, userId, { projectId });
+  return afterClaim(app, claim);
+}
+
+type ClaimWithRole = NonNullable<Awaited<ReturnType<typeof repo.findClaimWithRole>>>;
+
+/** Loads a claim for its claimant: outsiders get 404, other members 403. */
+function assertClaimant(claim: ClaimWithRole | undefined, userId: string): ClaimWithRole {
+  assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
+  if (claim!.user_id !== userId) throw forbidden('Only the member who holds this claim can do that.');
+  return claim!;
+}
+
+export async function getClaim(app: FastifyInstance, userId: string, claimId: string) {
+  const claim = await repo.findClaimWithRole(app.db, claimId, userId);
+  const role = assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
+  if (claim!.user_id !== userId && !MANAGERS.includes(role)) throw forbidden('Only the claimant and circle managers can see this claim.');
+  return toClaimView(claim!);
+}
+
+export async function extendClaim(app: FastifyInstance, userId: string, claimId: string, seconds?: number) {
+  const claim = await app.db.transaction().execute(async (trx) => {
+    const current = assertClaimant(await repo.findClaimWithRole(trx, claimId, userId, true), userId);
+    if (current.status !== 'active' || current.expires_at <= new Date()) throw conflict('claim_not_active', `The claim is ${current.status === 'active' ? 'expired' : current.status}.`);
+    const extended = await repo.extendLease(trx, claimId, seconds ?? current.lease_seconds, app.config.maxLeaseSeconds);
+    if (!extended || extended.expires_at <= current.expires_at) throw conflict('lease_limit_reached', 'The lease is already at its longest allowed length.');
+    await recordEvent(trx, { circleId: current.circle_id, type: 'claim.extended', subjectId: claimId, actorId: userId, payload: { expiresAt: extended.expires_at } });
+    return extended;
+  });
+  await scheduleClaimExpiry(app.queues, app.log, claim);
+  return toClaimView(claim);
+}
+
+export async function releaseClaim(app: FastifyInstance, userId: string, claimId: string) {
+  return app.db.transaction().execute(async (trx) => {
+    const current = assertClaimant(await repo.findClaimWithRole(trx, claimId, userId, true), userId);
+    const ended = await repo.endClaim(trx, claimId, ['active'], 'released');
+    if (!ended) throw conflict('claim_not_active', `The claim is ${current.status}.`);
+    await recordEvent(trx, { circleId: current.circle_id, type: 'claim.released', subjectId: claimId, actorId: userId, payload: { taskId: current.task_id } });
+    return toClaimView(ended);
+  });
+}
+
+/** An owner or admin frees a slot held by someone else (an abandoned claim), with a reason. */
+export async function revokeClaim(app: FastifyInstance, userId: string, claimId: string, reason: string) {
+  return app.db.transaction().execute(async (trx) => {
+    const current = await repo.findClaimWithRole(trx, claimId, userId, true);
+    assertRole((current?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
+    assertProjectEditable(current!.project_status);
+    const ended = await repo.endClaim(trx, claimId, ['active', 'submitted'], 'revoked', reason);
+    if (!ended) throw conflict('claim_not_active', `The claim is ${current!.status}.`);
+    await recordEvent(trx, { circleId: current!.circle_id, type: 'claim.revoked', subjectId: claimId, actorId: userId, payload: { taskId: current!.task_id, reason } });
+    return toClaimView(ended);
+  });
+}
+
+export async function listMyClaims(app: FastifyInstance, userId: string, query: { status?: ClaimStatus; limit?: number; cursor?: string }) {
+  const limit = query.limit ?? 50;
+  const after = decodeCursor(query.cursor, 2) as [number, string] | null;
+  const rows = await repo.listClaimsOfUser(app.db, userId, query.status, limit, after);
+  const page = pageOf(rows, limit, (c) => [c.cursor_ts, c.id]);
+  return { items: page.items.map(toClaimView), nextCursor: page.nextCursor };
+}

@@ -1,0 +1,75 @@
+import type { FastifyInstance } from 'fastify';
+import type { ProjectStatus } from '../infra/database-schema.js';
+import { decodeCursor, pageOf } from '../http/pagination.js';
+import { recordEvent } from '../events/events.repository.js';
+import { MANAGERS, assertRole, requireMember } from '../circles/access.js';
+import { addTaskForest } from '../tasks/tasks.service.js';
+import type { TaskNodeInput } from '../tasks/task-tree.js';
+import { assertTransition } from './project-rules.js';
+import * as repo from './projects.repository.js';
+
+export const DEFAULT_LEASE_SECONDS = 86400;
+export const DEFAULT_REVIEW_WINDOW_SECONDS = 3 * 86400;
+
+type Progress = Awaited<ReturnType<typeof repo.projectProgress>>;
+
+export const toProjectView = (p: repo.ProjectRow, progress?: Progress) => ({
+  id: p.id, circleId: p.circle_id, title: p.title, description: p.description, status: p.status,
+  rewardPool: { amount: p.reward_amount, unit: p.reward_unit }, leaseSeconds: p.lease_seconds, reviewWindowSeconds: p.review_window_seconds,
+  createdBy: p.created_by, createdAt: p.created_at, updatedAt: p.updated_at, ...(progress ? { progress } : {}),
+});
+
+export async function createProject(app: FastifyInstance, userId: string, circleId: string, input: {
+  title: string; description?: string; status?: 'draft' | 'open'; rewardPool?: { amount: number; unit: string };
+  leaseSeconds?: number; reviewWindowSeconds?: number; tasks?: TaskNodeInput[];
+}) {
+  await requireMember(app.db, circleId, userId, MANAGERS);
+  return app.db.transaction().execute(async (trx) => {
+    const project = await repo.insertProject(trx, {
+      circleId, title: input.title, description: input.description ?? '', status: input.status ?? 'open',
+      rewardAmount: input.rewardPool?.amount ?? 0, rewardUnit: input.rewardPool?.unit ?? 'points',
+      leaseSeconds: input.leaseSeconds ?? DEFAULT_LEASE_SECONDS, reviewWindowSeconds: input.reviewWindowSeconds ?? DEFAULT_REVIEW_WINDOW_SECONDS,
+      createdBy: userId,
+    });
+    await recordEvent(trx, { circleId, type: 'project.created', subjectId: project.id, actorId: userId });
+    if (input.tasks?.length) await addTaskForest(trx, project, userId, undefined, input.tasks);
+    return toProjectView(project, await repo.projectProgress(trx, project.id));
+  });
+}
+
+export async function listProjects(app: FastifyInstance, userId: string, circleId: string, limit: number, cursor?: string) {
+  await requireMember(app.db, circleId, userId);
+  const after = decodeCursor(cursor, 2) as [number, string] | null;
+  const rows = await repo.listProjects(app.db, circleId, limit, after);
+  const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.id]);
+  return { items: page.items.map((p) => toProjectView(p)), nextCursor: page.nextCursor };
+}
+
+export async function getProject(app: FastifyInstance, userId: string, projectId: string) {
+  const project = await repo.findProjectWithRole(app.db, projectId, userId);
+  assertRole(project?.role ?? undefined, 'project');
+  return toProjectView(project!, await repo.projectProgress(app.db, projectId));
+}
+
+export async function updateProject(app: FastifyInstance, userId: string, projectId: string, input: {
+  title?: string; description?: string; status?: ProjectStatus; rewardPool?: { amount: number; unit: string };
+  leaseSeconds?: number; reviewWindowSeconds?: number;
+}) {
+  return app.db.transaction().execute(async (trx) => {
+    const project = await repo.findProjectWithRole(trx, projectId, userId, true);
+    assertRole(project?.role ?? undefined, 'project', MANAGERS);
+    const current = project!;
+    assertTransition(current.status, input.status ?? current.status);
+    const updated = await repo.updateProject(trx, projectId, {
+      ...(input.title !== undefined && { title: input.title }),
+      ...(input.description !== undefined && { description: input.description }),
+      ...(input.status !== undefined && { status: input.status }),
+      ...(input.rewardPool !== undefined && { reward_amount: input.rewardPool.amount, reward_unit: input.rewardPool.unit }),
+      ...(input.leaseSeconds !== undefined && { lease_seconds: input.leaseSeconds }),
+      ...(input.reviewWindowSeconds !== undefined && { review_window_seconds: input.reviewWindowSeconds }),
+    });
+    const type = input.status && input.status !== current.status ? `project.${input.status === 'open' ? 'opened' : input.status}` : 'project.updated';
+    await recordEvent(trx, { circleId: current.circle_id, type, subjectId: projectId, actorId: userId, payload: { from: current.status, to: updated.status } });
+    return toProjectView(updated, await repo.projectProgress(trx, projectId));
+  });
+}

@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import type { FieldError } from '../http/errors.js';
+
+// Task-tree validation and flattening, as a plain function: no database, no HTTP.
+// Limits are part of the public contract (see the OpenAPI description of TaskNode).
+export const MAX_TREE_DEPTH = 8;
+export const MAX_TREE_NODES = 5000;
+export const MAX_DEPENDENCIES = 50;
+
+export interface TaskNodeInput {
+  key?: string;
+  title: string;
+  description?: string;
+  weight?: number;
+  skills?: string[];
+  slots?: number;
+  requiredAccepts?: number;
+  priority?: number;
+  dependsOn?: string[];
+  children?: TaskNodeInput[];
+}
+
+export interface FlatTask {
+  id: string;
+  parentId: string | null;
+  depth: number;
+  isLeaf: boolean;
+  title: string;
+  description: string;
+  weight: number;
+  skills: string[];
+  slots: number;
+  requiredAccepts: number;
+  priority: number;
+  /** Ids of tasks created in the same request that this one depends on. */
+  dependsOnNew: string[];
+  /** Task ids outside the request (must be tasks of the same project; the caller checks). */
+  dependsOnExisting: string[];
+}
+
+export type TreeResult = { ok: true; tasks: FlatTask[] } | { ok: false; errors: FieldError[] };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Flattens a TaskNode forest into rows (parents before children), resolving `key` references.
+ * A `dependsOn` entry is a key from this request or the id of an existing task. Reports every
+ * problem at once: duplicate or unknown keys, dependency cycles, trees too deep or too large.
+ * `baseDepth` is the depth of the parent the forest hangs under (-1 for the project root).
+ */
+export function flattenTaskTree(roots: TaskNodeInput[], baseDepth = -1, newId: () => string = randomUUID): TreeResult {
+  const errors: FieldError[] = [];
+  const tasks: FlatTask[] = [];
+  const keyToId = new Map<string, string>();
+  const pending: { task: FlatTask; refs: string[]; path: string }[] = [];
+
+  const visit = (node: TaskNodeInput, path: string, parentId: string | null, depth: number) => {
+    if (tasks.length >= MAX_TREE_NODES) return;
+    const children = node.children ?? [];
+    const task: FlatTask = {
+      id: newId(),
+      parentId,
+      depth,
+      isLeaf: children.length === 0,
+      title: node.title,
+      description: node.description ?? '',
+      weight: node.weight ?? 1,
+      skills: [...new Set((node.skills ?? []).map((s) => s.trim().toLowerCase()))],
+      slots: node.slots ?? 1,
+      requiredAccepts: node.requiredAccepts ?? 1,
+      priority: node.priority ?? 0,
+      dependsOnNew: [],
+      dependsOnExisting: [],
+    };
+    if (depth > baseDepth + MAX_TREE_DEPTH) {
+      errors.push({ path, message: `the tree is deeper than ${MAX_TREE_DEPTH} levels` });
+      return;
+    }
+    if (node.key !== undefined) {
+      if (keyToId.has(node.key)) errors.push({ path: `${path}/key`, message: `key "${node.key}" is used twice` });
+      else keyToId.set(node.key, task.id);
+    }
+    tasks.push(task);
+    pending.push({ task, refs: node.dependsOn ?? [], path });
+    children.forEach((child, i) => visit(child, `${path}/children/${i}`, task.id, depth + 1));
+  };
+
+  const countNodes = (nodes: TaskNodeInput[]): number => nodes.reduce((n, node) => n + 1 + countNodes(node.children ?? []), 0);
+  const total = countNodes(roots);
+  if (total > MAX_TREE_NODES) return { ok: false, errors: [{ path: 'body/tasks', message: `the tree has ${total} tasks; at most ${MAX_TREE_NODES} per request` }] };
+
+  roots.forEach((root, i) => visit(root, `body/tasks/${i}`, null, baseDepth + 1));
+
+  for (const { task, refs, path } of pending) {
+    refs.forEach((ref, i) => {
+      const id = keyToId.get(ref);
+      if (id === task.id) errors.push({ path: `${path}/dependsOn/${i}`, message: 'a task cannot depend on itself' });
+      else if (id) task.dependsOnNew.push(id);
+      else if (UUID.test(ref)) task.dependsOnExisting.push(ref.toLowerCase());
+      else errors.push({ path: `${path}/dependsOn/${i}`, message: `unknown key "${ref}"` });
+    });
+    task.dependsOnNew = [...new Set(task.dependsOnNew)];
+    task.dependsOnExisting = [...new Set(task.dependsOnExisting)];
+  }
+  if (errors.length === 0) {
+    const cycle = findCycle(tasks);
+    if (cycle) errors.push({ path: 'body/tasks', message: `dependency cycle: ${cycle.map((id) => titleOf(tasks, id)).join(' -> ')}` });
+  }
+  return errors.length ? { ok: false, errors } : { ok: true, tasks };
+}
+
+const titleOf = (tasks: FlatTask[], id: string) => JSON.stringify(tasks.find((t) => t.id === id)?.title ?? id);
+
+/**
+ * Finds one dependency cycle among the new tasks, or null. Existing tasks cannot depend on tasks
+ * that don't exist yet, so a cycle can only run through new ones. Iterative DFS: deep chains of
+ * thousands of tasks must not overflow the stack.
+ */
+function findCycle(tasks: FlatTask[]): string[] | null {
+  const edges = new Map(tasks.map((t) => [t.id, t.dependsOnNew]));
+  const state = new Map<string, 1 | 2>(); // 1 = on the current path, 2 = finished
+  for (const start of tasks) {
+    if (state.has(start.id)) continue;
+    const stack: { id: string; next: number }[] = [{ id: start.id, next: 0 }];
+    state.set(start.id, 1);
+    while (stack.length) {
+      const frame = stack[stack.length - 1]!;
+      const deps = edges.get(frame.id) ?? [];
+      if (frame.next >= deps.length) {
+        state.set(frame.id, 2);
+        stack.pop();
+        continue;
+      }
+      const dep = deps[frame.next++]!;
+      const s = state.get(dep);
+      if (s === 1) {
+        const from = stack.findIndex((f) => f.id === dep);
+        return [...stack.slice(from).map((f) => f.id), dep];
+      }
+      if (s === undefined) {
+        state.set(dep, 1);
+        stack.push({ id: dep, next: 0 });
+      }
+    }
+  }
+  return null;
+}

@@ -1,0 +1,104 @@
+import { sql, type Transaction } from 'kysely';
+import type { Database, TaskStatus } from '../infra/database-schema.js';
+import type { Executor } from '../infra/postgres.js';
+import type { FlatTask } from './task-tree.js';
+
+export const TASK_COLUMNS = [
+  'tasks.id', 'tasks.project_id', 'tasks.parent_id', 'tasks.title', 'tasks.description', 'tasks.weight', 'tasks.skills',
+  'tasks.slots', 'tasks.required_accepts', 'tasks.priority', 'tasks.status', 'tasks.is_leaf', 'tasks.blocking_deps',
+  'tasks.live_claims', 'tasks.accepted_count', 'tasks.created_at', 'tasks.seq',
+] as const;
+
+export type TaskRow = {
+  id: string; project_id: string; parent_id: string | null; title: string; description: string; weight: number; skills: string[];
+  slots: number; required_accepts: number; priority: number; status: TaskStatus; is_leaf: boolean; blocking_deps: number;
+  live_claims: number; accepted_count: number; created_at: Date; seq: number;
+};
+
+const dependsOnIds = sql<string[]>`ARRAY(SELECT d.depends_on_id FROM task_dependencies d WHERE d.task_id = tasks.id ORDER BY d.depends_on_id)`;
+
+/**
+ * Inserts a whole validated forest in three set-based statements (tasks, dependencies, events),
+ * whatever its size: the rows travel as one JSON parameter rather than thousands of bind values.
+ */
+export async function insertTaskForest(trx: Transaction<Database>, circleId: string, projectId: string, actorId: string, tasks: FlatTask[], existingDone: Set<string>) {
+  const rows = tasks.map((t) => ({
+    id: t.id, parent_id: t.parentId, title: t.title, description: t.description, weight: t.weight, skills: t.skills, slots: t.slots,
+    required_accepts: t.requiredAccepts, priority: t.priority, depth: t.depth, is_leaf: t.isLeaf,
+    blocking_deps: t.dependsOnNew.length + t.dependsOnExisting.filter((id) => !existingDone.has(id)).length,
+  }));
+  await sql`
+    INSERT INTO tasks (id, circle_id, project_id, parent_id, title, description, weight, skills, slots, required_accepts, priority, depth, is_leaf, blocking_deps)
+    SELECT r.id, ${circleId}::uuid, ${projectId}::uuid, r.parent_id, r.title, r.description, r.weight, r.skills, r.slots, r.required_accepts, r.priority, r.depth, r.is_leaf, r.blocking_deps
+    FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(id uuid, parent_id uuid, title text, description text, weight int, skills text[], slots int,
+      required_accepts int, priority int, depth int, is_leaf boolean, blocking_deps int)
+    ORDER BY r.depth`.execute(trx);
+  const deps = tasks.flatMap((t) => [...t.dependsOnNew, ...t.dependsOnExisting].map((d) => ({ task_id: t.id, depends_on_id: d })));
+  if (deps.length) {
+    await sql`
+      INSERT INTO task_dependencies (task_id, depends_on_id)
+      SELECT d.task_id, d.depends_on_id FROM jsonb_to_recordset(${JSON.stringify(deps)}::jsonb) AS d(task_id uuid, depends_on_id uuid)`.execute(trx);
+  }
+  await sql`
+    INSERT INTO events (circle_id, type, subject_id, actor_id, payload)
+    SELECT ${circleId}::uuid, 'task.created', id, ${actorId}::uuid, jsonb_build_object('projectId', ${projectId}::text)
+    FROM unnest(${tasks.map((t) => t.id)}::uuid[]) AS id`.execute(trx);
+}
+
+export async function findTasksByIds(db: Executor, ids: string[]) {
+  if (ids.length === 0) return [];
+  return db.selectFrom('tasks').select(TASK_COLUMNS).select(dependsOnIds.as('depends_on')).where('id', 'in', ids).orderBy('seq').execute();
+}
+
+export async function findProjectTaskStatuses(trx: Transaction<Database>, projectId: string, ids: string[]) {
+  if (ids.length === 0) return [];
+  return trx.selectFrom('tasks').select(['id', 'status']).where('project_id', '=', projectId).where('id', 'in', ids).execute();
+}
+
+export async function lockTask(trx: Transaction<Database>, taskId: string) {
+  return trx.selectFrom('tasks').select(TASK_COLUMNS).select('depth').where('id', '=', taskId).forUpdate().executeTakeFirst();
+}
+
+export async function markParent(trx: Transaction<Database>, taskId: string): Promise<void> {
+  await trx.updateTable('tasks').set({ is_leaf: false }).where('id', '=', taskId).execute();
+}
+
+/** A task with its circle, project status and the caller's role (null when not a member). */
+export async function findTaskWithRole(db: Executor, taskId: string, userId: string) {
+  return db
+    .selectFrom('tasks')
+    .innerJoin('projects', 'projects.id', 'tasks.project_id')
+    .leftJoin('memberships', (j) => j
+      .onRef('memberships.circle_id', '=', 'tasks.circle_id')
+      .on('memberships.user_id', '=', userId)
+      .on('memberships.left_at', 'is', null))
+    .select(TASK_COLUMNS)
+    .select([dependsOnIds.as('depends_on'), 'tasks.circle_id', 'projects.status as project_status', 'memberships.role'])
+    .where('tasks.id', '=', taskId)
+    .executeTakeFirst();
+}
+
+export interface TaskFilters {
+  status?: TaskStatus;
+  skill?: string;
+  claimable?: boolean;
+  parentId?: string;
+}
+
+/**
+ * One page of a project's tasks. With claimable=true the order and predicate match the partial
+ * index tasks_claimable_idx, so the board is an index range scan however many tasks there are.
+ */
+export async function listTasks(db: Executor, projectId: string, filters: TaskFilters, limit: number, after: number[] | null) {
+  let q = db.selectFrom('tasks').select(TASK_COLUMNS).select(dependsOnIds.as('depends_on')).where('project_id', '=', projectId);
+  if (filters.status) q = q.where('status', '=', filters.status);
+  if (filters.skill) q = q.where(sql<boolean>`skills @> ARRAY[${filters.skill.toLowerCase()}]::text[]`);
+  if (filters.parentId) q = q.where('parent_id', '=', filters.parentId);
+  if (filters.claimable) {
+    q = q.where('status', '=', 'open').where('is_leaf', '=', true).where('blocking_deps', '=', 0).where(sql<boolean>`live_claims < slots`);
+    if (after) q = q.where(sql<boolean>`(priority < ${after[0]!}::int OR (priority = ${after[0]!}::int AND seq > ${after[1]!}::bigint))`);
+    return q.orderBy('priority', 'desc').orderBy('seq').limit(limit + 1).execute();
+  }
+  if (after) q = q.where('seq', '>', after[0]!);
+  return q.orderBy('seq').limit(limit + 1).execute();
+}

@@ -1,0 +1,86 @@
+import type { FastifyInstance } from 'fastify';
+import type { Transaction } from 'kysely';
+import type { Database, ProjectStatus } from '../infra/database-schema.js';
+import { badRequest, conflict } from '../http/errors.js';
+import { decodeCursor, pageOf } from '../http/pagination.js';
+import { MANAGERS, assertRole } from '../circles/access.js';
+import { findProjectWithRole } from '../projects/projects.repository.js';
+import { assertProjectEditable } from '../projects/project-rules.js';
+import { flattenTaskTree, type TaskNodeInput } from './task-tree.js';
+import * as repo from './tasks.repository.js';
+
+type TaskWithDeps = repo.TaskRow & { depends_on: string[] };
+
+export function toTaskView(t: TaskWithDeps, projectStatus: ProjectStatus) {
+  const blocked = t.blocking_deps > 0;
+  return {
+    id: t.id, projectId: t.project_id, parentId: t.parent_id, title: t.title, description: t.description, weight: t.weight,
+    skills: t.skills, slots: t.slots, requiredAccepts: t.required_accepts, priority: t.priority, status: t.status, isLeaf: t.is_leaf,
+    blocked,
+    claimable: projectStatus === 'open' && t.status === 'open' && t.is_leaf && !blocked && t.live_claims < t.slots,
+    liveClaims: t.live_claims, acceptedCount: t.accepted_count, dependsOn: t.depends_on, createdAt: t.created_at,
+  };
+}
+
+/**
+ * Validates and inserts task trees inside the caller's transaction. Everything is checked before
+ * anything is written, and any error rolls the whole request back: nothing is half-created.
+ */
+export async function addTaskForest(
+  trx: Transaction<Database>,
+  project: { id: string; circle_id: string },
+  actorId: string,
+  parentId: string | undefined,
+  nodes: TaskNodeInput[],
+): Promise<string[]> {
+  let baseDepth = -1;
+  if (parentId) {
+    const parent = await repo.lockTask(trx, parentId);
+    if (!parent || parent.project_id !== project.id) throw badRequest('invalid_task_tree', 'parentId must name a task of this project.', [{ path: 'body/parentId', message: 'no such task in this project' }]);
+    if (parent.status !== 'open') throw conflict('task_not_open', 'Sub-tasks can only be added under an open task.');
+    if (parent.is_leaf && (parent.live_claims > 0 || parent.accepted_count > 0)) {
+      throw conflict('task_has_claims', 'This task has been claimed; it cannot be split into sub-tasks now.');
+    }
+    baseDepth = parent.depth;
+  }
+  const tree = flattenTaskTree(nodes, baseDepth);
+  if (!tree.ok) throw badRequest('invalid_task_tree', 'The task tree is invalid; see errors.', tree.errors);
+
+  const existing = [...new Set(tree.tasks.flatMap((t) => t.dependsOnExisting))];
+  const found = await repo.findProjectTaskStatuses(trx, project.id, existing);
+  const missing = existing.filter((id) => !found.some((f) => f.id === id));
+  if (missing.length) {
+    throw badRequest('invalid_task_tree', 'dependsOn names tasks that are not in this project.', missing.map((id) => ({ path: 'body/tasks', message: `task ${id} is not a task of this project` })));
+  }
+  const done = new Set(found.filter((f) => f.status === 'done').map((f) => f.id));
+  await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tree.tasks, done);
+  if (parentId) await repo.markParent(trx, parentId);
+  return tree.tasks.map((t) => t.id);
+}
+
+export async function createTasks(app: FastifyInstance, userId: string, projectId: string, input: { parentId?: string; tasks: TaskNodeInput[] }) {
+  return app.db.transaction().execute(async (trx) => {
+    const project = await findProjectWithRole(trx, projectId, userId, true);
+    assertRole(project?.role ?? undefined, 'project', MANAGERS);
+    assertProjectEditable(project!.status);
+    const ids = await addTaskForest(trx, project!, userId, input.parentId, input.tasks);
+    const rows = await repo.findTasksByIds(trx, ids);
+    return { items: rows.map((t) => toTaskView(t, project!.status)) };
+  });
+}
+
+export async function listTasks(app: FastifyInstance, userId: string, projectId: string, query: repo.TaskFilters & { limit?: number; cursor?: string }) {
+  const project = await findProjectWithRole(app.db, projectId, userId);
+  assertRole(project?.role ?? undefined, 'project');
+  const limit = query.limit ?? 50;
+  const after = decodeCursor(query.cursor, query.claimable ? 2 : 1) as number[] | null;
+  const rows = await repo.listTasks(app.db, projectId, query, limit, after);
+  const page = pageOf(rows, limit, (t) => (query.claimable ? [t.priority, t.seq] : [t.seq]));
+  return { items: page.items.map((t) => toTaskView(t, project!.status)), nextCursor: page.nextCursor };
+}
+
+export async function getTask(app: FastifyInstance, userId: string, taskId: string) {
+  const task = await repo.findTaskWithRole(app.db, taskId, userId);
+  assertRole(task?.role ?? undefined, 'task');
+  return toTaskView(task!, task!.project_status);
+}
