@@ -28,4 +28,7 @@ export function registerValidation(app: FastifyInstance): void {
   app.setValidatorCompiler(({ schema, httpPart }) =>
     httpPart === 'body' ? bodyAjv.compile(schema) : textAjv.compile(schema),
   );
+  // Bodies are JSON only. Fastify parses text/plain by default, which turned a JSON body sent
+  // with the wrong type into a confusing "body must be object"; it is a 415 like any other type.
+  app.removeContentTypeParser('text/plain');
 }

@@ -24,8 +24,7 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
  * Server errors (5xx) are not stored: the client may retry them with the same key.
  */
 export const idempotencyPlugin = fp(async (app) => {
-  app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!request.routeOptions.config.idempotent) return;
+  const takeKey = async (request: FastifyRequest, reply: FastifyReply) => {
     const header = request.headers['idempotency-key'];
     if (header === undefined) return;
     const key = Array.isArray(header) ? header[0] : header;
@@ -48,6 +47,15 @@ export const idempotencyPlugin = fp(async (app) => {
         reply.header('idempotent-replayed', 'true').code(state.status).type(state.type);
         return reply.send(state.body);
     }
+  };
+
+  // A route-level preHandler, added after the rate limiter's (its plugin is registered first, so
+  // its onRoute hook runs first): a replay costs a request like any other, and a request refused
+  // with 429 never takes the key, which would otherwise replay that 429 for a day.
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.idempotent) return;
+    const existing = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
+    route.preHandler = [...existing, takeKey];
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
@@ -62,4 +70,4 @@ export const idempotencyPlugin = fp(async (app) => {
     }
     return payload;
   });
-}, { name: 'idempotency' });
+}, { name: 'idempotency', dependencies: ['rate-limit'] });

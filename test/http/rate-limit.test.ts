@@ -1,0 +1,59 @@
+import t from 'tap';
+import { buildTestApp, call, isProblem, registerUser } from '../helper.js';
+
+// Request budgets counted in Redis: per IP on login/register/refresh, per user elsewhere; and the
+// limiter fails open when Redis is unreachable.
+
+t.test('the 4th login attempt in a minute with AUTH_RATE_LIMIT_MAX=3 is 429 rate_limited', async (t) => {
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' });
+  const user = await registerUser(app);
+  const body = { handle: user.handle, password: 'wrong password' };
+  for (let i = 1; i <= 3; i++) {
+    const res = await call(app, 'POST', '/v1/auth/login', { body });
+    t.ok(isProblem(res, 401, 'invalid_credentials'), `attempt ${i} is judged on its merits`);
+    t.equal(res.headers['x-ratelimit-remaining'], String(3 - i));
+  }
+  const limited = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: 'correct horse battery' } });
+  t.ok(isProblem(limited, 429, 'rate_limited'), JSON.stringify(limited.body));
+  t.match(limited.type, /^application\/problem\+json/);
+  const retryAfter = Number(limited.headers['retry-after']);
+  t.ok(retryAfter > 0 && retryAfter <= 60, `retry-after is the seconds left in the window (${retryAfter})`);
+  t.equal(limited.headers['x-ratelimit-limit'], '3');
+  t.notOk(limited.body.user, 'even the right password is not checked once limited');
+});
+
+t.test('RATE_LIMIT_MAX limits each user on user routes, sequentially and in parallel', async (t) => {
+  const { app } = await buildTestApp(t, { RATE_LIMIT_MAX: '5' });
+  const [ann, bob, cat] = [await registerUser(app, 'ann'), await registerUser(app, 'bob'), await registerUser(app, 'cat')];
+
+  for (let i = 0; i < 5; i++) t.equal((await call(app, 'GET', '/v1/me', { token: ann.token })).status, 200);
+  const sixth = await call(app, 'GET', '/v1/circles', { token: ann.token });
+  t.ok(isProblem(sixth, 429, 'rate_limited'), 'the budget is shared across routes');
+  t.ok(Number(sixth.headers['retry-after']) > 0);
+  t.equal((await call(app, 'GET', '/v1/me', { token: bob.token })).status, 200, 'another user has a budget of their own');
+
+  // Counting is atomic in Redis: 12 requests at once admit exactly 5.
+  const burst = await Promise.all(Array.from({ length: 12 }, () => call(app, 'GET', '/v1/me', { token: cat.token })));
+  const statuses = burst.map((r) => r.status);
+  t.equal(statuses.filter((s) => s === 200).length, 5, statuses.join(','));
+  t.equal(statuses.filter((s) => s === 429).length, 7);
+  t.ok(burst.filter((r) => r.status === 429).every((r) => isProblem(r, 429, 'rate_limited')));
+
+  const health = await call(app, 'GET', '/healthz');
+  t.equal(health.status, 200, 'health checks are never limited');
+});
+
+t.test('with Redis unreachable the limiter fails open and requests still succeed', async (t) => {
+  const { app } = await buildTestApp(t, { REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_MAX: '1', AUTH_RATE_LIMIT_MAX: '1' });
+  const user = await registerUser(app);
+  for (let i = 0; i < 3; i++) {
+    const login = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: 'correct horse battery' } });
+    t.equal(login.status, 200, `login ${i + 1}`);
+    const me = await call(app, 'GET', '/v1/me', { token: user.token });
+    t.equal(me.status, 200, `GET /v1/me ${i + 1}`);
+  }
+  const circle = await call(app, 'POST', '/v1/circles', { token: user.token, body: { name: 'x', joinPolicy: 'open' } });
+  t.equal(circle.status, 201);
+  const ready = await call(app, 'GET', '/readyz');
+  t.ok(isProblem(ready, 503, 'service_unavailable'), 'readiness still reports Redis down');
+});

@@ -1,0 +1,159 @@
+import { sql } from 'kysely';
+import t from 'tap';
+import { buildTestApp, call, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
+import type { FastifyInstance } from 'fastify';
+
+// Idempotency-Key on creating POSTs: replays, reuse with another body, concurrent duplicates,
+// expiry and per-user scope. Checked on POST /v1/circles, whose route is marked idempotent.
+
+const createCircle = (app: FastifyInstance, user: TestUser, key: string | undefined, body: unknown = { name: 'Readers', joinPolicy: 'open' }) =>
+  call(app, 'POST', '/v1/circles', { token: user.token, body, headers: key === undefined ? {} : { 'idempotency-key': key } });
+
+t.test('a replay returns the first status and body, marked idempotent-replayed, and creates nothing', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  const first = await createCircle(app, user, 'key-1');
+  t.equal(first.status, 201);
+  t.notOk(first.headers['idempotent-replayed']);
+
+  const replay = await createCircle(app, user, 'key-1');
+  t.equal(replay.status, 201);
+  t.same(replay.body, first.body, 'the same body, byte for byte the same circle');
+  t.equal(replay.headers['idempotent-replayed'], 'true');
+  t.match(replay.type, /^application\/json/);
+
+  const circles = await db.selectFrom('circles').select('id').execute();
+  t.same(circles, [{ id: first.body.id }], 'exactly one circle');
+  const events = await db.selectFrom('events').select('type').execute();
+  t.equal(events.length, 1, 'and one event');
+
+  const without = await createCircle(app, user, undefined);
+  t.equal(without.status, 201);
+  t.not(without.body.id, first.body.id, 'without a key every POST creates');
+
+  const row = await db.selectFrom('idempotency_keys').select(['user_id', 'key', 'response_status']).execute();
+  t.same(row, [{ user_id: user.id, key: 'key-1', response_status: 201 }]);
+});
+
+t.test('an error answer is replayed too, so a retry sees the same outcome', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const member = await registerUser(app, 'member');
+  const circle = await createCircle(app, owner, undefined);
+  await call(app, 'POST', `/v1/circles/${circle.body.id}/members`, { token: member.token, body: {} });
+  const url = `/v1/circles/${circle.body.id}/invites`;
+  const denied = await call(app, 'POST', url, { token: member.token, body: {}, headers: { 'idempotency-key': 'inv' } });
+  t.ok(isProblem(denied, 403, 'forbidden'));
+  const again = await call(app, 'POST', url, { token: member.token, body: {}, headers: { 'idempotency-key': 'inv' } });
+  t.ok(isProblem(again, 403, 'forbidden'), 'replayed as problem+json');
+  t.equal(again.headers['idempotent-replayed'], 'true');
+  t.equal((await db.selectFrom('invites').select('code').execute()).length, 0);
+});
+
+t.test('the same key with a different body is 422 idempotency_key_reused', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  t.equal((await createCircle(app, user, 'k', { name: 'A', joinPolicy: 'open' })).status, 201);
+  const reused = await createCircle(app, user, 'k', { name: 'B', joinPolicy: 'open' });
+  t.ok(isProblem(reused, 422, 'idempotency_key_reused'));
+  // A key belongs to the user, not to a route: sending it to another route is a reuse too.
+  const circleId = (await createCircle(app, user, undefined)).body.id;
+  const otherRoute = await call(app, 'POST', `/v1/circles/${circleId}/invites`, { token: user.token, body: {}, headers: { 'idempotency-key': 'k' } });
+  t.ok(isProblem(otherRoute, 422, 'idempotency_key_reused'));
+  t.equal((await db.selectFrom('invites').select('code').execute()).length, 0);
+  const circles = await db.selectFrom('circles').select('name').orderBy('created_at').execute();
+  t.same(circles, [{ name: 'A' }, { name: 'Readers' }]);
+});
+
+t.test('concurrent duplicates create exactly one circle', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  for (let round = 0; round < 5; round++) {
+    const results = await Promise.all([createCircle(app, user, `race-${round}`), createCircle(app, user, `race-${round}`)]);
+    const created = results.filter((r) => r.status === 201 && !r.headers['idempotent-replayed']);
+    t.equal(created.length, 1, `round ${round}: one request did the work`);
+    const other = results.find((r) => r !== created[0])!;
+    const replayed = other.status === 201 && other.headers['idempotent-replayed'] === 'true' && other.body.id === created[0]!.body.id;
+    t.ok(replayed || isProblem(other, 409, 'idempotency_request_in_progress'), `round ${round}: the other is a replay or 409 (${other.status})`);
+  }
+  const count = await db.selectFrom('circles').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
+  t.equal(count.n, 5);
+});
+
+t.test('a request still in progress answers 409; an abandoned one may be retried', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  // As if another process had taken the key and not finished yet.
+  const first = await createCircle(app, user, 'slow');
+  await db.updateTable('idempotency_keys').set({ response_status: null, response_type: null, response_body: null }).execute();
+  const busy = await createCircle(app, user, 'slow');
+  t.ok(isProblem(busy, 409, 'idempotency_request_in_progress'));
+  t.equal(busy.headers['idempotent-replayed'], undefined);
+
+  // Its process died: after 5 minutes the key is free again.
+  await sql`UPDATE idempotency_keys SET created_at = now() - interval '6 minutes'`.execute(db);
+  const retried = await createCircle(app, user, 'slow');
+  t.equal(retried.status, 201);
+  t.not(retried.body.id, first.body.id);
+});
+
+t.test('invalid keys are 400 invalid_idempotency_key', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  for (const key of ['x'.repeat(256), 'has space', 'tab\there', 'ünïcode']) {
+    const res = await app.inject({
+      method: 'POST', url: '/v1/circles', payload: { name: 'x', joinPolicy: 'open' },
+      headers: { authorization: `Bearer ${user.token}`, 'idempotency-key': encodeURI(key) === key ? key : Buffer.from(key, 'utf8').toString('latin1') },
+    });
+    t.equal(res.statusCode, 400, JSON.stringify(key));
+    t.equal(res.json().code, 'invalid_idempotency_key');
+  }
+  const empty = await createCircle(app, user, '');
+  t.ok(isProblem(empty, 400, 'invalid_idempotency_key'));
+  t.equal((await db.selectFrom('circles').select('id').execute()).length, 0);
+  t.equal((await createCircle(app, user, 'x'.repeat(255))).status, 201, '255 visible characters is fine');
+});
+
+t.test('a key older than 24 hours has expired and may be used again', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  const first = await createCircle(app, user, 'daily', { name: 'Monday', joinPolicy: 'open' });
+  await sql`UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`.execute(db);
+  const second = await createCircle(app, user, 'daily', { name: 'Tuesday', joinPolicy: 'open' });
+  t.equal(second.status, 201);
+  t.notOk(second.headers['idempotent-replayed']);
+  t.not(second.body.id, first.body.id);
+  const replay = await createCircle(app, user, 'daily', { name: 'Tuesday', joinPolicy: 'open' });
+  t.equal(replay.body.id, second.body.id, 'the new use is now the one replayed');
+  t.equal((await db.selectFrom('circles').select('id').execute()).length, 2);
+});
+
+t.test('keys are per user: the same key from another user is their own request', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const [ann, bob] = [await registerUser(app, 'ann'), await registerUser(app, 'bob')];
+  const mine = await createCircle(app, ann, 'shared-key');
+  const theirs = await createCircle(app, bob, 'shared-key', { name: 'Other', joinPolicy: 'invite' });
+  t.equal(theirs.status, 201, 'not a 422 for a different body');
+  t.notOk(theirs.headers['idempotent-replayed']);
+  t.equal(theirs.body.ownerId, bob.id, 'never another user\'s response');
+  const bobAgain = await createCircle(app, bob, 'shared-key', { name: 'Readers', joinPolicy: 'open' });
+  t.ok(isProblem(bobAgain, 422, 'idempotency_key_reused'));
+  t.not(mine.body.id, theirs.body.id);
+  t.equal((await db.selectFrom('idempotency_keys').select('user_id').execute()).length, 2);
+});
+
+t.test('a rate-limited request does not use up its key, and replays are rate limited', async (t) => {
+  const { app, config } = await buildTestApp(t, { RATE_LIMIT_MAX: '2' });
+  const user = await registerUser(app);
+  t.equal((await createCircle(app, user, 'first')).status, 201);
+  t.equal((await createCircle(app, user, 'first')).headers['idempotent-replayed'], 'true');
+  const limitedReplay = await createCircle(app, user, 'first');
+  t.ok(isProblem(limitedReplay, 429, 'rate_limited'), 'a replay costs a request like any other');
+  const limited = await createCircle(app, user, 'second');
+  t.ok(isProblem(limited, 429, 'rate_limited'));
+
+  await flushPrefix(`${config.queuePrefix}:rate`); // a new minute
+  const retry = await createCircle(app, user, 'second');
+  t.equal(retry.status, 201, 'the retry after the limit is processed, not a replayed 429');
+  t.notOk(retry.headers['idempotent-replayed']);
+});
