@@ -17,6 +17,8 @@ import { taskRoutes } from './tasks/tasks.routes.js';
 import { claimRoutes } from './claims/claims.routes.js';
 import { reviewRoutes } from './reviews/reviews.routes.js';
 import { contributionRoutes } from './contributions/contributions.routes.js';
+import { settlementRoutes } from './settlements/settlements.routes.js';
+import { ledgerRoutes } from './ledger/ledger.routes.js';
 
 export interface BuildOptions {
   config: Config;
@@ -68,6 +70,8 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
     await v1.register(claimRoutes);
     await v1.register(reviewRoutes);
     await v1.register(contributionRoutes);
+    await v1.register(settlementRoutes);
+    await v1.register(ledgerRoutes);
   }, { prefix: '/v1' });
 
   return app;

@@ -8,11 +8,13 @@ import { upsertSchedules } from './jobs/schedules.js';
 import { maintenanceProcessor } from './jobs/maintenance.job.js';
 import { claimExpiryProcessor } from './claims/claim-expiry.job.js';
 import { reviewDeadlineProcessor } from './reviews/review-deadline.job.js';
+import { settlementProcessor } from './settlements/settlement.job.js';
 
 export const processors: ProcessorMap = {
   maintenance: maintenanceProcessor,
   'claim-expiry': claimExpiryProcessor,
   'review-deadline': reviewDeadlineProcessor,
+  settlements: settlementProcessor,
 };
 
 /**
@@ -27,7 +29,8 @@ export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
   producerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const queues = new Queues(producerRedis, config.queuePrefix);
   await upsertSchedules(queues, config);
-  const running = startWorkers(consumerRedis, { db, queues, config, log }, processors);
+  // A settlement holds a whole project in memory and one transaction: one at a time per process.
+  const running = startWorkers(consumerRedis, { db, queues, config, log }, processors, { concurrency: { settlements: 1 } });
   log.info({ queues: Object.keys(processors) }, 'workers started');
   return {
     queues,

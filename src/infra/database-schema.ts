@@ -178,6 +178,73 @@ export interface ContributionsTable {
   reason: string | null;
   created_by: string | null;
   created_at: CreatedAt;
+  fingerprint: Generated<string>;
+}
+
+export type SettlementStatus = 'pending' | 'running' | 'completed' | 'failed';
+export type LedgerAccountKind = 'project_pool' | 'member_balance' | 'owner_funding';
+
+export interface SettlementsTable {
+  id: Generated<string>;
+  circle_id: string;
+  project_id: string;
+  status: ColumnType<SettlementStatus, SettlementStatus | undefined, SettlementStatus>;
+  pool_amount: number;
+  unit: string;
+  cutoff_id: number;
+  min_points: string | null;
+  cap_basis_points: number | null;
+  /** numeric: may exceed 2^53, so it stays a decimal string. */
+  total_points: string | null;
+  distributed: number | null;
+  undistributed: number | null;
+  payee_count: number | null;
+  result_hash: string | null;
+  failure_reason: string | null;
+  attempts: ColumnType<number, number | undefined, number>;
+  requested_by: string;
+  created_at: CreatedAt;
+  completed_at: NullableTimestamp;
+}
+
+export interface PayoutsTable {
+  settlement_id: string;
+  user_id: string;
+  circle_id: string;
+  rank: number;
+  points: number;
+  amount: number;
+  share_numerator: string;
+  share_denominator: string;
+  rounded_up: boolean;
+  capped: boolean;
+}
+
+export interface LedgerAccountsTable {
+  id: Generated<string>;
+  circle_id: string;
+  kind: LedgerAccountKind;
+  owner_id: string;
+  unit: string;
+  balance: ColumnType<number, number | undefined, number>;
+  created_at: CreatedAt;
+}
+
+export interface LedgerTransactionsTable {
+  id: Generated<string>;
+  circle_id: string;
+  kind: 'pool_funding' | 'settlement_payout';
+  settlement_id: string | null;
+  description: string;
+  created_at: CreatedAt;
+}
+
+export interface LedgerEntriesTable {
+  id: Generated<number>;
+  transaction_id: string;
+  account_id: string;
+  amount: number;
+  created_at: CreatedAt;
 }
 
 export interface Database {
@@ -195,4 +262,9 @@ export interface Database {
   submissions: SubmissionsTable;
   reviews: ReviewsTable;
   contributions: ContributionsTable;
+  settlements: SettlementsTable;
+  payouts: PayoutsTable;
+  ledger_accounts: LedgerAccountsTable;
+  ledger_transactions: LedgerTransactionsTable;
+  ledger_entries: LedgerEntriesTable;
 }

@@ -12,9 +12,16 @@ export interface QueuePayloads {
   'claim-expiry': { claimId: string };
   /** Delayed until a submission's review window closes; accepts it if still unreviewed (src/reviews). */
   'review-deadline': { submissionId: string };
+  /** One job per settlement, id = settlement id (src/settlements). */
+  settlements: { settlementId: string };
 }
 
-export type MaintenanceTask = 'purge-idempotency-keys' | 'expire-overdue-claims' | 'accept-overdue-submissions';
+export type MaintenanceTask =
+  | 'purge-idempotency-keys'
+  | 'expire-overdue-claims'
+  | 'accept-overdue-submissions'
+  | 'relay-outbox'
+  | 'requeue-unfinished-settlements';
 
 export type QueueName = keyof QueuePayloads;
 

@@ -11,6 +11,9 @@ export async function upsertSchedules(queues: Queues, config: Config): Promise<v
     'purge-idempotency-keys': 3600_000,
     'expire-overdue-claims': sweep,
     'accept-overdue-submissions': sweep,
+    // The relay is on the path of every settlement request, so it runs often.
+    'relay-outbox': 1_000,
+    'requeue-unfinished-settlements': sweep,
   };
   const maintenance = queues.get('maintenance');
   for (const [task, ms] of Object.entries(every) as [MaintenanceTask, number][]) {

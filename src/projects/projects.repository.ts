@@ -67,3 +67,13 @@ export async function projectProgress(db: Executor, projectId: string) {
     .executeTakeFirstOrThrow();
   return { tasksTotal: tasks.total, tasksOpen: tasks.open, tasksDone: tasks.done, liveClaims: tasks.live_claims, pointsAccepted: points.points };
 }
+
+/**
+ * Takes a share lock on the project for a transaction that writes contributions. Settlement takes
+ * the row's update lock when it freezes the cutoff, so the two serialise: a contribution is either
+ * committed before the cutoff is read, or sees the project settled and is refused.
+ */
+export async function lockProjectShared(trx: Transaction<Database>, projectId: string): Promise<ProjectStatus> {
+  const row = await trx.selectFrom('projects').select('status').where('id', '=', projectId).forShare().executeTakeFirstOrThrow();
+  return row.status;
+}

@@ -7,6 +7,7 @@ import { badRequest, conflict, forbidden } from '../http/errors.js';
 import { recordEvent, recordEvents } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
+import { lockProjectShared } from '../projects/projects.repository.js';
 import { findClaimWithRole, lockClaim } from '../claims/claims.repository.js';
 import { scheduleClaimExpiry } from '../claims/claim-expiry.job.js';
 import { insertContribution } from '../contributions/contributions.repository.js';
@@ -63,6 +64,7 @@ type LockedClaim = NonNullable<Awaited<ReturnType<typeof lockClaim>>>;
 async function applyDecision(trx: Transaction<Database>, claim: LockedClaim, submissionId: string, decision: {
   reviewerId: string | null; decision: ReviewDecision; score: number | null; feedback: string; automatic: boolean;
 }) {
+  assertProjectEditable(await lockProjectShared(trx, claim.project_id));
   const review = await repo.insertReview(trx, { circleId: claim.circle_id, submissionId, claimId: claim.id, ...decision });
   const events: Parameters<typeof recordEvents>[1] = [
     { circleId: claim.circle_id, type: 'review.created', subjectId: review.id, actorId: decision.reviewerId, payload: { claimId: claim.id, decision: decision.decision, automatic: decision.automatic } },
@@ -127,7 +129,9 @@ export async function acceptIfOverdue(db: Db, submissionId: string): Promise<boo
     const submission = await repo.findSubmission(trx, submissionId);
     if (!submission || submission.review_due_at > new Date()) return false;
     const claim = await lockClaim(trx, submission.claim_id);
-    if (!claim || claim.status !== 'submitted' || ['settled', 'cancelled'].includes(claim.project_status)) return false;
+    if (!claim || claim.status !== 'submitted') return false;
+    const projectStatus = await lockProjectShared(trx, claim.project_id);
+    if (projectStatus === 'settled' || projectStatus === 'cancelled') return false;
     const latest = await repo.latestSubmission(trx, claim.id);
     if (latest?.id !== submissionId) return false;
     await applyDecision(trx, claim, submissionId, { reviewerId: null, decision: 'accept', score: DEFAULT_SCORE, feedback: 'Accepted automatically: the review window passed.', automatic: true });

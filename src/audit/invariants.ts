@@ -1,0 +1,94 @@
+import { sql } from 'kysely';
+import type { Db } from '../infra/postgres.js';
+
+// The promises the service makes about money, points and slots, each as one SQL query that lists
+// the rows breaking it. An empty result means the invariant holds. Tests run these after every
+// fault scenario; operators run them with `npm run check:invariants`.
+
+export interface InvariantResult {
+  name: string;
+  description: string;
+  violations: number;
+  samples: unknown[];
+}
+
+const CHECKS: { name: string; description: string; query: ReturnType<typeof sql> }[] = [
+  {
+    name: 'settlement_sums',
+    description: 'each completed settlement pays out exactly its pool: sum of payouts = distributed, distributed + undistributed = pool',
+    query: sql`
+      SELECT s.id, s.pool_amount, s.distributed, s.undistributed, coalesce(sum(p.amount), 0) AS paid
+      FROM settlements s LEFT JOIN payouts p ON p.settlement_id = s.id
+      WHERE s.status = 'completed'
+      GROUP BY s.id
+      HAVING coalesce(sum(p.amount), 0) <> s.distributed OR s.distributed + s.undistributed <> s.pool_amount`,
+  },
+  {
+    name: 'settlement_ledger_matches_payouts',
+    description: 'each completed settlement booked exactly its payouts to member balances',
+    query: sql`
+      SELECT s.id, s.distributed, coalesce(sum(e.amount) FILTER (WHERE a.kind = 'member_balance'), 0) AS booked
+      FROM settlements s
+      LEFT JOIN ledger_transactions t ON t.settlement_id = s.id AND t.kind = 'settlement_payout'
+      LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+      LEFT JOIN ledger_accounts a ON a.id = e.account_id
+      WHERE s.status = 'completed'
+      GROUP BY s.id
+      HAVING coalesce(sum(e.amount) FILTER (WHERE a.kind = 'member_balance'), 0) <> s.distributed`,
+  },
+  {
+    name: 'ledger_transactions_balanced',
+    description: 'every ledger transaction\'s entries sum to zero',
+    query: sql`SELECT transaction_id, sum(amount) AS total FROM ledger_entries GROUP BY transaction_id HAVING sum(amount) <> 0`,
+  },
+  {
+    name: 'account_balances_match_entries',
+    description: 'every account balance equals the sum of its entries',
+    query: sql`
+      SELECT a.id, a.balance, coalesce(sum(e.amount), 0) AS entries
+      FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id
+      GROUP BY a.id HAVING a.balance <> coalesce(sum(e.amount), 0)`,
+  },
+  {
+    name: 'contributions_unchanged',
+    description: 'no contribution row was changed after it was written (its fingerprint still matches)',
+    query: sql`SELECT c.id FROM contributions c WHERE c.fingerprint IS DISTINCT FROM contribution_fingerprint(c)`,
+  },
+  {
+    name: 'task_slots_consistent',
+    description: 'each task\'s live claim count matches its live claims and never exceeds its slots',
+    query: sql`
+      SELECT t.id, t.live_claims, t.slots, count(c.id) AS live
+      FROM tasks t LEFT JOIN claims c ON c.task_id = t.id AND c.status IN ('active', 'submitted')
+      GROUP BY t.id HAVING t.live_claims <> count(c.id) OR count(c.id) > t.slots`,
+  },
+  {
+    name: 'one_live_claim_per_member_and_task',
+    description: 'no member holds two live claims on one task',
+    query: sql`
+      SELECT task_id, user_id, count(*) AS live FROM claims WHERE status IN ('active', 'submitted')
+      GROUP BY task_id, user_id HAVING count(*) > 1`,
+  },
+  {
+    name: 'one_contribution_per_accepted_claim',
+    description: 'every accepted claim has exactly one task contribution, and only accepted claims have one',
+    query: sql`
+      SELECT c.id, c.status, count(k.id) AS contributions
+      FROM claims c LEFT JOIN contributions k ON k.claim_id = c.id
+      GROUP BY c.id HAVING (c.status = 'accepted') <> (count(k.id) = 1) OR count(k.id) > 1`,
+  },
+];
+
+export const INVARIANT_NAMES = CHECKS.map((c) => c.name);
+
+/** Runs every check in turn; `onResult` hears each verdict as it is reached (progress output). */
+export async function checkInvariants(db: Db, onResult?: (result: InvariantResult, index: number, total: number) => void): Promise<InvariantResult[]> {
+  const results: InvariantResult[] = [];
+  for (const [i, check] of CHECKS.entries()) {
+    const rows = (await check.query.execute(db)).rows;
+    const result = { name: check.name, description: check.description, violations: rows.length, samples: rows.slice(0, 5) };
+    results.push(result);
+    onResult?.(result, i, CHECKS.length);
+  }
+  return results;
+}

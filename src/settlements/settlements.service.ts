@@ -1,0 +1,140 @@
+import type { FastifyInstance } from 'fastify';
+import type { Role } from '../infra/database-schema.js';
+import { conflict, forbidden } from '../http/errors.js';
+import { recordEvent } from '../events/events.repository.js';
+import { MANAGERS, assertRole } from '../circles/access.js';
+import { findProjectWithRole, updateProject } from '../projects/projects.repository.js';
+import { assertProjectEditable } from '../projects/project-rules.js';
+import { splitPool, splitResultHash, type Payout } from './split.js';
+import { enqueueSettlement } from './settlement.job.js';
+import * as repo from './settlements.repository.js';
+
+export interface PolicyInput {
+  minPoints?: number;
+  capBasisPoints?: number;
+}
+
+const policyOf = (p: PolicyInput) => ({
+  ...(p.minPoints !== undefined && { minPoints: BigInt(p.minPoints) }),
+  ...(p.capBasisPoints !== undefined && { capBasisPoints: p.capBasisPoints }),
+});
+
+const payoutView = (p: Payout, handles: Map<string, string>) => ({
+  userId: p.userId, handle: handles.get(p.userId) ?? '', points: Number(p.points), amount: Number(p.amount),
+  share: { numerator: p.share.numerator.toString(), denominator: p.share.denominator.toString() }, roundedUp: p.roundedUp, capped: p.capped,
+});
+
+/**
+ * Requests settlement: freezes the cutoff, writes the settlement row and its outbox event in one
+ * transaction, and marks the project settled so no claim, review or adjustment can change the
+ * points behind it. Workers do the split (202 Accepted).
+ */
+export async function requestSettlement(app: FastifyInstance, userId: string, projectId: string, policy: PolicyInput) {
+  const settlement = await app.db.transaction().execute(async (trx) => {
+    const project = await findProjectWithRole(trx, projectId, userId, true);
+    assertRole(project?.role ?? undefined, 'project', MANAGERS);
+    const p = project!;
+    if (p.status === 'settled' || (await repo.findLiveSettlement(trx, projectId))) {
+      throw conflict('already_settled', 'This project has already been settled (or its settlement is under way).');
+    }
+    assertProjectEditable(p.status);
+    if (p.status === 'draft') throw conflict('project_not_open', 'A draft project has nothing to settle; open it first.');
+    const created = await repo.insertSettlement(trx, {
+      circleId: p.circle_id, projectId, poolAmount: p.reward_amount, unit: p.reward_unit, cutoffId: await repo.latestContributionId(trx, projectId),
+      minPoints: policy.minPoints === undefined ? null : BigInt(policy.minPoints), capBasisPoints: policy.capBasisPoints ?? null, requestedBy: userId,
+    });
+    await updateProject(trx, projectId, { status: 'settled' });
+    await recordEvent(trx, { circleId: p.circle_id, type: 'settlement.requested', subjectId: created.id, actorId: userId, payload: { projectId } });
+    return created;
+  });
+  // Fast path; the outbox relay delivers it anyway if Redis is unreachable right now.
+  await enqueueSettlement(app.queues, settlement.id).catch((err) => app.log.warn({ err, settlementId: settlement.id }, 'settlement left to the outbox relay'));
+  return { id: settlement.id, projectId, status: 'pending' as const };
+}
+
+/** What settling now would pay, computed exactly as the worker would, writing nothing. */
+export async function previewSettlement(app: FastifyInstance, userId: string, projectId: string, policy: PolicyInput) {
+  const project = await findProjectWithRole(app.db, projectId, userId);
+  assertRole(project?.role ?? undefined, 'project', MANAGERS);
+  const p = project!;
+  const cutoff = await repo.latestContributionId(app.db, projectId);
+  const result = splitPool({ pool: BigInt(p.reward_amount), contributors: await repo.contributorTotals(app.db, projectId, cutoff), policy: policyOf(policy) });
+  const handles = await handlesOf(app, result.payouts.map((x) => x.userId));
+  return {
+    id: null, projectId, circleId: p.circle_id, status: 'preview' as const, poolAmount: p.reward_amount, unit: p.reward_unit,
+    policy: { minPoints: policy.minPoints ?? null, capBasisPoints: policy.capBasisPoints ?? null }, cutoffContributionId: String(cutoff),
+    totalPoints: Number(result.totalPoints), distributed: Number(BigInt(p.reward_amount) - result.undistributed), undistributed: Number(result.undistributed),
+    resultHash: splitResultHash(result), failureReason: null, createdAt: null, completedAt: null,
+    payouts: result.payouts.map((x) => payoutView(x, handles)),
+  };
+}
+
+async function handlesOf(app: FastifyInstance, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await app.db.selectFrom('users').select(['id', 'handle']).where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r.handle]));
+}
+
+async function loadForMember(app: FastifyInstance, userId: string, settlementId: string) {
+  const s = await repo.findSettlementWithRole(app.db, settlementId, userId);
+  const role = assertRole((s?.role ?? undefined) as Role | undefined, 'settlement');
+  return { s: s!, role };
+}
+
+type PayoutRow = Awaited<ReturnType<typeof repo.listPayouts>>[number];
+
+const storedPayoutView = (p: Omit<PayoutRow, 'user_id' | 'handle'>) => ({
+  points: p.points, amount: p.amount, share: { numerator: p.share_numerator, denominator: p.share_denominator }, roundedUp: p.rounded_up, capped: p.capped,
+});
+
+export async function getSettlement(app: FastifyInstance, userId: string, settlementId: string) {
+  const { s } = await loadForMember(app, userId, settlementId);
+  const payouts = s.status === 'completed' ? await repo.listPayouts(app.db, settlementId) : [];
+  return {
+    id: s.id, projectId: s.project_id, circleId: s.circle_id, status: s.status, poolAmount: s.pool_amount, unit: s.unit,
+    policy: { minPoints: s.min_points === null ? null : Number(s.min_points), capBasisPoints: s.cap_basis_points }, cutoffContributionId: String(s.cutoff_id),
+    totalPoints: s.total_points === null ? null : Number(s.total_points), distributed: s.distributed, undistributed: s.undistributed,
+    resultHash: s.result_hash, failureReason: s.failure_reason, createdAt: s.created_at, completedAt: s.completed_at,
+    payouts: payouts.map((p) => ({ userId: p.user_id, handle: p.handle, ...storedPayoutView(p) })),
+  };
+}
+
+/** Every row behind a member's points, the payout, and the arithmetic in words. */
+export async function getStatement(app: FastifyInstance, userId: string, settlementId: string, memberId: string) {
+  const { s, role } = await loadForMember(app, userId, settlementId);
+  if (memberId !== userId && !MANAGERS.includes(role)) throw forbidden('Members see their own statement; owners and admins see everyone\'s.');
+  const [rows, payout, user] = await Promise.all([
+    repo.memberContributions(app.db, s.project_id, memberId, s.cutoff_id),
+    s.status === 'completed' ? repo.findPayout(app.db, settlementId, memberId) : undefined,
+    app.db.selectFrom('users').select('handle').where('id', '=', memberId).executeTakeFirst(),
+  ]);
+  const points = rows.reduce((sum, r) => sum + BigInt(r.points), 0n);
+  const total = s.total_points ?? '0';
+  const explanation = !payout
+    ? s.status === 'completed'
+      ? `${points} points did not qualify for a payout (a member needs more than 0 points${s.min_points ? ` and at least ${s.min_points}` : ''}).`
+      : `The settlement is ${s.status}; the payout appears once it completes.`
+    : `${payout.points} of ${total} points entitle you to ${payout.share_numerator}/${payout.share_denominator} of the pool of ${s.pool_amount} ${s.unit}` +
+      `${payout.capped ? ' (held at the cap)' : ''}: ${payout.amount} ${s.unit}, ${payout.rounded_up ? 'including one remainder unit (largest remainders first)' : 'the exact share rounded down'}.`;
+  return {
+    settlementId, userId: memberId, handle: user?.handle ?? '', status: s.status, poolAmount: s.pool_amount, unit: s.unit,
+    totalPoints: s.total_points === null ? null : Number(s.total_points), points: Number(points),
+    payout: payout ? storedPayoutView(payout) : null,
+    contributions: rows.map((r) => ({
+      id: String(r.id), source: r.source, taskId: r.task_id, taskTitle: r.task_title, weight: r.weight, points: r.points, reason: r.reason, createdAt: r.created_at,
+    })),
+    explanation,
+  };
+}
+
+const csvField = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
+
+export async function payoutsCsv(app: FastifyInstance, userId: string, settlementId: string): Promise<string> {
+  const { s } = await loadForMember(app, userId, settlementId);
+  const payouts = s.status === 'completed' ? await repo.listPayouts(app.db, settlementId) : [];
+  const lines = ['user_id,handle,points,amount,share_numerator,share_denominator,rounded_up,capped'];
+  for (const p of payouts) {
+    lines.push([p.user_id, csvField(p.handle), p.points, p.amount, p.share_numerator, p.share_denominator, p.rounded_up, p.capped].join(','));
+  }
+  return lines.join('\n') + '\n';
+}
