@@ -57,11 +57,12 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
 
 /**
  * claims/next in one statement: the best claimable task for the caller (unblocked leaf with a free
- * slot, matching the skills when given, highest priority, oldest first). SKIP LOCKED means
- * concurrent callers never wait on each other's candidate row: each takes the next free task,
- * so there is no single hot lock however many members rush a fresh project.
+ * slot, matching the skills when given, highest priority, oldest first). With `skipLocked`,
+ * concurrent callers never wait on each other's candidate row: each takes the next free task, so
+ * there is no single hot lock however many members rush a fresh project. Without it, the
+ * statement waits on a locked candidate and re-checks its free slots once the lock is released.
  */
-export async function claimNextTask(db: Db, projectId: string, userId: string, skills: string[], cap: number): Promise<ClaimRow | undefined> {
+export async function claimNextTask(db: Db, projectId: string, userId: string, skills: string[], cap: number, skipLocked = true): Promise<ClaimRow | undefined> {
   const result = await sql<ClaimRow>`
     WITH project AS (
       SELECT p.id, p.lease_seconds
@@ -77,7 +78,7 @@ export async function claimNextTask(db: Db, projectId: string, userId: string, s
         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))
       ORDER BY t.priority DESC, t.seq
       LIMIT 1
-      FOR UPDATE OF t SKIP LOCKED
+      FOR UPDATE OF t ${skipLocked ? sql`SKIP LOCKED` : sql``}
     ), bumped AS (
       UPDATE tasks t SET live_claims = t.live_claims + 1
       FROM candidate WHERE t.id = candidate.id

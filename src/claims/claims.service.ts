@@ -19,15 +19,23 @@ const isUniqueViolation = (err: unknown, constraint: string) =>
 
 /**
  * Runs a claim statement, retrying when a concurrent claim by the same member took the member
- * slot it picked (the statement then sees the new claim and picks the next slot).
+ * slot it picked (the statement then sees the new claim and picks the next slot). For claims/next,
+ * a concurrent claim by the same member on the same candidate task is retried too: the retry
+ * skips that task and picks another.
+ *
+ * Every conflict means another active claim of this member committed meanwhile, so unless slots
+ * are freed at the same moment, `cap` retries are enough for the statement to either win a slot
+ * or find none left. A member's burst of parallel claims thus ends in 201s and claim_limit_reached.
  */
-async function withSlotRetry(run: () => Promise<repo.ClaimRow | undefined>): Promise<repo.ClaimRow | undefined> {
+async function withSlotRetry(cap: number, run: () => Promise<repo.ClaimRow | undefined>, retrySameTask = false): Promise<repo.ClaimRow | undefined> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await run();
     } catch (err) {
-      if (isUniqueViolation(err, 'claims_one_live_per_member')) throw conflict('already_claimed', 'You already hold a live claim on this task.');
-      if (!isUniqueViolation(err, 'claims_member_slot') || attempt >= 4) throw err;
+      const sameTask = isUniqueViolation(err, 'claims_one_live_per_member');
+      if (sameTask && !retrySameTask) throw conflict('already_claimed', 'You already hold a live claim on this task.');
+      if (!sameTask && !isUniqueViolation(err, 'claims_member_slot')) throw err;
+      if (attempt >= cap) throw conflict('claim_conflict', 'Claims you made at the same moment kept taking precedence; try again.');
     }
   }
 }
@@ -54,7 +62,8 @@ async function afterClaim(app: FastifyInstance, claim: repo.ClaimRow) {
 }
 
 export async function claimTask(app: FastifyInstance, userId: string, taskId: string) {
-  const claim = await withSlotRetry(() => repo.claimTask(app.db, taskId, userId, app.config.maxLiveClaimsPerMember));
+  const cap = app.config.maxLiveClaimsPerMember;
+  const claim = await withSlotRetry(cap, () => repo.claimTask(app.db, taskId, userId, cap));
   if (!claim) return refusal(app, userId, { taskId });
   return afterClaim(app, claim);
 }
@@ -63,7 +72,12 @@ export async function claimTask(app: FastifyInstance, userId: string, taskId: st
 export async function claimNextTask(app: FastifyInstance, userId: string, projectId: string, skills?: string[]) {
   const wanted = skills ?? (await findUserById(app.db, userId))?.skills ?? [];
   const normalized = [...new Set(wanted.map((s) => s.trim().toLowerCase()))];
-  const claim = await withSlotRetry(() => repo.claimNextTask(app.db, projectId, userId, normalized, app.config.maxLiveClaimsPerMember));
+  const cap = app.config.maxLiveClaimsPerMember;
+  const run = (skipLocked: boolean) => withSlotRetry(cap, () => repo.claimNextTask(app.db, projectId, userId, normalized, cap, skipLocked), true);
+  // Skipping locked rows keeps concurrent callers apart, but comes back empty while a multi-slot
+  // task still has room and every candidate is locked by someone claiming one of its slots. So
+  // before answering no_claimable_task, look once more, this time waiting on the locks.
+  const claim = (await run(true)) ?? (await run(false));
   if (!claim) return refusal(app, userId, { projectId });
   return afterClaim(app, claim);
 }

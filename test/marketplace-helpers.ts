@@ -1,0 +1,145 @@
+import type { Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Config } from '../src/config.js';
+import type { Db } from '../src/infra/postgres.js';
+import { startWorkerRole } from '../src/worker.js';
+import { REDIS_URL, call, registerUser, type Reply, type TestUser } from './helper.js';
+
+// Building blocks for the marketplace tests (projects, tasks, claims, reviews, contributions):
+// everything goes through the HTTP API, except assertions on rows and on BullMQ jobs.
+
+export interface TaskNode {
+  key?: string;
+  title: string;
+  description?: string;
+  weight?: number;
+  skills?: string[];
+  slots?: number;
+  requiredAccepts?: number;
+  priority?: number;
+  dependsOn?: string[];
+  children?: TaskNode[];
+}
+
+/** Creates a project (open by default) and returns its body; throws unless 201. */
+export async function createProject(app: FastifyInstance, owner: TestUser, circleId: string, body: Record<string, unknown> = {}) {
+  const res = await call(app, 'POST', `/v1/circles/${circleId}/projects`, { token: owner.token, body: { title: 'Project', ...body } });
+  if (res.status !== 201) throw new Error(`create project failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; circleId: string; status: string; leaseSeconds: number; reviewWindowSeconds: number; progress: Record<string, number> };
+}
+
+/** Adds task trees to a project and returns the created tasks (parents before children). */
+export async function addTasks(app: FastifyInstance, owner: TestUser, projectId: string, tasks: TaskNode[], parentId?: string) {
+  const res = await call(app, 'POST', `/v1/projects/${projectId}/tasks`, { token: owner.token, body: { tasks, ...(parentId ? { parentId } : {}) } });
+  if (res.status !== 201) throw new Error(`add tasks failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.items as { id: string; title: string; slots: number; weight: number; status: string; blocked: boolean; claimable: boolean }[];
+}
+
+/** A project with one task, returning both. */
+export async function projectWithTask(app: FastifyInstance, owner: TestUser, circleId: string, task: Partial<TaskNode> = {}, project: Record<string, unknown> = {}) {
+  const p = await createProject(app, owner, circleId, project);
+  const [t] = await addTasks(app, owner, p.id, [{ title: 'Task', ...task }]);
+  return { project: p, task: t! };
+}
+
+/**
+ * Registers `count` users and joins them to an open circle, `batch` at a time: bounded
+ * parallelism keeps the connection pool and the CPU (password hashing) from saturating.
+ */
+export async function joinMembers(app: FastifyInstance, circleId: string, count: number, batch = 20, prefix = 'm'): Promise<TestUser[]> {
+  const users: TestUser[] = [];
+  for (let i = 0; i < count; i += batch) {
+    const group = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, async () => {
+      const user = await registerUser(app, prefix);
+      const joined = await call(app, 'POST', `/v1/circles/${circleId}/members`, { token: user.token, body: {} });
+      if (joined.status !== 201) throw new Error(`join failed: ${joined.status} ${JSON.stringify(joined.body)}`);
+      return user;
+    }));
+    users.push(...group);
+  }
+  return users;
+}
+
+export const claimTask = (app: FastifyInstance, user: TestUser, taskId: string) =>
+  call(app, 'POST', `/v1/tasks/${taskId}/claims`, { token: user.token });
+
+export const claimNext = (app: FastifyInstance, user: TestUser, projectId: string, body: Record<string, unknown> = {}) =>
+  call(app, 'POST', `/v1/projects/${projectId}/claims/next`, { token: user.token, body });
+
+export const submitWork = (app: FastifyInstance, user: TestUser, claimId: string, content = 'Here is the work') =>
+  call(app, 'POST', `/v1/claims/${claimId}/submissions`, { token: user.token, body: { content } });
+
+export const review = (app: FastifyInstance, reviewer: TestUser, claimId: string, body: { decision: 'accept' | 'reject' | 'revise'; score?: number; feedback?: string }) =>
+  call(app, 'POST', `/v1/claims/${claimId}/reviews`, { token: reviewer.token, body });
+
+/** Claims, submits and has the owner accept one task; returns the claim id. */
+export async function completeTask(app: FastifyInstance, owner: TestUser, member: TestUser, taskId: string, score?: number): Promise<string> {
+  const claim = await claimTask(app, member, taskId);
+  if (claim.status !== 201) throw new Error(`claim failed: ${claim.status} ${JSON.stringify(claim.body)}`);
+  const submitted = await submitWork(app, member, claim.body.id);
+  if (submitted.status !== 201) throw new Error(`submit failed: ${submitted.status} ${JSON.stringify(submitted.body)}`);
+  const accepted = await review(app, owner, claim.body.id, { decision: 'accept', ...(score === undefined ? {} : { score }) });
+  if (accepted.status !== 201) throw new Error(`review failed: ${accepted.status} ${JSON.stringify(accepted.body)}`);
+  return claim.body.id;
+}
+
+/** How many of the replies have each status, e.g. { 201: 1, 409: 99 }. */
+export function countStatuses(replies: Reply[]): Record<number, number> {
+  const counts: Record<number, number> = {};
+  for (const r of replies) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  return counts;
+}
+
+export function countCodes(replies: Reply[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of replies) {
+    const code = r.status === 201 ? '201' : String(r.body?.code);
+    counts[code] = (counts[code] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Polls until `probe` returns a truthy value or the deadline passes; returns the last value. */
+export async function waitFor<T>(probe: () => Promise<T>, timeoutMs = 10_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value || Date.now() >= deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+const silentLog = { debug() {}, info() {}, warn() {}, error() {}, fatal() {}, trace() {}, child() { return silentLog; }, level: 'silent', silent() {} };
+
+/** Starts the real worker role (every queue and the sweeps) on the test's config; closed at teardown. */
+export async function startWorkers(t: Test, config: Config) {
+  const workers = await startWorkerRole(config, silentLog as never);
+  t.teardown(() => workers.close());
+  return workers;
+}
+
+/** A BullMQ queue handle on the test's prefix, to inspect or remove jobs; closed at teardown. */
+export function queueHandle(t: Test, config: Config, name: 'claim-expiry' | 'review-deadline' | 'maintenance') {
+  const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = new Queue(name, { connection, prefix: config.queuePrefix });
+  t.teardown(async () => {
+    await queue.close();
+    connection.disconnect();
+  });
+  return queue;
+}
+
+/** The BullMQ job id of a claim's lease-expiry job (see src/claims/claim-expiry.job.ts). */
+export const claimExpiryJobId = (claimId: string, expiresAt: string) => `claim_${claimId}_${new Date(expiresAt).getTime()}`;
+
+export async function eventTypes(db: Db, subjectId: string): Promise<string[]> {
+  const rows = await db.selectFrom('events').select('type').where('subject_id', '=', subjectId).orderBy('id').execute();
+  return rows.map((r) => r.type);
+}
+
+export async function countRows(db: Db, table: 'tasks' | 'task_dependencies' | 'events' | 'claims' | 'contributions' | 'projects'): Promise<number> {
+  const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
