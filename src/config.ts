@@ -24,6 +24,7 @@ const EnvSchema = Type.Object({
   MAX_LIVE_CLAIMS_PER_MEMBER: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'Active claims one member may hold at once' }),
   MAX_LEASE_SECONDS: Type.Integer({ minimum: 1, default: 7 * 86400, description: 'Longest a lease may run, including extensions' }),
   SWEEP_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 60, default: 30, description: 'How often sweeps repair what lost jobs missed' }),
+  JOB_LOCK_SECONDS: Type.Integer({ minimum: 1, maximum: 600, default: 30, description: 'How long a worker holds a job before another may take it over (a killed worker\'s job is retried after this)' }),
   METRICS_TOKEN: Type.String({ default: '', description: 'Bearer token for /metrics; empty means open' }),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
 });
@@ -47,26 +48,41 @@ export interface Config {
   maxLiveClaimsPerMember: number;
   maxLeaseSeconds: number;
   sweepIntervalSeconds: number;
+  jobLockSeconds: number;
   metricsToken: string;
   webhookAllowPrivate: boolean;
 }
 
 export class ConfigError extends Error {}
 
+// Settings whose values must not reach logs: a secret, or a URL that may carry a password.
+const SECRET_SETTINGS = new Set(['JWT_SECRET', 'METRICS_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
+
+function invalid(name: string, text: string | undefined, problem: string): ConfigError {
+  const shown = SECRET_SETTINGS.has(name) ? '(value hidden)' : JSON.stringify(text ?? '');
+  return new ConfigError(`invalid setting ${name}=${shown}: ${problem}`);
+}
+
 /** Reads and validates the environment; throws ConfigError naming the first bad setting. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const known = Object.keys(EnvSchema.properties);
+  const known = Object.keys(EnvSchema.properties) as (keyof typeof EnvSchema.properties)[];
   // Empty strings count as unset so `FOO=` in a .env file falls back to the default.
-  const raw: Record<string, unknown> = {};
+  const raw: Record<string, string> = {};
   for (const key of known) {
     const value = env[key];
-    if (value !== undefined && value !== '') raw[key] = value;
+    if (value === undefined || value === '') continue;
+    // Conversion alone would read "3000.9" as 3000 and "0x10" as 16: a typo must not pass as a number.
+    if ((EnvSchema.properties[key] as { type?: unknown }).type === 'integer' && !/^\s*-?\d+\s*$/.test(value)) {
+      throw invalid(key, value, 'must be a whole number');
+    }
+    raw[key] = value;
   }
-  const withDefaults = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw));
+  // Convert works on a copy: the texts in `raw` are what error messages quote.
+  const withDefaults = Value.Default(EnvSchema, Value.Convert(EnvSchema, { ...raw }));
   const [first] = Value.Errors(EnvSchema, withDefaults);
   if (first) {
     const name = first.instancePath.replace(/^\//, '') || 'environment';
-    throw new ConfigError(`invalid setting ${name}=${JSON.stringify(raw[name] ?? '')}: ${first.message}`);
+    throw invalid(name, raw[name], first.message);
   }
   const e = withDefaults as Env;
   return {
@@ -86,6 +102,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxLiveClaimsPerMember: e.MAX_LIVE_CLAIMS_PER_MEMBER,
     maxLeaseSeconds: e.MAX_LEASE_SECONDS,
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
+    jobLockSeconds: e.JOB_LOCK_SECONDS,
     metricsToken: e.METRICS_TOKEN,
     webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
   };

@@ -30,6 +30,10 @@ export function startWorkers(connection: Redis, ctx: JobContext, processors: Pro
       connection,
       prefix: ctx.config.queuePrefix,
       concurrency: options.concurrency?.[name] ?? 4,
+      // A worker that dies mid-job stops renewing its lock; after lockDuration the stalled-job
+      // check hands the job to another worker, so a crash delays work by at most about this much.
+      lockDuration: ctx.config.jobLockSeconds * 1000,
+      stalledInterval: ctx.config.jobLockSeconds * 1000,
     });
     worker.on('failed', (job, err) => ctx.log.warn({ err, queue: name, jobId: job?.id, attempts: job?.attemptsMade }, 'job failed'));
     worker.on('error', (err) => ctx.log.error({ err, queue: name }, 'worker error'));
