@@ -8,6 +8,7 @@ import { Problem } from './http/schemas.js';
 import { authPlugin } from './http/auth.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
 import { openApiPlugin } from './http/openapi.js';
+import { metricsPlugin } from './http/metrics.js';
 import { idempotencyPlugin } from './idempotency/idempotency.plugin.js';
 import { healthRoutes } from './health/health.routes.js';
 import { authRoutes, meRoutes } from './accounts/accounts.routes.js';
@@ -56,6 +57,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   await app.register(configPlugin, { config });
   await app.register(infrastructurePlugin);
   await app.register(openApiPlugin);
+  await app.register(metricsPlugin);
   await app.register(authPlugin);
   await app.register(rateLimitPlugin);
   await app.register(idempotencyPlugin);
