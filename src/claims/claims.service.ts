@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ClaimStatus, Role } from '../infra/database-schema.js';
-import { conflict, forbidden, notFound } from '../http/errors.js';
+import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
@@ -122,7 +122,10 @@ export async function releaseClaim(app: FastifyInstance, userId: string, claimId
 }
 
 /** An owner or admin frees a slot held by someone else (an abandoned claim), with a reason. */
-export async function revokeClaim(app: FastifyInstance, userId: string, claimId: string, reason: string) {
+export async function revokeClaim(app: FastifyInstance, userId: string, claimId: string, rawReason: string) {
+  // The reason is shown to the member: whitespace is no reason (same rule as adjustments).
+  const reason = rawReason.trim();
+  if (!reason) throw badRequest('reason_required', 'A revocation needs a reason.', [{ path: 'body/reason', message: 'must not be blank' }]);
   return app.db.transaction().execute(async (trx) => {
     const current = await repo.findClaimWithRole(trx, claimId, userId, true);
     assertRole((current?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
@@ -136,7 +139,7 @@ export async function revokeClaim(app: FastifyInstance, userId: string, claimId:
 
 export async function listMyClaims(app: FastifyInstance, userId: string, query: { status?: ClaimStatus; limit?: number; cursor?: string }) {
   const limit = query.limit ?? 50;
-  const after = decodeCursor(query.cursor, 2) as [number, string] | null;
+  const after = decodeCursor(query.cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.listClaimsOfUser(app.db, userId, query.status, limit, after);
   const page = pageOf(rows, limit, (c) => [c.cursor_ts, c.id]);
   return { items: page.items.map(toClaimView), nextCursor: page.nextCursor };

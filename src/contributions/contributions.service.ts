@@ -17,7 +17,7 @@ export const toContributionView = (c: repo.ContributionRow) => ({
 export async function listProjectContributions(app: FastifyInstance, userId: string, projectId: string, limit: number, cursor?: string) {
   const project = await findProjectWithRole(app.db, projectId, userId);
   assertRole(project?.role ?? undefined, 'project');
-  const after = decodeCursor(cursor, 2) as [number, string] | null;
+  const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.projectTotals(app.db, projectId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.points, r.user_id]);
   return {

@@ -39,7 +39,7 @@ export async function createProject(app: FastifyInstance, userId: string, circle
 
 export async function listProjects(app: FastifyInstance, userId: string, circleId: string, limit: number, cursor?: string) {
   await requireMember(app.db, circleId, userId);
-  const after = decodeCursor(cursor, 2) as [number, string] | null;
+  const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.listProjects(app.db, circleId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.id]);
   return { items: page.items.map((p) => toProjectView(p)), nextCursor: page.nextCursor };

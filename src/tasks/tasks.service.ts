@@ -45,17 +45,19 @@ export async function addTaskForest(
   }
   const tree = flattenTaskTree(nodes, baseDepth);
   if (!tree.ok) throw badRequest('invalid_task_tree', 'The task tree is invalid; see errors.', tree.errors);
+  // flattenTaskTree leaves the roots unattached; under a parent they hang from it.
+  const tasks = parentId ? tree.tasks.map((t) => (t.parentId === null ? { ...t, parentId } : t)) : tree.tasks;
 
-  const existing = [...new Set(tree.tasks.flatMap((t) => t.dependsOnExisting))];
+  const existing = [...new Set(tasks.flatMap((t) => t.dependsOnExisting))];
   const found = await repo.findProjectTaskStatuses(trx, project.id, existing);
   const missing = existing.filter((id) => !found.some((f) => f.id === id));
   if (missing.length) {
     throw badRequest('invalid_task_tree', 'dependsOn names tasks that are not in this project.', missing.map((id) => ({ path: 'body/tasks', message: `task ${id} is not a task of this project` })));
   }
   const done = new Set(found.filter((f) => f.status === 'done').map((f) => f.id));
-  await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tree.tasks, done);
+  await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tasks, done);
   if (parentId) await repo.markParent(trx, parentId);
-  return tree.tasks.map((t) => t.id);
+  return tasks.map((t) => t.id);
 }
 
 export async function createTasks(app: FastifyInstance, userId: string, projectId: string, input: { parentId?: string; tasks: TaskNodeInput[] }) {
@@ -73,7 +75,7 @@ export async function listTasks(app: FastifyInstance, userId: string, projectId:
   const project = await findProjectWithRole(app.db, projectId, userId);
   assertRole(project?.role ?? undefined, 'project');
   const limit = query.limit ?? 50;
-  const after = decodeCursor(query.cursor, query.claimable ? 2 : 1) as number[] | null;
+  const after = decodeCursor(query.cursor, query.claimable ? ['number', 'number'] : ['number']) as number[] | null;
   const rows = await repo.listTasks(app.db, projectId, query, limit, after);
   const page = pageOf(rows, limit, (t) => (query.claimable ? [t.priority, t.seq] : [t.seq]));
   return { items: page.items.map((t) => toTaskView(t, project!.status)), nextCursor: page.nextCursor };
