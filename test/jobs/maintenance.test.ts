@@ -1,0 +1,99 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import { pino } from 'pino';
+import t, { type Test } from 'tap';
+import type { Job, Queue } from 'bullmq';
+import { processors, startWorkerRole } from '../../src/worker.js';
+import { startWorkers } from '../../src/jobs/worker-runtime.js';
+import { Queues } from '../../src/jobs/queues.js';
+import { createWorkerRedis } from '../../src/infra/redis.js';
+import { createTestEnv } from '../helper.js';
+
+// The maintenance queue run by real BullMQ workers on Redis, against the test's own database.
+
+const silent = pino({ level: 'silent' });
+
+async function finished(queue: Queue, jobId: string, timeoutMs = 20_000): Promise<Job> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await queue.getJob(jobId);
+    if (job?.finishedOn) return job;
+    if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish in ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** The production processors on real workers, without the repeating schedules, so only jobs the test adds run. */
+async function workersFor(t: Test) {
+  const env = await createTestEnv(t);
+  const consumer = createWorkerRedis(env.config.redisUrl);
+  const producer = createWorkerRedis(env.config.redisUrl);
+  const queues = new Queues(producer, env.config.queuePrefix);
+  const running = startWorkers(consumer, { db: env.db, queues, config: env.config, log: silent }, processors);
+  t.teardown(async () => {
+    await running.close();
+    await queues.close();
+    consumer.disconnect();
+    producer.disconnect();
+  });
+  return { ...env, queues, queue: queues.get('maintenance') };
+}
+
+t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async (t) => {
+  const { db, queues, queue } = await workersFor(t);
+  const user = '00000000-0000-4000-8000-000000000001';
+  await sql`
+    INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, created_at) VALUES
+      (${user}, 'fresh', '\\x00', 201, now()),
+      (${user}, 'almost-a-day', '\\x00', 201, now() - interval '23 hours'),
+      (${user}, 'in-progress', '\\x00', NULL, now() - interval '10 minutes'),
+      (${user}, 'expired', '\\x00', 201, now() - interval '25 hours'),
+      (${user}, 'long-expired', '\\x00', 409, now() - interval '30 days')`.execute(db);
+
+  await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge:test:1' });
+  const job = await finished(queue, 'purge_test_1');
+  t.equal(job.failedReason, undefined, 'the job succeeded');
+  const keys = await db.selectFrom('idempotency_keys').select('key').orderBy('key').execute();
+  t.same(keys.map((k) => k.key), ['almost-a-day', 'fresh', 'in-progress']);
+  t.same(job.returnvalue, { purged: 2 });
+
+  // Safe to run again: nothing more to delete, fresh keys untouched.
+  await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge:test:2' });
+  const again = await finished(queue, 'purge_test_2');
+  t.same(again.returnvalue, { purged: 0 });
+  t.equal((await db.selectFrom('idempotency_keys').select('key').execute()).length, 3);
+});
+
+t.test('a job id is a business key: adding it twice runs the job once', async (t) => {
+  const { db, queues, queue } = await workersFor(t);
+  const user = '00000000-0000-4000-8000-000000000002';
+  await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-once' });
+  const first = await finished(queue, 'purge-once');
+  await sql`INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES (${user}, 'old', '\\x00', now() - interval '2 days')`.execute(db);
+  await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-once' });
+  await sleep(300);
+  const second = await queue.getJob('purge-once');
+  t.equal(second?.finishedOn, first.finishedOn, 'the same job, not run a second time');
+  t.equal(second?.attemptsMade, first.attemptsMade);
+});
+
+t.test('an unknown maintenance task fails at once without retries', async (t) => {
+  const { queue } = await workersFor(t);
+  await queue.add('maintenance', { task: 'no-such-task' }, { jobId: 'bogus' });
+  const job = await finished(queue, 'bogus');
+  t.match(job.failedReason, /unknown maintenance task "no-such-task"/);
+  t.equal(job.attemptsMade, 1, 'not retried: retrying cannot help');
+});
+
+t.test('the worker role declares the repeating schedules once, however many start', async (t) => {
+  const { config } = await createTestEnv(t);
+  const first = await startWorkerRole(config, silent);
+  t.teardown(() => first.close());
+  const second = await startWorkerRole(config, silent);
+  t.teardown(() => second.close());
+  const schedulers = await first.queues.get('maintenance').getJobSchedulers();
+  const ids = schedulers.map((s) => s.key).sort();
+  t.ok(ids.includes('purge-idempotency-keys'));
+  t.equal(new Set(ids).size, ids.length, 'no duplicates');
+  t.equal(schedulers.find((s) => s.key === 'purge-idempotency-keys')?.every, 3600_000);
+});

@@ -1,0 +1,163 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import t, { type Test } from 'tap';
+import { migrations } from '../db/migrations/index.js';
+import { REDIS_URL, flushPrefix } from './helper.js';
+import { databaseUrl, withAdminClient } from './setup/test-database.js';
+
+// The real entry point as an operator runs it: a process that creates and migrates its database,
+// becomes ready, and exits cleanly on SIGTERM.
+
+const NODE = resolve('node_modules/.bin/node');
+
+async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => done(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+interface Server {
+  child: ChildProcess;
+  port: number;
+  /** Parsed pino lines written so far. */
+  logs: { msg?: string; level?: number }[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function startServer(t: Test, env: Record<string, string>, port: number): Server {
+  const child = spawn(NODE, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: resolve('.'),
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', PASSWORD_HASH_COST: '10', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Server['logs'] = [];
+  let buffered = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line));
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return { child, port, logs, stderr: () => stderr, exited };
+}
+
+async function waitUntilReady(server: Server, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.child.exitCode !== null) throw new Error(`server exited with ${server.child.exitCode}: ${server.stderr()}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${server.port}/readyz`);
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`server not ready in ${timeoutMs} ms: ${server.stderr()}`);
+}
+
+/** A database name nobody has created yet, dropped (with its queue keys) after the test. */
+async function freshDatabase(t: Test): Promise<{ name: string; url: string; prefix: string }> {
+  const suffix = randomBytes(6).toString('hex');
+  const name = `ca_test_srv_${suffix}`;
+  const prefix = `catestsrv${suffix}`;
+  t.teardown(async () => {
+    await withAdminClient((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    await flushPrefix(prefix);
+  });
+  return { name, url: databaseUrl(name), prefix };
+}
+
+async function appliedMigrations(name: string): Promise<string[]> {
+  const pg = await import('pg');
+  const client = new pg.default.Client({ connectionString: databaseUrl(name) });
+  await client.connect();
+  try {
+    const rows = await client.query<{ name: string }>('SELECT name FROM kysely_migration ORDER BY name');
+    return rows.rows.map((r) => r.name);
+  } finally {
+    await client.end();
+  }
+}
+
+const databaseExists = (name: string) =>
+  withAdminClient(async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1);
+
+const baseEnv = (db: { url: string; prefix: string }) => ({
+  DATABASE_URL: db.url,
+  REDIS_URL,
+  QUEUE_PREFIX: db.prefix,
+  JWT_SECRET: 'server-test-secret-that-is-long-enough-0123456789',
+});
+
+t.test('the server creates and migrates a missing database, serves, and exits 0 on SIGTERM', async (t) => {
+  const db = await freshDatabase(t);
+  t.notOk(await databaseExists(db.name), 'the database does not exist before start');
+  const server = startServer(t, baseEnv(db), await freePort());
+  await waitUntilReady(server);
+
+  t.ok(await databaseExists(db.name), 'the database was created');
+  t.same(await appliedMigrations(db.name), Object.keys(migrations).sort(), 'and fully migrated');
+  t.ok(server.logs.some((l) => l.msg === 'database created'));
+
+  // It really serves the API: register over HTTP.
+  const res = await fetch(`http://127.0.0.1:${server.port}/v1/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ handle: 'first_user', password: 'correct horse battery' }),
+  });
+  t.equal(res.status, 201);
+  t.ok(res.headers.get('x-request-id'));
+
+  server.child.kill('SIGTERM');
+  t.equal(await server.exited, 0, `exit code 0 after SIGTERM; stderr: ${server.stderr()}`);
+  t.ok(server.logs.some((l) => l.msg === 'shutting down'), 'it logged a graceful shutdown');
+});
+
+t.test('two processes starting at once on one fresh database both come up; migrations run once', async (t) => {
+  const db = await freshDatabase(t);
+  const [portA, portB] = [await freePort(), await freePort()];
+  const servers = [startServer(t, baseEnv(db), portA), startServer(t, baseEnv(db), portB)];
+  await Promise.all(servers.map((s) => waitUntilReady(s)));
+
+  t.same(await appliedMigrations(db.name), Object.keys(migrations).sort(), 'each migration recorded once');
+  const migrated = servers.filter((s) => s.logs.some((l) => l.msg === 'migrations applied'));
+  t.equal(migrated.length, 1, 'exactly one process applied the migrations');
+  const created = servers.filter((s) => s.logs.some((l) => l.msg === 'database created'));
+  t.equal(created.length, 1, 'exactly one process created the database');
+
+  for (const server of servers) server.child.kill('SIGTERM');
+  t.same(await Promise.all(servers.map((s) => s.exited)), [0, 0]);
+});
+
+t.test('an invalid setting stops start-up with exit code 1 and names the setting', async (t) => {
+  const db = await freshDatabase(t);
+  const server = startServer(t, { ...baseEnv(db), ROLE: 'everything' }, await freePort());
+  t.equal(await server.exited, 1);
+  t.match(server.stderr(), /invalid setting ROLE="everything"/);
+  t.notOk(await databaseExists(db.name), 'nothing was created');
+});
