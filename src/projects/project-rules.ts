@@ -12,8 +12,10 @@ const TRANSITIONS: Record<ProjectStatus, readonly ProjectStatus[]> = {
 };
 
 export function assertTransition(from: ProjectStatus, to: ProjectStatus): void {
-  if (from === to) return;
+  // Checked first, also when the status does not change: an edit that leaves the status alone
+  // (a new title or reward pool) must not slip into a frozen project either.
   assertProjectEditable(from);
+  if (from === to) return;
   if (!TRANSITIONS[from].includes(to)) {
     throw conflict('invalid_status_transition', `A project cannot go from ${from} to ${to}.`);
   }

@@ -50,9 +50,16 @@ export async function findTasksByIds(db: Executor, ids: string[]) {
   return db.selectFrom('tasks').select(TASK_COLUMNS).select(dependsOnIds.as('depends_on')).where('id', 'in', ids).orderBy('seq').execute();
 }
 
+/**
+ * The statuses of existing tasks that new tasks will depend on, share-locked until the insert
+ * commits. Completing a task updates its row, so a completion running at the same time either
+ * commits first (and the status read here is 'done') or waits for the new dependency rows and then
+ * unblocks them. Without the lock, a dependency finishing in between left the new task blocked
+ * forever.
+ */
 export async function findProjectTaskStatuses(trx: Transaction<Database>, projectId: string, ids: string[]) {
   if (ids.length === 0) return [];
-  return trx.selectFrom('tasks').select(['id', 'status']).where('project_id', '=', projectId).where('id', 'in', ids).execute();
+  return trx.selectFrom('tasks').select(['id', 'status']).where('project_id', '=', projectId).where('id', 'in', ids).orderBy('id').forShare().execute();
 }
 
 export async function lockTask(trx: Transaction<Database>, taskId: string) {

@@ -1,0 +1,135 @@
+import t from 'tap';
+import { recordAcceptedWork } from '../../src/tasks/task-completion.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
+import { addTasks, claimTask, completeTask, countRows, createProject, eventTypes, joinMembers, submitWork } from '../marketplace-helpers.js';
+
+// Dependencies block claiming until what they depend on is done; parents are done when all their
+// children are; completion unblocks dependents.
+
+t.test('a task is blocked until its dependency is accepted', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice, bob] = await joinMembers(app, circle.id, 2);
+  const project = await createProject(app, owner, circle.id);
+  const [spec, build] = await addTasks(app, owner, project.id, [{ key: 'spec', title: 'Spec' }, { title: 'Build', dependsOn: ['spec'] }]);
+  t.match(build, { blocked: true, claimable: false });
+
+  const board = async () => (await call(app, 'GET', `/v1/projects/${project.id}/tasks?claimable=true`, { token: bob!.token })).body.items.map((x: { id: string }) => x.id);
+  t.same(await board(), [spec!.id], 'the blocked task is not on the claimable board');
+  t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'));
+
+  const claim = await claimTask(app, alice!, spec!.id);
+  await submitWork(app, alice!, claim.body.id);
+  t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'), 'submitted is not done');
+  const rejected = await call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, { token: owner.token, body: { decision: 'reject', feedback: 'Not a spec' } });
+  t.equal(rejected.status, 201);
+  t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'), 'rejected is not done');
+
+  await completeTask(app, owner, alice!, spec!.id);
+  t.same(await board(), [build!.id]);
+  const now = await call(app, 'GET', `/v1/tasks/${build!.id}`, { token: bob!.token });
+  t.match(now.body, { blocked: false, claimable: true });
+  t.equal((await claimTask(app, bob!, build!.id)).status, 201);
+  t.same(await eventTypes(db, spec!.id), ['task.created', 'task.completed']);
+});
+
+t.test('a task needing two accepts stays open, and blocking, until the second', async (t) => {
+  const { app } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice, bob, carol] = await joinMembers(app, circle.id, 3);
+  const project = await createProject(app, owner, circle.id);
+  const [survey, report] = await addTasks(app, owner, project.id, [{ key: 's', title: 'Survey', slots: 2, requiredAccepts: 2 }, { title: 'Report', dependsOn: ['s'] }]);
+
+  await completeTask(app, owner, alice!, survey!.id);
+  const once = await call(app, 'GET', `/v1/tasks/${survey!.id}`, { token: owner.token });
+  t.match(once.body, { status: 'open', acceptedCount: 1, liveClaims: 0 });
+  t.ok(isProblem(await claimTask(app, carol!, report!.id), 409, 'task_blocked'));
+  await completeTask(app, owner, bob!, survey!.id);
+  t.match((await call(app, 'GET', `/v1/tasks/${survey!.id}`, { token: owner.token })).body, { status: 'done', acceptedCount: 2 });
+  t.equal((await claimTask(app, carol!, report!.id)).status, 201);
+});
+
+t.test('a parent is done when all its children are, and unblocks what depends on it', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice] = await joinMembers(app, circle.id, 1);
+  const project = await createProject(app, owner, circle.id);
+  const items = await addTasks(app, owner, project.id, [
+    { key: 'chapter', title: 'Chapter', children: [{ title: 'Section 1' }, { title: 'Section 2', children: [{ title: 'Part a' }, { title: 'Part b' }] }] },
+    { title: 'Publish', dependsOn: ['chapter'] },
+  ]);
+  const id = (title: string) => items.find((x) => x.title === title)!.id;
+  const status = async (title: string) => (await db.selectFrom('tasks').select('status').where('id', '=', id(title)).executeTakeFirstOrThrow()).status;
+
+  await completeTask(app, owner, alice!, id('Part a'));
+  t.equal(await status('Section 2'), 'open', 'one of two children done');
+  await completeTask(app, owner, alice!, id('Part b'));
+  t.equal(await status('Section 2'), 'done', 'all children done');
+  t.equal(await status('Chapter'), 'open');
+  t.ok(isProblem(await claimTask(app, alice!, id('Publish')), 409, 'task_blocked'));
+  await completeTask(app, owner, alice!, id('Section 1'));
+  t.equal(await status('Chapter'), 'done', 'completion rolls up the whole tree');
+  t.equal((await claimTask(app, alice!, id('Publish'))).status, 201, 'depending on a parent waits for the whole subtree');
+
+  const completed = await db.selectFrom('events').select('subject_id').where('type', '=', 'task.completed').orderBy('id').execute();
+  t.same(completed.map((e) => e.subject_id), [id('Part a'), id('Part b'), id('Section 2'), id('Section 1'), id('Chapter')]);
+  const progress = await call(app, 'GET', `/v1/projects/${project.id}`, { token: owner.token });
+  t.match(progress.body.progress, { tasksTotal: 6, tasksDone: 5, tasksOpen: 1, liveClaims: 1, pointsAccepted: 300 });
+});
+
+t.test('dependsOn by task id: same project works, another project is refused and creates nothing', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice] = await joinMembers(app, circle.id, 1);
+  const project = await createProject(app, owner, circle.id);
+  const [first, finished] = await addTasks(app, owner, project.id, [{ title: 'First' }, { title: 'Finished' }]);
+  await completeTask(app, owner, alice!, finished!.id);
+
+  const [later, afterDone] = await addTasks(app, owner, project.id, [
+    { title: 'Later', dependsOn: [first!.id.toUpperCase()] },
+    { title: 'After done', dependsOn: [finished!.id] },
+  ]);
+  t.match(later, { blocked: true, dependsOn: [first!.id] });
+  t.match(afterDone, { blocked: false, claimable: true, dependsOn: [finished!.id] }, 'a dependency already done does not block');
+  await completeTask(app, owner, alice!, first!.id);
+  t.match((await call(app, 'GET', `/v1/tasks/${later!.id}`, { token: owner.token })).body, { blocked: false });
+
+  const other = await createProject(app, owner, circle.id);
+  const [foreign] = await addTasks(app, owner, other.id, [{ title: 'Foreign' }]);
+  const before = { tasks: await countRows(db, 'tasks'), deps: await countRows(db, 'task_dependencies'), events: await countRows(db, 'events') };
+  for (const ref of [foreign!.id, crypto.randomUUID()]) {
+    const res = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, { token: owner.token, body: { tasks: [{ title: 'Fine' }, { title: 'Cross', dependsOn: [ref] }] } });
+    t.ok(isProblem(res, 400, 'invalid_task_tree'));
+    t.match(res.body.errors, [{ path: 'body/tasks', message: new RegExp(ref) }]);
+  }
+  t.same({ tasks: await countRows(db, 'tasks'), deps: await countRows(db, 'task_dependencies'), events: await countRows(db, 'events') }, before, 'nothing created');
+});
+
+t.test('a dependency finishing while a dependent is being added does not leave it blocked forever', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice] = await joinMembers(app, circle.id, 1);
+  const project = await createProject(app, owner, circle.id);
+  const [dep] = await addTasks(app, owner, project.id, [{ title: 'Dependency' }]);
+  const claim = await claimTask(app, alice!, dep!.id);
+  t.equal((await submitWork(app, alice!, claim.body.id)).status, 201);
+
+  // The acceptance's transaction completes the dependency and stays open while the owner adds a
+  // task depending on it; it commits only afterwards.
+  let adding!: Promise<Reply>;
+  await db.transaction().execute(async (trx) => {
+    t.same(await recordAcceptedWork(trx, dep!.id, circle.id), [dep!.id]);
+    adding = call(app, 'POST', `/v1/projects/${project.id}/tasks`, { token: owner.token, body: { tasks: [{ title: 'Dependent', dependsOn: [dep!.id] }] } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  });
+  const added = await adding;
+  t.equal(added.status, 201);
+  const row = await db.selectFrom('tasks').select(['blocking_deps']).where('id', '=', added.body.items[0].id).executeTakeFirstOrThrow();
+  t.equal(row.blocking_deps, 0, 'the dependency is done, so the new task is not blocked');
+  t.equal((await claimTask(app, alice!, added.body.items[0].id)).status, 201);
+});
