@@ -1,0 +1,207 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { FastifyInstance } from 'fastify';
+import type { Test } from 'tap';
+import type { Db } from '../../src/infra/postgres.js';
+import { addMember, buildTestApp, call, createCircle, registerUser, type TestEnv, type TestUser } from '../helper.js';
+import { addTasks, completeTask, createProject } from '../marketplace-helpers.js';
+
+// The fixtures every hostile-input test shares, built once per file through the HTTP API, and the
+// route table read from the service's own OpenAPI document: a route added later is covered by the
+// matrix, the mass-assignment check and the fuzzer without anyone listing it here.
+
+export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT';
+export type Actor = 'anonymous' | 'outsider' | 'member' | 'admin' | 'owner' | 'otherOwner';
+export const ACTORS: Actor[] = ['anonymous', 'outsider', 'member', 'admin', 'owner', 'otherOwner'];
+
+export interface JsonSchema {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  enum?: unknown[];
+  const?: unknown;
+  format?: string;
+  pattern?: string;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  minItems?: number;
+  maxItems?: number;
+  additionalProperties?: boolean | JsonSchema;
+  [k: string]: unknown;
+}
+
+export interface RouteInfo {
+  method: Method;
+  /** Fastify form, e.g. /v1/circles/:circleId */
+  path: string;
+  /** The OpenAPI form, e.g. /v1/circles/{circleId}; also the key of the expectation tables. */
+  key: string;
+  pathParams: string[];
+  query: Record<string, JsonSchema>;
+  body?: JsonSchema;
+  responses: number[];
+  anonymous: boolean;
+}
+
+/** Every operation in /openapi.json, with its parameters and body schema. */
+export async function routeTable(app: FastifyInstance): Promise<RouteInfo[]> {
+  const doc = (await call(app, 'GET', '/openapi.json')).body as {
+    paths: Record<string, Record<string, {
+      parameters?: { in: string; name: string; schema: JsonSchema }[];
+      requestBody?: { content: Record<string, { schema: JsonSchema }> };
+      responses: Record<string, unknown>;
+      security?: unknown[];
+    }>>;
+  };
+  const routes: RouteInfo[] = [];
+  for (const [key, operations] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(operations)) {
+      const params = op.parameters ?? [];
+      routes.push({
+        method: method.toUpperCase() as Method,
+        path: key.replace(/\{(\w+)\}/g, ':$1'),
+        key: `${method.toUpperCase()} ${key}`,
+        pathParams: params.filter((p) => p.in === 'path').map((p) => p.name),
+        query: Object.fromEntries(params.filter((p) => p.in === 'query').map((p) => [p.name, p.schema])),
+        body: op.requestBody?.content['application/json']?.schema,
+        responses: Object.keys(op.responses).map(Number),
+        anonymous: Array.isArray(op.security) && op.security.length === 0,
+      });
+    }
+  }
+  return routes;
+}
+
+export const v1Routes = (routes: RouteInfo[]) => routes.filter((r) => r.path.startsWith('/v1/'));
+
+export interface World extends TestEnv {
+  app: FastifyInstance;
+  users: Record<Exclude<Actor, 'anonymous'>, TestUser>;
+  /** The main circle (invite-only): owner, admin and member belong to it. */
+  circleId: string;
+  /** The other owner's own circle. */
+  otherCircleId: string;
+  /** An open project with plenty of claimable tasks. */
+  projectId: string;
+  /** A task with many slots, so each actor may claim it once. */
+  taskId: string;
+  /** An active claim held by `member`. */
+  claimId: string;
+  /** A submitted claim held by `member`. */
+  submittedClaimId: string;
+  /** A completed settlement of a second project in which `member` earned points. */
+  settlementId: string;
+  /** Fresh objects for cells that change what they touch (each call makes a new one). */
+  fresh: {
+    project: () => Promise<string>;
+    activeClaim: () => Promise<string>;
+    submittedClaim: () => Promise<string>;
+    plainMember: () => Promise<string>;
+  };
+}
+
+export async function buildWorld(t: Test, env: Record<string, string> = {}): Promise<World> {
+  const { app, db, config } = await buildTestApp(t, env);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner, 'invite');
+  const admin = await addMember(app, owner, circle.id, 'admin', 'admin');
+  const member = await addMember(app, owner, circle.id, 'member', 'member');
+  const outsider = await registerUser(app, 'outsider');
+  const otherOwner = await registerUser(app, 'other');
+  const other = await createCircle(app, otherOwner, 'open');
+
+  const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 1000, unit: 'points' } });
+  const [multi] = await addTasks(app, owner, project.id, [{ title: 'Many slots', slots: 50 }]);
+  // Enough single-slot tasks for every claims/next and every fresh claim a test asks for.
+  await addTasks(app, owner, project.id, Array.from({ length: 100 }, (_, i) => ({ title: `Task ${i}` })));
+  const [forClaim, forSubmission] = await addTasks(app, owner, project.id, [{ title: 'Claimed' }, { title: 'Submitted' }]);
+
+  const claimOn = async (taskId: string) => {
+    const res = await call(app, 'POST', `/v1/tasks/${taskId}/claims`, { token: member.token });
+    if (res.status !== 201) throw new Error(`claim failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.id as string;
+  };
+  const submit = async (claimId: string) => {
+    const res = await call(app, 'POST', `/v1/claims/${claimId}/submissions`, { token: member.token, body: { content: 'Done' } });
+    if (res.status !== 201) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
+  };
+  const claimId = await claimOn(forClaim!.id);
+  const submittedClaimId = await claimOn(forSubmission!.id);
+  await submit(submittedClaimId);
+
+  const settled = await createProject(app, owner, circle.id, { rewardPool: { amount: 999, unit: 'points' } });
+  const [paid] = await addTasks(app, owner, settled.id, [{ title: 'Paid work' }]);
+  await completeTask(app, owner, member, paid!.id);
+  const settlement = await call(app, 'POST', `/v1/projects/${settled.id}/settlements`, { token: owner.token, body: {} });
+  if (settlement.status !== 202) throw new Error(`settle failed: ${settlement.status} ${JSON.stringify(settlement.body)}`);
+
+  let extraTasks = 0;
+  const freshTask = async () => {
+    const [task] = await addTasks(app, owner, project.id, [{ title: `Fresh ${extraTasks++}` }]);
+    return task!.id;
+  };
+  return {
+    app, db, config,
+    users: { outsider, member, admin, owner, otherOwner },
+    circleId: circle.id,
+    otherCircleId: other.id,
+    projectId: project.id,
+    taskId: multi!.id,
+    claimId,
+    submittedClaimId,
+    settlementId: settlement.body.id,
+    fresh: {
+      project: async () => (await createProject(app, owner, circle.id, { rewardPool: { amount: 10, unit: 'points' } })).id,
+      activeClaim: async () => claimOn(await freshTask()),
+      submittedClaim: async () => {
+        const id = await claimOn(await freshTask());
+        await submit(id);
+        return id;
+      },
+      plainMember: async () => (await addMember(app, owner, circle.id, 'member', 'plain')).id,
+    },
+  };
+}
+
+/** Path parameters of the shared fixtures; an unknown parameter gets an id that exists nowhere. */
+export function defaultParams(world: World): Record<string, string> {
+  return {
+    circleId: world.circleId,
+    projectId: world.projectId,
+    taskId: world.taskId,
+    claimId: world.claimId,
+    settlementId: world.settlementId,
+    userId: world.users.member.id,
+  };
+}
+
+export function fillPath(path: string, params: Record<string, string>): string {
+  return path.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(params[name] ?? randomUUID()));
+}
+
+const TABLES = [
+  'users', 'refresh_tokens', 'circles', 'memberships', 'invites', 'idempotency_keys', 'events', 'projects', 'tasks',
+  'task_dependencies', 'claims', 'submissions', 'reviews', 'contributions', 'settlements', 'payouts', 'ledger_accounts',
+  'ledger_transactions', 'ledger_entries',
+] as const;
+
+/**
+ * A snapshot of every table in one round trip: its row count and the newest row version
+ * (max xmin), so an insert, an update or a delete anywhere shows up as a difference.
+ */
+export async function snapshot(db: Db): Promise<string> {
+  const parts = TABLES.map((table) => sql`(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM ${sql.table(table)})`);
+  const row = await sql<{ s: string }>`SELECT concat_ws(',', ${sql.join(parts)}) AS s`.execute(db);
+  return row.rows[0]!.s;
+}
+
+export async function rowCounts(db: Db): Promise<Record<string, number>> {
+  const parts = TABLES.map((table) => sql`(SELECT count(*) FROM ${sql.table(table)})::int AS ${sql.ref(table)}`);
+  const row = await sql<Record<string, number>>`SELECT ${sql.join(parts)}`.execute(db);
+  return row.rows[0]!;
+}
