@@ -48,6 +48,10 @@ export const Page = <T extends TSchema>(item: T, description: string) =>
 /** Error responses a route may give, all as problem+json. */
 export function problems(...statuses: number[]): Record<number, unknown> {
   const out: Record<number, unknown> = {};
-  for (const s of statuses) out[s] = { ...Type.Ref('Problem'), description: 'Problem details (application/problem+json)' };
+  // Declared under its real media type, so the OpenAPI document and generated clients expect
+  // application/problem+json rather than application/json.
+  for (const s of statuses) {
+    out[s] = { description: 'Problem details', content: { 'application/problem+json': { schema: Type.Ref('Problem') } } };
+  }
   return out;
 }

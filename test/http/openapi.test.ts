@@ -54,6 +54,9 @@ t.test('GET /openapi.json is a valid OpenAPI 3.1 document covering the routes', 
   t.same(doc.paths['/v1/auth/login'].post.security, [], 'login needs no token');
   t.notOk(doc.paths['/v1/me'].get.security, 'other routes inherit the bearer requirement');
   t.ok(doc.paths['/v1/circles'].post.responses['422'], 'idempotent routes document 422');
+  t.same(doc.paths['/v1/circles/{circleId}'].get.responses['404'].content, {
+    'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } },
+  }, 'errors are documented under the media type they are sent with');
 });
 
 t.test('the description check finds undescribed properties at any depth', async (t) => {
