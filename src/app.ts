@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import { configPlugin, infrastructurePlugin } from './infra/infrastructure.plugin.js';
-import { registerErrorHandling } from './http/errors.js';
+import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { registerValidation } from './http/validation.js';
 import { Problem } from './http/schemas.js';
 import { authPlugin } from './http/auth.js';
@@ -38,6 +38,8 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
     routerOptions: { maxParamLength: 200 },
+    // Router-level errors (bad percent-encoding, over-long path segments) as problem+json too.
+    frameworkErrors,
     trustProxy: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -32,7 +32,7 @@ export const unavailable = (detail: string) => new AppError(503, 'service_unavai
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  406: 'Not Acceptable', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type',
+  406: 'Not Acceptable', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type',
   422: 'Unprocessable Content', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
@@ -61,6 +61,7 @@ const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_ERR_CTP_EMPTY_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_CTP_INVALID_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_BAD_URL: [400, 'invalid_url'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'uri_too_long'],
   FST_ERR_ASYNC_CONSTRAINT: [400, 'invalid_request'],
 };
 
@@ -95,6 +96,15 @@ function toAppError(err: FastifyError & { validation?: unknown[]; validationCont
     return new AppError(err.statusCode, 'invalid_request', err.message);
   }
   return new AppError(500, 'internal_error', 'Something went wrong on our side; it has been logged.');
+}
+
+/**
+ * For Fastify's `frameworkErrors` option: errors the router raises before any route or hook runs
+ * (a malformed percent-encoding, a path segment over maxParamLength). Without it Fastify answers
+ * them with its own plain JSON, breaking the problem+json contract.
+ */
+export function frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, toAppError(err));
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
