@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { JoinPolicy, Role } from '../infra/database-schema.js';
-import { conflict, forbidden, notFound } from '../http/errors.js';
+import { conflict, forbidden, notFound, unauthorized } from '../http/errors.js';
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, requireMember } from './access.js';
@@ -19,12 +19,24 @@ const toMemberView = (circleId: string, m: MemberRow) => ({
   circleId, userId: m.user_id, handle: m.handle, displayName: m.display_name, role: m.role, joinedAt: m.joined_at,
 });
 
+/**
+ * A validly signed token can name an account this database does not have (restored from an older
+ * backup, or a token minted for another environment sharing the key). Where that id is written as
+ * a foreign key, the violation means exactly this: a 401, not a 500.
+ */
+function unknownAccount(err: unknown): never {
+  if ((err as { code?: string }).code === '23503' && /user|owner/.test(String((err as { constraint?: string }).constraint))) {
+    throw unauthorized('invalid_token', 'The account this access token was issued to does not exist.');
+  }
+  throw err;
+}
+
 export async function createCircle(app: FastifyInstance, userId: string, input: { name: string; description?: string; joinPolicy: JoinPolicy }) {
   return app.db.transaction().execute(async (trx) => {
     const circle = await repo.insertCircle(trx, { name: input.name, description: input.description ?? '', joinPolicy: input.joinPolicy, ownerId: userId });
     await recordEvent(trx, { circleId: circle.id, type: 'circle.created', subjectId: circle.id, actorId: userId });
     return toCircleView({ ...circle, role: 'owner' });
-  });
+  }).catch(unknownAccount);
 }
 
 export async function listMyCircles(app: FastifyInstance, userId: string, limit: number, cursor?: string) {
@@ -75,7 +87,7 @@ export async function joinCircle(app: FastifyInstance, userId: string, circleId:
     await recordEvent(trx, { circleId, type: 'member.joined', subjectId: userId, actorId: userId });
     const member = await repo.findMember(trx, circleId, userId);
     return toMemberView(circleId, member!);
-  });
+  }).catch(unknownAccount);
 }
 
 export async function listMembers(app: FastifyInstance, userId: string, circleId: string, limit: number, cursor?: string) {

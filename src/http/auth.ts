@@ -17,6 +17,8 @@ declare module 'fastify' {
   }
 }
 
+const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /**
  * Access tokens are short-lived HS256 JWTs. The algorithm is pinned (so `alg: none` or a
  * swapped algorithm is refused) and issuer, audience and expiry are always checked.
@@ -39,6 +41,9 @@ export const authPlugin = fp(async (app) => {
       if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED') throw unauthorized('token_expired', 'The access token has expired; refresh it.');
       throw unauthorized('invalid_token', 'The access token is not valid.');
     }
-    if (typeof request.user?.sub !== 'string') throw new AppError(401, 'invalid_token', 'The access token is not valid.');
+    // Only a holder of the signing key can mint a token, but its subject still reaches SQL as a
+    // uuid: anything else must be a 401 here, not a cast error (500) in the first query.
+    const sub = request.user?.sub;
+    if (typeof sub !== 'string' || !USER_ID.test(sub)) throw new AppError(401, 'invalid_token', 'The access token is not valid.');
   });
 }, { name: 'auth', dependencies: ['config'] });
