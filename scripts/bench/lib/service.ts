@@ -1,0 +1,113 @@
+import { createHmac } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { freePort, startRole, stop, type ServiceProcess } from './processes.js';
+
+// The service under test: one API process and one worker process on the bench database and
+// queue prefix, configured through the environment as an operator would.
+
+const JWT = { secret: 'bench-only-secret-0123456789abcdef-0123456789', issuer: 'circle-actions', audience: 'circle-actions-api' };
+
+export interface Service {
+  url: string;
+  api: ServiceProcess;
+  worker: ServiceProcess;
+  redisUrl: string;
+  env: Record<string, string>;
+}
+
+export function serviceEnv(o: { databaseUrl: string; queuePrefix: string; port: number; maxLiveClaims: number }): Record<string, string> {
+  return {
+    DATABASE_URL: o.databaseUrl,
+    REDIS_URL: process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379',
+    QUEUE_PREFIX: o.queuePrefix,
+    PORT: String(o.port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    JWT_SECRET: JWT.secret,
+    JWT_ISSUER: JWT.issuer,
+    JWT_AUDIENCE: JWT.audience,
+    ACCESS_TOKEN_TTL_SECONDS: '86400',
+    RATE_LIMIT_MAX: '100000000',
+    AUTH_RATE_LIMIT_MAX: '100000000',
+    PASSWORD_HASH_COST: '10',
+    MAX_LIVE_CLAIMS_PER_MEMBER: String(o.maxLiveClaims),
+  };
+}
+
+async function waitFor(what: string, proc: ServiceProcess, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`${what} exited (code ${proc.child.exitCode}):\n${proc.tail()}`);
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} not ready after ${timeoutMs / 1000} s:\n${proc.tail()}`);
+}
+
+export async function startService(o: { databaseUrl: string; queuePrefix: string; maxLiveClaims: number; cpuProfileDir: string | null }): Promise<Service> {
+  const port = await freePort();
+  const env = serviceEnv({ ...o, port });
+  // The API first: it migrates the (already migrated) database; then the worker.
+  const api = startRole('api', env, o.cpuProfileDir);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('API', api, async () => (await fetch(`${url}/readyz`)).ok);
+  const worker = startRole('worker', env, o.cpuProfileDir);
+  const redis = new Redis(env.REDIS_URL!, { maxRetriesPerRequest: null });
+  const queue = new Queue('settlements', { connection: redis, prefix: o.queuePrefix });
+  try {
+    await waitFor('worker', worker, async () => (await queue.getWorkers()).length > 0);
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+  return { url, api, worker, redisUrl: env.REDIS_URL!, env };
+}
+
+export async function stopService(s: Service): Promise<void> {
+  await Promise.all([stop(s.api.child), stop(s.worker.child)]);
+}
+
+/** Deletes every Redis key under the bench's queue prefix (queues, jobs, rate-limit counters). */
+export async function clearRedis(redisUrl: string, prefix: string): Promise<number> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on('error', () => {});
+  let deleted = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) deleted += await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+const b64url = (s: string | Buffer) => Buffer.from(s).toString('base64url');
+
+/**
+ * An access token exactly as the API issues it (HS256 with the service's secret, iss/aud/exp),
+ * for members seeded in SQL. The owner of each scenario still registers through the API.
+ */
+export function mintAccessToken(userId: string, ttlSeconds = 86400): string {
+  const now = Math.floor(Date.now() / 1000);
+  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const payload = b64url(JSON.stringify({ sub: userId, iat: now, exp: now + ttlSeconds, iss: JWT.issuer, aud: JWT.audience }));
+  const signature = createHmac('sha256', JWT.secret).update(`${header}.${payload}`).digest('base64url');
+  return `${header}.${payload}.${signature}`;
+}
+
+/** A JSON call to the API that must succeed. */
+export async function api<T = unknown>(url: string, method: string, path: string, token: string | null, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${url}${path}`, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${text.slice(0, 500)}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}

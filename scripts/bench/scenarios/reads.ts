@@ -1,0 +1,80 @@
+import { findProjectWithRole } from '../../../src/projects/projects.repository.js';
+import { findTaskWithRole, listTasks } from '../../../src/tasks/tasks.repository.js';
+import { captureDb, type Captured } from '../lib/database.js';
+import { httpLoad } from '../lib/http-load.js';
+import { cpuMeter, describeCpu } from '../lib/processes.js';
+import { fmt, step } from '../lib/report.js';
+import { SKILLS } from '../lib/seed.js';
+import { sqlLoad } from '../lib/sql-load.js';
+import { failureText, getMarketplace, ms, type BenchContext } from './context.js';
+
+interface ReadBench {
+  name: string;
+  target: number;
+  what: string;
+  /** The i-th request: path and the member (index into the marketplace's members) making it. */
+  request: (i: number) => { path: string; member: number };
+  /** The statements the endpoint runs, captured from the repository functions with placeholders. */
+  steps: Captured[];
+  rotations: Record<string, string[]>;
+}
+
+async function compare(ctx: BenchContext, b: ReadBench): Promise<void> {
+  const m = await getMarketplace(ctx);
+  const s = ctx.opts.sizes;
+  let i = 0;
+  const next = () => {
+    const r = b.request(i++);
+    return { method: 'GET' as const, path: r.path, token: m.tokens[r.member]! };
+  };
+  step(`${b.name}: HTTP ${b.what}, ${s.connections} connections, ${s.warmupSeconds} s warm-up + ${s.readSeconds} s`);
+  await httpLoad({ url: ctx.service.url, connections: s.connections, seconds: s.warmupSeconds, label: `${b.name} warm-up`, next });
+  const meter = cpuMeter({ api: ctx.service.api.pid });
+  const http = await httpLoad({ url: ctx.service.url, connections: s.connections, seconds: s.readSeconds, label: `${b.name} HTTP`, next });
+  const httpCpu = describeCpu(meter());
+
+  step(`${b.name}: the endpoint's SQL straight through pg (${b.steps.length} statements per request), ${s.connections} connections`);
+  const straight = await sqlLoad({
+    databaseUrl: ctx.databaseUrl, connections: s.connections, warmupSeconds: s.warmupSeconds, seconds: s.readSeconds,
+    steps: b.steps, rotations: b.rotations,
+  }, `${b.name} SQL straight`);
+  const ratio = http.rps / straight.rps;
+  ctx.results.push({
+    name: b.name, value: http.rps, unit: 'req/s', limit: straight.rps, ratio, target: `>= ${b.target}`, met: ratio >= b.target,
+    notes: `HTTP p50 ${ms(http.p50)}, p99 ${ms(http.p99)} (${httpCpu})${failureText(http.failures)}; `
+      + `SQL straight ${fmt(straight.rps)}/s, p50 ${ms(straight.p50)}, p99 ${ms(straight.p99)} (${straight.cpu})${straight.empty ? `; ${straight.empty} empty results` : ''}`,
+  });
+  if (Object.keys(http.failures).length) ctx.failures.push(`${b.name}: non-2xx responses ${JSON.stringify(http.failures)}`);
+}
+
+/** The claimable board filtered by skill, first page of 50: GET /v1/projects/:id/tasks. */
+export async function taskBoard(ctx: BenchContext): Promise<void> {
+  const m = await getMarketplace(ctx);
+  const readers = Math.min(ctx.opts.sizes.readUsers, m.members.length);
+  const capture = captureDb();
+  // The service checks membership with the project, then lists the page.
+  await findProjectWithRole(capture.db, m.projectId, '@user');
+  await listTasks(capture.db, m.projectId, { claimable: true, skill: '@skill' }, 50, null);
+  await compare(ctx, {
+    name: 'task_board', target: 0.7, what: 'claimable tasks by skill, 50 per page',
+    request: (i) => ({ path: `/v1/projects/${m.projectId}/tasks?claimable=true&skill=${SKILLS[i % SKILLS.length]}&limit=50`, member: i % readers }),
+    steps: capture.queries,
+    rotations: { '@user': m.members.slice(0, readers), '@skill': SKILLS },
+  });
+}
+
+/** One task by id, as a member sees it: GET /v1/tasks/:id. */
+export async function taskRead(ctx: BenchContext): Promise<void> {
+  const m = await getMarketplace(ctx);
+  const readers = Math.min(ctx.opts.sizes.readUsers, m.members.length);
+  const { rows } = await ctx.pool.query<{ id: string }>('SELECT id FROM tasks WHERE project_id = $1 ORDER BY random() LIMIT 10000', [m.projectId]);
+  const taskIds = rows.map((r) => r.id);
+  const capture = captureDb();
+  await findTaskWithRole(capture.db, '@task', '@user');
+  await compare(ctx, {
+    name: 'task_read', target: 0.6, what: `random tasks (${fmt(taskIds.length)} ids)`,
+    request: (i) => ({ path: `/v1/tasks/${taskIds[i % taskIds.length]}`, member: i % readers }),
+    steps: capture.queries,
+    rotations: { '@user': m.members.slice(0, readers), '@task': taskIds },
+  });
+}

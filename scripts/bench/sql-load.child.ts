@@ -1,0 +1,87 @@
+// The SQL limit's load generator, run as its own process (like pgbench): `connections` clients,
+// each holding one Postgres connection and running the given statements in a loop, straight
+// through pg, for warm-up plus the measured seconds. Reports progress and the result over IPC.
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import type { SqlLoadSpec } from './lib/sql-load.js';
+
+const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as SqlLoadSpec;
+const send = (m: unknown) => process.send?.(m);
+
+const clients = await Promise.all(Array.from({ length: spec.connections }, async () => {
+  const c = new pg.Client({ connectionString: spec.databaseUrl });
+  await c.connect();
+  return c;
+}));
+
+let counter = 0;
+let measuring = false;
+let stopAt = 0;
+let done = 0;
+let empty = 0;
+let perSecond = 0;
+let latencies = new Float64Array(1 << 16);
+
+function record(ms: number) {
+  if (done === latencies.length) {
+    const grown = new Float64Array(latencies.length * 2);
+    grown.set(latencies);
+    latencies = grown;
+  }
+  latencies[done++] = ms;
+}
+
+function bind(values: unknown[], i: number): unknown[] {
+  return values.map((v) => {
+    if (typeof v === 'string' && v in spec.rotations) {
+      const list = spec.rotations[v]!;
+      return list[i % list.length];
+    }
+    return v;
+  });
+}
+
+async function loop(client: pg.Client) {
+  while (performance.now() < stopAt) {
+    const i = counter++;
+    const t0 = performance.now();
+    if (spec.transaction) await client.query('BEGIN');
+    let rows = 1;
+    for (const [s, step] of spec.steps.entries()) {
+      const result = await client.query(step.text, bind(step.values, i));
+      if (s === spec.steps.length - 1) rows = result.rowCount ?? 0;
+    }
+    if (spec.transaction) await client.query('COMMIT');
+    const ms = performance.now() - t0;
+    if (measuring) {
+      record(ms);
+      perSecond++;
+      if (rows === 0) empty++;
+    }
+  }
+}
+
+async function phase(seconds: number, measure: boolean) {
+  measuring = measure;
+  stopAt = performance.now() + seconds * 1000;
+  if (measure) send({ type: 'start' });
+  const ticker = measure ? setInterval(() => { send({ type: 'tick', rate: perSecond }); perSecond = 0; }, 1000) : null;
+  const t0 = performance.now();
+  await Promise.all(clients.map(loop));
+  ticker && clearInterval(ticker);
+  return (performance.now() - t0) / 1000;
+}
+
+try {
+  if (spec.warmupSeconds > 0) await phase(spec.warmupSeconds, false);
+  const seconds = await phase(spec.seconds, true);
+  const sorted = latencies.subarray(0, done).sort();
+  const pct = (p: number) => (done ? sorted[Math.min(done - 1, Math.floor((p / 100) * done))]! : 0);
+  send({ type: 'result', result: { rps: done / seconds, p50: pct(50), p99: pct(99), ok: done, empty, seconds } });
+} catch (err) {
+  send({ type: 'error', message: err instanceof Error ? err.message : String(err) });
+  process.exitCode = 1;
+} finally {
+  await Promise.all(clients.map((c) => c.end()));
+  process.disconnect?.();
+}
