@@ -8,11 +8,21 @@ import type { SqlLoadSpec } from './lib/sql-load.js';
 const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as SqlLoadSpec;
 const send = (m: unknown) => process.send?.(m);
 
-const clients = await Promise.all(Array.from({ length: spec.connections }, async () => {
-  const c = new pg.Client({ connectionString: spec.databaseUrl });
-  await c.connect();
-  return c;
-}));
+// Connect one by one, waiting out a moment of "too many clients" (other processes' pools closing).
+async function connect(): Promise<pg.Client> {
+  for (let attempt = 0; ; attempt++) {
+    const c = new pg.Client({ connectionString: spec.databaseUrl });
+    try {
+      await c.connect();
+      return c;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '53300' || attempt >= 60) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+const clients: pg.Client[] = [];
+for (let i = 0; i < spec.connections; i++) clients.push(await connect());
 
 let counter = 0;
 let measuring = false;
@@ -48,7 +58,7 @@ async function loop(client: pg.Client) {
     if (spec.transaction) await client.query('BEGIN');
     let rows = 1;
     for (const [s, step] of spec.steps.entries()) {
-      const result = await client.query(step.text, bind(step.values, i));
+      const result = await client.query(spec.prepared ? { name: `s${s}`, text: step.text, values: bind(step.values, i) } : { text: step.text, values: bind(step.values, i) });
       if (s === spec.steps.length - 1) rows = result.rowCount ?? 0;
     }
     if (spec.transaction) await client.query('COMMIT');

@@ -10,6 +10,8 @@ export interface Sizes {
   claimSeconds: number;
   readSeconds: number;
   warmupSeconds: number;
+  /** Alternating rounds of each comparison; each side keeps its best. */
+  rounds: number;
   readUsers: number;
   breakdownTasks: number;
   breakdownRepetitions: number;
@@ -38,6 +40,7 @@ const FULL: Sizes = {
   claimSeconds: 15,
   readSeconds: 15,
   warmupSeconds: 3,
+  rounds: 2,
   readUsers: 500,
   breakdownTasks: 5_000,
   breakdownRepetitions: 5,
@@ -52,6 +55,7 @@ const QUICK: Sizes = {
   claimSeconds: 3,
   readSeconds: 3,
   warmupSeconds: 1,
+  rounds: 1,
   readUsers: 100,
   breakdownTasks: 1_000,
   breakdownRepetitions: 2,

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { availableParallelism } from 'node:os';
 
 // Processes the bench starts (the service's roles, the SQL load child) and what it reads about
 // them from /proc: CPU time and peak memory. Every child is stopped on exit, error or Ctrl-C.
@@ -130,24 +131,41 @@ export function rssMb(pid: number): number {
 }
 
 /**
- * Where the CPU went during a measurement: the processes named (percent of one core each) and the
- * whole machine (percent of all cores). Shows whether the load generator and the service competed.
+ * Where the CPU went during a measurement: each named group of processes (the API, the Postgres
+ * backends serving the bench database, Redis), this process (autocannon runs in it) and the whole machine. Returns
+ * CPU seconds per group, so callers can divide by the requests served.
  */
-export function cpuMeter(pids: Record<string, number>) {
+export function cpuMeter(groups: Record<string, number[]>) {
   const self = process.cpuUsage();
-  const start = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const sum = (pids: number[]) => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
+  const start = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, sum(pids)]));
   const machine = machineCpu();
   const t0 = performance.now();
-  return () => {
+  return (): CpuUse => {
     const wall = (performance.now() - t0) / 1000;
     const used = process.cpuUsage(self);
-    const out: Record<string, number> = { loadgen: Math.round(((used.user + used.system) / 1e6 / wall) * 100) };
-    for (const [k, pid] of Object.entries(pids)) out[k] = Math.round(((cpuSeconds(pid) - start[k]!) / wall) * 100);
+    const seconds: Record<string, number> = { autocannon: (used.user + used.system) / 1e6 };
+    for (const [k, pids] of Object.entries(groups)) seconds[k] = sum(pids) - start[k]!;
     const m = machineCpu();
-    out.machine = m.total > machine.total ? Math.round(((m.busy - machine.busy) / (m.total - machine.total)) * 100) : 0;
-    return out;
+    const busy = m.total > machine.total ? (m.busy - machine.busy) / (m.total - machine.total) : 0;
+    return { wall, seconds, machineBusy: busy };
   };
 }
 
-export const describeCpu = (cpu: Record<string, number>) =>
-  `CPU ${Object.entries(cpu).filter(([k]) => k !== 'machine').map(([k, v]) => `${k} ${v}%`).join(', ')} of one core; machine ${cpu.machine}% busy`;
+export interface CpuUse {
+  wall: number;
+  /** CPU seconds used by each group during the measurement. */
+  seconds: Record<string, number>;
+  /** Fraction of all cores busy (everything on the machine, other users included). */
+  machineBusy: number;
+}
+
+/** "CPU per request: api 210 µs, postgres 650 µs, ...; machine 97% busy". */
+export function describeCpu(cpu: CpuUse, requests: number): string {
+  const per = Object.entries(cpu.seconds)
+    .filter(([, s]) => s > 0.005)
+    .map(([k, s]) => `${k} ${Math.round((s / Math.max(1, requests)) * 1e6)} µs`);
+  const known = Object.values(cpu.seconds).reduce((a, b) => a + b, 0);
+  const cores = cpu.machineBusy * availableParallelism();
+  return `CPU per request: ${per.join(', ')}; machine ${Math.round(cpu.machineBusy * 100)}% busy, ${Math.round(Math.max(0, cores - known / cpu.wall) * 100)}% of a core used by other processes`;
+}

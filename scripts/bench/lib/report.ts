@@ -10,8 +10,8 @@ export interface Scenario {
   unit: string;
   /** The same work done straight in SQL, measured in the same run. */
   limit: number;
-  /** How the service compares with the limit, oriented so that higher is better: value/limit for
-   * throughputs, limit/value for times. */
+  /** value / limit: for throughputs the share of the limit reached, for times and memory how
+   * many times the limit it took. `target` says which way is better. */
   ratio: number;
   /** The target for `ratio`, e.g. ">= 0.8". */
   target: string;
@@ -20,12 +20,14 @@ export interface Scenario {
 }
 
 const tty = process.stdout.isTTY;
+let lastPrinted = 0;
 
-/** A status line that rewrites itself on a terminal and prints every few seconds elsewhere. */
+/** A status line that rewrites itself on a terminal; elsewhere (CI logs) printed once a second. */
 export function progress(text: string, final = false): void {
   if (tty) {
     process.stdout.write(`\r\x1b[K  ${text}${final ? '\n' : ''}`);
-  } else {
+  } else if (final || performance.now() - lastPrinted >= 1000) {
+    lastPrinted = performance.now();
     process.stdout.write(`  ${text}\n`);
   }
 }

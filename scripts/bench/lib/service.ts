@@ -32,6 +32,8 @@ export function serviceEnv(o: { databaseUrl: string; queuePrefix: string; port: 
     AUTH_RATE_LIMIT_MAX: '100000000',
     PASSWORD_HASH_COST: '10',
     MAX_LIVE_CLAIMS_PER_MEMBER: String(o.maxLiveClaims),
+    // The service's default pool size unless overridden, to compare pool sizes.
+    ...(process.env.BENCH_DATABASE_POOL_SIZE && { DATABASE_POOL_SIZE: process.env.BENCH_DATABASE_POOL_SIZE }),
   };
 }
 

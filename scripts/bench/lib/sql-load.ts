@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { NODE, ROOT, cpuMeter, describeCpu, track } from './processes.js';
+import type pg from 'pg';
+import { NODE, ROOT, describeCpu, track, type CpuUse } from './processes.js';
+import { startCpuMeter } from './cpu.js';
 import { fmt, progress } from './report.js';
 
 // The parent side of the SQL limit: starts sql-load.child.ts as its own process and waits for it.
@@ -17,6 +19,8 @@ export interface SqlLoadSpec {
   /** A value equal to one of these keys is replaced by the list's (iteration % length)th entry. */
   rotations: Record<string, string[]>;
   transaction?: boolean;
+  /** Named prepared statements (plans cached per connection) instead of the unnamed ones the service sends. */
+  prepared?: boolean;
 }
 
 export interface SqlLoadResult {
@@ -30,7 +34,7 @@ export interface SqlLoadResult {
   cpu: string;
 }
 
-export async function sqlLoad(spec: SqlLoadSpec, label: string): Promise<SqlLoadResult> {
+export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.Pool; redisUrl: string }): Promise<SqlLoadResult> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ca-bench-'));
   const file = path.join(dir, 'spec.json');
   writeFileSync(file, JSON.stringify(spec));
@@ -38,28 +42,27 @@ export async function sqlLoad(spec: SqlLoadSpec, label: string): Promise<SqlLoad
     const child = track(spawn(NODE, ['--import', 'tsx', 'scripts/bench/sql-load.child.ts', file], {
       cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }));
-    let meter: (() => Record<string, number>) | null = null;
-    let cpu: Record<string, number> = {};
+    let meter: Promise<() => CpuUse> | null = null;
     let seconds = 0;
     return await new Promise<SqlLoadResult>((resolve, reject) => {
-      let result: Omit<SqlLoadResult, 'cpu'> | null = null;
+      let result: Promise<SqlLoadResult> | null = null;
       let error: string | null = null;
       child.on('message', (m: { type: string; rate?: number; result?: Omit<SqlLoadResult, 'cpu'>; message?: string }) => {
         if (m.type === 'start') {
-          meter = cpuMeter({ 'sql client': child.pid! });
+          meter = startCpuMeter(cpu.pool, cpu.redisUrl, { 'sql client': [child.pid!] });
         } else if (m.type === 'tick') {
           seconds++;
           progress(`${label}: ${seconds}/${spec.seconds} s, ${fmt(m.rate!)} statements/s`);
         } else if (m.type === 'result') {
-          cpu = meter?.() ?? {};
-          result = m.result!;
+          const r = m.result!;
+          result = meter!.then((stop) => ({ ...r, cpu: describeCpu(stop(), r.ok) }));
         } else if (m.type === 'error') {
           error = m.message!;
         }
       });
       child.once('exit', (code) => {
         progress(`${label}: done`, true);
-        if (result) resolve({ ...result, cpu: describeCpu(cpu) });
+        if (result) result.then(resolve, reject);
         else reject(new Error(`${label}: SQL load failed (exit ${code}): ${error ?? 'no result'}`));
       });
     });

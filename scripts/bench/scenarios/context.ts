@@ -65,3 +65,13 @@ export const failureText = (f: Record<string, number>) => {
   const entries = Object.entries(f);
   return entries.length ? `; FAILED requests: ${entries.map(([k, v]) => `${k} x${v}`).join(', ')}` : '';
 };
+
+/** The run with the highest throughput: noise from other processes only ever slows a run down. */
+export const best = <T extends { rps: number }>(runs: T[]): T => runs.reduce((a, b) => (b.rps > a.rps ? b : a));
+
+/** "rounds: HTTP 612, 655; SQL 1,100, 1,180 req/s; " when there was more than one. */
+export function rounds(...sides: { rps: number }[][]): string {
+  if (sides[0]!.length < 2) return '';
+  const names = sides.length === 2 ? ['HTTP', 'SQL'] : ['rounds'];
+  return `rounds: ${sides.map((runs, i) => `${names[i]} ${runs.map((r) => Math.round(r.rps).toLocaleString('en-US')).join(', ')}`).join('; ')} req/s (best kept); `;
+}
