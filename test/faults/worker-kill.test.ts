@@ -52,7 +52,7 @@ t.test('SIGKILL the worker that is in the middle of a settlement: each settlemen
       WHERE datname = ${dbName(env.config.databaseUrl)} AND application_name LIKE 'worker-%' AND xact_start IS NOT NULL
         AND state <> 'idle' AND query ~* '(contributions|payouts|ledger_)'`.execute(env.db);
     return rows.rows[0]?.application_name as keyof typeof workers | undefined;
-  }, 30_000, 5);
+  }, 30_000, 5) as keyof typeof workers;
   const completedBefore = await sql<{ n: number }>`SELECT count(*)::int AS n FROM settlements WHERE status = 'completed'`.execute(env.db);
   await workers[inFlight].kill('SIGKILL');
   t.pass(`killed ${inFlight} mid-settlement (${completedBefore.rows[0]!.n} of ${requested.length} completed at the kill)`);
@@ -104,7 +104,7 @@ t.test('SIGKILL a worker while leases are expiring: every claim expires exactly 
   const expiredAtKill = await until('leases starting to expire', async () => {
     const row = await sql<{ n: number }>`SELECT count(*)::int AS n FROM claims WHERE status = 'expired'`.execute(env.db);
     return row.rows[0]!.n || undefined;
-  }, 30_000, 5);
+  }, 30_000, 5) as number;
   const victim = random() < 0.5 ? 0 : 1;
   await workers[victim]!.kill('SIGKILL');
   t.pass(`killed ${workers[victim]!.name} with ${expiredAtKill} of ${claims.length} leases expired`);
