@@ -4,7 +4,7 @@ import { createDb } from './infra/postgres.js';
 import { createRequestRedis, createWorkerRedis } from './infra/redis.js';
 import { Queues } from './jobs/queues.js';
 import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
-import { upsertSchedules } from './jobs/schedules.js';
+import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
 import { maintenanceProcessor } from './jobs/maintenance.job.js';
 import { claimExpiryProcessor } from './claims/claim-expiry.job.js';
 import { reviewDeadlineProcessor } from './reviews/review-deadline.job.js';
@@ -29,12 +29,14 @@ export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
   producerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const queues = new Queues(producerRedis, config.queuePrefix);
   await upsertSchedules(queues, config);
+  const stopKeepingSchedules = keepSchedules(queues, config, log, (listener) => producerRedis.on('ready', listener));
   // A settlement holds a whole project in memory and one transaction: one at a time per process.
   const running = startWorkers(consumerRedis, { db, queues, config, log }, processors, { concurrency: { settlements: 1 } });
   log.info({ queues: Object.keys(processors) }, 'workers started');
   return {
     queues,
     async close() {
+      stopKeepingSchedules();
       await running.close();
       await queues.close();
       consumerRedis.disconnect();

@@ -27,7 +27,7 @@ export const infrastructurePlugin = fp(async (app) => {
   // Errors surface on the commands that hit them; an unhandled 'error' event would crash the process.
   redis.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
   await waitUntilReady(redis, 2_000);
-  const queues = new Queues(redis, config.queuePrefix);
+  const queues = new Queues(redis, config.queuePrefix, true);
   app.decorate('db', db);
   app.decorate('rateLimitRedis', redis);
   app.decorate('queues', queues);

@@ -30,13 +30,20 @@ export interface EnqueueOptions extends Omit<JobsOptions, 'jobId'> {
   jobId: string;
 }
 
-/** The producer side. Safe to use on a request path: its Redis connection fails fast. */
+const ENQUEUE_TIMEOUT_MS = 2_000;
+
+/**
+ * The producer side. With `failFast` (request paths) an enqueue fails at once while Redis is not
+ * connected, and within ENQUEUE_TIMEOUT_MS otherwise: BullMQ itself would wait for the connection
+ * to come back, holding the request. Callers treat a failed enqueue as "the sweep will do it".
+ */
 export class Queues {
   private readonly queues = new Map<QueueName, Queue>();
 
   constructor(
     private readonly connection: Redis,
     readonly prefix: string,
+    private readonly failFast = false,
   ) {}
 
   get(name: QueueName): Queue {
@@ -61,7 +68,23 @@ export class Queues {
 
   async add<N extends QueueName>(name: N, payload: QueuePayloads[N], options: EnqueueOptions): Promise<void> {
     // BullMQ reserves ':' in custom job ids; our business keys use it as a separator.
-    await this.get(name).add(name, payload, { ...options, jobId: options.jobId.replaceAll(':', '_') });
+    const jobOptions = { ...options, jobId: options.jobId.replaceAll(':', '_') };
+    if (!this.failFast) {
+      await this.get(name).add(name, payload, jobOptions);
+      return;
+    }
+    if (this.connection.status !== 'ready') throw new Error(`Redis is ${this.connection.status}; job ${options.jobId} not enqueued`);
+    const adding = this.get(name).add(name, payload, jobOptions);
+    adding.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        adding,
+        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`enqueueing ${options.jobId} timed out`)), ENQUEUE_TIMEOUT_MS); }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async close(): Promise<void> {

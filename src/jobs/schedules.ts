@@ -1,13 +1,10 @@
+import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config.js';
 import type { MaintenanceTask, Queues } from './queues.js';
 
-/**
- * Repeating jobs, declared with upsertJobScheduler so every worker process can declare them at
- * start without creating duplicates (the scheduler id is the key).
- */
-export async function upsertSchedules(queues: Queues, config: Config): Promise<void> {
+function intervals(config: Config): Record<MaintenanceTask, number> {
   const sweep = config.sweepIntervalSeconds * 1000;
-  const every: Record<MaintenanceTask, number> = {
+  return {
     'purge-idempotency-keys': 3600_000,
     'expire-overdue-claims': sweep,
     'accept-overdue-submissions': sweep,
@@ -15,8 +12,52 @@ export async function upsertSchedules(queues: Queues, config: Config): Promise<v
     'relay-outbox': 1_000,
     'requeue-unfinished-settlements': sweep,
   };
+}
+
+/**
+ * Repeating jobs, declared with upsertJobScheduler so every worker process can declare them at
+ * start without creating duplicates (the scheduler id is the key).
+ */
+export async function upsertSchedules(queues: Queues, config: Config): Promise<void> {
   const maintenance = queues.get('maintenance');
-  for (const [task, ms] of Object.entries(every) as [MaintenanceTask, number][]) {
+  for (const [task, ms] of Object.entries(intervals(config)) as [MaintenanceTask, number][]) {
     await maintenance.upsertJobScheduler(task, { every: ms }, { name: task, data: { task } });
   }
+}
+
+/** Declares the schedulers Redis no longer has (it restarted empty, or was flushed); returns them. */
+export async function restoreMissingSchedules(queues: Queues, config: Config): Promise<MaintenanceTask[]> {
+  const maintenance = queues.get('maintenance');
+  const restored: MaintenanceTask[] = [];
+  for (const [task, ms] of Object.entries(intervals(config)) as [MaintenanceTask, number][]) {
+    if (await maintenance.getJobScheduler(task)) continue;
+    await maintenance.upsertJobScheduler(task, { every: ms }, { name: task, data: { task } });
+    restored.push(task);
+  }
+  return restored;
+}
+
+/**
+ * The schedulers live in Redis, and they are what repairs everything else Redis loses. So a worker
+ * checks for them whenever its connection comes back and every sweep interval, and declares again
+ * whatever is missing: a Redis restarted without persistence recovers without restarting workers.
+ */
+export function keepSchedules(queues: Queues, config: Config, log: FastifyBaseLogger, onReady: (listener: () => void) => void): () => void {
+  let running = false;
+  const check = async () => {
+    if (running) return;
+    running = true;
+    try {
+      const restored = await restoreMissingSchedules(queues, config);
+      if (restored.length) log.warn({ restored }, 'job schedulers were missing from Redis and have been declared again');
+    } catch (err) {
+      log.debug({ err }, 'could not check job schedulers; will retry');
+    } finally {
+      running = false;
+    }
+  };
+  onReady(() => void check());
+  const timer = setInterval(() => void check(), Math.min(Math.max(config.sweepIntervalSeconds, 1), 30) * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
 }
