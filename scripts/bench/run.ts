@@ -84,7 +84,15 @@ async function main(): Promise<number> {
     startService({ databaseUrl: dbUrl, queuePrefix: opts.queuePrefix, maxLiveClaims: MAX_LIVE_CLAIMS, cpuProfileDir: opts.cpuProfileDir }));
   const ctx: BenchContext = { opts, databaseUrl: dbUrl, pool, service, maxLiveClaims: MAX_LIVE_CLAIMS, results: [], failures: [] };
 
-  for (const name of wanted) await timed(`scenario ${name}`, () => RUNNERS[name](ctx));
+  for (const name of wanted) {
+    try {
+      await timed(`scenario ${name}`, () => RUNNERS[name](ctx));
+    } catch (err) {
+      // One broken scenario must not hide the others' figures.
+      ctx.failures.push(`${name} did not complete: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      step(`scenario ${name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
 
   await timed('checking every invariant on the bench database', async () => {
     const db = createDb(dbUrl, 2);

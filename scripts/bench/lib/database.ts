@@ -39,7 +39,7 @@ export async function createFreshDatabase(name: string): Promise<void> {
 }
 
 export async function serverVersions(pool: pg.Pool): Promise<string> {
-  const { rows } = await pool.query<{ v: string }>('SHOW server_version');
+  const { rows } = await pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
   return rows[0]!.v;
 }
 

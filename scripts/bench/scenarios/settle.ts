@@ -17,7 +17,7 @@ async function seedContributions(ctx: BenchContext, circleId: string, projectId:
     // negative correction, as the append-only ledger records them.
     await ctx.pool.query(`
       INSERT INTO contributions (circle_id, project_id, user_id, source, points, reason, created_by, created_at)
-      SELECT $1::uuid, $2::uuid, m.id, 'adjustment', CASE WHEN g % 53 = 0 THEN -3 ELSE 1 + (g * 7919) % 97 END, 'bench seed', $3::uuid,
+      SELECT $1::uuid, $2::uuid, m.id, 'adjustment', CASE WHEN g % 53 = 0 THEN -3 ELSE 1 + (g::bigint * 7919) % 97 END, 'bench seed', $3::uuid,
              now() - interval '2 days' + g * interval '1 millisecond'
       FROM generate_series($4::int, $5::int) g JOIN bench_settle_members m ON m.i = 1 + g % $6::int
       ORDER BY g`, [circleId, projectId, ownerId, start, end, members.length]);
