@@ -6,20 +6,23 @@ import * as accounts from './accounts.service.js';
 
 export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['accounts'];
-  const limited = authRateLimit(app.config.rateLimit.authMax);
+  const authLimit = authRateLimit(app);
 
   app.post('/auth/register', {
-    config: limited,
+    config: { rateLimit: false },
+    preHandler: authLimit,
     schema: { tags, security: [], summary: 'Create an account', body: RegisterBody, response: { 201: Session, ...problems(400, 409, 429) } },
   }, async (request, reply) => reply.code(201).send(await accounts.register(app, request.body)));
 
   app.post('/auth/login', {
-    config: limited,
+    config: { rateLimit: false },
+    preHandler: authLimit,
     schema: { tags, security: [], summary: 'Log in with handle and password', body: LoginBody, response: { 200: Session, ...problems(400, 401, 429) } },
   }, async (request) => accounts.login(app, request.body));
 
   app.post('/auth/refresh', {
-    config: limited,
+    config: { rateLimit: false },
+    preHandler: authLimit,
     schema: { tags, security: [], summary: 'Exchange a refresh token for a new pair', body: RefreshBody, response: { 200: Session, ...problems(400, 401, 429) } },
   }, async (request) => accounts.refresh(app, request.body.refreshToken));
 };

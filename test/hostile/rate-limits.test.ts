@@ -20,23 +20,23 @@ t.test('12 parallel registrations with AUTH_RATE_LIMIT_MAX=5: exactly 5 accounts
 
 t.test('parallel login guessing is cut off at the budget, even with the right password', async (t) => {
   const { app, db } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '4' });
-  // Each auth route has its own per-IP budget: registering used none of login's.
+  // Login, register and refresh share one per-IP budget: registering used one of the four.
   const reg = await call(app, 'POST', '/v1/auth/register', { body: { handle: 'victim', password: PASSWORD } });
   t.equal(reg.status, 201);
   const guesses = await Promise.all(Array.from({ length: 20 }, (_, i) => call(app, 'POST', '/v1/auth/login', { body: { handle: 'victim', password: `guess number ${i}` } })));
   const counts = guesses.reduce<Record<number, number>>((acc, r) => ({ ...acc, [r.status]: (acc[r.status] ?? 0) + 1 }), {});
-  t.same(counts, { 401: 4, 429: 16 }, 'four guesses judged, the rest refused unseen');
+  t.same(counts, { 401: 3, 429: 17 }, 'three guesses judged, the rest refused unseen');
   const right = await call(app, 'POST', '/v1/auth/login', { body: { handle: 'victim', password: PASSWORD } });
   t.ok(isProblem(right, 429, 'rate_limited'), 'the right password is not even checked once limited');
   t.equal((await rowCounts(db)).refresh_tokens, 1, 'no session was issued to the guesser');
 });
 
-t.test('refresh has a per-IP budget of its own: token guessing is cut off too', async (t) => {
+t.test('refresh shares the per-IP auth budget: token guessing is cut off too', async (t) => {
   const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' });
   const user = await registerUser(app);
   const attempts = await Promise.all(Array.from({ length: 8 }, (_, i) => call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: `not-a-token-${i}` } })));
   const statuses = attempts.map((r) => r.status).sort();
-  t.same(statuses, [401, 401, 401, 429, 429, 429, 429, 429], 'three judged, five refused');
+  t.same(statuses, [401, 401, 429, 429, 429, 429, 429, 429], 'registering took one of three: two judged, six refused');
   t.ok(attempts.filter((r) => r.status === 429).every((r) => isProblem(r, 429, 'rate_limited')));
   const real = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } });
   t.ok(isProblem(real, 429, 'rate_limited'), 'a real token waits for the window too');

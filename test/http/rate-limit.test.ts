@@ -4,8 +4,9 @@ import { buildTestApp, call, isProblem, registerUser } from '../helper.js';
 // Request budgets counted in Redis: per IP on login/register/refresh, per user elsewhere; and the
 // limiter fails open when Redis is unreachable.
 
-t.test('the 4th login attempt in a minute with AUTH_RATE_LIMIT_MAX=3 is 429 rate_limited', async (t) => {
-  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' });
+t.test('past AUTH_RATE_LIMIT_MAX attempts in a minute, login is 429 rate_limited', async (t) => {
+  // Registering spends one of the four attempts: the budget is shared with login and refresh.
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '4' });
   const user = await registerUser(app);
   const body = { handle: user.handle, password: 'wrong password' };
   for (let i = 1; i <= 3; i++) {
@@ -18,7 +19,7 @@ t.test('the 4th login attempt in a minute with AUTH_RATE_LIMIT_MAX=3 is 429 rate
   t.match(limited.type, /^application\/problem\+json/);
   const retryAfter = Number(limited.headers['retry-after']);
   t.ok(retryAfter > 0 && retryAfter <= 60, `retry-after is the seconds left in the window (${retryAfter})`);
-  t.equal(limited.headers['x-ratelimit-limit'], '3');
+  t.equal(limited.headers['x-ratelimit-limit'], '4');
   t.notOk(limited.body.user, 'even the right password is not checked once limited');
 });
 
@@ -56,4 +57,16 @@ t.test('with Redis unreachable the limiter fails open and requests still succeed
   t.equal(circle.status, 201);
   const ready = await call(app, 'GET', '/readyz');
   t.ok(isProblem(ready, 503, 'service_unavailable'), 'readiness still reports Redis down');
+});
+
+t.test('login, register and refresh share one per-IP budget', async (t) => {
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' });
+  const statuses = [
+    (await call(app, 'POST', '/v1/auth/login', { body: { handle: 'nobody_here', password: 'wrong password' } })).status,
+    (await call(app, 'POST', '/v1/auth/register', { body: { handle: 'shared_budget', password: 'correct horse battery' } })).status,
+    (await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: 'not-a-token' } })).status,
+  ];
+  t.same(statuses, [401, 201, 401], 'three attempts across the three routes fit the budget');
+  const fourth = await call(app, 'POST', '/v1/auth/login', { body: { handle: 'shared_budget', password: 'correct horse battery' } });
+  t.equal(fourth.status, 429, 'the fourth, on any of them, is limited');
 });
