@@ -23,7 +23,10 @@ async function newTransaction(trx: Transaction<Database>, t: { circleId: string;
  *   settlement_payout: project pool -distributed, each payee's balance +amount
  * Each transaction sums to zero; what is undistributed stays in the project pool. Account balances
  * are then moved by the sum of their new entries, locking the accounts in id order so concurrent
- * settlements in one circle cannot deadlock.
+ * settlements in one circle cannot deadlock. Two more rules keep it that way: new member accounts
+ * are inserted in user id order (concurrent inserts of one key wait on each other), and the lock is
+ * FOR NO KEY UPDATE, not FOR UPDATE: each settlement's entries already hold FOR KEY SHARE locks on
+ * the shared accounts (their foreign keys), which FOR UPDATE would wait on, both ways round.
  */
 export async function bookSettlement(trx: Transaction<Database>, s: {
   id: string; circleId: string; projectId: string; unit: string; pool: bigint; distributed: bigint;
@@ -44,6 +47,7 @@ export async function bookSettlement(trx: Transaction<Database>, s: {
     await sql`
       INSERT INTO ledger_accounts (circle_id, kind, owner_id, unit)
       SELECT circle_id, 'member_balance', user_id, ${s.unit} FROM payouts WHERE settlement_id = ${s.id}::uuid AND amount > 0
+      ORDER BY user_id
       ON CONFLICT (circle_id, kind, owner_id, unit) DO NOTHING`.execute(trx);
     await sql`
       INSERT INTO ledger_entries (transaction_id, account_id, amount)
@@ -60,7 +64,7 @@ export async function bookSettlement(trx: Transaction<Database>, s: {
     WITH sums AS (
       SELECT account_id, sum(amount)::bigint AS delta FROM ledger_entries WHERE transaction_id = ANY(${txIds}::uuid[]) GROUP BY account_id
     ), locked AS (
-      SELECT a.id FROM ledger_accounts a JOIN sums ON sums.account_id = a.id ORDER BY a.id FOR UPDATE OF a
+      SELECT a.id FROM ledger_accounts a JOIN sums ON sums.account_id = a.id ORDER BY a.id FOR NO KEY UPDATE OF a
     )
     UPDATE ledger_accounts a SET balance = a.balance + sums.delta
     FROM sums, locked WHERE a.id = sums.account_id AND locked.id = a.id`.execute(trx);
