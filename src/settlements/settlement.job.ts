@@ -1,3 +1,4 @@
+import { UnrecoverableError } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../infra/postgres.js';
 import type { Queues } from '../jobs/queues.js';
@@ -6,9 +7,15 @@ import { recordEvent } from '../events/events.repository.js';
 import { settleProject } from './settle-project.js';
 import { failSettlement, unfinishedSettlements } from './settlements.repository.js';
 
+const jobKey = (settlementId: string) => `settlement:${settlementId}`;
+/** The id BullMQ stores the job under (Queues.add turns ':' into '_'). */
+const storedJobId = (settlementId: string) => jobKey(settlementId).replaceAll(':', '_');
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** The job id is the settlement id: enqueueing it twice (relay, sweep, request) yields one job. */
 export async function enqueueSettlement(queues: Queues, settlementId: string): Promise<void> {
-  await queues.add('settlements', { settlementId }, { jobId: `settlement:${settlementId}` });
+  await queues.add('settlements', { settlementId }, { jobId: jobKey(settlementId) });
 }
 
 /**
@@ -16,6 +23,8 @@ export async function enqueueSettlement(queues: Queues, settlementId: string): P
  * last attempt fails, the settlement is marked failed with the reason, so it never hangs pending.
  */
 export const settlementProcessor: Processor<'settlements'> = async ({ settlementId }, ctx, job) => {
+  // A payload no settlement can match fails for good at once instead of retrying for minutes.
+  if (typeof settlementId !== 'string' || !UUID.test(settlementId)) throw new UnrecoverableError(`invalid settlement id ${JSON.stringify(settlementId)}`);
   try {
     return { outcome: await settleProject(ctx.db, settlementId) };
   } catch (err) {
@@ -34,10 +43,24 @@ async function markFailed(db: Db, settlementId: string, reason: string): Promise
 
 /**
  * The safety net for a Redis that lost its jobs (restart without persistence, flush): every
- * settlement still unfinished after a grace period is enqueued again under its own id.
+ * settlement still unfinished after a grace period is enqueued again under its own id. A job that
+ * BullMQ finished without settling (failed for stalling too often: its workers died mid-job; the
+ * processor's own last attempt marks the settlement failed instead) would make that enqueue a
+ * no-op for as long as Redis keeps it, so it is retried in place.
  */
 export async function requeueUnfinishedSettlements(ctx: { db: Db; queues: Queues; log: FastifyBaseLogger }, graceSeconds = 5): Promise<number> {
   const ids = await unfinishedSettlements(ctx.db, graceSeconds, 1000);
-  for (const id of ids) await enqueueSettlement(ctx.queues, id);
+  const queue = ctx.queues.get('settlements');
+  for (const id of ids) {
+    const job = await queue.getJob(storedJobId(id));
+    const state = job ? await job.getState() : undefined;
+    if (job && (state === 'failed' || state === 'completed')) {
+      // Refused when another sweep retried it first (it is no longer in that state): fine.
+      const retried = await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true }).then(() => true, () => false);
+      if (retried) ctx.log.warn({ settlementId: id, state }, 'unfinished settlement had a finished job; retried it');
+    } else {
+      await enqueueSettlement(ctx.queues, id);
+    }
+  }
   return ids.length;
 }
