@@ -34,11 +34,15 @@ export async function requestSettlement(app: FastifyInstance, userId: string, pr
     const project = await findProjectWithRole(trx, projectId, userId, true);
     assertRole(project?.role ?? undefined, 'project', MANAGERS);
     const p = project!;
-    if (p.status === 'settled' || (await repo.findLiveSettlement(trx, projectId))) {
+    if (await repo.findLiveSettlement(trx, projectId)) {
       throw conflict('already_settled', 'This project has already been settled (or its settlement is under way).');
     }
-    assertProjectEditable(p.status);
-    if (p.status === 'draft') throw conflict('project_not_open', 'A draft project has nothing to settle; open it first.');
+    // A project whose settlement failed stays frozen ('settled') and may be requested again, over
+    // the same contributions; any other project must be open or closed.
+    if (p.status !== 'settled') {
+      assertProjectEditable(p.status);
+      if (p.status === 'draft') throw conflict('project_not_open', 'A draft project has nothing to settle; open it first.');
+    }
     const created = await repo.insertSettlement(trx, {
       circleId: p.circle_id, projectId, poolAmount: p.reward_amount, unit: p.reward_unit, cutoffId: await repo.latestContributionId(trx, projectId),
       minPoints: policy.minPoints === undefined ? null : BigInt(policy.minPoints), capBasisPoints: policy.capBasisPoints ?? null, requestedBy: userId,
