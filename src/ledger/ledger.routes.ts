@@ -37,7 +37,8 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: { tags, summary: 'The ledger entries on my balances, newest first', querystring: Obj({ ...PageQuery }), response: { 200: Page(Entry, 'Entries'), ...problems(400, 401) } },
   }, async (request) => {
     const limit = request.query.limit ?? 50;
-    const after = decodeCursor(request.query.cursor, 1) as [number] | null;
+    // Typed: a forged cursor holding a string would otherwise reach the bigint comparison as a 500.
+    const after = decodeCursor(request.query.cursor, ['number']) as [number] | null;
     const rows = await memberLedgerEntries(app.db, request.user.sub, limit, after ? after[0] : null);
     const page = pageOf(rows, limit, (r) => [r.id]);
     return {
