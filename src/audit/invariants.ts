@@ -25,16 +25,36 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
   },
   {
     name: 'settlement_ledger_matches_payouts',
-    description: 'each completed settlement booked exactly its payouts to member balances',
+    description: 'each completed settlement booked exactly its payouts to member balances: each payee\'s own amount, nobody else',
+    // Member by member, not just in total: a unit moved from one payee to another keeps the sums.
     query: sql`
-      SELECT s.id, s.distributed, coalesce(sum(e.amount) FILTER (WHERE a.kind = 'member_balance'), 0) AS booked
+      WITH booked AS (
+        SELECT t.settlement_id, a.owner_id AS user_id, sum(e.amount) AS amount
+        FROM ledger_transactions t
+        JOIN ledger_entries e ON e.transaction_id = t.id
+        JOIN ledger_accounts a ON a.id = e.account_id AND a.kind = 'member_balance'
+        WHERE t.kind = 'settlement_payout'
+        GROUP BY t.settlement_id, a.owner_id
+      ), paid AS (
+        SELECT p.settlement_id, p.user_id, p.amount
+        FROM payouts p JOIN settlements s ON s.id = p.settlement_id
+        WHERE s.status = 'completed' AND p.amount > 0
+      )
+      SELECT coalesce(paid.settlement_id, booked.settlement_id) AS settlement_id, coalesce(paid.user_id, booked.user_id) AS user_id,
+             paid.amount AS paid, booked.amount AS booked
+      FROM paid FULL JOIN booked ON booked.settlement_id = paid.settlement_id AND booked.user_id = paid.user_id
+      WHERE paid.amount IS DISTINCT FROM booked.amount`,
+  },
+  {
+    name: 'unfinished_settlements_wrote_nothing',
+    description: 'a settlement that is not completed has no payouts and no ledger transactions (all or nothing)',
+    query: sql`
+      SELECT s.id, s.status,
+             (SELECT count(*) FROM payouts p WHERE p.settlement_id = s.id) AS payouts,
+             (SELECT count(*) FROM ledger_transactions t WHERE t.settlement_id = s.id) AS ledger_transactions
       FROM settlements s
-      LEFT JOIN ledger_transactions t ON t.settlement_id = s.id AND t.kind = 'settlement_payout'
-      LEFT JOIN ledger_entries e ON e.transaction_id = t.id
-      LEFT JOIN ledger_accounts a ON a.id = e.account_id
-      WHERE s.status = 'completed'
-      GROUP BY s.id
-      HAVING coalesce(sum(e.amount) FILTER (WHERE a.kind = 'member_balance'), 0) <> s.distributed`,
+      WHERE s.status <> 'completed'
+        AND (EXISTS (SELECT 1 FROM payouts p WHERE p.settlement_id = s.id) OR EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.settlement_id = s.id))`,
   },
   {
     name: 'ledger_transactions_balanced',
