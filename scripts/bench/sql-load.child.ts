@@ -85,6 +85,10 @@ async function phase(seconds: number, measure: boolean) {
 try {
   if (spec.warmupSeconds > 0) await phase(spec.warmupSeconds, false);
   const seconds = await phase(spec.seconds, true);
+  // The parent reads the backends' CPU time now, while they still exist, then lets us go on.
+  const ack = new Promise((resolve) => process.once('message', resolve));
+  send({ type: 'end' });
+  await ack;
   const sorted = latencies.subarray(0, done).sort();
   const pct = (p: number) => (done ? sorted[Math.min(done - 1, Math.floor((p / 100) * done))]! : 0);
   send({ type: 'result', result: { rps: done / seconds, p50: pct(50), p99: pct(99), ok: done, empty, seconds } });

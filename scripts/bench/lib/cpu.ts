@@ -27,8 +27,9 @@ export async function redisServerPid(url: string): Promise<number | null> {
   return redisPid;
 }
 
-/** Starts measuring the given processes plus the bench database's backends and Redis. */
-export async function startCpuMeter(pool: pg.Pool, redisUrl: string, processes: Record<string, number[]>) {
+/** Starts measuring the given processes plus the bench database's backends and Redis (and this
+ * process, where autocannon runs, when it generates the load). */
+export async function startCpuMeter(pool: pg.Pool, redisUrl: string, processes: Record<string, number[]>, loadInThisProcess = true) {
   const redis = await redisServerPid(redisUrl);
-  return cpuMeter({ ...processes, postgres: await backendPids(pool), ...(redis && { redis: [redis] }) });
+  return cpuMeter({ ...processes, postgres: await backendPids(pool), ...(redis && { redis: [redis] }) }, loadInThisProcess);
 }

@@ -135,7 +135,7 @@ export function rssMb(pid: number): number {
  * backends serving the bench database, Redis), this process (autocannon runs in it) and the whole machine. Returns
  * CPU seconds per group, so callers can divide by the requests served.
  */
-export function cpuMeter(groups: Record<string, number[]>) {
+export function cpuMeter(groups: Record<string, number[]>, includeSelf = true) {
   const self = process.cpuUsage();
   const sum = (pids: number[]) => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
   const start = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, sum(pids)]));
@@ -144,7 +144,7 @@ export function cpuMeter(groups: Record<string, number[]>) {
   return (): CpuUse => {
     const wall = (performance.now() - t0) / 1000;
     const used = process.cpuUsage(self);
-    const seconds: Record<string, number> = { autocannon: (used.user + used.system) / 1e6 };
+    const seconds: Record<string, number> = includeSelf ? { autocannon: (used.user + used.system) / 1e6 } : {};
     for (const [k, pids] of Object.entries(groups)) seconds[k] = sum(pids) - start[k]!;
     const m = machineCpu();
     const busy = m.total > machine.total ? (m.busy - machine.busy) / (m.total - machine.total) : 0;

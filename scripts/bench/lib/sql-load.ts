@@ -43,19 +43,22 @@ export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.
       cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }));
     let meter: Promise<() => CpuUse> | null = null;
+    let used: Promise<CpuUse> | null = null;
     let seconds = 0;
     return await new Promise<SqlLoadResult>((resolve, reject) => {
       let result: Promise<SqlLoadResult> | null = null;
       let error: string | null = null;
       child.on('message', (m: { type: string; rate?: number; result?: Omit<SqlLoadResult, 'cpu'>; message?: string }) => {
         if (m.type === 'start') {
-          meter = startCpuMeter(cpu.pool, cpu.redisUrl, { 'sql client': [child.pid!] });
+          meter = startCpuMeter(cpu.pool, cpu.redisUrl, { 'sql client': [child.pid!] }, false);
         } else if (m.type === 'tick') {
           seconds++;
           progress(`${label}: ${seconds}/${spec.seconds} s, ${fmt(m.rate!)} statements/s`);
+        } else if (m.type === 'end') {
+          used = meter!.then((stop) => stop()).finally(() => child.send('ack'));
         } else if (m.type === 'result') {
           const r = m.result!;
-          result = meter!.then((stop) => ({ ...r, cpu: describeCpu(stop(), r.ok) }));
+          result = used!.then((cpu) => ({ ...r, cpu: describeCpu(cpu, r.ok) }));
         } else if (m.type === 'error') {
           error = m.message!;
         }
