@@ -53,7 +53,10 @@ t.test('Postgres connections terminated under load: 503 while they die, recovery
       if (res.status >= 500 && !(res.status === 503 && res.type.startsWith('application/problem+json') && res.body?.code === 'service_unavailable')) {
         bad.push(`${read ? 'read' : 'claim'} ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       }
-      if (res.status === 0) bad.push(`${read ? 'read' : 'claim'}: no answer (${JSON.stringify(res.body)})`);
+      if (res.status === 0) {
+        bad.push(`${read ? 'read' : 'claim'}: no answer (${JSON.stringify(res.body)})`);
+        await new Promise((resolve) => setTimeout(resolve, 50)); // a dead process: don't spin
+      }
     }
   };
   const stormMs = 4_000;
@@ -70,7 +73,7 @@ t.test('Postgres connections terminated under load: 503 while they die, recovery
 
   t.ok(terminated > 0, `${terminated} backends terminated in ${rounds} rounds`);
   for (const api of apis) t.ok(api.alive, `${api.name} survived the storm${api.alive ? '' : `: exit ${api.child.exitCode} ${api.stderr().slice(-1500)} ${JSON.stringify(api.logs.filter((l) => (l.level ?? 0) >= 50).slice(-2)).slice(0, 3000)}`}`);
-  t.same(bad, [], `every failure during the storm was a 503 problem+json: ${JSON.stringify(statuses)}`);
+  t.same(bad.slice(0, 20), [], `every failure during the storm was a 503 problem+json: ${JSON.stringify(statuses)}`);
 
   // Recovery by itself: within a few seconds every API answers reads and writes again.
   for (const api of apis) {
