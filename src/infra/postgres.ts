@@ -25,6 +25,12 @@ export function createDb(databaseUrl: string, poolSize: number): Db {
   // An idle client losing its connection (Postgres restarted, backend terminated) emits 'error' on
   // the pool; without a listener that would crash the process. The pool replaces the client itself.
   pool.on('error', () => {});
+  // A connection terminated while checked out (pg_terminate_backend, a restart) also emits 'error'
+  // on its client; unheard, that would crash the process. The query in flight fails on its own
+  // (answered as 503), and the pool discards the broken client.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
