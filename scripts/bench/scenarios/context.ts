@@ -72,6 +72,7 @@ export const best = <T extends { rps: number }>(runs: T[]): T => runs.reduce((a,
 /** "rounds: HTTP 612, 655; SQL 1,100, 1,180 req/s; " when there was more than one. */
 export function rounds(...sides: { rps: number }[][]): string {
   if (sides[0]!.length < 2) return '';
-  const names = sides.length === 2 ? ['HTTP', 'SQL'] : ['rounds'];
-  return `rounds: ${sides.map((runs, i) => `${names[i]} ${runs.map((r) => Math.round(r.rps).toLocaleString('en-US')).join(', ')}`).join('; ')} req/s (best kept); `;
+  const list = (runs: { rps: number }[]) => runs.map((r) => Math.round(r.rps).toLocaleString('en-US')).join(', ');
+  const text = sides.length === 2 ? `HTTP ${list(sides[0]!)}; SQL ${list(sides[1]!)}` : list(sides[0]!);
+  return `rounds: ${text} req/s (best kept); `;
 }
