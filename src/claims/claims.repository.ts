@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { ClaimStatus, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
+import { fromMicros, micros } from '../infra/sql.js';
 
 export type ClaimRow = {
   id: string; circle_id: string; project_id: string; task_id: string; user_id: string; status: ClaimStatus;
@@ -191,9 +192,9 @@ export async function extendLease(trx: Transaction<Database>, claimId: string, s
 export async function listClaimsOfUser(db: Db, userId: string, status: ClaimStatus | undefined, limit: number, after: [number, string] | null) {
   let q = db.selectFrom('claims')
     .select(['id', 'circle_id', 'project_id', 'task_id', 'user_id', 'status', 'expires_at', 'lease_started_at', 'revoke_reason', 'created_at', 'updated_at',
-      sql<number>`(extract(epoch from created_at) * 1000000)::bigint`.as('cursor_ts')])
+      micros('claims.created_at').as('cursor_ts')])
     .where('user_id', '=', userId);
   if (status) q = q.where('status', '=', status);
-  if (after) q = q.where(sql<boolean>`(created_at, id) < (timestamptz 'epoch' + ${after[0]}::bigint * interval '1 microsecond', ${after[1]}::uuid)`);
+  if (after) q = q.where(sql<boolean>`(created_at, id) < (${fromMicros(after[0])}, ${after[1]}::uuid)`);
   return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
 }

@@ -1,5 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import type { Db, Executor } from '../infra/postgres.js';
+import { fromMicros, micros } from '../infra/sql.js';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
 
 const PROJECT_COLUMNS = [
@@ -38,9 +39,9 @@ export async function findProjectWithRole(db: Executor, projectId: string, userI
 }
 
 export async function listProjects(db: Db, circleId: string, limit: number, after: [number, string] | null) {
-  let q = db.selectFrom('projects').select([...PROJECT_COLUMNS, sql<number>`(extract(epoch from projects.created_at) * 1000000)::bigint`.as('cursor_ts')])
+  let q = db.selectFrom('projects').select([...PROJECT_COLUMNS, micros('projects.created_at').as('cursor_ts')])
     .where('circle_id', '=', circleId);
-  if (after) q = q.where(sql<boolean>`(projects.created_at, projects.id) > (timestamptz 'epoch' + ${after[0]}::bigint * interval '1 microsecond', ${after[1]}::uuid)`);
+  if (after) q = q.where(sql<boolean>`(projects.created_at, projects.id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`);
   return q.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
 }
 
