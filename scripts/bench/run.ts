@@ -49,10 +49,19 @@ async function cleanup(): Promise<void> {
   return cleaning;
 }
 
+// Ctrl-C reaches this process twice (from the terminal and relayed by tsx), so repeats are
+// ignored while cleaning up; a third one gives up on cleaning and exits at once.
+let signals = 0;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: stopping the service and cleaning up...`);
-    cleanup().finally(() => process.exit(130));
+  process.on(signal, () => {
+    signals++;
+    if (signals === 1) {
+      console.error(`\n${signal}: stopping the service and cleaning up...`);
+      cleanup().finally(() => process.exit(130));
+    } else if (signals >= 3) {
+      killAllNow();
+      process.exit(130);
+    }
   });
 }
 process.once('exit', killAllNow);
@@ -85,6 +94,7 @@ async function main(): Promise<number> {
   const ctx: BenchContext = { opts, databaseUrl: dbUrl, pool, service, maxLiveClaims: MAX_LIVE_CLAIMS, results: [], failures: [] };
 
   for (const name of wanted) {
+    if (signals > 0) break;
     try {
       await timed(`scenario ${name}`, () => RUNNERS[name](ctx));
     } catch (err) {
