@@ -5,23 +5,14 @@ import { Redis } from 'ioredis';
 import type { Config } from '../src/config.js';
 import type { Db } from '../src/infra/postgres.js';
 import { startWorkerRole } from '../src/worker.js';
+import type { TaskNodeInput } from '../src/tasks/task-tree.js';
 import { REDIS_URL, call, registerUser, type Reply, type TestUser } from './helper.js';
 
 // Building blocks for the marketplace tests (projects, tasks, claims, reviews, contributions):
 // everything goes through the HTTP API, except assertions on rows and on BullMQ jobs.
 
-export interface TaskNode {
-  key?: string;
-  title: string;
-  description?: string;
-  weight?: number;
-  skills?: string[];
-  slots?: number;
-  requiredAccepts?: number;
-  priority?: number;
-  dependsOn?: string[];
-  children?: TaskNode[];
-}
+/** The request shape of a task tree node, as the service defines it. */
+export type TaskNode = TaskNodeInput;
 
 /** Creates a project (open by default) and returns its body; throws unless 201. */
 export async function createProject(app: FastifyInstance, owner: TestUser, circleId: string, body: Record<string, unknown> = {}) {
