@@ -200,6 +200,12 @@ export async function snapshot(db: Db): Promise<string> {
   return row.rows[0]!.s;
 }
 
+/** Names the tables whose part of two snapshots differs, with both values. */
+export function changedTables(before: string, after: string): string {
+  const a = before.split(','), b = after.split(',');
+  return TABLES.filter((_, i) => a[i] !== b[i]).map((table) => `${table} ${a[TABLES.indexOf(table)]} -> ${b[TABLES.indexOf(table)]}`).join('; ');
+}
+
 export async function rowCounts(db: Db): Promise<Record<string, number>> {
   const parts = TABLES.map((table) => sql`(SELECT count(*) FROM ${sql.table(table)})::int AS ${sql.ref(table)}`);
   const row = await sql<Record<string, number>>`SELECT ${sql.join(parts)}`.execute(db);
