@@ -3,6 +3,14 @@ import type { Db, Executor } from '../infra/postgres.js';
 import type { Database, JoinPolicy, Role } from '../infra/database-schema.js';
 import { fromMicros, micros } from '../infra/sql.js';
 
+/**
+ * The join condition for "the caller's current membership of this row's circle". Object reads
+ * left-join it, so one query returns the object and the caller's role (null: not a member), which
+ * is all the access check (src/circles/access.ts) needs.
+ */
+export const callerMembershipOn = (circleColumn: 'projects.circle_id' | 'tasks.circle_id' | 'claims.circle_id' | 'settlements.circle_id', userId: string) =>
+  sql<boolean>`memberships.circle_id = ${sql.ref(circleColumn)} AND memberships.user_id = ${userId}::uuid AND memberships.left_at IS NULL`;
+
 export async function findMembership(db: Executor, circleId: string, userId: string) {
   return db
     .selectFrom('memberships')

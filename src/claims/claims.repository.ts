@@ -2,6 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import type { ClaimStatus, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
+import { callerMembershipOn } from '../circles/circles.repository.js';
 
 export type ClaimRow = {
   id: string; circle_id: string; project_id: string; task_id: string; user_id: string; status: ClaimStatus;
@@ -117,10 +118,7 @@ const CLAIM_DETAIL = [
 export async function findClaimWithRole(db: Executor, claimId: string, userId: string, lock = false) {
   let q = db.selectFrom('claims')
     .innerJoin('projects', 'projects.id', 'claims.project_id')
-    .leftJoin('memberships', (j) => j
-      .onRef('memberships.circle_id', '=', 'claims.circle_id')
-      .on('memberships.user_id', '=', userId)
-      .on('memberships.left_at', 'is', null))
+    .leftJoin('memberships', (j) => j.on(callerMembershipOn('claims.circle_id', userId)))
     .select([...CLAIM_DETAIL, 'memberships.role'])
     .where('claims.id', '=', claimId);
   if (lock) q = q.forUpdate('claims');

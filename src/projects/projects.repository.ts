@@ -2,6 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
+import { callerMembershipOn } from '../circles/circles.repository.js';
 
 const PROJECT_COLUMNS = [
   'projects.id', 'projects.circle_id', 'projects.title', 'projects.description', 'projects.status', 'projects.reward_amount',
@@ -28,10 +29,7 @@ export async function insertProject(trx: Transaction<Database>, p: {
 export async function findProjectWithRole(db: Executor, projectId: string, userId: string, lock = false) {
   let q = db
     .selectFrom('projects')
-    .leftJoin('memberships', (j) => j
-      .onRef('memberships.circle_id', '=', 'projects.circle_id')
-      .on('memberships.user_id', '=', userId)
-      .on('memberships.left_at', 'is', null))
+    .leftJoin('memberships', (j) => j.on(callerMembershipOn('projects.circle_id', userId)))
     .select([...PROJECT_COLUMNS, 'memberships.role'])
     .where('projects.id', '=', projectId);
   if (lock) q = q.forUpdate('projects');

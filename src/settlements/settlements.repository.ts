@@ -2,6 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Database, SettlementStatus } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import type { Payout, SplitContributor } from './split.js';
+import { callerMembershipOn } from '../circles/circles.repository.js';
 
 export type SettlementRow = {
   id: string; circle_id: string; project_id: string; status: SettlementStatus; pool_amount: number; unit: string; cutoff_id: number;
@@ -35,10 +36,7 @@ export async function lockSettlement(trx: Transaction<Database>, settlementId: s
 
 export async function findSettlementWithRole(db: Executor, settlementId: string, userId: string) {
   return db.selectFrom('settlements')
-    .leftJoin('memberships', (j) => j
-      .onRef('memberships.circle_id', '=', 'settlements.circle_id')
-      .on('memberships.user_id', '=', userId)
-      .on('memberships.left_at', 'is', null))
+    .leftJoin('memberships', (j) => j.on(callerMembershipOn('settlements.circle_id', userId)))
     .selectAll('settlements')
     .select('memberships.role')
     .where('settlements.id', '=', settlementId)

@@ -2,6 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Database, TaskStatus } from '../infra/database-schema.js';
 import type { Executor } from '../infra/postgres.js';
 import type { FlatTask } from './task-tree.js';
+import { callerMembershipOn } from '../circles/circles.repository.js';
 
 export const TASK_COLUMNS = [
   'tasks.id', 'tasks.project_id', 'tasks.parent_id', 'tasks.title', 'tasks.description', 'tasks.weight', 'tasks.skills',
@@ -75,10 +76,7 @@ export async function findTaskWithRole(db: Executor, taskId: string, userId: str
   return db
     .selectFrom('tasks')
     .innerJoin('projects', 'projects.id', 'tasks.project_id')
-    .leftJoin('memberships', (j) => j
-      .onRef('memberships.circle_id', '=', 'tasks.circle_id')
-      .on('memberships.user_id', '=', userId)
-      .on('memberships.left_at', 'is', null))
+    .leftJoin('memberships', (j) => j.on(callerMembershipOn('tasks.circle_id', userId)))
     .select(TASK_COLUMNS)
     .select([dependsOnIds.as('depends_on'), 'tasks.circle_id', 'projects.status as project_status', 'memberships.role'])
     .where('tasks.id', '=', taskId)
