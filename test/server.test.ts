@@ -1,68 +1,21 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { migrations } from '../db/migrations/index.js';
 import { REDIS_URL, flushPrefix } from './helper.js';
 import { databaseUrl, withAdminClient } from './setup/test-database.js';
+import { freePort, spawnServer, type ServerProcess } from './service-process.js';
 
 // The real entry point as an operator runs it: a process that creates and migrates its database,
 // becomes ready, and exits cleanly on SIGTERM.
 
-const NODE = resolve('node_modules/.bin/node');
-
-async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => done(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-interface Server {
-  child: ChildProcess;
+interface Server extends ServerProcess {
   port: number;
-  /** Parsed pino lines written so far. */
-  logs: { msg?: string; level?: number }[];
-  stderr: () => string;
-  exited: Promise<number | null>;
 }
 
 function startServer(t: Test, env: Record<string, string>, port: number): Server {
-  const child = spawn(NODE, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: resolve('.'),
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', PASSWORD_HASH_COST: '10', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: Server['logs'] = [];
-  let buffered = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop() ?? '';
-    for (const line of lines) {
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        // not a log line
-      }
-    }
-  });
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  return { child, port, logs, stderr: () => stderr, exited };
+  const server = spawnServer(t, { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', PASSWORD_HASH_COST: '10', ...env });
+  return Object.assign(server, { port });
 }
 
 async function waitUntilReady(server: Server, timeoutMs = 60_000): Promise<void> {

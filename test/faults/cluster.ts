@@ -1,31 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 import { Redis } from 'ioredis';
 import { checkInvariants } from '../../src/audit/invariants.js';
 import type { Db } from '../../src/infra/postgres.js';
 import { createTestEnv, type TestEnv } from '../helper.js';
+import { freePort, spawnServer, type ServerProcess } from '../service-process.js';
+
+export { freePort };
 
 // Real processes for the fault scenarios: API and worker processes of src/server.ts, and private
 // redis-server instances this test may kill and restart (the machine's shared Redis and Postgres
 // are never touched). Everything talks to 127.0.0.1 only, and every wait is bounded.
 
-const NODE = resolve('node_modules/.bin/node');
-
-export async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => done(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** Polls `probe` until it returns a truthy value; throws with `what` after `timeoutMs`. */
 export async function until<T>(what: string, probe: () => Promise<T> | T, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
@@ -107,18 +97,12 @@ export async function privateRedis(t: Test, options: { persistent?: boolean } = 
 // ---------------------------------------------------------------------------------------------
 // Service processes
 
-export interface ServiceProcess {
+/** A service process in a role (workers log at info, APIs at warn). */
+export interface ServiceProcess extends ServerProcess {
   role: 'api' | 'worker';
   name: string;
   port: number;
   url: string;
-  child: ChildProcess;
-  /** pino lines written so far (workers log at info, APIs at warn). */
-  logs: { msg?: string; level?: number; [k: string]: unknown }[];
-  stderr: () => string;
-  exited: Promise<number | null>;
-  readonly alive: boolean;
-  kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** The environment every process of a scenario shares: one database, one queue prefix. */
@@ -144,46 +128,11 @@ let counter = 0;
 /** Starts `node --import tsx src/server.ts` in a role and waits until it is ready. */
 export async function startService(t: Test, role: 'api' | 'worker', env: Record<string, string>, name = `${role}-${++counter}`): Promise<ServiceProcess> {
   const port = role === 'api' ? await freePort() : 0;
-  const child = spawn(NODE, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: resolve('.'),
-    env: { ...process.env, ...env, ROLE: role, PORT: String(port), LOG_LEVEL: role === 'worker' ? 'info' : 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: ServiceProcess['logs'] = [];
-  let buffered = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop() ?? '';
-    for (const line of lines) {
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        // not a log line
-      }
-    }
-    if (logs.length > 5000) logs.splice(0, logs.length - 5000);
-  });
-  child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-20_000); });
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  const proc: ServiceProcess = {
-    role, name, port, url: `http://127.0.0.1:${port}`, child, logs, exited,
-    stderr: () => stderr,
-    get alive() {
-      return child.exitCode === null && child.signalCode === null;
-    },
-    async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (proc.alive) {
-        child.kill(signal);
-        await exited;
-      }
-    },
-  };
-  t.teardown(() => proc.kill('SIGKILL'));
+  const server = spawnServer(t, { ...env, ROLE: role, PORT: String(port), LOG_LEVEL: role === 'worker' ? 'info' : 'warn' });
+  const proc: ServiceProcess = Object.assign(server, { role, name, port, url: `http://127.0.0.1:${port}` });
   await until(`${name} to be ready`, async () => {
-    if (!proc.alive) throw new Error(`${name} exited with ${child.exitCode}: ${stderr}`);
-    if (role === 'worker') return logs.some((l) => l.msg === 'circle-actions started');
+    if (!proc.alive) throw new Error(`${name} exited with ${proc.child.exitCode}: ${proc.stderr()}`);
+    if (role === 'worker') return proc.logs.some((l) => l.msg === 'circle-actions started');
     const res = await fetch(`${proc.url}/healthz`, { signal: AbortSignal.timeout(1000) });
     return res.status === 200;
   }, 60_000, 100);

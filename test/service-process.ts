@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import type { Test } from 'tap';
+
+// The real entry point as an operator runs it, in a child process: used by the start-up test and
+// the fault suite. On the pinned Node, with tsx as a loader inside the same process, so a signal
+// sent to the child reaches the server itself.
+
+const NODE = resolve('node_modules/.bin/node');
+
+/** A TCP port free on loopback right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => done(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  /** pino lines written so far (the newest 5000). */
+  logs: { msg?: string; level?: number; [k: string]: unknown }[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+  readonly alive: boolean;
+  /** Sends the signal (default SIGKILL) if still running and waits for the exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Starts `src/server.ts` with `env` over this process's environment; killed at teardown. */
+export function spawnServer(t: Test, env: Record<string, string>): ServerProcess {
+  const child = spawn(NODE, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: resolve('.'),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: ServerProcess['logs'] = [];
+  let buffered = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line));
+      } catch {
+        // not a log line
+      }
+    }
+    if (logs.length > 5000) logs.splice(0, logs.length - 5000);
+  });
+  child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-20_000); });
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  const proc: ServerProcess = {
+    child, logs, exited,
+    stderr: () => stderr,
+    get alive() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (proc.alive) {
+        child.kill(signal);
+        await exited;
+      }
+    },
+  };
+  t.teardown(() => proc.kill('SIGKILL'));
+  return proc;
+}
