@@ -58,7 +58,7 @@ async function loop(client: pg.Client) {
     if (spec.transaction) await client.query('BEGIN');
     let rows = 1;
     for (const [s, step] of spec.steps.entries()) {
-      const result = await client.query(spec.prepared ? { name: `s${s}`, text: step.text, values: bind(step.values, i) } : { text: step.text, values: bind(step.values, i) });
+      const result = await client.query({ name: step.name, text: step.text, values: bind(step.values, i) });
       if (s === spec.steps.length - 1) rows = result.rowCount ?? 0;
     }
     if (spec.transaction) await client.query('COMMIT');

@@ -3,6 +3,7 @@ import type { ClaimStatus, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
+import { executePrepared } from '../infra/prepared-statements.js';
 
 export type ClaimRow = {
   id: string; circle_id: string; project_id: string; task_id: string; user_id: string; status: ClaimStatus;
@@ -59,13 +60,16 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
 
 /**
  * claims/next in one statement: the best claimable task for the caller (unblocked leaf with a free
- * slot, matching the skills when given, highest priority, oldest first). With `skipLocked`,
+ * slot, matching the skills, highest priority, oldest first). `skills` null means the caller's
+ * profile skills, read inside the statement (a scalar sub-select Postgres evaluates once, so the
+ * claimable index is still walked in order); an empty list means any task. With `skipLocked`,
  * concurrent callers never wait on each other's candidate row: each takes the next free task, so
  * there is no single hot lock however many members rush a fresh project. Without it, the
  * statement waits on a locked candidate and re-checks its free slots once the lock is released.
+ * It is the hottest statement of the service, so it runs prepared (see prepared-statements.ts).
  */
-export async function claimNextTask(db: Db, projectId: string, userId: string, skills: string[], cap: number, skipLocked = true): Promise<ClaimRow | undefined> {
-  const result = await sql<ClaimRow>`
+export async function claimNextTask(db: Db, projectId: string, userId: string, skills: string[] | null, cap: number, skipLocked = true): Promise<ClaimRow | undefined> {
+  const result = await executePrepared(db, sql<ClaimRow>`
     WITH project AS (
       SELECT p.id, p.lease_seconds
       FROM projects p
@@ -74,9 +78,10 @@ export async function claimNextTask(db: Db, projectId: string, userId: string, s
     ), slot AS (${memberSlot(userId, cap)}),
     candidate AS (
       SELECT t.id, project.lease_seconds
-      FROM tasks t, project, slot
+      FROM tasks t, project, slot,
+        (SELECT coalesce(${skills}::text[], (SELECT u.skills FROM users u WHERE u.id = ${userId}::uuid)) AS skills) wanted
       WHERE t.project_id = project.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.live_claims < t.slots
-        AND (cardinality(${skills}::text[]) = 0 OR t.skills = '{}' OR t.skills && ${skills}::text[])
+        AND (cardinality(wanted.skills) = 0 OR t.skills = '{}' OR t.skills && wanted.skills)
         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))
       ORDER BY t.priority DESC, t.seq
       LIMIT 1
@@ -85,7 +90,7 @@ export async function claimNextTask(db: Db, projectId: string, userId: string, s
       UPDATE tasks t SET live_claims = t.live_claims + 1
       FROM candidate WHERE t.id = candidate.id
       RETURNING t.id, t.circle_id, t.project_id, candidate.lease_seconds
-    ), ${insertClaim(userId)}`.execute(db);
+    ), ${insertClaim(userId)}`);
   return result.rows[0];
 }
 

@@ -4,7 +4,7 @@ import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
-import { findUserById } from '../accounts/accounts.repository.js';
+import { normalizeSkills } from '../accounts/accounts.service.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
 import { scheduleClaimExpiry } from './claim-expiry.job.js';
 import * as repo from './claims.repository.js';
@@ -68,10 +68,9 @@ export async function claimTask(app: FastifyInstance, userId: string, taskId: st
   return afterClaim(app, claim);
 }
 
-/** Skills from the request, else the caller's profile skills; none means any task. */
+/** Skills from the request, else the caller's profile skills (read by the claim statement); none means any task. */
 export async function claimNextTask(app: FastifyInstance, userId: string, projectId: string, skills?: string[]) {
-  const wanted = skills ?? (await findUserById(app.db, userId))?.skills ?? [];
-  const normalized = [...new Set(wanted.map((s) => s.trim().toLowerCase()))];
+  const normalized = skills ? normalizeSkills(skills) : null;
   const cap = app.config.maxLiveClaimsPerMember;
   const run = (skipLocked: boolean) => withSlotRetry(cap, () => repo.claimNextTask(app.db, projectId, userId, normalized, cap, skipLocked), true);
   // Skipping locked rows keeps concurrent callers apart, but comes back empty while a multi-slot

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { Kysely, PostgresDialect, type Transaction } from 'kysely';
 import type { Database } from './database-schema.js';
+import { PreparingClient } from './prepared-statements.js';
 
 // int8 columns (counts, sums, amounts) come back as JS numbers. Every stored amount and point
 // total is bounded by validation to stay below 2^53; arithmetic that could exceed it (settlement
@@ -18,6 +19,7 @@ export function createDb(databaseUrl: string, poolSize: number): Db {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: poolSize,
+    Client: PreparingClient,
     // Fail fast while Postgres is down instead of queueing requests forever.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,

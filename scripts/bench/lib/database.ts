@@ -6,6 +6,7 @@ import {
 import type { Database } from '../../../src/infra/database-schema.js';
 import { createDb } from '../../../src/infra/postgres.js';
 import { migrateToLatest } from '../../../src/infra/migrations.js';
+import { preparedName } from '../../../src/infra/prepared-statements.js';
 
 // The bench's own database: dropped and created fresh at start, dropped at the end.
 
@@ -46,18 +47,21 @@ export async function serverVersions(pool: pg.Pool): Promise<string> {
 export interface Captured {
   text: string;
   values: unknown[];
+  /** Set when the service runs this statement as a named prepared statement. */
+  name?: string;
 }
 
 /**
  * A Kysely instance that runs nothing: every query the repository functions build is recorded,
  * compiled exactly as the service compiles it, and answered with no rows. The SQL limits replay
- * these statements straight through pg, so they are the service's own SQL, not a copy.
+ * these statements straight through pg, so they are the service's own SQL, not a copy, sent the
+ * same way (named prepared statements where the service prepares them).
  */
 export function captureDb(): { db: Kysely<Database>; queries: Captured[] } {
   const queries: Captured[] = [];
   const connection: DatabaseConnection = {
     async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
-      queries.push({ text: q.sql, values: [...q.parameters] });
+      queries.push({ text: q.sql, values: [...q.parameters], name: preparedName(q.sql) });
       return { rows: [] };
     },
     // eslint-disable-next-line require-yield

@@ -14,13 +14,11 @@ export interface SqlLoadSpec {
   connections: number;
   warmupSeconds: number;
   seconds: number;
-  /** Statements run in order on one connection per iteration. */
-  steps: { text: string; values: unknown[] }[];
+  /** Statements run in order on one connection per iteration; named ones as prepared statements. */
+  steps: { text: string; values: unknown[]; name?: string }[];
   /** A value equal to one of these keys is replaced by the list's (iteration % length)th entry. */
   rotations: Record<string, string[]>;
   transaction?: boolean;
-  /** Named prepared statements (plans cached per connection) instead of the unnamed ones the service sends. */
-  prepared?: boolean;
 }
 
 export interface SqlLoadResult {

@@ -1,4 +1,3 @@
-import { findUserById } from '../../../src/accounts/accounts.repository.js';
 import { claimNextTask } from '../../../src/claims/claims.repository.js';
 import { checkInvariants } from '../../../src/audit/invariants.js';
 import { createDb } from '../../../src/infra/postgres.js';
@@ -31,11 +30,10 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
   const cap = ctx.maxLiveClaims;
   const label = 'claim_next';
 
-  // The endpoint's SQL, built by the service's own repository functions (no skills in the body:
-  // the service reads the member's profile skills, then claims).
+  // The endpoint's SQL, built by the service's own repository function (no skills in the body: the
+  // statement reads the member's profile skills itself), prepared as the service prepares it.
   const capture = captureDb();
-  await findUserById(capture.db, '@user');
-  await claimNextTask(capture.db, m.projectId, '@user', [], cap, true);
+  await claimNextTask(capture.db, m.projectId, '@user', null, cap, true);
   const steps = capture.queries;
 
   let i = 0;
@@ -75,7 +73,7 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
     step(`${label}${round}: the endpoint's SQL straight through pg (${steps.length} statements per claim), ${s.connections} connections`);
     return sqlLoad({
       databaseUrl: ctx.databaseUrl, connections: s.connections, warmupSeconds: s.warmupSeconds, seconds: s.claimSeconds,
-      steps, rotations: { '@user': m.members }, prepared: process.env.BENCH_PREPARED === '1',
+      steps, rotations: { '@user': m.members },
     }, `${label} SQL straight`, cpuOf);
   };
   const minimalSql = async (round: string) => {
