@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { conflict, unauthorized, notFound } from '../http/errors.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import * as repo from './accounts.repository.js';
+import { normalizeSkills } from './skills.js';
 
 export interface UserView {
   id: string;
@@ -92,9 +93,4 @@ export async function updateProfile(app: FastifyInstance, userId: string, input:
   const user = await repo.updateUser(app.db, userId, changes);
   if (!user) throw notFound('user');
   return toUserView(user);
-}
-
-/** Skills are tags compared case-insensitively; stored lower-cased, once each, in the given order. */
-export function normalizeSkills(skills: string[]): string[] {
-  return [...new Set(skills.map((s) => s.trim().toLowerCase()))];
 }

@@ -4,7 +4,7 @@ import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
-import { normalizeSkills } from '../accounts/accounts.service.js';
+import { normalizeSkills } from '../accounts/skills.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
 import { scheduleClaimExpiry } from './claim-expiry.job.js';
 import * as repo from './claims.repository.js';

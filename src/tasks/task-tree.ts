@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FieldError } from '../http/errors.js';
+import { normalizeSkills } from '../accounts/skills.js';
 
 // Task-tree validation and flattening, as a plain function: no database, no HTTP.
 // Limits are part of the public contract (see the OpenAPI description of TaskNode).
@@ -65,7 +66,7 @@ export function flattenTaskTree(roots: TaskNodeInput[], baseDepth = -1, newId: (
       title: node.title,
       description: node.description ?? '',
       weight: node.weight ?? 1,
-      skills: [...new Set((node.skills ?? []).map((s) => s.trim().toLowerCase()))],
+      skills: normalizeSkills(node.skills ?? []),
       slots: node.slots ?? 1,
       requiredAccepts: node.requiredAccepts ?? 1,
       priority: node.priority ?? 0,

@@ -1,8 +1,7 @@
 import t from 'tap';
-import { buildApp } from '../../src/app.js';
 import { REDIS_URL, createCircle, registerUser } from '../helper.js';
 import { createProject, joinMembers } from '../marketplace-helpers.js';
-import { SEED, assertInvariants, faultEnv, http, rng, serviceEnv, startService, summary, until } from './cluster.js';
+import { SEED, assertInvariants, faultApp, http, rng, serviceEnv, startService, summary, until } from './cluster.js';
 
 // Two API processes and two workers on one database; 100 members claim and submit over HTTP,
 // spread across both APIs, while one API process is SIGKILLed. Whatever the service acknowledged
@@ -12,10 +11,8 @@ t.comment(`FAULT_SEED=${SEED}`);
 
 t.test('SIGKILL one of two API processes under 100 claiming and submitting clients', async (t) => {
   const random = rng(SEED);
-  const env = await faultEnv(t);
-  const setup = await buildApp({ config: env.config, logger: false });
-  t.teardown(() => setup.close());
-  await setup.ready();
+  const env = await faultApp(t);
+  const setup = env.app;
   const owner = await registerUser(setup, 'owner');
   const circle = await createCircle(setup, owner);
   const tasks = [

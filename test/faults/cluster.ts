@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { checkInvariants } from '../../src/audit/invariants.js';
 import type { Db } from '../../src/infra/postgres.js';
-import { createTestEnv, type TestEnv } from '../helper.js';
+import { buildTestApp, createTestEnv, type TestEnv } from '../helper.js';
 import { freePort, spawnServer, type ServerProcess } from '../service-process.js';
 
 export { freePort };
@@ -177,9 +178,17 @@ export async function http<T = any>(base: string, method: string, path: string, 
 
 export interface FaultEnv extends TestEnv {}
 
+// Short job locks and sweeps, so a killed worker's jobs and missed leases come back within seconds.
+const FAULT_SETTINGS = { JOB_LOCK_SECONDS: '2', SWEEP_INTERVAL_SECONDS: '1' };
+
 /** A database of this scenario's own (cloned from the migrated template) and its queue prefix. */
 export async function faultEnv(t: Test): Promise<FaultEnv> {
-  return createTestEnv(t, { JOB_LOCK_SECONDS: '2', SWEEP_INTERVAL_SECONDS: '1' });
+  return createTestEnv(t, FAULT_SETTINGS);
+}
+
+/** The same, plus an in-process app on it for setting the scene (owners, circles, projects). */
+export async function faultApp(t: Test): Promise<FaultEnv & { app: FastifyInstance }> {
+  return buildTestApp(t, FAULT_SETTINGS);
 }
 
 /** Runs every invariant check and asserts zero violations, naming any broken one with samples. */

@@ -1,9 +1,8 @@
 import t from 'tap';
 import pg from 'pg';
-import { buildApp } from '../../src/app.js';
 import { REDIS_URL, createCircle, registerUser } from '../helper.js';
 import { createProject, joinMembers } from '../marketplace-helpers.js';
-import { SEED, assertInvariants, faultEnv, http, rng, serviceEnv, startService, summary, until } from './cluster.js';
+import { SEED, assertInvariants, faultApp, http, rng, serviceEnv, startService, summary, until } from './cluster.js';
 
 // Every connection of the scenario's database is terminated again and again (pg_terminate_backend,
 // the machine's Postgres itself is never restarted) while two APIs serve reads and claims and two
@@ -14,10 +13,8 @@ t.comment(`FAULT_SEED=${SEED}`);
 
 t.test('Postgres connections terminated under load: 503 while they die, recovery without a restart', async (t) => {
   const random = rng(SEED);
-  const env = await faultEnv(t);
-  const setup = await buildApp({ config: env.config, logger: false });
-  t.teardown(() => setup.close());
-  await setup.ready();
+  const env = await faultApp(t);
+  const setup = env.app;
   const owner = await registerUser(setup, 'owner');
   const circle = await createCircle(setup, owner);
   const project = await createProject(setup, owner, circle.id, { tasks: Array.from({ length: 300 }, (_, i) => ({ title: `Task ${i}` })) });

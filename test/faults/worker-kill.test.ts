@@ -1,9 +1,8 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { buildApp } from '../../src/app.js';
 import { REDIS_URL, call, createCircle, registerUser } from '../helper.js';
 import { createProject, joinMembers } from '../marketplace-helpers.js';
-import { SEED, assertInvariants, faultEnv, rng, serviceEnv, startService, summary, until } from './cluster.js';
+import { SEED, assertInvariants, faultApp, rng, serviceEnv, startService, summary, until } from './cluster.js';
 
 // Workers are SIGKILLed in the middle of their work and restarted. Two worker processes share the
 // queue; JOB_LOCK_SECONDS=2 lets a survivor or a restarted worker take over a killed one's job.
@@ -15,10 +14,8 @@ const dbName = (url: string) => new URL(url).pathname.slice(1);
 t.comment(`FAULT_SEED=${SEED}`);
 
 t.test('SIGKILL the worker that is in the middle of a settlement: each settlement completes exactly once', async (t) => {
-  const env = await faultEnv(t);
-  const app = await buildApp({ config: env.config, logger: false });
-  t.teardown(() => app.close());
-  await app.ready();
+  const env = await faultApp(t);
+  const app = env.app;
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
 
@@ -81,10 +78,8 @@ t.test('SIGKILL the worker that is in the middle of a settlement: each settlemen
 
 t.test('SIGKILL a worker while leases are expiring: every claim expires exactly once', async (t) => {
   const random = rng(SEED);
-  const env = await faultEnv(t);
-  const app = await buildApp({ config: env.config, logger: false });
-  t.teardown(() => app.close());
-  await app.ready();
+  const env = await faultApp(t);
+  const app = env.app;
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
   const project = await createProject(app, owner, circle.id, { leaseSeconds: 4, tasks: Array.from({ length: 200 }, (_, i) => ({ title: `Task ${i}` })) });
