@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { SqlLoadSpec } from './lib/sql-load.js';
+import { bindValues } from './lib/statements.js';
 
 const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as SqlLoadSpec;
 const send = (m: unknown) => process.send?.(m);
@@ -41,16 +42,6 @@ function record(ms: number) {
   latencies[done++] = ms;
 }
 
-function bind(values: unknown[], i: number): unknown[] {
-  return values.map((v) => {
-    if (typeof v === 'string' && v in spec.rotations) {
-      const list = spec.rotations[v]!;
-      return list[i % list.length];
-    }
-    return v;
-  });
-}
-
 async function loop(client: pg.Client) {
   while (performance.now() < stopAt) {
     const i = counter++;
@@ -58,7 +49,7 @@ async function loop(client: pg.Client) {
     if (spec.transaction) await client.query('BEGIN');
     let rows = 1;
     for (const [s, step] of spec.steps.entries()) {
-      const result = await client.query({ name: step.name, text: step.text, values: bind(step.values, i) });
+      const result = await client.query({ name: step.name, text: step.text, values: bindValues(step.values, spec.rotations, i) });
       if (s === spec.steps.length - 1) rows = result.rowCount ?? 0;
     }
     if (spec.transaction) await client.query('COMMIT');

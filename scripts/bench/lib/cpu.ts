@@ -28,8 +28,10 @@ export async function redisServerPid(url: string): Promise<number | null> {
 }
 
 /** Starts measuring the given processes plus the bench database's backends and Redis (and this
- * process, where autocannon runs, when it generates the load). */
+ * process, where autocannon runs, when it generates the load). The stop function lists the
+ * backends again, so connections opened during the measurement count too. */
 export async function startCpuMeter(pool: pg.Pool, redisUrl: string, processes: Record<string, number[]>, loadInThisProcess = true) {
   const redis = await redisServerPid(redisUrl);
-  return cpuMeter({ ...processes, postgres: await backendPids(pool), ...(redis && { redis: [redis] }) }, loadInThisProcess);
+  const stop = cpuMeter({ ...processes, postgres: await backendPids(pool), ...(redis && { redis: [redis] }) }, loadInThisProcess);
+  return async () => stop({ postgres: await backendPids(pool) });
 }

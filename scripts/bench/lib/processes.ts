@@ -132,20 +132,31 @@ export function rssMb(pid: number): number {
 
 /**
  * Where the CPU went during a measurement: each named group of processes (the API, the Postgres
- * backends serving the bench database, Redis), this process (autocannon runs in it) and the whole machine. Returns
- * CPU seconds per group, so callers can divide by the requests served.
+ * backends serving the bench database, Redis), this process (autocannon runs in it) and the whole
+ * machine. Returns CPU seconds per group, so callers can divide by the requests served.
+ *
+ * Counted per process: one that exits during the measurement (a backend of the previous load
+ * closing) adds nothing rather than taking its earlier CPU away, and `stop` may name processes of a
+ * group that started during the measurement (new backends), counted from zero.
  */
 export function cpuMeter(groups: Record<string, number[]>, includeSelf = true) {
   const self = process.cpuUsage();
-  const sum = (pids: number[]) => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
-  const start = Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, sum(pids)]));
+  const start = new Map(Object.values(groups).flat().map((pid) => [pid, cpuSeconds(pid)]));
   const machine = machineCpu();
   const t0 = performance.now();
-  return (): CpuUse => {
+  return (joined: Record<string, number[]> = {}): CpuUse => {
     const wall = (performance.now() - t0) / 1000;
     const used = process.cpuUsage(self);
     const seconds: Record<string, number> = includeSelf ? { autocannon: (used.user + used.system) / 1e6 } : {};
-    for (const [k, pids] of Object.entries(groups)) seconds[k] = sum(pids) - start[k]!;
+    for (const [k, pids] of Object.entries(groups)) {
+      const all = new Set([...pids, ...(joined[k] ?? [])]);
+      let total = 0;
+      for (const pid of all) {
+        const now = cpuSeconds(pid);
+        if (now > 0) total += Math.max(0, now - (start.get(pid) ?? 0));
+      }
+      seconds[k] = total;
+    }
     const m = machineCpu();
     const busy = m.total > machine.total ? (m.busy - machine.busy) / (m.total - machine.total) : 0;
     return { wall, seconds, machineBusy: busy };

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { NODE, ROOT, describeCpu, track, type CpuUse } from './processes.js';
 import { startCpuMeter } from './cpu.js';
 import { fmt, progress } from './report.js';
+import type { Statement } from './statements.js';
 
 // The parent side of the SQL limit: starts sql-load.child.ts as its own process and waits for it.
 
@@ -15,7 +16,7 @@ export interface SqlLoadSpec {
   warmupSeconds: number;
   seconds: number;
   /** Statements run in order on one connection per iteration; named ones as prepared statements. */
-  steps: { text: string; values: unknown[]; name?: string }[];
+  steps: Statement[];
   /** A value equal to one of these keys is replaced by the list's (iteration % length)th entry. */
   rotations: Record<string, string[]>;
   transaction?: boolean;
@@ -40,7 +41,7 @@ export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.
     const child = track(spawn(NODE, ['--import', 'tsx', 'scripts/bench/sql-load.child.ts', file], {
       cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }));
-    let meter: Promise<() => CpuUse> | null = null;
+    let meter: Promise<() => Promise<CpuUse>> | null = null;
     let used: Promise<CpuUse> | null = null;
     let seconds = 0;
     return await new Promise<SqlLoadResult>((resolve, reject) => {

@@ -2,13 +2,10 @@ import { claimNextTask } from '../../../src/claims/claims.repository.js';
 import { checkInvariants } from '../../../src/audit/invariants.js';
 import { createDb } from '../../../src/infra/postgres.js';
 import { captureDb } from '../lib/database.js';
-import { httpLoad } from '../lib/http-load.js';
-import { describeCpu } from '../lib/processes.js';
-import { startCpuMeter } from '../lib/cpu.js';
 import { fmt, step } from '../lib/report.js';
 import { sqlLoad, type SqlLoadResult } from '../lib/sql-load.js';
 import { clearRedis } from '../lib/service.js';
-import { best, failureText, getMarketplace, ms, resetClaims, rounds, type BenchContext } from './context.js';
+import { bareRouteLoad, bareRouteResult, best, failureText, getMarketplace, measureHttp, ms, resetClaims, rounds, serviceProcesses, type BenchContext } from './context.js';
 
 // The minimal claim pgbench would run: one UPDATE taking the best free task, skipping locked rows.
 export const MINIMAL_CLAIM = `
@@ -20,7 +17,8 @@ export const MINIMAL_CLAIM = `
 
 /**
  * POST /v1/projects/:id/claims/next by many members at once, against (a) the statements the
- * endpoint runs, replayed straight through pg at the same concurrency, and (b) the minimal claim.
+ * endpoint runs, replayed straight through pg at the same concurrency, (b) the minimal claim, and
+ * (c) the endpoint's statement behind a bare Fastify route (the HTTP floor, for reference).
  * Requests rotate over connections x claimUsersPerConnection members, so no two requests in
  * flight share a member and each member holds a few live claims, as members do.
  */
@@ -44,10 +42,7 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
   const viaHttp = async (round: string) => {
     await resetClaims(ctx, m.projectId);
     step(`${label}${round}: HTTP, ${s.connections} connections over ${fmt(m.tokens.length)} members, ${s.warmupSeconds} s warm-up + ${s.claimSeconds} s`);
-    const warm = await httpLoad({ url: ctx.service.url, connections: s.connections, seconds: s.warmupSeconds, label: `${label} warm-up`, next });
-    const meter = await startCpuMeter(ctx.pool, ctx.service.redisUrl, { api: [ctx.service.api.pid], worker: [ctx.service.worker.pid] });
-    const http = await httpLoad({ url: ctx.service.url, connections: s.connections, seconds: s.claimSeconds, label: `${label} HTTP`, next });
-    const cpu = describeCpu(meter(), http.ok);
+    const http = await measureHttp(ctx, { url: ctx.service.url, connections: s.connections, seconds: s.claimSeconds, label: `${label} HTTP`, next, processes: serviceProcesses(ctx) });
     // Every 201 is one claim row, no task holds more live claims than slots, every invariant holds.
     const { rows: [counts] } = await ctx.pool.query<{ claims: number; over: number; max_member: number }>(`
       SELECT (SELECT count(*)::int FROM claims WHERE project_id = $1) AS claims,
@@ -60,13 +55,13 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
     if (c.over > 0) ctx.failures.push(`${label}: ${c.over} tasks with more live claims than slots`);
     // autocannon stops counting when the time is up: requests still in flight then (one per
     // connection, per load run) complete on the server unseen.
-    const answered = warm.ok + http.ok;
+    const answered = http.warmOk + http.ok;
     if (c.claims < answered || c.claims > answered + 2 * s.connections) ctx.failures.push(`${label}: ${answered} claims answered 201 but ${c.claims} claim rows`);
     if (broken.length) ctx.failures.push(`${label}: invariants violated after the HTTP run: ${broken.join(', ')}`);
     if (Object.keys(http.failures).length) ctx.failures.push(`${label}: non-2xx responses ${JSON.stringify(http.failures)}`);
     step(`${label}: ${fmt(c.claims)} claim rows for ${fmt(answered)} answers 201 (plus up to ${2 * s.connections} in flight at the stop), ${c.over} tasks over their slots, at most ${c.max_member} live claims per member (cap ${cap}), invariants ${broken.length ? `VIOLATED: ${broken.join(', ')}` : 'hold'}`);
     await clearRedis(ctx.service.redisUrl, `${ctx.opts.queuePrefix}:claim-expiry`);
-    return { ...http, cpu };
+    return http;
   };
   const straightSql = async (round: string) => {
     await resetClaims(ctx, m.projectId);
@@ -85,23 +80,29 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
     }, `${label} minimal claim`, cpuOf);
   };
 
-  // Rounds alternate the three, so a neighbour's burst of load hits one round, not one side;
+  const bareRoute = async (round: string) => {
+    await resetClaims(ctx, m.projectId);
+    step(`${label}${round}: the endpoint's SQL behind a bare Fastify route, ${s.connections} connections`);
+    return bareRouteLoad(ctx, `${label} bare route`, s.claimSeconds, steps, { '@user': m.members }, next);
+  };
+
+  // Rounds alternate the four, so a neighbour's burst of load hits one round, not one side;
   // each side keeps its best round.
-  const runs = { http: [] as Awaited<ReturnType<typeof viaHttp>>[], straight: [] as SqlLoadResult[], minimal: [] as SqlLoadResult[] };
+  const runs = { http: [] as Awaited<ReturnType<typeof viaHttp>>[], straight: [] as SqlLoadResult[], minimal: [] as SqlLoadResult[], bare: [] as Awaited<ReturnType<typeof bareRoute>>[] };
   for (let r = 0; r < s.rounds; r++) {
     const round = s.rounds > 1 ? ` (round ${r + 1}/${s.rounds})` : '';
     runs.http.push(await viaHttp(round));
     runs.straight.push(await straightSql(round));
     runs.minimal.push(await minimalSql(round));
+    runs.bare.push(await bareRoute(round));
   }
   await resetClaims(ctx, m.projectId);
   const http = best(runs.http);
   const straight = best(runs.straight);
   const minimal = best(runs.minimal);
-  const httpCpu = http.cpu;
 
   const exhausted = (n: number) => (n ? `; ${fmt(n)} found nothing left to claim` : '');
-  const httpNote = `${rounds(runs.http, runs.straight)}HTTP ${fmt(http.rps)} claims/s, p50 ${ms(http.p50)}, p99 ${ms(http.p99)} (${httpCpu})${failureText(http.failures)}`;
+  const httpNote = `${rounds(runs.http, runs.straight)}HTTP ${fmt(http.rps)} claims/s, p50 ${ms(http.p50)}, p99 ${ms(http.p99)} (${http.cpu})${failureText(http.failures)}`;
   ctx.results.push({
     name: 'claim_next', value: http.rps, unit: 'req/s', limit: straight.rps, ratio: http.rps / straight.rps, target: '>= 0.8',
     met: http.rps / straight.rps >= 0.8,
@@ -112,4 +113,5 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
     met: http.rps / minimal.rps >= 0.5,
     notes: `${rounds(runs.minimal)}minimal one-statement claim ${fmt(minimal.rps)}/s, p50 ${ms(minimal.p50)}, p99 ${ms(minimal.p99)} (${minimal.cpu})${exhausted(minimal.empty)}`,
   });
+  ctx.results.push(bareRouteResult('claim_next', http.rps, straight.rps, best(runs.bare), runs.bare));
 }

@@ -4,7 +4,12 @@ import type { Service } from '../lib/service.js';
 import type { Scenario } from '../lib/report.js';
 import { createCircle, createProject, registerOwner, seedMembers, seedTasks, type Owner } from '../lib/seed.js';
 import { mintAccessToken } from '../lib/service.js';
-import { timed } from '../lib/report.js';
+import { fmt, timed } from '../lib/report.js';
+import { servicePoolSize, startBareRoute } from '../lib/bare-route.js';
+import type { Statement } from '../lib/statements.js';
+import { httpLoad, type HttpLoad, type LoadResult } from '../lib/http-load.js';
+import { startCpuMeter } from '../lib/cpu.js';
+import { describeCpu } from '../lib/processes.js';
 
 export interface BenchContext {
   opts: Options;
@@ -44,6 +49,46 @@ export function getMarketplace(ctx: BenchContext): Promise<Marketplace> {
     return { owner, circleId, projectId, members, tokens };
   });
   return marketplace;
+}
+
+/**
+ * One HTTP measurement: `warmupSeconds` of unmeasured load, then `seconds` measured, with the CPU
+ * each process used per request (the given ones, the bench database's backends, Redis, autocannon).
+ */
+export async function measureHttp(ctx: BenchContext, load: HttpLoad & { processes: Record<string, number[]> }) {
+  const warm = await httpLoad({ ...load, seconds: ctx.opts.sizes.warmupSeconds, label: `${load.label} warm-up` });
+  const meter = await startCpuMeter(ctx.pool, ctx.service.redisUrl, load.processes);
+  const run: LoadResult = await httpLoad(load);
+  return { ...run, warmOk: warm.ok, cpu: describeCpu(await meter(), run.ok) };
+}
+
+/** The service's processes, for measureHttp. */
+export const serviceProcesses = (ctx: BenchContext) => ({ api: [ctx.service.api.pid], worker: [ctx.service.worker.pid] });
+
+/**
+ * The HTTP floor: the endpoint's statements behind a bare Fastify route in its own process, under
+ * the same load (same connections, requests and headers) as the service.
+ */
+export async function bareRouteLoad(ctx: BenchContext, label: string, seconds: number, steps: Statement[], rotations: Record<string, string[]>, next: HttpLoad['next']) {
+  const route = await startBareRoute({ databaseUrl: ctx.databaseUrl, poolSize: servicePoolSize(), steps, rotations });
+  try {
+    const s = ctx.opts.sizes;
+    const toRoute = () => ({ ...next(), path: route.path });
+    const run = await measureHttp(ctx, { url: route.url, connections: s.connections, seconds, label, next: toRoute, processes: { 'bare route': [route.pid] } });
+    if (Object.keys(run.failures).length) ctx.failures.push(`${label}: failed requests ${JSON.stringify(run.failures)}`);
+    return run;
+  } finally {
+    await route.stop();
+  }
+}
+
+/** The service against the bare route: how much of the gap to the SQL straight is HTTP itself. */
+export function bareRouteResult(name: string, serviceRps: number, straightRps: number, bare: Awaited<ReturnType<typeof measureHttp>>, runs: { rps: number }[]): Scenario {
+  return {
+    name: `${name}_vs_bare_route`, value: serviceRps, unit: 'req/s', limit: bare.rps, ratio: serviceRps / bare.rps, target: 'none (reference)', met: null,
+    notes: `${rounds(runs)}the same SQL behind a bare Fastify route ${fmt(bare.rps)}/s, p50 ${ms(bare.p50)}, p99 ${ms(bare.p99)} (${bare.cpu}); `
+      + `the bare route reaches ${(bare.rps / straightRps).toFixed(2)} of the SQL straight`,
+  };
 }
 
 /** Frees every claim on the project, as if none had been made, so each measurement starts alike. */

@@ -1,13 +1,10 @@
 import { findProjectWithRole } from '../../../src/projects/projects.repository.js';
 import { findTaskWithRole, listTasks } from '../../../src/tasks/tasks.repository.js';
 import { captureDb, type Captured } from '../lib/database.js';
-import { httpLoad } from '../lib/http-load.js';
-import { describeCpu } from '../lib/processes.js';
-import { startCpuMeter } from '../lib/cpu.js';
 import { fmt, step } from '../lib/report.js';
 import { SKILLS } from '../lib/seed.js';
 import { sqlLoad, type SqlLoadResult } from '../lib/sql-load.js';
-import { best, failureText, getMarketplace, ms, rounds, type BenchContext } from './context.js';
+import { bareRouteLoad, bareRouteResult, best, failureText, getMarketplace, measureHttp, ms, rounds, serviceProcesses, type BenchContext } from './context.js';
 
 interface ReadBench {
   name: string;
@@ -20,6 +17,10 @@ interface ReadBench {
   rotations: Record<string, string[]>;
 }
 
+/**
+ * The endpoint against two limits in alternating rounds: its statements straight through pg, and
+ * the same statements behind a bare Fastify route (the HTTP floor). Each side keeps its best round.
+ */
 async function compare(ctx: BenchContext, b: ReadBench): Promise<void> {
   const m = await getMarketplace(ctx);
   const s = ctx.opts.sizes;
@@ -28,15 +29,14 @@ async function compare(ctx: BenchContext, b: ReadBench): Promise<void> {
     const r = b.request(i++);
     return { method: 'GET' as const, path: r.path, token: m.tokens[r.member]! };
   };
-  const httpRuns: (Awaited<ReturnType<typeof httpLoad>> & { cpu: string })[] = [];
+  const httpRuns: Awaited<ReturnType<typeof measureHttp>>[] = [];
+  const bareRuns: Awaited<ReturnType<typeof measureHttp>>[] = [];
   const sqlRuns: SqlLoadResult[] = [];
   for (let r = 0; r < s.rounds; r++) {
     const round = s.rounds > 1 ? ` (round ${r + 1}/${s.rounds})` : '';
     step(`${b.name}${round}: HTTP ${b.what}, ${s.connections} connections, ${s.warmupSeconds} s warm-up + ${s.readSeconds} s`);
-    await httpLoad({ url: ctx.service.url, connections: s.connections, seconds: s.warmupSeconds, label: `${b.name} warm-up`, next });
-    const meter = await startCpuMeter(ctx.pool, ctx.service.redisUrl, { api: [ctx.service.api.pid], worker: [ctx.service.worker.pid] });
-    const run = await httpLoad({ url: ctx.service.url, connections: s.connections, seconds: s.readSeconds, label: `${b.name} HTTP`, next });
-    httpRuns.push({ ...run, cpu: describeCpu(meter(), run.ok) });
+    const run = await measureHttp(ctx, { url: ctx.service.url, connections: s.connections, seconds: s.readSeconds, label: `${b.name} HTTP`, next, processes: serviceProcesses(ctx) });
+    httpRuns.push(run);
     if (Object.keys(run.failures).length) ctx.failures.push(`${b.name}: non-2xx responses ${JSON.stringify(run.failures)}`);
 
     step(`${b.name}${round}: the endpoint's SQL straight through pg (${b.steps.length} statements per request), ${s.connections} connections`);
@@ -44,16 +44,20 @@ async function compare(ctx: BenchContext, b: ReadBench): Promise<void> {
       databaseUrl: ctx.databaseUrl, connections: s.connections, warmupSeconds: s.warmupSeconds, seconds: s.readSeconds,
       steps: b.steps, rotations: b.rotations,
     }, `${b.name} SQL straight`, { pool: ctx.pool, redisUrl: ctx.service.redisUrl }));
+
+    step(`${b.name}${round}: the same SQL behind a bare Fastify route, ${s.connections} connections`);
+    bareRuns.push(await bareRouteLoad(ctx, `${b.name} bare route`, s.readSeconds, b.steps, b.rotations, next));
   }
   const http = best(httpRuns);
   const straight = best(sqlRuns);
-  const httpCpu = http.cpu;
+  const bare = best(bareRuns);
   const ratio = http.rps / straight.rps;
   ctx.results.push({
     name: b.name, value: http.rps, unit: 'req/s', limit: straight.rps, ratio, target: `>= ${b.target}`, met: ratio >= b.target,
-    notes: `${rounds(httpRuns, sqlRuns)}HTTP p50 ${ms(http.p50)}, p99 ${ms(http.p99)} (${httpCpu})${failureText(http.failures)}; `
+    notes: `${rounds(httpRuns, sqlRuns)}HTTP p50 ${ms(http.p50)}, p99 ${ms(http.p99)} (${http.cpu})${failureText(http.failures)}; `
       + `SQL straight ${fmt(straight.rps)}/s, p50 ${ms(straight.p50)}, p99 ${ms(straight.p99)} (${straight.cpu})${straight.empty ? `; ${straight.empty} empty results` : ''}`,
   });
+  ctx.results.push(bareRouteResult(b.name, http.rps, straight.rps, bare, bareRuns));
 }
 
 /** The claimable board filtered by skill, first page of 50: GET /v1/projects/:id/tasks. */
