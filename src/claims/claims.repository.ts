@@ -154,17 +154,17 @@ export async function endClaim(trx: Transaction<Database>, claimId: string, from
 }
 
 /**
- * Expires active claims past their deadline and frees their slots, set-based: one claim (the
- * delayed job) or a batch of overdue ones (the sweep). SKIP LOCKED lets sweeps on several workers
+ * Expires up to `limit` active claims past their deadline and frees their slots, set-based (the
+ * per-second expiry jobs and the sweep loop over it). SKIP LOCKED lets sweeps on several workers
  * split the work instead of queueing on the same rows. Returns the expired claims.
  */
-export async function expireOverdueClaims(db: Db, options: { claimId?: string; limit: number }) {
+export async function expireOverdueClaims(db: Db, limit: number) {
   const result = await sql<{ id: string }>`
     WITH due AS (
       SELECT id FROM claims
-      WHERE status = 'active' AND expires_at <= now() ${options.claimId ? sql`AND id = ${options.claimId}::uuid` : sql``}
+      WHERE status = 'active' AND expires_at <= now()
       ORDER BY expires_at
-      LIMIT ${options.limit}
+      LIMIT ${limit}
       FOR UPDATE SKIP LOCKED
     ), ended AS (
       UPDATE claims c SET status = 'expired', member_slot = NULL, updated_at = now()

@@ -8,8 +8,8 @@ import type { Redis } from 'ioredis';
 export interface QueuePayloads {
   /** Periodic repair and housekeeping, driven by job schedulers (see src/jobs/schedules.ts). */
   maintenance: { task: MaintenanceTask };
-  /** Delayed until a claim's lease deadline; expires it if still active (src/claims). */
-  'claim-expiry': { claimId: string };
+  /** Delayed until the end of a second in which leases end; expires every overdue lease (src/claims). */
+  'claim-expiry': { dueAt: number };
   /** Delayed until a submission's review window closes; accepts it if still unreviewed (src/reviews). */
   'review-deadline': { submissionId: string };
   /** One job per settlement, id = settlement id (src/settlements). */

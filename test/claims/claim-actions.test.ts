@@ -23,7 +23,7 @@ t.test('extend moves the deadline forward, capped by MAX_LEASE_SECONDS from the 
   t.equal(longer.status, 200);
   t.ok(new Date(longer.body.expiresAt) > new Date(claim.body.expiresAt), 'moved forward');
   t.equal(longer.body.leaseStartedAt, claim.body.leaseStartedAt, 'the lease start stays');
-  t.ok(await queue.getJob(claimExpiryJobId(claim.body.id, longer.body.expiresAt)), 'a job for the new deadline');
+  t.ok(await queue.getJob(claimExpiryJobId(longer.body.expiresAt)), 'a job for the new deadline');
 
   const capped = await call(app, 'POST', url, { token: alice!.token, body: { seconds: 100000 } });
   t.equal(capped.status, 200);

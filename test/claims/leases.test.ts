@@ -1,10 +1,13 @@
 import t from 'tap';
-import { claimExpiryProcessor } from '../../src/claims/claim-expiry.job.js';
-import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
+import type { FastifyBaseLogger } from 'fastify';
+import { Redis } from 'ioredis';
+import { claimExpiryProcessor, expiryDueAt, scheduleClaimExpiry } from '../../src/claims/claim-expiry.job.js';
+import { Queues } from '../../src/jobs/queues.js';
+import { REDIS_URL, buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import { claimExpiryJobId, claimTask, eventTypes, joinMembers, projectWithTask, queueHandle, startWorkers, submitWork, waitFor } from '../marketplace-helpers.js';
 
-// Leases run out: a delayed BullMQ job expires the claim at its deadline, and the periodic sweep
-// expires any claim whose job was lost. Real workers, real Redis; outcomes are polled with a
+// Leases run out: a delayed BullMQ job at the end of the deadline's second expires the claims due
+// then, and the periodic sweep expires any claim whose job was lost. Real workers, real Redis; outcomes are polled with a
 // bounded wait, never timed.
 
 const claimStatus = async (app: Parameters<typeof call>[0], token: string, claimId: string) =>
@@ -52,27 +55,65 @@ t.test('an active claim past its deadline cannot submit even before the workers 
   t.equal(row.status, 'active', 'no worker ran: still active in the table, but refused');
 });
 
-t.test('the claim-expiry job: scheduled at the deadline, expires once, a no-op when run again', async (t) => {
+t.test('expiry jobs: one per deadline second, shared by the leases ending in it; a job expires every overdue lease once', async (t) => {
   const { app, db, config } = await buildTestApp(t);
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
-  const [alice] = await joinMembers(app, circle.id, 1);
-  const { task } = await projectWithTask(app, owner, circle.id, {}, { leaseSeconds: 1 });
+  const members = await joinMembers(app, circle.id, 3);
+  const { task } = await projectWithTask(app, owner, circle.id, { slots: 3 }, { leaseSeconds: 1 });
   const queue = queueHandle(t, config, 'claim-expiry');
 
-  const claim = await claimTask(app, alice!, task.id);
-  const job = await queue.getJob(claimExpiryJobId(claim.body.id, claim.body.expiresAt));
-  t.ok(job, 'a delayed job keyed by claim and deadline');
-  t.same(job!.data, { claimId: claim.body.id });
-  t.equal(await job!.getState(), 'delayed');
+  const claims: { id: string; expiresAt: string }[] = [];
+  for (const member of members) claims.push((await claimTask(app, member, task.id)).body);
+  const jobIds = new Set(claims.map((c) => claimExpiryJobId(c.expiresAt)));
+  for (const c of claims) {
+    const job = await queue.getJob(claimExpiryJobId(c.expiresAt));
+    t.ok(job, 'a delayed job for the second the lease ends in');
+    t.equal(await job!.getState(), 'delayed');
+    const late = job!.data.dueAt - new Date(c.expiresAt).getTime();
+    t.ok(late >= 0 && late < 1000, `due at the end of the deadline's second (${late} ms after it)`);
+  }
+  t.equal(await queue.getDelayedCount(), jobIds.size, 'one job per second, not one per claim');
+  t.ok(jobIds.size <= 2, 'three claims in a row fall in one or two seconds');
 
+  const job = (await queue.getJob([...jobIds][0]!))!;
   const ctx = { db, queues: app.queues, config, log: app.log };
-  t.same(await claimExpiryProcessor({ claimId: claim.body.id }, ctx, job!), { expired: 0 }, 'before the deadline it changes nothing');
-  await waitFor(async () => new Date(claim.body.expiresAt).getTime() < Date.now() - 50);
-  t.same(await claimExpiryProcessor({ claimId: claim.body.id }, ctx, job!), { expired: 1 });
-  t.same(await claimExpiryProcessor({ claimId: claim.body.id }, ctx, job!), { expired: 0 }, 'running it twice is harmless');
+  t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'before the deadlines it changes nothing');
+  await waitFor(async () => claims.every((c) => new Date(c.expiresAt).getTime() < Date.now() - 50));
+  t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 3 }, 'every overdue lease, whichever second it was due in');
+  t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'running it twice is harmless');
   const row = await db.selectFrom('tasks').select('live_claims').where('id', '=', task.id).executeTakeFirstOrThrow();
-  t.equal(row.live_claims, 0, 'the slot was freed exactly once');
+  t.equal(row.live_claims, 0, 'each slot was freed exactly once');
+  for (const c of claims) t.same(await eventTypes(db, c.id), ['claim.created', 'claim.expired']);
+});
+
+t.test('a process enqueues the job for a second once, however many leases end in it', async (t) => {
+  const { app, config } = await buildTestApp(t);
+  const queue = queueHandle(t, config, 'claim-expiry');
+  const dueAt = expiryDueAt(new Date(Date.now() + 60_000));
+  const lease = (endsAt: number) => ({ id: crypto.randomUUID(), expires_at: new Date(endsAt) });
+
+  await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 600));
+  const jobId = claimExpiryJobId(new Date(dueAt - 600).toISOString());
+  t.equal(await queue.remove(jobId), 1, 'the first lease of the second enqueued its job (removed here)');
+  await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 100));
+  t.equal(await queue.getJob(jobId), undefined, 'a later lease in the same second did not enqueue again');
+  await scheduleClaimExpiry(app.queues, app.log, lease(dueAt + 1));
+  t.ok(await queue.getJob(claimExpiryJobId(new Date(dueAt + 1).toISOString())), 'a lease in the next second enqueues that second');
+});
+
+t.test('an expiry job that could not be enqueued is tried again by the next lease ending in that second', async (t) => {
+  const down = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  t.teardown(() => down.disconnect());
+  const queues = new Queues(down, `ca_test_${crypto.randomUUID()}`, true);
+  const warnings: unknown[] = [];
+  const log = { warn: (details: unknown) => warnings.push(details) } as unknown as FastifyBaseLogger;
+  const expiresAt = new Date(Date.now() + 60_000);
+  await scheduleClaimExpiry(queues, log, { id: crypto.randomUUID(), expires_at: expiresAt });
+  await scheduleClaimExpiry(queues, log, { id: crypto.randomUUID(), expires_at: expiresAt });
+  t.equal(warnings.length, 2, 'both claims tried to enqueue and were told the sweep will expire them');
+  t.match(warnings[1], { dueAt: expiryDueAt(expiresAt) });
+  await queues.close();
 });
 
 t.test('with the delayed job lost, the sweep still expires the claim', async (t) => {
@@ -84,7 +125,7 @@ t.test('with the delayed job lost, the sweep still expires the claim', async (t)
   const queue = queueHandle(t, config, 'claim-expiry');
 
   const claim = await claimTask(app, alice!, task.id);
-  const jobId = claimExpiryJobId(claim.body.id, claim.body.expiresAt);
+  const jobId = claimExpiryJobId(claim.body.expiresAt);
   t.equal(await queue.remove(jobId), 1, 'the delayed job is removed from Redis');
   t.equal(await queue.getJob(jobId), undefined);
   t.equal(await queue.count(), 0, 'no expiry job left at all');
