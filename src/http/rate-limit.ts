@@ -2,10 +2,12 @@ import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from './errors.js';
+import { SharedWindowStore } from './rate-limit-store.js';
 
 /**
- * Per-user request budget (per IP before login), counted in Redis so every API process shares it.
- * Runs as a preHandler, after authentication, so the key is the verified user id.
+ * Per-user request budget (per IP before login), counted in Redis so every API process shares it;
+ * each process counts between syncs to spare a Redis round trip per request (see
+ * SharedWindowStore). Runs as a preHandler, after authentication, so the key is the verified user id.
  *
  * When Redis is unreachable the limiter fails open (skipOnError): members keep working through a
  * Redis outage, at the cost of no rate limiting until it returns. Login and register carry their
@@ -17,8 +19,7 @@ export const rateLimitPlugin = fp(async (app) => {
     hook: 'preHandler',
     max: app.config.rateLimit.max,
     timeWindow: 60_000,
-    redis: app.rateLimitRedis,
-    nameSpace: `${app.config.queuePrefix}:rate:`,
+    store: SharedWindowStore.on(app.rateLimitRedis, `${app.config.queuePrefix}:rate:`),
     skipOnError: true,
     keyGenerator: (request: FastifyRequest) => (request.user?.sub ? `u:${request.user.sub}` : `ip:${request.ip}`),
     errorResponseBuilder: (_request, context) =>

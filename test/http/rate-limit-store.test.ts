@@ -1,0 +1,80 @@
+import t, { type Test } from 'tap';
+import { Redis } from 'ioredis';
+import { SharedWindowStore } from '../../src/http/rate-limit-store.js';
+import { REDIS_URL, flushPrefix } from '../helper.js';
+
+// The rate-limit store against a real Redis: several stores on one prefix stand for several API
+// processes sharing a budget.
+
+const WINDOW = 60_000;
+
+function setup(t: Test) {
+  const prefix = `ca_test_${crypto.randomUUID()}:rate:`;
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  t.teardown(async () => {
+    await flushPrefix(prefix.slice(0, -':rate:'.length));
+    redis.disconnect();
+  });
+  const store = (options: { exact?: boolean; trustMs?: number } = {}) => new SharedWindowStore(redis, prefix, options);
+  return { prefix, redis, store };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const incr = (store: SharedWindowStore, key: string, windowMs = WINDOW) =>
+  new Promise<{ current: number; ttl: number }>((resolve, reject) => store.incr(key, (err, res) => (err ? reject(err) : resolve(res!)), windowMs));
+
+t.test('within one process the count is exact, in sequence and in a burst', async (t) => {
+  const { store } = setup(t);
+  const s = store();
+  const burst = await Promise.all(Array.from({ length: 12 }, () => incr(s, 'u:ann')));
+  t.same(burst.map((r) => r.current).sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i + 1), 'a burst before the first answer: every request counted once');
+  const next = [];
+  for (let i = 0; i < 5; i++) next.push((await incr(s, 'u:ann')).current);
+  t.same(next, [13, 14, 15, 16, 17], 'then counted locally, one by one');
+  t.equal((await incr(s, 'u:bob')).current, 1, 'each key has its own count');
+  const { ttl } = await incr(s, 'u:ann');
+  t.ok(ttl > 0 && ttl <= WINDOW, `the time left in the window (${ttl} ms)`);
+});
+
+t.test('processes share the count through Redis; each trusts its last answer for a moment only', async (t) => {
+  const { prefix, redis, store } = setup(t);
+  const [a, b] = [store({ trustMs: 1500 }), store({ trustMs: 1500 })];
+  t.equal((await incr(b, 'u:ann')).current, 1, 'b starts the window');
+  for (let i = 0; i < 5; i++) await incr(a, 'u:ann');
+  await a.sync(WINDOW);
+  t.equal(await redis.get(`${prefix}u:ann`), '6', "a asked Redis once and sent the rest of its counts in one sync");
+  t.equal((await incr(b, 'u:ann')).current, 2, 'b counts on its last answer while it trusts it: the bounded lag');
+  await sleep(1600);
+  t.equal((await incr(b, 'u:ann')).current, 8, "later, b counts on a's requests too");
+  await sleep(250);
+  t.equal(await redis.get(`${prefix}u:ann`), '8', 'the sync timer sent every local count: none lost, none twice');
+});
+
+t.test('exact stores (credential budgets) ask Redis on every request', async (t) => {
+  const { store } = setup(t);
+  const [a, b] = [store().child(), store().child()];
+  const seen = [];
+  for (let i = 0; i < 3; i++) seen.push((await incr(a, 'auth:1.2.3.4')).current, (await incr(b, 'auth:1.2.3.4')).current);
+  t.same(seen, [1, 2, 3, 4, 5, 6], 'no request is counted locally');
+});
+
+t.test('a window ends: the count starts again', async (t) => {
+  const { store } = setup(t);
+  const s = store();
+  for (let i = 0; i < 3; i++) await incr(s, 'u:ann', 200);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.equal((await incr(s, 'u:ann', 200)).current, 1);
+});
+
+t.test('Redis errors reach the limiter (which fails open); counts that could not be sent are dropped', async (t) => {
+  const { prefix } = setup(t);
+  const own = new Redis(REDIS_URL, { maxRetriesPerRequest: 0 });
+  const s = new SharedWindowStore(own, prefix);
+  t.teardown(() => own.disconnect());
+  await incr(s, 'u:ann');
+  await incr(s, 'u:ann');
+  own.disconnect();
+  await s.sync(WINDOW);
+  await t.rejects(incr(s, 'u:ann'), 'the sync failed, so the key asks Redis again, and that error reaches the limiter');
+});
