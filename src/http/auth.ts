@@ -17,6 +17,9 @@ declare module 'fastify' {
   }
 }
 
+// fast-jwt's error code for a token past its exp (what @fastify/jwt's verifier throws).
+const TOKEN_EXPIRED = 'FAST_JWT_EXPIRED';
+
 const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -32,18 +35,24 @@ export const authPlugin = fp(async (app) => {
     verify: { algorithms: ['HS256'], allowedIss: issuer, allowedAud: audience, requiredClaims: ['exp', 'sub', 'iss', 'aud'] },
   });
 
+  // The token is checked with the plugin's verifier directly: request.jwtVerify() would decode it
+  // twice and merge options on every request, a tenth of a simple read's CPU.
   app.decorate('authenticate', async (request: FastifyRequest) => {
-    if (!request.headers.authorization) throw unauthorized('missing_token', 'This route needs Authorization: Bearer <access token>.');
+    const header = request.headers.authorization;
+    if (!header) throw unauthorized('missing_token', 'This route needs Authorization: Bearer <access token>.');
+    const [scheme, token, ...rest] = header.split(' ');
+    if (rest.length || !token || scheme!.toLowerCase() !== 'bearer') throw unauthorized('invalid_token', 'The access token is not valid.');
+    let payload: { sub?: unknown };
     try {
-      await request.jwtVerify();
+      payload = app.jwt.verify(token);
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED') throw unauthorized('token_expired', 'The access token has expired; refresh it.');
+      if ((err as { code?: string }).code === TOKEN_EXPIRED) throw unauthorized('token_expired', 'The access token has expired; refresh it.');
       throw unauthorized('invalid_token', 'The access token is not valid.');
     }
     // Only a holder of the signing key can mint a token, but its subject still reaches SQL as a
     // uuid: anything else must be a 401 here, not a cast error (500) in the first query.
-    const sub = request.user?.sub;
+    const sub = payload?.sub;
     if (typeof sub !== 'string' || !USER_ID.test(sub)) throw new AppError(401, 'invalid_token', 'The access token is not valid.');
+    request.user = { sub };
   });
 }, { name: 'auth', dependencies: ['config'] });

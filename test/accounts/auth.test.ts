@@ -174,4 +174,10 @@ t.test('access tokens: every forged, stale or malformed token is refused', async
 
   const basic = await call(app, 'GET', '/v1/me', { headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } });
   t.ok(isProblem(basic, 401, 'invalid_token'), 'a non-bearer scheme is refused');
+  for (const authorization of ['Bearer', 'Bearer ', `Bearer ${user.token} extra`, `Bearer  ${user.token}`]) {
+    const res = await call(app, 'GET', '/v1/me', { headers: { authorization } });
+    t.ok(isProblem(res, 401, 'invalid_token'), `malformed header ${JSON.stringify(authorization.replace(user.token, '<token>'))}`);
+  }
+  const lower = await call(app, 'GET', '/v1/me', { headers: { authorization: `bearer ${user.token}` } });
+  t.equal(lower.status, 200, 'the scheme is case-insensitive');
 });
