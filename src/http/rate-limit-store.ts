@@ -127,7 +127,9 @@ export class SharedWindowStore implements FastifyRateLimitStore {
 
   private scheduleSync(windowMs: number): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => void this.sync(windowMs), SYNC_INTERVAL_MS);
+    // sync() handles Redis errors itself; the catch only keeps anything unforeseen from becoming an
+    // unhandled rejection, which would end the process.
+    this.timer = setTimeout(() => this.sync(windowMs).catch(() => {}), SYNC_INTERVAL_MS);
     this.timer.unref();
   }
 
