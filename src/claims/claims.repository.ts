@@ -81,7 +81,12 @@ export async function claimNextTask(db: Db, projectId: string, userId: string, s
       FROM tasks t, project, slot,
         (SELECT coalesce(${skills}::text[], (SELECT u.skills FROM users u WHERE u.id = ${userId}::uuid)) AS skills) wanted
       WHERE t.project_id = project.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.live_claims < t.slots
-        AND (cardinality(wanted.skills) = 0 OR t.skills = '{}' OR t.skills && wanted.skills)
+        -- coalesce(..., false) filters exactly as the bare condition would, but Postgres cannot
+        -- estimate it and assumes half the rows match. Estimated on the array statistics of a
+        -- generic plan, the bare condition could look rare (1 row in 70), and the plan then read
+        -- and sorted every claimable task of the project on each claim instead of walking the
+        -- index to the first match (98 ms instead of 0.3 ms on 50,000 tasks).
+        AND coalesce(cardinality(wanted.skills) = 0 OR t.skills = '{}' OR t.skills && wanted.skills, false)
         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))
       ORDER BY t.priority DESC, t.seq
       LIMIT 1

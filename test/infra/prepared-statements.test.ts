@@ -1,6 +1,9 @@
 import t from 'tap';
-import { sql } from 'kysely';
+import pg from 'pg';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import type { Database } from '../../src/infra/database-schema.js';
 import { createDb } from '../../src/infra/postgres.js';
+import { PreparingClient, preparedName } from '../../src/infra/prepared-statements.js';
 import { claimNextTask } from '../../src/claims/claims.repository.js';
 import { buildTestApp, createCircle, registerUser } from '../helper.js';
 import { createProject, addTasks, joinMembers } from '../marketplace-helpers.js';
@@ -52,4 +55,38 @@ t.test('the claim statement is prepared once per connection and prepared again o
   t.ok(again, 'claims again on the new connection');
   t.not(await backend(), old);
   t.equal((await prepared()).length, 1);
+});
+
+t.test("claims/next keeps walking the claimable index in order under a generic plan, whatever the skills' statistics say", async (t) => {
+  const { app, config } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [member] = await joinMembers(app, circle.id, 1);
+  const project = await createProject(app, owner, circle.id);
+  // Skills spread evenly over many tasks: the array statistics make any one skill look rare, which
+  // once led the generic plan to read and sort every claimable task on each claim.
+  const skills = ['coding', 'design', 'writing', 'review', 'testing', 'outreach', 'research', 'translation'];
+  await addTasks(app, owner, project.id, Array.from({ length: 4000 }, (_, i) => ({ title: `t${i}`, skills: [skills[i % skills.length]!] })));
+
+  let last: { sql: string; parameters: readonly unknown[] } | null = null;
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1, Client: PreparingClient });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: (e) => { if (e.level === 'query') last = e.query; } });
+  t.teardown(() => db.destroy());
+  await sql`ANALYZE tasks, claims`.execute(db);
+  t.ok(await claimNextTask(db, project.id, member!.id, ['design'], 10), 'a claim, which prepares the statement');
+  const statement = last!;
+  const name = preparedName(statement.sql)!;
+
+  const literal = (v: unknown): string => (v === null ? 'NULL' : typeof v === 'number' ? String(v)
+    : Array.isArray(v) ? `'{${v.join(',')}}'` : `'${String(v).replaceAll("'", "''")}'`);
+  type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; Plans?: PlanNode[] };
+  const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+  await sql`SET plan_cache_mode = force_generic_plan`.execute(db);
+  for (const wanted of [['design'], null, ['no-such-skill']]) {
+    const args = statement.parameters.map((p) => (Array.isArray(p) ? wanted : p));
+    const { rows } = await sql<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>`EXPLAIN (FORMAT JSON) EXECUTE ${sql.raw(name)}(${sql.raw(args.map(literal).join(', '))})`.execute(db);
+    const onTasks = nodes(rows[0]!['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'tasks');
+    t.ok(onTasks.some((n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === 'tasks_claimable_idx'), `skills ${JSON.stringify(wanted)}: an ordered walk of the claimable index`);
+    t.notOk(onTasks.some((n) => n['Node Type'].startsWith('Bitmap') || n['Node Type'] === 'Seq Scan'), 'not a read of every claimable task');
+  }
 });
