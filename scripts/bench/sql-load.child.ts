@@ -75,6 +75,10 @@ async function phase(seconds: number, measure: boolean) {
 
 try {
   if (spec.warmupSeconds > 0) await phase(spec.warmupSeconds, false);
+  // The parent may prepare the measurement after the warm-up (refresh statistics); wait for it.
+  const go = new Promise((resolve) => process.once('message', resolve));
+  send({ type: 'warm' });
+  await go;
   const seconds = await phase(spec.seconds, true);
   // The parent reads the backends' CPU time now, while they still exist, then lets us go on.
   const ack = new Promise((resolve) => process.once('message', resolve));

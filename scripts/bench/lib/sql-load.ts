@@ -33,7 +33,8 @@ export interface SqlLoadResult {
   cpu: string;
 }
 
-export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.Pool; redisUrl: string }): Promise<SqlLoadResult> {
+/** Runs the load in its own process; `afterWarmup` runs between the warm-up and the measurement. */
+export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.Pool; redisUrl: string }, afterWarmup?: () => Promise<unknown>): Promise<SqlLoadResult> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ca-bench-'));
   const file = path.join(dir, 'spec.json');
   writeFileSync(file, JSON.stringify(spec));
@@ -48,7 +49,9 @@ export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.
       let result: Promise<SqlLoadResult> | null = null;
       let error: string | null = null;
       child.on('message', (m: { type: string; rate?: number; result?: Omit<SqlLoadResult, 'cpu'>; message?: string }) => {
-        if (m.type === 'start') {
+        if (m.type === 'warm') {
+          Promise.resolve(afterWarmup?.()).then(() => child.send('measure'), (err: Error) => { error = `after the warm-up: ${err.message}`; child.kill(); });
+        } else if (m.type === 'start') {
           meter = startCpuMeter(cpu.pool, cpu.redisUrl, { 'sql client': [child.pid!] }, false);
         } else if (m.type === 'tick') {
           seconds++;

@@ -5,7 +5,7 @@ import { captureDb } from '../lib/database.js';
 import { fmt, step } from '../lib/report.js';
 import { sqlLoad, type SqlLoadResult } from '../lib/sql-load.js';
 import { clearRedis } from '../lib/service.js';
-import { bareRouteLoad, bareRouteResult, best, failureText, getMarketplace, measureHttp, ms, resetClaims, rounds, serviceProcesses, type BenchContext } from './context.js';
+import { bareRouteLoad, bareRouteResult, best, failureText, getMarketplace, measureHttp, ms, refreshStatistics, resetClaims, rounds, serviceProcesses, type BenchContext } from './context.js';
 
 // The minimal claim pgbench would run: one UPDATE taking the best free task, skipping locked rows.
 export const MINIMAL_CLAIM = `
@@ -38,11 +38,12 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
   const path = `/v1/projects/${m.projectId}/claims/next`;
   const next = () => ({ method: 'POST' as const, path, token: m.tokens[i++ % m.tokens.length]! });
   const cpuOf = { pool: ctx.pool, redisUrl: ctx.service.redisUrl };
+  const afterWarmup = () => refreshStatistics(ctx);
 
   const viaHttp = async (round: string) => {
     await resetClaims(ctx, m.projectId);
     step(`${label}${round}: HTTP, ${s.connections} connections over ${fmt(m.tokens.length)} members, ${s.warmupSeconds} s warm-up + ${s.claimSeconds} s`);
-    const http = await measureHttp(ctx, { url: ctx.service.url, connections: s.connections, seconds: s.claimSeconds, label: `${label} HTTP`, next, processes: serviceProcesses(ctx) });
+    const http = await measureHttp(ctx, { url: ctx.service.url, connections: s.connections, seconds: s.claimSeconds, label: `${label} HTTP`, next, processes: serviceProcesses(ctx), afterWarmup });
     // Every 201 is one claim row, no task holds more live claims than slots, every invariant holds.
     const { rows: [counts] } = await ctx.pool.query<{ claims: number; over: number; max_member: number }>(`
       SELECT (SELECT count(*)::int FROM claims WHERE project_id = $1) AS claims,
@@ -69,7 +70,7 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
     return sqlLoad({
       databaseUrl: ctx.databaseUrl, connections: s.connections, warmupSeconds: s.warmupSeconds, seconds: s.claimSeconds,
       steps, rotations: { '@user': m.members },
-    }, `${label} SQL straight`, cpuOf);
+    }, `${label} SQL straight`, cpuOf, afterWarmup);
   };
   const minimalSql = async (round: string) => {
     await resetClaims(ctx, m.projectId);
@@ -77,13 +78,13 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
     return sqlLoad({
       databaseUrl: ctx.databaseUrl, connections: s.connections, warmupSeconds: s.warmupSeconds, seconds: s.claimSeconds,
       steps: [{ text: MINIMAL_CLAIM, values: [m.projectId] }], rotations: {},
-    }, `${label} minimal claim`, cpuOf);
+    }, `${label} minimal claim`, cpuOf, afterWarmup);
   };
 
   const bareRoute = async (round: string) => {
     await resetClaims(ctx, m.projectId);
     step(`${label}${round}: the endpoint's SQL behind a bare Fastify route, ${s.connections} connections`);
-    return bareRouteLoad(ctx, `${label} bare route`, s.claimSeconds, steps, { '@user': m.members }, next);
+    return bareRouteLoad(ctx, `${label} bare route`, s.claimSeconds, steps, { '@user': m.members }, next, afterWarmup);
   };
 
   // Rounds alternate the four, so a neighbour's burst of load hits one round, not one side;

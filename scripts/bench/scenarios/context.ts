@@ -55,8 +55,9 @@ export function getMarketplace(ctx: BenchContext): Promise<Marketplace> {
  * One HTTP measurement: `warmupSeconds` of unmeasured load, then `seconds` measured, with the CPU
  * each process used per request (the given ones, the bench database's backends, Redis, autocannon).
  */
-export async function measureHttp(ctx: BenchContext, load: HttpLoad & { processes: Record<string, number[]> }) {
+export async function measureHttp(ctx: BenchContext, load: HttpLoad & { processes: Record<string, number[]>; afterWarmup?: () => Promise<unknown> }) {
   const warm = await httpLoad({ ...load, seconds: ctx.opts.sizes.warmupSeconds, label: `${load.label} warm-up` });
+  await load.afterWarmup?.();
   const meter = await startCpuMeter(ctx.pool, ctx.service.redisUrl, load.processes);
   const run: LoadResult = await httpLoad(load);
   return { ...run, warmOk: warm.ok, cpu: describeCpu(await meter(), run.ok) };
@@ -69,12 +70,12 @@ export const serviceProcesses = (ctx: BenchContext) => ({ api: [ctx.service.api.
  * The HTTP floor: the endpoint's statements behind a bare Fastify route in its own process, under
  * the same load (same connections, requests and headers) as the service.
  */
-export async function bareRouteLoad(ctx: BenchContext, label: string, seconds: number, steps: Statement[], rotations: Record<string, string[]>, next: HttpLoad['next']) {
+export async function bareRouteLoad(ctx: BenchContext, label: string, seconds: number, steps: Statement[], rotations: Record<string, string[]>, next: HttpLoad['next'], afterWarmup?: () => Promise<unknown>) {
   const route = await startBareRoute({ databaseUrl: ctx.databaseUrl, poolSize: servicePoolSize(), steps, rotations });
   try {
     const s = ctx.opts.sizes;
     const toRoute = () => ({ ...next(), path: route.path });
-    const run = await measureHttp(ctx, { url: route.url, connections: s.connections, seconds, label, next: toRoute, processes: { 'bare route': [route.pid] } });
+    const run = await measureHttp(ctx, { url: route.url, connections: s.connections, seconds, label, next: toRoute, processes: { 'bare route': [route.pid] }, afterWarmup });
     if (Object.keys(run.failures).length) ctx.failures.push(`${label}: failed requests ${JSON.stringify(run.failures)}`);
     return run;
   } finally {
@@ -90,6 +91,15 @@ export function bareRouteResult(name: string, serviceRps: number, straightRps: n
       + `the bare route reaches ${(bare.rps / straightRps).toFixed(2)} of the SQL straight`,
   };
 }
+
+/**
+ * Refreshes the statistics of the tables a claim rush grows, as autovacuum's analyze would (the
+ * bench's Postgres may run with autovacuum off). Run after each claim_next warm-up: connections
+ * that prepared the claim statement while the reset had left `claims` empty may otherwise keep a
+ * generic plan that scans `claims` sequentially, which grows slower with every claim (see
+ * docs/BENCHMARKS.md). ANALYZE makes every connection plan again.
+ */
+export const refreshStatistics = (ctx: BenchContext) => ctx.pool.query('ANALYZE claims, tasks');
 
 /** Frees every claim on the project, as if none had been made, so each measurement starts alike. */
 export async function resetClaims(ctx: BenchContext, projectId: string): Promise<void> {
