@@ -2,13 +2,13 @@
 // pool and answers with the last one's first row as JSON. No authentication, rate limit, hooks,
 // validation or query builder: what any HTTP service pays to put the same SQL behind a route on
 // this machine. Run as its own process, like the service's API; reports its port over IPC.
-import { readFileSync } from 'node:fs';
 import Fastify from 'fastify';
 import pg from 'pg';
 import type { BareRouteSpec } from './lib/bare-route.js';
 import { bindValues } from './lib/statements.js';
+import { readSpec, send } from './lib/child.js';
 
-const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as BareRouteSpec;
+const spec = readSpec<BareRouteSpec>();
 const pool = new pg.Pool({ connectionString: spec.databaseUrl, max: spec.poolSize });
 const app = Fastify({ logger: false });
 let counter = 0;
@@ -34,8 +34,8 @@ process.once('SIGTERM', () => {
 try {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
-  process.send?.({ type: 'listening', port: typeof address === 'object' && address ? address.port : 0 });
+  send({ type: 'listening', port: typeof address === 'object' && address ? address.port : 0 });
 } catch (err) {
-  process.send?.({ type: 'error', message: err instanceof Error ? err.message : String(err) });
+  send({ type: 'error', message: err instanceof Error ? err.message : String(err) });
   process.exit(1);
 }

@@ -1,13 +1,12 @@
 // The SQL limit's load generator, run as its own process (like pgbench): `connections` clients,
 // each holding one Postgres connection and running the given statements in a loop, straight
 // through pg, for warm-up plus the measured seconds. Reports progress and the result over IPC.
-import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { SqlLoadSpec } from './lib/sql-load.js';
 import { bindValues } from './lib/statements.js';
+import { nextMessage, readSpec, send } from './lib/child.js';
 
-const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as SqlLoadSpec;
-const send = (m: unknown) => process.send?.(m);
+const spec = readSpec<SqlLoadSpec>();
 
 // Connect one by one, waiting out a moment of "too many clients" (other processes' pools closing).
 async function connect(): Promise<pg.Client> {
@@ -76,12 +75,12 @@ async function phase(seconds: number, measure: boolean) {
 try {
   if (spec.warmupSeconds > 0) await phase(spec.warmupSeconds, false);
   // The parent may prepare the measurement after the warm-up (refresh statistics); wait for it.
-  const go = new Promise((resolve) => process.once('message', resolve));
+  const go = nextMessage();
   send({ type: 'warm' });
   await go;
   const seconds = await phase(spec.seconds, true);
   // The parent reads the backends' CPU time now, while they still exist, then lets us go on.
-  const ack = new Promise((resolve) => process.once('message', resolve));
+  const ack = nextMessage();
   send({ type: 'end' });
   await ack;
   const sorted = latencies.subarray(0, done).sort();

@@ -45,7 +45,8 @@ interface RedisWithIncrement extends Redis {
  * one process a budget is exact, and across N processes a member can exceed it by at most what
  * the other processes admitted in the last TRUST_MS. A member's busy stretch then costs a Redis
  * round trip per second per process, not per request. For the small budgets that guard
- * credentials, `exact` stores (those `app.rateLimit(...)` creates through `child`) ask Redis every time.
+ * credentials, the stores `app.rateLimit(...)` creates through `child` trust no answer (trustMs 0)
+ * and ask Redis every time.
  *
  * Redis errors reach the plugin, which fails open (skipOnError); counts that could not be sent
  * are dropped, and the key asks Redis again on its next request.
@@ -64,11 +65,10 @@ export class SharedWindowStore implements FastifyRateLimitStore {
     };
   }
 
-  private readonly exact: boolean;
+  /** How long Redis's answer for a key is counted on; 0 asks Redis on every request. */
   private readonly trustMs: number;
 
-  constructor(redis: Redis, private readonly prefix: string, options: { exact?: boolean; trustMs?: number } = {}) {
-    this.exact = options.exact ?? false;
+  constructor(redis: Redis, private readonly prefix: string, options: { trustMs?: number } = {}) {
     this.trustMs = options.trustMs ?? TRUST_MS;
     this.redis = redis as RedisWithIncrement;
     if (!('rateLimitIncrement' in redis)) redis.defineCommand('rateLimitIncrement', { numberOfKeys: 1, lua: INCREMENT });
@@ -76,7 +76,7 @@ export class SharedWindowStore implements FastifyRateLimitStore {
 
   incr(key: string, callback: Callback, windowMs: number): void {
     const now = Date.now();
-    const window = this.exact ? undefined : this.windows.get(key);
+    const window = this.windows.get(key);
     if (window && window.endsAt > now && now - window.heardAt < this.trustMs) {
       window.pending++;
       this.scheduleSync(windowMs);
@@ -84,7 +84,7 @@ export class SharedWindowStore implements FastifyRateLimitStore {
       return;
     }
     this.redis.rateLimitIncrement(this.prefix + key, 1, windowMs).then(([current, ttl]) => {
-      if (!this.exact) {
+      if (this.trustMs > 0) {
         this.heard(key, current, ttl, 0);
         this.scheduleSync(windowMs);
       }
@@ -94,7 +94,7 @@ export class SharedWindowStore implements FastifyRateLimitStore {
 
   /** Stores for `app.rateLimit(...)` limiters: the credential budgets, counted exactly. */
   child(): SharedWindowStore {
-    return new SharedWindowStore(this.redis, this.prefix, { exact: true });
+    return new SharedWindowStore(this.redis, this.prefix, { trustMs: 0 });
   }
 
   /** Sends what is pending now and forgets keys no longer trusted; run by a timer. */

@@ -15,7 +15,7 @@ function setup(t: Test) {
     await flushPrefix(prefix.slice(0, -':rate:'.length));
     redis.disconnect();
   });
-  const store = (options: { exact?: boolean; trustMs?: number } = {}) => new SharedWindowStore(redis, prefix, options);
+  const store = (options: { trustMs?: number } = {}) => new SharedWindowStore(redis, prefix, options);
   return { prefix, redis, store };
 }
 

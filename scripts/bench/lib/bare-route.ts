@@ -1,8 +1,4 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { NODE, ROOT, stop, track } from './processes.js';
+import { startChild, stop } from './processes.js';
 import type { Statement } from './statements.js';
 
 // The parent side of the HTTP limit: starts bare-route.child.ts and hands back its URL.
@@ -23,16 +19,8 @@ export interface BareRoute {
   stop(): Promise<void>;
 }
 
-/** The pool size the service is started with in the bench (its default unless overridden). */
-export const servicePoolSize = () => Number(process.env.BENCH_DATABASE_POOL_SIZE) || 20;
-
 export async function startBareRoute(spec: BareRouteSpec): Promise<BareRoute> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ca-bench-'));
-  const file = path.join(dir, 'spec.json');
-  writeFileSync(file, JSON.stringify(spec));
-  const child = track(spawn(NODE, ['--import', 'tsx', 'scripts/bench/bare-route.child.ts', file], {
-    cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  }));
+  const child = startChild('scripts/bench/bare-route.child.ts', spec);
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.once('message', (m: { type: string; port?: number; message?: string }) =>
@@ -43,7 +31,5 @@ export async function startBareRoute(spec: BareRouteSpec): Promise<BareRoute> {
   } catch (err) {
     await stop(child);
     throw err;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 
-// Processes the bench starts (the service's roles, the SQL load child) and what it reads about
-// them from /proc: CPU time and peak memory. Every child is stopped on exit, error or Ctrl-C.
+// Processes the bench starts (the service's roles, the SQL load and bare route children) and what
+// it reads about them from /proc: CPU time and peak memory. Every child is stopped on exit, error
+// or Ctrl-C.
 
 export const ROOT = path.resolve(import.meta.dirname, '../../..');
 export const NODE = path.join(ROOT, 'node_modules/.bin/node');
@@ -23,6 +24,20 @@ export function track(child: ChildProcess): ChildProcess {
 export async function stopAll(graceMs = 10_000): Promise<void> {
   const running = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
   await Promise.all(running.map((c) => stop(c, graceMs)));
+}
+
+/**
+ * Starts one of the bench's own child scripts (TypeScript, through tsx) with an IPC channel. Its
+ * spec goes through a temporary file (too large for an argument: thousands of rotated ids), read
+ * with readSpec() in the child and removed when the child exits.
+ */
+export function startChild(script: string, spec: unknown): ChildProcess {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ca-bench-'));
+  const file = path.join(dir, 'spec.json');
+  writeFileSync(file, JSON.stringify(spec));
+  const child = track(spawn(NODE, ['--import', 'tsx', script, file], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  child.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return child;
 }
 
 export async function stop(child: ChildProcess, graceMs = 10_000): Promise<void> {

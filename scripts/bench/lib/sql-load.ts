@@ -1,9 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type pg from 'pg';
-import { NODE, ROOT, describeCpu, track, type CpuUse } from './processes.js';
+import { describeCpu, startChild, type CpuUse } from './processes.js';
 import { startCpuMeter } from './cpu.js';
 import { fmt, progress } from './report.js';
 import type { Statement } from './statements.js';
@@ -35,43 +31,34 @@ export interface SqlLoadResult {
 
 /** Runs the load in its own process; `afterWarmup` runs between the warm-up and the measurement. */
 export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.Pool; redisUrl: string }, afterWarmup?: () => Promise<unknown>): Promise<SqlLoadResult> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ca-bench-'));
-  const file = path.join(dir, 'spec.json');
-  writeFileSync(file, JSON.stringify(spec));
-  try {
-    const child = track(spawn(NODE, ['--import', 'tsx', 'scripts/bench/sql-load.child.ts', file], {
-      cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    }));
-    let meter: Promise<() => Promise<CpuUse>> | null = null;
-    let used: Promise<CpuUse> | null = null;
-    let seconds = 0;
-    return await new Promise<SqlLoadResult>((resolve, reject) => {
-      let result: Promise<SqlLoadResult> | null = null;
-      let error: string | null = null;
-      child.on('message', (m: { type: string; rate?: number; result?: Omit<SqlLoadResult, 'cpu'>; message?: string }) => {
-        if (m.type === 'warm') {
-          Promise.resolve(afterWarmup?.()).then(() => child.send('measure'), (err: Error) => { error = `after the warm-up: ${err.message}`; child.kill(); });
-        } else if (m.type === 'start') {
-          meter = startCpuMeter(cpu.pool, cpu.redisUrl, { 'sql client': [child.pid!] }, false);
-        } else if (m.type === 'tick') {
-          seconds++;
-          progress(`${label}: ${seconds}/${spec.seconds} s, ${fmt(m.rate!)} statements/s`);
-        } else if (m.type === 'end') {
-          used = meter!.then((stop) => stop()).finally(() => child.send('ack'));
-        } else if (m.type === 'result') {
-          const r = m.result!;
-          result = used!.then((cpu) => ({ ...r, cpu: describeCpu(cpu, r.ok) }));
-        } else if (m.type === 'error') {
-          error = m.message!;
-        }
-      });
-      child.once('exit', (code) => {
-        progress(`${label}: done`, true);
-        if (result) result.then(resolve, reject);
-        else reject(new Error(`${label}: SQL load failed (exit ${code}): ${error ?? 'no result'}`));
-      });
+  const child = startChild('scripts/bench/sql-load.child.ts', spec);
+  let meter: Promise<() => Promise<CpuUse>> | null = null;
+  let used: Promise<CpuUse> | null = null;
+  let seconds = 0;
+  return new Promise<SqlLoadResult>((resolve, reject) => {
+    let result: Promise<SqlLoadResult> | null = null;
+    let error: string | null = null;
+    child.on('message', (m: { type: string; rate?: number; result?: Omit<SqlLoadResult, 'cpu'>; message?: string }) => {
+      if (m.type === 'warm') {
+        Promise.resolve(afterWarmup?.()).then(() => child.send('measure'), (err: Error) => { error = `after the warm-up: ${err.message}`; child.kill(); });
+      } else if (m.type === 'start') {
+        meter = startCpuMeter(cpu.pool, cpu.redisUrl, { 'sql client': [child.pid!] }, false);
+      } else if (m.type === 'tick') {
+        seconds++;
+        progress(`${label}: ${seconds}/${spec.seconds} s, ${fmt(m.rate!)} statements/s`);
+      } else if (m.type === 'end') {
+        used = meter!.then((stop) => stop()).finally(() => child.send('ack'));
+      } else if (m.type === 'result') {
+        const r = m.result!;
+        result = used!.then((cpu) => ({ ...r, cpu: describeCpu(cpu, r.ok) }));
+      } else if (m.type === 'error') {
+        error = m.message!;
+      }
     });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    child.once('exit', (code) => {
+      progress(`${label}: done`, true);
+      if (result) result.then(resolve, reject);
+      else reject(new Error(`${label}: SQL load failed (exit ${code}): ${error ?? 'no result'}`));
+    });
+  });
 }

@@ -5,7 +5,8 @@ import type { Scenario } from '../lib/report.js';
 import { createCircle, createProject, registerOwner, seedMembers, seedTasks, type Owner } from '../lib/seed.js';
 import { mintAccessToken } from '../lib/service.js';
 import { fmt, timed } from '../lib/report.js';
-import { servicePoolSize, startBareRoute } from '../lib/bare-route.js';
+import { startBareRoute } from '../lib/bare-route.js';
+import { loadConfig } from '../../../src/config.js';
 import type { Statement } from '../lib/statements.js';
 import { httpLoad, type HttpLoad, type LoadResult } from '../lib/http-load.js';
 import { startCpuMeter } from '../lib/cpu.js';
@@ -71,7 +72,9 @@ export const serviceProcesses = (ctx: BenchContext) => ({ api: [ctx.service.api.
  * the same load (same connections, requests and headers) as the service.
  */
 export async function bareRouteLoad(ctx: BenchContext, label: string, seconds: number, steps: Statement[], rotations: Record<string, string[]>, next: HttpLoad['next'], afterWarmup?: () => Promise<unknown>) {
-  const route = await startBareRoute({ databaseUrl: ctx.databaseUrl, poolSize: servicePoolSize(), steps, rotations });
+  // The pool size the service itself resolved from its environment.
+  const poolSize = loadConfig(ctx.service.env).databasePoolSize;
+  const route = await startBareRoute({ databaseUrl: ctx.databaseUrl, poolSize, steps, rotations });
   try {
     const s = ctx.opts.sizes;
     const toRoute = () => ({ ...next(), path: route.path });
