@@ -3,6 +3,7 @@ import type { Database, TaskStatus } from '../infra/database-schema.js';
 import type { Executor } from '../infra/postgres.js';
 import type { FlatTask } from './task-tree.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
+import { compiledQuery, compiledQueryShapes } from '../infra/compiled-queries.js';
 
 export const TASK_COLUMNS = [
   'tasks.id', 'tasks.project_id', 'tasks.parent_id', 'tasks.title', 'tasks.description', 'tasks.weight', 'tasks.skills',
@@ -71,16 +72,17 @@ export async function markParent(trx: Transaction<Database>, taskId: string): Pr
   await trx.updateTable('tasks').set({ is_leaf: false }).where('id', '=', taskId).execute();
 }
 
+const taskWithRole = compiledQuery((db, a: { taskId: string; userId: string }) => db
+  .selectFrom('tasks')
+  .innerJoin('projects', 'projects.id', 'tasks.project_id')
+  .leftJoin('memberships', (j) => j.on(callerMembershipOn('tasks.circle_id', a.userId)))
+  .select(TASK_COLUMNS)
+  .select([dependsOnIds.as('depends_on'), 'tasks.circle_id', 'projects.status as project_status', 'memberships.role'])
+  .where('tasks.id', '=', a.taskId));
+
 /** A task with its circle, project status and the caller's role (null when not a member). */
 export async function findTaskWithRole(db: Executor, taskId: string, userId: string) {
-  return db
-    .selectFrom('tasks')
-    .innerJoin('projects', 'projects.id', 'tasks.project_id')
-    .leftJoin('memberships', (j) => j.on(callerMembershipOn('tasks.circle_id', userId)))
-    .select(TASK_COLUMNS)
-    .select([dependsOnIds.as('depends_on'), 'tasks.circle_id', 'projects.status as project_status', 'memberships.role'])
-    .where('tasks.id', '=', taskId)
-    .executeTakeFirst();
+  return (await taskWithRole.execute(db, { taskId, userId })).rows[0];
 }
 
 export interface TaskFilters {
@@ -90,20 +92,34 @@ export interface TaskFilters {
   parentId?: string;
 }
 
+type TaskListArgs = { projectId: string; status?: TaskStatus; skill?: string; parentId?: string; afterPriority?: number; afterSeq?: number; limit: number };
+
+const taskList = compiledQueryShapes((db, a: TaskListArgs, shape: { status: boolean; skill: boolean; parentId: boolean; claimable: boolean; after: boolean }) => {
+  let q = db.selectFrom('tasks').select(TASK_COLUMNS).select(dependsOnIds.as('depends_on')).where('project_id', '=', a.projectId);
+  if (shape.status) q = q.where('status', '=', a.status!);
+  if (shape.skill) q = q.where(sql<boolean>`skills @> ARRAY[${a.skill}]::text[]`);
+  if (shape.parentId) q = q.where('parent_id', '=', a.parentId!);
+  if (shape.claimable) {
+    q = q.where('status', '=', 'open').where('is_leaf', '=', true).where('blocking_deps', '=', 0).where(sql<boolean>`live_claims < slots`);
+    if (shape.after) q = q.where(sql<boolean>`(priority < ${a.afterPriority}::int OR (priority = ${a.afterPriority}::int AND seq > ${a.afterSeq}::bigint))`);
+    return q.orderBy('priority', 'desc').orderBy('seq').limit(a.limit);
+  }
+  if (shape.after) q = q.where('seq', '>', a.afterSeq!);
+  return q.orderBy('seq').limit(a.limit);
+});
+
 /**
- * One page of a project's tasks. With claimable=true the order and predicate match the partial
- * index tasks_claimable_idx, so the board is an index range scan however many tasks there are.
+ * One page of a project's tasks (one row more than the page, to tell whether another follows).
+ * With claimable=true the order and predicate match the partial index tasks_claimable_idx, so the
+ * board is an index range scan however many tasks there are. `after` is the last row's sort key:
+ * [priority, seq] on the claimable board, [seq] otherwise.
  */
 export async function listTasks(db: Executor, projectId: string, filters: TaskFilters, limit: number, after: number[] | null) {
-  let q = db.selectFrom('tasks').select(TASK_COLUMNS).select(dependsOnIds.as('depends_on')).where('project_id', '=', projectId);
-  if (filters.status) q = q.where('status', '=', filters.status);
-  if (filters.skill) q = q.where(sql<boolean>`skills @> ARRAY[${filters.skill.toLowerCase()}]::text[]`);
-  if (filters.parentId) q = q.where('parent_id', '=', filters.parentId);
-  if (filters.claimable) {
-    q = q.where('status', '=', 'open').where('is_leaf', '=', true).where('blocking_deps', '=', 0).where(sql<boolean>`live_claims < slots`);
-    if (after) q = q.where(sql<boolean>`(priority < ${after[0]!}::int OR (priority = ${after[0]!}::int AND seq > ${after[1]!}::bigint))`);
-    return q.orderBy('priority', 'desc').orderBy('seq').limit(limit + 1).execute();
-  }
-  if (after) q = q.where('seq', '>', after[0]!);
-  return q.orderBy('seq').limit(limit + 1).execute();
+  const claimable = !!filters.claimable;
+  const statement = taskList({ status: !!filters.status, skill: !!filters.skill, parentId: !!filters.parentId, claimable, after: !!after });
+  const result = await statement.execute(db, {
+    projectId, status: filters.status, skill: filters.skill?.toLowerCase(), parentId: filters.parentId, limit: limit + 1,
+    ...(after && (claimable ? { afterPriority: after[0], afterSeq: after[1] } : { afterSeq: after[0] })),
+  });
+  return result.rows;
 }

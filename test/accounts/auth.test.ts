@@ -128,6 +128,20 @@ t.test('unknown and expired refresh tokens are 401 invalid_refresh_token', async
   t.ok(isProblem(missing, 400, 'invalid_request'));
 });
 
+t.test('a token accepted while valid is refused once it expires (verified tokens are remembered only until their exp)', async (t) => {
+  const { app, config } = await buildTestApp(t);
+  const user = await registerUser(app);
+  const { secret, issuer, audience } = config.jwt;
+  const now = Math.floor(Date.now() / 1000);
+  const token = forgeJwt({ sub: user.id, iss: issuer, aud: audience, iat: now, exp: now + 2 }, secret);
+
+  t.equal((await call(app, 'GET', '/v1/me', { token })).status, 200);
+  t.equal((await call(app, 'GET', '/v1/me', { token })).status, 200, 'accepted again while valid');
+  await new Promise((resolve) => setTimeout(resolve, (now + 2) * 1000 - Date.now() + 50));
+  const late = await call(app, 'GET', '/v1/me', { token });
+  t.ok(isProblem(late, 401, 'token_expired'), JSON.stringify(late.body));
+});
+
 t.test('access tokens: every forged, stale or malformed token is refused', async (t) => {
   const { app, config } = await buildTestApp(t);
   const user = await registerUser(app);
