@@ -1,9 +1,10 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import { configPlugin, infrastructurePlugin } from './infra/infrastructure.plugin.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { registerValidation } from './http/validation.js';
+import { appendRouteHook } from './http/route-hooks.js';
 import { Problem } from './http/schemas.js';
 import { authPlugin } from './http/auth.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
@@ -48,8 +49,11 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   });
   // A creating POST sent without a body is treated as an empty object, so its schema can name
   // each missing field instead of answering "body must be object".
-  app.addHook('preValidation', async (request) => {
-    if (request.body === undefined && request.routeOptions.schema?.body) request.body = {};
+  app.addHook('onRoute', (route) => {
+    if (!route.schema?.body) return;
+    appendRouteHook(route, 'preValidation', async (request: FastifyRequest) => {
+      if (request.body === undefined) request.body = {};
+    });
   });
 
   registerValidation(app);

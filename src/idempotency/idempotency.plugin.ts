@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest, conflict, unprocessable } from '../http/errors.js';
 import { acquireKey, completeKey, releaseKey } from './idempotency.repository.js';
+import { appendRouteHook } from '../http/route-hooks.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -49,16 +50,7 @@ export const idempotencyPlugin = fp(async (app) => {
     }
   };
 
-  // A route-level preHandler, added after the rate limiter's (its plugin is registered first, so
-  // its onRoute hook runs first): a replay costs a request like any other, and a request refused
-  // with 429 never takes the key, which would otherwise replay that 429 for a day.
-  app.addHook('onRoute', (route) => {
-    if (!route.config?.idempotent) return;
-    const existing = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
-    route.preHandler = [...existing, takeKey];
-  });
-
-  app.addHook('onSend', async (request, reply, payload) => {
+  const storeResponse = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const key = request.idempotencyKey;
     if (!key) return payload;
     request.idempotencyKey = undefined;
@@ -69,5 +61,15 @@ export const idempotencyPlugin = fp(async (app) => {
       await completeKey(app.db, request.user.sub, key, reply.statusCode, type, typeof payload === 'string' ? payload : String(payload ?? ''));
     }
     return payload;
+  };
+
+  // Both hooks belong to the idempotent routes only. The preHandler comes after the rate
+  // limiter's (its plugin is registered first, so its onRoute hook runs first): a replay costs a
+  // request like any other, and a request refused with 429 never takes the key, which would
+  // otherwise replay that 429 for a day.
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.idempotent) return;
+    appendRouteHook(route, 'preHandler', takeKey);
+    appendRouteHook(route, 'onSend', storeResponse);
   });
 }, { name: 'idempotency', dependencies: ['rate-limit'] });

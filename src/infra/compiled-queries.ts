@@ -1,4 +1,4 @@
-import type { Compilable, CompiledQuery, QueryResult } from 'kysely';
+import type { Compilable, CompiledQuery, QueryResult, RawBuilder } from 'kysely';
 import type { Db, Executor } from './postgres.js';
 
 // Kysely builds an immutable operation tree and compiles it to SQL on every call: for a simple
@@ -26,14 +26,18 @@ export interface CompiledStatement<A extends object, R> {
   bind(db: Executor, args: A): CompiledQuery<R>;
 }
 
+/** A query builder, or a statement written with Kysely's `sql` (compiled against an executor). */
+type Buildable<R> = Compilable<R> | RawBuilder<R>;
+
 /**
  * A query built once with `build` (called with the pool or transaction of the first call, and
  * placeholder arguments) and bound to real arguments on every call.
  */
-export function compiledQuery<A extends object, R>(build: (db: Db, args: A) => Compilable<R>): CompiledStatement<A, R> {
+export function compiledQuery<A extends object, R>(build: (db: Db, args: A) => Buildable<R>): CompiledStatement<A, R> {
   let template: CompiledQuery<R> | undefined;
   const bind = (db: Executor, args: A): CompiledQuery<R> => {
-    template ??= build(db as Db, placeholders<A>()).compile();
+    // A builder's compile() takes no argument; a RawBuilder's needs the executor for its dialect.
+    template ??= (build(db as Db, placeholders<A>()) as { compile(db: Executor): CompiledQuery<R> }).compile(db);
     const parameters = template.parameters.map((p) => (p instanceof Placeholder ? args[p.name as keyof A] : p));
     return { ...template, parameters };
   };
@@ -45,7 +49,7 @@ export function compiledQuery<A extends object, R>(build: (db: Db, args: A) => C
  * shape is a set of flags, so there are at most 2^flags compiled statements, however many calls.
  */
 export function compiledQueryShapes<S extends Record<string, boolean>, A extends object, R>(
-  build: (db: Db, args: A, shape: S) => Compilable<R>,
+  build: (db: Db, args: A, shape: S) => Buildable<R>,
 ): (shape: S) => CompiledStatement<A, R> {
   const shapes = new Map<string, CompiledStatement<A, R>>();
   return (shape) => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { QueryResult, RawBuilder } from 'kysely';
+import type { CompiledQuery, QueryResult } from 'kysely';
 import type { Executor } from './postgres.js';
 
 // The hottest statements (claims/next) run as named prepared statements. Postgres then parses and
@@ -18,9 +18,8 @@ const names = new Map<string, string>();
 /** The name a statement runs under, if it is one of the prepared ones. */
 export const preparedName = (text: string): string | undefined => names.get(text);
 
-/** Runs a statement built with Kysely's `sql` as a named prepared statement. */
-export async function executePrepared<R>(db: Executor, query: RawBuilder<R>): Promise<QueryResult<R>> {
-  const compiled = query.compile(db);
+/** Runs a compiled statement as a named prepared statement. */
+export async function executePrepared<R>(db: Executor, compiled: CompiledQuery<R>): Promise<QueryResult<R>> {
   if (!names.has(compiled.sql)) names.set(compiled.sql, `ca_${createHash('sha256').update(compiled.sql).digest('hex').slice(0, 24)}`);
   return db.executeQuery<R>(compiled);
 }
