@@ -82,9 +82,13 @@ export interface ServiceProcess {
   tail(): string;
 }
 
+// The worker's command line as the README gives it to operators (and `npm start` runs it).
+const WORKER_NODE_FLAGS = ['--max-semi-space-size=16'];
+
 /** Starts one role of the service the way an operator would: node on the built output. */
 export function startRole(role: 'api' | 'worker', env: Record<string, string>, cpuProfileDir: string | null): ServiceProcess {
-  const args = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${role}-\${pid}.cpuprofile`] : [];
+  const profile = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${role}-\${pid}.cpuprofile`] : [];
+  const args = [...(role === 'worker' ? WORKER_NODE_FLAGS : []), ...profile];
   const child = track(spawn(NODE, [...args, 'dist/src/server.js'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ROLE: role },
