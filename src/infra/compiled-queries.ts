@@ -22,7 +22,7 @@ function placeholders<A extends object>(): A {
 export interface CompiledStatement<A extends object, R> {
   /** Runs the statement with these arguments on the pool or inside a transaction. */
   execute(db: Executor, args: A): Promise<QueryResult<R>>;
-  /** The statement as it would run with these arguments (for tests and the benchmarks). */
+  /** The statement with these arguments, to run another way (as a named prepared statement). */
   bind(db: Executor, args: A): CompiledQuery<R>;
 }
 
@@ -39,6 +39,8 @@ export function compiledQuery<A extends object, R>(build: (db: Db, args: A) => B
     // A builder's compile() takes no argument; a RawBuilder's needs the executor for its dialect.
     template ??= (build(db as Db, placeholders<A>()) as { compile(db: Executor): CompiledQuery<R> }).compile(db);
     const parameters = template.parameters.map((p) => (p instanceof Placeholder ? args[p.name as keyof A] : p));
+    // Every call shares the template's query tree and query id: Kysely plugins key their state by
+    // query id, and the service uses none.
     return { ...template, parameters };
   };
   return { bind, execute: (db, args) => db.executeQuery(bind(db, args)) };

@@ -3,7 +3,7 @@ import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
-import { compiledQuery } from '../infra/compiled-queries.js';
+import { compiledQueryShapes } from '../infra/compiled-queries.js';
 
 const PROJECT_COLUMNS = [
   'projects.id', 'projects.circle_id', 'projects.title', 'projects.description', 'projects.status', 'projects.reward_amount',
@@ -26,17 +26,18 @@ export async function insertProject(trx: Transaction<Database>, p: {
   }).returningAll().executeTakeFirstOrThrow();
 }
 
-const projectWithRole = (db: Db, a: { projectId: string; userId: string }) => db
-  .selectFrom('projects')
-  .leftJoin('memberships', (j) => j.on(callerMembershipOn('projects.circle_id', a.userId)))
-  .select([...PROJECT_COLUMNS, 'memberships.role'])
-  .where('projects.id', '=', a.projectId);
-const projectWithRoleRead = compiledQuery(projectWithRole);
-const projectWithRoleLocked = compiledQuery((db, a: { projectId: string; userId: string }) => projectWithRole(db, a).forUpdate('projects'));
+const projectWithRole = compiledQueryShapes((db, a: { projectId: string; userId: string }, shape: { lock: boolean }) => {
+  const q = db
+    .selectFrom('projects')
+    .leftJoin('memberships', (j) => j.on(callerMembershipOn('projects.circle_id', a.userId)))
+    .select([...PROJECT_COLUMNS, 'memberships.role'])
+    .where('projects.id', '=', a.projectId);
+  return shape.lock ? q.forUpdate('projects') : q;
+});
 
 /** The project and the caller's role in its circle (null when not a member), in one query. */
 export async function findProjectWithRole(db: Executor, projectId: string, userId: string, lock = false) {
-  return (await (lock ? projectWithRoleLocked : projectWithRoleRead).execute(db, { projectId, userId })).rows[0];
+  return (await projectWithRole({ lock }).execute(db, { projectId, userId })).rows[0];
 }
 
 export async function listProjects(db: Db, circleId: string, limit: number, after: [number, string] | null) {

@@ -119,7 +119,7 @@ export async function listTasks(db: Executor, projectId: string, filters: TaskFi
   const statement = taskList({ status: !!filters.status, skill: !!filters.skill, parentId: !!filters.parentId, claimable, after: !!after });
   const result = await statement.execute(db, {
     projectId, status: filters.status, skill: filters.skill?.toLowerCase(), parentId: filters.parentId, limit: limit + 1,
-    ...(after && (claimable ? { afterPriority: after[0], afterSeq: after[1] } : { afterSeq: after[0] })),
+    afterPriority: claimable ? after?.[0] : undefined, afterSeq: after?.[claimable ? 1 : 0],
   });
   return result.rows;
 }
