@@ -8,6 +8,7 @@ import { settleProject } from '../../src/settlements/settle-project.js';
 import { buildTestApp, call, createCircle, registerUser } from '../helper.js';
 import { addTasks, claimTask, completeTask, createProject, joinMembers } from '../marketplace-helpers.js';
 import { adjust, assertInvariants, requestSettlementId } from '../settlement-helpers.js';
+import { childEnv } from '../service-process.js';
 
 // The invariant check itself: it passes on a healthy database, and each invariant is seen to
 // fail when its promise is broken behind the service's back (in SQL, in a database of its own).
@@ -28,15 +29,10 @@ async function violatedAfter(db: Parameters<typeof checkInvariants>[0], breakIt:
   return violated;
 }
 
-// The command runs as an operator runs it: without the test runner's process instrumentation
-// (its NODE_OPTIONS hook and _TAPJS_ variables), which a nested npm and tsx need not carry.
-// invariants.ts is covered by the in-process tests above.
-const operatorEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS_')));
-
 function runCheckCommand(databaseUrl: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
     const child = spawn('npm', ['run', '--silent', 'check:invariants'], {
-      cwd: resolve('.'), env: { ...operatorEnv(), DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: resolve('.'), env: childEnv({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }), stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';

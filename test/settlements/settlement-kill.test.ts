@@ -7,6 +7,7 @@ import type { Config } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
 import { buildTestApp, createCircle, registerUser } from '../helper.js';
 import { createProject, eventTypes } from '../marketplace-helpers.js';
+import { childEnv } from '../service-process.js';
 import {
   assertInvariants, recomputeHash, requestSettlementId, seedContributions, settlementFootprint, settlementStatus, waitForSettled,
 } from '../settlement-helpers.js';
@@ -31,8 +32,7 @@ interface WorkerProcess {
 function startWorkerProcess(t: Test, config: Config): WorkerProcess {
   const child = spawn(NODE, ['--import', 'tsx', 'src/server.ts'], {
     cwd: resolve('.'),
-    env: {
-      ...process.env,
+    env: childEnv({
       ROLE: 'worker',
       DATABASE_URL: config.databaseUrl,
       DATABASE_POOL_SIZE: '4',
@@ -42,7 +42,7 @@ function startWorkerProcess(t: Test, config: Config): WorkerProcess {
       SWEEP_INTERVAL_SECONDS: '1',
       LOG_LEVEL: 'warn',
       JWT_SECRET: 'kill-test-secret-that-is-long-enough-0123456789',
-    },
+    }),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
