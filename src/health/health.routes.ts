@@ -31,7 +31,7 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
     const failures: string[] = [];
     await Promise.all([
       withTimeout(sql`SELECT 1`.execute(app.db), 2_000).catch(() => failures.push('postgres')),
-      withTimeout(app.rateLimitRedis.ping(), 2_000).catch(() => failures.push('redis')),
+      withTimeout(Promise.all([app.rateLimitRedis.ping(), app.queueRedis.ping()]), 2_000).catch(() => failures.push('redis')),
     ]);
     if (failures.length) throw unavailable(`Not ready: ${failures.sort().join(' and ')} unreachable.`);
     return { status: 'ok' };

@@ -51,6 +51,21 @@ t.test('processes share the count through Redis; each trusts its last answer for
   t.equal(await redis.get(`${prefix}u:ann`), '8', 'the sync timer sent every local count: none lost, none twice');
 });
 
+t.test('on an auto-pipelined connection (as the API runs it), one turn of requests is one round trip and stays exact', async (t) => {
+  const { prefix } = setup(t);
+  const own = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+  t.teardown(() => own.disconnect());
+  await own.ping();
+  const s = new SharedWindowStore(own, prefix);
+  const members = Array.from({ length: 40 }, (_, i) => `u:m${i}`);
+  // Three requests per member in the same turn, the first this connection sends the script in.
+  const answers = members.flatMap((key) => [incr(s, key), incr(s, key), incr(s, key)]);
+  t.equal(own.autoPipelineQueueSize, members.length * 3, 'every increment waits for one pipeline, none went alone');
+  const counts = await Promise.all(answers);
+  t.ok(members.every((_, m) => counts.slice(m * 3, m * 3 + 3).map((r) => r.current).sort().join() === '1,2,3'), 'each member counted 1, 2, 3');
+  t.same(await own.mget(members.map((key) => prefix + key)), members.map(() => '3'), 'and Redis holds each count once');
+});
+
 t.test('exact stores (credential budgets) ask Redis on every request', async (t) => {
   const { store } = setup(t);
   const [a, b] = [store().child(), store().child()];

@@ -59,6 +59,13 @@ t.test('with Redis unreachable the limiter fails open and requests still succeed
   t.ok(isProblem(ready, 503, 'service_unavailable'), 'readiness still reports Redis down');
 });
 
+t.test('the limiter counts on an auto-pipelined connection; queue producers keep a plain one', async (t) => {
+  const { app } = await buildTestApp(t);
+  t.not(app.rateLimitRedis, app.queueRedis);
+  t.equal(app.rateLimitRedis.options.enableAutoPipelining, true, 'rate-limit increments of one event-loop turn share a round trip');
+  t.equal(app.queueRedis.options.enableAutoPipelining, false, 'BullMQ is not run auto-pipelined');
+});
+
 t.test('login, register and refresh share one per-IP budget', async (t) => {
   const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' });
   const statuses = [
