@@ -58,7 +58,8 @@ t.test('on an auto-pipelined connection (as the API runs it), one turn of reques
   await own.ping();
   const s = new SharedWindowStore(own, prefix);
   const members = Array.from({ length: 40 }, (_, i) => `u:m${i}`);
-  // Three requests per member in the same turn, the first this connection sends the script in.
+  // Three requests per member in one turn. They are also the connection's first use of the
+  // increment script, which ioredis must load into Redis before the pipeline runs.
   const answers = members.flatMap((key) => [incr(s, key), incr(s, key), incr(s, key)]);
   t.equal(own.autoPipelineQueueSize, members.length * 3, 'every increment waits for one pipeline, none went alone');
   const counts = await Promise.all(answers);
