@@ -9,11 +9,15 @@ const db = createDb(config.databaseUrl, 2);
 try {
   console.log(`checking invariants on ${new URL(config.databaseUrl).pathname.slice(1)}`);
   const results = await checkInvariants(db, (r, i, total) => {
-    console.log(`[${i + 1}/${total}] ${r.name}: ${r.violations === 0 ? 'ok' : `VIOLATED (${r.violations} rows): ${r.description}`}`);
+    console.log(
+      `[${i + 1}/${total}] ${r.name}: ${r.violations === 0 ? 'ok' : `VIOLATED (${r.violations} rows): ${r.description}`}`,
+    );
     for (const sample of r.samples) console.log('    ', JSON.stringify(sample));
   });
   const broken = results.filter((r) => r.violations > 0).length;
-  console.log(broken === 0 ? `all ${results.length} invariants hold` : `${broken} of ${results.length} invariants violated`);
+  console.log(
+    broken === 0 ? `all ${results.length} invariants hold` : `${broken} of ${results.length} invariants violated`,
+  );
   process.exitCode = broken === 0 ? 0 : 1;
 } finally {
   await db.destroy();

@@ -69,18 +69,21 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   await app.register(idempotencyPlugin);
 
   await app.register(healthRoutes);
-  await app.register(async (v1) => {
-    await v1.register(authRoutes);
-    await v1.register(meRoutes);
-    await v1.register(circleRoutes);
-    await v1.register(projectRoutes);
-    await v1.register(taskRoutes);
-    await v1.register(claimRoutes);
-    await v1.register(reviewRoutes);
-    await v1.register(contributionRoutes);
-    await v1.register(settlementRoutes);
-    await v1.register(ledgerRoutes);
-  }, { prefix: '/v1' });
+  await app.register(
+    async (v1) => {
+      await v1.register(authRoutes);
+      await v1.register(meRoutes);
+      await v1.register(circleRoutes);
+      await v1.register(projectRoutes);
+      await v1.register(taskRoutes);
+      await v1.register(claimRoutes);
+      await v1.register(reviewRoutes);
+      await v1.register(contributionRoutes);
+      await v1.register(settlementRoutes);
+      await v1.register(ledgerRoutes);
+    },
+    { prefix: '/v1' },
+  );
 
   return app;
 }

@@ -38,7 +38,8 @@ async function warnIfEvicting(config: Config, log: pino.Logger): Promise<void> {
   try {
     await redis.connect();
     const policy = await checkEvictionPolicy(redis);
-    if (policy) log.warn(`Redis maxmemory-policy is "${policy}": set it to "noeviction" or queued jobs can be silently lost`);
+    if (policy)
+      log.warn(`Redis maxmemory-policy is "${policy}": set it to "noeviction" or queued jobs can be silently lost`);
   } catch (err) {
     log.warn({ err }, 'could not check Redis maxmemory-policy');
   } finally {

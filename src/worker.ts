@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
 import { createDb } from './infra/postgres.js';
-import { createRequestRedis, createWorkerRedis } from './infra/redis.js';
+import { createWorkerRedis } from './infra/redis.js';
 import { Queues } from './jobs/queues.js';
 import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
 import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
@@ -31,7 +31,9 @@ export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
   await upsertSchedules(queues, config);
   const stopKeepingSchedules = keepSchedules(queues, config, log, (listener) => producerRedis.on('ready', listener));
   // A settlement holds a whole project in memory and one transaction: one at a time per process.
-  const running = startWorkers(consumerRedis, { db, queues, config, log }, processors, { concurrency: { settlements: 1 } });
+  const running = startWorkers(consumerRedis, { db, queues, config, log }, processors, {
+    concurrency: { settlements: 1 },
+  });
   log.info({ queues: Object.keys(processors) }, 'workers started');
   return {
     queues,

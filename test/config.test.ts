@@ -30,8 +30,15 @@ t.test('defaults apply when nothing is set', async (t) => {
 
 t.test('values are read and converted from their text', async (t) => {
   const config = loadConfig({
-    PORT: '8080', ROLE: 'worker', LOG_LEVEL: 'debug', RATE_LIMIT_MAX: '5', AUTH_RATE_LIMIT_MAX: '2',
-    WEBHOOK_ALLOW_PRIVATE: 'true', QUEUE_PREFIX: '{ca}', JWT_SECRET: 'x'.repeat(32), METRICS_TOKEN: 'm',
+    PORT: '8080',
+    ROLE: 'worker',
+    LOG_LEVEL: 'debug',
+    RATE_LIMIT_MAX: '5',
+    AUTH_RATE_LIMIT_MAX: '2',
+    WEBHOOK_ALLOW_PRIVATE: 'true',
+    QUEUE_PREFIX: '{ca}',
+    JWT_SECRET: 'x'.repeat(32),
+    METRICS_TOKEN: 'm',
   });
   t.equal(config.port, 8080);
   t.equal(config.role, 'worker');
@@ -71,7 +78,11 @@ t.test('an invalid setting throws ConfigError naming it', async (t) => {
       error = err;
     }
     t.ok(error instanceof ConfigError, `${JSON.stringify(env)} throws ConfigError`);
-    t.match((error as Error)?.message, new RegExp(`\\b${name}\\b`), `the message names ${name}: ${(error as Error)?.message}`);
+    t.match(
+      (error as Error)?.message,
+      new RegExp(`\\b${name}\\b`),
+      `the message names ${name}: ${(error as Error)?.message}`,
+    );
   }
 });
 
@@ -86,6 +97,9 @@ t.test('a secret is not echoed back in the error', async (t) => {
     t.fail('should have thrown');
   } catch (err) {
     t.ok(err instanceof ConfigError);
-    t.equal((err as Error).message, 'invalid setting JWT_SECRET=(value hidden): must not have fewer than 32 characters');
+    t.equal(
+      (err as Error).message,
+      'invalid setting JWT_SECRET=(value hidden): must not have fewer than 32 characters',
+    );
   }
 });

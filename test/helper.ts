@@ -64,7 +64,10 @@ export async function flushPrefix(prefix: string): Promise<void> {
   }
 }
 
-export async function buildTestApp(t: Test, env: Record<string, string> = {}): Promise<TestEnv & { app: FastifyInstance }> {
+export async function buildTestApp(
+  t: Test,
+  env: Record<string, string> = {},
+): Promise<TestEnv & { app: FastifyInstance }> {
   const testEnv = await createTestEnv(t, env);
   const app = await buildApp({ config: testEnv.config, logger: false });
   await app.ready();
@@ -106,8 +109,14 @@ export async function call<T = any>(
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   const res = await app.inject({
-    method, url, headers,
-    ...(options.body === undefined ? {} : typeof options.body === 'string' ? { payload: options.body } : { payload: options.body as object }),
+    method,
+    url,
+    headers,
+    ...(options.body === undefined
+      ? {}
+      : typeof options.body === 'string'
+        ? { payload: options.body }
+        : { payload: options.body as object }),
   });
   let body: unknown = res.body;
   try {
@@ -115,7 +124,12 @@ export async function call<T = any>(
   } catch {
     // not JSON: keep the text
   }
-  return { status: res.statusCode, body: body as T, headers: res.headers, type: String(res.headers['content-type'] ?? '') };
+  return {
+    status: res.statusCode,
+    body: body as T,
+    headers: res.headers,
+    type: String(res.headers['content-type'] ?? ''),
+  };
 }
 
 export interface TestUser {
@@ -140,18 +154,35 @@ export async function createCircle(app: FastifyInstance, owner: TestUser, joinPo
   return res.body as { id: string; ownerId: string };
 }
 
-export async function addMember(app: FastifyInstance, owner: TestUser, circleId: string, role: 'member' | 'admin' = 'member', prefix = 'member'): Promise<TestUser> {
+export async function addMember(
+  app: FastifyInstance,
+  owner: TestUser,
+  circleId: string,
+  role: 'member' | 'admin' = 'member',
+  prefix = 'member',
+): Promise<TestUser> {
   const user = await registerUser(app, prefix);
   const invite = await call(app, 'POST', `/v1/circles/${circleId}/invites`, { token: owner.token, body: {} });
-  const joined = await call(app, 'POST', `/v1/circles/${circleId}/members`, { token: user.token, body: { inviteCode: invite.body.code } });
+  const joined = await call(app, 'POST', `/v1/circles/${circleId}/members`, {
+    token: user.token,
+    body: { inviteCode: invite.body.code },
+  });
   if (joined.status !== 201) throw new Error(`join failed: ${joined.status} ${JSON.stringify(joined.body)}`);
   if (role === 'admin') {
-    const changed = await call(app, 'PATCH', `/v1/circles/${circleId}/members/${user.id}`, { token: owner.token, body: { role: 'admin' } });
+    const changed = await call(app, 'PATCH', `/v1/circles/${circleId}/members/${user.id}`, {
+      token: owner.token,
+      body: { role: 'admin' },
+    });
     if (changed.status !== 200) throw new Error(`role change failed: ${changed.status}`);
   }
   return user;
 }
 
 export function isProblem(res: Reply, status: number, code?: string): boolean {
-  return res.status === status && res.type.startsWith('application/problem+json') && res.body?.status === status && (code === undefined || res.body?.code === code);
+  return (
+    res.status === status &&
+    res.type.startsWith('application/problem+json') &&
+    res.body?.status === status &&
+    (code === undefined || res.body?.code === code)
+  );
 }

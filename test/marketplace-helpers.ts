@@ -16,21 +16,59 @@ import { REDIS_URL, call, registerUser, type Reply, type TestUser } from './help
 export type TaskNode = TaskNodeInput;
 
 /** Creates a project (open by default) and returns its body; throws unless 201. */
-export async function createProject(app: FastifyInstance, owner: TestUser, circleId: string, body: Record<string, unknown> = {}) {
-  const res = await call(app, 'POST', `/v1/circles/${circleId}/projects`, { token: owner.token, body: { title: 'Project', ...body } });
+export async function createProject(
+  app: FastifyInstance,
+  owner: TestUser,
+  circleId: string,
+  body: Record<string, unknown> = {},
+) {
+  const res = await call(app, 'POST', `/v1/circles/${circleId}/projects`, {
+    token: owner.token,
+    body: { title: 'Project', ...body },
+  });
   if (res.status !== 201) throw new Error(`create project failed: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body as { id: string; circleId: string; status: string; leaseSeconds: number; reviewWindowSeconds: number; progress: Record<string, number> };
+  return res.body as {
+    id: string;
+    circleId: string;
+    status: string;
+    leaseSeconds: number;
+    reviewWindowSeconds: number;
+    progress: Record<string, number>;
+  };
 }
 
 /** Adds task trees to a project and returns the created tasks (parents before children). */
-export async function addTasks(app: FastifyInstance, owner: TestUser, projectId: string, tasks: TaskNode[], parentId?: string) {
-  const res = await call(app, 'POST', `/v1/projects/${projectId}/tasks`, { token: owner.token, body: { tasks, ...(parentId ? { parentId } : {}) } });
+export async function addTasks(
+  app: FastifyInstance,
+  owner: TestUser,
+  projectId: string,
+  tasks: TaskNode[],
+  parentId?: string,
+) {
+  const res = await call(app, 'POST', `/v1/projects/${projectId}/tasks`, {
+    token: owner.token,
+    body: { tasks, ...(parentId ? { parentId } : {}) },
+  });
   if (res.status !== 201) throw new Error(`add tasks failed: ${res.status} ${JSON.stringify(res.body)}`);
-  return res.body.items as { id: string; title: string; slots: number; weight: number; status: string; blocked: boolean; claimable: boolean }[];
+  return res.body.items as {
+    id: string;
+    title: string;
+    slots: number;
+    weight: number;
+    status: string;
+    blocked: boolean;
+    claimable: boolean;
+  }[];
 }
 
 /** A project with one task, returning both. */
-export async function projectWithTask(app: FastifyInstance, owner: TestUser, circleId: string, task: Partial<TaskNode> = {}, project: Record<string, unknown> = {}) {
+export async function projectWithTask(
+  app: FastifyInstance,
+  owner: TestUser,
+  circleId: string,
+  task: Partial<TaskNode> = {},
+  project: Record<string, unknown> = {},
+) {
   const p = await createProject(app, owner, circleId, project);
   const [t] = await addTasks(app, owner, p.id, [{ title: 'Task', ...task }]);
   return { project: p, task: t! };
@@ -40,15 +78,23 @@ export async function projectWithTask(app: FastifyInstance, owner: TestUser, cir
  * Registers `count` users and joins them to an open circle, `batch` at a time: bounded
  * parallelism keeps the connection pool and the CPU (password hashing) from saturating.
  */
-export async function joinMembers(app: FastifyInstance, circleId: string, count: number, batch = 20, prefix = 'm'): Promise<TestUser[]> {
+export async function joinMembers(
+  app: FastifyInstance,
+  circleId: string,
+  count: number,
+  batch = 20,
+  prefix = 'm',
+): Promise<TestUser[]> {
   const users: TestUser[] = [];
   for (let i = 0; i < count; i += batch) {
-    const group = await Promise.all(Array.from({ length: Math.min(batch, count - i) }, async () => {
-      const user = await registerUser(app, prefix);
-      const joined = await call(app, 'POST', `/v1/circles/${circleId}/members`, { token: user.token, body: {} });
-      if (joined.status !== 201) throw new Error(`join failed: ${joined.status} ${JSON.stringify(joined.body)}`);
-      return user;
-    }));
+    const group = await Promise.all(
+      Array.from({ length: Math.min(batch, count - i) }, async () => {
+        const user = await registerUser(app, prefix);
+        const joined = await call(app, 'POST', `/v1/circles/${circleId}/members`, { token: user.token, body: {} });
+        if (joined.status !== 201) throw new Error(`join failed: ${joined.status} ${JSON.stringify(joined.body)}`);
+        return user;
+      }),
+    );
     users.push(...group);
   }
   return users;
@@ -57,22 +103,39 @@ export async function joinMembers(app: FastifyInstance, circleId: string, count:
 export const claimTask = (app: FastifyInstance, user: TestUser, taskId: string) =>
   call(app, 'POST', `/v1/tasks/${taskId}/claims`, { token: user.token });
 
-export const claimNext = (app: FastifyInstance, user: TestUser, projectId: string, body: Record<string, unknown> = {}) =>
-  call(app, 'POST', `/v1/projects/${projectId}/claims/next`, { token: user.token, body });
+export const claimNext = (
+  app: FastifyInstance,
+  user: TestUser,
+  projectId: string,
+  body: Record<string, unknown> = {},
+) => call(app, 'POST', `/v1/projects/${projectId}/claims/next`, { token: user.token, body });
 
 export const submitWork = (app: FastifyInstance, user: TestUser, claimId: string, content = 'Here is the work') =>
   call(app, 'POST', `/v1/claims/${claimId}/submissions`, { token: user.token, body: { content } });
 
-export const review = (app: FastifyInstance, reviewer: TestUser, claimId: string, body: { decision: 'accept' | 'reject' | 'revise'; score?: number; feedback?: string }) =>
-  call(app, 'POST', `/v1/claims/${claimId}/reviews`, { token: reviewer.token, body });
+export const review = (
+  app: FastifyInstance,
+  reviewer: TestUser,
+  claimId: string,
+  body: { decision: 'accept' | 'reject' | 'revise'; score?: number; feedback?: string },
+) => call(app, 'POST', `/v1/claims/${claimId}/reviews`, { token: reviewer.token, body });
 
 /** Claims, submits and has the owner accept one task; returns the claim id. */
-export async function completeTask(app: FastifyInstance, owner: TestUser, member: TestUser, taskId: string, score?: number): Promise<string> {
+export async function completeTask(
+  app: FastifyInstance,
+  owner: TestUser,
+  member: TestUser,
+  taskId: string,
+  score?: number,
+): Promise<string> {
   const claim = await claimTask(app, member, taskId);
   if (claim.status !== 201) throw new Error(`claim failed: ${claim.status} ${JSON.stringify(claim.body)}`);
   const submitted = await submitWork(app, member, claim.body.id);
   if (submitted.status !== 201) throw new Error(`submit failed: ${submitted.status} ${JSON.stringify(submitted.body)}`);
-  const accepted = await review(app, owner, claim.body.id, { decision: 'accept', ...(score === undefined ? {} : { score }) });
+  const accepted = await review(app, owner, claim.body.id, {
+    decision: 'accept',
+    ...(score === undefined ? {} : { score }),
+  });
   if (accepted.status !== 201) throw new Error(`review failed: ${accepted.status} ${JSON.stringify(accepted.body)}`);
   return claim.body.id;
 }
@@ -103,7 +166,19 @@ export async function waitFor<T>(probe: () => Promise<T>, timeoutMs = 10_000, in
   }
 }
 
-const silentLog = { debug() {}, info() {}, warn() {}, error() {}, fatal() {}, trace() {}, child() { return silentLog; }, level: 'silent', silent() {} };
+const silentLog = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  fatal() {},
+  trace() {},
+  child() {
+    return silentLog;
+  },
+  level: 'silent',
+  silent() {},
+};
 
 /** Starts the real worker role (every queue and the sweeps) on the test's config; closed at teardown. */
 export async function startWorkers(t: Test, config: Config) {
@@ -124,14 +199,21 @@ export function queueHandle(t: Test, config: Config, name: 'claim-expiry' | 'rev
 }
 
 /** The BullMQ job id of the expiry job for a lease deadline's second (see src/claims/claim-expiry.job.ts). */
-export const claimExpiryJobId = (expiresAt: string) => expiryJobId(expiryDueAt(new Date(expiresAt))).replaceAll(':', '_');
+export const claimExpiryJobId = (expiresAt: string) =>
+  expiryJobId(expiryDueAt(new Date(expiresAt))).replaceAll(':', '_');
 
 export async function eventTypes(db: Db, subjectId: string): Promise<string[]> {
   const rows = await db.selectFrom('events').select('type').where('subject_id', '=', subjectId).orderBy('id').execute();
   return rows.map((r) => r.type);
 }
 
-export async function countRows(db: Db, table: 'tasks' | 'task_dependencies' | 'events' | 'claims' | 'contributions' | 'projects'): Promise<number> {
-  const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+export async function countRows(
+  db: Db,
+  table: 'tasks' | 'task_dependencies' | 'events' | 'claims' | 'contributions' | 'projects',
+): Promise<number> {
+  const row = await db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }

@@ -14,14 +14,21 @@ interface Server extends ServerProcess {
 }
 
 function startServer(t: Test, env: Record<string, string>, port: number): Server {
-  const server = spawnServer(t, { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', PASSWORD_HASH_COST: '10', ...env });
+  const server = spawnServer(t, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    PASSWORD_HASH_COST: '10',
+    ...env,
+  });
   return Object.assign(server, { port });
 }
 
 async function waitUntilReady(server: Server, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (server.child.exitCode !== null) throw new Error(`server exited with ${server.child.exitCode}: ${server.stderr()}`);
+    if (server.child.exitCode !== null)
+      throw new Error(`server exited with ${server.child.exitCode}: ${server.stderr()}`);
     try {
       const res = await fetch(`http://127.0.0.1:${server.port}/readyz`);
       if (res.status === 200) return;
@@ -88,7 +95,10 @@ t.test('the server creates and migrates a missing database, serves, and exits 0 
 
   server.child.kill('SIGTERM');
   t.equal(await server.exited, 0, `exit code 0 after SIGTERM; stderr: ${server.stderr()}`);
-  t.ok(server.logs.some((l) => l.msg === 'shutting down'), 'it logged a graceful shutdown');
+  t.ok(
+    server.logs.some((l) => l.msg === 'shutting down'),
+    'it logged a graceful shutdown',
+  );
 });
 
 t.test('two processes starting at once on one fresh database both come up; migrations run once', async (t) => {

@@ -71,10 +71,14 @@ export function spawnServer(t: Test, env: Record<string, string>): ServerProcess
     }
     if (logs.length > 5000) logs.splice(0, logs.length - 5000);
   });
-  child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-20_000); });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-20_000);
+  });
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   const proc: ServerProcess = {
-    child, logs, exited,
+    child,
+    logs,
+    exited,
     stderr: () => stderr,
     get alive() {
       return child.exitCode === null && child.signalCode === null;

@@ -10,18 +10,38 @@ import { waitFor } from './marketplace-helpers.js';
 // Building blocks for the settlement tests: requesting over HTTP, waiting for the workers, and
 // recomputing what a settlement must have paid straight from the contribution rows.
 
-export const requestSettlement = (app: FastifyInstance, user: TestUser, projectId: string, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
-  call(app, 'POST', `/v1/projects/${projectId}/settlements`, { token: user.token, body, headers });
+export const requestSettlement = (
+  app: FastifyInstance,
+  user: TestUser,
+  projectId: string,
+  body: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+) => call(app, 'POST', `/v1/projects/${projectId}/settlements`, { token: user.token, body, headers });
 
 /** Requests a settlement and returns its id; throws unless 202. */
-export async function requestSettlementId(app: FastifyInstance, user: TestUser, projectId: string, body: Record<string, unknown> = {}): Promise<string> {
+export async function requestSettlementId(
+  app: FastifyInstance,
+  user: TestUser,
+  projectId: string,
+  body: Record<string, unknown> = {},
+): Promise<string> {
   const res = await requestSettlement(app, user, projectId, body);
   if (res.status !== 202) throw new Error(`settlement request failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.id as string;
 }
 
-export async function adjust(app: FastifyInstance, owner: TestUser, projectId: string, userId: string, points: number, reason = 'Helped out'): Promise<Reply> {
-  const res = await call(app, 'POST', `/v1/projects/${projectId}/adjustments`, { token: owner.token, body: { userId, points, reason } });
+export async function adjust(
+  app: FastifyInstance,
+  owner: TestUser,
+  projectId: string,
+  userId: string,
+  points: number,
+  reason = 'Helped out',
+): Promise<Reply> {
+  const res = await call(app, 'POST', `/v1/projects/${projectId}/adjustments`, {
+    token: owner.token,
+    body: { userId, points, reason },
+  });
   if (res.status !== 201) throw new Error(`adjustment failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res;
 }
@@ -33,10 +53,14 @@ export async function settlementStatus(db: Db, settlementId: string): Promise<st
 
 /** Waits until the settlement leaves pending (completed or failed) and returns its status. */
 export async function waitForSettled(db: Db, settlementId: string, timeoutMs = 30_000): Promise<string | undefined> {
-  return waitFor(async () => {
-    const status = await settlementStatus(db, settlementId);
-    return status === 'completed' || status === 'failed' ? status : undefined;
-  }, timeoutMs, 50);
+  return waitFor(
+    async () => {
+      const status = await settlementStatus(db, settlementId);
+      return status === 'completed' || status === 'failed' ? status : undefined;
+    },
+    timeoutMs,
+    50,
+  );
 }
 
 /**
@@ -51,7 +75,11 @@ export async function recomputeSplit(db: Db, settlementId: string): Promise<Spli
     FROM contributions WHERE project_id = ${s.project_id} AND id <= ${s.cutoff_id} GROUP BY user_id`.execute(db);
   return splitPool({
     pool: BigInt(s.pool_amount),
-    contributors: rows.rows.map((r) => ({ userId: r.user_id, points: BigInt(r.points), firstContributionAt: Number(r.first_at) })),
+    contributors: rows.rows.map((r) => ({
+      userId: r.user_id,
+      points: BigInt(r.points),
+      firstContributionAt: Number(r.first_at),
+    })),
     policy: {
       ...(s.min_points !== null && { minPoints: BigInt(s.min_points) }),
       ...(s.cap_basis_points !== null && { capBasisPoints: s.cap_basis_points }),
@@ -59,7 +87,8 @@ export async function recomputeSplit(db: Db, settlementId: string): Promise<Spli
   });
 }
 
-export const recomputeHash = async (db: Db, settlementId: string) => splitResultHash(await recomputeSplit(db, settlementId));
+export const recomputeHash = async (db: Db, settlementId: string) =>
+  splitResultHash(await recomputeSplit(db, settlementId));
 
 /** Rows a settlement left behind: payouts, ledger transactions and entries, completion events. */
 export async function settlementFootprint(db: Db, settlementId: string) {
@@ -68,9 +97,15 @@ export async function settlementFootprint(db: Db, settlementId: string) {
     payouts: await one(sql`SELECT count(*) AS n FROM payouts WHERE settlement_id = ${settlementId}`),
     payees: await one(sql`SELECT count(DISTINCT user_id) AS n FROM payouts WHERE settlement_id = ${settlementId}`),
     paid: await one(sql`SELECT coalesce(sum(amount), 0) AS n FROM payouts WHERE settlement_id = ${settlementId}`),
-    ledgerTransactions: await one(sql`SELECT count(*) AS n FROM ledger_transactions WHERE settlement_id = ${settlementId}`),
-    ledgerEntries: await one(sql`SELECT count(*) AS n FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id WHERE t.settlement_id = ${settlementId}`),
-    completedEvents: await one(sql`SELECT count(*) AS n FROM events WHERE subject_id = ${settlementId} AND type = 'settlement.completed'`),
+    ledgerTransactions: await one(
+      sql`SELECT count(*) AS n FROM ledger_transactions WHERE settlement_id = ${settlementId}`,
+    ),
+    ledgerEntries: await one(
+      sql`SELECT count(*) AS n FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id WHERE t.settlement_id = ${settlementId}`,
+    ),
+    completedEvents: await one(
+      sql`SELECT count(*) AS n FROM events WHERE subject_id = ${settlementId} AND type = 'settlement.completed'`,
+    ),
   };
 }
 
@@ -78,7 +113,11 @@ export async function settlementFootprint(db: Db, settlementId: string) {
 export async function assertInvariants(t: Test, db: Db): Promise<void> {
   const results = await checkInvariants(db);
   const broken = results.filter((r) => r.violations > 0);
-  t.same(broken.map((r) => ({ name: r.name, samples: r.samples })), [], 'every invariant holds');
+  t.same(
+    broken.map((r) => ({ name: r.name, samples: r.samples })),
+    [],
+    'every invariant holds',
+  );
   t.ok(results.length >= 8, 'all invariants were checked');
 }
 
@@ -87,11 +126,16 @@ export async function assertInvariants(t: Test, db: Db): Promise<void> {
  * (generate_series), with varied points and first-contribution times. The fingerprint trigger
  * fills each row's fingerprint as the API would.
  */
-export async function seedContributions(db: Db, s: { circleId: string; projectId: string; createdBy: string; members: number; rows: number; handlePrefix?: string }): Promise<void> {
+export async function seedContributions(
+  db: Db,
+  s: { circleId: string; projectId: string; createdBy: string; members: number; rows: number; handlePrefix?: string },
+): Promise<void> {
   const prefix = s.handlePrefix ?? 'seed';
   await sql`
     INSERT INTO users (handle, password_hash, display_name)
-    SELECT ${prefix} || '_' || g, 'not-a-password-hash', 'Seeded member ' || g FROM generate_series(1, ${s.members}::int) g`.execute(db);
+    SELECT ${prefix} || '_' || g, 'not-a-password-hash', 'Seeded member ' || g FROM generate_series(1, ${s.members}::int) g`.execute(
+    db,
+  );
   await sql`
     INSERT INTO memberships (circle_id, user_id, role)
     SELECT ${s.circleId}::uuid, id, 'member' FROM users WHERE handle LIKE ${`${prefix}\\_%`}`.execute(db);
@@ -100,6 +144,8 @@ export async function seedContributions(db: Db, s: { circleId: string; projectId
     SELECT ${s.circleId}::uuid, ${s.projectId}::uuid, m.id, 'adjustment', 1 + (g::bigint * 7919) % 13, 'Seeded work', ${s.createdBy}::uuid,
            now() - make_interval(secs => (${s.rows}::int - g) * 0.001)
     FROM generate_series(0, ${s.rows}::int - 1) g
-    JOIN (SELECT id, row_number() OVER (ORDER BY handle) - 1 AS n FROM users WHERE handle LIKE ${`${prefix}\\_%`}) m ON m.n = g % ${s.members}::int`.execute(db);
+    JOIN (SELECT id, row_number() OVER (ORDER BY handle) - 1 AS n FROM users WHERE handle LIKE ${`${prefix}\\_%`}) m ON m.n = g % ${s.members}::int`.execute(
+    db,
+  );
   await sql`ANALYZE contributions`.execute(db);
 }

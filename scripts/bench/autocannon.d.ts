@@ -25,7 +25,17 @@ declare module 'autocannon' {
     expectBody?: string;
   }
 
-  interface Histogram { average: number; mean: number; stddev: number; min: number; max: number; p50: number; p90: number; p99: number; totalCount: number }
+  interface Histogram {
+    average: number;
+    mean: number;
+    stddev: number;
+    min: number;
+    max: number;
+    p50: number;
+    p90: number;
+    p99: number;
+    totalCount: number;
+  }
 
   interface Result {
     duration: number;

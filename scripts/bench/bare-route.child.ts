@@ -18,7 +18,12 @@ async function run(): Promise<unknown> {
   const client = await pool.connect();
   try {
     let last: pg.QueryResult | null = null;
-    for (const step of spec.steps) last = await client.query({ name: step.name, text: step.text, values: bindValues(step.values, spec.rotations, i) });
+    for (const step of spec.steps)
+      last = await client.query({
+        name: step.name,
+        text: step.text,
+        values: bindValues(step.values, spec.rotations, i),
+      });
     return last?.rows[0] ?? null;
   } finally {
     client.release();
@@ -28,7 +33,10 @@ async function run(): Promise<unknown> {
 app.route({ method: ['GET', 'POST'], url: '/bare', handler: async () => ({ row: await run() }) });
 
 process.once('SIGTERM', () => {
-  app.close().then(() => pool.end()).finally(() => process.exit(0));
+  app
+    .close()
+    .then(() => pool.end())
+    .finally(() => process.exit(0));
 });
 
 try {

@@ -42,8 +42,13 @@ async function cleanup(): Promise<void> {
     if (service) await stopService(service).catch(() => {});
     await stopAll();
     await pool?.end().catch(() => {});
-    await clearRedis(redisUrl, opts.queuePrefix).catch((err) => console.error('could not clear the bench queue prefix in Redis:', err.message));
-    if (!opts.keepDb) await dropDatabase(opts.databaseName).catch((err) => console.error(`could not drop ${opts.databaseName}:`, err.message));
+    await clearRedis(redisUrl, opts.queuePrefix).catch((err) =>
+      console.error('could not clear the bench queue prefix in Redis:', err.message),
+    );
+    if (!opts.keepDb)
+      await dropDatabase(opts.databaseName).catch((err) =>
+        console.error(`could not drop ${opts.databaseName}:`, err.message),
+      );
     else step(`kept database ${opts.databaseName}`);
   })();
   return cleaning;
@@ -79,19 +84,40 @@ async function redisVersion(): Promise<string> {
 async function main(): Promise<number> {
   const started = performance.now();
   const wanted = SCENARIOS.filter((s) => !opts.only || opts.only.has(s));
-  step(`circle-actions bench (${opts.quick ? 'quick' : 'full'}): ${wanted.join(', ')}; database ${opts.databaseName}, queue prefix ${opts.queuePrefix}`);
-  if (opts.build) await timed('npm run build', () => run(NODE, [path.resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], 'npm run build'));
+  step(
+    `circle-actions bench (${opts.quick ? 'quick' : 'full'}): ${wanted.join(', ')}; database ${opts.databaseName}, queue prefix ${opts.queuePrefix}`,
+  );
+  if (opts.build)
+    await timed('npm run build', () =>
+      run(NODE, [path.resolve('node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], 'npm run build'),
+    );
   if (opts.cpuProfileDir) mkdirSync(opts.cpuProfileDir, { recursive: true });
 
   await timed(`creating database ${opts.databaseName}`, () => createFreshDatabase(opts.databaseName));
   await clearRedis(redisUrl, opts.queuePrefix);
   pool = new pg.Pool({ connectionString: dbUrl, max: 4 });
   const machine = machineInfo({ postgres: await serverVersions(pool), redis: await redisVersion() });
-  step(`machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryMb} MB, load ${machine.loadAverage.join(' ')}; Node ${machine.node}, Postgres ${machine.postgres}, Redis ${machine.redis}`);
+  step(
+    `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryMb} MB, load ${machine.loadAverage.join(' ')}; Node ${machine.node}, Postgres ${machine.postgres}, Redis ${machine.redis}`,
+  );
 
   service = await timed('starting the service (ROLE=api and ROLE=worker processes)', () =>
-    startService({ databaseUrl: dbUrl, queuePrefix: opts.queuePrefix, maxLiveClaims: MAX_LIVE_CLAIMS, cpuProfileDir: opts.cpuProfileDir }));
-  const ctx: BenchContext = { opts, databaseUrl: dbUrl, pool, service, maxLiveClaims: MAX_LIVE_CLAIMS, results: [], failures: [] };
+    startService({
+      databaseUrl: dbUrl,
+      queuePrefix: opts.queuePrefix,
+      maxLiveClaims: MAX_LIVE_CLAIMS,
+      cpuProfileDir: opts.cpuProfileDir,
+    }),
+  );
+  const ctx: BenchContext = {
+    opts,
+    databaseUrl: dbUrl,
+    pool,
+    service,
+    maxLiveClaims: MAX_LIVE_CLAIMS,
+    results: [],
+    failures: [],
+  };
 
   for (const name of wanted) {
     if (signals > 0) break;
@@ -99,7 +125,7 @@ async function main(): Promise<number> {
       await timed(`scenario ${name}`, () => RUNNERS[name](ctx));
     } catch (err) {
       // One broken scenario must not hide the others' figures.
-      ctx.failures.push(`${name} did not complete: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+      ctx.failures.push(`${name} did not complete: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       step(`scenario ${name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
@@ -108,7 +134,8 @@ async function main(): Promise<number> {
     const db = createDb(dbUrl, 2);
     try {
       const broken = (await checkInvariants(db)).filter((r) => r.violations > 0);
-      for (const r of broken) ctx.failures.push(`invariant ${r.name} violated (${r.violations} rows): ${JSON.stringify(r.samples)}`);
+      for (const r of broken)
+        ctx.failures.push(`invariant ${r.name} violated (${r.violations} rows): ${JSON.stringify(r.samples)}`);
     } finally {
       await db.destroy();
     }
@@ -122,8 +149,20 @@ async function main(): Promise<number> {
   if (opts.jsonFile) {
     const file = path.resolve(opts.jsonFile);
     mkdirSync(path.dirname(file), { recursive: true });
-    const scenarios = ctx.results.map(({ name, value, unit, limit, ratio, target, met, notes: n }) => ({ name, value, unit, limit, ratio, target, met, notes: n }));
-    writeFileSync(file, `${JSON.stringify({ scenarios, machine: { ...machine, quick: opts.quick, seconds: Math.round(seconds), date: new Date().toISOString() } }, null, 2)}\n`);
+    const scenarios = ctx.results.map(({ name, value, unit, limit, ratio, target, met, notes: n }) => ({
+      name,
+      value,
+      unit,
+      limit,
+      ratio,
+      target,
+      met,
+      notes: n,
+    }));
+    writeFileSync(
+      file,
+      `${JSON.stringify({ scenarios, machine: { ...machine, quick: opts.quick, seconds: Math.round(seconds), date: new Date().toISOString() } }, null, 2)}\n`,
+    );
     step(`results written to ${file}`);
   }
   if (ctx.failures.length) {
@@ -137,7 +176,7 @@ let code = 1;
 try {
   code = await main();
 } catch (err) {
-  console.error('\nbench failed:', err instanceof Error ? err.stack ?? err.message : err);
+  console.error('\nbench failed:', err instanceof Error ? (err.stack ?? err.message) : err);
   const running = service as Service | null;
   if (running) console.error(`API output:\n${running.api.tail()}\nworker output:\n${running.worker.tail()}`);
 } finally {

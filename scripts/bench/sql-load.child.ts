@@ -48,7 +48,11 @@ async function loop(client: pg.Client) {
     if (spec.transaction) await client.query('BEGIN');
     let rows = 1;
     for (const [s, step] of spec.steps.entries()) {
-      const result = await client.query({ name: step.name, text: step.text, values: bindValues(step.values, spec.rotations, i) });
+      const result = await client.query({
+        name: step.name,
+        text: step.text,
+        values: bindValues(step.values, spec.rotations, i),
+      });
       if (s === spec.steps.length - 1) rows = result.rowCount ?? 0;
     }
     if (spec.transaction) await client.query('COMMIT');
@@ -65,7 +69,12 @@ async function phase(seconds: number, measure: boolean) {
   measuring = measure;
   stopAt = performance.now() + seconds * 1000;
   if (measure) send({ type: 'start' });
-  const ticker = measure ? setInterval(() => { send({ type: 'tick', rate: perSecond }); perSecond = 0; }, 1000) : null;
+  const ticker = measure
+    ? setInterval(() => {
+        send({ type: 'tick', rate: perSecond });
+        perSecond = 0;
+      }, 1000)
+    : null;
   const t0 = performance.now();
   await Promise.all(clients.map(loop));
   ticker && clearInterval(ticker);

@@ -59,7 +59,11 @@ export async function rotateRefreshToken(db: Db, hash: Buffer) {
 }
 
 export async function findRefreshToken(db: Db, hash: Buffer) {
-  return db.selectFrom('refresh_tokens').select(['family_id', 'rotated_at', 'revoked_at']).where('token_hash', '=', hash).executeTakeFirst();
+  return db
+    .selectFrom('refresh_tokens')
+    .select(['family_id', 'rotated_at', 'revoked_at'])
+    .where('token_hash', '=', hash)
+    .executeTakeFirst();
 }
 
 export async function revokeFamily(db: Db, familyId: string): Promise<void> {

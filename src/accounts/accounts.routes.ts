@@ -8,34 +8,77 @@ export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['accounts'];
   const authLimit = authRateLimit(app);
 
-  app.post('/auth/register', {
-    config: { rateLimit: false },
-    preHandler: authLimit,
-    schema: { tags, security: [], summary: 'Create an account', body: RegisterBody, response: { 201: Session, ...problems(400, 409, 429) } },
-  }, async (request, reply) => reply.code(201).send(await accounts.register(app, request.body)));
+  app.post(
+    '/auth/register',
+    {
+      config: { rateLimit: false },
+      preHandler: authLimit,
+      schema: {
+        tags,
+        security: [],
+        summary: 'Create an account',
+        body: RegisterBody,
+        response: { 201: Session, ...problems(400, 409, 429) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await accounts.register(app, request.body)),
+  );
 
-  app.post('/auth/login', {
-    config: { rateLimit: false },
-    preHandler: authLimit,
-    schema: { tags, security: [], summary: 'Log in with handle and password', body: LoginBody, response: { 200: Session, ...problems(400, 401, 429) } },
-  }, async (request) => accounts.login(app, request.body));
+  app.post(
+    '/auth/login',
+    {
+      config: { rateLimit: false },
+      preHandler: authLimit,
+      schema: {
+        tags,
+        security: [],
+        summary: 'Log in with handle and password',
+        body: LoginBody,
+        response: { 200: Session, ...problems(400, 401, 429) },
+      },
+    },
+    async (request) => accounts.login(app, request.body),
+  );
 
-  app.post('/auth/refresh', {
-    config: { rateLimit: false },
-    preHandler: authLimit,
-    schema: { tags, security: [], summary: 'Exchange a refresh token for a new pair', body: RefreshBody, response: { 200: Session, ...problems(400, 401, 429) } },
-  }, async (request) => accounts.refresh(app, request.body.refreshToken));
+  app.post(
+    '/auth/refresh',
+    {
+      config: { rateLimit: false },
+      preHandler: authLimit,
+      schema: {
+        tags,
+        security: [],
+        summary: 'Exchange a refresh token for a new pair',
+        body: RefreshBody,
+        response: { 200: Session, ...problems(400, 401, 429) },
+      },
+    },
+    async (request) => accounts.refresh(app, request.body.refreshToken),
+  );
 };
 
 export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['accounts'];
   app.addHook('onRequest', app.authenticate);
 
-  app.get('/me', {
-    schema: { tags, summary: 'My profile', response: { 200: User, ...problems(401) } },
-  }, async (request) => accounts.getProfile(app, request.user.sub));
+  app.get(
+    '/me',
+    {
+      schema: { tags, summary: 'My profile', response: { 200: User, ...problems(401) } },
+    },
+    async (request) => accounts.getProfile(app, request.user.sub),
+  );
 
-  app.patch('/me', {
-    schema: { tags, summary: 'Update my profile', body: ProfilePatch, response: { 200: User, ...problems(400, 401) } },
-  }, async (request) => accounts.updateProfile(app, request.user.sub, request.body));
+  app.patch(
+    '/me',
+    {
+      schema: {
+        tags,
+        summary: 'Update my profile',
+        body: ProfilePatch,
+        response: { 200: User, ...problems(400, 401) },
+      },
+    },
+    async (request) => accounts.updateProfile(app, request.user.sub, request.body),
+  );
 };

@@ -16,7 +16,11 @@ export interface UserView {
 type UserRow = { id: string; handle: string; display_name: string; skills: string[]; created_at: Date };
 
 export const toUserView = (u: UserRow): UserView => ({
-  id: u.id, handle: u.handle, displayName: u.display_name, skills: u.skills, createdAt: u.created_at,
+  id: u.id,
+  handle: u.handle,
+  displayName: u.display_name,
+  skills: u.skills,
+  createdAt: u.created_at,
 });
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest();
@@ -27,19 +31,30 @@ let decoyHash: Promise<string> | undefined;
 async function issueTokens(app: FastifyInstance, userId: string, familyId: string = randomUUID()) {
   const refreshToken = randomBytes(32).toString('base64url');
   await repo.insertRefreshToken(app.db, {
-    userId, familyId, hash: hashToken(refreshToken), ttlSeconds: app.config.refreshTokenTtlSeconds,
+    userId,
+    familyId,
+    hash: hashToken(refreshToken),
+    ttlSeconds: app.config.refreshTokenTtlSeconds,
   });
   const accessToken = await app.jwt.sign({ sub: userId });
   return { accessToken, refreshToken };
 }
 
-export async function register(app: FastifyInstance, input: { handle: string; password: string; displayName?: string }) {
+export async function register(
+  app: FastifyInstance,
+  input: { handle: string; password: string; displayName?: string },
+) {
   const passwordHash = await hashPassword(input.password, app.config.passwordHashCost);
   let user: UserRow;
   try {
-    user = await repo.insertUser(app.db, { handle: input.handle, passwordHash, displayName: input.displayName ?? input.handle });
+    user = await repo.insertUser(app.db, {
+      handle: input.handle,
+      passwordHash,
+      displayName: input.displayName ?? input.handle,
+    });
   } catch (err) {
-    if ((err as { code?: string }).code === '23505') throw conflict('handle_taken', `The handle "${input.handle}" is taken.`);
+    if ((err as { code?: string }).code === '23505')
+      throw conflict('handle_taken', `The handle "${input.handle}" is taken.`);
     throw err;
   }
   return { user: toUserView(user), ...(await issueTokens(app, user.id)) };
@@ -70,7 +85,10 @@ export async function refresh(app: FastifyInstance, refreshToken: string) {
     const known = await repo.findRefreshToken(app.db, hash);
     if (known?.rotated_at) {
       await repo.revokeFamily(app.db, known.family_id);
-      throw unauthorized('refresh_token_reused', 'This refresh token was already used; all sessions from it are revoked.');
+      throw unauthorized(
+        'refresh_token_reused',
+        'This refresh token was already used; all sessions from it are revoked.',
+      );
     }
     throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
   }
@@ -85,7 +103,11 @@ export async function getProfile(app: FastifyInstance, userId: string): Promise<
   return toUserView(user);
 }
 
-export async function updateProfile(app: FastifyInstance, userId: string, input: { displayName?: string; skills?: string[] }) {
+export async function updateProfile(
+  app: FastifyInstance,
+  userId: string,
+  input: { displayName?: string; skills?: string[] },
+) {
   const changes: { display_name?: string; skills?: string[] } = {};
   if (input.displayName !== undefined) changes.display_name = input.displayName;
   if (input.skills !== undefined) changes.skills = normalizeSkills(input.skills);

@@ -24,7 +24,12 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const [scheme, cost, r, p, salt, key] = stored.split('$');
   if (scheme !== 'scrypt' || !cost || !r || !p || !salt || !key) return false;
   const expected = Buffer.from(key, 'base64');
-  const actual = await scrypt(password, Buffer.from(salt, 'base64'), expected.length, options(Number(cost), Number(r), Number(p)));
+  const actual = await scrypt(
+    password,
+    Buffer.from(salt, 'base64'),
+    expected.length,
+    options(Number(cost), Number(r), Number(p)),
+  );
   return timingSafeEqual(actual, expected);
 }
 

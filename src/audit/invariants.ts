@@ -15,7 +15,8 @@ export interface InvariantResult {
 const CHECKS: { name: string; description: string; query: ReturnType<typeof sql> }[] = [
   {
     name: 'settlement_sums',
-    description: 'each completed settlement pays out exactly its pool: sum of payouts = distributed, distributed + undistributed = pool',
+    description:
+      'each completed settlement pays out exactly its pool: sum of payouts = distributed, distributed + undistributed = pool',
     query: sql`
       SELECT s.id, s.pool_amount, s.distributed, s.undistributed, coalesce(sum(p.amount), 0) AS paid
       FROM settlements s LEFT JOIN payouts p ON p.settlement_id = s.id
@@ -25,7 +26,8 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
   },
   {
     name: 'settlement_ledger_matches_payouts',
-    description: 'each completed settlement booked exactly its payouts to member balances: each payee\'s own amount, nobody else',
+    description:
+      "each completed settlement booked exactly its payouts to member balances: each payee's own amount, nobody else",
     // Member by member, not just in total: a unit moved from one payee to another keeps the sums.
     query: sql`
       WITH booked AS (
@@ -58,7 +60,7 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
   },
   {
     name: 'ledger_transactions_balanced',
-    description: 'every ledger transaction\'s entries sum to zero',
+    description: "every ledger transaction's entries sum to zero",
     query: sql`SELECT transaction_id, sum(amount) AS total FROM ledger_entries GROUP BY transaction_id HAVING sum(amount) <> 0`,
   },
   {
@@ -76,7 +78,7 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
   },
   {
     name: 'task_slots_consistent',
-    description: 'each task\'s live claim count matches its live claims and never exceeds its slots',
+    description: "each task's live claim count matches its live claims and never exceeds its slots",
     query: sql`
       SELECT t.id, t.live_claims, t.slots, count(c.id) AS live
       FROM tasks t LEFT JOIN claims c ON c.task_id = t.id AND c.status IN ('active', 'submitted')
@@ -102,11 +104,19 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
 export const INVARIANT_NAMES = CHECKS.map((c) => c.name);
 
 /** Runs every check in turn; `onResult` hears each verdict as it is reached (progress output). */
-export async function checkInvariants(db: Db, onResult?: (result: InvariantResult, index: number, total: number) => void): Promise<InvariantResult[]> {
+export async function checkInvariants(
+  db: Db,
+  onResult?: (result: InvariantResult, index: number, total: number) => void,
+): Promise<InvariantResult[]> {
   const results: InvariantResult[] = [];
   for (const [i, check] of CHECKS.entries()) {
     const rows = (await check.query.execute(db)).rows;
-    const result = { name: check.name, description: check.description, violations: rows.length, samples: rows.slice(0, 5) };
+    const result = {
+      name: check.name,
+      description: check.description,
+      violations: rows.length,
+      samples: rows.slice(0, 5),
+    };
     results.push(result);
     onResult?.(result, i, CHECKS.length);
   }

@@ -8,7 +8,10 @@ import { fromMicros, micros } from '../infra/sql.js';
  * left-join it, so one query returns the object and the caller's role (null: not a member), which
  * is all the access check (src/circles/access.ts) needs.
  */
-export const callerMembershipOn = (circleColumn: 'projects.circle_id' | 'tasks.circle_id' | 'claims.circle_id' | 'settlements.circle_id', userId: string) =>
+export const callerMembershipOn = (
+  circleColumn: 'projects.circle_id' | 'tasks.circle_id' | 'claims.circle_id' | 'settlements.circle_id',
+  userId: string,
+) =>
   sql<boolean>`memberships.circle_id = ${sql.ref(circleColumn)} AND memberships.user_id = ${userId}::uuid AND memberships.left_at IS NULL`;
 
 export async function findMembership(db: Executor, circleId: string, userId: string) {
@@ -21,7 +24,10 @@ export async function findMembership(db: Executor, circleId: string, userId: str
     .executeTakeFirst();
 }
 
-export async function insertCircle(trx: Transaction<Database>, c: { name: string; description: string; joinPolicy: JoinPolicy; ownerId: string }) {
+export async function insertCircle(
+  trx: Transaction<Database>,
+  c: { name: string; description: string; joinPolicy: JoinPolicy; ownerId: string },
+) {
   const circle = await trx
     .insertInto('circles')
     .values({ name: c.name, description: c.description, join_policy: c.joinPolicy, owner_id: c.ownerId })
@@ -51,18 +57,38 @@ export async function listCirclesOfUser(db: Db, userId: string, limit: number, a
     .select(['memberships.role', micros('memberships.joined_at').as('cursor_ts')])
     .where('memberships.user_id', '=', userId)
     .where('memberships.left_at', 'is', null);
-  if (after) q = q.where(sql<boolean>`(memberships.joined_at, memberships.circle_id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`);
-  return q.orderBy('memberships.joined_at').orderBy('memberships.circle_id').limit(limit + 1).execute();
+  if (after)
+    q = q.where(
+      sql<boolean>`(memberships.joined_at, memberships.circle_id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`,
+    );
+  return q
+    .orderBy('memberships.joined_at')
+    .orderBy('memberships.circle_id')
+    .limit(limit + 1)
+    .execute();
 }
 
 export async function findCircle(db: Executor, circleId: string) {
-  return db.selectFrom('circles').select(['id', 'join_policy', 'owner_id']).where('id', '=', circleId).executeTakeFirst();
+  return db
+    .selectFrom('circles')
+    .select(['id', 'join_policy', 'owner_id'])
+    .where('id', '=', circleId)
+    .executeTakeFirst();
 }
 
-export async function insertInvite(db: Db, invite: { code: string; circleId: string; createdBy: string; expiresAt: Date; maxUses: number | null }) {
+export async function insertInvite(
+  db: Db,
+  invite: { code: string; circleId: string; createdBy: string; expiresAt: Date; maxUses: number | null },
+) {
   return db
     .insertInto('invites')
-    .values({ code: invite.code, circle_id: invite.circleId, created_by: invite.createdBy, expires_at: invite.expiresAt, max_uses: invite.maxUses })
+    .values({
+      code: invite.code,
+      circle_id: invite.circleId,
+      created_by: invite.createdBy,
+      expires_at: invite.expiresAt,
+      max_uses: invite.maxUses,
+    })
     .returning(['code', 'expires_at', 'max_uses'])
     .executeTakeFirstOrThrow();
 }
@@ -96,13 +122,22 @@ export async function upsertMember(trx: Transaction<Database>, circleId: string,
     .insertInto('memberships')
     .values({ circle_id: circleId, user_id: userId, role: 'member' })
     .onConflict((oc) =>
-      oc.columns(['circle_id', 'user_id']).doUpdateSet({ role: 'member', joined_at: sql<Date>`now()`, left_at: null }).where('memberships.left_at', 'is not', null),
+      oc
+        .columns(['circle_id', 'user_id'])
+        .doUpdateSet({ role: 'member', joined_at: sql<Date>`now()`, left_at: null })
+        .where('memberships.left_at', 'is not', null),
     )
     .returning(['circle_id', 'user_id', 'role', 'joined_at'])
     .executeTakeFirst();
 }
 
-const memberColumns = ['memberships.user_id', 'users.handle', 'users.display_name', 'memberships.role', 'memberships.joined_at'] as const;
+const memberColumns = [
+  'memberships.user_id',
+  'users.handle',
+  'users.display_name',
+  'memberships.role',
+  'memberships.joined_at',
+] as const;
 
 export async function findMember(db: Executor, circleId: string, userId: string) {
   return db
@@ -122,8 +157,15 @@ export async function listMembers(db: Db, circleId: string, limit: number, after
     .select([...memberColumns, micros('memberships.joined_at').as('cursor_ts')])
     .where('memberships.circle_id', '=', circleId)
     .where('memberships.left_at', 'is', null);
-  if (after) q = q.where(sql<boolean>`(memberships.joined_at, memberships.user_id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`);
-  return q.orderBy('memberships.joined_at').orderBy('memberships.user_id').limit(limit + 1).execute();
+  if (after)
+    q = q.where(
+      sql<boolean>`(memberships.joined_at, memberships.user_id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`,
+    );
+  return q
+    .orderBy('memberships.joined_at')
+    .orderBy('memberships.user_id')
+    .limit(limit + 1)
+    .execute();
 }
 
 /** Locks the member rows of a circle that a role change touches, in a stable order (no deadlocks). */
@@ -140,7 +182,12 @@ export async function lockMembers(trx: Transaction<Database>, circleId: string, 
 }
 
 export async function setRole(trx: Transaction<Database>, circleId: string, userId: string, role: Role): Promise<void> {
-  await trx.updateTable('memberships').set({ role }).where('circle_id', '=', circleId).where('user_id', '=', userId).execute();
+  await trx
+    .updateTable('memberships')
+    .set({ role })
+    .where('circle_id', '=', circleId)
+    .where('user_id', '=', userId)
+    .execute();
 }
 
 export async function setOwner(trx: Transaction<Database>, circleId: string, ownerId: string): Promise<void> {
@@ -148,5 +195,10 @@ export async function setOwner(trx: Transaction<Database>, circleId: string, own
 }
 
 export async function markLeft(trx: Transaction<Database>, circleId: string, userId: string): Promise<void> {
-  await trx.updateTable('memberships').set({ left_at: sql<Date>`now()` }).where('circle_id', '=', circleId).where('user_id', '=', userId).execute();
+  await trx
+    .updateTable('memberships')
+    .set({ left_at: sql<Date>`now()` })
+    .where('circle_id', '=', circleId)
+    .where('user_id', '=', userId)
+    .execute();
 }

@@ -1,7 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { problems } from '../http/schemas.js';
 import {
-  ChangeRoleBody, Circle, CircleList, CircleParams, CreateCircleBody, CreateInviteBody, Invite, JoinBody, ListQuery, Member, MemberList, MemberParams,
+  ChangeRoleBody,
+  Circle,
+  CircleList,
+  CircleParams,
+  CreateCircleBody,
+  CreateInviteBody,
+  Invite,
+  JoinBody,
+  ListQuery,
+  Member,
+  MemberList,
+  MemberParams,
 } from './circles.schemas.js';
 import * as circles from './circles.service.js';
 
@@ -9,41 +20,131 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['circles'];
   app.addHook('onRequest', app.authenticate);
 
-  app.post('/circles', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Create a circle (the caller becomes its owner)', body: CreateCircleBody, response: { 201: Circle, ...problems(400, 401, 409, 422) } },
-  }, async (request, reply) => reply.code(201).send(await circles.createCircle(app, request.user.sub, request.body)));
+  app.post(
+    '/circles',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: 'Create a circle (the caller becomes its owner)',
+        body: CreateCircleBody,
+        response: { 201: Circle, ...problems(400, 401, 409, 422) },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await circles.createCircle(app, request.user.sub, request.body)),
+  );
 
-  app.get('/circles', {
-    schema: { tags, summary: 'Circles I belong to', querystring: ListQuery, response: { 200: CircleList, ...problems(400, 401) } },
-  }, async (request) => circles.listMyCircles(app, request.user.sub, request.query.limit ?? 50, request.query.cursor));
+  app.get(
+    '/circles',
+    {
+      schema: {
+        tags,
+        summary: 'Circles I belong to',
+        querystring: ListQuery,
+        response: { 200: CircleList, ...problems(400, 401) },
+      },
+    },
+    async (request) => circles.listMyCircles(app, request.user.sub, request.query.limit ?? 50, request.query.cursor),
+  );
 
-  app.get('/circles/:circleId', {
-    schema: { tags, summary: 'A circle I belong to', params: CircleParams, response: { 200: Circle, ...problems(400, 401, 404) } },
-  }, async (request) => circles.getCircle(app, request.user.sub, request.params.circleId));
+  app.get(
+    '/circles/:circleId',
+    {
+      schema: {
+        tags,
+        summary: 'A circle I belong to',
+        params: CircleParams,
+        response: { 200: Circle, ...problems(400, 401, 404) },
+      },
+    },
+    async (request) => circles.getCircle(app, request.user.sub, request.params.circleId),
+  );
 
-  app.post('/circles/:circleId/invites', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Create an invite code (owner, admin)', params: CircleParams, body: CreateInviteBody, response: { 201: Invite, ...problems(400, 401, 403, 404, 409, 422) } },
-  }, async (request, reply) => reply.code(201).send(await circles.createInvite(app, request.user.sub, request.params.circleId, request.body ?? {})));
+  app.post(
+    '/circles/:circleId/invites',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: 'Create an invite code (owner, admin)',
+        params: CircleParams,
+        body: CreateInviteBody,
+        response: { 201: Invite, ...problems(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .code(201)
+        .send(await circles.createInvite(app, request.user.sub, request.params.circleId, request.body ?? {})),
+  );
 
-  app.post('/circles/:circleId/members', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Join a circle', params: CircleParams, body: JoinBody, response: { 201: Member, ...problems(400, 401, 404, 409, 422) } },
-  }, async (request, reply) => reply.code(201).send(await circles.joinCircle(app, request.user.sub, request.params.circleId, request.body?.inviteCode)));
+  app.post(
+    '/circles/:circleId/members',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: 'Join a circle',
+        params: CircleParams,
+        body: JoinBody,
+        response: { 201: Member, ...problems(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .code(201)
+        .send(await circles.joinCircle(app, request.user.sub, request.params.circleId, request.body?.inviteCode)),
+  );
 
-  app.get('/circles/:circleId/members', {
-    schema: { tags, summary: 'Members of a circle', params: CircleParams, querystring: ListQuery, response: { 200: MemberList, ...problems(400, 401, 404) } },
-  }, async (request) => circles.listMembers(app, request.user.sub, request.params.circleId, request.query.limit ?? 50, request.query.cursor));
+  app.get(
+    '/circles/:circleId/members',
+    {
+      schema: {
+        tags,
+        summary: 'Members of a circle',
+        params: CircleParams,
+        querystring: ListQuery,
+        response: { 200: MemberList, ...problems(400, 401, 404) },
+      },
+    },
+    async (request) =>
+      circles.listMembers(
+        app,
+        request.user.sub,
+        request.params.circleId,
+        request.query.limit ?? 50,
+        request.query.cursor,
+      ),
+  );
 
-  app.patch('/circles/:circleId/members/:userId', {
-    schema: { tags, summary: 'Change a member\'s role (owner)', params: MemberParams, body: ChangeRoleBody, response: { 200: Member, ...problems(400, 401, 403, 404, 409) } },
-  }, async (request) => circles.changeRole(app, request.user.sub, request.params.circleId, request.params.userId, request.body.role));
+  app.patch(
+    '/circles/:circleId/members/:userId',
+    {
+      schema: {
+        tags,
+        summary: "Change a member's role (owner)",
+        params: MemberParams,
+        body: ChangeRoleBody,
+        response: { 200: Member, ...problems(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) =>
+      circles.changeRole(app, request.user.sub, request.params.circleId, request.params.userId, request.body.role),
+  );
 
-  app.delete('/circles/:circleId/members/:userId', {
-    schema: { tags, summary: 'Remove a member, or leave', params: MemberParams, response: { 204: { type: 'null', description: 'Removed' }, ...problems(400, 401, 403, 404, 409) } },
-  }, async (request, reply) => {
-    await circles.removeMember(app, request.user.sub, request.params.circleId, request.params.userId);
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    '/circles/:circleId/members/:userId',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a member, or leave',
+        params: MemberParams,
+        response: { 204: { type: 'null', description: 'Removed' }, ...problems(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      await circles.removeMember(app, request.user.sub, request.params.circleId, request.params.userId);
+      return reply.code(204).send(null);
+    },
+  );
 };

@@ -1,54 +1,92 @@
 import { Type } from 'typebox';
 import { Id, Obj, Page, PageQuery, Timestamp } from '../http/schemas.js';
 
-export const RoleSchema = Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member')], { description: 'Role in the circle' });
-const JoinPolicySchema = Type.Union([Type.Literal('open'), Type.Literal('invite')], { description: '"open": anyone with the id may join; "invite": an invite code is needed' });
+export const RoleSchema = Type.Union([Type.Literal('owner'), Type.Literal('admin'), Type.Literal('member')], {
+  description: 'Role in the circle',
+});
+const JoinPolicySchema = Type.Union([Type.Literal('open'), Type.Literal('invite')], {
+  description: '"open": anyone with the id may join; "invite": an invite code is needed',
+});
 
 export const CircleParams = Obj({ circleId: Id('Circle id') });
-export const MemberParams = Obj({ circleId: Id('Circle id'), userId: Id('Member\'s user id') });
+export const MemberParams = Obj({ circleId: Id('Circle id'), userId: Id("Member's user id") });
 
-export const Circle = Type.Object({
-  id: Id('Circle id'),
-  name: Type.String({ description: 'Circle name' }),
-  description: Type.String({ description: 'What the circle is about' }),
-  joinPolicy: JoinPolicySchema,
-  ownerId: Id('User id of the owner'),
-  createdAt: Timestamp('When the circle was created'),
-  role: RoleSchema,
-}, { description: 'A circle, with the caller\'s role in it' });
+export const Circle = Type.Object(
+  {
+    id: Id('Circle id'),
+    name: Type.String({ description: 'Circle name' }),
+    description: Type.String({ description: 'What the circle is about' }),
+    joinPolicy: JoinPolicySchema,
+    ownerId: Id('User id of the owner'),
+    createdAt: Timestamp('When the circle was created'),
+    role: RoleSchema,
+  },
+  { description: "A circle, with the caller's role in it" },
+);
 
-export const CreateCircleBody = Obj({
-  name: Type.String({ minLength: 1, maxLength: 100, description: 'Circle name, 1-100 characters' }),
-  description: Type.Optional(Type.String({ maxLength: 2000, description: 'What the circle is about, up to 2000 characters' })),
-  joinPolicy: JoinPolicySchema,
-}, 'New circle');
+export const CreateCircleBody = Obj(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100, description: 'Circle name, 1-100 characters' }),
+    description: Type.Optional(
+      Type.String({ maxLength: 2000, description: 'What the circle is about, up to 2000 characters' }),
+    ),
+    joinPolicy: JoinPolicySchema,
+  },
+  'New circle',
+);
 
 export const CircleList = Page(Circle, 'Circles the caller belongs to');
 export const ListQuery = Obj({ ...PageQuery });
 
-export const CreateInviteBody = Obj({
-  expiresInSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 90 * 86400, description: 'Validity in seconds (60 s to 90 days, default 7 days)' })),
-  maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'How many people may join with it (default unlimited)' })),
-}, 'Invite options');
+export const CreateInviteBody = Obj(
+  {
+    expiresInSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 60,
+        maximum: 90 * 86400,
+        description: 'Validity in seconds (60 s to 90 days, default 7 days)',
+      }),
+    ),
+    maxUses: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100000,
+        description: 'How many people may join with it (default unlimited)',
+      }),
+    ),
+  },
+  'Invite options',
+);
 
-export const Invite = Type.Object({
-  code: Type.String({ description: 'Invite code to pass as inviteCode when joining' }),
-  expiresAt: Timestamp('When the code stops working'),
-  maxUses: Type.Union([Type.Integer(), Type.Null()], { description: 'How many joins it allows; null for unlimited' }),
-}, { description: 'An invite code' });
+export const Invite = Type.Object(
+  {
+    code: Type.String({ description: 'Invite code to pass as inviteCode when joining' }),
+    expiresAt: Timestamp('When the code stops working'),
+    maxUses: Type.Union([Type.Integer(), Type.Null()], { description: 'How many joins it allows; null for unlimited' }),
+  },
+  { description: 'An invite code' },
+);
 
-export const JoinBody = Obj({
-  inviteCode: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Invite code; not needed for open circles' })),
-}, 'Join request');
+export const JoinBody = Obj(
+  {
+    inviteCode: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 100, description: 'Invite code; not needed for open circles' }),
+    ),
+  },
+  'Join request',
+);
 
-export const Member = Type.Object({
-  circleId: Id('Circle id'),
-  userId: Id('User id'),
-  handle: Type.String({ description: 'Member\'s handle' }),
-  displayName: Type.String({ description: 'Member\'s display name' }),
-  role: RoleSchema,
-  joinedAt: Timestamp('When they joined'),
-}, { description: 'A circle membership' });
+export const Member = Type.Object(
+  {
+    circleId: Id('Circle id'),
+    userId: Id('User id'),
+    handle: Type.String({ description: "Member's handle" }),
+    displayName: Type.String({ description: "Member's display name" }),
+    role: RoleSchema,
+    joinedAt: Timestamp('When they joined'),
+  },
+  { description: 'A circle membership' },
+);
 
 export const MemberList = Page(Member, 'Current members, oldest first');
 export const ChangeRoleBody = Obj({ role: RoleSchema }, 'New role; "owner" transfers ownership');

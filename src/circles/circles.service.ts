@@ -7,16 +7,35 @@ import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, requireMember } from './access.js';
 import * as repo from './circles.repository.js';
 
-type CircleRow = { id: string; name: string; description: string; join_policy: JoinPolicy; owner_id: string; created_at: Date; role: Role };
+type CircleRow = {
+  id: string;
+  name: string;
+  description: string;
+  join_policy: JoinPolicy;
+  owner_id: string;
+  created_at: Date;
+  role: Role;
+};
 
 const toCircleView = (c: CircleRow) => ({
-  id: c.id, name: c.name, description: c.description, joinPolicy: c.join_policy, ownerId: c.owner_id, createdAt: c.created_at, role: c.role,
+  id: c.id,
+  name: c.name,
+  description: c.description,
+  joinPolicy: c.join_policy,
+  ownerId: c.owner_id,
+  createdAt: c.created_at,
+  role: c.role,
 });
 
 type MemberRow = { user_id: string; handle: string; display_name: string; role: Role; joined_at: Date };
 
 const toMemberView = (circleId: string, m: MemberRow) => ({
-  circleId, userId: m.user_id, handle: m.handle, displayName: m.display_name, role: m.role, joinedAt: m.joined_at,
+  circleId,
+  userId: m.user_id,
+  handle: m.handle,
+  displayName: m.display_name,
+  role: m.role,
+  joinedAt: m.joined_at,
 });
 
 /**
@@ -25,18 +44,33 @@ const toMemberView = (circleId: string, m: MemberRow) => ({
  * a foreign key, the violation means exactly this: a 401, not a 500.
  */
 function unknownAccount(err: unknown): never {
-  if ((err as { code?: string }).code === '23503' && /user|owner/.test(String((err as { constraint?: string }).constraint))) {
+  if (
+    (err as { code?: string }).code === '23503' &&
+    /user|owner/.test(String((err as { constraint?: string }).constraint))
+  ) {
     throw unauthorized('invalid_token', 'The account this access token was issued to does not exist.');
   }
   throw err;
 }
 
-export async function createCircle(app: FastifyInstance, userId: string, input: { name: string; description?: string; joinPolicy: JoinPolicy }) {
-  return app.db.transaction().execute(async (trx) => {
-    const circle = await repo.insertCircle(trx, { name: input.name, description: input.description ?? '', joinPolicy: input.joinPolicy, ownerId: userId });
-    await recordEvent(trx, { circleId: circle.id, type: 'circle.created', subjectId: circle.id, actorId: userId });
-    return toCircleView({ ...circle, role: 'owner' });
-  }).catch(unknownAccount);
+export async function createCircle(
+  app: FastifyInstance,
+  userId: string,
+  input: { name: string; description?: string; joinPolicy: JoinPolicy },
+) {
+  return app.db
+    .transaction()
+    .execute(async (trx) => {
+      const circle = await repo.insertCircle(trx, {
+        name: input.name,
+        description: input.description ?? '',
+        joinPolicy: input.joinPolicy,
+        ownerId: userId,
+      });
+      await recordEvent(trx, { circleId: circle.id, type: 'circle.created', subjectId: circle.id, actorId: userId });
+      return toCircleView({ ...circle, role: 'owner' });
+    })
+    .catch(unknownAccount);
 }
 
 export async function listMyCircles(app: FastifyInstance, userId: string, limit: number, cursor?: string) {
@@ -54,12 +88,23 @@ export async function getCircle(app: FastifyInstance, userId: string, circleId: 
 
 const INVITE_TTL_DEFAULT = 7 * 86400;
 
-export async function createInvite(app: FastifyInstance, userId: string, circleId: string, input: { expiresInSeconds?: number; maxUses?: number }) {
+export async function createInvite(
+  app: FastifyInstance,
+  userId: string,
+  circleId: string,
+  input: { expiresInSeconds?: number; maxUses?: number },
+) {
   await requireMember(app.db, circleId, userId, MANAGERS);
   // 16 random bytes: unguessable, and short enough to paste into a chat.
   const code = randomBytes(16).toString('base64url');
   const expiresAt = new Date(Date.now() + (input.expiresInSeconds ?? INVITE_TTL_DEFAULT) * 1000);
-  const invite = await repo.insertInvite(app.db, { code, circleId, createdBy: userId, expiresAt, maxUses: input.maxUses ?? null });
+  const invite = await repo.insertInvite(app.db, {
+    code,
+    circleId,
+    createdBy: userId,
+    expiresAt,
+    maxUses: input.maxUses ?? null,
+  });
   return { code: invite.code, expiresAt: invite.expires_at, maxUses: invite.max_uses };
 }
 
@@ -69,28 +114,37 @@ export async function createInvite(app: FastifyInstance, userId: string, circleI
  * circle is also 404, while a real one that ran out says so.
  */
 export async function joinCircle(app: FastifyInstance, userId: string, circleId: string, inviteCode?: string) {
-  return app.db.transaction().execute(async (trx) => {
-    const circle = await repo.findCircle(trx, circleId);
-    if (!circle) throw notFound('circle');
-    if (circle.join_policy === 'invite' || inviteCode !== undefined) {
-      if (inviteCode === undefined) throw notFound('circle');
-      const used = await repo.useInvite(trx, circleId, inviteCode);
-      if (!used) {
-        const invite = await repo.findInvite(trx, circleId, inviteCode);
-        if (!invite) throw notFound('invite');
-        if (invite.expired) throw conflict('invite_expired', 'This invite has expired.');
-        throw conflict('invite_used_up', 'This invite has been used as often as it allows.');
+  return app.db
+    .transaction()
+    .execute(async (trx) => {
+      const circle = await repo.findCircle(trx, circleId);
+      if (!circle) throw notFound('circle');
+      if (circle.join_policy === 'invite' || inviteCode !== undefined) {
+        if (inviteCode === undefined) throw notFound('circle');
+        const used = await repo.useInvite(trx, circleId, inviteCode);
+        if (!used) {
+          const invite = await repo.findInvite(trx, circleId, inviteCode);
+          if (!invite) throw notFound('invite');
+          if (invite.expired) throw conflict('invite_expired', 'This invite has expired.');
+          throw conflict('invite_used_up', 'This invite has been used as often as it allows.');
+        }
       }
-    }
-    const joined = await repo.upsertMember(trx, circleId, userId);
-    if (!joined) throw conflict('already_member', 'You are already a member of this circle.');
-    await recordEvent(trx, { circleId, type: 'member.joined', subjectId: userId, actorId: userId });
-    const member = await repo.findMember(trx, circleId, userId);
-    return toMemberView(circleId, member!);
-  }).catch(unknownAccount);
+      const joined = await repo.upsertMember(trx, circleId, userId);
+      if (!joined) throw conflict('already_member', 'You are already a member of this circle.');
+      await recordEvent(trx, { circleId, type: 'member.joined', subjectId: userId, actorId: userId });
+      const member = await repo.findMember(trx, circleId, userId);
+      return toMemberView(circleId, member!);
+    })
+    .catch(unknownAccount);
 }
 
-export async function listMembers(app: FastifyInstance, userId: string, circleId: string, limit: number, cursor?: string) {
+export async function listMembers(
+  app: FastifyInstance,
+  userId: string,
+  circleId: string,
+  limit: number,
+  cursor?: string,
+) {
   await requireMember(app.db, circleId, userId);
   const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.listMembers(app.db, circleId, limit, after);
@@ -102,7 +156,13 @@ export async function listMembers(app: FastifyInstance, userId: string, circleId
  * Changes a member's role; owner only. Making someone the owner transfers ownership: the previous
  * owner becomes an admin in the same transaction, so a circle always has exactly one owner.
  */
-export async function changeRole(app: FastifyInstance, actorId: string, circleId: string, targetId: string, role: Role) {
+export async function changeRole(
+  app: FastifyInstance,
+  actorId: string,
+  circleId: string,
+  targetId: string,
+  role: Role,
+) {
   return app.db.transaction().execute(async (trx) => {
     const locked = await repo.lockMembers(trx, circleId, [...new Set([actorId, targetId])]);
     const actorRole = locked.find((m) => m.user_id === actorId)?.role;
@@ -111,7 +171,8 @@ export async function changeRole(app: FastifyInstance, actorId: string, circleId
     const target = locked.find((m) => m.user_id === targetId);
     if (!target) throw notFound('member');
     if (targetId === actorId) {
-      if (role !== 'owner') throw conflict('owner_required', 'A circle always has one owner: make someone else the owner first.');
+      if (role !== 'owner')
+        throw conflict('owner_required', 'A circle always has one owner: make someone else the owner first.');
     } else if (role === 'owner') {
       await repo.setRole(trx, circleId, actorId, 'admin');
       await repo.setRole(trx, circleId, targetId, 'owner');
@@ -120,7 +181,13 @@ export async function changeRole(app: FastifyInstance, actorId: string, circleId
       await repo.setRole(trx, circleId, targetId, role);
     }
     if (target.role !== role) {
-      await recordEvent(trx, { circleId, type: 'member.role_changed', subjectId: targetId, actorId, payload: { from: target.role, to: role } });
+      await recordEvent(trx, {
+        circleId,
+        type: 'member.role_changed',
+        subjectId: targetId,
+        actorId,
+        payload: { from: target.role, to: role },
+      });
     }
     const member = await repo.findMember(trx, circleId, targetId);
     return toMemberView(circleId, member!);
@@ -131,7 +198,12 @@ export async function changeRole(app: FastifyInstance, actorId: string, circleId
  * Removes a member. Anyone may leave; admins may remove plain members; the owner may remove anyone
  * else. The owner cannot leave without handing ownership to someone first.
  */
-export async function removeMember(app: FastifyInstance, actorId: string, circleId: string, targetId: string): Promise<void> {
+export async function removeMember(
+  app: FastifyInstance,
+  actorId: string,
+  circleId: string,
+  targetId: string,
+): Promise<void> {
   await app.db.transaction().execute(async (trx) => {
     const locked = await repo.lockMembers(trx, circleId, [...new Set([actorId, targetId])]);
     const actorRole = locked.find((m) => m.user_id === actorId)?.role;
@@ -139,10 +211,18 @@ export async function removeMember(app: FastifyInstance, actorId: string, circle
     const target = locked.find((m) => m.user_id === targetId);
     if (!target) throw notFound('member');
     // Permission first: someone else trying to remove the owner is refused, not told to transfer.
-    const allowed = actorId === targetId || actorRole === 'owner' || (actorRole === 'admin' && target.role === 'member');
+    const allowed =
+      actorId === targetId || actorRole === 'owner' || (actorRole === 'admin' && target.role === 'member');
     if (!allowed) throw forbidden('Your role does not allow removing this member.');
-    if (target.role === 'owner') throw conflict('owner_cannot_leave', 'The owner must transfer ownership before leaving.');
+    if (target.role === 'owner')
+      throw conflict('owner_cannot_leave', 'The owner must transfer ownership before leaving.');
     await repo.markLeft(trx, circleId, targetId);
-    await recordEvent(trx, { circleId, type: 'member.left', subjectId: targetId, actorId, payload: { removed: actorId !== targetId } });
+    await recordEvent(trx, {
+      circleId,
+      type: 'member.left',
+      subjectId: targetId,
+      actorId,
+      payload: { removed: actorId !== targetId },
+    });
   });
 }

@@ -22,7 +22,10 @@ const MAX_REMEMBERED = 100_000;
 
 function remembered(queues: Queues): Map<number, Promise<void>> {
   let seconds = scheduled.get(queues);
-  if (!seconds) scheduled.set(queues, (seconds = new Map()));
+  if (!seconds) {
+    seconds = new Map();
+    scheduled.set(queues, seconds);
+  }
   if (seconds.size >= MAX_REMEMBERED) {
     const now = Date.now();
     for (const dueAt of seconds.keys()) if (dueAt < now) seconds.delete(dueAt);
@@ -38,12 +41,20 @@ function remembered(queues: Queues): Map<number, Promise<void>> {
  * old job finds the lease still running and leaves it. Redis being down must not fail the claim:
  * the sweep expires it instead, a little later.
  */
-export async function scheduleClaimExpiry(queues: Queues, log: FastifyBaseLogger, claim: { id: string; expires_at: Date }): Promise<void> {
+export async function scheduleClaimExpiry(
+  queues: Queues,
+  log: FastifyBaseLogger,
+  claim: { id: string; expires_at: Date },
+): Promise<void> {
   const dueAt = expiryDueAt(claim.expires_at);
   const seconds = remembered(queues);
   let enqueued = seconds.get(dueAt);
   if (!enqueued) {
-    enqueued = queues.add('claim-expiry', { dueAt }, { jobId: expiryJobId(dueAt), delay: Math.max(0, dueAt - Date.now()) });
+    enqueued = queues.add(
+      'claim-expiry',
+      { dueAt },
+      { jobId: expiryJobId(dueAt), delay: Math.max(0, dueAt - Date.now()) },
+    );
     seconds.set(dueAt, enqueued);
     // A failed enqueue is forgotten, so the next claim in that second tries again.
     enqueued.catch(() => seconds.delete(dueAt));
@@ -60,7 +71,9 @@ export async function scheduleClaimExpiry(queues: Queues, log: FastifyBaseLogger
  * A no-op for leases extended, submitted or ended meanwhile; safe to run twice. (Jobs enqueued by
  * earlier versions carry `{ claimId }` instead of `dueAt`; they do the same.)
  */
-export const claimExpiryProcessor: Processor<'claim-expiry'> = async (_due, ctx) => ({ expired: await sweepOverdueClaims(ctx) });
+export const claimExpiryProcessor: Processor<'claim-expiry'> = async (_due, ctx) => ({
+  expired: await sweepOverdueClaims(ctx),
+});
 
 /** Expires every overdue claim, in batches: the expiry jobs and the periodic safety-net sweep. */
 export async function sweepOverdueClaims(ctx: { db: Parameters<typeof expireOverdueClaims>[0] }): Promise<number> {

@@ -7,11 +7,22 @@ import { executePrepared } from '../infra/prepared-statements.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 
 export type ClaimRow = {
-  id: string; circle_id: string; project_id: string; task_id: string; user_id: string; status: ClaimStatus;
-  expires_at: Date; lease_started_at: Date; revoke_reason: string | null; created_at: Date; updated_at: Date;
+  id: string;
+  circle_id: string;
+  project_id: string;
+  task_id: string;
+  user_id: string;
+  status: ClaimStatus;
+  expires_at: Date;
+  lease_started_at: Date;
+  revoke_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
 };
 
-const CLAIM_RETURNING = sql.raw('id, circle_id, project_id, task_id, user_id, status, expires_at, lease_started_at, revoke_reason, created_at, updated_at');
+const CLAIM_RETURNING = sql.raw(
+  'id, circle_id, project_id, task_id, user_id, status, expires_at, lease_started_at, revoke_reason, created_at, updated_at',
+);
 
 // The lowest of the member's numbered claim slots not held by one of their active claims. The
 // unique index claims_member_slot turns two concurrent picks of the same slot into a conflict,
@@ -60,7 +71,12 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
 }
 
 // claims/next's statement, in its two shapes (with and without SKIP LOCKED); see claimNextTask.
-const claimNext = compiledQueryShapes((_db, a: { projectId: string; userId: string; skills: string[] | null; cap: number }, shape: { skipLocked: boolean }) => sql<ClaimRow>`
+const claimNext = compiledQueryShapes(
+  (
+    _db,
+    a: { projectId: string; userId: string; skills: string[] | null; cap: number },
+    shape: { skipLocked: boolean },
+  ) => sql<ClaimRow>`
     WITH project AS (
       SELECT p.id, p.lease_seconds
       FROM projects p
@@ -86,7 +102,8 @@ const claimNext = compiledQueryShapes((_db, a: { projectId: string; userId: stri
       UPDATE tasks t SET live_claims = t.live_claims + 1
       FROM candidate WHERE t.id = candidate.id
       RETURNING t.id, t.circle_id, t.project_id, candidate.lease_seconds
-    ), ${insertClaim(a.userId)}`);
+    ), ${insertClaim(a.userId)}`,
+);
 
 /**
  * claims/next in one statement: the best claimable task for the caller (unblocked leaf with a free
@@ -98,39 +115,94 @@ const claimNext = compiledQueryShapes((_db, a: { projectId: string; userId: stri
  * statement waits on a locked candidate and re-checks its free slots once the lock is released.
  * It is the hottest statement of the service, so it runs prepared (see prepared-statements.ts).
  */
-export async function claimNextTask(db: Db, projectId: string, userId: string, skills: string[] | null, cap: number, skipLocked = true): Promise<ClaimRow | undefined> {
+export async function claimNextTask(
+  db: Db,
+  projectId: string,
+  userId: string,
+  skills: string[] | null,
+  cap: number,
+  skipLocked = true,
+): Promise<ClaimRow | undefined> {
   const result = await executePrepared(db, claimNext({ skipLocked }).bind(db, { projectId, userId, skills, cap }));
   return result.rows[0];
 }
 
 /** Why a claim was refused, read after the fact (only on the failure path). */
-export async function diagnoseClaim(db: Db, userId: string, cap: number, where: { taskId: string } | { projectId: string }) {
-  const task = 'taskId' in where
-    ? await db.selectFrom('tasks').innerJoin('projects', 'projects.id', 'tasks.project_id')
-      .select(['tasks.circle_id', 'projects.status as project_status', 'tasks.status', 'tasks.is_leaf', 'tasks.blocking_deps', 'tasks.live_claims', 'tasks.slots',
-        sql<boolean>`EXISTS (SELECT 1 FROM claims c WHERE c.task_id = tasks.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))`.as('mine')])
-      .where('tasks.id', '=', where.taskId).executeTakeFirst()
-    : undefined;
-  const project = 'projectId' in where
-    ? await db.selectFrom('projects').select(['circle_id', 'status as project_status']).where('id', '=', where.projectId).executeTakeFirst()
-    : task;
+export async function diagnoseClaim(
+  db: Db,
+  userId: string,
+  cap: number,
+  where: { taskId: string } | { projectId: string },
+) {
+  const task =
+    'taskId' in where
+      ? await db
+          .selectFrom('tasks')
+          .innerJoin('projects', 'projects.id', 'tasks.project_id')
+          .select([
+            'tasks.circle_id',
+            'projects.status as project_status',
+            'tasks.status',
+            'tasks.is_leaf',
+            'tasks.blocking_deps',
+            'tasks.live_claims',
+            'tasks.slots',
+            sql<boolean>`EXISTS (SELECT 1 FROM claims c WHERE c.task_id = tasks.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))`.as(
+              'mine',
+            ),
+          ])
+          .where('tasks.id', '=', where.taskId)
+          .executeTakeFirst()
+      : undefined;
+  const project =
+    'projectId' in where
+      ? await db
+          .selectFrom('projects')
+          .select(['circle_id', 'status as project_status'])
+          .where('id', '=', where.projectId)
+          .executeTakeFirst()
+      : task;
   const circleId = project?.circle_id;
   const member = circleId
-    ? await db.selectFrom('memberships').select('role').where('circle_id', '=', circleId).where('user_id', '=', userId).where('left_at', 'is', null).executeTakeFirst()
+    ? await db
+        .selectFrom('memberships')
+        .select('role')
+        .where('circle_id', '=', circleId)
+        .where('user_id', '=', userId)
+        .where('left_at', 'is', null)
+        .executeTakeFirst()
     : undefined;
-  const active = await db.selectFrom('claims').select(sql<number>`count(*)::int`.as('n')).where('user_id', '=', userId).where('status', '=', 'active').where('member_slot', 'is not', null).executeTakeFirstOrThrow();
+  const active = await db
+    .selectFrom('claims')
+    .select(sql<number>`count(*)::int`.as('n'))
+    .where('user_id', '=', userId)
+    .where('status', '=', 'active')
+    .where('member_slot', 'is not', null)
+    .executeTakeFirstOrThrow();
   return { exists: !!project && !!member, projectStatus: project?.project_status, task, atCap: active.n >= cap };
 }
 
 const CLAIM_DETAIL = [
-  'claims.id', 'claims.circle_id', 'claims.project_id', 'claims.task_id', 'claims.user_id', 'claims.status', 'claims.expires_at',
-  'claims.lease_started_at', 'claims.revoke_reason', 'claims.created_at', 'claims.updated_at',
-  'projects.status as project_status', 'projects.lease_seconds', 'projects.review_window_seconds',
+  'claims.id',
+  'claims.circle_id',
+  'claims.project_id',
+  'claims.task_id',
+  'claims.user_id',
+  'claims.status',
+  'claims.expires_at',
+  'claims.lease_started_at',
+  'claims.revoke_reason',
+  'claims.created_at',
+  'claims.updated_at',
+  'projects.status as project_status',
+  'projects.lease_seconds',
+  'projects.review_window_seconds',
 ] as const;
 
 /** A claim with its project's settings and the caller's role in the circle (null: not a member). */
 export async function findClaimWithRole(db: Executor, claimId: string, userId: string, lock = false) {
-  let q = db.selectFrom('claims')
+  let q = db
+    .selectFrom('claims')
     .innerJoin('projects', 'projects.id', 'claims.project_id')
     .leftJoin('memberships', (j) => j.on(callerMembershipOn('claims.circle_id', userId)))
     .select([...CLAIM_DETAIL, 'memberships.role'])
@@ -141,15 +213,26 @@ export async function findClaimWithRole(db: Executor, claimId: string, userId: s
 
 /** The same claim detail, locked, for work the service does on its own (no caller). */
 export async function lockClaim(trx: Transaction<Database>, claimId: string) {
-  return trx.selectFrom('claims').innerJoin('projects', 'projects.id', 'claims.project_id')
-    .select(CLAIM_DETAIL).where('claims.id', '=', claimId).forUpdate('claims').executeTakeFirst();
+  return trx
+    .selectFrom('claims')
+    .innerJoin('projects', 'projects.id', 'claims.project_id')
+    .select(CLAIM_DETAIL)
+    .where('claims.id', '=', claimId)
+    .forUpdate('claims')
+    .executeTakeFirst();
 }
 
 /**
  * Ends one live claim (released, revoked, rejected) and frees its task slot, in one statement.
  * Returns nothing if the claim was not in one of the `from` states (someone else moved it first).
  */
-export async function endClaim(trx: Transaction<Database>, claimId: string, from: ClaimStatus[], to: ClaimStatus, reason: string | null = null): Promise<ClaimRow | undefined> {
+export async function endClaim(
+  trx: Transaction<Database>,
+  claimId: string,
+  from: ClaimStatus[],
+  to: ClaimStatus,
+  reason: string | null = null,
+): Promise<ClaimRow | undefined> {
   const result = await sql<ClaimRow>`
     WITH ended AS (
       UPDATE claims SET status = ${to}, member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
@@ -191,7 +274,12 @@ export async function expireOverdueClaims(db: Db, limit: number) {
   return result.rows;
 }
 
-export async function extendLease(trx: Transaction<Database>, claimId: string, seconds: number, maxLeaseSeconds: number) {
+export async function extendLease(
+  trx: Transaction<Database>,
+  claimId: string,
+  seconds: number,
+  maxLeaseSeconds: number,
+) {
   const result = await sql<ClaimRow>`
     UPDATE claims
     SET expires_at = LEAST(now() + make_interval(secs => ${seconds}), lease_started_at + make_interval(secs => ${maxLeaseSeconds})),
@@ -201,12 +289,35 @@ export async function extendLease(trx: Transaction<Database>, claimId: string, s
   return result.rows[0];
 }
 
-export async function listClaimsOfUser(db: Db, userId: string, status: ClaimStatus | undefined, limit: number, after: [number, string] | null) {
-  let q = db.selectFrom('claims')
-    .select(['id', 'circle_id', 'project_id', 'task_id', 'user_id', 'status', 'expires_at', 'lease_started_at', 'revoke_reason', 'created_at', 'updated_at',
-      micros('claims.created_at').as('cursor_ts')])
+export async function listClaimsOfUser(
+  db: Db,
+  userId: string,
+  status: ClaimStatus | undefined,
+  limit: number,
+  after: [number, string] | null,
+) {
+  let q = db
+    .selectFrom('claims')
+    .select([
+      'id',
+      'circle_id',
+      'project_id',
+      'task_id',
+      'user_id',
+      'status',
+      'expires_at',
+      'lease_started_at',
+      'revoke_reason',
+      'created_at',
+      'updated_at',
+      micros('claims.created_at').as('cursor_ts'),
+    ])
     .where('user_id', '=', userId);
   if (status) q = q.where('status', '=', status);
   if (after) q = q.where(sql<boolean>`(created_at, id) < (${fromMicros(after[0])}, ${after[1]}::uuid)`);
-  return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+  return q
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+    .execute();
 }

@@ -1,40 +1,118 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { problems } from '../http/schemas.js';
 import { ProjectParams, TaskParams } from '../tasks/tasks.schemas.js';
-import { Claim, ClaimList, ClaimNextBody, ClaimParams, ExtendBody, MyClaimsQuery, RevokeBody } from './claims.schemas.js';
+import {
+  Claim,
+  ClaimList,
+  ClaimNextBody,
+  ClaimParams,
+  ExtendBody,
+  MyClaimsQuery,
+  RevokeBody,
+} from './claims.schemas.js';
 import * as claims from './claims.service.js';
 
 export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['claims'];
   app.addHook('onRequest', app.authenticate);
 
-  app.post('/tasks/:taskId/claims', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Claim a task under a lease', params: TaskParams, response: { 201: Claim, ...problems(400, 401, 404, 409, 422) } },
-  }, async (request, reply) => reply.code(201).send(await claims.claimTask(app, request.user.sub, request.params.taskId)));
+  app.post(
+    '/tasks/:taskId/claims',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: 'Claim a task under a lease',
+        params: TaskParams,
+        response: { 201: Claim, ...problems(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply.code(201).send(await claims.claimTask(app, request.user.sub, request.params.taskId)),
+  );
 
-  app.post('/projects/:projectId/claims/next', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Claim the best claimable task for me', params: ProjectParams, body: ClaimNextBody, response: { 201: Claim, ...problems(400, 401, 404, 409, 422) } },
-  }, async (request, reply) => reply.code(201).send(await claims.claimNextTask(app, request.user.sub, request.params.projectId, request.body?.skills)));
+  app.post(
+    '/projects/:projectId/claims/next',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: 'Claim the best claimable task for me',
+        params: ProjectParams,
+        body: ClaimNextBody,
+        response: { 201: Claim, ...problems(400, 401, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .code(201)
+        .send(await claims.claimNextTask(app, request.user.sub, request.params.projectId, request.body?.skills)),
+  );
 
-  app.get('/me/claims', {
-    schema: { tags, summary: 'My claims', querystring: MyClaimsQuery, response: { 200: ClaimList, ...problems(400, 401) } },
-  }, async (request) => claims.listMyClaims(app, request.user.sub, request.query));
+  app.get(
+    '/me/claims',
+    {
+      schema: {
+        tags,
+        summary: 'My claims',
+        querystring: MyClaimsQuery,
+        response: { 200: ClaimList, ...problems(400, 401) },
+      },
+    },
+    async (request) => claims.listMyClaims(app, request.user.sub, request.query),
+  );
 
-  app.get('/claims/:claimId', {
-    schema: { tags, summary: 'A claim (claimant, owner, admin)', params: ClaimParams, response: { 200: Claim, ...problems(400, 401, 403, 404) } },
-  }, async (request) => claims.getClaim(app, request.user.sub, request.params.claimId));
+  app.get(
+    '/claims/:claimId',
+    {
+      schema: {
+        tags,
+        summary: 'A claim (claimant, owner, admin)',
+        params: ClaimParams,
+        response: { 200: Claim, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) => claims.getClaim(app, request.user.sub, request.params.claimId),
+  );
 
-  app.post('/claims/:claimId/extend', {
-    schema: { tags, summary: 'Extend my lease (heartbeat)', params: ClaimParams, body: ExtendBody, response: { 200: Claim, ...problems(400, 401, 403, 404, 409) } },
-  }, async (request) => claims.extendClaim(app, request.user.sub, request.params.claimId, request.body?.seconds));
+  app.post(
+    '/claims/:claimId/extend',
+    {
+      schema: {
+        tags,
+        summary: 'Extend my lease (heartbeat)',
+        params: ClaimParams,
+        body: ExtendBody,
+        response: { 200: Claim, ...problems(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => claims.extendClaim(app, request.user.sub, request.params.claimId, request.body?.seconds),
+  );
 
-  app.post('/claims/:claimId/release', {
-    schema: { tags, summary: 'Give the task back before the lease ends', params: ClaimParams, response: { 200: Claim, ...problems(400, 401, 403, 404, 409) } },
-  }, async (request) => claims.releaseClaim(app, request.user.sub, request.params.claimId));
+  app.post(
+    '/claims/:claimId/release',
+    {
+      schema: {
+        tags,
+        summary: 'Give the task back before the lease ends',
+        params: ClaimParams,
+        response: { 200: Claim, ...problems(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => claims.releaseClaim(app, request.user.sub, request.params.claimId),
+  );
 
-  app.post('/claims/:claimId/revoke', {
-    schema: { tags, summary: 'Revoke someone\'s claim, with a reason (owner, admin)', params: ClaimParams, body: RevokeBody, response: { 200: Claim, ...problems(400, 401, 403, 404, 409) } },
-  }, async (request) => claims.revokeClaim(app, request.user.sub, request.params.claimId, request.body.reason));
+  app.post(
+    '/claims/:claimId/revoke',
+    {
+      schema: {
+        tags,
+        summary: "Revoke someone's claim, with a reason (owner, admin)",
+        params: ClaimParams,
+        body: RevokeBody,
+        response: { 200: Claim, ...problems(400, 401, 403, 404, 409) },
+      },
+    },
+    async (request) => claims.revokeClaim(app, request.user.sub, request.params.claimId, request.body.reason),
+  );
 };

@@ -3,29 +3,65 @@ import { Id, Obj, Page, PageQuery, Timestamp } from '../http/schemas.js';
 import { Skills } from '../accounts/accounts.schemas.js';
 
 export const ClaimStatusSchema = Type.Union(
-  [Type.Literal('active'), Type.Literal('submitted'), Type.Literal('accepted'), Type.Literal('rejected'), Type.Literal('released'), Type.Literal('expired'), Type.Literal('revoked')],
-  { description: 'active -> submitted -> accepted/rejected; active -> released/expired/revoked; revise sends submitted back to active' },
+  [
+    Type.Literal('active'),
+    Type.Literal('submitted'),
+    Type.Literal('accepted'),
+    Type.Literal('rejected'),
+    Type.Literal('released'),
+    Type.Literal('expired'),
+    Type.Literal('revoked'),
+  ],
+  {
+    description:
+      'active -> submitted -> accepted/rejected; active -> released/expired/revoked; revise sends submitted back to active',
+  },
 );
 
-export const Claim = Type.Object({
-  id: Id('Claim id'),
-  taskId: Id('Claimed task'),
-  projectId: Id('Project of the task'),
-  circleId: Id('Circle of the project'),
-  userId: Id('Member holding the claim'),
-  status: ClaimStatusSchema,
-  expiresAt: Timestamp('Lease deadline: an active claim not submitted by then expires'),
-  leaseStartedAt: Timestamp('When the current lease began (extensions are capped from here)'),
-  revokeReason: Type.Union([Type.String(), Type.Null()], { description: 'Why a manager revoked it, if they did' }),
-  createdAt: Timestamp('When it was claimed'),
-  updatedAt: Timestamp('When its status or lease last changed'),
-}, { description: 'A claim on a task' });
+export const Claim = Type.Object(
+  {
+    id: Id('Claim id'),
+    taskId: Id('Claimed task'),
+    projectId: Id('Project of the task'),
+    circleId: Id('Circle of the project'),
+    userId: Id('Member holding the claim'),
+    status: ClaimStatusSchema,
+    expiresAt: Timestamp('Lease deadline: an active claim not submitted by then expires'),
+    leaseStartedAt: Timestamp('When the current lease began (extensions are capped from here)'),
+    revokeReason: Type.Union([Type.String(), Type.Null()], { description: 'Why a manager revoked it, if they did' }),
+    createdAt: Timestamp('When it was claimed'),
+    updatedAt: Timestamp('When its status or lease last changed'),
+  },
+  { description: 'A claim on a task' },
+);
 
 export const ClaimParams = Obj({ claimId: Id('Claim id') });
-export const ClaimNextBody = Obj({ skills: Type.Optional(Skills) }, 'Skills to match; default: the caller\'s profile skills');
-export const ExtendBody = Obj({
-  seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400, description: 'New lease length from now (default: the project\'s lease length); capped by the longest lease allowed' })),
-}, 'Lease extension');
-export const RevokeBody = Obj({ reason: Type.String({ minLength: 1, maxLength: 1000, description: 'Why the claim is revoked; shown to the member' }) }, 'Revocation');
+export const ClaimNextBody = Obj(
+  { skills: Type.Optional(Skills) },
+  "Skills to match; default: the caller's profile skills",
+);
+export const ExtendBody = Obj(
+  {
+    seconds: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 30 * 86400,
+        description:
+          "New lease length from now (default: the project's lease length); capped by the longest lease allowed",
+      }),
+    ),
+  },
+  'Lease extension',
+);
+export const RevokeBody = Obj(
+  {
+    reason: Type.String({
+      minLength: 1,
+      maxLength: 1000,
+      description: 'Why the claim is revoked; shown to the member',
+    }),
+  },
+  'Revocation',
+);
 export const MyClaimsQuery = Obj({ ...PageQuery, status: Type.Optional(ClaimStatusSchema) });
-export const ClaimList = Page(Claim, 'The caller\'s claims, newest first');
+export const ClaimList = Page(Claim, "The caller's claims, newest first");

@@ -10,8 +10,17 @@ import { scheduleClaimExpiry } from './claim-expiry.job.js';
 import * as repo from './claims.repository.js';
 
 export const toClaimView = (c: repo.ClaimRow) => ({
-  id: c.id, taskId: c.task_id, projectId: c.project_id, circleId: c.circle_id, userId: c.user_id, status: c.status,
-  expiresAt: c.expires_at, leaseStartedAt: c.lease_started_at, revokeReason: c.revoke_reason, createdAt: c.created_at, updatedAt: c.updated_at,
+  id: c.id,
+  taskId: c.task_id,
+  projectId: c.project_id,
+  circleId: c.circle_id,
+  userId: c.user_id,
+  status: c.status,
+  expiresAt: c.expires_at,
+  leaseStartedAt: c.lease_started_at,
+  revokeReason: c.revoke_reason,
+  createdAt: c.created_at,
+  updatedAt: c.updated_at,
 });
 
 const isUniqueViolation = (err: unknown, constraint: string) =>
@@ -27,7 +36,11 @@ const isUniqueViolation = (err: unknown, constraint: string) =>
  * are freed at the same moment, `cap` retries are enough for the statement to either win a slot
  * or find none left. A member's burst of parallel claims thus ends in 201s and claim_limit_reached.
  */
-async function withSlotRetry(cap: number, run: () => Promise<repo.ClaimRow | undefined>, retrySameTask = false): Promise<repo.ClaimRow | undefined> {
+async function withSlotRetry(
+  cap: number,
+  run: () => Promise<repo.ClaimRow | undefined>,
+  retrySameTask = false,
+): Promise<repo.ClaimRow | undefined> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await run();
@@ -35,20 +48,30 @@ async function withSlotRetry(cap: number, run: () => Promise<repo.ClaimRow | und
       const sameTask = isUniqueViolation(err, 'claims_one_live_per_member');
       if (sameTask && !retrySameTask) throw conflict('already_claimed', 'You already hold a live claim on this task.');
       if (!sameTask && !isUniqueViolation(err, 'claims_member_slot')) throw err;
-      if (attempt >= cap) throw conflict('claim_conflict', 'Claims you made at the same moment kept taking precedence; try again.');
+      if (attempt >= cap)
+        throw conflict('claim_conflict', 'Claims you made at the same moment kept taking precedence; try again.');
     }
   }
 }
 
-async function refusal(app: FastifyInstance, userId: string, where: { taskId: string } | { projectId: string }): Promise<never> {
+async function refusal(
+  app: FastifyInstance,
+  userId: string,
+  where: { taskId: string } | { projectId: string },
+): Promise<never> {
   const cap = app.config.maxLiveClaimsPerMember;
   const why = await repo.diagnoseClaim(app.db, userId, cap, where);
   if (!why.exists) throw notFound('taskId' in where ? 'task' : 'project');
   assertProjectOpen(why.projectStatus!);
-  if (why.atCap) throw conflict('claim_limit_reached', `You already hold ${cap} active claims; submit or release one first.`);
+  if (why.atCap)
+    throw conflict('claim_limit_reached', `You already hold ${cap} active claims; submit or release one first.`);
   const t = why.task;
   if (!t) throw conflict('no_claimable_task', 'No task in this project can be claimed by you right now.');
-  if (t.status !== 'open' || !t.is_leaf) throw conflict('task_not_open', t.is_leaf ? `The task is ${t.status}.` : 'Only leaf tasks can be claimed; pick one of its sub-tasks.');
+  if (t.status !== 'open' || !t.is_leaf)
+    throw conflict(
+      'task_not_open',
+      t.is_leaf ? `The task is ${t.status}.` : 'Only leaf tasks can be claimed; pick one of its sub-tasks.',
+    );
   if (t.blocking_deps > 0) throw conflict('task_blocked', 'A task this one depends on is not done yet.');
   if (t.mine) throw conflict('already_claimed', 'You already hold a live claim on this task.');
   if (t.live_claims >= t.slots) throw conflict('task_full', 'Every slot of this task is taken.');
@@ -72,7 +95,8 @@ export async function claimTask(app: FastifyInstance, userId: string, taskId: st
 export async function claimNextTask(app: FastifyInstance, userId: string, projectId: string, skills?: string[]) {
   const normalized = skills ? normalizeSkills(skills) : null;
   const cap = app.config.maxLiveClaimsPerMember;
-  const run = (skipLocked: boolean) => withSlotRetry(cap, () => repo.claimNextTask(app.db, projectId, userId, normalized, cap, skipLocked), true);
+  const run = (skipLocked: boolean) =>
+    withSlotRetry(cap, () => repo.claimNextTask(app.db, projectId, userId, normalized, cap, skipLocked), true);
   // Skipping locked rows keeps concurrent callers apart, but comes back empty while a multi-slot
   // task still has room and every candidate is locked by someone claiming one of its slots. So
   // before answering no_claimable_task, look once more, this time waiting on the locks.
@@ -93,17 +117,26 @@ function assertClaimant(claim: ClaimWithRole | undefined, userId: string): Claim
 export async function getClaim(app: FastifyInstance, userId: string, claimId: string) {
   const claim = await repo.findClaimWithRole(app.db, claimId, userId);
   const role = assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
-  if (claim!.user_id !== userId && !MANAGERS.includes(role)) throw forbidden('Only the claimant and circle managers can see this claim.');
+  if (claim!.user_id !== userId && !MANAGERS.includes(role))
+    throw forbidden('Only the claimant and circle managers can see this claim.');
   return toClaimView(claim!);
 }
 
 export async function extendClaim(app: FastifyInstance, userId: string, claimId: string, seconds?: number) {
   const claim = await app.db.transaction().execute(async (trx) => {
     const current = assertClaimant(await repo.findClaimWithRole(trx, claimId, userId, true), userId);
-    if (current.status !== 'active' || current.expires_at <= new Date()) throw conflict('claim_not_active', `The claim is ${current.status === 'active' ? 'expired' : current.status}.`);
+    if (current.status !== 'active' || current.expires_at <= new Date())
+      throw conflict('claim_not_active', `The claim is ${current.status === 'active' ? 'expired' : current.status}.`);
     const extended = await repo.extendLease(trx, claimId, seconds ?? current.lease_seconds, app.config.maxLeaseSeconds);
-    if (!extended || extended.expires_at <= current.expires_at) throw conflict('lease_limit_reached', 'The lease is already at its longest allowed length.');
-    await recordEvent(trx, { circleId: current.circle_id, type: 'claim.extended', subjectId: claimId, actorId: userId, payload: { expiresAt: extended.expires_at } });
+    if (!extended || extended.expires_at <= current.expires_at)
+      throw conflict('lease_limit_reached', 'The lease is already at its longest allowed length.');
+    await recordEvent(trx, {
+      circleId: current.circle_id,
+      type: 'claim.extended',
+      subjectId: claimId,
+      actorId: userId,
+      payload: { expiresAt: extended.expires_at },
+    });
     return extended;
   });
   await scheduleClaimExpiry(app.queues, app.log, claim);
@@ -115,7 +148,13 @@ export async function releaseClaim(app: FastifyInstance, userId: string, claimId
     const current = assertClaimant(await repo.findClaimWithRole(trx, claimId, userId, true), userId);
     const ended = await repo.endClaim(trx, claimId, ['active'], 'released');
     if (!ended) throw conflict('claim_not_active', `The claim is ${current.status}.`);
-    await recordEvent(trx, { circleId: current.circle_id, type: 'claim.released', subjectId: claimId, actorId: userId, payload: { taskId: current.task_id } });
+    await recordEvent(trx, {
+      circleId: current.circle_id,
+      type: 'claim.released',
+      subjectId: claimId,
+      actorId: userId,
+      payload: { taskId: current.task_id },
+    });
     return toClaimView(ended);
   });
 }
@@ -124,19 +163,32 @@ export async function releaseClaim(app: FastifyInstance, userId: string, claimId
 export async function revokeClaim(app: FastifyInstance, userId: string, claimId: string, rawReason: string) {
   // The reason is shown to the member: whitespace is no reason (same rule as adjustments).
   const reason = rawReason.trim();
-  if (!reason) throw badRequest('reason_required', 'A revocation needs a reason.', [{ path: 'body/reason', message: 'must not be blank' }]);
+  if (!reason)
+    throw badRequest('reason_required', 'A revocation needs a reason.', [
+      { path: 'body/reason', message: 'must not be blank' },
+    ]);
   return app.db.transaction().execute(async (trx) => {
     const current = await repo.findClaimWithRole(trx, claimId, userId, true);
     assertRole((current?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
     assertProjectEditable(current!.project_status);
     const ended = await repo.endClaim(trx, claimId, ['active', 'submitted'], 'revoked', reason);
     if (!ended) throw conflict('claim_not_active', `The claim is ${current!.status}.`);
-    await recordEvent(trx, { circleId: current!.circle_id, type: 'claim.revoked', subjectId: claimId, actorId: userId, payload: { taskId: current!.task_id, reason } });
+    await recordEvent(trx, {
+      circleId: current!.circle_id,
+      type: 'claim.revoked',
+      subjectId: claimId,
+      actorId: userId,
+      payload: { taskId: current!.task_id, reason },
+    });
     return toClaimView(ended);
   });
 }
 
-export async function listMyClaims(app: FastifyInstance, userId: string, query: { status?: ClaimStatus; limit?: number; cursor?: string }) {
+export async function listMyClaims(
+  app: FastifyInstance,
+  userId: string,
+  query: { status?: ClaimStatus; limit?: number; cursor?: string },
+) {
   const limit = query.limit ?? 50;
   const after = decodeCursor(query.cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.listClaimsOfUser(app.db, userId, query.status, limit, after);

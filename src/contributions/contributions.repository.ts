@@ -3,39 +3,86 @@ import type { ContributionSource, Database } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
 
 export type ContributionRow = {
-  id: number; circle_id: string; project_id: string | null; user_id: string; source: ContributionSource; task_id: string | null;
-  claim_id: string | null; points: number; reason: string | null; created_by: string | null; created_at: Date;
+  id: number;
+  circle_id: string;
+  project_id: string | null;
+  user_id: string;
+  source: ContributionSource;
+  task_id: string | null;
+  claim_id: string | null;
+  points: number;
+  reason: string | null;
+  created_by: string | null;
+  created_at: Date;
 };
 
 /** Appends a ledger row. The table refuses UPDATE and DELETE, so this is the only way to change totals. */
-export async function insertContribution(trx: Transaction<Database>, row: {
-  circleId: string; projectId: string; userId: string; source: ContributionSource; taskId?: string; claimId?: string;
-  points: number; reason?: string; createdBy?: string | null;
-}): Promise<ContributionRow> {
-  return trx.insertInto('contributions').values({
-    circle_id: row.circleId, project_id: row.projectId, user_id: row.userId, source: row.source, task_id: row.taskId ?? null,
-    claim_id: row.claimId ?? null, points: row.points, reason: row.reason ?? null, created_by: row.createdBy ?? null,
-  }).returningAll().executeTakeFirstOrThrow();
+export async function insertContribution(
+  trx: Transaction<Database>,
+  row: {
+    circleId: string;
+    projectId: string;
+    userId: string;
+    source: ContributionSource;
+    taskId?: string;
+    claimId?: string;
+    points: number;
+    reason?: string;
+    createdBy?: string | null;
+  },
+): Promise<ContributionRow> {
+  return trx
+    .insertInto('contributions')
+    .values({
+      circle_id: row.circleId,
+      project_id: row.projectId,
+      user_id: row.userId,
+      source: row.source,
+      task_id: row.taskId ?? null,
+      claim_id: row.claimId ?? null,
+      points: row.points,
+      reason: row.reason ?? null,
+      created_by: row.createdBy ?? null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
-export async function memberProjectPoints(trx: Transaction<Database>, projectId: string, userId: string): Promise<number> {
-  const row = await trx.selectFrom('contributions').select(sql<number>`coalesce(sum(points), 0)::bigint`.as('points'))
-    .where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirstOrThrow();
+export async function memberProjectPoints(
+  trx: Transaction<Database>,
+  projectId: string,
+  userId: string,
+): Promise<number> {
+  const row = await trx
+    .selectFrom('contributions')
+    .select(sql<number>`coalesce(sum(points), 0)::bigint`.as('points'))
+    .where('project_id', '=', projectId)
+    .where('user_id', '=', userId)
+    .executeTakeFirstOrThrow();
   return row.points;
 }
 
 /** Per-member totals for a project, aggregated in SQL, highest first, keyset-paginated. */
 export async function projectTotals(db: Db, projectId: string, limit: number, after: [number, string] | null) {
-  const totals = db.selectFrom('contributions')
+  const totals = db
+    .selectFrom('contributions')
     .innerJoin('users', 'users.id', 'contributions.user_id')
     .select([
-      'contributions.user_id', 'users.handle',
+      'contributions.user_id',
+      'users.handle',
       sql<number>`sum(contributions.points)::bigint`.as('points'),
       sql<number>`(count(*) FILTER (WHERE contributions.source = 'task'))::int`.as('accepted_tasks'),
     ])
     .where('contributions.project_id', '=', projectId)
     .groupBy(['contributions.user_id', 'users.handle']);
   let q = db.selectFrom(totals.as('t')).selectAll();
-  if (after) q = q.where(sql<boolean>`(t.points < ${after[0]}::bigint OR (t.points = ${after[0]}::bigint AND t.user_id > ${after[1]}::uuid))`);
-  return q.orderBy('t.points', 'desc').orderBy('t.user_id').limit(limit + 1).execute();
+  if (after)
+    q = q.where(
+      sql<boolean>`(t.points < ${after[0]}::bigint OR (t.points = ${after[0]}::bigint AND t.user_id > ${after[1]}::uuid))`,
+    );
+  return q
+    .orderBy('t.points', 'desc')
+    .orderBy('t.user_id')
+    .limit(limit + 1)
+    .execute();
 }

@@ -8,12 +8,42 @@ export const contributionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['contributions'];
   app.addHook('onRequest', app.authenticate);
 
-  app.get('/projects/:projectId/contributions', {
-    schema: { tags, summary: 'Points per member in a project', params: ProjectParams, querystring: ContributionsQuery, response: { 200: ContributionTotals, ...problems(400, 401, 404) } },
-  }, async (request) => contributions.listProjectContributions(app, request.user.sub, request.params.projectId, request.query.limit ?? 50, request.query.cursor));
+  app.get(
+    '/projects/:projectId/contributions',
+    {
+      schema: {
+        tags,
+        summary: 'Points per member in a project',
+        params: ProjectParams,
+        querystring: ContributionsQuery,
+        response: { 200: ContributionTotals, ...problems(400, 401, 404) },
+      },
+    },
+    async (request) =>
+      contributions.listProjectContributions(
+        app,
+        request.user.sub,
+        request.params.projectId,
+        request.query.limit ?? 50,
+        request.query.cursor,
+      ),
+  );
 
-  app.post('/projects/:projectId/adjustments', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Add or deduct a member\'s points, with a reason (owner, admin)', params: ProjectParams, body: AdjustmentBody, response: { 201: Contribution, ...problems(400, 401, 403, 404, 409, 422) } },
-  }, async (request, reply) => reply.code(201).send(await contributions.adjustContribution(app, request.user.sub, request.params.projectId, request.body)));
+  app.post(
+    '/projects/:projectId/adjustments',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: "Add or deduct a member's points, with a reason (owner, admin)",
+        params: ProjectParams,
+        body: AdjustmentBody,
+        response: { 201: Contribution, ...problems(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .code(201)
+        .send(await contributions.adjustContribution(app, request.user.sub, request.params.projectId, request.body)),
+  );
 };

@@ -10,18 +10,38 @@ import { assertProjectEditable } from '../projects/project-rules.js';
 import * as repo from './contributions.repository.js';
 
 export const toContributionView = (c: repo.ContributionRow) => ({
-  id: String(c.id), circleId: c.circle_id, projectId: c.project_id, userId: c.user_id, source: c.source, taskId: c.task_id,
-  claimId: c.claim_id, points: c.points, reason: c.reason, createdBy: c.created_by, createdAt: c.created_at,
+  id: String(c.id),
+  circleId: c.circle_id,
+  projectId: c.project_id,
+  userId: c.user_id,
+  source: c.source,
+  taskId: c.task_id,
+  claimId: c.claim_id,
+  points: c.points,
+  reason: c.reason,
+  createdBy: c.created_by,
+  createdAt: c.created_at,
 });
 
-export async function listProjectContributions(app: FastifyInstance, userId: string, projectId: string, limit: number, cursor?: string) {
+export async function listProjectContributions(
+  app: FastifyInstance,
+  userId: string,
+  projectId: string,
+  limit: number,
+  cursor?: string,
+) {
   const project = await findProjectWithRole(app.db, projectId, userId);
   assertRole(project?.role ?? undefined, 'project');
   const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.projectTotals(app.db, projectId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.points, r.user_id]);
   return {
-    items: page.items.map((r) => ({ userId: r.user_id, handle: r.handle, points: r.points, acceptedTasks: r.accepted_tasks })),
+    items: page.items.map((r) => ({
+      userId: r.user_id,
+      handle: r.handle,
+      points: r.points,
+      acceptedTasks: r.accepted_tasks,
+    })),
     nextCursor: page.nextCursor,
   };
 }
@@ -30,23 +50,50 @@ export async function listProjectContributions(app: FastifyInstance, userId: str
  * An owner's correction to a member's points: a new, compensating ledger row with a reason,
  * never an edit. A member's total in a project can't be pushed below zero.
  */
-export async function adjustContribution(app: FastifyInstance, actorId: string, projectId: string, input: { userId: string; points: number; reason: string }) {
+export async function adjustContribution(
+  app: FastifyInstance,
+  actorId: string,
+  projectId: string,
+  input: { userId: string; points: number; reason: string },
+) {
   const reason = input.reason.trim();
-  if (!reason) throw badRequest('reason_required', 'An adjustment needs a reason.', [{ path: 'body/reason', message: 'must not be blank' }]);
+  if (!reason)
+    throw badRequest('reason_required', 'An adjustment needs a reason.', [
+      { path: 'body/reason', message: 'must not be blank' },
+    ]);
   return app.db.transaction().execute(async (trx) => {
     const project = await findProjectWithRole(trx, projectId, actorId, true);
     assertRole(project?.role ?? undefined, 'project', MANAGERS);
     assertProjectEditable(project!.status);
     const member = await findMembership(trx, project!.circle_id, input.userId);
-    if (!member) throw badRequest('not_a_member', 'Adjustments are for members of the circle.', [{ path: 'body/userId', message: 'not a member of this circle' }]);
+    if (!member)
+      throw badRequest('not_a_member', 'Adjustments are for members of the circle.', [
+        { path: 'body/userId', message: 'not a member of this circle' },
+      ]);
     // Serialise adjustments for one member of one project so the below-zero check can't race.
     await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`${projectId}:${input.userId}`}, 0))`.execute(trx);
     const current = await repo.memberProjectPoints(trx, projectId, input.userId);
-    if (current + input.points < 0) throw conflict('adjustment_below_zero', `The member has ${current} points in this project; the adjustment would take them below zero.`);
+    if (current + input.points < 0)
+      throw conflict(
+        'adjustment_below_zero',
+        `The member has ${current} points in this project; the adjustment would take them below zero.`,
+      );
     const row = await repo.insertContribution(trx, {
-      circleId: project!.circle_id, projectId, userId: input.userId, source: 'adjustment', points: input.points, reason, createdBy: actorId,
+      circleId: project!.circle_id,
+      projectId,
+      userId: input.userId,
+      source: 'adjustment',
+      points: input.points,
+      reason,
+      createdBy: actorId,
     });
-    await recordEvent(trx, { circleId: project!.circle_id, type: 'contribution.recorded', subjectId: input.userId, actorId, payload: { contributionId: row.id, points: input.points, source: 'adjustment', reason } });
+    await recordEvent(trx, {
+      circleId: project!.circle_id,
+      type: 'contribution.recorded',
+      subjectId: input.userId,
+      actorId,
+      payload: { contributionId: row.id, points: input.points, source: 'adjustment', reason },
+    });
     return toContributionView(row);
   });
 }

@@ -17,13 +17,15 @@ export async function recordEvents(trx: Transaction<Database>, events: NewEvent[
   if (events.length === 0) return;
   await trx
     .insertInto('events')
-    .values(events.map((e) => ({
-      circle_id: e.circleId,
-      type: e.type,
-      subject_id: e.subjectId ?? null,
-      actor_id: e.actorId ?? null,
-      payload: JSON.stringify(e.payload ?? {}),
-    })))
+    .values(
+      events.map((e) => ({
+        circle_id: e.circleId,
+        type: e.type,
+        subject_id: e.subjectId ?? null,
+        actor_id: e.actorId ?? null,
+        payload: JSON.stringify(e.payload ?? {}),
+      })),
+    )
     .execute();
 }
 

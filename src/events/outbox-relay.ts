@@ -16,12 +16,17 @@ export async function relayOutbox(db: Db, queues: Queues): Promise<number> {
   for (;;) {
     const count = await db.transaction().execute(async (trx) => {
       const batch = await sql<{ id: number; type: string; subject_id: string | null }>`
-        SELECT id, type, subject_id FROM events WHERE relayed_at IS NULL ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`.execute(trx);
+        SELECT id, type, subject_id FROM events WHERE relayed_at IS NULL ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`.execute(
+        trx,
+      );
       for (const event of batch.rows) {
-        if (event.type === 'settlement.requested' && event.subject_id) await enqueueSettlement(queues, event.subject_id);
+        if (event.type === 'settlement.requested' && event.subject_id)
+          await enqueueSettlement(queues, event.subject_id);
       }
       if (batch.rows.length) {
-        await sql`UPDATE events SET relayed_at = now() WHERE id = ANY(${batch.rows.map((e) => e.id)}::bigint[])`.execute(trx);
+        await sql`UPDATE events SET relayed_at = now() WHERE id = ANY(${batch.rows.map((e) => e.id)}::bigint[])`.execute(
+          trx,
+        );
       }
       return batch.rows.length;
     });

@@ -29,39 +29,48 @@ const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
  * Access tokens are short-lived HS256 JWTs. The algorithm is pinned (so `alg: none` or a
  * swapped algorithm is refused) and issuer, audience and expiry are always checked.
  */
-export const authPlugin = fp(async (app) => {
-  const { secret, issuer, audience, accessTtlSeconds } = app.config.jwt;
-  await app.register(jwt, {
-    secret,
-    sign: { algorithm: 'HS256', iss: issuer, aud: audience, expiresIn: accessTtlSeconds },
-    verify: {
-      // fast-jwt only checks iss/aud when present, so they must be required too.
-      algorithms: ['HS256'], allowedIss: issuer, allowedAud: audience, requiredClaims: ['exp', 'sub', 'iss', 'aud'],
-      // A client sends the same token on every request until it expires. Remembering verified
-      // tokens (keyed by the token's hash, never trusted past their exp) spares the signature
-      // check and decoding, two thirds of the cost of verifying. Refused tokens are not kept.
-      cache: VERIFIED_TOKENS_CACHED,
-    },
-  });
+export const authPlugin = fp(
+  async (app) => {
+    const { secret, issuer, audience, accessTtlSeconds } = app.config.jwt;
+    await app.register(jwt, {
+      secret,
+      sign: { algorithm: 'HS256', iss: issuer, aud: audience, expiresIn: accessTtlSeconds },
+      verify: {
+        // fast-jwt only checks iss/aud when present, so they must be required too.
+        algorithms: ['HS256'],
+        allowedIss: issuer,
+        allowedAud: audience,
+        requiredClaims: ['exp', 'sub', 'iss', 'aud'],
+        // A client sends the same token on every request until it expires. Remembering verified
+        // tokens (keyed by the token's hash, never trusted past their exp) spares the signature
+        // check and decoding, two thirds of the cost of verifying. Refused tokens are not kept.
+        cache: VERIFIED_TOKENS_CACHED,
+      },
+    });
 
-  // The token is checked with the plugin's verifier directly: request.jwtVerify() would decode it
-  // twice and merge options on every request, a tenth of a simple read's CPU.
-  app.decorate('authenticate', async (request: FastifyRequest) => {
-    const header = request.headers.authorization;
-    if (!header) throw unauthorized('missing_token', 'This route needs Authorization: Bearer <access token>.');
-    const [scheme, token, ...rest] = header.split(' ');
-    if (rest.length || !token || scheme!.toLowerCase() !== 'bearer') throw unauthorized('invalid_token', 'The access token is not valid.');
-    let payload: { sub?: unknown };
-    try {
-      payload = app.jwt.verify(token);
-    } catch (err) {
-      if ((err as { code?: string }).code === TOKEN_EXPIRED) throw unauthorized('token_expired', 'The access token has expired; refresh it.');
-      throw unauthorized('invalid_token', 'The access token is not valid.');
-    }
-    // Only a holder of the signing key can mint a token, but its subject still reaches SQL as a
-    // uuid: anything else must be a 401 here, not a cast error (500) in the first query.
-    const sub = payload?.sub;
-    if (typeof sub !== 'string' || !USER_ID.test(sub)) throw new AppError(401, 'invalid_token', 'The access token is not valid.');
-    request.user = { sub };
-  });
-}, { name: 'auth', dependencies: ['config'] });
+    // The token is checked with the plugin's verifier directly: request.jwtVerify() would decode it
+    // twice and merge options on every request, a tenth of a simple read's CPU.
+    app.decorate('authenticate', async (request: FastifyRequest) => {
+      const header = request.headers.authorization;
+      if (!header) throw unauthorized('missing_token', 'This route needs Authorization: Bearer <access token>.');
+      const [scheme, token, ...rest] = header.split(' ');
+      if (rest.length || !token || scheme!.toLowerCase() !== 'bearer')
+        throw unauthorized('invalid_token', 'The access token is not valid.');
+      let payload: { sub?: unknown };
+      try {
+        payload = app.jwt.verify(token);
+      } catch (err) {
+        if ((err as { code?: string }).code === TOKEN_EXPIRED)
+          throw unauthorized('token_expired', 'The access token has expired; refresh it.');
+        throw unauthorized('invalid_token', 'The access token is not valid.');
+      }
+      // Only a holder of the signing key can mint a token, but its subject still reaches SQL as a
+      // uuid: anything else must be a 401 here, not a cast error (500) in the first query.
+      const sub = payload?.sub;
+      if (typeof sub !== 'string' || !USER_ID.test(sub))
+        throw new AppError(401, 'invalid_token', 'The access token is not valid.');
+      request.user = { sub };
+    });
+  },
+  { name: 'auth', dependencies: ['config'] },
+);

@@ -22,18 +22,33 @@ export class AppError extends Error {
   }
 }
 
-export const badRequest = (code: string, detail: string, errors?: FieldError[]) => new AppError(400, code, detail, errors);
+export const badRequest = (code: string, detail: string, errors?: FieldError[]) =>
+  new AppError(400, code, detail, errors);
 export const unauthorized = (code: string, detail: string) => new AppError(401, code, detail);
-export const forbidden = (detail = 'Your role in this circle does not allow this.') => new AppError(403, 'forbidden', detail);
-export const notFound = (what: string) => new AppError(404, `${what}_not_found`, `No such ${what.replaceAll('_', ' ')}.`);
+export const forbidden = (detail = 'Your role in this circle does not allow this.') =>
+  new AppError(403, 'forbidden', detail);
+export const notFound = (what: string) =>
+  new AppError(404, `${what}_not_found`, `No such ${what.replaceAll('_', ' ')}.`);
 export const conflict = (code: string, detail: string) => new AppError(409, code, detail);
 export const unprocessable = (code: string, detail: string) => new AppError(422, code, detail);
-export const unavailable = (detail: string) => new AppError(503, 'service_unavailable', detail, undefined, { 'retry-after': '5' });
+export const unavailable = (detail: string) =>
+  new AppError(503, 'service_unavailable', detail, undefined, { 'retry-after': '5' });
 
 const TITLES: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  406: 'Not Acceptable', 409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type',
-  422: 'Unprocessable Content', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  414: 'URI Too Long',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 export function sendProblem(reply: FastifyReply, err: AppError): FastifyReply {
@@ -73,14 +88,18 @@ function isUnavailable(err: { code?: unknown; message?: string }): boolean {
   const code = typeof err.code === 'string' ? err.code : '';
   if (UNAVAILABLE_PG.has(code) || UNAVAILABLE_NET.has(code)) return true;
   const msg = err.message ?? '';
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed|Stream isn't writeable/.test(msg);
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed|Stream isn't writeable/.test(
+    msg,
+  );
 }
 
 function toAppError(err: FastifyError & { validation?: unknown[]; validationContext?: string }): AppError {
   if (err instanceof AppError) return err;
   if (err.validation) {
     const part = err.validationContext ?? 'body';
-    const errors = (err.validation as { instancePath?: string; message?: string; params?: Record<string, unknown> }[]).map((v) => {
+    const errors = (
+      err.validation as { instancePath?: string; message?: string; params?: Record<string, unknown> }[]
+    ).map((v) => {
       const missing = v.params?.missingProperty ? `/${String(v.params.missingProperty)}` : '';
       const extra = v.params?.additionalProperty ? `/${String(v.params.additionalProperty)}` : '';
       const message = extra ? 'is not an allowed field' : (v.message ?? 'is invalid');
@@ -90,7 +109,8 @@ function toAppError(err: FastifyError & { validation?: unknown[]; validationCont
   }
   const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
   if (mapped) return new AppError(mapped[0], mapped[1], err.message);
-  if (err.statusCode === 429) return new AppError(429, 'rate_limited', 'Too many requests; retry after the time in Retry-After.');
+  if (err.statusCode === 429)
+    return new AppError(429, 'rate_limited', 'Too many requests; retry after the time in Retry-After.');
   if (isUnavailable(err)) return unavailable('A backing service is unreachable; try again shortly.');
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
     return new AppError(err.statusCode, 'invalid_request', err.message);
@@ -114,6 +134,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
     return sendProblem(reply, appErr);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, new AppError(404, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`)),
+    sendProblem(
+      reply,
+      new AppError(404, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`),
+    ),
   );
 }

@@ -41,7 +41,11 @@ export function decodeCursor(cursor: string | undefined, shape: number | readonl
 }
 
 /** Given limit+1 rows, returns the page and the cursor of its last row when more remain. */
-export function pageOf<T>(rows: T[], limit: number, keyOf: (row: T) => CursorKey): { items: T[]; nextCursor: string | null } {
+export function pageOf<T>(
+  rows: T[],
+  limit: number,
+  keyOf: (row: T) => CursorKey,
+): { items: T[]; nextCursor: string | null } {
   const hasMore = rows.length > limit;
   const items = hasMore ? rows.slice(0, limit) : rows;
   const last = items[items.length - 1];

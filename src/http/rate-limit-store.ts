@@ -68,10 +68,15 @@ export class SharedWindowStore implements FastifyRateLimitStore {
   /** How long Redis's answer for a key is counted on; 0 asks Redis on every request. */
   private readonly trustMs: number;
 
-  constructor(redis: Redis, private readonly prefix: string, options: { trustMs?: number } = {}) {
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    options: { trustMs?: number } = {},
+  ) {
     this.trustMs = options.trustMs ?? TRUST_MS;
     this.redis = redis as RedisWithIncrement;
-    if (!('rateLimitIncrement' in redis)) redis.defineCommand('rateLimitIncrement', { numberOfKeys: 1, lua: INCREMENT });
+    if (!('rateLimitIncrement' in redis))
+      redis.defineCommand('rateLimitIncrement', { numberOfKeys: 1, lua: INCREMENT });
   }
 
   incr(key: string, callback: Callback, windowMs: number): void {
@@ -83,13 +88,16 @@ export class SharedWindowStore implements FastifyRateLimitStore {
       callback(null, { current: window.synced + window.pending, ttl: window.endsAt - now });
       return;
     }
-    this.redis.rateLimitIncrement(this.prefix + key, 1, windowMs).then(([current, ttl]) => {
-      if (this.trustMs > 0) {
-        this.heard(key, current, ttl, 0);
-        this.scheduleSync(windowMs);
-      }
-      callback(null, { current, ttl });
-    }, (err: Error) => callback(err));
+    this.redis.rateLimitIncrement(this.prefix + key, 1, windowMs).then(
+      ([current, ttl]) => {
+        if (this.trustMs > 0) {
+          this.heard(key, current, ttl, 0);
+          this.scheduleSync(windowMs);
+        }
+        callback(null, { current, ttl });
+      },
+      (err: Error) => callback(err),
+    );
   }
 
   /** Stores for `app.rateLimit(...)` limiters: the credential budgets, counted exactly. */
@@ -104,7 +112,8 @@ export class SharedWindowStore implements FastifyRateLimitStore {
     const sending = [...this.windows].filter(([, w]) => w.pending > 0).map(([key, w]) => ({ key, n: w.pending }));
     if (!sending.length) return;
     const pipeline = this.redis.pipeline();
-    for (const { key, n } of sending) (pipeline as unknown as RedisWithIncrement).rateLimitIncrement(this.prefix + key, n, windowMs);
+    for (const { key, n } of sending)
+      (pipeline as unknown as RedisWithIncrement).rateLimitIncrement(this.prefix + key, n, windowMs);
     const replies = await pipeline.exec().catch(() => null);
     sending.forEach(({ key, n }, i) => {
       const [err, reply] = replies?.[i] ?? [new Error('no reply'), null];
@@ -136,6 +145,7 @@ export class SharedWindowStore implements FastifyRateLimitStore {
   /** Drops ended windows (their unsent counts belong to a window that is over) and idle keys. */
   private forget(): void {
     const now = Date.now();
-    for (const [key, w] of this.windows) if (w.endsAt <= now || (w.pending === 0 && now - w.heardAt >= this.trustMs)) this.windows.delete(key);
+    for (const [key, w] of this.windows)
+      if (w.endsAt <= now || (w.pending === 0 && now - w.heardAt >= this.trustMs)) this.windows.delete(key);
   }
 }

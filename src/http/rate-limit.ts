@@ -13,19 +13,26 @@ import { SharedWindowStore } from './rate-limit-store.js';
  * Redis outage, at the cost of no rate limiting until it returns. Login and register carry their
  * own much stricter per-IP budget (see authRateLimit).
  */
-export const rateLimitPlugin = fp(async (app) => {
-  await app.register(rateLimit, {
-    global: true,
-    hook: 'preHandler',
-    max: app.config.rateLimit.max,
-    timeWindow: 60_000,
-    store: SharedWindowStore.on(app.rateLimitRedis, `${app.config.queuePrefix}:rate:`),
-    skipOnError: true,
-    keyGenerator: (request: FastifyRequest) => (request.user?.sub ? `u:${request.user.sub}` : `ip:${request.ip}`),
-    errorResponseBuilder: (_request, context) =>
-      new AppError(429, 'rate_limited', `Rate limit of ${context.max} requests per ${context.after} exceeded; retry after ${context.after}.`),
-  });
-}, { name: 'rate-limit', dependencies: ['config', 'infrastructure'] });
+export const rateLimitPlugin = fp(
+  async (app) => {
+    await app.register(rateLimit, {
+      global: true,
+      hook: 'preHandler',
+      max: app.config.rateLimit.max,
+      timeWindow: 60_000,
+      store: SharedWindowStore.on(app.rateLimitRedis, `${app.config.queuePrefix}:rate:`),
+      skipOnError: true,
+      keyGenerator: (request: FastifyRequest) => (request.user?.sub ? `u:${request.user.sub}` : `ip:${request.ip}`),
+      errorResponseBuilder: (_request, context) =>
+        new AppError(
+          429,
+          'rate_limited',
+          `Rate limit of ${context.max} requests per ${context.after} exceeded; retry after ${context.after}.`,
+        ),
+    });
+  },
+  { name: 'rate-limit', dependencies: ['config', 'infrastructure'] },
+);
 
 /**
  * One small per-IP budget against credential stuffing, shared by login, register and refresh:
@@ -33,5 +40,9 @@ export const rateLimitPlugin = fp(async (app) => {
  * route separately in the Redis store.) Use as the routes' preHandler with `config.rateLimit: false`.
  */
 export function authRateLimit(app: FastifyInstance) {
-  return app.rateLimit({ max: app.config.rateLimit.authMax, timeWindow: 60_000, keyGenerator: (request: FastifyRequest) => `auth:${request.ip}` });
+  return app.rateLimit({
+    max: app.config.rateLimit.authMax,
+    timeWindow: 60_000,
+    keyGenerator: (request: FastifyRequest) => `auth:${request.ip}`,
+  });
 }

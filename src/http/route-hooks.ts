@@ -7,7 +7,11 @@ type RouteHookName = 'preValidation' | 'preHandler' | 'onSend';
  * of the same kind. Work that only some routes need (idempotency keys, request bodies) is attached
  * to those routes, so a plain read runs none of it: each application-wide hook costs every request.
  */
-export function appendRouteHook<K extends RouteHookName>(route: RouteOptions, name: K, hook: NonNullable<RouteOptions[K]>): void {
+export function appendRouteHook<K extends RouteHookName>(
+  route: RouteOptions,
+  name: K,
+  hook: NonNullable<RouteOptions[K]>,
+): void {
   const existing = route[name];
   const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [existing];
   route[name] = [...list, ...(Array.isArray(hook) ? hook : [hook])] as RouteOptions[K];

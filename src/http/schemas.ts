@@ -9,7 +9,8 @@ export const Obj = <P extends TProperties>(properties: P, description?: string):
 
 export const Id = (description: string) => Type.String({ format: 'uuid', description });
 // Handlers return Date objects; the response serializer writes them as ISO 8601 strings.
-export const Timestamp = (description: string) => Type.Unsafe<Date | string>({ type: 'string', format: 'date-time', description });
+export const Timestamp = (description: string) =>
+  Type.Unsafe<Date | string>({ type: 'string', format: 'date-time', description });
 
 export const Problem = Type.Object(
   {
@@ -32,15 +33,21 @@ export const Problem = Type.Object(
 );
 
 export const PageQuery = {
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1-200, default 50)' })),
-  cursor: Type.Optional(Type.String({ maxLength: 512, description: 'Opaque cursor from the previous page\'s nextCursor' })),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1-200, default 50)' }),
+  ),
+  cursor: Type.Optional(
+    Type.String({ maxLength: 512, description: "Opaque cursor from the previous page's nextCursor" }),
+  ),
 };
 
 export const Page = <T extends TSchema>(item: T, description: string) =>
   Type.Object(
     {
       items: Type.Array(item, { description }),
-      nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Cursor for the next page; null on the last page' }),
+      nextCursor: Type.Union([Type.String(), Type.Null()], {
+        description: 'Cursor for the next page; null on the last page',
+      }),
     },
     { description },
   );
@@ -51,7 +58,10 @@ export function problems(...statuses: number[]): Record<number, unknown> {
   // Declared under its real media type, so the OpenAPI document and generated clients expect
   // application/problem+json rather than application/json.
   for (const s of statuses) {
-    out[s] = { description: 'Problem details', content: { 'application/problem+json': { schema: Type.Ref('Problem') } } };
+    out[s] = {
+      description: 'Problem details',
+      content: { 'application/problem+json': { schema: Type.Ref('Problem') } },
+    };
   }
   return out;
 }

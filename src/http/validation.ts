@@ -39,7 +39,8 @@ export function unstorableText(value: unknown, path: string, out: FieldError[] =
   } else if (value !== null && typeof value === 'object' && depth < MAX_TEXT_DEPTH) {
     for (const [key, item] of Object.entries(value)) {
       const at = `${path}/${key.replaceAll('\u0000', '\\u0000')}`;
-      if (key.includes('\u0000') || !wellFormed(key)) out.push({ path: at, message: 'field names must be well-formed text without NUL' });
+      if (key.includes('\u0000') || !wellFormed(key))
+        out.push({ path: at, message: 'field names must be well-formed text without NUL' });
       else unstorableText(item, at, out, depth + 1);
     }
   }

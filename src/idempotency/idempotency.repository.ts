@@ -38,10 +38,22 @@ export async function acquireKey(db: Db, userId: string, key: string, requestHas
   if (!row) return { kind: 'in_progress' };
   if (!row.request_hash.equals(requestHash)) return { kind: 'mismatch' };
   if (row.response_status === null) return { kind: 'in_progress' };
-  return { kind: 'completed', status: row.response_status, type: row.response_type ?? 'application/json', body: row.response_body ?? '' };
+  return {
+    kind: 'completed',
+    status: row.response_status,
+    type: row.response_type ?? 'application/json',
+    body: row.response_body ?? '',
+  };
 }
 
-export async function completeKey(db: Db, userId: string, key: string, status: number, type: string, body: string): Promise<void> {
+export async function completeKey(
+  db: Db,
+  userId: string,
+  key: string,
+  status: number,
+  type: string,
+  body: string,
+): Promise<void> {
   await db
     .updateTable('idempotency_keys')
     .set({ response_status: status, response_type: type, response_body: body })
@@ -51,10 +63,18 @@ export async function completeKey(db: Db, userId: string, key: string, status: n
 }
 
 export async function releaseKey(db: Db, userId: string, key: string): Promise<void> {
-  await db.deleteFrom('idempotency_keys').where('user_id', '=', userId).where('key', '=', key).where('response_status', 'is', null).execute();
+  await db
+    .deleteFrom('idempotency_keys')
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .where('response_status', 'is', null)
+    .execute();
 }
 
 export async function purgeExpiredKeys(db: Db): Promise<number> {
-  const result = await sql`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${KEY_TTL_HOURS})`.execute(db);
+  const result =
+    await sql`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${KEY_TTL_HOURS})`.execute(
+      db,
+    );
   return Number(result.numAffectedRows ?? 0);
 }

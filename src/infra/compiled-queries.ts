@@ -55,9 +55,15 @@ export function compiledQueryShapes<S extends Record<string, boolean>, A extends
 ): (shape: S) => CompiledStatement<A, R> {
   const shapes = new Map<string, CompiledStatement<A, R>>();
   return (shape) => {
-    const key = Object.keys(shape).sort().filter((flag) => shape[flag]).join(',');
+    const key = Object.keys(shape)
+      .sort()
+      .filter((flag) => shape[flag])
+      .join(',');
     let statement = shapes.get(key);
-    if (!statement) shapes.set(key, (statement = compiledQuery((db, args: A) => build(db, args, shape))));
+    if (!statement) {
+      statement = compiledQuery((db, args: A) => build(db, args, shape));
+      shapes.set(key, statement);
+    }
     return statement;
   };
 }

@@ -20,7 +20,8 @@ export const preparedName = (text: string): string | undefined => names.get(text
 
 /** Runs a compiled statement as a named prepared statement. */
 export async function executePrepared<R>(db: Executor, compiled: CompiledQuery<R>): Promise<QueryResult<R>> {
-  if (!names.has(compiled.sql)) names.set(compiled.sql, `ca_${createHash('sha256').update(compiled.sql).digest('hex').slice(0, 24)}`);
+  if (!names.has(compiled.sql))
+    names.set(compiled.sql, `ca_${createHash('sha256').update(compiled.sql).digest('hex').slice(0, 24)}`);
   return db.executeQuery<R>(compiled);
 }
 
@@ -29,7 +30,7 @@ export async function executePrepared<R>(db: Executor, compiled: CompiledQuery<R
  * registered above under their name. Anything else (configs, cursors, callbacks) passes through.
  */
 export class PreparingClient extends pg.Client {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: pg.Client.query has a dozen overloads; this passes them through
   override query(...args: any[]): any {
     const [text, values] = args;
     const name = typeof text === 'string' && args.length <= 2 ? names.get(text) : undefined;

@@ -73,14 +73,17 @@ export class Queues {
       await this.get(name).add(name, payload, jobOptions);
       return;
     }
-    if (this.connection.status !== 'ready') throw new Error(`Redis is ${this.connection.status}; job ${options.jobId} not enqueued`);
+    if (this.connection.status !== 'ready')
+      throw new Error(`Redis is ${this.connection.status}; job ${options.jobId} not enqueued`);
     const adding = this.get(name).add(name, payload, jobOptions);
     adding.catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         adding,
-        new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`enqueueing ${options.jobId} timed out`)), ENQUEUE_TIMEOUT_MS); }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`enqueueing ${options.jobId} timed out`)), ENQUEUE_TIMEOUT_MS);
+        }),
       ]);
     } finally {
       clearTimeout(timer);

@@ -42,14 +42,20 @@ export async function restoreMissingSchedules(queues: Queues, config: Config): P
  * checks for them whenever its connection comes back and every sweep interval, and declares again
  * whatever is missing: a Redis restarted without persistence recovers without restarting workers.
  */
-export function keepSchedules(queues: Queues, config: Config, log: FastifyBaseLogger, onReady: (listener: () => void) => void): () => void {
+export function keepSchedules(
+  queues: Queues,
+  config: Config,
+  log: FastifyBaseLogger,
+  onReady: (listener: () => void) => void,
+): () => void {
   let running = false;
   const check = async () => {
     if (running) return;
     running = true;
     try {
       const restored = await restoreMissingSchedules(queues, config);
-      if (restored.length) log.warn({ restored }, 'job schedulers were missing from Redis and have been declared again');
+      if (restored.length)
+        log.warn({ restored }, 'job schedulers were missing from Redis and have been declared again');
     } catch (err) {
       log.debug({ err }, 'could not check job schedulers; will retry');
     } finally {

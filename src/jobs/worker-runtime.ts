@@ -23,7 +23,12 @@ export interface WorkerOptions {
 }
 
 /** Starts one BullMQ worker per queue; close() lets running jobs finish before returning. */
-export function startWorkers(connection: Redis, ctx: JobContext, processors: ProcessorMap, options: WorkerOptions = {}) {
+export function startWorkers(
+  connection: Redis,
+  ctx: JobContext,
+  processors: ProcessorMap,
+  options: WorkerOptions = {},
+) {
   const workers = (Object.keys(processors) as QueueName[]).map((name) => {
     const processor = processors[name] as Processor<QueueName>;
     const worker = new Worker(name, (job) => processor(job.data as QueuePayloads[QueueName], ctx, job), {
@@ -35,7 +40,9 @@ export function startWorkers(connection: Redis, ctx: JobContext, processors: Pro
       lockDuration: ctx.config.jobLockSeconds * 1000,
       stalledInterval: ctx.config.jobLockSeconds * 1000,
     });
-    worker.on('failed', (job, err) => ctx.log.warn({ err, queue: name, jobId: job?.id, attempts: job?.attemptsMade }, 'job failed'));
+    worker.on('failed', (job, err) =>
+      ctx.log.warn({ err, queue: name, jobId: job?.id, attempts: job?.attemptsMade }, 'job failed'),
+    );
     worker.on('error', (err) => ctx.log.error({ err, queue: name }, 'worker error'));
     return worker;
   });

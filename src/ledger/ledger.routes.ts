@@ -4,49 +4,79 @@ import { Id, Obj, Page, PageQuery, Timestamp, problems } from '../http/schemas.j
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { memberBalances, memberLedgerEntries } from './ledger.repository.js';
 
-const Balance = Type.Object({
-  circleId: Id('Circle'),
-  unit: Type.String({ description: 'Unit' }),
-  amount: Type.Integer({ description: 'Balance in integer minor units' }),
-}, { description: 'A balance in one circle and unit' });
+const Balance = Type.Object(
+  {
+    circleId: Id('Circle'),
+    unit: Type.String({ description: 'Unit' }),
+    amount: Type.Integer({ description: 'Balance in integer minor units' }),
+  },
+  { description: 'A balance in one circle and unit' },
+);
 
-const Entry = Type.Object({
-  id: Type.String({ description: 'Entry id' }),
-  circleId: Id('Circle'),
-  unit: Type.String({ description: 'Unit' }),
-  amount: Type.Integer({ description: 'Amount credited (positive) or debited (negative)' }),
-  transactionId: Id('Ledger transaction; its entries sum to zero'),
-  kind: Type.String({ description: 'Transaction kind, e.g. settlement_payout' }),
-  settlementId: Type.Union([Id('Settlement'), Type.Null()], { description: 'Settlement behind it, if any' }),
-  description: Type.String({ description: 'What it is' }),
-  createdAt: Timestamp('When it was booked'),
-}, { description: 'A ledger entry on one of my balances' });
+const Entry = Type.Object(
+  {
+    id: Type.String({ description: 'Entry id' }),
+    circleId: Id('Circle'),
+    unit: Type.String({ description: 'Unit' }),
+    amount: Type.Integer({ description: 'Amount credited (positive) or debited (negative)' }),
+    transactionId: Id('Ledger transaction; its entries sum to zero'),
+    kind: Type.String({ description: 'Transaction kind, e.g. settlement_payout' }),
+    settlementId: Type.Union([Id('Settlement'), Type.Null()], { description: 'Settlement behind it, if any' }),
+    description: Type.String({ description: 'What it is' }),
+    createdAt: Timestamp('When it was booked'),
+  },
+  { description: 'A ledger entry on one of my balances' },
+);
 
 export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['ledger'];
   app.addHook('onRequest', app.authenticate);
 
-  app.get('/me/balances', {
-    schema: { tags, summary: 'My balances per circle and unit', response: { 200: Page(Balance, 'Balances'), ...problems(401) } },
-  }, async (request) => {
-    const rows = await memberBalances(app.db, request.user.sub);
-    return { items: rows.map((r) => ({ circleId: r.circle_id, unit: r.unit, amount: r.balance })), nextCursor: null };
-  });
+  app.get(
+    '/me/balances',
+    {
+      schema: {
+        tags,
+        summary: 'My balances per circle and unit',
+        response: { 200: Page(Balance, 'Balances'), ...problems(401) },
+      },
+    },
+    async (request) => {
+      const rows = await memberBalances(app.db, request.user.sub);
+      return { items: rows.map((r) => ({ circleId: r.circle_id, unit: r.unit, amount: r.balance })), nextCursor: null };
+    },
+  );
 
-  app.get('/me/ledger', {
-    schema: { tags, summary: 'The ledger entries on my balances, newest first', querystring: Obj({ ...PageQuery }), response: { 200: Page(Entry, 'Entries'), ...problems(400, 401) } },
-  }, async (request) => {
-    const limit = request.query.limit ?? 50;
-    // Typed: a forged cursor holding a string would otherwise reach the bigint comparison as a 500.
-    const after = decodeCursor(request.query.cursor, ['number']) as [number] | null;
-    const rows = await memberLedgerEntries(app.db, request.user.sub, limit, after ? after[0] : null);
-    const page = pageOf(rows, limit, (r) => [r.id]);
-    return {
-      items: page.items.map((r) => ({
-        id: String(r.id), circleId: r.circle_id, unit: r.unit, amount: r.amount, transactionId: r.transaction_id, kind: r.kind,
-        settlementId: r.settlement_id, description: r.description, createdAt: r.created_at,
-      })),
-      nextCursor: page.nextCursor,
-    };
-  });
+  app.get(
+    '/me/ledger',
+    {
+      schema: {
+        tags,
+        summary: 'The ledger entries on my balances, newest first',
+        querystring: Obj({ ...PageQuery }),
+        response: { 200: Page(Entry, 'Entries'), ...problems(400, 401) },
+      },
+    },
+    async (request) => {
+      const limit = request.query.limit ?? 50;
+      // Typed: a forged cursor holding a string would otherwise reach the bigint comparison as a 500.
+      const after = decodeCursor(request.query.cursor, ['number']) as [number] | null;
+      const rows = await memberLedgerEntries(app.db, request.user.sub, limit, after ? after[0] : null);
+      const page = pageOf(rows, limit, (r) => [r.id]);
+      return {
+        items: page.items.map((r) => ({
+          id: String(r.id),
+          circleId: r.circle_id,
+          unit: r.unit,
+          amount: r.amount,
+          transactionId: r.transaction_id,
+          kind: r.kind,
+          settlementId: r.settlement_id,
+          description: r.description,
+          createdAt: r.created_at,
+        })),
+        nextCursor: page.nextCursor,
+      };
+    },
+  );
 };

@@ -23,12 +23,15 @@ export function assertTransition(from: ProjectStatus, to: ProjectStatus): void {
 
 /** Settled and cancelled projects are frozen: no edits, tasks, claims, reviews or adjustments. */
 export function assertProjectEditable(status: ProjectStatus): void {
-  if (status === 'settled') throw conflict('project_settled', 'This project has been settled; it can no longer change.');
-  if (status === 'cancelled') throw conflict('project_cancelled', 'This project was cancelled; it can no longer change.');
+  if (status === 'settled')
+    throw conflict('project_settled', 'This project has been settled; it can no longer change.');
+  if (status === 'cancelled')
+    throw conflict('project_cancelled', 'This project was cancelled; it can no longer change.');
 }
 
 /** New claims need an open project. */
 export function assertProjectOpen(status: ProjectStatus): void {
   assertProjectEditable(status);
-  if (status !== 'open') throw conflict('project_not_open', `The project is ${status}; tasks can be claimed only while it is open.`);
+  if (status !== 'open')
+    throw conflict('project_not_open', `The project is ${status}; tasks can be claimed only while it is open.`);
 }

@@ -6,34 +6,76 @@ import { callerMembershipOn } from '../circles/circles.repository.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 
 const PROJECT_COLUMNS = [
-  'projects.id', 'projects.circle_id', 'projects.title', 'projects.description', 'projects.status', 'projects.reward_amount',
-  'projects.reward_unit', 'projects.lease_seconds', 'projects.review_window_seconds', 'projects.created_by',
-  'projects.created_at', 'projects.updated_at',
+  'projects.id',
+  'projects.circle_id',
+  'projects.title',
+  'projects.description',
+  'projects.status',
+  'projects.reward_amount',
+  'projects.reward_unit',
+  'projects.lease_seconds',
+  'projects.review_window_seconds',
+  'projects.created_by',
+  'projects.created_at',
+  'projects.updated_at',
 ] as const;
 
 export type ProjectRow = {
-  id: string; circle_id: string; title: string; description: string; status: ProjectStatus; reward_amount: number;
-  reward_unit: string; lease_seconds: number; review_window_seconds: number; created_by: string; created_at: Date; updated_at: Date;
+  id: string;
+  circle_id: string;
+  title: string;
+  description: string;
+  status: ProjectStatus;
+  reward_amount: number;
+  reward_unit: string;
+  lease_seconds: number;
+  review_window_seconds: number;
+  created_by: string;
+  created_at: Date;
+  updated_at: Date;
 };
 
-export async function insertProject(trx: Transaction<Database>, p: {
-  circleId: string; title: string; description: string; status: ProjectStatus; rewardAmount: number; rewardUnit: string;
-  leaseSeconds: number; reviewWindowSeconds: number; createdBy: string;
-}): Promise<ProjectRow> {
-  return trx.insertInto('projects').values({
-    circle_id: p.circleId, title: p.title, description: p.description, status: p.status, reward_amount: p.rewardAmount,
-    reward_unit: p.rewardUnit, lease_seconds: p.leaseSeconds, review_window_seconds: p.reviewWindowSeconds, created_by: p.createdBy,
-  }).returningAll().executeTakeFirstOrThrow();
+export async function insertProject(
+  trx: Transaction<Database>,
+  p: {
+    circleId: string;
+    title: string;
+    description: string;
+    status: ProjectStatus;
+    rewardAmount: number;
+    rewardUnit: string;
+    leaseSeconds: number;
+    reviewWindowSeconds: number;
+    createdBy: string;
+  },
+): Promise<ProjectRow> {
+  return trx
+    .insertInto('projects')
+    .values({
+      circle_id: p.circleId,
+      title: p.title,
+      description: p.description,
+      status: p.status,
+      reward_amount: p.rewardAmount,
+      reward_unit: p.rewardUnit,
+      lease_seconds: p.leaseSeconds,
+      review_window_seconds: p.reviewWindowSeconds,
+      created_by: p.createdBy,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
-const projectWithRole = compiledQueryShapes((db, a: { projectId: string; userId: string }, shape: { lock: boolean }) => {
-  const q = db
-    .selectFrom('projects')
-    .leftJoin('memberships', (j) => j.on(callerMembershipOn('projects.circle_id', a.userId)))
-    .select([...PROJECT_COLUMNS, 'memberships.role'])
-    .where('projects.id', '=', a.projectId);
-  return shape.lock ? q.forUpdate('projects') : q;
-});
+const projectWithRole = compiledQueryShapes(
+  (db, a: { projectId: string; userId: string }, shape: { lock: boolean }) => {
+    const q = db
+      .selectFrom('projects')
+      .leftJoin('memberships', (j) => j.on(callerMembershipOn('projects.circle_id', a.userId)))
+      .select([...PROJECT_COLUMNS, 'memberships.role'])
+      .where('projects.id', '=', a.projectId);
+    return shape.lock ? q.forUpdate('projects') : q;
+  },
+);
 
 /** The project and the caller's role in its circle (null when not a member), in one query. */
 export async function findProjectWithRole(db: Executor, projectId: string, userId: string, lock = false) {
@@ -41,21 +83,44 @@ export async function findProjectWithRole(db: Executor, projectId: string, userI
 }
 
 export async function listProjects(db: Db, circleId: string, limit: number, after: [number, string] | null) {
-  let q = db.selectFrom('projects').select([...PROJECT_COLUMNS, micros('projects.created_at').as('cursor_ts')])
+  let q = db
+    .selectFrom('projects')
+    .select([...PROJECT_COLUMNS, micros('projects.created_at').as('cursor_ts')])
     .where('circle_id', '=', circleId);
-  if (after) q = q.where(sql<boolean>`(projects.created_at, projects.id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`);
-  return q.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
+  if (after)
+    q = q.where(sql<boolean>`(projects.created_at, projects.id) > (${fromMicros(after[0])}, ${after[1]}::uuid)`);
+  return q
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(limit + 1)
+    .execute();
 }
 
-export async function updateProject(trx: Transaction<Database>, projectId: string, changes: Partial<{
-  title: string; description: string; status: ProjectStatus; reward_amount: number; reward_unit: string; lease_seconds: number; review_window_seconds: number;
-}>): Promise<ProjectRow> {
-  return trx.updateTable('projects').set({ ...changes, updated_at: sql<Date>`now()` }).where('id', '=', projectId).returningAll().executeTakeFirstOrThrow();
+export async function updateProject(
+  trx: Transaction<Database>,
+  projectId: string,
+  changes: Partial<{
+    title: string;
+    description: string;
+    status: ProjectStatus;
+    reward_amount: number;
+    reward_unit: string;
+    lease_seconds: number;
+    review_window_seconds: number;
+  }>,
+): Promise<ProjectRow> {
+  return trx
+    .updateTable('projects')
+    .set({ ...changes, updated_at: sql<Date>`now()` })
+    .where('id', '=', projectId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 /** Progress counters, aggregated in SQL. */
 export async function projectProgress(db: Executor, projectId: string) {
-  const tasks = await db.selectFrom('tasks')
+  const tasks = await db
+    .selectFrom('tasks')
     .select([
       sql<number>`count(*)::int`.as('total'),
       sql<number>`(count(*) FILTER (WHERE status = 'open'))::int`.as('open'),
@@ -64,11 +129,18 @@ export async function projectProgress(db: Executor, projectId: string) {
     ])
     .where('project_id', '=', projectId)
     .executeTakeFirstOrThrow();
-  const points = await db.selectFrom('contributions')
+  const points = await db
+    .selectFrom('contributions')
     .select(sql<number>`coalesce(sum(points), 0)::bigint`.as('points'))
     .where('project_id', '=', projectId)
     .executeTakeFirstOrThrow();
-  return { tasksTotal: tasks.total, tasksOpen: tasks.open, tasksDone: tasks.done, liveClaims: tasks.live_claims, pointsAccepted: points.points };
+  return {
+    tasksTotal: tasks.total,
+    tasksOpen: tasks.open,
+    tasksDone: tasks.done,
+    liveClaims: tasks.live_claims,
+    pointsAccepted: points.points,
+  };
 }
 
 /**
@@ -77,6 +149,11 @@ export async function projectProgress(db: Executor, projectId: string) {
  * committed before the cutoff is read, or sees the project settled and is refused.
  */
 export async function lockProjectShared(trx: Transaction<Database>, projectId: string): Promise<ProjectStatus> {
-  const row = await trx.selectFrom('projects').select('status').where('id', '=', projectId).forShare().executeTakeFirstOrThrow();
+  const row = await trx
+    .selectFrom('projects')
+    .select('status')
+    .where('id', '=', projectId)
+    .forShare()
+    .executeTakeFirstOrThrow();
   return row.status;
 }

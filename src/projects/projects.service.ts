@@ -14,21 +14,45 @@ export const DEFAULT_REVIEW_WINDOW_SECONDS = 3 * 86400;
 type Progress = Awaited<ReturnType<typeof repo.projectProgress>>;
 
 export const toProjectView = (p: repo.ProjectRow, progress?: Progress) => ({
-  id: p.id, circleId: p.circle_id, title: p.title, description: p.description, status: p.status,
-  rewardPool: { amount: p.reward_amount, unit: p.reward_unit }, leaseSeconds: p.lease_seconds, reviewWindowSeconds: p.review_window_seconds,
-  createdBy: p.created_by, createdAt: p.created_at, updatedAt: p.updated_at, ...(progress ? { progress } : {}),
+  id: p.id,
+  circleId: p.circle_id,
+  title: p.title,
+  description: p.description,
+  status: p.status,
+  rewardPool: { amount: p.reward_amount, unit: p.reward_unit },
+  leaseSeconds: p.lease_seconds,
+  reviewWindowSeconds: p.review_window_seconds,
+  createdBy: p.created_by,
+  createdAt: p.created_at,
+  updatedAt: p.updated_at,
+  ...(progress ? { progress } : {}),
 });
 
-export async function createProject(app: FastifyInstance, userId: string, circleId: string, input: {
-  title: string; description?: string; status?: 'draft' | 'open'; rewardPool?: { amount: number; unit: string };
-  leaseSeconds?: number; reviewWindowSeconds?: number; tasks?: TaskNodeInput[];
-}) {
+export async function createProject(
+  app: FastifyInstance,
+  userId: string,
+  circleId: string,
+  input: {
+    title: string;
+    description?: string;
+    status?: 'draft' | 'open';
+    rewardPool?: { amount: number; unit: string };
+    leaseSeconds?: number;
+    reviewWindowSeconds?: number;
+    tasks?: TaskNodeInput[];
+  },
+) {
   await requireMember(app.db, circleId, userId, MANAGERS);
   return app.db.transaction().execute(async (trx) => {
     const project = await repo.insertProject(trx, {
-      circleId, title: input.title, description: input.description ?? '', status: input.status ?? 'open',
-      rewardAmount: input.rewardPool?.amount ?? 0, rewardUnit: input.rewardPool?.unit ?? 'points',
-      leaseSeconds: input.leaseSeconds ?? DEFAULT_LEASE_SECONDS, reviewWindowSeconds: input.reviewWindowSeconds ?? DEFAULT_REVIEW_WINDOW_SECONDS,
+      circleId,
+      title: input.title,
+      description: input.description ?? '',
+      status: input.status ?? 'open',
+      rewardAmount: input.rewardPool?.amount ?? 0,
+      rewardUnit: input.rewardPool?.unit ?? 'points',
+      leaseSeconds: input.leaseSeconds ?? DEFAULT_LEASE_SECONDS,
+      reviewWindowSeconds: input.reviewWindowSeconds ?? DEFAULT_REVIEW_WINDOW_SECONDS,
       createdBy: userId,
     });
     await recordEvent(trx, { circleId, type: 'project.created', subjectId: project.id, actorId: userId });
@@ -37,7 +61,13 @@ export async function createProject(app: FastifyInstance, userId: string, circle
   });
 }
 
-export async function listProjects(app: FastifyInstance, userId: string, circleId: string, limit: number, cursor?: string) {
+export async function listProjects(
+  app: FastifyInstance,
+  userId: string,
+  circleId: string,
+  limit: number,
+  cursor?: string,
+) {
   await requireMember(app.db, circleId, userId);
   const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.listProjects(app.db, circleId, limit, after);
@@ -51,10 +81,19 @@ export async function getProject(app: FastifyInstance, userId: string, projectId
   return toProjectView(project!, await repo.projectProgress(app.db, projectId));
 }
 
-export async function updateProject(app: FastifyInstance, userId: string, projectId: string, input: {
-  title?: string; description?: string; status?: ProjectStatus; rewardPool?: { amount: number; unit: string };
-  leaseSeconds?: number; reviewWindowSeconds?: number;
-}) {
+export async function updateProject(
+  app: FastifyInstance,
+  userId: string,
+  projectId: string,
+  input: {
+    title?: string;
+    description?: string;
+    status?: ProjectStatus;
+    rewardPool?: { amount: number; unit: string };
+    leaseSeconds?: number;
+    reviewWindowSeconds?: number;
+  },
+) {
   return app.db.transaction().execute(async (trx) => {
     const project = await repo.findProjectWithRole(trx, projectId, userId, true);
     assertRole(project?.role ?? undefined, 'project', MANAGERS);
@@ -64,12 +103,24 @@ export async function updateProject(app: FastifyInstance, userId: string, projec
       ...(input.title !== undefined && { title: input.title }),
       ...(input.description !== undefined && { description: input.description }),
       ...(input.status !== undefined && { status: input.status }),
-      ...(input.rewardPool !== undefined && { reward_amount: input.rewardPool.amount, reward_unit: input.rewardPool.unit }),
+      ...(input.rewardPool !== undefined && {
+        reward_amount: input.rewardPool.amount,
+        reward_unit: input.rewardPool.unit,
+      }),
       ...(input.leaseSeconds !== undefined && { lease_seconds: input.leaseSeconds }),
       ...(input.reviewWindowSeconds !== undefined && { review_window_seconds: input.reviewWindowSeconds }),
     });
-    const type = input.status && input.status !== current.status ? `project.${input.status === 'open' ? 'opened' : input.status}` : 'project.updated';
-    await recordEvent(trx, { circleId: current.circle_id, type, subjectId: projectId, actorId: userId, payload: { from: current.status, to: updated.status } });
+    const type =
+      input.status && input.status !== current.status
+        ? `project.${input.status === 'open' ? 'opened' : input.status}`
+        : 'project.updated';
+    await recordEvent(trx, {
+      circleId: current.circle_id,
+      type,
+      subjectId: projectId,
+      actorId: userId,
+      payload: { from: current.status, to: updated.status },
+    });
     return toProjectView(updated, await repo.projectProgress(trx, projectId));
   });
 }

@@ -3,12 +3,27 @@ import type { ClaimStatus, Database, ReviewDecision } from '../infra/database-sc
 import type { Executor } from '../infra/postgres.js';
 
 export type SubmissionRow = {
-  id: string; claim_id: string; user_id: string; revision: number; content: string; links: string[]; review_due_at: Date; created_at: Date;
+  id: string;
+  claim_id: string;
+  user_id: string;
+  revision: number;
+  content: string;
+  links: string[];
+  review_due_at: Date;
+  created_at: Date;
 };
 
-export async function insertSubmission(trx: Transaction<Database>, s: {
-  circleId: string; claimId: string; userId: string; content: string; links: string[]; reviewWindowSeconds: number;
-}): Promise<SubmissionRow> {
+export async function insertSubmission(
+  trx: Transaction<Database>,
+  s: {
+    circleId: string;
+    claimId: string;
+    userId: string;
+    content: string;
+    links: string[];
+    reviewWindowSeconds: number;
+  },
+): Promise<SubmissionRow> {
   const result = await sql<SubmissionRow>`
     INSERT INTO submissions (circle_id, claim_id, user_id, revision, content, links, review_due_at)
     VALUES (${s.circleId}::uuid, ${s.claimId}::uuid, ${s.userId}::uuid,
@@ -19,32 +34,76 @@ export async function insertSubmission(trx: Transaction<Database>, s: {
 }
 
 export async function latestSubmission(trx: Transaction<Database>, claimId: string) {
-  return trx.selectFrom('submissions').select(['id', 'claim_id', 'user_id', 'revision', 'content', 'links', 'review_due_at', 'created_at'])
-    .where('claim_id', '=', claimId).orderBy('revision', 'desc').limit(1).executeTakeFirst();
+  return trx
+    .selectFrom('submissions')
+    .select(['id', 'claim_id', 'user_id', 'revision', 'content', 'links', 'review_due_at', 'created_at'])
+    .where('claim_id', '=', claimId)
+    .orderBy('revision', 'desc')
+    .limit(1)
+    .executeTakeFirst();
 }
 
-export async function setClaimStatus(trx: Transaction<Database>, claimId: string, status: ClaimStatus, freshLeaseSeconds?: number): Promise<void> {
+export async function setClaimStatus(
+  trx: Transaction<Database>,
+  claimId: string,
+  status: ClaimStatus,
+  freshLeaseSeconds?: number,
+): Promise<void> {
   await sql`
     UPDATE claims SET status = ${status}, member_slot = NULL, updated_at = now()
       ${freshLeaseSeconds ? sql`, lease_started_at = now(), expires_at = now() + make_interval(secs => ${freshLeaseSeconds})` : sql``}
     WHERE id = ${claimId}::uuid`.execute(trx);
 }
 
-export async function insertReview(trx: Transaction<Database>, r: {
-  circleId: string; submissionId: string; claimId: string; reviewerId: string | null; decision: ReviewDecision; score: number | null; feedback: string; automatic: boolean;
-}) {
-  return trx.insertInto('reviews').values({
-    circle_id: r.circleId, submission_id: r.submissionId, claim_id: r.claimId, reviewer_id: r.reviewerId, decision: r.decision,
-    score: r.score, feedback: r.feedback, automatic: r.automatic,
-  }).returningAll().executeTakeFirstOrThrow();
+export async function insertReview(
+  trx: Transaction<Database>,
+  r: {
+    circleId: string;
+    submissionId: string;
+    claimId: string;
+    reviewerId: string | null;
+    decision: ReviewDecision;
+    score: number | null;
+    feedback: string;
+    automatic: boolean;
+  },
+) {
+  return trx
+    .insertInto('reviews')
+    .values({
+      circle_id: r.circleId,
+      submission_id: r.submissionId,
+      claim_id: r.claimId,
+      reviewer_id: r.reviewerId,
+      decision: r.decision,
+      score: r.score,
+      feedback: r.feedback,
+      automatic: r.automatic,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 export async function listSubmissions(db: Executor, claimId: string) {
-  return db.selectFrom('submissions')
+  return db
+    .selectFrom('submissions')
     .leftJoin('reviews', 'reviews.submission_id', 'submissions.id')
-    .select(['submissions.id', 'submissions.claim_id', 'submissions.revision', 'submissions.content', 'submissions.links', 'submissions.review_due_at',
-      'submissions.created_at', 'reviews.id as review_id', 'reviews.decision', 'reviews.score', 'reviews.feedback', 'reviews.reviewer_id',
-      'reviews.automatic', 'reviews.created_at as reviewed_at'])
+    .select([
+      'submissions.id',
+      'submissions.claim_id',
+      'submissions.revision',
+      'submissions.content',
+      'submissions.links',
+      'submissions.review_due_at',
+      'submissions.created_at',
+      'reviews.id as review_id',
+      'reviews.decision',
+      'reviews.score',
+      'reviews.feedback',
+      'reviews.reviewer_id',
+      'reviews.automatic',
+      'reviews.created_at as reviewed_at',
+    ])
     .where('submissions.claim_id', '=', claimId)
     .orderBy('submissions.revision')
     .execute();
@@ -64,5 +123,9 @@ export async function overdueSubmissions(db: Executor, limit: number) {
 }
 
 export async function findSubmission(db: Executor, submissionId: string) {
-  return db.selectFrom('submissions').select(['id', 'claim_id', 'review_due_at']).where('id', '=', submissionId).executeTakeFirst();
+  return db
+    .selectFrom('submissions')
+    .select(['id', 'claim_id', 'review_due_at'])
+    .where('id', '=', submissionId)
+    .executeTakeFirst();
 }

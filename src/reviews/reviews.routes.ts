@@ -8,17 +8,48 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['reviews'];
   app.addHook('onRequest', app.authenticate);
 
-  app.post('/claims/:claimId/submissions', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Submit work for my claim', params: ClaimParams, body: SubmitBody, response: { 201: Submission, ...problems(400, 401, 403, 404, 409, 422) } },
-  }, async (request, reply) => reply.code(201).send(await reviews.submitWork(app, request.user.sub, request.params.claimId, request.body)));
+  app.post(
+    '/claims/:claimId/submissions',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: 'Submit work for my claim',
+        params: ClaimParams,
+        body: SubmitBody,
+        response: { 201: Submission, ...problems(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply.code(201).send(await reviews.submitWork(app, request.user.sub, request.params.claimId, request.body)),
+  );
 
-  app.get('/claims/:claimId/submissions', {
-    schema: { tags, summary: 'Every revision of a claim\'s work and its reviews (claimant, owner, admin)', params: ClaimParams, response: { 200: SubmissionHistory, ...problems(400, 401, 403, 404) } },
-  }, async (request) => reviews.listSubmissions(app, request.user.sub, request.params.claimId));
+  app.get(
+    '/claims/:claimId/submissions',
+    {
+      schema: {
+        tags,
+        summary: "Every revision of a claim's work and its reviews (claimant, owner, admin)",
+        params: ClaimParams,
+        response: { 200: SubmissionHistory, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) => reviews.listSubmissions(app, request.user.sub, request.params.claimId),
+  );
 
-  app.post('/claims/:claimId/reviews', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Review submitted work (owner, admin; never your own)', params: ClaimParams, body: ReviewBody, response: { 201: Review, ...problems(400, 401, 403, 404, 409, 422) } },
-  }, async (request, reply) => reply.code(201).send(await reviews.reviewClaim(app, request.user.sub, request.params.claimId, request.body)));
+  app.post(
+    '/claims/:claimId/reviews',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: 'Review submitted work (owner, admin; never your own)',
+        params: ClaimParams,
+        body: ReviewBody,
+        response: { 201: Review, ...problems(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply.code(201).send(await reviews.reviewClaim(app, request.user.sub, request.params.claimId, request.body)),
+  );
 };

@@ -17,7 +17,13 @@ import * as repo from './reviews.repository.js';
 export const DEFAULT_SCORE = 100;
 
 const toSubmissionView = (s: repo.SubmissionRow) => ({
-  id: s.id, claimId: s.claim_id, revision: s.revision, content: s.content, links: s.links, reviewDueAt: s.review_due_at, createdAt: s.created_at,
+  id: s.id,
+  claimId: s.claim_id,
+  revision: s.revision,
+  content: s.content,
+  links: s.links,
+  reviewDueAt: s.review_due_at,
+  createdAt: s.created_at,
 });
 
 /**
@@ -26,29 +32,49 @@ const toSubmissionView = (s: repo.SubmissionRow) => ({
  */
 async function scheduleReviewDeadline(queues: Queues, log: FastifyBaseLogger, s: repo.SubmissionRow) {
   try {
-    await queues.add('review-deadline', { submissionId: s.id }, { jobId: `submission:${s.id}`, delay: Math.max(0, s.review_due_at.getTime() - Date.now()) });
+    await queues.add(
+      'review-deadline',
+      { submissionId: s.id },
+      { jobId: `submission:${s.id}`, delay: Math.max(0, s.review_due_at.getTime() - Date.now()) },
+    );
   } catch (err) {
     log.warn({ err, submissionId: s.id }, 'could not schedule the review deadline; the sweep will handle it');
   }
 }
 
-export async function submitWork(app: FastifyInstance, userId: string, claimId: string, input: { content: string; links?: string[] }) {
+export async function submitWork(
+  app: FastifyInstance,
+  userId: string,
+  claimId: string,
+  input: { content: string; links?: string[] },
+) {
   const submission = await app.db.transaction().execute(async (trx) => {
     const claim = await findClaimWithRole(trx, claimId, userId, true);
     assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
-    if (claim!.user_id !== userId) throw forbidden('Only the member who holds this claim can submit work for it.');
-    assertProjectEditable(claim!.project_status);
-    if (claim!.status === 'expired' || (claim!.status === 'active' && claim!.expires_at <= new Date())) {
+    if (claim?.user_id !== userId) throw forbidden('Only the member who holds this claim can submit work for it.');
+    assertProjectEditable(claim?.project_status);
+    if (claim?.status === 'expired' || (claim?.status === 'active' && claim?.expires_at <= new Date())) {
       throw conflict('claim_expired', 'The lease on this claim has run out; claim the task again.');
     }
-    if (claim!.status !== 'active') throw conflict('claim_not_active', `The claim is ${claim!.status}.`);
+    if (claim?.status !== 'active') throw conflict('claim_not_active', `The claim is ${claim?.status}.`);
     const created = await repo.insertSubmission(trx, {
-      circleId: claim!.circle_id, claimId, userId, content: input.content, links: input.links ?? [], reviewWindowSeconds: claim!.review_window_seconds,
+      circleId: claim?.circle_id,
+      claimId,
+      userId,
+      content: input.content,
+      links: input.links ?? [],
+      reviewWindowSeconds: claim?.review_window_seconds,
     });
     // A submitted claim keeps its task slot until reviewed but no longer counts against the
     // member's cap of active claims.
     await repo.setClaimStatus(trx, claimId, 'submitted');
-    await recordEvent(trx, { circleId: claim!.circle_id, type: 'submission.created', subjectId: created.id, actorId: userId, payload: { claimId, revision: created.revision } });
+    await recordEvent(trx, {
+      circleId: claim?.circle_id,
+      type: 'submission.created',
+      subjectId: created.id,
+      actorId: userId,
+      payload: { claimId, revision: created.revision },
+    });
     return created;
   });
   await scheduleReviewDeadline(app.queues, app.log, submission);
@@ -61,28 +87,68 @@ type LockedClaim = NonNullable<Awaited<ReturnType<typeof lockClaim>>>;
  * Applies a review decision to a claim already locked by the caller's transaction. Accepting writes
  * the contribution (weight x score) and completes the task when it has its required accepts.
  */
-async function applyDecision(trx: Transaction<Database>, claim: LockedClaim, submissionId: string, decision: {
-  reviewerId: string | null; decision: ReviewDecision; score: number | null; feedback: string; automatic: boolean;
-}) {
+async function applyDecision(
+  trx: Transaction<Database>,
+  claim: LockedClaim,
+  submissionId: string,
+  decision: {
+    reviewerId: string | null;
+    decision: ReviewDecision;
+    score: number | null;
+    feedback: string;
+    automatic: boolean;
+  },
+) {
   assertProjectEditable(await lockProjectShared(trx, claim.project_id));
-  const review = await repo.insertReview(trx, { circleId: claim.circle_id, submissionId, claimId: claim.id, ...decision });
+  const review = await repo.insertReview(trx, {
+    circleId: claim.circle_id,
+    submissionId,
+    claimId: claim.id,
+    ...decision,
+  });
   const events: Parameters<typeof recordEvents>[1] = [
-    { circleId: claim.circle_id, type: 'review.created', subjectId: review.id, actorId: decision.reviewerId, payload: { claimId: claim.id, decision: decision.decision, automatic: decision.automatic } },
+    {
+      circleId: claim.circle_id,
+      type: 'review.created',
+      subjectId: review.id,
+      actorId: decision.reviewerId,
+      payload: { claimId: claim.id, decision: decision.decision, automatic: decision.automatic },
+    },
   ];
   let points: number | null = null;
   if (decision.decision === 'accept') {
     await repo.setClaimStatus(trx, claim.id, 'accepted');
-    const task = await trx.selectFrom('tasks').select('weight').where('id', '=', claim.task_id).executeTakeFirstOrThrow();
+    const task = await trx
+      .selectFrom('tasks')
+      .select('weight')
+      .where('id', '=', claim.task_id)
+      .executeTakeFirstOrThrow();
     points = task.weight * (decision.score ?? DEFAULT_SCORE);
     const contribution = await insertContribution(trx, {
-      circleId: claim.circle_id, projectId: claim.project_id, userId: claim.user_id, source: 'task', taskId: claim.task_id, claimId: claim.id,
-      points, createdBy: decision.reviewerId,
+      circleId: claim.circle_id,
+      projectId: claim.project_id,
+      userId: claim.user_id,
+      source: 'task',
+      taskId: claim.task_id,
+      claimId: claim.id,
+      points,
+      createdBy: decision.reviewerId,
     });
-    events.push({ circleId: claim.circle_id, type: 'contribution.recorded', subjectId: claim.user_id, actorId: decision.reviewerId, payload: { contributionId: contribution.id, points, source: 'task' } });
+    events.push({
+      circleId: claim.circle_id,
+      type: 'contribution.recorded',
+      subjectId: claim.user_id,
+      actorId: decision.reviewerId,
+      payload: { contributionId: contribution.id, points, source: 'task' },
+    });
     await recordAcceptedWork(trx, claim.task_id, claim.circle_id);
   } else if (decision.decision === 'reject') {
     await repo.setClaimStatus(trx, claim.id, 'rejected');
-    await trx.updateTable('tasks').set((eb) => ({ live_claims: eb('live_claims', '-', 1) })).where('id', '=', claim.task_id).execute();
+    await trx
+      .updateTable('tasks')
+      .set((eb) => ({ live_claims: eb('live_claims', '-', 1) }))
+      .where('id', '=', claim.task_id)
+      .execute();
   } else {
     await repo.setClaimStatus(trx, claim.id, 'active', claim.lease_seconds);
   }
@@ -90,32 +156,55 @@ async function applyDecision(trx: Transaction<Database>, claim: LockedClaim, sub
   return { review, points };
 }
 
-export async function reviewClaim(app: FastifyInstance, userId: string, claimId: string, input: { decision: ReviewDecision; score?: number; feedback?: string }) {
+export async function reviewClaim(
+  app: FastifyInstance,
+  userId: string,
+  claimId: string,
+  input: { decision: ReviewDecision; score?: number; feedback?: string },
+) {
   const feedback = input.feedback?.trim() ?? '';
   if (input.decision !== 'accept' && !feedback) {
-    throw badRequest('feedback_required', `A ${input.decision} decision needs feedback telling the member why.`, [{ path: 'body/feedback', message: 'required for reject and revise' }]);
+    throw badRequest('feedback_required', `A ${input.decision} decision needs feedback telling the member why.`, [
+      { path: 'body/feedback', message: 'required for reject and revise' },
+    ]);
   }
   const outcome = await app.db.transaction().execute(async (trx) => {
     const claim = await findClaimWithRole(trx, claimId, userId, true);
     assertRole((claim?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
-    if (claim!.user_id === userId) throw forbidden('Nobody reviews their own work.');
-    assertProjectEditable(claim!.project_status);
-    if (claim!.status !== 'submitted') throw conflict('claim_not_submitted', `The claim is ${claim!.status}; only submitted work can be reviewed.`);
+    if (claim?.user_id === userId) throw forbidden('Nobody reviews their own work.');
+    assertProjectEditable(claim?.project_status);
+    if (claim?.status !== 'submitted')
+      throw conflict('claim_not_submitted', `The claim is ${claim?.status}; only submitted work can be reviewed.`);
     const submission = await repo.latestSubmission(trx, claimId);
-    const result = await applyDecision(trx, claim!, submission!.id, {
-      reviewerId: userId, decision: input.decision, score: input.decision === 'accept' ? (input.score ?? DEFAULT_SCORE) : (input.score ?? null),
-      feedback, automatic: false,
+    const result = await applyDecision(trx, claim!, submission?.id, {
+      reviewerId: userId,
+      decision: input.decision,
+      score: input.decision === 'accept' ? (input.score ?? DEFAULT_SCORE) : (input.score ?? null),
+      feedback,
+      automatic: false,
     });
-    return { ...result, claim: claim!, submissionId: submission!.id };
+    return { ...result, claim: claim!, submissionId: submission?.id };
   });
   if (input.decision === 'revise') {
-    const fresh = await app.db.selectFrom('claims').select(['id', 'expires_at']).where('id', '=', claimId).executeTakeFirstOrThrow();
+    const fresh = await app.db
+      .selectFrom('claims')
+      .select(['id', 'expires_at'])
+      .where('id', '=', claimId)
+      .executeTakeFirstOrThrow();
     await scheduleClaimExpiry(app.queues, app.log, fresh);
   }
   const r = outcome.review;
   return {
-    id: r.id, claimId, submissionId: outcome.submissionId, decision: r.decision, score: r.score, feedback: r.feedback, reviewerId: r.reviewer_id,
-    automatic: r.automatic, points: outcome.points, createdAt: r.created_at,
+    id: r.id,
+    claimId,
+    submissionId: outcome.submissionId,
+    decision: r.decision,
+    score: r.score,
+    feedback: r.feedback,
+    reviewerId: r.reviewer_id,
+    automatic: r.automatic,
+    points: outcome.points,
+    createdAt: r.created_at,
   };
 }
 
@@ -129,12 +218,18 @@ export async function acceptIfOverdue(db: Db, submissionId: string): Promise<boo
     const submission = await repo.findSubmission(trx, submissionId);
     if (!submission || submission.review_due_at > new Date()) return false;
     const claim = await lockClaim(trx, submission.claim_id);
-    if (!claim || claim.status !== 'submitted') return false;
+    if (claim?.status !== 'submitted') return false;
     const projectStatus = await lockProjectShared(trx, claim.project_id);
     if (projectStatus === 'settled' || projectStatus === 'cancelled') return false;
     const latest = await repo.latestSubmission(trx, claim.id);
     if (latest?.id !== submissionId) return false;
-    await applyDecision(trx, claim, submissionId, { reviewerId: null, decision: 'accept', score: DEFAULT_SCORE, feedback: 'Accepted automatically: the review window passed.', automatic: true });
+    await applyDecision(trx, claim, submissionId, {
+      reviewerId: null,
+      decision: 'accept',
+      score: DEFAULT_SCORE,
+      feedback: 'Accepted automatically: the review window passed.',
+      automatic: true,
+    });
     return true;
   });
 }
@@ -142,12 +237,29 @@ export async function acceptIfOverdue(db: Db, submissionId: string): Promise<boo
 export async function listSubmissions(app: FastifyInstance, userId: string, claimId: string) {
   const claim = await findClaimWithRole(app.db, claimId, userId);
   const role = assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
-  if (claim!.user_id !== userId && !MANAGERS.includes(role)) throw forbidden('Only the claimant and circle managers can see these submissions.');
+  if (claim?.user_id !== userId && !MANAGERS.includes(role))
+    throw forbidden('Only the claimant and circle managers can see these submissions.');
   const rows = await repo.listSubmissions(app.db, claimId);
   return {
     items: rows.map((s) => ({
-      id: s.id, claimId: s.claim_id, revision: s.revision, content: s.content, links: s.links, reviewDueAt: s.review_due_at, createdAt: s.created_at,
-      review: s.review_id ? { id: s.review_id, decision: s.decision!, score: s.score, feedback: s.feedback!, reviewerId: s.reviewer_id, automatic: s.automatic!, createdAt: s.reviewed_at! } : null,
+      id: s.id,
+      claimId: s.claim_id,
+      revision: s.revision,
+      content: s.content,
+      links: s.links,
+      reviewDueAt: s.review_due_at,
+      createdAt: s.created_at,
+      review: s.review_id
+        ? {
+            id: s.review_id,
+            decision: s.decision!,
+            score: s.score,
+            feedback: s.feedback!,
+            reviewerId: s.reviewer_id,
+            automatic: s.automatic!,
+            createdAt: s.reviewed_at!,
+          }
+        : null,
     })),
     nextCursor: null,
   };

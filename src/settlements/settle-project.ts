@@ -30,14 +30,32 @@ export async function settleProject(db: Db, settlementId: string): Promise<Settl
     const distributed = BigInt(s.pool_amount) - result.undistributed;
 
     await repo.insertPayouts(trx, s, result.payouts);
-    await bookSettlement(trx, { id: s.id, circleId: s.circle_id, projectId: s.project_id, unit: s.unit, pool: BigInt(s.pool_amount), distributed });
+    await bookSettlement(trx, {
+      id: s.id,
+      circleId: s.circle_id,
+      projectId: s.project_id,
+      unit: s.unit,
+      pool: BigInt(s.pool_amount),
+      distributed,
+    });
     const resultHash = splitResultHash(result);
     await repo.completeSettlement(trx, s.id, {
-      totalPoints: result.totalPoints, distributed, undistributed: result.undistributed, payeeCount: result.payouts.length, resultHash,
+      totalPoints: result.totalPoints,
+      distributed,
+      undistributed: result.undistributed,
+      payeeCount: result.payouts.length,
+      resultHash,
     });
     await recordEvent(trx, {
-      circleId: s.circle_id, type: 'settlement.completed', subjectId: s.id,
-      payload: { projectId: s.project_id, distributed: distributed.toString(), payees: result.payouts.length, resultHash },
+      circleId: s.circle_id,
+      type: 'settlement.completed',
+      subjectId: s.id,
+      payload: {
+        projectId: s.project_id,
+        distributed: distributed.toString(),
+        payees: result.payouts.length,
+        resultHash,
+      },
     });
     return 'completed';
   });

@@ -24,7 +24,8 @@ export async function enqueueSettlement(queues: Queues, settlementId: string): P
  */
 export const settlementProcessor: Processor<'settlements'> = async ({ settlementId }, ctx, job) => {
   // A payload no settlement can match fails for good at once instead of retrying for minutes.
-  if (typeof settlementId !== 'string' || !UUID.test(settlementId)) throw new UnrecoverableError(`invalid settlement id ${JSON.stringify(settlementId)}`);
+  if (typeof settlementId !== 'string' || !UUID.test(settlementId))
+    throw new UnrecoverableError(`invalid settlement id ${JSON.stringify(settlementId)}`);
   try {
     return { outcome: await settleProject(ctx.db, settlementId) };
   } catch (err) {
@@ -37,7 +38,13 @@ export const settlementProcessor: Processor<'settlements'> = async ({ settlement
 async function markFailed(db: Db, settlementId: string, reason: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
     const failed = await failSettlement(trx, settlementId, reason);
-    if (failed) await recordEvent(trx, { circleId: failed.circle_id, type: 'settlement.failed', subjectId: settlementId, payload: { projectId: failed.project_id, reason } });
+    if (failed)
+      await recordEvent(trx, {
+        circleId: failed.circle_id,
+        type: 'settlement.failed',
+        subjectId: settlementId,
+        payload: { projectId: failed.project_id, reason },
+      });
   });
 }
 
@@ -48,7 +55,10 @@ async function markFailed(db: Db, settlementId: string, reason: string): Promise
  * processor's own last attempt marks the settlement failed instead) would make that enqueue a
  * no-op for as long as Redis keeps it, so it is retried in place.
  */
-export async function requeueUnfinishedSettlements(ctx: { db: Db; queues: Queues; log: FastifyBaseLogger }, graceSeconds = 5): Promise<number> {
+export async function requeueUnfinishedSettlements(
+  ctx: { db: Db; queues: Queues; log: FastifyBaseLogger },
+  graceSeconds = 5,
+): Promise<number> {
   const ids = await unfinishedSettlements(ctx.db, graceSeconds, 1000);
   const queue = ctx.queues.get('settlements');
   for (const id of ids) {
@@ -56,7 +66,10 @@ export async function requeueUnfinishedSettlements(ctx: { db: Db; queues: Queues
     const state = job ? await job.getState() : undefined;
     if (job && (state === 'failed' || state === 'completed')) {
       // Refused when another sweep retried it first (it is no longer in that state): fine.
-      const retried = await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true }).then(() => true, () => false);
+      const retried = await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true }).then(
+        () => true,
+        () => false,
+      );
       if (retried) ctx.log.warn({ settlementId: id, state }, 'unfinished settlement had a finished job; retried it');
     } else {
       await enqueueSettlement(ctx.queues, id);

@@ -5,28 +5,72 @@ import type { Payout, SplitContributor } from './split.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
 
 export type SettlementRow = {
-  id: string; circle_id: string; project_id: string; status: SettlementStatus; pool_amount: number; unit: string; cutoff_id: number;
-  min_points: string | null; cap_basis_points: number | null; total_points: string | null; distributed: number | null;
-  undistributed: number | null; payee_count: number | null; result_hash: string | null; failure_reason: string | null;
-  attempts: number; requested_by: string; created_at: Date; completed_at: Date | null;
+  id: string;
+  circle_id: string;
+  project_id: string;
+  status: SettlementStatus;
+  pool_amount: number;
+  unit: string;
+  cutoff_id: number;
+  min_points: string | null;
+  cap_basis_points: number | null;
+  total_points: string | null;
+  distributed: number | null;
+  undistributed: number | null;
+  payee_count: number | null;
+  result_hash: string | null;
+  failure_reason: string | null;
+  attempts: number;
+  requested_by: string;
+  created_at: Date;
+  completed_at: Date | null;
 };
 
-export async function insertSettlement(trx: Transaction<Database>, s: {
-  circleId: string; projectId: string; poolAmount: number; unit: string; cutoffId: number; minPoints: bigint | null; capBasisPoints: number | null; requestedBy: string;
-}): Promise<SettlementRow> {
-  return trx.insertInto('settlements').values({
-    circle_id: s.circleId, project_id: s.projectId, pool_amount: s.poolAmount, unit: s.unit, cutoff_id: s.cutoffId,
-    min_points: s.minPoints === null ? null : s.minPoints.toString(), cap_basis_points: s.capBasisPoints, requested_by: s.requestedBy,
-  }).returningAll().executeTakeFirstOrThrow();
+export async function insertSettlement(
+  trx: Transaction<Database>,
+  s: {
+    circleId: string;
+    projectId: string;
+    poolAmount: number;
+    unit: string;
+    cutoffId: number;
+    minPoints: bigint | null;
+    capBasisPoints: number | null;
+    requestedBy: string;
+  },
+): Promise<SettlementRow> {
+  return trx
+    .insertInto('settlements')
+    .values({
+      circle_id: s.circleId,
+      project_id: s.projectId,
+      pool_amount: s.poolAmount,
+      unit: s.unit,
+      cutoff_id: s.cutoffId,
+      min_points: s.minPoints === null ? null : s.minPoints.toString(),
+      cap_basis_points: s.capBasisPoints,
+      requested_by: s.requestedBy,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
 }
 
 export async function findLiveSettlement(trx: Transaction<Database>, projectId: string) {
-  return trx.selectFrom('settlements').select(['id', 'status']).where('project_id', '=', projectId).where('status', '<>', 'failed').executeTakeFirst();
+  return trx
+    .selectFrom('settlements')
+    .select(['id', 'status'])
+    .where('project_id', '=', projectId)
+    .where('status', '<>', 'failed')
+    .executeTakeFirst();
 }
 
 /** The newest contribution of the project: the cutoff a settlement freezes. */
 export async function latestContributionId(trx: Executor, projectId: string): Promise<number> {
-  const row = await trx.selectFrom('contributions').select(sql<number>`coalesce(max(id), 0)::bigint`.as('id')).where('project_id', '=', projectId).executeTakeFirstOrThrow();
+  const row = await trx
+    .selectFrom('contributions')
+    .select(sql<number>`coalesce(max(id), 0)::bigint`.as('id'))
+    .where('project_id', '=', projectId)
+    .executeTakeFirstOrThrow();
   return row.id;
 }
 
@@ -35,7 +79,8 @@ export async function lockSettlement(trx: Transaction<Database>, settlementId: s
 }
 
 export async function findSettlementWithRole(db: Executor, settlementId: string, userId: string) {
-  return db.selectFrom('settlements')
+  return db
+    .selectFrom('settlements')
     .leftJoin('memberships', (j) => j.on(callerMembershipOn('settlements.circle_id', userId)))
     .selectAll('settlements')
     .select('memberships.role')
@@ -47,19 +92,31 @@ export async function findSettlementWithRole(db: Executor, settlementId: string,
  * Each contributor's total up to the cutoff, aggregated by Postgres: a million ledger rows become
  * one row per member before anything reaches Node. Totals travel as text (they may exceed 2^53).
  */
-export async function contributorTotals(db: Executor, projectId: string, cutoffId: number): Promise<SplitContributor[]> {
+export async function contributorTotals(
+  db: Executor,
+  projectId: string,
+  cutoffId: number,
+): Promise<SplitContributor[]> {
   const result = await sql<{ user_id: string; points: string; first_at: string }>`
     SELECT user_id, sum(points)::text AS points, (extract(epoch from min(created_at)) * 1000000)::bigint::text AS first_at
     FROM contributions
     WHERE project_id = ${projectId}::uuid AND id <= ${cutoffId}
     GROUP BY user_id`.execute(db);
-  return result.rows.map((r) => ({ userId: r.user_id, points: BigInt(r.points), firstContributionAt: Number(r.first_at) }));
+  return result.rows.map((r) => ({
+    userId: r.user_id,
+    points: BigInt(r.points),
+    firstContributionAt: Number(r.first_at),
+  }));
 }
 
 const PAYOUT_CHUNK = 10_000;
 
 /** Writes payouts in large set-based chunks (arrays unnested server-side), keeping their order. */
-export async function insertPayouts(trx: Transaction<Database>, settlement: { id: string; circle_id: string }, payouts: readonly Payout[]): Promise<void> {
+export async function insertPayouts(
+  trx: Transaction<Database>,
+  settlement: { id: string; circle_id: string },
+  payouts: readonly Payout[],
+): Promise<void> {
   for (let start = 0; start < payouts.length; start += PAYOUT_CHUNK) {
     const chunk = payouts.slice(start, start + PAYOUT_CHUNK);
     await sql`
@@ -72,42 +129,101 @@ export async function insertPayouts(trx: Transaction<Database>, settlement: { id
   }
 }
 
-export async function completeSettlement(trx: Transaction<Database>, settlementId: string, outcome: {
-  totalPoints: bigint; distributed: bigint; undistributed: bigint; payeeCount: number; resultHash: string;
-}): Promise<void> {
-  await trx.updateTable('settlements').set({
-    status: 'completed', total_points: outcome.totalPoints.toString(), distributed: Number(outcome.distributed), undistributed: Number(outcome.undistributed),
-    payee_count: outcome.payeeCount, result_hash: outcome.resultHash, completed_at: sql<Date>`now()`, attempts: sql<number>`attempts + 1`,
-  }).where('id', '=', settlementId).execute();
+export async function completeSettlement(
+  trx: Transaction<Database>,
+  settlementId: string,
+  outcome: {
+    totalPoints: bigint;
+    distributed: bigint;
+    undistributed: bigint;
+    payeeCount: number;
+    resultHash: string;
+  },
+): Promise<void> {
+  await trx
+    .updateTable('settlements')
+    .set({
+      status: 'completed',
+      total_points: outcome.totalPoints.toString(),
+      distributed: Number(outcome.distributed),
+      undistributed: Number(outcome.undistributed),
+      payee_count: outcome.payeeCount,
+      result_hash: outcome.resultHash,
+      completed_at: sql<Date>`now()`,
+      attempts: sql<number>`attempts + 1`,
+    })
+    .where('id', '=', settlementId)
+    .execute();
 }
 
 export async function failSettlement(db: Executor, settlementId: string, reason: string) {
-  return db.updateTable('settlements').set({ status: 'failed', failure_reason: reason.slice(0, 1000) })
-    .where('id', '=', settlementId).where('status', 'in', ['pending', 'running']).returning(['circle_id', 'project_id']).executeTakeFirst();
+  return db
+    .updateTable('settlements')
+    .set({ status: 'failed', failure_reason: reason.slice(0, 1000) })
+    .where('id', '=', settlementId)
+    .where('status', 'in', ['pending', 'running'])
+    .returning(['circle_id', 'project_id'])
+    .executeTakeFirst();
 }
 
 export async function unfinishedSettlements(db: Db, olderThanSeconds: number, limit: number): Promise<string[]> {
-  const rows = await db.selectFrom('settlements').select('id').where('status', 'in', ['pending', 'running'])
-    .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`).orderBy('created_at').limit(limit).execute();
+  const rows = await db
+    .selectFrom('settlements')
+    .select('id')
+    .where('status', 'in', ['pending', 'running'])
+    .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanSeconds})`)
+    .orderBy('created_at')
+    .limit(limit)
+    .execute();
   return rows.map((r) => r.id);
 }
 
 export async function listPayouts(db: Executor, settlementId: string) {
-  return db.selectFrom('payouts').innerJoin('users', 'users.id', 'payouts.user_id')
-    .select(['payouts.user_id', 'users.handle', 'payouts.points', 'payouts.amount', 'payouts.share_numerator', 'payouts.share_denominator', 'payouts.rounded_up', 'payouts.capped'])
-    .where('payouts.settlement_id', '=', settlementId).orderBy('payouts.rank').execute();
+  return db
+    .selectFrom('payouts')
+    .innerJoin('users', 'users.id', 'payouts.user_id')
+    .select([
+      'payouts.user_id',
+      'users.handle',
+      'payouts.points',
+      'payouts.amount',
+      'payouts.share_numerator',
+      'payouts.share_denominator',
+      'payouts.rounded_up',
+      'payouts.capped',
+    ])
+    .where('payouts.settlement_id', '=', settlementId)
+    .orderBy('payouts.rank')
+    .execute();
 }
 
 export async function findPayout(db: Executor, settlementId: string, userId: string) {
-  return db.selectFrom('payouts').select(['points', 'amount', 'share_numerator', 'share_denominator', 'rounded_up', 'capped', 'rank'])
-    .where('settlement_id', '=', settlementId).where('user_id', '=', userId).executeTakeFirst();
+  return db
+    .selectFrom('payouts')
+    .select(['points', 'amount', 'share_numerator', 'share_denominator', 'rounded_up', 'capped', 'rank'])
+    .where('settlement_id', '=', settlementId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
 }
 
 /** The ledger rows behind a member's points in a settlement, with task titles. */
 export async function memberContributions(db: Executor, projectId: string, userId: string, cutoffId: number) {
-  return db.selectFrom('contributions').leftJoin('tasks', 'tasks.id', 'contributions.task_id')
-    .select(['contributions.id', 'contributions.source', 'contributions.task_id', 'tasks.title as task_title', 'tasks.weight',
-      'contributions.points', 'contributions.reason', 'contributions.created_at'])
-    .where('contributions.project_id', '=', projectId).where('contributions.user_id', '=', userId).where('contributions.id', '<=', cutoffId)
-    .orderBy('contributions.id').execute();
+  return db
+    .selectFrom('contributions')
+    .leftJoin('tasks', 'tasks.id', 'contributions.task_id')
+    .select([
+      'contributions.id',
+      'contributions.source',
+      'contributions.task_id',
+      'tasks.title as task_title',
+      'tasks.weight',
+      'contributions.points',
+      'contributions.reason',
+      'contributions.created_at',
+    ])
+    .where('contributions.project_id', '=', projectId)
+    .where('contributions.user_id', '=', userId)
+    .where('contributions.id', '<=', cutoffId)
+    .orderBy('contributions.id')
+    .execute();
 }

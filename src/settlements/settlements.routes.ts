@@ -2,34 +2,97 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { problems } from '../http/schemas.js';
 import { ProjectParams } from '../tasks/tasks.schemas.js';
-import { Accepted, PreviewQuery, SettleBody, Settlement, SettlementParams, Statement, StatementParams } from './settlements.schemas.js';
+import {
+  Accepted,
+  PreviewQuery,
+  SettleBody,
+  Settlement,
+  SettlementParams,
+  Statement,
+  StatementParams,
+} from './settlements.schemas.js';
 import * as settlements from './settlements.service.js';
 
 export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['settlements'];
   app.addHook('onRequest', app.authenticate);
 
-  app.post('/projects/:projectId/settlements', {
-    config: { idempotent: true },
-    schema: { tags, summary: 'Settle the reward pool by contribution (owner, admin); done by workers', params: ProjectParams, body: SettleBody, response: { 202: Accepted, ...problems(400, 401, 403, 404, 409, 422) } },
-  }, async (request, reply) => reply.code(202).send(await settlements.requestSettlement(app, request.user.sub, request.params.projectId, request.body ?? {})));
+  app.post(
+    '/projects/:projectId/settlements',
+    {
+      config: { idempotent: true },
+      schema: {
+        tags,
+        summary: 'Settle the reward pool by contribution (owner, admin); done by workers',
+        params: ProjectParams,
+        body: SettleBody,
+        response: { 202: Accepted, ...problems(400, 401, 403, 404, 409, 422) },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .code(202)
+        .send(await settlements.requestSettlement(app, request.user.sub, request.params.projectId, request.body ?? {})),
+  );
 
-  app.get('/projects/:projectId/settlement-preview', {
-    schema: { tags, summary: 'What settling now would pay; writes nothing (owner, admin)', params: ProjectParams, querystring: PreviewQuery, response: { 200: Settlement, ...problems(400, 401, 403, 404) } },
-  }, async (request) => settlements.previewSettlement(app, request.user.sub, request.params.projectId, request.query));
+  app.get(
+    '/projects/:projectId/settlement-preview',
+    {
+      schema: {
+        tags,
+        summary: 'What settling now would pay; writes nothing (owner, admin)',
+        params: ProjectParams,
+        querystring: PreviewQuery,
+        response: { 200: Settlement, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) => settlements.previewSettlement(app, request.user.sub, request.params.projectId, request.query),
+  );
 
-  app.get('/settlements/:settlementId', {
-    schema: { tags, summary: 'A settlement and its payouts', params: SettlementParams, response: { 200: Settlement, ...problems(400, 401, 404) } },
-  }, async (request) => settlements.getSettlement(app, request.user.sub, request.params.settlementId));
+  app.get(
+    '/settlements/:settlementId',
+    {
+      schema: {
+        tags,
+        summary: 'A settlement and its payouts',
+        params: SettlementParams,
+        response: { 200: Settlement, ...problems(400, 401, 404) },
+      },
+    },
+    async (request) => settlements.getSettlement(app, request.user.sub, request.params.settlementId),
+  );
 
-  app.get('/settlements/:settlementId/statements/:userId', {
-    schema: { tags, summary: 'A member\'s statement: the contributions behind the points and the payout (that member; owner, admin)', params: StatementParams, response: { 200: Statement, ...problems(400, 401, 403, 404) } },
-  }, async (request) => settlements.getStatement(app, request.user.sub, request.params.settlementId, request.params.userId));
+  app.get(
+    '/settlements/:settlementId/statements/:userId',
+    {
+      schema: {
+        tags,
+        summary: "A member's statement: the contributions behind the points and the payout (that member; owner, admin)",
+        params: StatementParams,
+        response: { 200: Statement, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) =>
+      settlements.getStatement(app, request.user.sub, request.params.settlementId, request.params.userId),
+  );
 
-  app.get('/settlements/:settlementId/payouts.csv', {
-    schema: { tags, summary: 'Payouts as CSV', params: SettlementParams, produces: ['text/csv'], response: { 200: Type.String({ description: 'CSV with a header row' }), ...problems(400, 401, 404) } },
-  }, async (request, reply) => {
-    const csv = await settlements.payoutsCsv(app, request.user.sub, request.params.settlementId);
-    return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="payouts-${request.params.settlementId}.csv"`).send(csv);
-  });
+  app.get(
+    '/settlements/:settlementId/payouts.csv',
+    {
+      schema: {
+        tags,
+        summary: 'Payouts as CSV',
+        params: SettlementParams,
+        produces: ['text/csv'],
+        response: { 200: Type.String({ description: 'CSV with a header row' }), ...problems(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const csv = await settlements.payoutsCsv(app, request.user.sub, request.params.settlementId);
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="payouts-${request.params.settlementId}.csv"`)
+        .send(csv);
+    },
+  );
 };

@@ -20,8 +20,13 @@ const policyOf = (p: PolicyInput) => ({
 });
 
 const payoutView = (p: Payout, handles: Map<string, string>) => ({
-  userId: p.userId, handle: handles.get(p.userId) ?? '', points: Number(p.points), amount: Number(p.amount),
-  share: { numerator: p.share.numerator.toString(), denominator: p.share.denominator.toString() }, roundedUp: p.roundedUp, capped: p.capped,
+  userId: p.userId,
+  handle: handles.get(p.userId) ?? '',
+  points: Number(p.points),
+  amount: Number(p.amount),
+  share: { numerator: p.share.numerator.toString(), denominator: p.share.denominator.toString() },
+  roundedUp: p.roundedUp,
+  capped: p.capped,
 });
 
 /**
@@ -41,18 +46,33 @@ export async function requestSettlement(app: FastifyInstance, userId: string, pr
     // the same contributions; any other project must be open or closed.
     if (p.status !== 'settled') {
       assertProjectEditable(p.status);
-      if (p.status === 'draft') throw conflict('project_not_open', 'A draft project has nothing to settle; open it first.');
+      if (p.status === 'draft')
+        throw conflict('project_not_open', 'A draft project has nothing to settle; open it first.');
     }
     const created = await repo.insertSettlement(trx, {
-      circleId: p.circle_id, projectId, poolAmount: p.reward_amount, unit: p.reward_unit, cutoffId: await repo.latestContributionId(trx, projectId),
-      minPoints: policy.minPoints === undefined ? null : BigInt(policy.minPoints), capBasisPoints: policy.capBasisPoints ?? null, requestedBy: userId,
+      circleId: p.circle_id,
+      projectId,
+      poolAmount: p.reward_amount,
+      unit: p.reward_unit,
+      cutoffId: await repo.latestContributionId(trx, projectId),
+      minPoints: policy.minPoints === undefined ? null : BigInt(policy.minPoints),
+      capBasisPoints: policy.capBasisPoints ?? null,
+      requestedBy: userId,
     });
     await updateProject(trx, projectId, { status: 'settled' });
-    await recordEvent(trx, { circleId: p.circle_id, type: 'settlement.requested', subjectId: created.id, actorId: userId, payload: { projectId } });
+    await recordEvent(trx, {
+      circleId: p.circle_id,
+      type: 'settlement.requested',
+      subjectId: created.id,
+      actorId: userId,
+      payload: { projectId },
+    });
     return created;
   });
   // Fast path; the outbox relay delivers it anyway if Redis is unreachable right now.
-  await enqueueSettlement(app.queues, settlement.id).catch((err) => app.log.warn({ err, settlementId: settlement.id }, 'settlement left to the outbox relay'));
+  await enqueueSettlement(app.queues, settlement.id).catch((err) =>
+    app.log.warn({ err, settlementId: settlement.id }, 'settlement left to the outbox relay'),
+  );
   return { id: settlement.id, projectId, status: 'pending' as const };
 }
 
@@ -62,13 +82,31 @@ export async function previewSettlement(app: FastifyInstance, userId: string, pr
   assertRole(project?.role ?? undefined, 'project', MANAGERS);
   const p = project!;
   const cutoff = await repo.latestContributionId(app.db, projectId);
-  const result = splitPool({ pool: BigInt(p.reward_amount), contributors: await repo.contributorTotals(app.db, projectId, cutoff), policy: policyOf(policy) });
-  const handles = await handlesOf(app, result.payouts.map((x) => x.userId));
+  const result = splitPool({
+    pool: BigInt(p.reward_amount),
+    contributors: await repo.contributorTotals(app.db, projectId, cutoff),
+    policy: policyOf(policy),
+  });
+  const handles = await handlesOf(
+    app,
+    result.payouts.map((x) => x.userId),
+  );
   return {
-    id: null, projectId, circleId: p.circle_id, status: 'preview' as const, poolAmount: p.reward_amount, unit: p.reward_unit,
-    policy: { minPoints: policy.minPoints ?? null, capBasisPoints: policy.capBasisPoints ?? null }, cutoffContributionId: String(cutoff),
-    totalPoints: Number(result.totalPoints), distributed: Number(BigInt(p.reward_amount) - result.undistributed), undistributed: Number(result.undistributed),
-    resultHash: splitResultHash(result), failureReason: null, createdAt: null, completedAt: null,
+    id: null,
+    projectId,
+    circleId: p.circle_id,
+    status: 'preview' as const,
+    poolAmount: p.reward_amount,
+    unit: p.reward_unit,
+    policy: { minPoints: policy.minPoints ?? null, capBasisPoints: policy.capBasisPoints ?? null },
+    cutoffContributionId: String(cutoff),
+    totalPoints: Number(result.totalPoints),
+    distributed: Number(BigInt(p.reward_amount) - result.undistributed),
+    undistributed: Number(result.undistributed),
+    resultHash: splitResultHash(result),
+    failureReason: null,
+    createdAt: null,
+    completedAt: null,
     payouts: result.payouts.map((x) => payoutView(x, handles)),
   };
 }
@@ -88,17 +126,32 @@ async function loadForMember(app: FastifyInstance, userId: string, settlementId:
 type PayoutRow = Awaited<ReturnType<typeof repo.listPayouts>>[number];
 
 const storedPayoutView = (p: Omit<PayoutRow, 'user_id' | 'handle'>) => ({
-  points: p.points, amount: p.amount, share: { numerator: p.share_numerator, denominator: p.share_denominator }, roundedUp: p.rounded_up, capped: p.capped,
+  points: p.points,
+  amount: p.amount,
+  share: { numerator: p.share_numerator, denominator: p.share_denominator },
+  roundedUp: p.rounded_up,
+  capped: p.capped,
 });
 
 export async function getSettlement(app: FastifyInstance, userId: string, settlementId: string) {
   const { s } = await loadForMember(app, userId, settlementId);
   const payouts = s.status === 'completed' ? await repo.listPayouts(app.db, settlementId) : [];
   return {
-    id: s.id, projectId: s.project_id, circleId: s.circle_id, status: s.status, poolAmount: s.pool_amount, unit: s.unit,
-    policy: { minPoints: s.min_points === null ? null : Number(s.min_points), capBasisPoints: s.cap_basis_points }, cutoffContributionId: String(s.cutoff_id),
-    totalPoints: s.total_points === null ? null : Number(s.total_points), distributed: s.distributed, undistributed: s.undistributed,
-    resultHash: s.result_hash, failureReason: s.failure_reason, createdAt: s.created_at, completedAt: s.completed_at,
+    id: s.id,
+    projectId: s.project_id,
+    circleId: s.circle_id,
+    status: s.status,
+    poolAmount: s.pool_amount,
+    unit: s.unit,
+    policy: { minPoints: s.min_points === null ? null : Number(s.min_points), capBasisPoints: s.cap_basis_points },
+    cutoffContributionId: String(s.cutoff_id),
+    totalPoints: s.total_points === null ? null : Number(s.total_points),
+    distributed: s.distributed,
+    undistributed: s.undistributed,
+    resultHash: s.result_hash,
+    failureReason: s.failure_reason,
+    createdAt: s.created_at,
+    completedAt: s.completed_at,
     payouts: payouts.map((p) => ({ userId: p.user_id, handle: p.handle, ...storedPayoutView(p) })),
   };
 }
@@ -106,7 +159,8 @@ export async function getSettlement(app: FastifyInstance, userId: string, settle
 /** Every row behind a member's points, the payout, and the arithmetic in words. */
 export async function getStatement(app: FastifyInstance, userId: string, settlementId: string, memberId: string) {
   const { s, role } = await loadForMember(app, userId, settlementId);
-  if (memberId !== userId && !MANAGERS.includes(role)) throw forbidden('Members see their own statement; owners and admins see everyone\'s.');
+  if (memberId !== userId && !MANAGERS.includes(role))
+    throw forbidden("Members see their own statement; owners and admins see everyone's.");
   const [rows, payout, user] = await Promise.all([
     repo.memberContributions(app.db, s.project_id, memberId, s.cutoff_id),
     s.status === 'completed' ? repo.findPayout(app.db, settlementId, memberId) : undefined,
@@ -121,11 +175,24 @@ export async function getStatement(app: FastifyInstance, userId: string, settlem
     : `${payout.points} of ${total} points entitle you to ${payout.share_numerator}/${payout.share_denominator} of the pool of ${s.pool_amount} ${s.unit}` +
       `${payout.capped ? ' (held at the cap)' : ''}: ${payout.amount} ${s.unit}, ${payout.rounded_up ? 'including one remainder unit (largest remainders first)' : 'the exact share rounded down'}.`;
   return {
-    settlementId, userId: memberId, handle: user?.handle ?? '', status: s.status, poolAmount: s.pool_amount, unit: s.unit,
-    totalPoints: s.total_points === null ? null : Number(s.total_points), points: Number(points),
+    settlementId,
+    userId: memberId,
+    handle: user?.handle ?? '',
+    status: s.status,
+    poolAmount: s.pool_amount,
+    unit: s.unit,
+    totalPoints: s.total_points === null ? null : Number(s.total_points),
+    points: Number(points),
     payout: payout ? storedPayoutView(payout) : null,
     contributions: rows.map((r) => ({
-      id: String(r.id), source: r.source, taskId: r.task_id, taskTitle: r.task_title, weight: r.weight, points: r.points, reason: r.reason, createdAt: r.created_at,
+      id: String(r.id),
+      source: r.source,
+      taskId: r.task_id,
+      taskTitle: r.task_title,
+      weight: r.weight,
+      points: r.points,
+      reason: r.reason,
+      createdAt: r.created_at,
     })),
     explanation,
   };
@@ -138,7 +205,18 @@ export async function payoutsCsv(app: FastifyInstance, userId: string, settlemen
   const payouts = s.status === 'completed' ? await repo.listPayouts(app.db, settlementId) : [];
   const lines = ['user_id,handle,points,amount,share_numerator,share_denominator,rounded_up,capped'];
   for (const p of payouts) {
-    lines.push([p.user_id, csvField(p.handle), p.points, p.amount, p.share_numerator, p.share_denominator, p.rounded_up, p.capped].join(','));
+    lines.push(
+      [
+        p.user_id,
+        csvField(p.handle),
+        p.points,
+        p.amount,
+        p.share_numerator,
+        p.share_denominator,
+        p.rounded_up,
+        p.capped,
+      ].join(','),
+    );
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -121,8 +121,14 @@ export function splitPool(input: SplitInput): SplitResult {
     seen.add(c.userId);
     if (c.points <= 0n || (policy.minPoints !== null && c.points < policy.minPoints)) continue;
     rows.push({
-      userId: c.userId, points: c.points, at: c.firstContributionAt,
-      amount: 0n, remainder: 0n, share: ZERO, roundedUp: false, capped: false,
+      userId: c.userId,
+      points: c.points,
+      at: c.firstContributionAt,
+      amount: 0n,
+      remainder: 0n,
+      share: ZERO,
+      roundedUp: false,
+      capped: false,
     });
     totalPoints += c.points;
   }
@@ -218,7 +224,10 @@ function normalizePolicy(policy: SplitPolicy): SplitResult['policy'] {
   if (minPoints !== undefined && (typeof minPoints !== 'bigint' || minPoints < 0n)) {
     throw new RangeError('minPoints must be a bigint >= 0');
   }
-  if (capBasisPoints !== undefined && !(Number.isInteger(capBasisPoints) && capBasisPoints >= 0 && capBasisPoints <= 10000)) {
+  if (
+    capBasisPoints !== undefined &&
+    !(Number.isInteger(capBasisPoints) && capBasisPoints >= 0 && capBasisPoints <= 10000)
+  ) {
     throw new RangeError('capBasisPoints must be an integer in 0..10000');
   }
   return { minPoints: minPoints ?? null, capBasisPoints: capBasisPoints ?? null };
@@ -257,7 +266,11 @@ function reduce(numerator: bigint, denominator: bigint): Fraction {
 
 function toPayout(row: Row): Payout {
   return {
-    userId: row.userId, points: row.points, amount: row.amount,
-    share: row.share, roundedUp: row.roundedUp, capped: row.capped,
+    userId: row.userId,
+    points: row.points,
+    amount: row.amount,
+    share: row.share,
+    roundedUp: row.roundedUp,
+    capped: row.capped,
   };
 }

@@ -8,7 +8,11 @@ import { recordEvents } from '../events/events.repository.js';
  * unblocks the tasks that depended on anything that just became done.
  * Returns the ids of tasks that became done (leaf first, then ancestors).
  */
-export async function recordAcceptedWork(trx: Transaction<Database>, taskId: string, circleId: string): Promise<string[]> {
+export async function recordAcceptedWork(
+  trx: Transaction<Database>,
+  taskId: string,
+  circleId: string,
+): Promise<string[]> {
   const updated = await sql<{ parent_id: string | null; became_done: boolean }>`
     UPDATE tasks
     SET live_claims = live_claims - 1,
@@ -40,6 +44,9 @@ export async function recordAcceptedWork(trx: Transaction<Database>, taskId: str
     UPDATE tasks t SET blocking_deps = t.blocking_deps - x.n
     FROM (SELECT task_id, count(*)::int AS n FROM task_dependencies WHERE depends_on_id = ANY(${done}::uuid[]) GROUP BY task_id) x
     WHERE t.id = x.task_id`.execute(trx);
-  await recordEvents(trx, done.map((id) => ({ circleId, type: 'task.completed', subjectId: id })));
+  await recordEvents(
+    trx,
+    done.map((id) => ({ circleId, type: 'task.completed', subjectId: id })),
+  );
   return done;
 }

@@ -83,14 +83,19 @@ export function flattenTaskTree(roots: TaskNodeInput[], baseDepth = -1, newId: (
     }
     tasks.push(task);
     pending.push({ task, refs: node.dependsOn ?? [], path });
-    children.forEach((child, i) => visit(child, `${path}/children/${i}`, task.id, depth + 1));
+    for (const [i, child] of children.entries()) visit(child, `${path}/children/${i}`, task.id, depth + 1);
   };
 
-  const countNodes = (nodes: TaskNodeInput[]): number => nodes.reduce((n, node) => n + 1 + countNodes(node.children ?? []), 0);
+  const countNodes = (nodes: TaskNodeInput[]): number =>
+    nodes.reduce((n, node) => n + 1 + countNodes(node.children ?? []), 0);
   const total = countNodes(roots);
-  if (total > MAX_TREE_NODES) return { ok: false, errors: [{ path: 'body/tasks', message: `the tree has ${total} tasks; at most ${MAX_TREE_NODES} per request` }] };
+  if (total > MAX_TREE_NODES)
+    return {
+      ok: false,
+      errors: [{ path: 'body/tasks', message: `the tree has ${total} tasks; at most ${MAX_TREE_NODES} per request` }],
+    };
 
-  roots.forEach((root, i) => visit(root, `body/tasks/${i}`, null, baseDepth + 1));
+  for (const [i, root] of roots.entries()) visit(root, `body/tasks/${i}`, null, baseDepth + 1);
 
   for (const { task, refs, path } of pending) {
     refs.forEach((ref, i) => {
@@ -105,7 +110,11 @@ export function flattenTaskTree(roots: TaskNodeInput[], baseDepth = -1, newId: (
   }
   if (errors.length === 0) {
     const cycle = findCycle(tasks);
-    if (cycle) errors.push({ path: 'body/tasks', message: `dependency cycle: ${cycle.map((id) => titleOf(tasks, id)).join(' -> ')}` });
+    if (cycle)
+      errors.push({
+        path: 'body/tasks',
+        message: `dependency cycle: ${cycle.map((id) => titleOf(tasks, id)).join(' -> ')}`,
+      });
   }
   return errors.length ? { ok: false, errors } : { ok: true, tasks };
 }

@@ -6,27 +6,73 @@ import { callerMembershipOn } from '../circles/circles.repository.js';
 import { compiledQuery, compiledQueryShapes } from '../infra/compiled-queries.js';
 
 export const TASK_COLUMNS = [
-  'tasks.id', 'tasks.project_id', 'tasks.parent_id', 'tasks.title', 'tasks.description', 'tasks.weight', 'tasks.skills',
-  'tasks.slots', 'tasks.required_accepts', 'tasks.priority', 'tasks.status', 'tasks.is_leaf', 'tasks.blocking_deps',
-  'tasks.live_claims', 'tasks.accepted_count', 'tasks.created_at', 'tasks.seq',
+  'tasks.id',
+  'tasks.project_id',
+  'tasks.parent_id',
+  'tasks.title',
+  'tasks.description',
+  'tasks.weight',
+  'tasks.skills',
+  'tasks.slots',
+  'tasks.required_accepts',
+  'tasks.priority',
+  'tasks.status',
+  'tasks.is_leaf',
+  'tasks.blocking_deps',
+  'tasks.live_claims',
+  'tasks.accepted_count',
+  'tasks.created_at',
+  'tasks.seq',
 ] as const;
 
 export type TaskRow = {
-  id: string; project_id: string; parent_id: string | null; title: string; description: string; weight: number; skills: string[];
-  slots: number; required_accepts: number; priority: number; status: TaskStatus; is_leaf: boolean; blocking_deps: number;
-  live_claims: number; accepted_count: number; created_at: Date; seq: number;
+  id: string;
+  project_id: string;
+  parent_id: string | null;
+  title: string;
+  description: string;
+  weight: number;
+  skills: string[];
+  slots: number;
+  required_accepts: number;
+  priority: number;
+  status: TaskStatus;
+  is_leaf: boolean;
+  blocking_deps: number;
+  live_claims: number;
+  accepted_count: number;
+  created_at: Date;
+  seq: number;
 };
 
-const dependsOnIds = sql<string[]>`ARRAY(SELECT d.depends_on_id FROM task_dependencies d WHERE d.task_id = tasks.id ORDER BY d.depends_on_id)`;
+const dependsOnIds = sql<
+  string[]
+>`ARRAY(SELECT d.depends_on_id FROM task_dependencies d WHERE d.task_id = tasks.id ORDER BY d.depends_on_id)`;
 
 /**
  * Inserts a whole validated forest in three set-based statements (tasks, dependencies, events),
  * whatever its size: the rows travel as one JSON parameter rather than thousands of bind values.
  */
-export async function insertTaskForest(trx: Transaction<Database>, circleId: string, projectId: string, actorId: string, tasks: FlatTask[], existingDone: Set<string>) {
+export async function insertTaskForest(
+  trx: Transaction<Database>,
+  circleId: string,
+  projectId: string,
+  actorId: string,
+  tasks: FlatTask[],
+  existingDone: Set<string>,
+) {
   const rows = tasks.map((t) => ({
-    id: t.id, parent_id: t.parentId, title: t.title, description: t.description, weight: t.weight, skills: t.skills, slots: t.slots,
-    required_accepts: t.requiredAccepts, priority: t.priority, depth: t.depth, is_leaf: t.isLeaf,
+    id: t.id,
+    parent_id: t.parentId,
+    title: t.title,
+    description: t.description,
+    weight: t.weight,
+    skills: t.skills,
+    slots: t.slots,
+    required_accepts: t.requiredAccepts,
+    priority: t.priority,
+    depth: t.depth,
+    is_leaf: t.isLeaf,
     blocking_deps: t.dependsOnNew.length + t.dependsOnExisting.filter((id) => !existingDone.has(id)).length,
   }));
   await sql`
@@ -35,11 +81,15 @@ export async function insertTaskForest(trx: Transaction<Database>, circleId: str
     FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(id uuid, parent_id uuid, title text, description text, weight int, skills text[], slots int,
       required_accepts int, priority int, depth int, is_leaf boolean, blocking_deps int)
     ORDER BY r.depth`.execute(trx);
-  const deps = tasks.flatMap((t) => [...t.dependsOnNew, ...t.dependsOnExisting].map((d) => ({ task_id: t.id, depends_on_id: d })));
+  const deps = tasks.flatMap((t) =>
+    [...t.dependsOnNew, ...t.dependsOnExisting].map((d) => ({ task_id: t.id, depends_on_id: d })),
+  );
   if (deps.length) {
     await sql`
       INSERT INTO task_dependencies (task_id, depends_on_id)
-      SELECT d.task_id, d.depends_on_id FROM jsonb_to_recordset(${JSON.stringify(deps)}::jsonb) AS d(task_id uuid, depends_on_id uuid)`.execute(trx);
+      SELECT d.task_id, d.depends_on_id FROM jsonb_to_recordset(${JSON.stringify(deps)}::jsonb) AS d(task_id uuid, depends_on_id uuid)`.execute(
+      trx,
+    );
   }
   await sql`
     INSERT INTO events (circle_id, type, subject_id, actor_id, payload)
@@ -49,7 +99,13 @@ export async function insertTaskForest(trx: Transaction<Database>, circleId: str
 
 export async function findTasksByIds(db: Executor, ids: string[]) {
   if (ids.length === 0) return [];
-  return db.selectFrom('tasks').select(TASK_COLUMNS).select(dependsOnIds.as('depends_on')).where('id', 'in', ids).orderBy('seq').execute();
+  return db
+    .selectFrom('tasks')
+    .select(TASK_COLUMNS)
+    .select(dependsOnIds.as('depends_on'))
+    .where('id', 'in', ids)
+    .orderBy('seq')
+    .execute();
 }
 
 /**
@@ -61,24 +117,39 @@ export async function findTasksByIds(db: Executor, ids: string[]) {
  */
 export async function findProjectTaskStatuses(trx: Transaction<Database>, projectId: string, ids: string[]) {
   if (ids.length === 0) return [];
-  return trx.selectFrom('tasks').select(['id', 'status']).where('project_id', '=', projectId).where('id', 'in', ids).orderBy('id').forShare().execute();
+  return trx
+    .selectFrom('tasks')
+    .select(['id', 'status'])
+    .where('project_id', '=', projectId)
+    .where('id', 'in', ids)
+    .orderBy('id')
+    .forShare()
+    .execute();
 }
 
 export async function lockTask(trx: Transaction<Database>, taskId: string) {
-  return trx.selectFrom('tasks').select(TASK_COLUMNS).select('depth').where('id', '=', taskId).forUpdate().executeTakeFirst();
+  return trx
+    .selectFrom('tasks')
+    .select(TASK_COLUMNS)
+    .select('depth')
+    .where('id', '=', taskId)
+    .forUpdate()
+    .executeTakeFirst();
 }
 
 export async function markParent(trx: Transaction<Database>, taskId: string): Promise<void> {
   await trx.updateTable('tasks').set({ is_leaf: false }).where('id', '=', taskId).execute();
 }
 
-const taskWithRole = compiledQuery((db, a: { taskId: string; userId: string }) => db
-  .selectFrom('tasks')
-  .innerJoin('projects', 'projects.id', 'tasks.project_id')
-  .leftJoin('memberships', (j) => j.on(callerMembershipOn('tasks.circle_id', a.userId)))
-  .select(TASK_COLUMNS)
-  .select([dependsOnIds.as('depends_on'), 'tasks.circle_id', 'projects.status as project_status', 'memberships.role'])
-  .where('tasks.id', '=', a.taskId));
+const taskWithRole = compiledQuery((db, a: { taskId: string; userId: string }) =>
+  db
+    .selectFrom('tasks')
+    .innerJoin('projects', 'projects.id', 'tasks.project_id')
+    .leftJoin('memberships', (j) => j.on(callerMembershipOn('tasks.circle_id', a.userId)))
+    .select(TASK_COLUMNS)
+    .select([dependsOnIds.as('depends_on'), 'tasks.circle_id', 'projects.status as project_status', 'memberships.role'])
+    .where('tasks.id', '=', a.taskId),
+);
 
 /** A task with its circle, project status and the caller's role (null when not a member). */
 export async function findTaskWithRole(db: Executor, taskId: string, userId: string) {
@@ -92,21 +163,46 @@ export interface TaskFilters {
   parentId?: string;
 }
 
-type TaskListArgs = { projectId: string; status?: TaskStatus; skill?: string; parentId?: string; afterPriority?: number; afterSeq?: number; limit: number };
+type TaskListArgs = {
+  projectId: string;
+  status?: TaskStatus;
+  skill?: string;
+  parentId?: string;
+  afterPriority?: number;
+  afterSeq?: number;
+  limit: number;
+};
 
-const taskList = compiledQueryShapes((db, a: TaskListArgs, shape: { status: boolean; skill: boolean; parentId: boolean; claimable: boolean; after: boolean }) => {
-  let q = db.selectFrom('tasks').select(TASK_COLUMNS).select(dependsOnIds.as('depends_on')).where('project_id', '=', a.projectId);
-  if (shape.status) q = q.where('status', '=', a.status!);
-  if (shape.skill) q = q.where(sql<boolean>`skills @> ARRAY[${a.skill}]::text[]`);
-  if (shape.parentId) q = q.where('parent_id', '=', a.parentId!);
-  if (shape.claimable) {
-    q = q.where('status', '=', 'open').where('is_leaf', '=', true).where('blocking_deps', '=', 0).where(sql<boolean>`live_claims < slots`);
-    if (shape.after) q = q.where(sql<boolean>`(priority < ${a.afterPriority}::int OR (priority = ${a.afterPriority}::int AND seq > ${a.afterSeq}::bigint))`);
-    return q.orderBy('priority', 'desc').orderBy('seq').limit(a.limit);
-  }
-  if (shape.after) q = q.where('seq', '>', a.afterSeq!);
-  return q.orderBy('seq').limit(a.limit);
-});
+const taskList = compiledQueryShapes(
+  (
+    db,
+    a: TaskListArgs,
+    shape: { status: boolean; skill: boolean; parentId: boolean; claimable: boolean; after: boolean },
+  ) => {
+    let q = db
+      .selectFrom('tasks')
+      .select(TASK_COLUMNS)
+      .select(dependsOnIds.as('depends_on'))
+      .where('project_id', '=', a.projectId);
+    if (shape.status) q = q.where('status', '=', a.status!);
+    if (shape.skill) q = q.where(sql<boolean>`skills @> ARRAY[${a.skill}]::text[]`);
+    if (shape.parentId) q = q.where('parent_id', '=', a.parentId!);
+    if (shape.claimable) {
+      q = q
+        .where('status', '=', 'open')
+        .where('is_leaf', '=', true)
+        .where('blocking_deps', '=', 0)
+        .where(sql<boolean>`live_claims < slots`);
+      if (shape.after)
+        q = q.where(
+          sql<boolean>`(priority < ${a.afterPriority}::int OR (priority = ${a.afterPriority}::int AND seq > ${a.afterSeq}::bigint))`,
+        );
+      return q.orderBy('priority', 'desc').orderBy('seq').limit(a.limit);
+    }
+    if (shape.after) q = q.where('seq', '>', a.afterSeq!);
+    return q.orderBy('seq').limit(a.limit);
+  },
+);
 
 /**
  * One page of a project's tasks (one row more than the page, to tell whether another follows).
@@ -114,12 +210,29 @@ const taskList = compiledQueryShapes((db, a: TaskListArgs, shape: { status: bool
  * board is an index range scan however many tasks there are. `after` is the last row's sort key:
  * [priority, seq] on the claimable board, [seq] otherwise.
  */
-export async function listTasks(db: Executor, projectId: string, filters: TaskFilters, limit: number, after: number[] | null) {
+export async function listTasks(
+  db: Executor,
+  projectId: string,
+  filters: TaskFilters,
+  limit: number,
+  after: number[] | null,
+) {
   const claimable = !!filters.claimable;
-  const statement = taskList({ status: !!filters.status, skill: !!filters.skill, parentId: !!filters.parentId, claimable, after: !!after });
+  const statement = taskList({
+    status: !!filters.status,
+    skill: !!filters.skill,
+    parentId: !!filters.parentId,
+    claimable,
+    after: !!after,
+  });
   const result = await statement.execute(db, {
-    projectId, status: filters.status, skill: filters.skill?.toLowerCase(), parentId: filters.parentId, limit: limit + 1,
-    afterPriority: claimable ? after?.[0] : undefined, afterSeq: after?.[claimable ? 1 : 0],
+    projectId,
+    status: filters.status,
+    skill: filters.skill?.toLowerCase(),
+    parentId: filters.parentId,
+    limit: limit + 1,
+    afterPriority: claimable ? after?.[0] : undefined,
+    afterSeq: after?.[claimable ? 1 : 0],
   });
   return result.rows;
 }

@@ -14,11 +14,24 @@ type TaskWithDeps = repo.TaskRow & { depends_on: string[] };
 export function toTaskView(t: TaskWithDeps, projectStatus: ProjectStatus) {
   const blocked = t.blocking_deps > 0;
   return {
-    id: t.id, projectId: t.project_id, parentId: t.parent_id, title: t.title, description: t.description, weight: t.weight,
-    skills: t.skills, slots: t.slots, requiredAccepts: t.required_accepts, priority: t.priority, status: t.status, isLeaf: t.is_leaf,
+    id: t.id,
+    projectId: t.project_id,
+    parentId: t.parent_id,
+    title: t.title,
+    description: t.description,
+    weight: t.weight,
+    skills: t.skills,
+    slots: t.slots,
+    requiredAccepts: t.required_accepts,
+    priority: t.priority,
+    status: t.status,
+    isLeaf: t.is_leaf,
     blocked,
     claimable: projectStatus === 'open' && t.status === 'open' && t.is_leaf && !blocked && t.live_claims < t.slots,
-    liveClaims: t.live_claims, acceptedCount: t.accepted_count, dependsOn: t.depends_on, createdAt: t.created_at,
+    liveClaims: t.live_claims,
+    acceptedCount: t.accepted_count,
+    dependsOn: t.depends_on,
+    createdAt: t.created_at,
   };
 }
 
@@ -36,7 +49,10 @@ export async function addTaskForest(
   let baseDepth = -1;
   if (parentId) {
     const parent = await repo.lockTask(trx, parentId);
-    if (!parent || parent.project_id !== project.id) throw badRequest('invalid_task_tree', 'parentId must name a task of this project.', [{ path: 'body/parentId', message: 'no such task in this project' }]);
+    if (!parent || parent.project_id !== project.id)
+      throw badRequest('invalid_task_tree', 'parentId must name a task of this project.', [
+        { path: 'body/parentId', message: 'no such task in this project' },
+      ]);
     if (parent.status !== 'open') throw conflict('task_not_open', 'Sub-tasks can only be added under an open task.');
     if (parent.is_leaf && (parent.live_claims > 0 || parent.accepted_count > 0)) {
       throw conflict('task_has_claims', 'This task has been claimed; it cannot be split into sub-tasks now.');
@@ -52,7 +68,11 @@ export async function addTaskForest(
   const found = await repo.findProjectTaskStatuses(trx, project.id, existing);
   const missing = existing.filter((id) => !found.some((f) => f.id === id));
   if (missing.length) {
-    throw badRequest('invalid_task_tree', 'dependsOn names tasks that are not in this project.', missing.map((id) => ({ path: 'body/tasks', message: `task ${id} is not a task of this project` })));
+    throw badRequest(
+      'invalid_task_tree',
+      'dependsOn names tasks that are not in this project.',
+      missing.map((id) => ({ path: 'body/tasks', message: `task ${id} is not a task of this project` })),
+    );
   }
   const done = new Set(found.filter((f) => f.status === 'done').map((f) => f.id));
   await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tasks, done);
@@ -60,7 +80,12 @@ export async function addTaskForest(
   return tasks.map((t) => t.id);
 }
 
-export async function createTasks(app: FastifyInstance, userId: string, projectId: string, input: { parentId?: string; tasks: TaskNodeInput[] }) {
+export async function createTasks(
+  app: FastifyInstance,
+  userId: string,
+  projectId: string,
+  input: { parentId?: string; tasks: TaskNodeInput[] },
+) {
   return app.db.transaction().execute(async (trx) => {
     const project = await findProjectWithRole(trx, projectId, userId, true);
     assertRole(project?.role ?? undefined, 'project', MANAGERS);
@@ -71,7 +96,12 @@ export async function createTasks(app: FastifyInstance, userId: string, projectI
   });
 }
 
-export async function listTasks(app: FastifyInstance, userId: string, projectId: string, query: repo.TaskFilters & { limit?: number; cursor?: string }) {
+export async function listTasks(
+  app: FastifyInstance,
+  userId: string,
+  projectId: string,
+  query: repo.TaskFilters & { limit?: number; cursor?: string },
+) {
   const project = await findProjectWithRole(app.db, projectId, userId);
   assertRole(project?.role ?? undefined, 'project');
   const limit = query.limit ?? 50;

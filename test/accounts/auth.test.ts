@@ -7,7 +7,11 @@ import { buildTestApp, call, isProblem, registerUser } from '../helper.js';
 const PASSWORD = 'correct horse battery';
 
 /** Builds a JWT by hand, so tests can forge the tokens an attacker would send. */
-function forgeJwt(payload: Record<string, unknown>, secret: string, header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' }): string {
+function forgeJwt(
+  payload: Record<string, unknown>,
+  secret: string,
+  header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' },
+): string {
   const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const data = `${enc(header)}.${enc(payload)}`;
   const signature = header.alg === 'none' ? '' : createHmac('sha256', secret).update(data).digest('base64url');
@@ -16,14 +20,20 @@ function forgeJwt(payload: Record<string, unknown>, secret: string, header: Reco
 
 t.test('register, then login, then use the access token', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const reg = await call(app, 'POST', '/v1/auth/register', { body: { handle: 'Ann_1', password: PASSWORD, displayName: 'Ann' } });
+  const reg = await call(app, 'POST', '/v1/auth/register', {
+    body: { handle: 'Ann_1', password: PASSWORD, displayName: 'Ann' },
+  });
   t.equal(reg.status, 201);
   t.match(reg.body.user, { handle: 'Ann_1', displayName: 'Ann', skills: [] });
   t.match(reg.body.user.id, /^[0-9a-f-]{36}$/);
   t.type(reg.body.accessToken, 'string');
   t.type(reg.body.refreshToken, 'string');
 
-  const row = await db.selectFrom('users').select(['handle', 'password_hash']).where('id', '=', reg.body.user.id).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('users')
+    .select(['handle', 'password_hash'])
+    .where('id', '=', reg.body.user.id)
+    .executeTakeFirstOrThrow();
   t.equal(row.handle, 'Ann_1');
   t.match(row.password_hash, /^scrypt\$/, 'the password is stored hashed');
   t.notMatch(row.password_hash, PASSWORD);
@@ -42,12 +52,18 @@ t.test('register, then login, then use the access token', async (t) => {
 
 t.test('handles are unique regardless of case', async (t) => {
   const { app, db } = await buildTestApp(t);
-  t.equal((await call(app, 'POST', '/v1/auth/register', { body: { handle: 'Carol', password: PASSWORD } })).status, 201);
+  t.equal(
+    (await call(app, 'POST', '/v1/auth/register', { body: { handle: 'Carol', password: PASSWORD } })).status,
+    201,
+  );
   for (const handle of ['Carol', 'carol', 'CAROL']) {
     const res = await call(app, 'POST', '/v1/auth/register', { body: { handle, password: PASSWORD } });
     t.ok(isProblem(res, 409, 'handle_taken'), `${handle}: ${JSON.stringify(res.body)}`);
   }
-  const count = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const count = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   t.equal(Number(count.n), 1);
 });
 
@@ -62,7 +78,9 @@ t.test('register refuses invalid input with the path of each field', async (t) =
   t.ok(isProblem(missing, 400, 'invalid_request'));
   t.same(missing.body.errors.map((e: { path: string }) => e.path).sort(), ['body/handle', 'body/password']);
 
-  const extra = await call(app, 'POST', '/v1/auth/register', { body: { handle: 'dave', password: PASSWORD, skills: ['x'] } });
+  const extra = await call(app, 'POST', '/v1/auth/register', {
+    body: { handle: 'dave', password: PASSWORD, skills: ['x'] },
+  });
   t.ok(isProblem(extra, 400, 'invalid_request'));
   t.same(extra.body.errors, [{ path: 'body/skills', message: 'is not an allowed field' }]);
 
@@ -73,14 +91,19 @@ t.test('register refuses invalid input with the path of each field', async (t) =
 t.test('login with a wrong password or unknown handle is 401 invalid_credentials', async (t) => {
   const { app } = await buildTestApp(t);
   const user = await registerUser(app);
-  const wrong = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: 'not the password' } });
+  const wrong = await call(app, 'POST', '/v1/auth/login', {
+    body: { handle: user.handle, password: 'not the password' },
+  });
   t.ok(isProblem(wrong, 401, 'invalid_credentials'));
   const unknown = await call(app, 'POST', '/v1/auth/login', { body: { handle: 'nobody_here', password: PASSWORD } });
   t.ok(isProblem(unknown, 401, 'invalid_credentials'));
   t.equal(unknown.body.detail, wrong.body.detail, 'an unknown handle looks the same as a wrong password');
   const empty = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle } });
   t.ok(isProblem(empty, 400, 'invalid_request'));
-  t.same(empty.body.errors.map((e: { path: string }) => e.path), ['body/password']);
+  t.same(
+    empty.body.errors.map((e: { path: string }) => e.path),
+    ['body/password'],
+  );
 });
 
 t.test('refresh rotates the token; reusing an old one revokes the whole family', async (t) => {
@@ -91,7 +114,11 @@ t.test('refresh rotates the token; reusing an old one revokes the whole family',
   t.equal(first.status, 200);
   t.equal(first.body.user.id, user.id);
   t.not(first.body.refreshToken, user.refreshToken, 'a new refresh token is issued');
-  t.equal((await call(app, 'GET', '/v1/me', { token: first.body.accessToken })).status, 200, 'the new access token works');
+  t.equal(
+    (await call(app, 'GET', '/v1/me', { token: first.body.accessToken })).status,
+    200,
+    'the new access token works',
+  );
 
   const second = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: first.body.refreshToken } });
   t.equal(second.status, 200, 'the rotated token can be refreshed in turn');
@@ -103,10 +130,17 @@ t.test('refresh rotates the token; reusing an old one revokes the whole family',
   const newest = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: second.body.refreshToken } });
   t.ok(isProblem(newest, 401, 'invalid_refresh_token'), 'the newest token of the family stopped working too');
 
-  const rows = await db.selectFrom('refresh_tokens').select(['family_id', 'revoked_at']).where('user_id', '=', user.id).execute();
+  const rows = await db
+    .selectFrom('refresh_tokens')
+    .select(['family_id', 'revoked_at'])
+    .where('user_id', '=', user.id)
+    .execute();
   t.equal(rows.length, 3);
   t.equal(new Set(rows.map((r) => r.family_id)).size, 1, 'all three belong to one family');
-  t.ok(rows.every((r) => r.revoked_at !== null), 'every token of the family is revoked');
+  t.ok(
+    rows.every((r) => r.revoked_at !== null),
+    'every token of the family is revoked',
+  );
 
   // Another login starts a separate family that the revocation did not touch.
   const login = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: PASSWORD } });
@@ -120,7 +154,11 @@ t.test('unknown and expired refresh tokens are 401 invalid_refresh_token', async
   const unknown = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: 'not-a-token-we-issued' } });
   t.ok(isProblem(unknown, 401, 'invalid_refresh_token'));
 
-  await db.updateTable('refresh_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('user_id', '=', user.id).execute();
+  await db
+    .updateTable('refresh_tokens')
+    .set({ expires_at: new Date(Date.now() - 1000) })
+    .where('user_id', '=', user.id)
+    .execute();
   const expired = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } });
   t.ok(isProblem(expired, 401, 'invalid_refresh_token'));
 
@@ -128,19 +166,22 @@ t.test('unknown and expired refresh tokens are 401 invalid_refresh_token', async
   t.ok(isProblem(missing, 400, 'invalid_request'));
 });
 
-t.test('a token accepted while valid is refused once it expires (verified tokens are remembered only until their exp)', async (t) => {
-  const { app, config } = await buildTestApp(t);
-  const user = await registerUser(app);
-  const { secret, issuer, audience } = config.jwt;
-  const now = Math.floor(Date.now() / 1000);
-  const token = forgeJwt({ sub: user.id, iss: issuer, aud: audience, iat: now, exp: now + 2 }, secret);
+t.test(
+  'a token accepted while valid is refused once it expires (verified tokens are remembered only until their exp)',
+  async (t) => {
+    const { app, config } = await buildTestApp(t);
+    const user = await registerUser(app);
+    const { secret, issuer, audience } = config.jwt;
+    const now = Math.floor(Date.now() / 1000);
+    const token = forgeJwt({ sub: user.id, iss: issuer, aud: audience, iat: now, exp: now + 2 }, secret);
 
-  t.equal((await call(app, 'GET', '/v1/me', { token })).status, 200);
-  t.equal((await call(app, 'GET', '/v1/me', { token })).status, 200, 'accepted again while valid');
-  await new Promise((resolve) => setTimeout(resolve, (now + 2) * 1000 - Date.now() + 50));
-  const late = await call(app, 'GET', '/v1/me', { token });
-  t.ok(isProblem(late, 401, 'token_expired'), JSON.stringify(late.body));
-});
+    t.equal((await call(app, 'GET', '/v1/me', { token })).status, 200);
+    t.equal((await call(app, 'GET', '/v1/me', { token })).status, 200, 'accepted again while valid');
+    await new Promise((resolve) => setTimeout(resolve, (now + 2) * 1000 - Date.now() + 50));
+    const late = await call(app, 'GET', '/v1/me', { token });
+    t.ok(isProblem(late, 401, 'token_expired'), JSON.stringify(late.body));
+  },
+);
 
 t.test('access tokens: every forged, stale or malformed token is refused', async (t) => {
   const { app, config } = await buildTestApp(t);
@@ -155,23 +196,33 @@ t.test('access tokens: every forged, stale or malformed token is refused', async
   const anonymous = await call(app, 'GET', '/v1/me');
   t.ok(isProblem(anonymous, 401, 'missing_token'));
 
-  const expired = await call(app, 'GET', '/v1/me', { token: forgeJwt({ ...good, iat: now - 1200, exp: now - 600 }, secret) });
+  const expired = await call(app, 'GET', '/v1/me', {
+    token: forgeJwt({ ...good, iat: now - 1200, exp: now - 600 }, secret),
+  });
   t.ok(isProblem(expired, 401, 'token_expired'), JSON.stringify(expired.body));
 
   const cases: [string, string][] = [
     ['signed with another secret', forgeJwt(good, 'another-secret-that-is-also-long-enough-0123456789')],
     ['alg none', forgeJwt(good, secret, { alg: 'none', typ: 'JWT' })],
-    ['alg HS512 with the right secret', (() => {
-      const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-      const data = `${enc({ alg: 'HS512', typ: 'JWT' })}.${enc(good)}`;
-      return `${data}.${createHmac('sha512', secret).update(data).digest('base64url')}`;
-    })()],
-    ['tampered payload', (() => {
-      const [h, , s] = user.token.split('.');
-      const claims = JSON.parse(Buffer.from(user.token.split('.')[1]!, 'base64url').toString());
-      const other = Buffer.from(JSON.stringify({ ...claims, sub: '00000000-0000-4000-8000-000000000000' })).toString('base64url');
-      return `${h}.${other}.${s}`;
-    })()],
+    [
+      'alg HS512 with the right secret',
+      (() => {
+        const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+        const data = `${enc({ alg: 'HS512', typ: 'JWT' })}.${enc(good)}`;
+        return `${data}.${createHmac('sha512', secret).update(data).digest('base64url')}`;
+      })(),
+    ],
+    [
+      'tampered payload',
+      (() => {
+        const [h, , s] = user.token.split('.');
+        const claims = JSON.parse(Buffer.from(user.token.split('.')[1]!, 'base64url').toString());
+        const other = Buffer.from(JSON.stringify({ ...claims, sub: '00000000-0000-4000-8000-000000000000' })).toString(
+          'base64url',
+        );
+        return `${h}.${other}.${s}`;
+      })(),
+    ],
     ['wrong aud', forgeJwt({ ...good, aud: 'some-other-api' }, secret)],
     ['wrong iss', forgeJwt({ ...good, iss: 'someone-else' }, secret)],
     ['no aud', forgeJwt({ sub: user.id, iss: issuer, iat: now, exp: now + 600 }, secret)],
@@ -186,11 +237,16 @@ t.test('access tokens: every forged, stale or malformed token is refused', async
     t.ok(isProblem(res, 401, 'invalid_token'), `${name}: ${res.status} ${JSON.stringify(res.body)}`);
   }
 
-  const basic = await call(app, 'GET', '/v1/me', { headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` } });
+  const basic = await call(app, 'GET', '/v1/me', {
+    headers: { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` },
+  });
   t.ok(isProblem(basic, 401, 'invalid_token'), 'a non-bearer scheme is refused');
   for (const authorization of ['Bearer', 'Bearer ', `Bearer ${user.token} extra`, `Bearer  ${user.token}`]) {
     const res = await call(app, 'GET', '/v1/me', { headers: { authorization } });
-    t.ok(isProblem(res, 401, 'invalid_token'), `malformed header ${JSON.stringify(authorization.replace(user.token, '<token>'))}`);
+    t.ok(
+      isProblem(res, 401, 'invalid_token'),
+      `malformed header ${JSON.stringify(authorization.replace(user.token, '<token>'))}`,
+    );
   }
   const lower = await call(app, 'GET', '/v1/me', { headers: { authorization: `bearer ${user.token}` } });
   t.equal(lower.status, 200, 'the scheme is case-insensitive');

@@ -25,12 +25,19 @@ t.test('PATCH /v1/me updates the display name and normalizes skills', async (t) 
   const { app, db } = await buildTestApp(t);
   const user = await registerUser(app);
 
-  const res = await call(app, 'PATCH', '/v1/me', { token: user.token, body: { displayName: 'Ann Lee', skills: ['Writing', 'writing ', 'C#', 'design'] } });
+  const res = await call(app, 'PATCH', '/v1/me', {
+    token: user.token,
+    body: { displayName: 'Ann Lee', skills: ['Writing', 'writing ', 'C#', 'design'] },
+  });
   t.equal(res.status, 200);
   t.equal(res.body.displayName, 'Ann Lee');
   t.same(res.body.skills, ['writing', 'c#', 'design'], 'lower-cased, trimmed, once each, in order');
 
-  const row = await db.selectFrom('users').select(['display_name', 'skills']).where('id', '=', user.id).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('users')
+    .select(['display_name', 'skills'])
+    .where('id', '=', user.id)
+    .executeTakeFirstOrThrow();
   t.same(row, { display_name: 'Ann Lee', skills: ['writing', 'c#', 'design'] });
 
   const onlySkills = await call(app, 'PATCH', '/v1/me', { token: user.token, body: { skills: [] } });
@@ -64,8 +71,15 @@ t.test('PATCH /v1/me refuses bad input and protected fields', async (t) => {
   for (const [name, body, path] of cases) {
     const res = await call(app, 'PATCH', '/v1/me', { token: user.token, body });
     t.ok(isProblem(res, 400, 'invalid_request'), name);
-    t.ok(res.body.errors.some((e: { path: string }) => e.path === path), `${name}: ${JSON.stringify(res.body.errors)}`);
+    t.ok(
+      res.body.errors.some((e: { path: string }) => e.path === path),
+      `${name}: ${JSON.stringify(res.body.errors)}`,
+    );
   }
-  const row = await db.selectFrom('users').select(['handle', 'display_name', 'skills']).where('id', '=', user.id).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('users')
+    .select(['handle', 'display_name', 'skills'])
+    .where('id', '=', user.id)
+    .executeTakeFirstOrThrow();
   t.same(row, { handle: user.handle, display_name: user.handle, skills: [] }, 'nothing changed');
 });

@@ -10,17 +10,33 @@ t.test('POST /v1/circles creates a circle owned by the caller, with its event', 
   const anon = await call(app, 'POST', '/v1/circles', { body: { name: 'Readers', joinPolicy: 'open' } });
   t.ok(isProblem(anon, 401, 'missing_token'));
 
-  const res = await call(app, 'POST', '/v1/circles', { token: owner.token, body: { name: 'Readers', description: 'We read', joinPolicy: 'invite' } });
+  const res = await call(app, 'POST', '/v1/circles', {
+    token: owner.token,
+    body: { name: 'Readers', description: 'We read', joinPolicy: 'invite' },
+  });
   t.equal(res.status, 201);
-  t.match(res.body, { name: 'Readers', description: 'We read', joinPolicy: 'invite', ownerId: owner.id, role: 'owner' });
+  t.match(res.body, {
+    name: 'Readers',
+    description: 'We read',
+    joinPolicy: 'invite',
+    ownerId: owner.id,
+    role: 'owner',
+  });
   t.same(Object.keys(res.body).sort(), ['createdAt', 'description', 'id', 'joinPolicy', 'name', 'ownerId', 'role']);
 
-  const members = await db.selectFrom('memberships').select(['user_id', 'role', 'left_at']).where('circle_id', '=', res.body.id).execute();
+  const members = await db
+    .selectFrom('memberships')
+    .select(['user_id', 'role', 'left_at'])
+    .where('circle_id', '=', res.body.id)
+    .execute();
   t.same(members, [{ user_id: owner.id, role: 'owner', left_at: null }]);
   const events = await db.selectFrom('events').select(['type', 'circle_id', 'subject_id', 'actor_id']).execute();
   t.same(events, [{ type: 'circle.created', circle_id: res.body.id, subject_id: res.body.id, actor_id: owner.id }]);
 
-  const noDescription = await call(app, 'POST', '/v1/circles', { token: owner.token, body: { name: 'Bare', joinPolicy: 'open' } });
+  const noDescription = await call(app, 'POST', '/v1/circles', {
+    token: owner.token,
+    body: { name: 'Bare', joinPolicy: 'open' },
+  });
   t.equal(noDescription.body.description, '');
 });
 
@@ -38,12 +54,15 @@ t.test('POST /v1/circles refuses invalid bodies and creates nothing', async (t) 
   for (const [name, body, path] of cases) {
     const res = await call(app, 'POST', '/v1/circles', { token: owner.token, body });
     t.ok(isProblem(res, 400, 'invalid_request'), name);
-    t.ok(res.body.errors?.some((e: { path: string }) => e.path === path), `${name}: ${JSON.stringify(res.body.errors)}`);
+    t.ok(
+      res.body.errors?.some((e: { path: string }) => e.path === path),
+      `${name}: ${JSON.stringify(res.body.errors)}`,
+    );
   }
   t.equal((await db.selectFrom('circles').select('id').execute()).length, 0);
 });
 
-t.test('GET /v1/circles lists only the caller\'s circles, with their role, page by page', async (t) => {
+t.test("GET /v1/circles lists only the caller's circles, with their role, page by page", async (t) => {
   const { app } = await buildTestApp(t);
   const owner = await registerUser(app, 'owner');
   const other = await registerUser(app, 'other');
@@ -55,7 +74,10 @@ t.test('GET /v1/circles lists only the caller\'s circles, with their role, page 
   const theirs = await createCircle(app, other);
   // The owner of `theirs` adds our owner as a plain member.
   const invite = await call(app, 'POST', `/v1/circles/${theirs.id}/invites`, { token: other.token, body: {} });
-  await call(app, 'POST', `/v1/circles/${theirs.id}/members`, { token: owner.token, body: { inviteCode: invite.body.code } });
+  await call(app, 'POST', `/v1/circles/${theirs.id}/members`, {
+    token: owner.token,
+    body: { inviteCode: invite.body.code },
+  });
   await createCircle(app, other);
 
   const seen: { id: string; role: string }[] = [];
@@ -71,8 +93,15 @@ t.test('GET /v1/circles lists only the caller\'s circles, with their role, page 
     pages++;
   } while (cursor && pages < 10);
   t.equal(pages, 3, '6 circles in pages of 2');
-  t.same(seen.map((c) => c.id), [...mine, theirs.id], 'oldest membership first, no duplicates or gaps');
-  t.same(seen.map((c) => c.role), ['owner', 'owner', 'owner', 'owner', 'owner', 'member']);
+  t.same(
+    seen.map((c) => c.id),
+    [...mine, theirs.id],
+    'oldest membership first, no duplicates or gaps',
+  );
+  t.same(
+    seen.map((c) => c.role),
+    ['owner', 'owner', 'owner', 'owner', 'owner', 'member'],
+  );
 
   const all = await call(app, 'GET', '/v1/circles', { token: owner.token });
   t.equal(all.body.items.length, 6);

@@ -34,7 +34,12 @@ t.test('POST /invites: owner and admin 201, member 403, outsider 404, anonymous 
   const noBody = await call(app, 'POST', url, { token: owner.token });
   t.equal(noBody.status, 201, 'the body is optional');
 
-  const rows = await db.selectFrom('invites').select(['code', 'created_by', 'max_uses', 'uses']).where('circle_id', '=', circle.id).orderBy('created_at').execute();
+  const rows = await db
+    .selectFrom('invites')
+    .select(['code', 'created_by', 'max_uses', 'uses'])
+    .where('circle_id', '=', circle.id)
+    .orderBy('created_at')
+    .execute();
   // addMember created two invites before these three.
   t.equal(rows.length, 5);
   t.match(rows[3], { code: byAdmin.body.code, created_by: admin.id, max_uses: 2, uses: 0 });
@@ -82,28 +87,53 @@ t.test('joining: open circles need no code; invite circles need a valid one', as
   const noCode = await call(app, 'POST', `/v1/circles/${closed.id}/members`, { token: user.token, body: {} });
   t.ok(isProblem(noCode, 404, 'circle_not_found'), 'an invite-only circle stays hidden without a code');
 
-  const badCode = await call(app, 'POST', `/v1/circles/${closed.id}/members`, { token: user.token, body: { inviteCode: 'nope' } });
+  const badCode = await call(app, 'POST', `/v1/circles/${closed.id}/members`, {
+    token: user.token,
+    body: { inviteCode: 'nope' },
+  });
   t.ok(isProblem(badCode, 404, 'invite_not_found'));
 
   // A real code, but for another circle.
   const otherInvite = await call(app, 'POST', `/v1/circles/${other.id}/invites`, { token: owner.token, body: {} });
-  const wrongCircle = await call(app, 'POST', `/v1/circles/${closed.id}/members`, { token: user.token, body: { inviteCode: otherInvite.body.code } });
+  const wrongCircle = await call(app, 'POST', `/v1/circles/${closed.id}/members`, {
+    token: user.token,
+    body: { inviteCode: otherInvite.body.code },
+  });
   t.ok(isProblem(wrongCircle, 404, 'invite_not_found'));
 
-  const missing = await call(app, 'POST', '/v1/circles/00000000-0000-4000-8000-000000000000/members', { token: user.token, body: {} });
+  const missing = await call(app, 'POST', '/v1/circles/00000000-0000-4000-8000-000000000000/members', {
+    token: user.token,
+    body: {},
+  });
   t.ok(isProblem(missing, 404, 'circle_not_found'));
 
   const invite = await call(app, 'POST', `/v1/circles/${closed.id}/invites`, { token: owner.token, body: {} });
-  const withCode = await call(app, 'POST', `/v1/circles/${closed.id}/members`, { token: user.token, body: { inviteCode: invite.body.code } });
+  const withCode = await call(app, 'POST', `/v1/circles/${closed.id}/members`, {
+    token: user.token,
+    body: { inviteCode: invite.body.code },
+  });
   t.equal(withCode.status, 201);
   t.equal(withCode.body.role, 'member');
 
-  const events = await db.selectFrom('events').select(['circle_id', 'subject_id', 'actor_id']).where('type', '=', 'member.joined').orderBy('id').execute();
-  t.same(events, [
-    { circle_id: open.id, subject_id: user.id, actor_id: user.id },
-    { circle_id: closed.id, subject_id: user.id, actor_id: user.id },
-  ], 'one member.joined event per successful join, none for failures');
-  const uses = await db.selectFrom('invites').select('uses').where('code', '=', invite.body.code).executeTakeFirstOrThrow();
+  const events = await db
+    .selectFrom('events')
+    .select(['circle_id', 'subject_id', 'actor_id'])
+    .where('type', '=', 'member.joined')
+    .orderBy('id')
+    .execute();
+  t.same(
+    events,
+    [
+      { circle_id: open.id, subject_id: user.id, actor_id: user.id },
+      { circle_id: closed.id, subject_id: user.id, actor_id: user.id },
+    ],
+    'one member.joined event per successful join, none for failures',
+  );
+  const uses = await db
+    .selectFrom('invites')
+    .select('uses')
+    .where('code', '=', invite.body.code)
+    .executeTakeFirstOrThrow();
   t.equal(uses.uses, 1);
 });
 
@@ -113,7 +143,10 @@ t.test('invite limits: maxUses runs out, expiry ends it, failed joins spend noth
   const circle = await createCircle(app, owner, 'invite');
   const url = `/v1/circles/${circle.id}/members`;
 
-  const limited = await call(app, 'POST', `/v1/circles/${circle.id}/invites`, { token: owner.token, body: { maxUses: 2 } });
+  const limited = await call(app, 'POST', `/v1/circles/${circle.id}/invites`, {
+    token: owner.token,
+    body: { maxUses: 2 },
+  });
   const a = await registerUser(app, 'a');
   const b = await registerUser(app, 'b');
   const c = await registerUser(app, 'c');
@@ -124,15 +157,31 @@ t.test('invite limits: maxUses runs out, expiry ends it, failed joins spend noth
   t.equal((await call(app, 'POST', url, { token: b.token, body: { inviteCode: limited.body.code } })).status, 201);
   const usedUp = await call(app, 'POST', url, { token: c.token, body: { inviteCode: limited.body.code } });
   t.ok(isProblem(usedUp, 409, 'invite_used_up'));
-  const row = await db.selectFrom('invites').select(['uses', 'max_uses']).where('code', '=', limited.body.code).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('invites')
+    .select(['uses', 'max_uses'])
+    .where('code', '=', limited.body.code)
+    .executeTakeFirstOrThrow();
   t.same(row, { uses: 2, max_uses: 2 });
 
-  const expiring = await call(app, 'POST', `/v1/circles/${circle.id}/invites`, { token: owner.token, body: { expiresInSeconds: 60 } });
-  await db.updateTable('invites').set({ expires_at: new Date(Date.now() - 1000) }).where('code', '=', expiring.body.code).execute();
+  const expiring = await call(app, 'POST', `/v1/circles/${circle.id}/invites`, {
+    token: owner.token,
+    body: { expiresInSeconds: 60 },
+  });
+  await db
+    .updateTable('invites')
+    .set({ expires_at: new Date(Date.now() - 1000) })
+    .where('code', '=', expiring.body.code)
+    .execute();
   const expired = await call(app, 'POST', url, { token: c.token, body: { inviteCode: expiring.body.code } });
   t.ok(isProblem(expired, 409, 'invite_expired'));
 
-  const member = await db.selectFrom('memberships').select('user_id').where('circle_id', '=', circle.id).where('user_id', '=', c.id).executeTakeFirst();
+  const member = await db
+    .selectFrom('memberships')
+    .select('user_id')
+    .where('circle_id', '=', circle.id)
+    .where('user_id', '=', c.id)
+    .executeTakeFirst();
   t.equal(member, undefined, 'c never became a member');
 });
 
@@ -140,13 +189,24 @@ t.test('a single-use invite admits exactly one of two concurrent joiners', async
   const { app, db } = await buildTestApp(t);
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner, 'invite');
-  const invite = await call(app, 'POST', `/v1/circles/${circle.id}/invites`, { token: owner.token, body: { maxUses: 1 } });
+  const invite = await call(app, 'POST', `/v1/circles/${circle.id}/invites`, {
+    token: owner.token,
+    body: { maxUses: 1 },
+  });
   const [a, b] = [await registerUser(app, 'a'), await registerUser(app, 'b')];
-  const results = await Promise.all([a, b].map((u) =>
-    call(app, 'POST', `/v1/circles/${circle.id}/members`, { token: u.token, body: { inviteCode: invite.body.code } })));
+  const results = await Promise.all(
+    [a, b].map((u) =>
+      call(app, 'POST', `/v1/circles/${circle.id}/members`, { token: u.token, body: { inviteCode: invite.body.code } }),
+    ),
+  );
   t.same(results.map((r) => r.status).sort(), [201, 409]);
   t.ok(results.some((r) => isProblem(r, 409, 'invite_used_up')));
-  const members = await db.selectFrom('memberships').select('user_id').where('circle_id', '=', circle.id).where('role', '=', 'member').execute();
+  const members = await db
+    .selectFrom('memberships')
+    .select('user_id')
+    .where('circle_id', '=', circle.id)
+    .where('role', '=', 'member')
+    .execute();
   t.equal(members.length, 1);
 });
 
@@ -157,8 +217,14 @@ t.test('a member who left can join again', async (t) => {
   const user = await registerUser(app, 'user');
   const first = await call(app, 'POST', `/v1/circles/${circle.id}/members`, { token: user.token, body: {} });
   t.equal(first.status, 201);
-  t.equal((await call(app, 'DELETE', `/v1/circles/${circle.id}/members/${user.id}`, { token: user.token })).status, 204);
-  t.ok(isProblem(await call(app, 'GET', `/v1/circles/${circle.id}`, { token: user.token }), 404, 'circle_not_found'), 'gone after leaving');
+  t.equal(
+    (await call(app, 'DELETE', `/v1/circles/${circle.id}/members/${user.id}`, { token: user.token })).status,
+    204,
+  );
+  t.ok(
+    isProblem(await call(app, 'GET', `/v1/circles/${circle.id}`, { token: user.token }), 404, 'circle_not_found'),
+    'gone after leaving',
+  );
 
   const back = await call(app, 'POST', `/v1/circles/${circle.id}/members`, { token: user.token, body: {} });
   t.equal(back.status, 201);
@@ -166,8 +232,16 @@ t.test('a member who left can join again', async (t) => {
   t.ok(Date.parse(back.body.joinedAt) >= Date.parse(first.body.joinedAt), 'joinedAt is the new join');
   t.equal((await call(app, 'GET', `/v1/circles/${circle.id}`, { token: user.token })).status, 200);
 
-  const rows = await db.selectFrom('memberships').select(['role', 'left_at']).where('circle_id', '=', circle.id).where('user_id', '=', user.id).execute();
+  const rows = await db
+    .selectFrom('memberships')
+    .select(['role', 'left_at'])
+    .where('circle_id', '=', circle.id)
+    .where('user_id', '=', user.id)
+    .execute();
   t.same(rows, [{ role: 'member', left_at: null }], 'one membership row, active again');
   const types = await db.selectFrom('events').select('type').where('circle_id', '=', circle.id).orderBy('id').execute();
-  t.same(types.map((e) => e.type), ['circle.created', 'member.joined', 'member.left', 'member.joined']);
+  t.same(
+    types.map((e) => e.type),
+    ['circle.created', 'member.joined', 'member.left', 'member.joined'],
+  );
 });

@@ -16,7 +16,13 @@ t.test('GET /members: members see the list, outsiders 404, anonymous 401', async
   for (const user of [owner, member]) {
     const res = await call(app, 'GET', url, { token: user.token });
     t.equal(res.status, 200);
-    t.same(res.body.items.map((m: { userId: string; role: string }) => [m.userId, m.role]), [[owner.id, 'owner'], [member.id, 'member']]);
+    t.same(
+      res.body.items.map((m: { userId: string; role: string }) => [m.userId, m.role]),
+      [
+        [owner.id, 'owner'],
+        [member.id, 'member'],
+      ],
+    );
     t.equal(res.body.nextCursor, null);
   }
 });
@@ -28,13 +34,23 @@ t.test('GET /members pages through ties in joinedAt without duplicates or gaps',
   const ids = [owner.id];
   for (let i = 0; i < 6; i++) ids.push((await addMember(app, owner, circle.id)).id);
   // Several members joining in the same microsecond is the hard case for a keyset cursor.
-  await db.updateTable('memberships').set({ joined_at: new Date('2026-01-01T00:00:00.123Z') }).where('circle_id', '=', circle.id).where('role', '=', 'member').execute();
+  await db
+    .updateTable('memberships')
+    .set({ joined_at: new Date('2026-01-01T00:00:00.123Z') })
+    .where('circle_id', '=', circle.id)
+    .where('role', '=', 'member')
+    .execute();
 
   const seen: string[] = [];
   let cursor: string | null = null;
   let pages = 0;
   do {
-    const page: Reply = await call(app, 'GET', `/v1/circles/${circle.id}/members?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: owner.token });
+    const page: Reply = await call(
+      app,
+      'GET',
+      `/v1/circles/${circle.id}/members?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      { token: owner.token },
+    );
     t.equal(page.status, 200);
     seen.push(...page.body.items.map((m: { userId: string }) => m.userId));
     cursor = page.body.nextCursor;
@@ -47,7 +63,12 @@ t.test('GET /members pages through ties in joinedAt without duplicates or gaps',
   const tied = ids.slice(1).sort();
   t.same(seen.slice(0, 6), tied, 'the tied members come in user id order, before the owner who joined later');
 
-  const forged = await call(app, 'GET', `/v1/circles/${circle.id}/members?cursor=${Buffer.from('["x",1]').toString('base64url')}`, { token: owner.token });
+  const forged = await call(
+    app,
+    'GET',
+    `/v1/circles/${circle.id}/members?cursor=${Buffer.from('["x",1]').toString('base64url')}`,
+    { token: owner.token },
+  );
   t.ok(isProblem(forged, 400, 'invalid_cursor'));
 });
 
@@ -61,12 +82,32 @@ t.test('PATCH /members/:userId: only the owner changes roles', async (t) => {
   const url = `/v1/circles/${circle.id}/members/${member.id}`;
 
   t.ok(isProblem(await call(app, 'PATCH', url, { body: { role: 'admin' } }), 401, 'missing_token'));
-  t.ok(isProblem(await call(app, 'PATCH', url, { token: outsider.token, body: { role: 'admin' } }), 404, 'circle_not_found'));
+  t.ok(
+    isProblem(
+      await call(app, 'PATCH', url, { token: outsider.token, body: { role: 'admin' } }),
+      404,
+      'circle_not_found',
+    ),
+  );
   t.ok(isProblem(await call(app, 'PATCH', url, { token: member.token, body: { role: 'admin' } }), 403, 'forbidden'));
-  t.ok(isProblem(await call(app, 'PATCH', url, { token: admin.token, body: { role: 'admin' } }), 403, 'forbidden'), 'admins cannot change roles');
-  t.ok(isProblem(await call(app, 'PATCH', url, { token: owner.token, body: { role: 'boss' } }), 400, 'invalid_request'));
+  t.ok(
+    isProblem(await call(app, 'PATCH', url, { token: admin.token, body: { role: 'admin' } }), 403, 'forbidden'),
+    'admins cannot change roles',
+  );
+  t.ok(
+    isProblem(await call(app, 'PATCH', url, { token: owner.token, body: { role: 'boss' } }), 400, 'invalid_request'),
+  );
   t.ok(isProblem(await call(app, 'PATCH', url, { token: owner.token, body: {} }), 400, 'invalid_request'));
-  t.ok(isProblem(await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${outsider.id}`, { token: owner.token, body: { role: 'admin' } }), 404, 'member_not_found'));
+  t.ok(
+    isProblem(
+      await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${outsider.id}`, {
+        token: owner.token,
+        body: { role: 'admin' },
+      }),
+      404,
+      'member_not_found',
+    ),
+  );
 
   const promoted = await call(app, 'PATCH', url, { token: owner.token, body: { role: 'admin' } });
   t.equal(promoted.status, 200);
@@ -76,11 +117,21 @@ t.test('PATCH /members/:userId: only the owner changes roles', async (t) => {
   const same = await call(app, 'PATCH', url, { token: owner.token, body: { role: 'member' } });
   t.equal(same.status, 200, 'setting the current role is a no-op');
 
-  const events = await db.selectFrom('events').select(['subject_id', 'actor_id', 'payload']).where('type', '=', 'member.role_changed').where('subject_id', '=', member.id).orderBy('id').execute();
-  t.same(events, [
-    { subject_id: member.id, actor_id: owner.id, payload: { from: 'member', to: 'admin' } },
-    { subject_id: member.id, actor_id: owner.id, payload: { from: 'admin', to: 'member' } },
-  ], 'one event per actual change');
+  const events = await db
+    .selectFrom('events')
+    .select(['subject_id', 'actor_id', 'payload'])
+    .where('type', '=', 'member.role_changed')
+    .where('subject_id', '=', member.id)
+    .orderBy('id')
+    .execute();
+  t.same(
+    events,
+    [
+      { subject_id: member.id, actor_id: owner.id, payload: { from: 'member', to: 'admin' } },
+      { subject_id: member.id, actor_id: owner.id, payload: { from: 'admin', to: 'member' } },
+    ],
+    'one event per actual change',
+  );
 });
 
 t.test('ownership transfer keeps exactly one owner', async (t) => {
@@ -89,24 +140,45 @@ t.test('ownership transfer keeps exactly one owner', async (t) => {
   const circle = await createCircle(app, owner);
   const member = await addMember(app, owner, circle.id);
 
-  const self = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${owner.id}`, { token: owner.token, body: { role: 'admin' } });
+  const self = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${owner.id}`, {
+    token: owner.token,
+    body: { role: 'admin' },
+  });
   t.ok(isProblem(self, 409, 'owner_required'), 'the owner cannot demote themself');
-  const selfOwner = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${owner.id}`, { token: owner.token, body: { role: 'owner' } });
+  const selfOwner = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${owner.id}`, {
+    token: owner.token,
+    body: { role: 'owner' },
+  });
   t.equal(selfOwner.status, 200, 'staying owner is a no-op');
 
-  const transfer = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${member.id}`, { token: owner.token, body: { role: 'owner' } });
+  const transfer = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${member.id}`, {
+    token: owner.token,
+    body: { role: 'owner' },
+  });
   t.equal(transfer.status, 200);
   t.equal(transfer.body.role, 'owner');
 
-  const roles = await db.selectFrom('memberships').select(['user_id', 'role']).where('circle_id', '=', circle.id).where('left_at', 'is', null).execute();
-  t.same(roles.filter((r) => r.role === 'owner'), [{ user_id: member.id, role: 'owner' }], 'exactly one owner: the new one');
+  const roles = await db
+    .selectFrom('memberships')
+    .select(['user_id', 'role'])
+    .where('circle_id', '=', circle.id)
+    .where('left_at', 'is', null)
+    .execute();
+  t.same(
+    roles.filter((r) => r.role === 'owner'),
+    [{ user_id: member.id, role: 'owner' }],
+    'exactly one owner: the new one',
+  );
   t.same(roles.find((r) => r.user_id === owner.id)?.role, 'admin', 'the previous owner becomes an admin');
   const row = await db.selectFrom('circles').select('owner_id').where('id', '=', circle.id).executeTakeFirstOrThrow();
   t.equal(row.owner_id, member.id);
   t.equal((await call(app, 'GET', `/v1/circles/${circle.id}`, { token: member.token })).body.ownerId, member.id);
 
   // The former owner is now an admin and has lost the owner's powers.
-  const back = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${owner.id}`, { token: owner.token, body: { role: 'owner' } });
+  const back = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${owner.id}`, {
+    token: owner.token,
+    body: { role: 'owner' },
+  });
   t.ok(isProblem(back, 403, 'forbidden'));
 });
 
@@ -143,12 +215,22 @@ t.test('DELETE /members/:userId: who may remove whom', async (t) => {
   const removed = await call(app, 'GET', `/v1/circles/${circle.id}/members`, { token: member.token });
   t.ok(isProblem(removed, 404, 'circle_not_found'), 'a removed member is an outsider now');
 
-  const left = await db.selectFrom('memberships').select('user_id').where('circle_id', '=', circle.id).where('left_at', 'is not', null).execute();
+  const left = await db
+    .selectFrom('memberships')
+    .select('user_id')
+    .where('circle_id', '=', circle.id)
+    .where('left_at', 'is not', null)
+    .execute();
   t.same(left.map((r) => r.user_id).sort(), [member.id, member2.id, admin2.id, admin.id].sort());
   const current = await call(app, 'GET', `/v1/circles/${circle.id}/members`, { token: owner.token });
   t.same(current.body.items.map((m: { userId: string }) => m.userId).sort(), [owner.id, member3.id].sort());
 
-  const events = await db.selectFrom('events').select(['subject_id', 'actor_id', 'payload']).where('type', '=', 'member.left').orderBy('id').execute();
+  const events = await db
+    .selectFrom('events')
+    .select(['subject_id', 'actor_id', 'payload'])
+    .where('type', '=', 'member.left')
+    .orderBy('id')
+    .execute();
   t.same(events, [
     { subject_id: member.id, actor_id: admin.id, payload: { removed: true } },
     { subject_id: member2.id, actor_id: member2.id, payload: { removed: false } },

@@ -4,7 +4,17 @@ import { Redis } from 'ioredis';
 import { claimExpiryProcessor, expiryDueAt, scheduleClaimExpiry } from '../../src/claims/claim-expiry.job.js';
 import { Queues } from '../../src/jobs/queues.js';
 import { REDIS_URL, buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
-import { claimExpiryJobId, claimTask, eventTypes, joinMembers, projectWithTask, queueHandle, startWorkers, submitWork, waitFor } from '../marketplace-helpers.js';
+import {
+  claimExpiryJobId,
+  claimTask,
+  eventTypes,
+  joinMembers,
+  projectWithTask,
+  queueHandle,
+  startWorkers,
+  submitWork,
+  waitFor,
+} from '../marketplace-helpers.js';
 
 // Leases run out: a delayed BullMQ job at the end of the deadline's second expires the claims due
 // then, and the periodic sweep expires any claim whose job was lost. Real workers, real Redis; outcomes are polled with a
@@ -25,18 +35,36 @@ t.test('a lease runs out: the claim expires, its slot is free again, and it can 
   t.equal(claim.status, 201);
   t.ok(isProblem(await claimTask(app, bob!, task.id), 409, 'task_full'), 'held while the lease runs');
 
-  const status = await waitFor(async () => ((await claimStatus(app, alice!.token, claim.body.id)) === 'expired' ? 'expired' : null));
+  const status = await waitFor(async () =>
+    (await claimStatus(app, alice!.token, claim.body.id)) === 'expired' ? 'expired' : null,
+  );
   t.equal(status, 'expired', 'expired shortly after its deadline');
   const row = await db.selectFrom('tasks').select('live_claims').where('id', '=', task.id).executeTakeFirstOrThrow();
   t.equal(row.live_claims, 0, 'the slot is free');
   t.ok(isProblem(await submitWork(app, alice!, claim.body.id), 409, 'claim_expired'));
-  t.ok(isProblem(await call(app, 'POST', `/v1/claims/${claim.body.id}/extend`, { token: alice!.token, body: {} }), 409, 'claim_not_active'));
-  t.ok(isProblem(await call(app, 'POST', `/v1/claims/${claim.body.id}/release`, { token: alice!.token }), 409, 'claim_not_active'));
+  t.ok(
+    isProblem(
+      await call(app, 'POST', `/v1/claims/${claim.body.id}/extend`, { token: alice!.token, body: {} }),
+      409,
+      'claim_not_active',
+    ),
+  );
+  t.ok(
+    isProblem(
+      await call(app, 'POST', `/v1/claims/${claim.body.id}/release`, { token: alice!.token }),
+      409,
+      'claim_not_active',
+    ),
+  );
 
   const retaken = await claimTask(app, bob!, task.id);
   t.equal(retaken.status, 201, 'another member can claim it now');
   t.same(await eventTypes(db, claim.body.id), ['claim.created', 'claim.expired']);
-  const expired = await db.selectFrom('events').select(['actor_id', 'payload']).where('type', '=', 'claim.expired').executeTakeFirstOrThrow();
+  const expired = await db
+    .selectFrom('events')
+    .select(['actor_id', 'payload'])
+    .where('type', '=', 'claim.expired')
+    .executeTakeFirstOrThrow();
   t.same(expired, { actor_id: null, payload: { taskId: task.id, projectId: claim.body.projectId, userId: alice!.id } });
 });
 
@@ -50,42 +78,55 @@ t.test('an active claim past its deadline cannot submit even before the workers 
   const claim = await claimTask(app, alice!, task.id);
   await waitFor(async () => new Date(claim.body.expiresAt).getTime() < Date.now() - 50);
   t.ok(isProblem(await submitWork(app, alice!, claim.body.id), 409, 'claim_expired'));
-  t.ok(isProblem(await call(app, 'POST', `/v1/claims/${claim.body.id}/extend`, { token: alice!.token, body: {} }), 409, 'claim_not_active'));
+  t.ok(
+    isProblem(
+      await call(app, 'POST', `/v1/claims/${claim.body.id}/extend`, { token: alice!.token, body: {} }),
+      409,
+      'claim_not_active',
+    ),
+  );
   const row = await db.selectFrom('claims').select('status').where('id', '=', claim.body.id).executeTakeFirstOrThrow();
   t.equal(row.status, 'active', 'no worker ran: still active in the table, but refused');
 });
 
-t.test('expiry jobs: one per deadline second, shared by the leases ending in it; a job expires every overdue lease once', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const members = await joinMembers(app, circle.id, 3);
-  const { task } = await projectWithTask(app, owner, circle.id, { slots: 3 }, { leaseSeconds: 1 });
-  const queue = queueHandle(t, config, 'claim-expiry');
+t.test(
+  'expiry jobs: one per deadline second, shared by the leases ending in it; a job expires every overdue lease once',
+  async (t) => {
+    const { app, db, config } = await buildTestApp(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const members = await joinMembers(app, circle.id, 3);
+    const { task } = await projectWithTask(app, owner, circle.id, { slots: 3 }, { leaseSeconds: 1 });
+    const queue = queueHandle(t, config, 'claim-expiry');
 
-  const claims: { id: string; expiresAt: string }[] = [];
-  for (const member of members) claims.push((await claimTask(app, member, task.id)).body);
-  const jobIds = new Set(claims.map((c) => claimExpiryJobId(c.expiresAt)));
-  for (const c of claims) {
-    const job = await queue.getJob(claimExpiryJobId(c.expiresAt));
-    t.ok(job, 'a delayed job for the second the lease ends in');
-    t.equal(await job!.getState(), 'delayed');
-    const late = job!.data.dueAt - new Date(c.expiresAt).getTime();
-    t.ok(late >= 0 && late < 1000, `due at the end of the deadline's second (${late} ms after it)`);
-  }
-  t.equal(await queue.getDelayedCount(), jobIds.size, 'one job per second, not one per claim');
-  t.ok(jobIds.size <= 2, 'three claims in a row fall in one or two seconds');
+    const claims: { id: string; expiresAt: string }[] = [];
+    for (const member of members) claims.push((await claimTask(app, member, task.id)).body);
+    const jobIds = new Set(claims.map((c) => claimExpiryJobId(c.expiresAt)));
+    for (const c of claims) {
+      const job = await queue.getJob(claimExpiryJobId(c.expiresAt));
+      t.ok(job, 'a delayed job for the second the lease ends in');
+      t.equal(await job!.getState(), 'delayed');
+      const late = job!.data.dueAt - new Date(c.expiresAt).getTime();
+      t.ok(late >= 0 && late < 1000, `due at the end of the deadline's second (${late} ms after it)`);
+    }
+    t.equal(await queue.getDelayedCount(), jobIds.size, 'one job per second, not one per claim');
+    t.ok(jobIds.size <= 2, 'three claims in a row fall in one or two seconds');
 
-  const job = (await queue.getJob([...jobIds][0]!))!;
-  const ctx = { db, queues: app.queues, config, log: app.log };
-  t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'before the deadlines it changes nothing');
-  await waitFor(async () => claims.every((c) => new Date(c.expiresAt).getTime() < Date.now() - 50));
-  t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 3 }, 'every overdue lease, whichever second it was due in');
-  t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'running it twice is harmless');
-  const row = await db.selectFrom('tasks').select('live_claims').where('id', '=', task.id).executeTakeFirstOrThrow();
-  t.equal(row.live_claims, 0, 'each slot was freed exactly once');
-  for (const c of claims) t.same(await eventTypes(db, c.id), ['claim.created', 'claim.expired']);
-});
+    const job = (await queue.getJob([...jobIds][0]!))!;
+    const ctx = { db, queues: app.queues, config, log: app.log };
+    t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'before the deadlines it changes nothing');
+    await waitFor(async () => claims.every((c) => new Date(c.expiresAt).getTime() < Date.now() - 50));
+    t.same(
+      await claimExpiryProcessor(job.data, ctx, job),
+      { expired: 3 },
+      'every overdue lease, whichever second it was due in',
+    );
+    t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'running it twice is harmless');
+    const row = await db.selectFrom('tasks').select('live_claims').where('id', '=', task.id).executeTakeFirstOrThrow();
+    t.equal(row.live_claims, 0, 'each slot was freed exactly once');
+    for (const c of claims) t.same(await eventTypes(db, c.id), ['claim.created', 'claim.expired']);
+  },
+);
 
 t.test('a process enqueues the job for a second once, however many leases end in it', async (t) => {
   const { app, config } = await buildTestApp(t);
@@ -99,7 +140,10 @@ t.test('a process enqueues the job for a second once, however many leases end in
   await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 100));
   t.equal(await queue.getJob(jobId), undefined, 'a later lease in the same second did not enqueue again');
   await scheduleClaimExpiry(app.queues, app.log, lease(dueAt + 1));
-  t.ok(await queue.getJob(claimExpiryJobId(new Date(dueAt + 1).toISOString())), 'a lease in the next second enqueues that second');
+  t.ok(
+    await queue.getJob(claimExpiryJobId(new Date(dueAt + 1).toISOString())),
+    'a lease in the next second enqueues that second',
+  );
 });
 
 t.test('an expiry job that could not be enqueued is tried again by the next lease ending in that second', async (t) => {
@@ -131,7 +175,9 @@ t.test('with the delayed job lost, the sweep still expires the claim', async (t)
   t.equal(await queue.count(), 0, 'no expiry job left at all');
 
   await startWorkers(t, config);
-  const status = await waitFor(async () => ((await claimStatus(app, alice!.token, claim.body.id)) === 'expired' ? 'expired' : null));
+  const status = await waitFor(async () =>
+    (await claimStatus(app, alice!.token, claim.body.id)) === 'expired' ? 'expired' : null,
+  );
   t.equal(status, 'expired', 'the sweep expired it');
   t.equal(await queue.getJob(jobId), undefined, 'the job never came back: it was the sweep');
   t.equal((await claimTask(app, bob!, task.id)).status, 201, 'the slot is free again');

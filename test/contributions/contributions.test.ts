@@ -14,7 +14,12 @@ t.test('GET /projects/:id/contributions: totals per member, highest first, paged
   const outsider = await registerUser(app, 'outsider');
   const project = await createProject(app, owner, circle.id);
   const other = await createProject(app, owner, circle.id);
-  const tasks = await addTasks(app, owner, project.id, Array.from({ length: 8 }, (_, i) => ({ title: `T${i}`, weight: 2 })));
+  const tasks = await addTasks(
+    app,
+    owner,
+    project.id,
+    Array.from({ length: 8 }, (_, i) => ({ title: `T${i}`, weight: 2 })),
+  );
   const [elsewhere] = await addTasks(app, owner, other.id, [{ title: 'Elsewhere', weight: 50 }]);
 
   // m0: 2 tasks (200 + 300), m1: 1 task (400), m2: 1 task (200) + adjustment 300, m3: 1 task at 200, m4: nothing.
@@ -24,35 +29,92 @@ t.test('GET /projects/:id/contributions: totals per member, highest first, paged
   await completeTask(app, owner, members[2]!, tasks[3]!.id);
   await completeTask(app, owner, members[3]!, tasks[4]!.id);
   await completeTask(app, owner, members[4]!, elsewhere!.id);
-  t.equal((await call(app, 'POST', `/v1/projects/${project.id}/adjustments`, { token: owner.token, body: { userId: members[2]!.id, points: 300, reason: 'Organised the review sessions' } })).status, 201);
+  t.equal(
+    (
+      await call(app, 'POST', `/v1/projects/${project.id}/adjustments`, {
+        token: owner.token,
+        body: { userId: members[2]!.id, points: 300, reason: 'Organised the review sessions' },
+      })
+    ).status,
+    201,
+  );
 
   const res = await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: members[4]!.token });
   t.equal(res.status, 200);
   const [m0, m1, m2, m3] = members;
-  const expected = [[m0!.id, 500, 2], [m2!.id, 500, 1], [m1!.id, 400, 1], [m3!.id, 200, 1]] as [string, number, number][];
+  const expected = [
+    [m0!.id, 500, 2],
+    [m2!.id, 500, 1],
+    [m1!.id, 400, 1],
+    [m3!.id, 200, 1],
+  ] as [string, number, number][];
   expected.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  t.same(res.body.items.map((r: { userId: string; points: number; acceptedTasks: number }) => [r.userId, r.points, r.acceptedTasks]), expected,
-    'points include adjustments; ties in user id order');
+  t.same(
+    res.body.items.map((r: { userId: string; points: number; acceptedTasks: number }) => [
+      r.userId,
+      r.points,
+      r.acceptedTasks,
+    ]),
+    expected,
+    'points include adjustments; ties in user id order',
+  );
   const handles = Object.fromEntries(members.map((m) => [m.id, m.handle]));
-  t.ok(res.body.items.every((r: { userId: string; handle: string }) => r.handle === handles[r.userId]), 'with handles');
-  t.notOk(res.body.items.some((r: { userId: string }) => r.userId === members[4]!.id), 'points in another project do not count');
+  t.ok(
+    res.body.items.every((r: { userId: string; handle: string }) => r.handle === handles[r.userId]),
+    'with handles',
+  );
+  t.notOk(
+    res.body.items.some((r: { userId: string }) => r.userId === members[4]!.id),
+    'points in another project do not count',
+  );
 
   const seen: string[] = [];
   let cursor: string | null = null;
   let pages = 0;
   do {
-    const page: Reply = await call(app, 'GET', `/v1/projects/${project.id}/contributions?limit=1${cursor ? `&cursor=${cursor}` : ''}`, { token: owner.token });
+    const page: Reply = await call(
+      app,
+      'GET',
+      `/v1/projects/${project.id}/contributions?limit=1${cursor ? `&cursor=${cursor}` : ''}`,
+      { token: owner.token },
+    );
     t.equal(page.status, 200);
     seen.push(...page.body.items.map((r: { userId: string }) => r.userId));
     cursor = page.body.nextCursor;
     pages++;
   } while (cursor && pages < 10);
-  t.same(seen, res.body.items.map((r: { userId: string }) => r.userId), 'pages follow the same order, ties included, without repeats');
+  t.same(
+    seen,
+    res.body.items.map((r: { userId: string }) => r.userId),
+    'pages follow the same order, ties included, without repeats',
+  );
   t.equal(pages, 4);
 
-  t.ok(isProblem(await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: outsider.token }), 404, 'project_not_found'));
-  t.ok(isProblem(await call(app, 'GET', `/v1/projects/${project.id}/contributions?cursor=${Buffer.from('["many","x"]').toString('base64url')}`, { token: owner.token }), 400, 'invalid_cursor'));
-  const empty = await call(app, 'GET', `/v1/projects/${(await createProject(app, owner, circle.id)).id}/contributions`, { token: owner.token });
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: outsider.token }),
+      404,
+      'project_not_found',
+    ),
+  );
+  t.ok(
+    isProblem(
+      await call(
+        app,
+        'GET',
+        `/v1/projects/${project.id}/contributions?cursor=${Buffer.from('["many","x"]').toString('base64url')}`,
+        { token: owner.token },
+      ),
+      400,
+      'invalid_cursor',
+    ),
+  );
+  const empty = await call(
+    app,
+    'GET',
+    `/v1/projects/${(await createProject(app, owner, circle.id)).id}/contributions`,
+    { token: owner.token },
+  );
   t.same(empty.body, { items: [], nextCursor: null });
 });
 
@@ -70,40 +132,115 @@ t.test('adjustments: compensating rows with a reason, by owner or admin, never b
   const adjust = (token: string, body: Record<string, unknown>) => call(app, 'POST', url, { token, body });
   const before = await countRows(db, 'contributions');
 
-  t.ok(isProblem(await adjust(bob!.token, { userId: alice!.id, points: 10, reason: 'x' }), 403, 'forbidden'), 'members cannot adjust');
-  t.ok(isProblem(await adjust(alice!.token, { userId: alice!.id, points: 10, reason: 'x' }), 403, 'forbidden'), 'nor give themselves points');
-  t.ok(isProblem(await adjust(outsider.token, { userId: alice!.id, points: 10, reason: 'x' }), 404, 'project_not_found'));
+  t.ok(
+    isProblem(await adjust(bob!.token, { userId: alice!.id, points: 10, reason: 'x' }), 403, 'forbidden'),
+    'members cannot adjust',
+  );
+  t.ok(
+    isProblem(await adjust(alice!.token, { userId: alice!.id, points: 10, reason: 'x' }), 403, 'forbidden'),
+    'nor give themselves points',
+  );
+  t.ok(
+    isProblem(await adjust(outsider.token, { userId: alice!.id, points: 10, reason: 'x' }), 404, 'project_not_found'),
+  );
   t.ok(isProblem(await adjust(owner.token, { userId: outsider.id, points: 10, reason: 'x' }), 400, 'not_a_member'));
   const blank = await adjust(owner.token, { userId: alice!.id, points: 10, reason: '   ' });
   t.ok(isProblem(blank, 400, 'reason_required'));
   t.match(blank.body.errors, [{ path: 'body/reason' }]);
-  for (const body of [{ userId: alice!.id, points: 10 }, { userId: alice!.id, points: 0, reason: 'zero' }, { userId: alice!.id, points: 1.5, reason: 'x' },
-    { userId: alice!.id, points: '10', reason: 'x' }, { userId: 'nobody', points: 10, reason: 'x' }, { userId: alice!.id, points: 10, reason: 'x', source: 'task' }]) {
+  for (const body of [
+    { userId: alice!.id, points: 10 },
+    { userId: alice!.id, points: 0, reason: 'zero' },
+    { userId: alice!.id, points: 1.5, reason: 'x' },
+    { userId: alice!.id, points: '10', reason: 'x' },
+    { userId: 'nobody', points: 10, reason: 'x' },
+    { userId: alice!.id, points: 10, reason: 'x', source: 'task' },
+  ]) {
     t.ok(isProblem(await adjust(owner.token, body), 400, 'invalid_request'), JSON.stringify(body));
   }
-  t.ok(isProblem(await adjust(owner.token, { userId: alice!.id, points: -501, reason: 'Too much' }), 409, 'adjustment_below_zero'));
-  t.ok(isProblem(await adjust(owner.token, { userId: bob!.id, points: -1, reason: 'Nothing to take' }), 409, 'adjustment_below_zero'));
+  t.ok(
+    isProblem(
+      await adjust(owner.token, { userId: alice!.id, points: -501, reason: 'Too much' }),
+      409,
+      'adjustment_below_zero',
+    ),
+  );
+  t.ok(
+    isProblem(
+      await adjust(owner.token, { userId: bob!.id, points: -1, reason: 'Nothing to take' }),
+      409,
+      'adjustment_below_zero',
+    ),
+  );
   t.equal(await countRows(db, 'contributions'), before, 'refused adjustments wrote nothing');
 
-  const down = await adjust(owner.token, { userId: alice!.id, points: -200, reason: '  Part of the work was copied  ' });
+  const down = await adjust(owner.token, {
+    userId: alice!.id,
+    points: -200,
+    reason: '  Part of the work was copied  ',
+  });
   t.equal(down.status, 201);
-  t.match(down.body, { circleId: circle.id, projectId: project.id, userId: alice!.id, source: 'adjustment', points: -200, reason: 'Part of the work was copied', createdBy: owner.id, taskId: null, claimId: null });
+  t.match(down.body, {
+    circleId: circle.id,
+    projectId: project.id,
+    userId: alice!.id,
+    source: 'adjustment',
+    points: -200,
+    reason: 'Part of the work was copied',
+    createdBy: owner.id,
+    taskId: null,
+    claimId: null,
+  });
   t.type(down.body.id, 'string');
   const up = await adjust(admin.token, { userId: bob!.id, points: 75, reason: 'Helped everyone' });
   t.equal(up.status, 201, 'admins adjust too');
-  t.equal((await adjust(owner.token, { userId: alice!.id, points: -300, reason: 'Down to zero exactly' })).status, 201, 'exactly zero is allowed');
+  t.equal(
+    (await adjust(owner.token, { userId: alice!.id, points: -300, reason: 'Down to zero exactly' })).status,
+    201,
+    'exactly zero is allowed',
+  );
 
   const totals = await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: owner.token });
-  t.same(totals.body.items.map((r: { userId: string; points: number; acceptedTasks: number }) => [r.userId, r.points, r.acceptedTasks]), [[bob!.id, 75, 0], [alice!.id, 0, 1]]);
-  const rows = await db.selectFrom('contributions').select(['source', 'points']).where('user_id', '=', alice!.id).orderBy('id').execute();
-  t.same(rows, [{ source: 'task', points: 500 }, { source: 'adjustment', points: -200 }, { source: 'adjustment', points: -300 }], 'the original row is untouched');
-  const events = await db.selectFrom('events').select(['subject_id', 'actor_id', 'payload']).where('type', '=', 'contribution.recorded').where(sql<boolean>`payload->>'source' = 'adjustment'`).orderBy('id').execute();
+  t.same(
+    totals.body.items.map((r: { userId: string; points: number; acceptedTasks: number }) => [
+      r.userId,
+      r.points,
+      r.acceptedTasks,
+    ]),
+    [
+      [bob!.id, 75, 0],
+      [alice!.id, 0, 1],
+    ],
+  );
+  const rows = await db
+    .selectFrom('contributions')
+    .select(['source', 'points'])
+    .where('user_id', '=', alice!.id)
+    .orderBy('id')
+    .execute();
+  t.same(
+    rows,
+    [
+      { source: 'task', points: 500 },
+      { source: 'adjustment', points: -200 },
+      { source: 'adjustment', points: -300 },
+    ],
+    'the original row is untouched',
+  );
+  const events = await db
+    .selectFrom('events')
+    .select(['subject_id', 'actor_id', 'payload'])
+    .where('type', '=', 'contribution.recorded')
+    .where(sql<boolean>`payload->>'source' = 'adjustment'`)
+    .orderBy('id')
+    .execute();
   t.match(events, [
     { subject_id: alice!.id, actor_id: owner.id, payload: { points: -200, reason: 'Part of the work was copied' } },
     { subject_id: bob!.id, actor_id: admin.id, payload: { points: 75 } },
     { subject_id: alice!.id, actor_id: owner.id, payload: { points: -300 } },
   ]);
-  t.match((await call(app, 'GET', `/v1/projects/${project.id}`, { token: owner.token })).body.progress, { pointsAccepted: 75 });
+  t.match((await call(app, 'GET', `/v1/projects/${project.id}`, { token: owner.token })).body.progress, {
+    pointsAccepted: 75,
+  });
 
   await call(app, 'PATCH', `/v1/projects/${project.id}`, { token: owner.token, body: { status: 'cancelled' } });
   t.ok(isProblem(await adjust(owner.token, { userId: bob!.id, points: 5, reason: 'late' }), 409, 'project_cancelled'));
@@ -115,12 +252,25 @@ t.test('concurrent deductions cannot take a member below zero together', async (
   const circle = await createCircle(app, owner);
   const [alice] = await joinMembers(app, circle.id, 1);
   const project = await createProject(app, owner, circle.id);
-  await call(app, 'POST', `/v1/projects/${project.id}/adjustments`, { token: owner.token, body: { userId: alice!.id, points: 100, reason: 'Start' } });
-  const replies = await Promise.all(Array.from({ length: 10 }, () =>
-    call(app, 'POST', `/v1/projects/${project.id}/adjustments`, { token: owner.token, body: { userId: alice!.id, points: -30, reason: 'Deduct' } })));
+  await call(app, 'POST', `/v1/projects/${project.id}/adjustments`, {
+    token: owner.token,
+    body: { userId: alice!.id, points: 100, reason: 'Start' },
+  });
+  const replies = await Promise.all(
+    Array.from({ length: 10 }, () =>
+      call(app, 'POST', `/v1/projects/${project.id}/adjustments`, {
+        token: owner.token,
+        body: { userId: alice!.id, points: -30, reason: 'Deduct' },
+      }),
+    ),
+  );
   t.equal(replies.filter((r) => r.status === 201).length, 3);
   t.ok(replies.filter((r) => r.status !== 201).every((r) => isProblem(r, 409, 'adjustment_below_zero')));
-  const total = await db.selectFrom('contributions').select(sql<number>`sum(points)::int`.as('n')).where('user_id', '=', alice!.id).executeTakeFirstOrThrow();
+  const total = await db
+    .selectFrom('contributions')
+    .select(sql<number>`sum(points)::int`.as('n'))
+    .where('user_id', '=', alice!.id)
+    .executeTakeFirstOrThrow();
   t.equal(total.n, 10);
 });
 

@@ -63,7 +63,9 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
         continue;
       }
       ackedClaims.set(claim.body.id, member.id);
-      const submission = await send('POST', `/v1/claims/${claim.body.id}/submissions`, { content: `Work of ${member.handle} round ${round}` });
+      const submission = await send('POST', `/v1/claims/${claim.body.id}/submissions`, {
+        content: `Work of ${member.handle} round ${round}`,
+      });
       if (submission.status === 201) ackedSubmissions.set(submission.body.id, claim.body.id);
     }
   };
@@ -76,7 +78,10 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
   })();
   await Promise.all([...members.map((_, i) => client(i)), killer]);
   t.notOk(apis[victim]!.alive, `${apis[victim]!.name} was killed ${killDelay} ms into the load`);
-  t.ok(servedBySurvivorAfterKill > 0, `${apis[survivor]!.name} kept serving after the kill (${servedBySurvivorAfterKill} answers)`);
+  t.ok(
+    servedBySurvivorAfterKill > 0,
+    `${apis[survivor]!.name} kept serving after the kill (${servedBySurvivorAfterKill} answers)`,
+  );
   t.notOk(statuses[500], `no 500s: ${JSON.stringify(statuses)}`);
 
   // Every acknowledged claim and submission is in the database.
@@ -89,7 +94,8 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
   const missingSubs = [...ackedSubmissions].filter(([id, claimId]) => subs.get(id) !== claimId);
   t.same(missingSubs, [], `all ${ackedSubmissions.size} acknowledged submissions are stored`);
   for (const claimId of ackedSubmissions.values()) {
-    if (byId.get(claimId)?.status !== 'submitted') t.fail(`claim ${claimId} of an acknowledged submission is ${byId.get(claimId)?.status}`);
+    if (byId.get(claimId)?.status !== 'submitted')
+      t.fail(`claim ${claimId} of an acknowledged submission is ${byId.get(claimId)?.status}`);
   }
   t.ok(ackedClaims.size >= 50, `${ackedClaims.size} claims acknowledged`);
 
@@ -97,12 +103,23 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
   const still = await http(apis[survivor]!.url, 'GET', `/v1/projects/${project.id}`, { token: owner.token });
   t.equal(still.status, 200);
   const restarted = await startService(t, 'api', envVars, `${apis[victim]!.name}-restarted`);
-  const ready = await until('the restarted API to be ready', async () => (await http(restarted.url, 'GET', '/readyz')).status === 200, 20_000);
+  const ready = await until(
+    'the restarted API to be ready',
+    async () => (await http(restarted.url, 'GET', '/readyz')).status === 200,
+    20_000,
+  );
   t.ok(ready);
 
   const violations = await assertInvariants(t, env.db, 'API process killed under load');
   summary(t, 'api-kill', {
-    seed: SEED, clients: members.length, requests: sent, networkErrors, acknowledgedClaims: ackedClaims.size, acknowledgedSubmissions: ackedSubmissions.size,
-    storedClaims: claimRows.length, faults: 1, violations,
+    seed: SEED,
+    clients: members.length,
+    requests: sent,
+    networkErrors,
+    acknowledgedClaims: ackedClaims.size,
+    acknowledgedSubmissions: ackedSubmissions.size,
+    storedClaims: claimRows.length,
+    faults: 1,
+    violations,
   });
 });

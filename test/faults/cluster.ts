@@ -17,9 +17,13 @@ export { freePort };
 // redis-server instances this test may kill and restart (the machine's shared Redis and Postgres
 // are never touched). Everything talks to 127.0.0.1 only, and every wait is bounded.
 
-
 /** Polls `probe` until it returns a truthy value; throws with `what` after `timeoutMs`. */
-export async function until<T>(what: string, probe: () => Promise<T> | T, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T> | T,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -57,8 +61,21 @@ export async function privateRedis(t: Test, options: { persistent?: boolean } = 
   const dir = mkdtempSync(join(tmpdir(), 'ca-redis-'));
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--daemonize', 'no', '--maxmemory-policy', 'noeviction',
-    ...(options.persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--dir',
+    dir,
+    '--daemonize',
+    'no',
+    '--maxmemory-policy',
+    'noeviction',
+    ...(options.persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+  ];
   const handle: PrivateRedis = {
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -69,16 +86,25 @@ export async function privateRedis(t: Test, options: { persistent?: boolean } = 
       child = spawn('redis-server', args, { stdio: 'ignore' });
       const current = child;
       exited = new Promise((done) => current.once('exit', () => done()));
-      await until(`redis-server on ${port}`, async () => {
-        const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-        probe.on('error', () => {});
-        try {
-          await probe.connect();
-          return (await probe.ping()) === 'PONG';
-        } finally {
-          probe.disconnect();
-        }
-      }, 10_000, 50);
+      await until(
+        `redis-server on ${port}`,
+        async () => {
+          const probe = new Redis(port, '127.0.0.1', {
+            lazyConnect: true,
+            maxRetriesPerRequest: 0,
+            retryStrategy: () => null,
+          });
+          probe.on('error', () => {});
+          try {
+            await probe.connect();
+            return (await probe.ping()) === 'PONG';
+          } finally {
+            probe.disconnect();
+          }
+        },
+        10_000,
+        50,
+      );
     },
     async kill() {
       if (handle.up) {
@@ -127,16 +153,31 @@ export function serviceEnv(env: TestEnv, redisUrl: string, extra: Record<string,
 let counter = 0;
 
 /** Starts `node --import tsx src/server.ts` in a role and waits until it is ready. */
-export async function startService(t: Test, role: 'api' | 'worker', env: Record<string, string>, name = `${role}-${++counter}`): Promise<ServiceProcess> {
+export async function startService(
+  t: Test,
+  role: 'api' | 'worker',
+  env: Record<string, string>,
+  name = `${role}-${++counter}`,
+): Promise<ServiceProcess> {
   const port = role === 'api' ? await freePort() : 0;
-  const server = spawnServer(t, { ...env, ROLE: role, PORT: String(port), LOG_LEVEL: role === 'worker' ? 'info' : 'warn' });
+  const server = spawnServer(t, {
+    ...env,
+    ROLE: role,
+    PORT: String(port),
+    LOG_LEVEL: role === 'worker' ? 'info' : 'warn',
+  });
   const proc: ServiceProcess = Object.assign(server, { role, name, port, url: `http://127.0.0.1:${port}` });
-  await until(`${name} to be ready`, async () => {
-    if (!proc.alive) throw new Error(`${name} exited with ${proc.child.exitCode}: ${proc.stderr()}`);
-    if (role === 'worker') return proc.logs.some((l) => l.msg === 'circle-actions started');
-    const res = await fetch(`${proc.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-    return res.status === 200;
-  }, 60_000, 100);
+  await until(
+    `${name} to be ready`,
+    async () => {
+      if (!proc.alive) throw new Error(`${name} exited with ${proc.child.exitCode}: ${proc.stderr()}`);
+      if (role === 'worker') return proc.logs.some((l) => l.msg === 'circle-actions started');
+      const res = await fetch(`${proc.url}/healthz`, { signal: AbortSignal.timeout(1000) });
+      return res.status === 200;
+    },
+    60_000,
+    100,
+  );
   return proc;
 }
 
@@ -150,13 +191,19 @@ export interface WireReply<T = any> {
 }
 
 /** A JSON request to a process. Network failures (process killed, refused) come back as status 0. */
-export async function http<T = any>(base: string, method: string, path: string, options: { token?: string; body?: unknown; timeoutMs?: number } = {}): Promise<WireReply<T>> {
+export async function http<T = any>(
+  base: string,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; timeoutMs?: number } = {},
+): Promise<WireReply<T>> {
   const headers: Record<string, string> = {};
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   try {
     const res = await fetch(`${base}${path}`, {
-      method, headers,
+      method,
+      headers,
       ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
     });
@@ -195,13 +242,18 @@ export async function faultApp(t: Test): Promise<FaultEnv & { app: FastifyInstan
 export async function assertInvariants(t: Test, db: Db, scenario: string): Promise<number> {
   const results = await checkInvariants(db);
   const violations = results.reduce((n, r) => n + r.violations, 0);
-  for (const r of results) t.equal(r.violations, 0, `${scenario}: invariant ${r.name}${r.violations ? ` ${JSON.stringify(r.samples)}` : ''}`);
+  for (const r of results)
+    t.equal(r.violations, 0, `${scenario}: invariant ${r.name}${r.violations ? ` ${JSON.stringify(r.samples)}` : ''}`);
   return violations;
 }
 
 /** One line per scenario for docs/RELIABILITY.md; printed as a TAP comment. */
 export function summary(t: Test, scenario: string, figures: Record<string, number | string>): void {
-  t.comment(`SUMMARY faults/${scenario} ${Object.entries(figures).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  t.comment(
+    `SUMMARY faults/${scenario} ${Object.entries(figures)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
 }
 
 export const SEED = Number(process.env.FAULT_SEED ?? Date.now() % 2 ** 31);

@@ -20,18 +20,46 @@ interface Cell {
 }
 
 const PASSWORD = 'correct horse battery';
-const all = (status: number): Expected => ({ anonymous: 401, outsider: status, member: status, admin: status, owner: status, otherOwner: status });
+const all = (status: number): Expected => ({
+  anonymous: 401,
+  outsider: status,
+  member: status,
+  admin: status,
+  owner: status,
+  otherOwner: status,
+});
 /** A resource of the main circle: outsiders and the other circle's owner get 404. */
-const inCircle = (member: number, admin: number, owner: number): Expected => ({ anonymous: 401, outsider: 404, otherOwner: 404, member, admin, owner });
-const open = (status: number): Expected => ({ anonymous: status, outsider: status, member: status, admin: status, owner: status, otherOwner: status });
+const inCircle = (member: number, admin: number, owner: number): Expected => ({
+  anonymous: 401,
+  outsider: 404,
+  otherOwner: 404,
+  member,
+  admin,
+  owner,
+});
+const open = (status: number): Expected => ({
+  anonymous: status,
+  outsider: status,
+  member: status,
+  admin: status,
+  owner: status,
+  otherOwner: status,
+});
 
 let handles = 0;
 const EXPECTED: Record<string, Cell> = {
-  'POST /v1/auth/register': { expect: open(201), body: () => ({ handle: `matrix_${process.pid}_${handles++}`, password: PASSWORD }) },
+  'POST /v1/auth/register': {
+    expect: open(201),
+    body: () => ({ handle: `matrix_${process.pid}_${handles++}`, password: PASSWORD }),
+  },
   'POST /v1/auth/login': { expect: open(200), body: (w) => ({ handle: w.users.owner.handle, password: PASSWORD }) },
   'POST /v1/auth/refresh': {
     expect: open(200),
-    body: async (w) => ({ refreshToken: (await call(w.app, 'POST', '/v1/auth/login', { body: { handle: w.users.owner.handle, password: PASSWORD } })).body.refreshToken }),
+    body: async (w) => ({
+      refreshToken: (
+        await call(w.app, 'POST', '/v1/auth/login', { body: { handle: w.users.owner.handle, password: PASSWORD } })
+      ).body.refreshToken,
+    }),
   },
   'GET /v1/me': { expect: all(200) },
   'PATCH /v1/me': { expect: all(200), body: () => ({ displayName: 'Renamed' }) },
@@ -45,7 +73,10 @@ const EXPECTED: Record<string, Cell> = {
   // The main circle is invite-only: joining without a code is the outsider's 404 for everyone.
   'POST /v1/circles/{circleId}/members': { expect: inCircle(404, 404, 404), body: () => ({}) },
   'GET /v1/circles/{circleId}/members': { expect: inCircle(200, 200, 200) },
-  'PATCH /v1/circles/{circleId}/members/{userId}': { expect: inCircle(403, 403, 200), body: () => ({ role: 'member' }) },
+  'PATCH /v1/circles/{circleId}/members/{userId}': {
+    expect: inCircle(403, 403, 200),
+    body: () => ({ role: 'member' }),
+  },
   'DELETE /v1/circles/{circleId}/members/{userId}': {
     expect: inCircle(403, 204, 204),
     params: (w) => ({ userId: bystander(w) }),
@@ -55,28 +86,50 @@ const EXPECTED: Record<string, Cell> = {
   'GET /v1/circles/{circleId}/projects': { expect: inCircle(200, 200, 200) },
   'GET /v1/projects/{projectId}': { expect: inCircle(200, 200, 200) },
   'PATCH /v1/projects/{projectId}': { expect: inCircle(403, 200, 200), body: () => ({ title: 'Renamed project' }) },
-  'POST /v1/projects/{projectId}/tasks': { expect: inCircle(403, 201, 201), body: () => ({ tasks: [{ title: 'Added' }] }) },
+  'POST /v1/projects/{projectId}/tasks': {
+    expect: inCircle(403, 201, 201),
+    body: () => ({ tasks: [{ title: 'Added' }] }),
+  },
   'GET /v1/projects/{projectId}/tasks': { expect: inCircle(200, 200, 200) },
   'GET /v1/tasks/{taskId}': { expect: inCircle(200, 200, 200) },
   'POST /v1/tasks/{taskId}/claims': { expect: inCircle(201, 201, 201) },
   'POST /v1/projects/{projectId}/claims/next': { expect: inCircle(201, 201, 201), body: () => ({}) },
   'GET /v1/claims/{claimId}': { expect: inCircle(200, 200, 200) },
   'POST /v1/claims/{claimId}/extend': { expect: inCircle(200, 403, 403), body: () => ({}) },
-  'POST /v1/claims/{claimId}/release': { expect: inCircle(200, 403, 403), fresh: async (w) => ({ claimId: await w.fresh.activeClaim() }) },
+  'POST /v1/claims/{claimId}/release': {
+    expect: inCircle(200, 403, 403),
+    fresh: async (w) => ({ claimId: await w.fresh.activeClaim() }),
+  },
   'POST /v1/claims/{claimId}/revoke': {
-    expect: inCircle(403, 200, 200), body: () => ({ reason: 'Abandoned' }), fresh: async (w) => ({ claimId: await w.fresh.activeClaim() }),
+    expect: inCircle(403, 200, 200),
+    body: () => ({ reason: 'Abandoned' }),
+    fresh: async (w) => ({ claimId: await w.fresh.activeClaim() }),
   },
   'POST /v1/claims/{claimId}/submissions': {
-    expect: inCircle(201, 403, 403), body: () => ({ content: 'The work' }), fresh: async (w) => ({ claimId: await w.fresh.activeClaim() }),
+    expect: inCircle(201, 403, 403),
+    body: () => ({ content: 'The work' }),
+    fresh: async (w) => ({ claimId: await w.fresh.activeClaim() }),
   },
-  'GET /v1/claims/{claimId}/submissions': { expect: inCircle(200, 200, 200), params: (w) => ({ claimId: w.submittedClaimId }) },
+  'GET /v1/claims/{claimId}/submissions': {
+    expect: inCircle(200, 200, 200),
+    params: (w) => ({ claimId: w.submittedClaimId }),
+  },
   'POST /v1/claims/{claimId}/reviews': {
-    expect: inCircle(403, 201, 201), body: () => ({ decision: 'accept' }),
-    params: (w) => ({ claimId: w.submittedClaimId }), fresh: async (w) => ({ claimId: await w.fresh.submittedClaim() }),
+    expect: inCircle(403, 201, 201),
+    body: () => ({ decision: 'accept' }),
+    params: (w) => ({ claimId: w.submittedClaimId }),
+    fresh: async (w) => ({ claimId: await w.fresh.submittedClaim() }),
   },
   'GET /v1/projects/{projectId}/contributions': { expect: inCircle(200, 200, 200) },
-  'POST /v1/projects/{projectId}/adjustments': { expect: inCircle(403, 201, 201), body: (w) => ({ userId: w.users.member.id, points: 5, reason: 'Helped out' }) },
-  'POST /v1/projects/{projectId}/settlements': { expect: inCircle(403, 202, 202), body: () => ({}), fresh: async (w) => ({ projectId: await w.fresh.project() }) },
+  'POST /v1/projects/{projectId}/adjustments': {
+    expect: inCircle(403, 201, 201),
+    body: (w) => ({ userId: w.users.member.id, points: 5, reason: 'Helped out' }),
+  },
+  'POST /v1/projects/{projectId}/settlements': {
+    expect: inCircle(403, 202, 202),
+    body: () => ({}),
+    fresh: async (w) => ({ projectId: await w.fresh.project() }),
+  },
   'GET /v1/projects/{projectId}/settlement-preview': { expect: inCircle(403, 200, 200) },
   'GET /v1/settlements/{settlementId}': { expect: inCircle(200, 200, 200) },
   'GET /v1/settlements/{settlementId}/statements/{userId}': { expect: inCircle(200, 200, 200) },
@@ -88,66 +141,91 @@ const EXPECTED: Record<string, Cell> = {
 const bystanders = new WeakMap<World, string>();
 const bystander = (w: World) => bystanders.get(w)!;
 
-t.test('access matrix: every /v1 route x anonymous, outsider, member, admin, owner, other circle\'s owner', async (t) => {
-  const world = await buildWorld(t);
-  bystanders.set(world, await world.fresh.plainMember());
-  const routes = v1Routes(await routeTable(world.app));
-  t.ok(routes.length >= 35, `the route table lists ${routes.length} /v1 routes`);
+t.test(
+  "access matrix: every /v1 route x anonymous, outsider, member, admin, owner, other circle's owner",
+  async (t) => {
+    const world = await buildWorld(t);
+    bystanders.set(world, await world.fresh.plainMember());
+    const routes = v1Routes(await routeTable(world.app));
+    t.ok(routes.length >= 35, `the route table lists ${routes.length} /v1 routes`);
 
-  const unlisted = routes.filter((r) => !EXPECTED[r.key]).map((r) => r.key);
-  if (unlisted.length) t.comment(`no explicit expectations yet (generic rules applied): ${unlisted.join(', ')}`);
-  const stale = Object.keys(EXPECTED).filter((key) => !routes.some((r) => r.key === key));
-  t.same(stale, [], 'every row of the expectation table is a documented route');
+    const unlisted = routes.filter((r) => !EXPECTED[r.key]).map((r) => r.key);
+    if (unlisted.length) t.comment(`no explicit expectations yet (generic rules applied): ${unlisted.join(', ')}`);
+    const stale = Object.keys(EXPECTED).filter((key) => !routes.some((r) => r.key === key));
+    t.same(stale, [], 'every row of the expectation table is a documented route');
 
-  let requests = 0;
-  for (const route of routes) {
-    const cell = EXPECTED[route.key];
-    for (const actor of ACTORS) {
-      const token = actor === 'anonymous' ? undefined : world.users[actor].token;
-      let expected = cell?.expect[actor];
-      if (!cell) {
-        // Generic rule for a route added since this table was written: the documented ones.
-        if (actor === 'anonymous' && !route.anonymous) expected = 401;
-        else if ((actor === 'outsider' || actor === 'otherOwner') && route.pathParams.length) expected = 404;
-      }
-      const succeeds = expected !== undefined && expected < 300;
-      const params = {
-        ...defaultParams(world),
-        ...cell?.params?.(world),
-        ...(succeeds && cell?.fresh ? await cell.fresh(world) : {}),
-      };
-      const body = cell?.body ? await cell.body(world) : route.body ? {} : undefined;
-      const url = fillPath(route.path, params);
-      const res = await call(world.app, route.method, url, { token, body });
-      requests++;
-      const label = `${route.key} as ${actor}: ${res.status} ${res.status >= 400 ? JSON.stringify(res.body) : ''}`;
-      if (expected === undefined) {
-        t.ok(res.status < 500, label);
-        continue;
-      }
-      t.equal(res.status, expected, label);
-      if (expected >= 400) {
-        t.ok(isProblem(res, expected), `${route.key} as ${actor} answers problem+json`);
-        if (expected === 404 && route.pathParams.length) t.match(res.body.code, /_not_found$/, `${route.key} as ${actor}: a not-found code`);
-        if (expected === 401) t.equal(res.body.code, 'missing_token');
+    let requests = 0;
+    for (const route of routes) {
+      const cell = EXPECTED[route.key];
+      for (const actor of ACTORS) {
+        const token = actor === 'anonymous' ? undefined : world.users[actor].token;
+        let expected = cell?.expect[actor];
+        if (!cell) {
+          // Generic rule for a route added since this table was written: the documented ones.
+          if (actor === 'anonymous' && !route.anonymous) expected = 401;
+          else if ((actor === 'outsider' || actor === 'otherOwner') && route.pathParams.length) expected = 404;
+        }
+        const succeeds = expected !== undefined && expected < 300;
+        const params = {
+          ...defaultParams(world),
+          ...cell?.params?.(world),
+          ...(succeeds && cell?.fresh ? await cell.fresh(world) : {}),
+        };
+        const body = cell?.body ? await cell.body(world) : route.body ? {} : undefined;
+        const url = fillPath(route.path, params);
+        const res = await call(world.app, route.method, url, { token, body });
+        requests++;
+        const label = `${route.key} as ${actor}: ${res.status} ${res.status >= 400 ? JSON.stringify(res.body) : ''}`;
+        if (expected === undefined) {
+          t.ok(res.status < 500, label);
+          continue;
+        }
+        t.equal(res.status, expected, label);
+        if (expected >= 400) {
+          t.ok(isProblem(res, expected), `${route.key} as ${actor} answers problem+json`);
+          if (expected === 404 && route.pathParams.length)
+            t.match(res.body.code, /_not_found$/, `${route.key} as ${actor}: a not-found code`);
+          if (expected === 401) t.equal(res.body.code, 'missing_token');
+        }
       }
     }
-  }
-  t.comment(`SUMMARY hostile/access-matrix routes=${routes.length} actors=${ACTORS.length} requests=${requests}`);
-});
+    t.comment(`SUMMARY hostile/access-matrix routes=${routes.length} actors=${ACTORS.length} requests=${requests}`);
+  },
+);
 
 t.test('a member sees only their own statement; a member who left is an outsider again', async (t) => {
   const world = await buildWorld(t);
   const { app, users } = world;
-  const other = await call(app, 'GET', `/v1/settlements/${world.settlementId}/statements/${users.admin.id}`, { token: users.member.token });
-  t.ok(isProblem(other, 403, 'forbidden'), 'another member\'s statement is 403');
+  const other = await call(app, 'GET', `/v1/settlements/${world.settlementId}/statements/${users.admin.id}`, {
+    token: users.member.token,
+  });
+  t.ok(isProblem(other, 403, 'forbidden'), "another member's statement is 403");
 
   const leaver = await registerUser(app, 'leaver');
-  const invite = await call(app, 'POST', `/v1/circles/${world.circleId}/invites`, { token: users.owner.token, body: {} });
-  t.equal((await call(app, 'POST', `/v1/circles/${world.circleId}/members`, { token: leaver.token, body: { inviteCode: invite.body.code } })).status, 201);
+  const invite = await call(app, 'POST', `/v1/circles/${world.circleId}/invites`, {
+    token: users.owner.token,
+    body: {},
+  });
+  t.equal(
+    (
+      await call(app, 'POST', `/v1/circles/${world.circleId}/members`, {
+        token: leaver.token,
+        body: { inviteCode: invite.body.code },
+      })
+    ).status,
+    201,
+  );
   t.equal((await call(app, 'GET', `/v1/projects/${world.projectId}`, { token: leaver.token })).status, 200);
-  t.equal((await call(app, 'DELETE', `/v1/circles/${world.circleId}/members/${leaver.id}`, { token: leaver.token })).status, 204);
-  for (const url of [`/v1/circles/${world.circleId}`, `/v1/projects/${world.projectId}`, `/v1/tasks/${world.taskId}`, `/v1/settlements/${world.settlementId}`]) {
+  t.equal(
+    (await call(app, 'DELETE', `/v1/circles/${world.circleId}/members/${leaver.id}`, { token: leaver.token })).status,
+    204,
+  );
+  for (const url of [
+    `/v1/circles/${world.circleId}`,
+    `/v1/projects/${world.projectId}`,
+    `/v1/tasks/${world.taskId}`,
+    `/v1/settlements/${world.settlementId}`,
+  ]) {
     const res = await call(app, 'GET', url, { token: leaver.token });
     t.equal(res.status, 404, `${url} after leaving`);
   }

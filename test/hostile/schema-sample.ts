@@ -54,7 +54,12 @@ export function sampleOf(schema: JsonSchema, ids: { uuid: string }, depth = 0): 
 }
 
 /** The object schemas inside a schema with the path where a sample of it puts them. */
-export function objectsIn(schema: JsonSchema, value: unknown, path: string, out: { path: string; schema: JsonSchema; value: Record<string, unknown> }[] = []) {
+export function objectsIn(
+  schema: JsonSchema,
+  value: unknown,
+  path: string,
+  out: { path: string; schema: JsonSchema; value: Record<string, unknown> }[] = [],
+) {
   const variants = schema.anyOf ?? schema.oneOf;
   if (variants) {
     const chosen = variants.find((v) => v.type !== 'null') ?? variants[0];

@@ -51,12 +51,18 @@ export interface RouteInfo {
 /** Every operation in /openapi.json, with its parameters and body schema. */
 export async function routeTable(app: FastifyInstance): Promise<RouteInfo[]> {
   const doc = (await call(app, 'GET', '/openapi.json')).body as {
-    paths: Record<string, Record<string, {
-      parameters?: { in: string; name: string; schema: JsonSchema }[];
-      requestBody?: { content: Record<string, { schema: JsonSchema }> };
-      responses: Record<string, unknown>;
-      security?: unknown[];
-    }>>;
+    paths: Record<
+      string,
+      Record<
+        string,
+        {
+          parameters?: { in: string; name: string; schema: JsonSchema }[];
+          requestBody?: { content: Record<string, { schema: JsonSchema }> };
+          responses: Record<string, unknown>;
+          security?: unknown[];
+        }
+      >
+    >;
   };
   const routes: RouteInfo[] = [];
   for (const [key, operations] of Object.entries(doc.paths)) {
@@ -118,8 +124,16 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
   const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 1000, unit: 'points' } });
   const [multi] = await addTasks(app, owner, project.id, [{ title: 'Many slots', slots: 50 }]);
   // Enough single-slot tasks for every claims/next and every fresh claim a test asks for.
-  await addTasks(app, owner, project.id, Array.from({ length: 100 }, (_, i) => ({ title: `Task ${i}` })));
-  const [forClaim, forSubmission] = await addTasks(app, owner, project.id, [{ title: 'Claimed' }, { title: 'Submitted' }]);
+  await addTasks(
+    app,
+    owner,
+    project.id,
+    Array.from({ length: 100 }, (_, i) => ({ title: `Task ${i}` })),
+  );
+  const [forClaim, forSubmission] = await addTasks(app, owner, project.id, [
+    { title: 'Claimed' },
+    { title: 'Submitted' },
+  ]);
 
   const claimOn = async (taskId: string) => {
     const res = await call(app, 'POST', `/v1/tasks/${taskId}/claims`, { token: member.token });
@@ -127,7 +141,10 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
     return res.body.id as string;
   };
   const submit = async (claimId: string) => {
-    const res = await call(app, 'POST', `/v1/claims/${claimId}/submissions`, { token: member.token, body: { content: 'Done' } });
+    const res = await call(app, 'POST', `/v1/claims/${claimId}/submissions`, {
+      token: member.token,
+      body: { content: 'Done' },
+    });
     if (res.status !== 201) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
   };
   const claimId = await claimOn(forClaim!.id);
@@ -137,8 +154,12 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
   const settled = await createProject(app, owner, circle.id, { rewardPool: { amount: 999, unit: 'points' } });
   const [paid] = await addTasks(app, owner, settled.id, [{ title: 'Paid work' }]);
   await completeTask(app, owner, member, paid!.id);
-  const settlement = await call(app, 'POST', `/v1/projects/${settled.id}/settlements`, { token: owner.token, body: {} });
-  if (settlement.status !== 202) throw new Error(`settle failed: ${settlement.status} ${JSON.stringify(settlement.body)}`);
+  const settlement = await call(app, 'POST', `/v1/projects/${settled.id}/settlements`, {
+    token: owner.token,
+    body: {},
+  });
+  if (settlement.status !== 202)
+    throw new Error(`settle failed: ${settlement.status} ${JSON.stringify(settlement.body)}`);
 
   let extraTasks = 0;
   const freshTask = async () => {
@@ -146,7 +167,9 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
     return task!.id;
   };
   return {
-    app, db, config,
+    app,
+    db,
+    config,
     users: { outsider, member, admin, owner, otherOwner },
     circleId: circle.id,
     otherCircleId: other.id,
@@ -156,7 +179,8 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
     submittedClaimId,
     settlementId: settlement.body.id,
     fresh: {
-      project: async () => (await createProject(app, owner, circle.id, { rewardPool: { amount: 10, unit: 'points' } })).id,
+      project: async () =>
+        (await createProject(app, owner, circle.id, { rewardPool: { amount: 10, unit: 'points' } })).id,
       activeClaim: async () => claimOn(await freshTask()),
       submittedClaim: async () => {
         const id = await claimOn(await freshTask());
@@ -185,9 +209,25 @@ export function fillPath(path: string, params: Record<string, string>): string {
 }
 
 const TABLES = [
-  'users', 'refresh_tokens', 'circles', 'memberships', 'invites', 'idempotency_keys', 'events', 'projects', 'tasks',
-  'task_dependencies', 'claims', 'submissions', 'reviews', 'contributions', 'settlements', 'payouts', 'ledger_accounts',
-  'ledger_transactions', 'ledger_entries',
+  'users',
+  'refresh_tokens',
+  'circles',
+  'memberships',
+  'invites',
+  'idempotency_keys',
+  'events',
+  'projects',
+  'tasks',
+  'task_dependencies',
+  'claims',
+  'submissions',
+  'reviews',
+  'contributions',
+  'settlements',
+  'payouts',
+  'ledger_accounts',
+  'ledger_transactions',
+  'ledger_entries',
 ] as const;
 
 /**
@@ -195,15 +235,20 @@ const TABLES = [
  * (max xmin), so an insert, an update or a delete anywhere shows up as a difference.
  */
 export async function snapshot(db: Db): Promise<string> {
-  const parts = TABLES.map((table) => sql`(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM ${sql.table(table)})`);
+  const parts = TABLES.map(
+    (table) => sql`(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM ${sql.table(table)})`,
+  );
   const row = await sql<{ s: string }>`SELECT concat_ws(',', ${sql.join(parts)}) AS s`.execute(db);
   return row.rows[0]!.s;
 }
 
 /** Names the tables whose part of two snapshots differs, with both values. */
 export function changedTables(before: string, after: string): string {
-  const a = before.split(','), b = after.split(',');
-  return TABLES.filter((_, i) => a[i] !== b[i]).map((table) => `${table} ${a[TABLES.indexOf(table)]} -> ${b[TABLES.indexOf(table)]}`).join('; ');
+  const a = before.split(','),
+    b = after.split(',');
+  return TABLES.filter((_, i) => a[i] !== b[i])
+    .map((table) => `${table} ${a[TABLES.indexOf(table)]} -> ${b[TABLES.indexOf(table)]}`)
+    .join('; ');
 }
 
 export async function rowCounts(db: Db): Promise<Record<string, number>> {

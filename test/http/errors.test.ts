@@ -7,7 +7,11 @@ t.test('an unknown route is 404 route_not_found', async (t) => {
   const { app } = await buildTestApp(t);
   const res = await call(app, 'GET', '/v1/nowhere?x=1');
   t.ok(isProblem(res, 404, 'route_not_found'));
-  t.match(res.body, { type: 'https://circle-actions.dev/problems/route-not-found', title: 'Not Found', detail: 'No route GET /v1/nowhere.' });
+  t.match(res.body, {
+    type: 'https://circle-actions.dev/problems/route-not-found',
+    title: 'Not Found',
+    detail: 'No route GET /v1/nowhere.',
+  });
   t.ok(res.headers['x-request-id']);
   const wrongMethod = await call(app, 'PUT', '/v1/circles');
   t.ok(isProblem(wrongMethod, 404, 'route_not_found'));
@@ -16,7 +20,12 @@ t.test('an unknown route is 404 route_not_found', async (t) => {
 t.test('malformed JSON is 400 invalid_json', async (t) => {
   const { app, db } = await buildTestApp(t);
   for (const payload of ['{"handle": "ann", ', '']) {
-    const res = await app.inject({ method: 'POST', url: '/v1/auth/register', headers: { 'content-type': 'application/json' }, payload });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/auth/register',
+      headers: { 'content-type': 'application/json' },
+      payload,
+    });
     t.equal(res.statusCode, 400, JSON.stringify(payload));
     t.match(res.headers['content-type'], /^application\/problem\+json/);
     t.equal(res.json().code, 'invalid_json');
@@ -27,41 +36,78 @@ t.test('malformed JSON is 400 invalid_json', async (t) => {
 t.test('a body over BODY_LIMIT_BYTES is 413 body_too_large', async (t) => {
   const { app, db } = await buildTestApp(t, { BODY_LIMIT_BYTES: '2048' });
   const user = await registerUser(app);
-  const res = await call(app, 'POST', '/v1/circles', { token: user.token, body: { name: 'big', joinPolicy: 'open', description: 'x'.repeat(3000) } });
+  const res = await call(app, 'POST', '/v1/circles', {
+    token: user.token,
+    body: { name: 'big', joinPolicy: 'open', description: 'x'.repeat(3000) },
+  });
   t.ok(isProblem(res, 413, 'body_too_large'), JSON.stringify(res.body));
   t.equal((await db.selectFrom('circles').select('id').execute()).length, 0);
-  const small = await call(app, 'POST', '/v1/circles', { token: user.token, body: { name: 'small', joinPolicy: 'open' } });
+  const small = await call(app, 'POST', '/v1/circles', {
+    token: user.token,
+    body: { name: 'small', joinPolicy: 'open' },
+  });
   t.equal(small.status, 201, 'bodies under the limit still work');
 });
 
 t.test('a content type other than JSON is 415', async (t) => {
   const { app } = await buildTestApp(t);
   const user = await registerUser(app);
-  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml', 'multipart/form-data; boundary=x']) {
-    const res = await app.inject({ method: 'POST', url: '/v1/circles', headers: { 'content-type': type, authorization: `Bearer ${user.token}` }, payload: 'name=x&joinPolicy=open' });
+  for (const type of [
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'application/xml',
+    'multipart/form-data; boundary=x',
+  ]) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/circles',
+      headers: { 'content-type': type, authorization: `Bearer ${user.token}` },
+      payload: 'name=x&joinPolicy=open',
+    });
     t.equal(res.statusCode, 415, type);
     t.equal(res.json().code, 'unsupported_media_type');
     t.match(res.headers['content-type'], /^application\/problem\+json/);
   }
-  const noType = await app.inject({ method: 'POST', url: '/v1/circles', headers: { authorization: `Bearer ${user.token}` }, payload: '{"name":"x","joinPolicy":"open"}' });
+  const noType = await app.inject({
+    method: 'POST',
+    url: '/v1/circles',
+    headers: { authorization: `Bearer ${user.token}` },
+    payload: '{"name":"x","joinPolicy":"open"}',
+  });
   t.equal(noType.statusCode, 415, 'a body without a content type');
 });
 
 t.test('unknown fields are refused (no mass assignment) and types are not coerced', async (t) => {
   const { app, db } = await buildTestApp(t);
   const user = await registerUser(app);
-  const extra = await call(app, 'POST', '/v1/circles', { token: user.token, body: { name: 'x', joinPolicy: 'open', ownerId: user.id, createdAt: '2020-01-01T00:00:00Z' } });
+  const extra = await call(app, 'POST', '/v1/circles', {
+    token: user.token,
+    body: { name: 'x', joinPolicy: 'open', ownerId: user.id, createdAt: '2020-01-01T00:00:00Z' },
+  });
   t.ok(isProblem(extra, 400, 'invalid_request'));
-  t.same(extra.body.errors.map((e: { path: string }) => e.path).sort(), ['body/createdAt', 'body/ownerId'], 'each unknown field is named');
+  t.same(
+    extra.body.errors.map((e: { path: string }) => e.path).sort(),
+    ['body/createdAt', 'body/ownerId'],
+    'each unknown field is named',
+  );
   t.ok(extra.body.errors.every((e: { message: string }) => e.message === 'is not an allowed field'));
 
   const circle = await call(app, 'POST', '/v1/circles', { token: user.token, body: { name: 'x', joinPolicy: 'open' } });
-  const asString = await call(app, 'POST', `/v1/circles/${circle.body.id}/invites`, { token: user.token, body: { maxUses: '5' } });
+  const asString = await call(app, 'POST', `/v1/circles/${circle.body.id}/invites`, {
+    token: user.token,
+    body: { maxUses: '5' },
+  });
   t.ok(isProblem(asString, 400, 'invalid_request'), 'a number sent as a string is not coerced in a body');
   t.equal(asString.body.errors[0].path, 'body/maxUses');
-  const asNumber = await call(app, 'POST', '/v1/circles', { token: user.token, body: { name: 42, joinPolicy: 'open' } });
+  const asNumber = await call(app, 'POST', '/v1/circles', {
+    token: user.token,
+    body: { name: 42, joinPolicy: 'open' },
+  });
   t.ok(isProblem(asNumber, 400, 'invalid_request'), 'nor a string sent as a number');
-  const asArray = await call(app, 'POST', '/v1/circles', { token: user.token, body: [{ name: 'x', joinPolicy: 'open' }] });
+  const asArray = await call(app, 'POST', '/v1/circles', {
+    token: user.token,
+    body: [{ name: 'x', joinPolicy: 'open' }],
+  });
   t.ok(isProblem(asArray, 400, 'invalid_request'), 'an array is not an object');
 
   // Query strings are text by nature: they are coerced.
@@ -103,7 +149,10 @@ t.test('an unexpected error is 500 internal_error and does not leak its message'
 t.test('validation errors list every invalid field with its path', async (t) => {
   const { app } = await buildTestApp(t);
   const user = await registerUser(app);
-  const res = await call(app, 'POST', '/v1/circles', { token: user.token, body: { name: '', joinPolicy: 'nope', description: 7 } });
+  const res = await call(app, 'POST', '/v1/circles', {
+    token: user.token,
+    body: { name: '', joinPolicy: 'nope', description: 7 },
+  });
   t.ok(isProblem(res, 400, 'invalid_request'));
   const paths = new Set(res.body.errors.map((e: { path: string }) => e.path));
   t.same([...paths].sort(), ['body/description', 'body/joinPolicy', 'body/name']);

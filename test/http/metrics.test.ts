@@ -20,7 +20,11 @@ t.test('with METRICS_TOKEN, scrapers must present it', async (t) => {
   t.ok(isProblem(anonymous, 401, 'invalid_token'));
   const wrong = await call(app, 'GET', '/metrics', { headers: { authorization: 'Bearer nope' } });
   t.ok(isProblem(wrong, 401, 'invalid_token'));
-  const right = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer scrape-secret' } });
+  const right = await app.inject({
+    method: 'GET',
+    url: '/metrics',
+    headers: { authorization: 'Bearer scrape-secret' },
+  });
   t.equal(right.statusCode, 200);
   t.match(right.body, /http_request_duration_seconds_bucket/);
 });

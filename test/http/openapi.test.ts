@@ -7,7 +7,13 @@ import { buildTestApp, call } from '../helper.js';
 type Schema = Record<string, unknown>;
 
 /** Every property (at any depth) that lacks a description, as JSON-pointer-like paths. */
-function undescribed(schema: unknown, at: string, components: Record<string, Schema>, out: string[], seen = new Set<unknown>()): string[] {
+function undescribed(
+  schema: unknown,
+  at: string,
+  components: Record<string, Schema>,
+  out: string[],
+  seen = new Set<unknown>(),
+): string[] {
   if (!schema || typeof schema !== 'object' || seen.has(schema)) return out;
   seen.add(schema);
   const s = schema as Schema;
@@ -27,7 +33,9 @@ function undescribed(schema: unknown, at: string, components: Record<string, Sch
     if (s[key] && typeof s[key] === 'object') undescribed(s[key], `${at}/${key}`, components, out, seen);
   }
   for (const key of ['anyOf', 'oneOf', 'allOf']) {
-    if (Array.isArray(s[key])) (s[key] as unknown[]).forEach((sub, i) => undescribed(sub, `${at}/${key}/${i}`, components, out, seen));
+    if (!Array.isArray(s[key])) continue;
+    for (const [i, sub] of (s[key] as unknown[]).entries())
+      undescribed(sub, `${at}/${key}/${i}`, components, out, seen);
   }
   return out;
 }
@@ -44,8 +52,19 @@ t.test('GET /openapi.json is a valid OpenAPI 3.1 document covering the routes', 
   t.ok(result.valid, JSON.stringify(result.errors, null, 2));
   t.equal(validator.version, '3.1');
 
-  for (const path of ['/v1/auth/register', '/v1/auth/login', '/v1/auth/refresh', '/v1/me', '/v1/circles', '/v1/circles/{circleId}',
-    '/v1/circles/{circleId}/invites', '/v1/circles/{circleId}/members', '/v1/circles/{circleId}/members/{userId}', '/healthz', '/readyz']) {
+  for (const path of [
+    '/v1/auth/register',
+    '/v1/auth/login',
+    '/v1/auth/refresh',
+    '/v1/me',
+    '/v1/circles',
+    '/v1/circles/{circleId}',
+    '/v1/circles/{circleId}/invites',
+    '/v1/circles/{circleId}/members',
+    '/v1/circles/{circleId}/members/{userId}',
+    '/healthz',
+    '/readyz',
+  ]) {
     t.ok(doc.paths[path], `documents ${path}`);
   }
   t.notOk(doc.paths['/openapi.json'], 'the document itself is hidden');
@@ -54,9 +73,13 @@ t.test('GET /openapi.json is a valid OpenAPI 3.1 document covering the routes', 
   t.same(doc.paths['/v1/auth/login'].post.security, [], 'login needs no token');
   t.notOk(doc.paths['/v1/me'].get.security, 'other routes inherit the bearer requirement');
   t.ok(doc.paths['/v1/circles'].post.responses['422'], 'idempotent routes document 422');
-  t.same(doc.paths['/v1/circles/{circleId}'].get.responses['404'].content, {
-    'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } },
-  }, 'errors are documented under the media type they are sent with');
+  t.same(
+    doc.paths['/v1/circles/{circleId}'].get.responses['404'].content,
+    {
+      'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } },
+    },
+    'errors are documented under the media type they are sent with',
+  );
 });
 
 t.test('the description check finds undescribed properties at any depth', async (t) => {
@@ -76,7 +99,8 @@ t.test('every property of every request and response schema has a description', 
   const doc = (await call(app, 'GET', '/openapi.json')).body;
   const components = doc.components.schemas as Record<string, Schema>;
   const missing: string[] = [];
-  for (const [name, schema] of Object.entries(components)) undescribed(schema, `#/components/schemas/${name}`, components, missing);
+  for (const [name, schema] of Object.entries(components))
+    undescribed(schema, `#/components/schemas/${name}`, components, missing);
 
   let operations = 0;
   for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Schema>>)) {
@@ -90,9 +114,11 @@ t.test('every property of every request and response schema has a description', 
         }
       }
       const body = (op.requestBody as { content?: Record<string, { schema: Schema }> } | undefined)?.content;
-      for (const [type, media] of Object.entries(body ?? {})) undescribed(media.schema, `${where} request ${type}`, components, missing);
+      for (const [type, media] of Object.entries(body ?? {}))
+        undescribed(media.schema, `${where} request ${type}`, components, missing);
       for (const [status, response] of Object.entries((op.responses ?? {}) as Record<string, Schema>)) {
-        if (typeof response.description !== 'string' || !response.description) missing.push(`${where} response ${status}`);
+        if (typeof response.description !== 'string' || !response.description)
+          missing.push(`${where} response ${status}`);
         for (const [type, media] of Object.entries((response.content ?? {}) as Record<string, { schema: Schema }>)) {
           undescribed(media.schema, `${where} ${status} ${type}`, components, missing);
         }

@@ -22,13 +22,19 @@ function setup(t: Test) {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const incr = (store: SharedWindowStore, key: string, windowMs = WINDOW) =>
-  new Promise<{ current: number; ttl: number }>((resolve, reject) => store.incr(key, (err, res) => (err ? reject(err) : resolve(res!)), windowMs));
+  new Promise<{ current: number; ttl: number }>((resolve, reject) =>
+    store.incr(key, (err, res) => (err ? reject(err) : resolve(res!)), windowMs),
+  );
 
 t.test('within one process the count is exact, in sequence and in a burst', async (t) => {
   const { store } = setup(t);
   const s = store();
   const burst = await Promise.all(Array.from({ length: 12 }, () => incr(s, 'u:ann')));
-  t.same(burst.map((r) => r.current).sort((a, b) => a - b), Array.from({ length: 12 }, (_, i) => i + 1), 'a burst before the first answer: every request counted once');
+  t.same(
+    burst.map((r) => r.current).sort((a, b) => a - b),
+    Array.from({ length: 12 }, (_, i) => i + 1),
+    'a burst before the first answer: every request counted once',
+  );
   const next = [];
   for (let i = 0; i < 5; i++) next.push((await incr(s, 'u:ann')).current);
   t.same(next, [13, 14, 15, 16, 17], 'then counted locally, one by one');
@@ -43,7 +49,7 @@ t.test('processes share the count through Redis; each trusts its last answer for
   t.equal((await incr(b, 'u:ann')).current, 1, 'b starts the window');
   for (let i = 0; i < 5; i++) await incr(a, 'u:ann');
   await a.sync(WINDOW);
-  t.equal(await redis.get(`${prefix}u:ann`), '6', "a asked Redis once and sent the rest of its counts in one sync");
+  t.equal(await redis.get(`${prefix}u:ann`), '6', 'a asked Redis once and sent the rest of its counts in one sync');
   t.equal((await incr(b, 'u:ann')).current, 2, 'b counts on its last answer while it trusts it: the bounded lag');
   await sleep(1600);
   t.equal((await incr(b, 'u:ann')).current, 8, "later, b counts on a's requests too");
@@ -51,27 +57,45 @@ t.test('processes share the count through Redis; each trusts its last answer for
   t.equal(await redis.get(`${prefix}u:ann`), '8', 'the sync timer sent every local count: none lost, none twice');
 });
 
-t.test('on an auto-pipelined connection (as the API runs it), one turn of requests is one round trip and stays exact', async (t) => {
-  const { prefix } = setup(t);
-  const own = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, enableAutoPipelining: true });
-  t.teardown(() => own.disconnect());
-  await own.ping();
-  const s = new SharedWindowStore(own, prefix);
-  const members = Array.from({ length: 40 }, (_, i) => `u:m${i}`);
-  // Three requests per member in one turn. They are also the connection's first use of the
-  // increment script, which ioredis must load into Redis before the pipeline runs.
-  const answers = members.flatMap((key) => [incr(s, key), incr(s, key), incr(s, key)]);
-  t.equal(own.autoPipelineQueueSize, members.length * 3, 'every increment waits for one pipeline, none went alone');
-  const counts = await Promise.all(answers);
-  t.ok(members.every((_, m) => counts.slice(m * 3, m * 3 + 3).map((r) => r.current).sort().join() === '1,2,3'), 'each member counted 1, 2, 3');
-  t.same(await own.mget(members.map((key) => prefix + key)), members.map(() => '3'), 'and Redis holds each count once');
-});
+t.test(
+  'on an auto-pipelined connection (as the API runs it), one turn of requests is one round trip and stays exact',
+  async (t) => {
+    const { prefix } = setup(t);
+    const own = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+    t.teardown(() => own.disconnect());
+    await own.ping();
+    const s = new SharedWindowStore(own, prefix);
+    const members = Array.from({ length: 40 }, (_, i) => `u:m${i}`);
+    // Three requests per member in one turn. They are also the connection's first use of the
+    // increment script, which ioredis must load into Redis before the pipeline runs.
+    const answers = members.flatMap((key) => [incr(s, key), incr(s, key), incr(s, key)]);
+    t.equal(own.autoPipelineQueueSize, members.length * 3, 'every increment waits for one pipeline, none went alone');
+    const counts = await Promise.all(answers);
+    t.ok(
+      members.every(
+        (_, m) =>
+          counts
+            .slice(m * 3, m * 3 + 3)
+            .map((r) => r.current)
+            .sort()
+            .join() === '1,2,3',
+      ),
+      'each member counted 1, 2, 3',
+    );
+    t.same(
+      await own.mget(members.map((key) => prefix + key)),
+      members.map(() => '3'),
+      'and Redis holds each count once',
+    );
+  },
+);
 
 t.test('exact stores (credential budgets) ask Redis on every request', async (t) => {
   const { store } = setup(t);
   const [a, b] = [store().child(), store().child()];
   const seen = [];
-  for (let i = 0; i < 3; i++) seen.push((await incr(a, 'auth:1.2.3.4')).current, (await incr(b, 'auth:1.2.3.4')).current);
+  for (let i = 0; i < 3; i++)
+    seen.push((await incr(a, 'auth:1.2.3.4')).current, (await incr(b, 'auth:1.2.3.4')).current);
   t.same(seen, [1, 2, 3, 4, 5, 6], 'no request is counted locally');
 });
 

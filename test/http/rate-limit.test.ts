@@ -14,7 +14,9 @@ t.test('past AUTH_RATE_LIMIT_MAX attempts in a minute, login is 429 rate_limited
     t.ok(isProblem(res, 401, 'invalid_credentials'), `attempt ${i} is judged on its merits`);
     t.equal(res.headers['x-ratelimit-remaining'], String(3 - i));
   }
-  const limited = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: 'correct horse battery' } });
+  const limited = await call(app, 'POST', '/v1/auth/login', {
+    body: { handle: user.handle, password: 'correct horse battery' },
+  });
   t.ok(isProblem(limited, 429, 'rate_limited'), JSON.stringify(limited.body));
   t.match(limited.type, /^application\/problem\+json/);
   const retryAfter = Number(limited.headers['retry-after']);
@@ -25,13 +27,21 @@ t.test('past AUTH_RATE_LIMIT_MAX attempts in a minute, login is 429 rate_limited
 
 t.test('RATE_LIMIT_MAX limits each user on user routes, sequentially and in parallel', async (t) => {
   const { app } = await buildTestApp(t, { RATE_LIMIT_MAX: '5' });
-  const [ann, bob, cat] = [await registerUser(app, 'ann'), await registerUser(app, 'bob'), await registerUser(app, 'cat')];
+  const [ann, bob, cat] = [
+    await registerUser(app, 'ann'),
+    await registerUser(app, 'bob'),
+    await registerUser(app, 'cat'),
+  ];
 
   for (let i = 0; i < 5; i++) t.equal((await call(app, 'GET', '/v1/me', { token: ann.token })).status, 200);
   const sixth = await call(app, 'GET', '/v1/circles', { token: ann.token });
   t.ok(isProblem(sixth, 429, 'rate_limited'), 'the budget is shared across routes');
   t.ok(Number(sixth.headers['retry-after']) > 0);
-  t.equal((await call(app, 'GET', '/v1/me', { token: bob.token })).status, 200, 'another user has a budget of their own');
+  t.equal(
+    (await call(app, 'GET', '/v1/me', { token: bob.token })).status,
+    200,
+    'another user has a budget of their own',
+  );
 
   // Counting is atomic in Redis: 12 requests at once admit exactly 5.
   const burst = await Promise.all(Array.from({ length: 12 }, () => call(app, 'GET', '/v1/me', { token: cat.token })));
@@ -45,10 +55,16 @@ t.test('RATE_LIMIT_MAX limits each user on user routes, sequentially and in para
 });
 
 t.test('with Redis unreachable the limiter fails open and requests still succeed', async (t) => {
-  const { app } = await buildTestApp(t, { REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_MAX: '1', AUTH_RATE_LIMIT_MAX: '1' });
+  const { app } = await buildTestApp(t, {
+    REDIS_URL: 'redis://127.0.0.1:1',
+    RATE_LIMIT_MAX: '1',
+    AUTH_RATE_LIMIT_MAX: '1',
+  });
   const user = await registerUser(app);
   for (let i = 0; i < 3; i++) {
-    const login = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: 'correct horse battery' } });
+    const login = await call(app, 'POST', '/v1/auth/login', {
+      body: { handle: user.handle, password: 'correct horse battery' },
+    });
     t.equal(login.status, 200, `login ${i + 1}`);
     const me = await call(app, 'GET', '/v1/me', { token: user.token });
     t.equal(me.status, 200, `GET /v1/me ${i + 1}`);
@@ -62,7 +78,11 @@ t.test('with Redis unreachable the limiter fails open and requests still succeed
 t.test('the limiter counts on an auto-pipelined connection; queue producers keep a plain one', async (t) => {
   const { app } = await buildTestApp(t);
   t.not(app.rateLimitRedis, app.queueRedis);
-  t.equal(app.rateLimitRedis.options.enableAutoPipelining, true, 'rate-limit increments of one event-loop turn share a round trip');
+  t.equal(
+    app.rateLimitRedis.options.enableAutoPipelining,
+    true,
+    'rate-limit increments of one event-loop turn share a round trip',
+  );
   t.equal(app.queueRedis.options.enableAutoPipelining, false, 'BullMQ is not run auto-pipelined');
 });
 
@@ -70,10 +90,16 @@ t.test('login, register and refresh share one per-IP budget', async (t) => {
   const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' });
   const statuses = [
     (await call(app, 'POST', '/v1/auth/login', { body: { handle: 'nobody_here', password: 'wrong password' } })).status,
-    (await call(app, 'POST', '/v1/auth/register', { body: { handle: 'shared_budget', password: 'correct horse battery' } })).status,
+    (
+      await call(app, 'POST', '/v1/auth/register', {
+        body: { handle: 'shared_budget', password: 'correct horse battery' },
+      })
+    ).status,
     (await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: 'not-a-token' } })).status,
   ];
   t.same(statuses, [401, 201, 401], 'three attempts across the three routes fit the budget');
-  const fourth = await call(app, 'POST', '/v1/auth/login', { body: { handle: 'shared_budget', password: 'correct horse battery' } });
+  const fourth = await call(app, 'POST', '/v1/auth/login', {
+    body: { handle: 'shared_budget', password: 'correct horse battery' },
+  });
   t.equal(fourth.status, 429, 'the fourth, on any of them, is limited');
 });

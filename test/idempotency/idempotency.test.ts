@@ -7,8 +7,17 @@ import { SYNC_INTERVAL_MS, TRUST_MS } from '../../src/http/rate-limit-store.js';
 // Idempotency-Key on creating POSTs: replays, reuse with another body, concurrent duplicates,
 // expiry and per-user scope. Checked on POST /v1/circles, whose route is marked idempotent.
 
-const createCircle = (app: FastifyInstance, user: TestUser, key: string | undefined, body: unknown = { name: 'Readers', joinPolicy: 'open' }) =>
-  call(app, 'POST', '/v1/circles', { token: user.token, body, headers: key === undefined ? {} : { 'idempotency-key': key } });
+const createCircle = (
+  app: FastifyInstance,
+  user: TestUser,
+  key: string | undefined,
+  body: unknown = { name: 'Readers', joinPolicy: 'open' },
+) =>
+  call(app, 'POST', '/v1/circles', {
+    token: user.token,
+    body,
+    headers: key === undefined ? {} : { 'idempotency-key': key },
+  });
 
 t.test('a replay returns the first status and body, marked idempotent-replayed, and creates nothing', async (t) => {
   const { app, db } = await buildTestApp(t);
@@ -59,7 +68,11 @@ t.test('the same key with a different body is 422 idempotency_key_reused', async
   t.ok(isProblem(reused, 422, 'idempotency_key_reused'));
   // A key belongs to the user, not to a route: sending it to another route is a reuse too.
   const circleId = (await createCircle(app, user, undefined)).body.id;
-  const otherRoute = await call(app, 'POST', `/v1/circles/${circleId}/invites`, { token: user.token, body: {}, headers: { 'idempotency-key': 'k' } });
+  const otherRoute = await call(app, 'POST', `/v1/circles/${circleId}/invites`, {
+    token: user.token,
+    body: {},
+    headers: { 'idempotency-key': 'k' },
+  });
   t.ok(isProblem(otherRoute, 422, 'idempotency_key_reused'));
   t.equal((await db.selectFrom('invites').select('code').execute()).length, 0);
   const circles = await db.selectFrom('circles').select('name').orderBy('created_at').execute();
@@ -70,12 +83,19 @@ t.test('concurrent duplicates create exactly one circle', async (t) => {
   const { app, db } = await buildTestApp(t);
   const user = await registerUser(app);
   for (let round = 0; round < 5; round++) {
-    const results = await Promise.all([createCircle(app, user, `race-${round}`), createCircle(app, user, `race-${round}`)]);
+    const results = await Promise.all([
+      createCircle(app, user, `race-${round}`),
+      createCircle(app, user, `race-${round}`),
+    ]);
     const created = results.filter((r) => r.status === 201 && !r.headers['idempotent-replayed']);
     t.equal(created.length, 1, `round ${round}: one request did the work`);
     const other = results.find((r) => r !== created[0])!;
-    const replayed = other.status === 201 && other.headers['idempotent-replayed'] === 'true' && other.body.id === created[0]!.body.id;
-    t.ok(replayed || isProblem(other, 409, 'idempotency_request_in_progress'), `round ${round}: the other is a replay or 409 (${other.status})`);
+    const replayed =
+      other.status === 201 && other.headers['idempotent-replayed'] === 'true' && other.body.id === created[0]!.body.id;
+    t.ok(
+      replayed || isProblem(other, 409, 'idempotency_request_in_progress'),
+      `round ${round}: the other is a replay or 409 (${other.status})`,
+    );
   }
   const count = await db.selectFrom('circles').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow();
   t.equal(count.n, 5);
@@ -86,7 +106,10 @@ t.test('a request still in progress answers 409; an abandoned one may be retried
   const user = await registerUser(app);
   // As if another process had taken the key and not finished yet.
   const first = await createCircle(app, user, 'slow');
-  await db.updateTable('idempotency_keys').set({ response_status: null, response_type: null, response_body: null }).execute();
+  await db
+    .updateTable('idempotency_keys')
+    .set({ response_status: null, response_type: null, response_body: null })
+    .execute();
   const busy = await createCircle(app, user, 'slow');
   t.ok(isProblem(busy, 409, 'idempotency_request_in_progress'));
   t.equal(busy.headers['idempotent-replayed'], undefined);
@@ -103,8 +126,13 @@ t.test('invalid keys are 400 invalid_idempotency_key', async (t) => {
   const user = await registerUser(app);
   for (const key of ['x'.repeat(256), 'has space', 'tab\there', 'ünïcode']) {
     const res = await app.inject({
-      method: 'POST', url: '/v1/circles', payload: { name: 'x', joinPolicy: 'open' },
-      headers: { authorization: `Bearer ${user.token}`, 'idempotency-key': encodeURI(key) === key ? key : Buffer.from(key, 'utf8').toString('latin1') },
+      method: 'POST',
+      url: '/v1/circles',
+      payload: { name: 'x', joinPolicy: 'open' },
+      headers: {
+        authorization: `Bearer ${user.token}`,
+        'idempotency-key': encodeURI(key) === key ? key : Buffer.from(key, 'utf8').toString('latin1'),
+      },
     });
     t.equal(res.statusCode, 400, JSON.stringify(key));
     t.equal(res.json().code, 'invalid_idempotency_key');
@@ -136,7 +164,7 @@ t.test('keys are per user: the same key from another user is their own request',
   const theirs = await createCircle(app, bob, 'shared-key', { name: 'Other', joinPolicy: 'invite' });
   t.equal(theirs.status, 201, 'not a 422 for a different body');
   t.notOk(theirs.headers['idempotent-replayed']);
-  t.equal(theirs.body.ownerId, bob.id, 'never another user\'s response');
+  t.equal(theirs.body.ownerId, bob.id, "never another user's response");
   const bobAgain = await createCircle(app, bob, 'shared-key', { name: 'Readers', joinPolicy: 'open' });
   t.ok(isProblem(bobAgain, 422, 'idempotency_key_reused'));
   t.not(mine.body.id, theirs.body.id);

@@ -17,11 +17,18 @@ t.test('the claim statement is prepared once per connection and prepared again o
   const circle = await createCircle(app, owner);
   const members = await joinMembers(app, circle.id, 3);
   const project = await createProject(app, owner, circle.id);
-  await addTasks(app, owner, project.id, [{ title: 'a', weight: 1 }, { title: 'b', weight: 1 }, { title: 'c', weight: 1 }, { title: 'd', weight: 1 }]);
+  await addTasks(app, owner, project.id, [
+    { title: 'a', weight: 1 },
+    { title: 'b', weight: 1 },
+    { title: 'c', weight: 1 },
+    { title: 'd', weight: 1 },
+  ]);
 
   const db = createDb(config.databaseUrl, 1);
   t.teardown(() => db.destroy());
-  const prepared = async () => (await sql<{ name: string; statement: string }>`SELECT name, statement FROM pg_prepared_statements`.execute(db)).rows;
+  const prepared = async () =>
+    (await sql<{ name: string; statement: string }>`SELECT name, statement FROM pg_prepared_statements`.execute(db))
+      .rows;
   const backend = async () => (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)).rows[0]!.pid;
 
   const first = await claimNextTask(db, project.id, members[0]!.id, null, 10);
@@ -57,36 +64,63 @@ t.test('the claim statement is prepared once per connection and prepared again o
   t.equal((await prepared()).length, 1);
 });
 
-t.test("claims/next keeps walking the claimable index in order under a generic plan, whatever the skills' statistics say", async (t) => {
-  const { app, config } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [member] = await joinMembers(app, circle.id, 1);
-  const project = await createProject(app, owner, circle.id);
-  // Skills spread evenly over many tasks: the array statistics make any one skill look rare, which
-  // once led the generic plan to read and sort every claimable task on each claim.
-  const skills = ['coding', 'design', 'writing', 'review', 'testing', 'outreach', 'research', 'translation'];
-  await addTasks(app, owner, project.id, Array.from({ length: 4000 }, (_, i) => ({ title: `t${i}`, skills: [skills[i % skills.length]!] })));
+t.test(
+  "claims/next keeps walking the claimable index in order under a generic plan, whatever the skills' statistics say",
+  async (t) => {
+    const { app, config } = await buildTestApp(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const [member] = await joinMembers(app, circle.id, 1);
+    const project = await createProject(app, owner, circle.id);
+    // Skills spread evenly over many tasks: the array statistics make any one skill look rare, which
+    // once led the generic plan to read and sort every claimable task on each claim.
+    const skills = ['coding', 'design', 'writing', 'review', 'testing', 'outreach', 'research', 'translation'];
+    await addTasks(
+      app,
+      owner,
+      project.id,
+      Array.from({ length: 4000 }, (_, i) => ({ title: `t${i}`, skills: [skills[i % skills.length]!] })),
+    );
 
-  let last: { sql: string; parameters: readonly unknown[] } | null = null;
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1, Client: PreparingClient });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: (e) => { if (e.level === 'query') last = e.query; } });
-  t.teardown(() => db.destroy());
-  await sql`ANALYZE tasks, claims`.execute(db);
-  t.ok(await claimNextTask(db, project.id, member!.id, ['design'], 10), 'a claim, which prepares the statement');
-  const statement = last!;
-  const name = preparedName(statement.sql)!;
+    let last: { sql: string; parameters: readonly unknown[] } | null = null;
+    const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1, Client: PreparingClient });
+    const db = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool }),
+      log: (e) => {
+        if (e.level === 'query') last = e.query;
+      },
+    });
+    t.teardown(() => db.destroy());
+    await sql`ANALYZE tasks, claims`.execute(db);
+    t.ok(await claimNextTask(db, project.id, member!.id, ['design'], 10), 'a claim, which prepares the statement');
+    const statement = last!;
+    const name = preparedName(statement.sql)!;
 
-  const literal = (v: unknown): string => (v === null ? 'NULL' : typeof v === 'number' ? String(v)
-    : Array.isArray(v) ? `'{${v.join(',')}}'` : `'${String(v).replaceAll("'", "''")}'`);
-  type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; Plans?: PlanNode[] };
-  const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
-  await sql`SET plan_cache_mode = force_generic_plan`.execute(db);
-  for (const wanted of [['design'], null, ['no-such-skill']]) {
-    const args = statement.parameters.map((p) => (Array.isArray(p) ? wanted : p));
-    const { rows } = await sql<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>`EXPLAIN (FORMAT JSON) EXECUTE ${sql.raw(name)}(${sql.raw(args.map(literal).join(', '))})`.execute(db);
-    const onTasks = nodes(rows[0]!['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'tasks');
-    t.ok(onTasks.some((n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === 'tasks_claimable_idx'), `skills ${JSON.stringify(wanted)}: an ordered walk of the claimable index`);
-    t.notOk(onTasks.some((n) => n['Node Type'].startsWith('Bitmap') || n['Node Type'] === 'Seq Scan'), 'not a read of every claimable task');
-  }
-});
+    const literal = (v: unknown): string =>
+      v === null
+        ? 'NULL'
+        : typeof v === 'number'
+          ? String(v)
+          : Array.isArray(v)
+            ? `'{${v.join(',')}}'`
+            : `'${String(v).replaceAll("'", "''")}'`;
+    type PlanNode = { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; Plans?: PlanNode[] };
+    const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+    await sql`SET plan_cache_mode = force_generic_plan`.execute(db);
+    for (const wanted of [['design'], null, ['no-such-skill']]) {
+      const args = statement.parameters.map((p) => (Array.isArray(p) ? wanted : p));
+      const { rows } = await sql<{
+        'QUERY PLAN': [{ Plan: PlanNode }];
+      }>`EXPLAIN (FORMAT JSON) EXECUTE ${sql.raw(name)}(${sql.raw(args.map(literal).join(', '))})`.execute(db);
+      const onTasks = nodes(rows[0]!['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'tasks');
+      t.ok(
+        onTasks.some((n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === 'tasks_claimable_idx'),
+        `skills ${JSON.stringify(wanted)}: an ordered walk of the claimable index`,
+      );
+      t.notOk(
+        onTasks.some((n) => n['Node Type'].startsWith('Bitmap') || n['Node Type'] === 'Seq Scan'),
+        'not a read of every claimable task',
+      );
+    }
+  },
+);

@@ -54,7 +54,10 @@ t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async
   const job = await finished(queue, 'purge_test_1');
   t.equal(job.failedReason, undefined, 'the job succeeded');
   const keys = await db.selectFrom('idempotency_keys').select('key').orderBy('key').execute();
-  t.same(keys.map((k) => k.key), ['almost-a-day', 'fresh', 'in-progress']);
+  t.same(
+    keys.map((k) => k.key),
+    ['almost-a-day', 'fresh', 'in-progress'],
+  );
   t.same(job.returnvalue, { purged: 2 });
 
   // Safe to run again: nothing more to delete, fresh keys untouched.
@@ -69,7 +72,9 @@ t.test('a job id is a business key: adding it twice runs the job once', async (t
   const user = '00000000-0000-4000-8000-000000000002';
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-once' });
   const first = await finished(queue, 'purge-once');
-  await sql`INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES (${user}, 'old', '\\x00', now() - interval '2 days')`.execute(db);
+  await sql`INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES (${user}, 'old', '\\x00', now() - interval '2 days')`.execute(
+    db,
+  );
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-once' });
   await sleep(300);
   const second = await queue.getJob('purge-once');

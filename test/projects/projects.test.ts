@@ -1,6 +1,14 @@
 import t from 'tap';
 import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
-import { addTasks, claimTask, completeTask, countRows, createProject, eventTypes, joinMembers } from '../marketplace-helpers.js';
+import {
+  addTasks,
+  claimTask,
+  completeTask,
+  countRows,
+  createProject,
+  eventTypes,
+  joinMembers,
+} from '../marketplace-helpers.js';
 
 // Projects: creation (with or without a task tree), listing, progress, edits and the status lifecycle.
 
@@ -16,21 +24,47 @@ t.test('create a project without tasks: defaults, roles and validation', async (
   const res = await call(app, 'POST', url, { token: owner.token, body: { title: 'Translate the handbook' } });
   t.equal(res.status, 201);
   t.match(res.body, {
-    circleId: circle.id, title: 'Translate the handbook', description: '', status: 'open', rewardPool: { amount: 0, unit: 'points' },
-    leaseSeconds: 86400, reviewWindowSeconds: 259200, createdBy: owner.id,
+    circleId: circle.id,
+    title: 'Translate the handbook',
+    description: '',
+    status: 'open',
+    rewardPool: { amount: 0, unit: 'points' },
+    leaseSeconds: 86400,
+    reviewWindowSeconds: 259200,
+    createdBy: owner.id,
     progress: { tasksTotal: 0, tasksOpen: 0, tasksDone: 0, liveClaims: 0, pointsAccepted: 0 },
   });
   t.same(await eventTypes(db, res.body.id), ['project.created']);
 
   const full = await call(app, 'POST', url, {
     token: admin.token,
-    body: { title: 'Full', description: 'Everything set', status: 'draft', rewardPool: { amount: 123456, unit: 'CNY_cents' }, leaseSeconds: 3600, reviewWindowSeconds: 7200 },
+    body: {
+      title: 'Full',
+      description: 'Everything set',
+      status: 'draft',
+      rewardPool: { amount: 123456, unit: 'CNY_cents' },
+      leaseSeconds: 3600,
+      reviewWindowSeconds: 7200,
+    },
   });
   t.equal(full.status, 201, 'admins create projects too');
-  t.match(full.body, { status: 'draft', description: 'Everything set', rewardPool: { amount: 123456, unit: 'CNY_cents' }, leaseSeconds: 3600, reviewWindowSeconds: 7200, createdBy: admin.id });
+  t.match(full.body, {
+    status: 'draft',
+    description: 'Everything set',
+    rewardPool: { amount: 123456, unit: 'CNY_cents' },
+    leaseSeconds: 3600,
+    reviewWindowSeconds: 7200,
+    createdBy: admin.id,
+  });
 
   t.ok(isProblem(await call(app, 'POST', url, { token: member!.token, body: { title: 'Mine' } }), 403, 'forbidden'));
-  t.ok(isProblem(await call(app, 'POST', url, { token: outsider.token, body: { title: 'Mine' } }), 404, 'circle_not_found'));
+  t.ok(
+    isProblem(
+      await call(app, 'POST', url, { token: outsider.token, body: { title: 'Mine' } }),
+      404,
+      'circle_not_found',
+    ),
+  );
   t.ok(isProblem(await call(app, 'POST', url, { body: { title: 'Mine' } }), 401));
   const invalid: [Record<string, unknown>, string][] = [
     [{}, 'body/title'],
@@ -48,7 +82,10 @@ t.test('create a project without tasks: defaults, roles and validation', async (
   for (const [body, path] of invalid) {
     const bad = await call(app, 'POST', url, { token: owner.token, body });
     t.ok(isProblem(bad, 400, 'invalid_request'), `${JSON.stringify(body)} is refused`);
-    t.ok(bad.body.errors?.some((e: { path: string }) => e.path === path), `errors name ${path}`);
+    t.ok(
+      bad.body.errors?.some((e: { path: string }) => e.path === path),
+      `errors name ${path}`,
+    );
   }
   t.equal(await countRows(db, 'projects'), before, 'nothing created');
 });
@@ -60,15 +97,30 @@ t.test('create a project with its task tree in one request', async (t) => {
   const [member] = await joinMembers(app, circle.id, 1);
   const res = await call(app, 'POST', `/v1/circles/${circle.id}/projects`, {
     token: owner.token,
-    body: { title: 'With tasks', tasks: [{ key: 'a', title: 'A', children: [{ title: 'A1' }, { title: 'A2' }] }, { title: 'B', dependsOn: ['a'] }] },
+    body: {
+      title: 'With tasks',
+      tasks: [
+        { key: 'a', title: 'A', children: [{ title: 'A1' }, { title: 'A2' }] },
+        { title: 'B', dependsOn: ['a'] },
+      ],
+    },
   });
   t.equal(res.status, 201);
   t.match(res.body.progress, { tasksTotal: 4, tasksOpen: 4, tasksDone: 0, liveClaims: 0, pointsAccepted: 0 });
   const tasks = await call(app, 'GET', `/v1/projects/${res.body.id}/tasks`, { token: member!.token });
   t.same(tasks.body.items.map((x: { title: string }) => x.title).sort(), ['A', 'A1', 'A2', 'B']);
-  const claimable = await call(app, 'GET', `/v1/projects/${res.body.id}/tasks?claimable=true`, { token: member!.token });
-  t.same(claimable.body.items.map((x: { title: string }) => x.title), ['A1', 'A2']);
-  const created = await db.selectFrom('events').select('type').where('type', 'in', ['project.created', 'task.created']).execute();
+  const claimable = await call(app, 'GET', `/v1/projects/${res.body.id}/tasks?claimable=true`, {
+    token: member!.token,
+  });
+  t.same(
+    claimable.body.items.map((x: { title: string }) => x.title),
+    ['A1', 'A2'],
+  );
+  const created = await db
+    .selectFrom('events')
+    .select('type')
+    .where('type', 'in', ['project.created', 'task.created'])
+    .execute();
   t.equal(created.length, 5);
 });
 
@@ -81,11 +133,18 @@ t.test('list projects: members see them, oldest first, paged', async (t) => {
   const otherCircle = await createCircle(app, outsider);
   await createProject(app, outsider, otherCircle.id, { title: 'Not yours' });
   const ids: string[] = [];
-  for (let i = 0; i < 5; i++) ids.push((await createProject(app, owner, circle.id, { title: `P${i}`, ...(i === 4 ? { status: 'draft' } : {}) })).id);
+  for (let i = 0; i < 5; i++)
+    ids.push(
+      (await createProject(app, owner, circle.id, { title: `P${i}`, ...(i === 4 ? { status: 'draft' } : {}) })).id,
+    );
 
   const all = await call(app, 'GET', `/v1/circles/${circle.id}/projects`, { token: member!.token });
   t.equal(all.status, 200);
-  t.same(all.body.items.map((p: { id: string }) => p.id), ids, 'members see every project of the circle, drafts included');
+  t.same(
+    all.body.items.map((p: { id: string }) => p.id),
+    ids,
+    'members see every project of the circle, drafts included',
+  );
   t.equal(all.body.nextCursor, null);
   t.notOk('progress' in all.body.items[0], 'the list leaves progress out');
 
@@ -93,7 +152,12 @@ t.test('list projects: members see them, oldest first, paged', async (t) => {
   let cursor: string | null = null;
   let pages = 0;
   do {
-    const page: Reply = await call(app, 'GET', `/v1/circles/${circle.id}/projects?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: member!.token });
+    const page: Reply = await call(
+      app,
+      'GET',
+      `/v1/circles/${circle.id}/projects?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      { token: member!.token },
+    );
     seen.push(...page.body.items.map((p: { id: string }) => p.id));
     cursor = page.body.nextCursor;
     pages++;
@@ -101,9 +165,32 @@ t.test('list projects: members see them, oldest first, paged', async (t) => {
   t.equal(pages, 3);
   t.same(seen, ids);
 
-  t.ok(isProblem(await call(app, 'GET', `/v1/circles/${circle.id}/projects`, { token: outsider.token }), 404, 'circle_not_found'));
-  t.ok(isProblem(await call(app, 'GET', `/v1/circles/${circle.id}/projects?cursor=${Buffer.from('["x","y"]').toString('base64url')}`, { token: owner.token }), 400, 'invalid_cursor'));
-  t.ok(isProblem(await call(app, 'GET', `/v1/circles/${circle.id}/projects?limit=500`, { token: owner.token }), 400, 'invalid_request'));
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/circles/${circle.id}/projects`, { token: outsider.token }),
+      404,
+      'circle_not_found',
+    ),
+  );
+  t.ok(
+    isProblem(
+      await call(
+        app,
+        'GET',
+        `/v1/circles/${circle.id}/projects?cursor=${Buffer.from('["x","y"]').toString('base64url')}`,
+        { token: owner.token },
+      ),
+      400,
+      'invalid_cursor',
+    ),
+  );
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/circles/${circle.id}/projects?limit=500`, { token: owner.token }),
+      400,
+      'invalid_request',
+    ),
+  );
 });
 
 t.test('get a project with its progress', async (t) => {
@@ -113,7 +200,11 @@ t.test('get a project with its progress', async (t) => {
   const [alice, bob] = await joinMembers(app, circle.id, 2);
   const outsider = await registerUser(app, 'outsider');
   const project = await createProject(app, owner, circle.id);
-  const [a, b] = await addTasks(app, owner, project.id, [{ title: 'A', weight: 2 }, { title: 'B', slots: 2 }, { title: 'C' }]);
+  const [a, b] = await addTasks(app, owner, project.id, [
+    { title: 'A', weight: 2 },
+    { title: 'B', slots: 2 },
+    { title: 'C' },
+  ]);
   await completeTask(app, owner, alice!, a!.id, 150);
   await claimTask(app, alice!, b!.id);
   await claimTask(app, bob!, b!.id);
@@ -121,8 +212,20 @@ t.test('get a project with its progress', async (t) => {
   const res = await call(app, 'GET', `/v1/projects/${project.id}`, { token: bob!.token });
   t.equal(res.status, 200);
   t.same(res.body.progress, { tasksTotal: 3, tasksOpen: 2, tasksDone: 1, liveClaims: 2, pointsAccepted: 300 });
-  t.ok(isProblem(await call(app, 'GET', `/v1/projects/${project.id}`, { token: outsider.token }), 404, 'project_not_found'));
-  t.ok(isProblem(await call(app, 'GET', `/v1/projects/${crypto.randomUUID()}`, { token: owner.token }), 404, 'project_not_found'));
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/projects/${project.id}`, { token: outsider.token }),
+      404,
+      'project_not_found',
+    ),
+  );
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/projects/${crypto.randomUUID()}`, { token: owner.token }),
+      404,
+      'project_not_found',
+    ),
+  );
   t.ok(isProblem(await call(app, 'GET', '/v1/projects/123', { token: owner.token }), 400, 'invalid_request'));
 });
 
@@ -140,9 +243,25 @@ t.test('PATCH a project: fields, roles and status transitions', async (t) => {
   t.ok(isProblem(await patch({ title: 'Mine' }, member!.token), 403, 'forbidden'));
   t.ok(isProblem(await patch({ title: 'Mine' }, outsider.token), 404, 'project_not_found'));
 
-  const edited = await patch({ title: 'Renamed', description: 'New words', rewardPool: { amount: 5000, unit: 'points' }, leaseSeconds: 120, reviewWindowSeconds: 600 }, admin.token);
+  const edited = await patch(
+    {
+      title: 'Renamed',
+      description: 'New words',
+      rewardPool: { amount: 5000, unit: 'points' },
+      leaseSeconds: 120,
+      reviewWindowSeconds: 600,
+    },
+    admin.token,
+  );
   t.equal(edited.status, 200);
-  t.match(edited.body, { title: 'Renamed', description: 'New words', rewardPool: { amount: 5000, unit: 'points' }, leaseSeconds: 120, reviewWindowSeconds: 600, status: 'draft' });
+  t.match(edited.body, {
+    title: 'Renamed',
+    description: 'New words',
+    rewardPool: { amount: 5000, unit: 'points' },
+    leaseSeconds: 120,
+    reviewWindowSeconds: 600,
+    status: 'draft',
+  });
   t.ok(new Date(edited.body.updatedAt) > new Date(edited.body.createdAt));
   t.ok(edited.body.progress);
 
@@ -153,7 +272,10 @@ t.test('PATCH a project: fields, roles and status transitions', async (t) => {
 
   t.equal((await patch({ status: 'open' })).body.status, 'open', 'draft -> open');
   t.ok(isProblem(await patch({ status: 'draft' }), 409, 'invalid_status_transition'), 'open -> draft');
-  t.ok(isProblem(await patch({ status: 'settled' }), 400, 'invalid_request'), 'open -> settled is refused by the schema');
+  t.ok(
+    isProblem(await patch({ status: 'settled' }), 400, 'invalid_request'),
+    'open -> settled is refused by the schema',
+  );
   t.equal((await patch({ status: 'closed' })).body.status, 'closed', 'open -> closed');
   t.ok(isProblem(await patch({ status: 'draft' }), 409, 'invalid_status_transition'), 'closed -> draft');
   t.equal((await patch({ status: 'open' })).body.status, 'open', 'closed -> open');
@@ -163,9 +285,19 @@ t.test('PATCH a project: fields, roles and status transitions', async (t) => {
   t.ok(isProblem(await patch({ title: 'Too late' }), 409, 'project_cancelled'));
 
   t.same(await eventTypes(db, project.id), [
-    'project.created', 'project.updated', 'project.opened', 'project.closed', 'project.opened', 'project.updated', 'project.cancelled',
+    'project.created',
+    'project.updated',
+    'project.opened',
+    'project.closed',
+    'project.opened',
+    'project.updated',
+    'project.cancelled',
   ]);
-  const row = await db.selectFrom('projects').select(['title', 'status']).where('id', '=', project.id).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('projects')
+    .select(['title', 'status'])
+    .where('id', '=', project.id)
+    .executeTakeFirstOrThrow();
   t.same(row, { title: 'Renamed', status: 'cancelled' }, 'refused edits changed nothing');
 });
 
@@ -192,11 +324,37 @@ t.test('a settled project is frozen: no edits, not even of the reward pool', asy
   // Settling is another module's job; here the row is put in that state directly.
   await db.updateTable('projects').set({ status: 'settled' }).where('id', '=', project.id).execute();
 
-  for (const body of [{ rewardPool: { amount: 1, unit: 'points' } }, { title: 'New' }, { status: 'open' }, { status: 'cancelled' }, {}]) {
-    t.ok(isProblem(await call(app, 'PATCH', `/v1/projects/${project.id}`, { token: owner.token, body }), 409, 'project_settled'), JSON.stringify(body));
+  for (const body of [
+    { rewardPool: { amount: 1, unit: 'points' } },
+    { title: 'New' },
+    { status: 'open' },
+    { status: 'cancelled' },
+    {},
+  ]) {
+    t.ok(
+      isProblem(
+        await call(app, 'PATCH', `/v1/projects/${project.id}`, { token: owner.token, body }),
+        409,
+        'project_settled',
+      ),
+      JSON.stringify(body),
+    );
   }
   t.ok(isProblem(await claimTask(app, member!, task!.id), 409, 'project_settled'));
-  t.ok(isProblem(await call(app, 'POST', `/v1/projects/${project.id}/tasks`, { token: owner.token, body: { tasks: [{ title: 'More' }] } }), 409, 'project_settled'));
-  const row = await db.selectFrom('projects').select(['reward_amount', 'title']).where('id', '=', project.id).executeTakeFirstOrThrow();
+  t.ok(
+    isProblem(
+      await call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
+        token: owner.token,
+        body: { tasks: [{ title: 'More' }] },
+      }),
+      409,
+      'project_settled',
+    ),
+  );
+  const row = await db
+    .selectFrom('projects')
+    .select(['reward_amount', 'title'])
+    .where('id', '=', project.id)
+    .executeTakeFirstOrThrow();
   t.same(row, { reward_amount: 1000, title: 'Project' });
 });

@@ -1,7 +1,16 @@
 import t from 'tap';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from '../../src/reviews/review-deadline.job.js';
 import { buildTestApp, call, createCircle, registerUser } from '../helper.js';
-import { claimTask, joinMembers, projectWithTask, queueHandle, review, startWorkers, submitWork, waitFor } from '../marketplace-helpers.js';
+import {
+  claimTask,
+  joinMembers,
+  projectWithTask,
+  queueHandle,
+  review,
+  startWorkers,
+  submitWork,
+  waitFor,
+} from '../marketplace-helpers.js';
 
 // Work nobody reviews within the project's review window is accepted automatically at score 100:
 // by a delayed job at the deadline, or by the sweep when that job was lost.
@@ -26,13 +35,26 @@ t.test('after the review window, the workers accept the submission automatically
   const auto = await waitFor(() => acceptedAutomatically(app, alice!.token, claim.body.id));
   t.match(auto, { decision: 'accept', score: 100, reviewerId: null, automatic: true });
   t.equal((await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: alice!.token })).body.status, 'accepted');
-  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: alice!.token })).body, { status: 'done', liveClaims: 0 });
+  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: alice!.token })).body, {
+    status: 'done',
+    liveClaims: 0,
+  });
 
-  const contributions = await db.selectFrom('contributions').select(['user_id', 'points', 'source', 'created_by', 'claim_id']).execute();
-  t.same(contributions, [{ user_id: alice!.id, points: 400, source: 'task', created_by: null, claim_id: claim.body.id }]);
+  const contributions = await db
+    .selectFrom('contributions')
+    .select(['user_id', 'points', 'source', 'created_by', 'claim_id'])
+    .execute();
+  t.same(contributions, [
+    { user_id: alice!.id, points: 400, source: 'task', created_by: null, claim_id: claim.body.id },
+  ]);
   const totals = await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: owner.token });
   t.match(totals.body.items, [{ userId: alice!.id, points: 400, acceptedTasks: 1 }]);
-  const events = await db.selectFrom('events').select(['type', 'actor_id', 'payload']).where('type', 'in', ['review.created', 'contribution.recorded', 'task.completed']).orderBy('type').execute();
+  const events = await db
+    .selectFrom('events')
+    .select(['type', 'actor_id', 'payload'])
+    .where('type', 'in', ['review.created', 'contribution.recorded', 'task.completed'])
+    .orderBy('type')
+    .execute();
   t.match(events, [
     { type: 'contribution.recorded', actor_id: null, payload: { points: 400, source: 'task' } },
     { type: 'review.created', actor_id: null, payload: { decision: 'accept', automatic: true } },
@@ -72,7 +94,13 @@ t.test('the deadline job does nothing before the deadline, after a human review,
   const [alice, bob] = await joinMembers(app, circle.id, 2);
   const ctx = { db, queues: app.queues, config, log: app.log };
   const queue = queueHandle(t, config, 'review-deadline');
-  const { task } = await projectWithTask(app, owner, circle.id, { slots: 2, requiredAccepts: 2 }, { reviewWindowSeconds: 1 });
+  const { task } = await projectWithTask(
+    app,
+    owner,
+    circle.id,
+    { slots: 2, requiredAccepts: 2 },
+    { reviewWindowSeconds: 1 },
+  );
 
   // Reviewed by a human in time: the job later finds nothing to do.
   const reviewed = await claimTask(app, alice!, task.id);
@@ -87,20 +115,47 @@ t.test('the deadline job does nothing before the deadline, after a human review,
   t.equal((await review(app, owner, revised.body.id, { decision: 'revise', feedback: 'More detail' })).status, 201);
 
   await waitFor(async () => Date.now() > new Date(s2.body.reviewDueAt).getTime() + 50);
-  t.same(await reviewDeadlineProcessor({ submissionId: s1.body.id }, ctx, job), { accepted: false }, 'already reviewed');
-  t.same(await reviewDeadlineProcessor({ submissionId: s2.body.id }, ctx, job), { accepted: false }, 'revised, not waiting');
-  t.same(await reviewDeadlineProcessor({ submissionId: crypto.randomUUID() }, ctx, job), { accepted: false }, 'unknown submission');
+  t.same(
+    await reviewDeadlineProcessor({ submissionId: s1.body.id }, ctx, job),
+    { accepted: false },
+    'already reviewed',
+  );
+  t.same(
+    await reviewDeadlineProcessor({ submissionId: s2.body.id }, ctx, job),
+    { accepted: false },
+    'revised, not waiting',
+  );
+  t.same(
+    await reviewDeadlineProcessor({ submissionId: crypto.randomUUID() }, ctx, job),
+    { accepted: false },
+    'unknown submission',
+  );
   t.equal(await sweepOverdueSubmissions(ctx), 0, 'nothing for the sweep either');
 
   // The revision is submitted and left unreviewed: it is accepted once its own window passes.
   const s3 = await submitWork(app, bob!, revised.body.id);
   t.equal(s3.body.revision, 2);
   await waitFor(async () => Date.now() > new Date(s3.body.reviewDueAt).getTime() + 50);
-  t.same(await reviewDeadlineProcessor({ submissionId: s2.body.id }, ctx, job), { accepted: false }, 'the old revision never counts');
+  t.same(
+    await reviewDeadlineProcessor({ submissionId: s2.body.id }, ctx, job),
+    { accepted: false },
+    'the old revision never counts',
+  );
   t.equal(await sweepOverdueSubmissions(ctx), 1);
-  t.same(await reviewDeadlineProcessor({ submissionId: s3.body.id }, ctx, job), { accepted: false }, 'running it again is harmless');
+  t.same(
+    await reviewDeadlineProcessor({ submissionId: s3.body.id }, ctx, job),
+    { accepted: false },
+    'running it again is harmless',
+  );
 
   const rows = await db.selectFrom('contributions').select(['user_id', 'points']).orderBy('id').execute();
-  t.same(rows, [{ user_id: alice!.id, points: 50 }, { user_id: bob!.id, points: 100 }]);
-  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: owner.token })).body, { status: 'done', acceptedCount: 2, liveClaims: 0 });
+  t.same(rows, [
+    { user_id: alice!.id, points: 50 },
+    { user_id: bob!.id, points: 100 },
+  ]);
+  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: owner.token })).body, {
+    status: 'done',
+    acceptedCount: 2,
+    liveClaims: 0,
+  });
 });

@@ -16,18 +16,44 @@ t.test('submissions: only the claimant submits, with valid content', async (t) =
 
   t.ok(isProblem(await call(app, 'POST', url, { token: bob!.token, body: { content: 'x' } }), 403, 'forbidden'));
   t.ok(isProblem(await call(app, 'POST', url, { token: owner.token, body: { content: 'x' } }), 403, 'forbidden'));
-  t.ok(isProblem(await call(app, 'POST', url, { token: outsider.token, body: { content: 'x' } }), 404, 'claim_not_found'));
-  for (const body of [{}, { content: '' }, { content: 'x', links: ['not a url'] }, { content: 'x', extra: 1 }, { content: 5 }]) {
-    t.ok(isProblem(await call(app, 'POST', url, { token: alice!.token, body }), 400, 'invalid_request'), JSON.stringify(body));
+  t.ok(
+    isProblem(await call(app, 'POST', url, { token: outsider.token, body: { content: 'x' } }), 404, 'claim_not_found'),
+  );
+  for (const body of [
+    {},
+    { content: '' },
+    { content: 'x', links: ['not a url'] },
+    { content: 'x', extra: 1 },
+    { content: 5 },
+  ]) {
+    t.ok(
+      isProblem(await call(app, 'POST', url, { token: alice!.token, body }), 400, 'invalid_request'),
+      JSON.stringify(body),
+    );
   }
 
-  const res = await call(app, 'POST', url, { token: alice!.token, body: { content: 'Done: see the link', links: ['https://example.com/pr/1'] } });
+  const res = await call(app, 'POST', url, {
+    token: alice!.token,
+    body: { content: 'Done: see the link', links: ['https://example.com/pr/1'] },
+  });
   t.equal(res.status, 201);
-  t.match(res.body, { claimId: claim.body.id, revision: 1, content: 'Done: see the link', links: ['https://example.com/pr/1'] });
+  t.match(res.body, {
+    claimId: claim.body.id,
+    revision: 1,
+    content: 'Done: see the link',
+    links: ['https://example.com/pr/1'],
+  });
   const due = new Date(res.body.reviewDueAt).getTime() - new Date(res.body.createdAt).getTime();
   t.ok(Math.abs(due - 3600_000) < 1000, 'due one review window after submission');
   t.equal((await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: alice!.token })).body.status, 'submitted');
-  t.ok(isProblem(await call(app, 'POST', url, { token: alice!.token, body: { content: 'again' } }), 409, 'claim_not_active'), 'one submission per turn');
+  t.ok(
+    isProblem(
+      await call(app, 'POST', url, { token: alice!.token, body: { content: 'again' } }),
+      409,
+      'claim_not_active',
+    ),
+    'one submission per turn',
+  );
   t.same(await eventTypes(db, res.body.id), ['submission.created']);
 });
 
@@ -43,12 +69,22 @@ t.test('who may review: managers, never their own claim; only submitted work', a
   const own = await claimTask(app, owner, task.id);
   await submitWork(app, owner, own.body.id);
   t.ok(isProblem(await review(app, owner, own.body.id, { decision: 'accept' }), 403, 'forbidden'), 'no self-review');
-  t.equal((await review(app, admin, own.body.id, { decision: 'accept' })).status, 201, "an admin reviews the owner's work");
+  t.equal(
+    (await review(app, admin, own.body.id, { decision: 'accept' })).status,
+    201,
+    "an admin reviews the owner's work",
+  );
 
   const claim = await claimTask(app, alice!, task.id);
-  t.ok(isProblem(await review(app, owner, claim.body.id, { decision: 'accept' }), 409, 'claim_not_submitted'), 'an active claim');
+  t.ok(
+    isProblem(await review(app, owner, claim.body.id, { decision: 'accept' }), 409, 'claim_not_submitted'),
+    'an active claim',
+  );
   await submitWork(app, alice!, claim.body.id);
-  t.ok(isProblem(await review(app, bob!, claim.body.id, { decision: 'accept' }), 403, 'forbidden'), 'members do not review');
+  t.ok(
+    isProblem(await review(app, bob!, claim.body.id, { decision: 'accept' }), 403, 'forbidden'),
+    'members do not review',
+  );
   t.ok(isProblem(await review(app, alice!, claim.body.id, { decision: 'accept' }), 403, 'forbidden'));
   t.ok(isProblem(await review(app, outsider, claim.body.id, { decision: 'accept' }), 404, 'claim_not_found'));
   t.ok(isProblem(await review(app, owner, crypto.randomUUID(), { decision: 'accept' }), 404, 'claim_not_found'));
@@ -57,15 +93,34 @@ t.test('who may review: managers, never their own claim; only submitted work', a
     const missing = await review(app, owner, claim.body.id, { decision });
     t.ok(isProblem(missing, 400, 'feedback_required'), `${decision} without feedback`);
     t.match(missing.body.errors, [{ path: 'body/feedback' }]);
-    t.ok(isProblem(await review(app, owner, claim.body.id, { decision, feedback: '   ' }), 400, 'feedback_required'), `${decision} with blank feedback`);
+    t.ok(
+      isProblem(await review(app, owner, claim.body.id, { decision, feedback: '   ' }), 400, 'feedback_required'),
+      `${decision} with blank feedback`,
+    );
   }
-  for (const body of [{ decision: 'maybe' }, { decision: 'accept', score: 201 }, { decision: 'accept', score: -1 }, { decision: 'accept', score: 99.5 }, {}]) {
-    t.ok(isProblem(await call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, { token: owner.token, body }), 400, 'invalid_request'), JSON.stringify(body));
+  for (const body of [
+    { decision: 'maybe' },
+    { decision: 'accept', score: 201 },
+    { decision: 'accept', score: -1 },
+    { decision: 'accept', score: 99.5 },
+    {},
+  ]) {
+    t.ok(
+      isProblem(
+        await call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, { token: owner.token, body }),
+        400,
+        'invalid_request',
+      ),
+      JSON.stringify(body),
+    );
   }
 
   const accepted = await review(app, owner, claim.body.id, { decision: 'accept' });
   t.equal(accepted.status, 201);
-  t.ok(isProblem(await review(app, admin, claim.body.id, { decision: 'accept' }), 409, 'claim_not_submitted'), 'reviewed once only');
+  t.ok(
+    isProblem(await review(app, admin, claim.body.id, { decision: 'accept' }), 409, 'claim_not_submitted'),
+    'reviewed once only',
+  );
 
   await call(app, 'PATCH', `/v1/projects/${project.id}`, { token: owner.token, body: { status: 'closed' } });
   const late = await claimTask(app, bob!, task.id);
@@ -83,13 +138,35 @@ t.test('accept with a score: weight x score points, the task done, events writte
 
   const res = await review(app, owner, claim.body.id, { decision: 'accept', score: 150, feedback: 'Excellent' });
   t.equal(res.status, 201);
-  t.match(res.body, { claimId: claim.body.id, submissionId: submission.body.id, decision: 'accept', score: 150, feedback: 'Excellent', reviewerId: owner.id, automatic: false, points: 450 });
+  t.match(res.body, {
+    claimId: claim.body.id,
+    submissionId: submission.body.id,
+    decision: 'accept',
+    score: 150,
+    feedback: 'Excellent',
+    reviewerId: owner.id,
+    automatic: false,
+    points: 450,
+  });
   t.equal((await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: alice!.token })).body.status, 'accepted');
-  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: alice!.token })).body, { status: 'done', acceptedCount: 1, liveClaims: 0 });
+  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: alice!.token })).body, {
+    status: 'done',
+    acceptedCount: 1,
+    liveClaims: 0,
+  });
 
   const rows = await db.selectFrom('contributions').selectAll().execute();
   t.equal(rows.length, 1);
-  t.match(rows[0], { user_id: alice!.id, project_id: project.id, circle_id: circle.id, source: 'task', task_id: task.id, claim_id: claim.body.id, points: 450, created_by: owner.id });
+  t.match(rows[0], {
+    user_id: alice!.id,
+    project_id: project.id,
+    circle_id: circle.id,
+    source: 'task',
+    task_id: task.id,
+    claim_id: claim.body.id,
+    points: 450,
+    created_by: owner.id,
+  });
   const totals = await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: alice!.token });
   t.match(totals.body.items, [{ userId: alice!.id, points: 450, acceptedTasks: 1 }]);
 
@@ -97,7 +174,11 @@ t.test('accept with a score: weight x score points, the task done, events writte
   t.same(await eventTypes(db, submission.body.id), ['submission.created']);
   t.same(await eventTypes(db, res.body.id), ['review.created']);
   t.same(await eventTypes(db, task.id), ['task.created', 'task.completed']);
-  const recorded = await db.selectFrom('events').select(['subject_id', 'actor_id', 'payload']).where('type', '=', 'contribution.recorded').executeTakeFirstOrThrow();
+  const recorded = await db
+    .selectFrom('events')
+    .select(['subject_id', 'actor_id', 'payload'])
+    .where('type', '=', 'contribution.recorded')
+    .executeTakeFirstOrThrow();
   t.match(recorded, { subject_id: alice!.id, actor_id: owner.id, payload: { points: 450, source: 'task' } });
 
   // Default score is 100.
@@ -120,55 +201,118 @@ t.test('reject ends the claim and frees the slot, with no points', async (t) => 
   const res = await review(app, owner, claim.body.id, { decision: 'reject', feedback: 'Off topic' });
   t.match(res.body, { decision: 'reject', score: null, feedback: 'Off topic', points: null });
   t.equal((await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: alice!.token })).body.status, 'rejected');
-  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: bob!.token })).body, { status: 'open', liveClaims: 0, acceptedCount: 0 });
-  t.equal(await db.selectFrom('contributions').select('id').execute().then((r) => r.length), 0);
+  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: bob!.token })).body, {
+    status: 'open',
+    liveClaims: 0,
+    acceptedCount: 0,
+  });
+  t.equal(
+    await db
+      .selectFrom('contributions')
+      .select('id')
+      .execute()
+      .then((r) => r.length),
+    0,
+  );
   t.ok(isProblem(await submitWork(app, alice!, claim.body.id), 409, 'claim_not_active'));
   t.equal((await claimTask(app, bob!, task.id)).status, 201, 'someone else can take it');
   t.equal((await claimTask(app, alice!, task.id)).status, 409, 'full again');
 });
 
-t.test('revise: back to active with a fresh lease, a second revision, then accept; the history shows both', async (t) => {
-  const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [alice, bob] = await joinMembers(app, circle.id, 2);
-  const outsider = await registerUser(app, 'outsider');
-  const { task } = await projectWithTask(app, owner, circle.id, { weight: 2 }, { leaseSeconds: 600 });
-  const claim = await claimTask(app, alice!, task.id);
-  const first = await submitWork(app, alice!, claim.body.id, 'Draft one');
+t.test(
+  'revise: back to active with a fresh lease, a second revision, then accept; the history shows both',
+  async (t) => {
+    const { app, db } = await buildTestApp(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const [alice, bob] = await joinMembers(app, circle.id, 2);
+    const outsider = await registerUser(app, 'outsider');
+    const { task } = await projectWithTask(app, owner, circle.id, { weight: 2 }, { leaseSeconds: 600 });
+    const claim = await claimTask(app, alice!, task.id);
+    const first = await submitWork(app, alice!, claim.body.id, 'Draft one');
 
-  const revise = await review(app, owner, claim.body.id, { decision: 'revise', feedback: 'Add sources', score: 80 });
-  t.match(revise.body, { decision: 'revise', score: 80, feedback: 'Add sources', points: null });
-  const reopened = await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: alice!.token });
-  t.equal(reopened.body.status, 'active');
-  t.ok(new Date(reopened.body.leaseStartedAt) > new Date(claim.body.leaseStartedAt), 'a fresh lease');
-  t.equal(new Date(reopened.body.expiresAt).getTime() - new Date(reopened.body.leaseStartedAt).getTime(), 600_000);
-  t.ok(isProblem(await claimTask(app, bob!, task.id), 409, 'task_full'), 'the member keeps the slot while revising');
+    const revise = await review(app, owner, claim.body.id, { decision: 'revise', feedback: 'Add sources', score: 80 });
+    t.match(revise.body, { decision: 'revise', score: 80, feedback: 'Add sources', points: null });
+    const reopened = await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: alice!.token });
+    t.equal(reopened.body.status, 'active');
+    t.ok(new Date(reopened.body.leaseStartedAt) > new Date(claim.body.leaseStartedAt), 'a fresh lease');
+    t.equal(new Date(reopened.body.expiresAt).getTime() - new Date(reopened.body.leaseStartedAt).getTime(), 600_000);
+    t.ok(isProblem(await claimTask(app, bob!, task.id), 409, 'task_full'), 'the member keeps the slot while revising');
 
-  const second = await submitWork(app, alice!, claim.body.id, 'Draft two, with sources');
-  t.equal(second.body.revision, 2);
-  const accepted = await review(app, owner, claim.body.id, { decision: 'accept', score: 120 });
-  t.match(accepted.body, { submissionId: second.body.id, points: 240 });
+    const second = await submitWork(app, alice!, claim.body.id, 'Draft two, with sources');
+    t.equal(second.body.revision, 2);
+    const accepted = await review(app, owner, claim.body.id, { decision: 'accept', score: 120 });
+    t.match(accepted.body, { submissionId: second.body.id, points: 240 });
 
-  const history = await call(app, 'GET', `/v1/claims/${claim.body.id}/submissions`, { token: alice!.token });
-  t.equal(history.status, 200);
-  t.equal(history.body.nextCursor, null);
-  t.match(history.body.items, [
-    { id: first.body.id, revision: 1, content: 'Draft one', review: { id: revise.body.id, decision: 'revise', score: 80, feedback: 'Add sources', reviewerId: owner.id, automatic: false } },
-    { id: second.body.id, revision: 2, content: 'Draft two, with sources', review: { id: accepted.body.id, decision: 'accept', score: 120, automatic: false } },
-  ]);
-  t.same((await call(app, 'GET', `/v1/claims/${claim.body.id}/submissions`, { token: owner.token })).body, history.body, 'managers see it too');
-  t.ok(isProblem(await call(app, 'GET', `/v1/claims/${claim.body.id}/submissions`, { token: bob!.token }), 403, 'forbidden'));
-  t.ok(isProblem(await call(app, 'GET', `/v1/claims/${claim.body.id}/submissions`, { token: outsider.token }), 404, 'claim_not_found'));
+    const history = await call(app, 'GET', `/v1/claims/${claim.body.id}/submissions`, { token: alice!.token });
+    t.equal(history.status, 200);
+    t.equal(history.body.nextCursor, null);
+    t.match(history.body.items, [
+      {
+        id: first.body.id,
+        revision: 1,
+        content: 'Draft one',
+        review: {
+          id: revise.body.id,
+          decision: 'revise',
+          score: 80,
+          feedback: 'Add sources',
+          reviewerId: owner.id,
+          automatic: false,
+        },
+      },
+      {
+        id: second.body.id,
+        revision: 2,
+        content: 'Draft two, with sources',
+        review: { id: accepted.body.id, decision: 'accept', score: 120, automatic: false },
+      },
+    ]);
+    t.same(
+      (await call(app, 'GET', `/v1/claims/${claim.body.id}/submissions`, { token: owner.token })).body,
+      history.body,
+      'managers see it too',
+    );
+    t.ok(
+      isProblem(
+        await call(app, 'GET', `/v1/claims/${claim.body.id}/submissions`, { token: bob!.token }),
+        403,
+        'forbidden',
+      ),
+    );
+    t.ok(
+      isProblem(
+        await call(app, 'GET', `/v1/claims/${claim.body.id}/submissions`, { token: outsider.token }),
+        404,
+        'claim_not_found',
+      ),
+    );
 
-  const pending = await claimTask(app, bob!, (await projectWithTask(app, owner, circle.id)).task.id);
-  await submitWork(app, bob!, pending.body.id);
-  const waiting = await call(app, 'GET', `/v1/claims/${pending.body.id}/submissions`, { token: bob!.token });
-  t.equal(waiting.body.items[0].review, null, 'an unreviewed revision has no review yet');
+    const pending = await claimTask(app, bob!, (await projectWithTask(app, owner, circle.id)).task.id);
+    await submitWork(app, bob!, pending.body.id);
+    const waiting = await call(app, 'GET', `/v1/claims/${pending.body.id}/submissions`, { token: bob!.token });
+    t.equal(waiting.body.items[0].review, null, 'an unreviewed revision has no review yet');
 
-  const contributions = await db.selectFrom('contributions').select(['claim_id', 'points']).where('user_id', '=', alice!.id).execute();
-  t.same(contributions, [{ claim_id: claim.body.id, points: 240 }], 'one contribution for the claim, from the final review');
-  t.same(await eventTypes(db, claim.body.id), ['claim.created']);
-  const reviews = await db.selectFrom('events').select('payload').where('type', '=', 'review.created').orderBy('id').execute();
-  t.match(reviews.map((r) => r.payload), [{ decision: 'revise' }, { decision: 'accept' }]);
-});
+    const contributions = await db
+      .selectFrom('contributions')
+      .select(['claim_id', 'points'])
+      .where('user_id', '=', alice!.id)
+      .execute();
+    t.same(
+      contributions,
+      [{ claim_id: claim.body.id, points: 240 }],
+      'one contribution for the claim, from the final review',
+    );
+    t.same(await eventTypes(db, claim.body.id), ['claim.created']);
+    const reviews = await db
+      .selectFrom('events')
+      .select('payload')
+      .where('type', '=', 'review.created')
+      .orderBy('id')
+      .execute();
+    t.match(
+      reviews.map((r) => r.payload),
+      [{ decision: 'revise' }, { decision: 'accept' }],
+    );
+  },
+);

@@ -17,27 +17,39 @@ import { childEnv } from '../service-process.js';
 class Rollback extends Error {}
 
 /** Runs `breakIt` and the check in one transaction, then rolls it all back. */
-async function violatedAfter(db: Parameters<typeof checkInvariants>[0], breakIt: (trx: Transaction<Database>) => Promise<void>): Promise<string[]> {
+async function violatedAfter(
+  db: Parameters<typeof checkInvariants>[0],
+  breakIt: (trx: Transaction<Database>) => Promise<void>,
+): Promise<string[]> {
   let violated: string[] = [];
-  await db.transaction().execute(async (trx) => {
-    await breakIt(trx);
-    violated = (await checkInvariants(trx)).filter((r) => r.violations > 0).map((r) => r.name);
-    throw new Rollback();
-  }).catch((err: unknown) => {
-    if (!(err instanceof Rollback)) throw err;
-  });
+  await db
+    .transaction()
+    .execute(async (trx) => {
+      await breakIt(trx);
+      violated = (await checkInvariants(trx)).filter((r) => r.violations > 0).map((r) => r.name);
+      throw new Rollback();
+    })
+    .catch((err: unknown) => {
+      if (!(err instanceof Rollback)) throw err;
+    });
   return violated;
 }
 
 function runCheckCommand(databaseUrl: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
     const child = spawn('npm', ['run', '--silent', 'check:invariants'], {
-      cwd: resolve('.'), env: childEnv({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }), stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: resolve('.'),
+      env: childEnv({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     child.once('error', fail);
     child.once('exit', (code) => done({ code, stdout, stderr }));
   });
@@ -49,88 +61,184 @@ t.test('each invariant holds on a healthy database and is reported when broken',
   const circle = await createCircle(app, owner);
   const [ann, ben] = await joinMembers(app, circle.id, 2);
   const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 100, unit: 'credits' } });
-  const [done, released, spare] = await addTasks(app, owner, project.id, [{ title: 'Done', weight: 3 }, { title: 'Released' }, { title: 'Spare', slots: 2 }]);
+  const [done, released, spare] = await addTasks(app, owner, project.id, [
+    { title: 'Done', weight: 3 },
+    { title: 'Released' },
+    { title: 'Spare', slots: 2 },
+  ]);
   await completeTask(app, owner, ann!, done!.id);
   const releasedClaim = await claimTask(app, ben!, released!.id);
   t.equal((await call(app, 'POST', `/v1/claims/${releasedClaim.body.id}/release`, { token: ben!.token })).status, 200);
   const adjustment = await adjust(app, owner, project.id, ben!.id, 100, 'Organised the sprint');
   const settlementId = await requestSettlementId(app, owner, project.id);
   t.equal(await settleProject(db, settlementId), 'completed');
-  const later = await createProject(app, owner, circle.id, { title: 'Still settling', rewardPool: { amount: 10, unit: 'credits' } });
+  const later = await createProject(app, owner, circle.id, {
+    title: 'Still settling',
+    rewardPool: { amount: 10, unit: 'credits' },
+  });
   await adjust(app, owner, later.id, ann!.id, 1);
   const pendingId = await requestSettlementId(app, owner, later.id);
-  const annPayout = await db.selectFrom('payouts').select('amount').where('user_id', '=', ann!.id).executeTakeFirstOrThrow();
+  const annPayout = await db
+    .selectFrom('payouts')
+    .select('amount')
+    .where('user_id', '=', ann!.id)
+    .executeTakeFirstOrThrow();
   t.equal(annPayout.amount, 75, 'ann: 300 of 400 points of 100');
 
   await assertInvariants(t, db);
-  t.same([...INVARIANT_NAMES].sort(), [
-    'account_balances_match_entries', 'contributions_unchanged', 'ledger_transactions_balanced', 'one_contribution_per_accepted_claim',
-    'one_live_claim_per_member_and_task', 'settlement_ledger_matches_payouts', 'settlement_sums', 'task_slots_consistent',
-    'unfinished_settlements_wrote_nothing',
-  ], 'the invariants under test');
+  t.same(
+    [...INVARIANT_NAMES].sort(),
+    [
+      'account_balances_match_entries',
+      'contributions_unchanged',
+      'ledger_transactions_balanced',
+      'one_contribution_per_accepted_claim',
+      'one_live_claim_per_member_and_task',
+      'settlement_ledger_matches_payouts',
+      'settlement_sums',
+      'task_slots_consistent',
+      'unfinished_settlements_wrote_nothing',
+    ],
+    'the invariants under test',
+  );
 
   const payoutTx = sql<string>`(SELECT id FROM ledger_transactions WHERE settlement_id = ${settlementId} AND kind = 'settlement_payout')`;
   const fundingTx = sql<string>`(SELECT id FROM ledger_transactions WHERE settlement_id = ${settlementId} AND kind = 'pool_funding')`;
-  const account = (kind: string, ownerId: string) => sql<string>`(SELECT id FROM ledger_accounts WHERE kind = ${kind} AND owner_id = ${ownerId})`;
+  const account = (kind: string, ownerId: string) =>
+    sql<string>`(SELECT id FROM ledger_accounts WHERE kind = ${kind} AND owner_id = ${ownerId})`;
 
   const breaks: [string, string, (trx: Transaction<Database>) => Promise<void>][] = [
-    ['settlement_sums', 'a settlement claiming to have distributed one unit more than its payouts', async (trx) => {
-      await sql`UPDATE settlements SET distributed = distributed + 1, undistributed = undistributed - 1 WHERE id = ${settlementId}`.execute(trx);
-    }],
-    ['settlement_ledger_matches_payouts', 'a unit moved from a member back to the pool, balanced and with balances kept in step', async (trx) => {
-      await sql`UPDATE ledger_entries SET amount = amount - 1 WHERE transaction_id = ${payoutTx} AND account_id = ${account('member_balance', ann!.id)}`.execute(trx);
-      await sql`UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = ${payoutTx} AND account_id = ${account('project_pool', project.id)}`.execute(trx);
-      await sql`UPDATE ledger_accounts SET balance = balance - 1 WHERE id = ${account('member_balance', ann!.id)}`.execute(trx);
-      await sql`UPDATE ledger_accounts SET balance = balance + 1 WHERE id = ${account('project_pool', project.id)}`.execute(trx);
-    }],
-    ['settlement_ledger_matches_payouts', 'a unit moved from one payee to another, every sum and balance kept in step', async (trx) => {
-      await sql`UPDATE ledger_entries SET amount = amount - 1 WHERE transaction_id = ${payoutTx} AND account_id = ${account('member_balance', ann!.id)}`.execute(trx);
-      await sql`UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = ${payoutTx} AND account_id = ${account('member_balance', ben!.id)}`.execute(trx);
-      await sql`UPDATE ledger_accounts SET balance = balance - 1 WHERE id = ${account('member_balance', ann!.id)}`.execute(trx);
-      await sql`UPDATE ledger_accounts SET balance = balance + 1 WHERE id = ${account('member_balance', ben!.id)}`.execute(trx);
-    }],
-    ['unfinished_settlements_wrote_nothing', 'a payout row of a settlement still pending (half a settlement)', async (trx) => {
-      await sql`
+    [
+      'settlement_sums',
+      'a settlement claiming to have distributed one unit more than its payouts',
+      async (trx) => {
+        await sql`UPDATE settlements SET distributed = distributed + 1, undistributed = undistributed - 1 WHERE id = ${settlementId}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'settlement_ledger_matches_payouts',
+      'a unit moved from a member back to the pool, balanced and with balances kept in step',
+      async (trx) => {
+        await sql`UPDATE ledger_entries SET amount = amount - 1 WHERE transaction_id = ${payoutTx} AND account_id = ${account('member_balance', ann!.id)}`.execute(
+          trx,
+        );
+        await sql`UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = ${payoutTx} AND account_id = ${account('project_pool', project.id)}`.execute(
+          trx,
+        );
+        await sql`UPDATE ledger_accounts SET balance = balance - 1 WHERE id = ${account('member_balance', ann!.id)}`.execute(
+          trx,
+        );
+        await sql`UPDATE ledger_accounts SET balance = balance + 1 WHERE id = ${account('project_pool', project.id)}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'settlement_ledger_matches_payouts',
+      'a unit moved from one payee to another, every sum and balance kept in step',
+      async (trx) => {
+        await sql`UPDATE ledger_entries SET amount = amount - 1 WHERE transaction_id = ${payoutTx} AND account_id = ${account('member_balance', ann!.id)}`.execute(
+          trx,
+        );
+        await sql`UPDATE ledger_entries SET amount = amount + 1 WHERE transaction_id = ${payoutTx} AND account_id = ${account('member_balance', ben!.id)}`.execute(
+          trx,
+        );
+        await sql`UPDATE ledger_accounts SET balance = balance - 1 WHERE id = ${account('member_balance', ann!.id)}`.execute(
+          trx,
+        );
+        await sql`UPDATE ledger_accounts SET balance = balance + 1 WHERE id = ${account('member_balance', ben!.id)}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'unfinished_settlements_wrote_nothing',
+      'a payout row of a settlement still pending (half a settlement)',
+      async (trx) => {
+        await sql`
         INSERT INTO payouts (settlement_id, circle_id, user_id, rank, points, amount, share_numerator, share_denominator, rounded_up, capped)
         VALUES (${pendingId}, ${circle.id}, ${ann!.id}, 1, 1, 10, 1, 1, false, false)`.execute(trx);
-    }],
-    ['ledger_transactions_balanced', 'an unbalanced entry (with its account balance kept in step)', async (trx) => {
-      await sql`INSERT INTO ledger_entries (transaction_id, account_id, amount) VALUES (${fundingTx}, ${account('project_pool', project.id)}, 5)`.execute(trx);
-      await sql`UPDATE ledger_accounts SET balance = balance + 5 WHERE id = ${account('project_pool', project.id)}`.execute(trx);
-    }],
-    ['account_balances_match_entries', 'a balance edited by hand', async (trx) => {
-      await sql`UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'owner_funding'`.execute(trx);
-    }],
-    ['contributions_unchanged', 'a contribution rewritten with the append-only trigger disabled', async (trx) => {
-      await sql`ALTER TABLE contributions DISABLE TRIGGER contributions_append_only`.execute(trx);
-      await sql`UPDATE contributions SET points = points + 1 WHERE id = ${Number(adjustment.body.id)}`.execute(trx);
-      await sql`ALTER TABLE contributions ENABLE TRIGGER contributions_append_only`.execute(trx);
-    }],
-    ['task_slots_consistent', 'a live-claim count that no claim backs', async (trx) => {
-      await sql`UPDATE tasks SET live_claims = live_claims + 1 WHERE id = ${spare!.id}`.execute(trx);
-    }],
-    ['one_live_claim_per_member_and_task', 'two live claims of one member on one task (its unique index dropped), slots counted', async (trx) => {
-      await sql`DROP INDEX claims_one_live_per_member`.execute(trx);
-      await sql`
+      },
+    ],
+    [
+      'ledger_transactions_balanced',
+      'an unbalanced entry (with its account balance kept in step)',
+      async (trx) => {
+        await sql`INSERT INTO ledger_entries (transaction_id, account_id, amount) VALUES (${fundingTx}, ${account('project_pool', project.id)}, 5)`.execute(
+          trx,
+        );
+        await sql`UPDATE ledger_accounts SET balance = balance + 5 WHERE id = ${account('project_pool', project.id)}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'account_balances_match_entries',
+      'a balance edited by hand',
+      async (trx) => {
+        await sql`UPDATE ledger_accounts SET balance = balance + 1 WHERE kind = 'owner_funding'`.execute(trx);
+      },
+    ],
+    [
+      'contributions_unchanged',
+      'a contribution rewritten with the append-only trigger disabled',
+      async (trx) => {
+        await sql`ALTER TABLE contributions DISABLE TRIGGER contributions_append_only`.execute(trx);
+        await sql`UPDATE contributions SET points = points + 1 WHERE id = ${Number(adjustment.body.id)}`.execute(trx);
+        await sql`ALTER TABLE contributions ENABLE TRIGGER contributions_append_only`.execute(trx);
+      },
+    ],
+    [
+      'task_slots_consistent',
+      'a live-claim count that no claim backs',
+      async (trx) => {
+        await sql`UPDATE tasks SET live_claims = live_claims + 1 WHERE id = ${spare!.id}`.execute(trx);
+      },
+    ],
+    [
+      'one_live_claim_per_member_and_task',
+      'two live claims of one member on one task (its unique index dropped), slots counted',
+      async (trx) => {
+        await sql`DROP INDEX claims_one_live_per_member`.execute(trx);
+        await sql`
         INSERT INTO claims (circle_id, project_id, task_id, user_id, status, expires_at)
-        SELECT circle_id, project_id, id, ${ben!.id}, 'active', now() + interval '1 hour' FROM tasks, generate_series(1, 2) WHERE id = ${spare!.id}`.execute(trx);
-      await sql`UPDATE tasks SET live_claims = 2 WHERE id = ${spare!.id}`.execute(trx);
-    }],
-    ['one_contribution_per_accepted_claim', 'a claim marked accepted without its contribution', async (trx) => {
-      await sql`UPDATE claims SET status = 'accepted' WHERE id = ${releasedClaim.body.id}`.execute(trx);
-    }],
+        SELECT circle_id, project_id, id, ${ben!.id}, 'active', now() + interval '1 hour' FROM tasks, generate_series(1, 2) WHERE id = ${spare!.id}`.execute(
+          trx,
+        );
+        await sql`UPDATE tasks SET live_claims = 2 WHERE id = ${spare!.id}`.execute(trx);
+      },
+    ],
+    [
+      'one_contribution_per_accepted_claim',
+      'a claim marked accepted without its contribution',
+      async (trx) => {
+        await sql`UPDATE claims SET status = 'accepted' WHERE id = ${releasedClaim.body.id}`.execute(trx);
+      },
+    ],
   ];
   t.same([...new Set(breaks.map((b) => b[0]))].sort(), [...INVARIANT_NAMES].sort(), 'every invariant gets broken');
   for (const [name, how, breakIt] of breaks) {
     t.same(await violatedAfter(db, breakIt), [name], `${name} alone is violated by ${how}`);
   }
-  t.same(await violatedAfter(db, async (trx) => {
-    await sql`UPDATE payouts SET amount = amount + 1 WHERE settlement_id = ${settlementId} AND user_id = ${ann!.id}`.execute(trx);
-  }), ['settlement_sums', 'settlement_ledger_matches_payouts'], 'a payout changed after the settlement no longer matches its sums nor its ledger');
+  t.same(
+    await violatedAfter(db, async (trx) => {
+      await sql`UPDATE payouts SET amount = amount + 1 WHERE settlement_id = ${settlementId} AND user_id = ${ann!.id}`.execute(
+        trx,
+      );
+    }),
+    ['settlement_sums', 'settlement_ledger_matches_payouts'],
+    'a payout changed after the settlement no longer matches its sums nor its ledger',
+  );
   await assertInvariants(t, db);
 
   // The trigger the contributions_unchanged check stands behind.
-  await t.rejects(sql`UPDATE contributions SET points = points + 1 WHERE id = ${Number(adjustment.body.id)}`.execute(db), /append-only/, 'contributions refuse an update while the trigger is on');
+  await t.rejects(
+    sql`UPDATE contributions SET points = points + 1 WHERE id = ${Number(adjustment.body.id)}`.execute(db),
+    /append-only/,
+    'contributions refuse an update while the trigger is on',
+  );
   const sample = await violatedAfter(db, async (trx) => {
     await sql`UPDATE ledger_accounts SET balance = balance + 7 WHERE kind = 'owner_funding'`.execute(trx);
   });
@@ -145,28 +253,34 @@ t.test('each invariant holds on a healthy database and is reported when broken',
   t.match(broken, { violations: 1, samples: [{ balance: -93, entries: -100 }] }, 'a violation comes with sample rows');
 });
 
-t.test('npm run check:invariants: progress per invariant, exit 0 on a healthy database and 1 on a broken one', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [ann] = await joinMembers(app, circle.id, 1);
-  const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 50, unit: 'credits' } });
-  await adjust(app, owner, project.id, ann!.id, 4);
-  t.equal(await settleProject(db, await requestSettlementId(app, owner, project.id)), 'completed');
+t.test(
+  'npm run check:invariants: progress per invariant, exit 0 on a healthy database and 1 on a broken one',
+  async (t) => {
+    const { app, db, config } = await buildTestApp(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const [ann] = await joinMembers(app, circle.id, 1);
+    const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 50, unit: 'credits' } });
+    await adjust(app, owner, project.id, ann!.id, 4);
+    t.equal(await settleProject(db, await requestSettlementId(app, owner, project.id)), 'completed');
 
-  const healthy = await runCheckCommand(config.databaseUrl);
-  t.equal(healthy.code, 0, `exit 0 on a healthy database; stderr: ${healthy.stderr}`);
-  const database = new URL(config.databaseUrl).pathname.slice(1);
-  t.match(healthy.stdout, `checking invariants on ${database}`);
-  for (const [i, name] of INVARIANT_NAMES.entries()) t.match(healthy.stdout, `[${i + 1}/${INVARIANT_NAMES.length}] ${name}: ok`);
-  t.match(healthy.stdout, `all ${INVARIANT_NAMES.length} invariants hold`);
+    const healthy = await runCheckCommand(config.databaseUrl);
+    t.equal(healthy.code, 0, `exit 0 on a healthy database; stderr: ${healthy.stderr}`);
+    const database = new URL(config.databaseUrl).pathname.slice(1);
+    t.match(healthy.stdout, `checking invariants on ${database}`);
+    for (const [i, name] of INVARIANT_NAMES.entries())
+      t.match(healthy.stdout, `[${i + 1}/${INVARIANT_NAMES.length}] ${name}: ok`);
+    t.match(healthy.stdout, `all ${INVARIANT_NAMES.length} invariants hold`);
 
-  await sql`INSERT INTO ledger_entries (transaction_id, account_id, amount)
-    SELECT t.id, a.id, 3 FROM ledger_transactions t, ledger_accounts a WHERE t.kind = 'pool_funding' AND a.kind = 'owner_funding'`.execute(db);
-  const broken = await runCheckCommand(config.databaseUrl);
-  t.equal(broken.code, 1, 'exit 1 once an invariant is broken');
-  t.match(broken.stdout, /\] ledger_transactions_balanced: VIOLATED \(1 rows\)/);
-  t.match(broken.stdout, /\] account_balances_match_entries: VIOLATED \(1 rows\)/);
-  t.match(broken.stdout, /"total":"?3"?/, 'with a sample row');
-  t.match(broken.stdout, `2 of ${INVARIANT_NAMES.length} invariants violated`);
-});
+    await sql`INSERT INTO ledger_entries (transaction_id, account_id, amount)
+    SELECT t.id, a.id, 3 FROM ledger_transactions t, ledger_accounts a WHERE t.kind = 'pool_funding' AND a.kind = 'owner_funding'`.execute(
+      db,
+    );
+    const broken = await runCheckCommand(config.databaseUrl);
+    t.equal(broken.code, 1, 'exit 1 once an invariant is broken');
+    t.match(broken.stdout, /\] ledger_transactions_balanced: VIOLATED \(1 rows\)/);
+    t.match(broken.stdout, /\] account_balances_match_entries: VIOLATED \(1 rows\)/);
+    t.match(broken.stdout, /"total":"?3"?/, 'with a sample row');
+    t.match(broken.stdout, `2 of ${INVARIANT_NAMES.length} invariants violated`);
+  },
+);

@@ -14,7 +14,14 @@ import { settleProject } from '../../src/settlements/settle-project.js';
 import { buildTestApp, call, createCircle, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
 import { createProject, eventTypes, joinMembers, startWorkers } from '../marketplace-helpers.js';
 import {
-  adjust, assertInvariants, recomputeHash, requestSettlement, requestSettlementId, settlementFootprint, settlementStatus, waitForSettled,
+  adjust,
+  assertInvariants,
+  recomputeHash,
+  requestSettlement,
+  requestSettlementId,
+  settlementFootprint,
+  settlementStatus,
+  waitForSettled,
 } from '../settlement-helpers.js';
 
 // Exactly once: a settlement delivered twice, settled twice at once, lost from Redis, or failing
@@ -23,10 +30,15 @@ import {
 const silent = pino({ level: 'silent' });
 
 /** A circle with `members` members holding varied points in a project with the given pool. */
-async function projectWithContributors(app: FastifyInstance, pool: number, members: number, circle?: { owner: TestUser; id: string; members: TestUser[] }) {
-  const owner = circle?.owner ?? await registerUser(app, 'owner');
+async function projectWithContributors(
+  app: FastifyInstance,
+  pool: number,
+  members: number,
+  circle?: { owner: TestUser; id: string; members: TestUser[] },
+) {
+  const owner = circle?.owner ?? (await registerUser(app, 'owner'));
   const circleId = circle?.id ?? (await createCircle(app, owner)).id;
-  const people = circle?.members ?? await joinMembers(app, circleId, members);
+  const people = circle?.members ?? (await joinMembers(app, circleId, members));
   const project = await createProject(app, owner, circleId, { rewardPool: { amount: pool, unit: 'credits' } });
   for (const [i, m] of people.entries()) await adjust(app, owner, project.id, m.id, 1 + ((i * 5) % 7));
   return { owner, circleId, members: people, project };
@@ -58,48 +70,92 @@ async function finished(queue: Queue, jobId: string, timeoutMs = 30_000): Promis
 }
 
 async function ledgerTransactionCount(db: Db): Promise<number> {
-  const row = await db.selectFrom('ledger_transactions').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('ledger_transactions')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 
-t.test('duplicate delivery: settled twice at once and redelivered through BullMQ, a settlement pays once', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const a = await projectWithContributors(app, 100_003, 12);
-  const b = await projectWithContributors(app, 77_777, 0, { owner: a.owner, id: a.circleId, members: a.members });
-  const first = await requestSettlementId(app, a.owner, a.project.id);
-  const second = await requestSettlementId(app, a.owner, b.project.id);
+t.test(
+  'duplicate delivery: settled twice at once and redelivered through BullMQ, a settlement pays once',
+  async (t) => {
+    const { app, db, config } = await buildTestApp(t);
+    const a = await projectWithContributors(app, 100_003, 12);
+    const b = await projectWithContributors(app, 77_777, 0, { owner: a.owner, id: a.circleId, members: a.members });
+    const first = await requestSettlementId(app, a.owner, a.project.id);
+    const second = await requestSettlementId(app, a.owner, b.project.id);
 
-  // Two workers at once on one settlement: the row lock makes the second wait, then find it done.
-  const outcomes = await Promise.all([settleProject(db, first), settleProject(db, first)]);
-  t.same(outcomes.sort(), ['already_done', 'completed'], 'one settles, the other finds it done');
-  const footprint = await settlementFootprint(db, first);
-  t.same(footprint, { payouts: 12, payees: 12, paid: 100_003, ledgerTransactions: 2, ledgerEntries: 2 + 12 + 1, completedEvents: 1 },
-    'one payout per payee, one funding and one payout transaction, one completion event');
-  const hash = (await db.selectFrom('settlements').select('result_hash').where('id', '=', first).executeTakeFirstOrThrow()).result_hash;
-  t.equal(hash, await recomputeHash(db, first), 'the stored hash is the split recomputed from the contributions');
-  t.equal(await settleProject(db, first), 'already_done', 'a late third delivery is a no-op');
+    // Two workers at once on one settlement: the row lock makes the second wait, then find it done.
+    const outcomes = await Promise.all([settleProject(db, first), settleProject(db, first)]);
+    t.same(outcomes.sort(), ['already_done', 'completed'], 'one settles, the other finds it done');
+    const footprint = await settlementFootprint(db, first);
+    t.same(
+      footprint,
+      { payouts: 12, payees: 12, paid: 100_003, ledgerTransactions: 2, ledgerEntries: 2 + 12 + 1, completedEvents: 1 },
+      'one payout per payee, one funding and one payout transaction, one completion event',
+    );
+    const hash = (
+      await db.selectFrom('settlements').select('result_hash').where('id', '=', first).executeTakeFirstOrThrow()
+    ).result_hash;
+    t.equal(hash, await recomputeHash(db, first), 'the stored hash is the split recomputed from the contributions');
+    t.equal(await settleProject(db, first), 'already_done', 'a late third delivery is a no-op');
 
-  // Through BullMQ: the request already enqueued `settlement_<id>`; a redelivery under another job
-  // id (as after a Redis restore) runs the processor a second time, on a second worker.
-  const queuesA = processorWorkers(t, db, config);
-  const queuesB = processorWorkers(t, db, config);
-  await queuesB.add('settlements', { settlementId: second }, { jobId: `settlement:${second}:redelivered` });
-  await queuesB.add('settlements', { settlementId: first }, { jobId: `settlement:${first}:redelivered` });
-  const queue = queuesA.get('settlements');
-  const jobs = await Promise.all([`settlement_${second}`, `settlement_${second}_redelivered`, `settlement_${first}`, `settlement_${first}_redelivered`].map((id) => finished(queue, id)));
-  t.same(jobs.map((j) => j.failedReason), [undefined, undefined, undefined, undefined], 'every delivery succeeded');
-  t.same(jobs.slice(0, 2).map((j) => j.returnvalue.outcome).sort(), ['already_done', 'completed'], 'the second settlement was settled by one delivery only');
-  t.same(jobs.slice(2).map((j) => j.returnvalue.outcome), ['already_done', 'already_done'], 'the first was already done');
+    // Through BullMQ: the request already enqueued `settlement_<id>`; a redelivery under another job
+    // id (as after a Redis restore) runs the processor a second time, on a second worker.
+    const queuesA = processorWorkers(t, db, config);
+    const queuesB = processorWorkers(t, db, config);
+    await queuesB.add('settlements', { settlementId: second }, { jobId: `settlement:${second}:redelivered` });
+    await queuesB.add('settlements', { settlementId: first }, { jobId: `settlement:${first}:redelivered` });
+    const queue = queuesA.get('settlements');
+    const jobs = await Promise.all(
+      [
+        `settlement_${second}`,
+        `settlement_${second}_redelivered`,
+        `settlement_${first}`,
+        `settlement_${first}_redelivered`,
+      ].map((id) => finished(queue, id)),
+    );
+    t.same(
+      jobs.map((j) => j.failedReason),
+      [undefined, undefined, undefined, undefined],
+      'every delivery succeeded',
+    );
+    t.same(
+      jobs
+        .slice(0, 2)
+        .map((j) => j.returnvalue.outcome)
+        .sort(),
+      ['already_done', 'completed'],
+      'the second settlement was settled by one delivery only',
+    );
+    t.same(
+      jobs.slice(2).map((j) => j.returnvalue.outcome),
+      ['already_done', 'already_done'],
+      'the first was already done',
+    );
 
-  t.same(await settlementFootprint(db, first), footprint, 'redeliveries changed nothing');
-  t.equal((await db.selectFrom('settlements').select('result_hash').where('id', '=', first).executeTakeFirstOrThrow()).result_hash, hash, 'the same hash');
-  t.match(await settlementFootprint(db, second), { payouts: 12, payees: 12, paid: 77_777, ledgerTransactions: 2, completedEvents: 1 });
-  const secondRow = await db.selectFrom('settlements').selectAll().where('id', '=', second).executeTakeFirstOrThrow();
-  t.equal(secondRow.result_hash, await recomputeHash(db, second));
-  t.equal(secondRow.attempts, 1, 'completed by exactly one attempt');
-  t.equal(await ledgerTransactionCount(db), 4, 'two transactions per settlement, no more');
-  await assertInvariants(t, db);
-});
+    t.same(await settlementFootprint(db, first), footprint, 'redeliveries changed nothing');
+    t.equal(
+      (await db.selectFrom('settlements').select('result_hash').where('id', '=', first).executeTakeFirstOrThrow())
+        .result_hash,
+      hash,
+      'the same hash',
+    );
+    t.match(await settlementFootprint(db, second), {
+      payouts: 12,
+      payees: 12,
+      paid: 77_777,
+      ledgerTransactions: 2,
+      completedEvents: 1,
+    });
+    const secondRow = await db.selectFrom('settlements').selectAll().where('id', '=', second).executeTakeFirstOrThrow();
+    t.equal(secondRow.result_hash, await recomputeHash(db, second));
+    t.equal(secondRow.attempts, 1, 'completed by exactly one attempt');
+    t.equal(await ledgerTransactionCount(db), 4, 'two transactions per settlement, no more');
+    await assertInvariants(t, db);
+  },
+);
 
 t.test('settlements of several projects in one circle run at once without deadlocking', async (t) => {
   const { app, db } = await buildTestApp(t);
@@ -113,10 +169,23 @@ t.test('settlements of several projects in one circle run at once without deadlo
   }
   // Every settlement books to the same circle funding account and the same 30 member accounts.
   const outcomes = await Promise.allSettled(ids.map((id) => settleProject(db, id)));
-  t.same(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : String(o.reason))), ids.map(() => 'completed'), 'each completed on its first attempt');
-  const funding = await db.selectFrom('ledger_accounts').select('balance').where('kind', '=', 'owner_funding').executeTakeFirstOrThrow();
+  t.same(
+    outcomes.map((o) => (o.status === 'fulfilled' ? o.value : String(o.reason))),
+    ids.map(() => 'completed'),
+    'each completed on its first attempt',
+  );
+  const funding = await db
+    .selectFrom('ledger_accounts')
+    .select('balance')
+    .where('kind', '=', 'owner_funding')
+    .executeTakeFirstOrThrow();
   t.equal(funding.balance, -(1_000 + 2_001 + 3_002 + 4_003 + 5_004), 'the circle funded every pool');
-  for (const id of ids) t.equal((await db.selectFrom('settlements').select('result_hash').where('id', '=', id).executeTakeFirstOrThrow()).result_hash, await recomputeHash(db, id));
+  for (const id of ids)
+    t.equal(
+      (await db.selectFrom('settlements').select('result_hash').where('id', '=', id).executeTakeFirstOrThrow())
+        .result_hash,
+      await recomputeHash(db, id),
+    );
   await assertInvariants(t, db);
 });
 
@@ -146,82 +215,149 @@ t.test('Redis flushed after the request: the outbox relay and the requeue sweep 
   t.equal(await waitForSettled(db, viaSweep, 30_000), 'completed', 'the sweep re-enqueued the pending settlement');
   for (const id of [viaRelay, viaSweep]) {
     t.match(await settlementFootprint(db, id), { payouts: 5, payees: 5, ledgerTransactions: 2, completedEvents: 1 });
-    t.equal((await db.selectFrom('settlements').select('result_hash').where('id', '=', id).executeTakeFirstOrThrow()).result_hash, await recomputeHash(db, id));
+    t.equal(
+      (await db.selectFrom('settlements').select('result_hash').where('id', '=', id).executeTakeFirstOrThrow())
+        .result_hash,
+      await recomputeHash(db, id),
+    );
   }
-  const unrelayed = await db.selectFrom('events').select('id').where('relayed_at', 'is', null).where('type', '=', 'settlement.requested').execute();
+  const unrelayed = await db
+    .selectFrom('events')
+    .select('id')
+    .where('relayed_at', 'is', null)
+    .where('type', '=', 'settlement.requested')
+    .execute();
   t.same(unrelayed, [], 'the relay marked the request relayed');
   await assertInvariants(t, db);
 });
 
-t.test('a settlement whose job failed in Redis without settling it (e.g. stalled too often) is requeued by the sweep', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const a = await projectWithContributors(app, 500, 4);
-  const id = await requestSettlementId(app, a.owner, a.project.id);
+t.test(
+  'a settlement whose job failed in Redis without settling it (e.g. stalled too often) is requeued by the sweep',
+  async (t) => {
+    const { app, db, config } = await buildTestApp(t);
+    const a = await projectWithContributors(app, 500, 4);
+    const id = await requestSettlementId(app, a.owner, a.project.id);
 
-  // Something other than the processor fails the job for good: BullMQ does this to a job whose
-  // worker died more than maxStalledCount times; the settlement row never heard of it.
-  const connection = createWorkerRedis(config.redisUrl);
-  const saboteur = new Worker('settlements', async () => { throw new UnrecoverableError('job stalled more than allowable limit'); }, { connection, prefix: config.queuePrefix });
-  const producer = createWorkerRedis(config.redisUrl);
-  const queues = new Queues(producer, config.queuePrefix);
-  t.teardown(async () => {
-    await queues.close();
-    producer.disconnect();
-  });
-  const failedJob = await finished(queues.get('settlements'), `settlement_${id}`);
-  await saboteur.close();
-  connection.disconnect();
-  t.equal(await failedJob.getState(), 'failed', 'the job is failed in Redis');
-  t.equal(await settlementStatus(db, id), 'pending', 'while the settlement is still pending');
+    // Something other than the processor fails the job for good: BullMQ does this to a job whose
+    // worker died more than maxStalledCount times; the settlement row never heard of it.
+    const connection = createWorkerRedis(config.redisUrl);
+    const saboteur = new Worker(
+      'settlements',
+      async () => {
+        throw new UnrecoverableError('job stalled more than allowable limit');
+      },
+      { connection, prefix: config.queuePrefix },
+    );
+    const producer = createWorkerRedis(config.redisUrl);
+    const queues = new Queues(producer, config.queuePrefix);
+    t.teardown(async () => {
+      await queues.close();
+      producer.disconnect();
+    });
+    const failedJob = await finished(queues.get('settlements'), `settlement_${id}`);
+    await saboteur.close();
+    connection.disconnect();
+    t.equal(await failedJob.getState(), 'failed', 'the job is failed in Redis');
+    t.equal(await settlementStatus(db, id), 'pending', 'while the settlement is still pending');
 
-  await startWorkers(t, config);
-  t.equal(await waitForSettled(db, id, 30_000), 'completed', 'the sweep gave the job a new life and the settlement completed');
-  t.match(await settlementFootprint(db, id), { payouts: 4, payees: 4, ledgerTransactions: 2, completedEvents: 1 });
-  await assertInvariants(t, db);
-});
+    await startWorkers(t, config);
+    t.equal(
+      await waitForSettled(db, id, 30_000),
+      'completed',
+      'the sweep gave the job a new life and the settlement completed',
+    );
+    t.match(await settlementFootprint(db, id), { payouts: 4, payees: 4, ledgerTransactions: 2, completedEvents: 1 });
+    await assertInvariants(t, db);
+  },
+);
 
-t.test('a settlement failing every attempt ends failed with its reason and an event; the project can be settled again', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const a = await projectWithContributors(app, 600, 3);
-  const id = await requestSettlementId(app, a.owner, a.project.id);
-  // Replace the request path's job with one allowed two quick attempts.
-  await flushPrefix(config.queuePrefix);
-  await sql`UPDATE events SET relayed_at = now()`.execute(db);
-  // A fault only this settlement meets, every time: the payouts table refuses its rows.
-  await sql`
+t.test(
+  'a settlement failing every attempt ends failed with its reason and an event; the project can be settled again',
+  async (t) => {
+    const { app, db, config } = await buildTestApp(t);
+    const a = await projectWithContributors(app, 600, 3);
+    const id = await requestSettlementId(app, a.owner, a.project.id);
+    // Replace the request path's job with one allowed two quick attempts.
+    await flushPrefix(config.queuePrefix);
+    await sql`UPDATE events SET relayed_at = now()`.execute(db);
+    // A fault only this settlement meets, every time: the payouts table refuses its rows.
+    await sql`
     CREATE FUNCTION refuse_payouts() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'payouts table is read-only for maintenance'; END $$;
     CREATE TRIGGER refuse_payouts BEFORE INSERT ON payouts FOR EACH ROW
       WHEN (NEW.settlement_id = '${sql.raw(id)}') EXECUTE FUNCTION refuse_payouts();`.execute(db);
-  const queues = processorWorkers(t, db, config);
-  await queues.add('settlements', { settlementId: id }, { jobId: `settlement:${id}`, attempts: 2, backoff: { type: 'fixed', delay: 50 } });
-  const job = await finished(queues.get('settlements'), `settlement_${id}`);
-  t.equal(job.attemptsMade, 2, 'both attempts ran');
-  t.match(job.failedReason, /read-only for maintenance/);
+    const queues = processorWorkers(t, db, config);
+    await queues.add(
+      'settlements',
+      { settlementId: id },
+      { jobId: `settlement:${id}`, attempts: 2, backoff: { type: 'fixed', delay: 50 } },
+    );
+    const job = await finished(queues.get('settlements'), `settlement_${id}`);
+    t.equal(job.attemptsMade, 2, 'both attempts ran');
+    t.match(job.failedReason, /read-only for maintenance/);
 
-  const row = await db.selectFrom('settlements').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-  t.match(row, { status: 'failed', failure_reason: /payouts table is read-only for maintenance/, result_hash: null, completed_at: null });
-  t.same(await settlementFootprint(db, id), { payouts: 0, payees: 0, paid: 0, ledgerTransactions: 0, ledgerEntries: 0, completedEvents: 0 }, 'a failed attempt leaves nothing behind');
-  t.same(await eventTypes(db, id), ['settlement.requested', 'settlement.failed']);
-  const failed = await db.selectFrom('events').select('payload').where('subject_id', '=', id).where('type', '=', 'settlement.failed').executeTakeFirstOrThrow();
-  t.match(failed.payload, { projectId: a.project.id, reason: /read-only/ });
-  // A payload no settlement can match fails at once, without ten attempts of backoff.
-  await queues.add('settlements', { settlementId: 'not-a-settlement' }, { jobId: 'settlement:bogus' });
-  const bogus = await finished(queues.get('settlements'), 'settlement_bogus');
-  t.match(bogus, { attemptsMade: 1, failedReason: /invalid settlement id "not-a-settlement"/ });
-  const view = await call(app, 'GET', `/v1/settlements/${id}`, { token: a.members[0]!.token });
-  t.match(view.body, { status: 'failed', failureReason: /read-only/, payouts: [], resultHash: null });
+    const row = await db.selectFrom('settlements').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    t.match(row, {
+      status: 'failed',
+      failure_reason: /payouts table is read-only for maintenance/,
+      result_hash: null,
+      completed_at: null,
+    });
+    t.same(
+      await settlementFootprint(db, id),
+      { payouts: 0, payees: 0, paid: 0, ledgerTransactions: 0, ledgerEntries: 0, completedEvents: 0 },
+      'a failed attempt leaves nothing behind',
+    );
+    t.same(await eventTypes(db, id), ['settlement.requested', 'settlement.failed']);
+    const failed = await db
+      .selectFrom('events')
+      .select('payload')
+      .where('subject_id', '=', id)
+      .where('type', '=', 'settlement.failed')
+      .executeTakeFirstOrThrow();
+    t.match(failed.payload, { projectId: a.project.id, reason: /read-only/ });
+    // A payload no settlement can match fails at once, without ten attempts of backoff.
+    await queues.add('settlements', { settlementId: 'not-a-settlement' }, { jobId: 'settlement:bogus' });
+    const bogus = await finished(queues.get('settlements'), 'settlement_bogus');
+    t.match(bogus, { attemptsMade: 1, failedReason: /invalid settlement id "not-a-settlement"/ });
+    const view = await call(app, 'GET', `/v1/settlements/${id}`, { token: a.members[0]!.token });
+    t.match(view.body, { status: 'failed', failureReason: /read-only/, payouts: [], resultHash: null });
 
-  // The fault is repaired; the project, still frozen, can be settled by a new request.
-  await sql`DROP TRIGGER refuse_payouts ON payouts`.execute(db);
-  t.equal((await call(app, 'GET', `/v1/projects/${a.project.id}`, { token: a.owner.token })).body.status, 'settled', 'the project stays frozen');
-  t.ok(isProblem(await call(app, 'POST', `/v1/projects/${a.project.id}/adjustments`, { token: a.owner.token, body: { userId: a.members[0]!.id, points: 1, reason: 'x' } }), 409, 'project_settled'));
-  const again = await requestSettlement(app, a.owner, a.project.id);
-  t.equal(again.status, 202, 'a failed settlement can be requested again');
-  t.not(again.body.id, id);
-  t.ok(isProblem(await requestSettlement(app, a.owner, a.project.id), 409, 'already_settled'), 'but only once');
-  t.equal(await waitForSettled(db, again.body.id, 30_000), 'completed');
-  t.match(await settlementFootprint(db, again.body.id), { payouts: 3, payees: 3, paid: 600, ledgerTransactions: 2, completedEvents: 1 });
-  t.equal((await db.selectFrom('settlements').select('cutoff_id').where('id', '=', again.body.id).executeTakeFirstOrThrow()).cutoff_id, row.cutoff_id, 'over the same frozen contributions');
-  await assertInvariants(t, db);
-});
+    // The fault is repaired; the project, still frozen, can be settled by a new request.
+    await sql`DROP TRIGGER refuse_payouts ON payouts`.execute(db);
+    t.equal(
+      (await call(app, 'GET', `/v1/projects/${a.project.id}`, { token: a.owner.token })).body.status,
+      'settled',
+      'the project stays frozen',
+    );
+    t.ok(
+      isProblem(
+        await call(app, 'POST', `/v1/projects/${a.project.id}/adjustments`, {
+          token: a.owner.token,
+          body: { userId: a.members[0]!.id, points: 1, reason: 'x' },
+        }),
+        409,
+        'project_settled',
+      ),
+    );
+    const again = await requestSettlement(app, a.owner, a.project.id);
+    t.equal(again.status, 202, 'a failed settlement can be requested again');
+    t.not(again.body.id, id);
+    t.ok(isProblem(await requestSettlement(app, a.owner, a.project.id), 409, 'already_settled'), 'but only once');
+    t.equal(await waitForSettled(db, again.body.id, 30_000), 'completed');
+    t.match(await settlementFootprint(db, again.body.id), {
+      payouts: 3,
+      payees: 3,
+      paid: 600,
+      ledgerTransactions: 2,
+      completedEvents: 1,
+    });
+    t.equal(
+      (await db.selectFrom('settlements').select('cutoff_id').where('id', '=', again.body.id).executeTakeFirstOrThrow())
+        .cutoff_id,
+      row.cutoff_id,
+      'over the same frozen contributions',
+    );
+    await assertInvariants(t, db);
+  },
+);

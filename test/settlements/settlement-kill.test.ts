@@ -9,7 +9,13 @@ import { buildTestApp, createCircle, registerUser } from '../helper.js';
 import { createProject, eventTypes } from '../marketplace-helpers.js';
 import { childEnv } from '../service-process.js';
 import {
-  assertInvariants, recomputeHash, requestSettlementId, seedContributions, settlementFootprint, settlementStatus, waitForSettled,
+  assertInvariants,
+  recomputeHash,
+  requestSettlementId,
+  seedContributions,
+  settlementFootprint,
+  settlementStatus,
+  waitForSettled,
 } from '../settlement-helpers.js';
 
 // A real worker process killed with SIGKILL in the middle of settling a large project: the
@@ -46,8 +52,12 @@ function startWorkerProcess(t: Test, config: Config): WorkerProcess {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.once('exit', (code, signal) => done({ code, signal })));
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.once('exit', (code, signal) => done({ code, signal })),
+  );
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -82,8 +92,17 @@ t.test('SIGKILL mid-settlement: nothing is written, and the next worker pays eve
   const { app, db, config } = await buildTestApp(t);
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
-  const project = await createProject(app, owner, circle.id, { title: 'Big project', rewardPool: { amount: POOL, unit: 'credits' } });
-  await seedContributions(db, { circleId: circle.id, projectId: project.id, createdBy: owner.id, members: MEMBERS, rows: ROWS });
+  const project = await createProject(app, owner, circle.id, {
+    title: 'Big project',
+    rewardPool: { amount: POOL, unit: 'credits' },
+  });
+  await seedContributions(db, {
+    circleId: circle.id,
+    projectId: project.id,
+    createdBy: owner.id,
+    members: MEMBERS,
+    rows: ROWS,
+  });
   const id = await requestSettlementId(app, owner, project.id);
   t.comment(`seeded in ${Date.now() - started} ms`);
 
@@ -95,14 +114,21 @@ t.test('SIGKILL mid-settlement: nothing is written, and the next worker pays eve
   t.comment(`killed while running: ${caught.replace(/\s+/g, ' ').slice(0, 80)}`);
 
   t.equal(await settlementStatus(db, id), 'pending', 'the settlement is still pending');
-  t.same(await settlementFootprint(db, id), { payouts: 0, payees: 0, paid: 0, ledgerTransactions: 0, ledgerEntries: 0, completedEvents: 0 },
-    'no payout, ledger row or event of the killed attempt is visible');
+  t.same(
+    await settlementFootprint(db, id),
+    { payouts: 0, payees: 0, paid: 0, ledgerTransactions: 0, ledgerEntries: 0, completedEvents: 0 },
+    'no payout, ledger row or event of the killed attempt is visible',
+  );
 
   const second = startWorkerProcess(t, config);
   t.equal(await waitForSettled(db, id, 75_000), 'completed', 'a new worker took the job over and completed it');
   t.comment(`completed at ${Date.now() - started} ms`);
   second.child.kill('SIGTERM');
-  t.same(await second.exited, { code: 0, signal: null }, `the second worker shut down cleanly; stderr: ${second.stderr()}`);
+  t.same(
+    await second.exited,
+    { code: 0, signal: null },
+    `the second worker shut down cleanly; stderr: ${second.stderr()}`,
+  );
 
   const s = await db.selectFrom('settlements').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
   const footprint = await settlementFootprint(db, id);

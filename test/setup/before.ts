@@ -6,7 +6,9 @@ import { createDb } from '../../src/infra/postgres.js';
 import { migrateToLatest } from '../../src/infra/migrations.js';
 import { TEMPLATE_DB, databaseUrl, withAdminClient } from './test-database.js';
 
-const exists = await withAdminClient(async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [TEMPLATE_DB])).rowCount === 1);
+const exists = await withAdminClient(
+  async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [TEMPLATE_DB])).rowCount === 1,
+);
 if (!exists) {
   const building = `ca_building_${randomBytes(6).toString('hex')}`;
   await withAdminClient((c) => c.query(`CREATE DATABASE ${building}`));

@@ -1,7 +1,16 @@
 import t from 'tap';
 import { recordAcceptedWork } from '../../src/tasks/task-completion.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
-import { addTasks, claimTask, completeTask, countRows, createProject, eventTypes, joinMembers, submitWork } from '../marketplace-helpers.js';
+import {
+  addTasks,
+  claimTask,
+  completeTask,
+  countRows,
+  createProject,
+  eventTypes,
+  joinMembers,
+  submitWork,
+} from '../marketplace-helpers.js';
 
 // Dependencies block claiming until what they depend on is done; parents are done when all their
 // children are; completion unblocks dependents.
@@ -12,17 +21,26 @@ t.test('a task is blocked until its dependency is accepted', async (t) => {
   const circle = await createCircle(app, owner);
   const [alice, bob] = await joinMembers(app, circle.id, 2);
   const project = await createProject(app, owner, circle.id);
-  const [spec, build] = await addTasks(app, owner, project.id, [{ key: 'spec', title: 'Spec' }, { title: 'Build', dependsOn: ['spec'] }]);
+  const [spec, build] = await addTasks(app, owner, project.id, [
+    { key: 'spec', title: 'Spec' },
+    { title: 'Build', dependsOn: ['spec'] },
+  ]);
   t.match(build, { blocked: true, claimable: false });
 
-  const board = async () => (await call(app, 'GET', `/v1/projects/${project.id}/tasks?claimable=true`, { token: bob!.token })).body.items.map((x: { id: string }) => x.id);
+  const board = async () =>
+    (await call(app, 'GET', `/v1/projects/${project.id}/tasks?claimable=true`, { token: bob!.token })).body.items.map(
+      (x: { id: string }) => x.id,
+    );
   t.same(await board(), [spec!.id], 'the blocked task is not on the claimable board');
   t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'));
 
   const claim = await claimTask(app, alice!, spec!.id);
   await submitWork(app, alice!, claim.body.id);
   t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'), 'submitted is not done');
-  const rejected = await call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, { token: owner.token, body: { decision: 'reject', feedback: 'Not a spec' } });
+  const rejected = await call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, {
+    token: owner.token,
+    body: { decision: 'reject', feedback: 'Not a spec' },
+  });
   t.equal(rejected.status, 201);
   t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'), 'rejected is not done');
 
@@ -40,14 +58,20 @@ t.test('a task needing two accepts stays open, and blocking, until the second', 
   const circle = await createCircle(app, owner);
   const [alice, bob, carol] = await joinMembers(app, circle.id, 3);
   const project = await createProject(app, owner, circle.id);
-  const [survey, report] = await addTasks(app, owner, project.id, [{ key: 's', title: 'Survey', slots: 2, requiredAccepts: 2 }, { title: 'Report', dependsOn: ['s'] }]);
+  const [survey, report] = await addTasks(app, owner, project.id, [
+    { key: 's', title: 'Survey', slots: 2, requiredAccepts: 2 },
+    { title: 'Report', dependsOn: ['s'] },
+  ]);
 
   await completeTask(app, owner, alice!, survey!.id);
   const once = await call(app, 'GET', `/v1/tasks/${survey!.id}`, { token: owner.token });
   t.match(once.body, { status: 'open', acceptedCount: 1, liveClaims: 0 });
   t.ok(isProblem(await claimTask(app, carol!, report!.id), 409, 'task_blocked'));
   await completeTask(app, owner, bob!, survey!.id);
-  t.match((await call(app, 'GET', `/v1/tasks/${survey!.id}`, { token: owner.token })).body, { status: 'done', acceptedCount: 2 });
+  t.match((await call(app, 'GET', `/v1/tasks/${survey!.id}`, { token: owner.token })).body, {
+    status: 'done',
+    acceptedCount: 2,
+  });
   t.equal((await claimTask(app, carol!, report!.id)).status, 201);
 });
 
@@ -58,11 +82,16 @@ t.test('a parent is done when all its children are, and unblocks what depends on
   const [alice] = await joinMembers(app, circle.id, 1);
   const project = await createProject(app, owner, circle.id);
   const items = await addTasks(app, owner, project.id, [
-    { key: 'chapter', title: 'Chapter', children: [{ title: 'Section 1' }, { title: 'Section 2', children: [{ title: 'Part a' }, { title: 'Part b' }] }] },
+    {
+      key: 'chapter',
+      title: 'Chapter',
+      children: [{ title: 'Section 1' }, { title: 'Section 2', children: [{ title: 'Part a' }, { title: 'Part b' }] }],
+    },
     { title: 'Publish', dependsOn: ['chapter'] },
   ]);
   const id = (title: string) => items.find((x) => x.title === title)!.id;
-  const status = async (title: string) => (await db.selectFrom('tasks').select('status').where('id', '=', id(title)).executeTakeFirstOrThrow()).status;
+  const status = async (title: string) =>
+    (await db.selectFrom('tasks').select('status').where('id', '=', id(title)).executeTakeFirstOrThrow()).status;
 
   await completeTask(app, owner, alice!, id('Part a'));
   t.equal(await status('Section 2'), 'open', 'one of two children done');
@@ -72,10 +101,22 @@ t.test('a parent is done when all its children are, and unblocks what depends on
   t.ok(isProblem(await claimTask(app, alice!, id('Publish')), 409, 'task_blocked'));
   await completeTask(app, owner, alice!, id('Section 1'));
   t.equal(await status('Chapter'), 'done', 'completion rolls up the whole tree');
-  t.equal((await claimTask(app, alice!, id('Publish'))).status, 201, 'depending on a parent waits for the whole subtree');
+  t.equal(
+    (await claimTask(app, alice!, id('Publish'))).status,
+    201,
+    'depending on a parent waits for the whole subtree',
+  );
 
-  const completed = await db.selectFrom('events').select('subject_id').where('type', '=', 'task.completed').orderBy('id').execute();
-  t.same(completed.map((e) => e.subject_id), [id('Part a'), id('Part b'), id('Section 2'), id('Section 1'), id('Chapter')]);
+  const completed = await db
+    .selectFrom('events')
+    .select('subject_id')
+    .where('type', '=', 'task.completed')
+    .orderBy('id')
+    .execute();
+  t.same(
+    completed.map((e) => e.subject_id),
+    [id('Part a'), id('Part b'), id('Section 2'), id('Section 1'), id('Chapter')],
+  );
   const progress = await call(app, 'GET', `/v1/projects/${project.id}`, { token: owner.token });
   t.match(progress.body.progress, { tasksTotal: 6, tasksDone: 5, tasksOpen: 1, liveClaims: 1, pointsAccepted: 300 });
 });
@@ -94,19 +135,38 @@ t.test('dependsOn by task id: same project works, another project is refused and
     { title: 'After done', dependsOn: [finished!.id] },
   ]);
   t.match(later, { blocked: true, dependsOn: [first!.id] });
-  t.match(afterDone, { blocked: false, claimable: true, dependsOn: [finished!.id] }, 'a dependency already done does not block');
+  t.match(
+    afterDone,
+    { blocked: false, claimable: true, dependsOn: [finished!.id] },
+    'a dependency already done does not block',
+  );
   await completeTask(app, owner, alice!, first!.id);
   t.match((await call(app, 'GET', `/v1/tasks/${later!.id}`, { token: owner.token })).body, { blocked: false });
 
   const other = await createProject(app, owner, circle.id);
   const [foreign] = await addTasks(app, owner, other.id, [{ title: 'Foreign' }]);
-  const before = { tasks: await countRows(db, 'tasks'), deps: await countRows(db, 'task_dependencies'), events: await countRows(db, 'events') };
+  const before = {
+    tasks: await countRows(db, 'tasks'),
+    deps: await countRows(db, 'task_dependencies'),
+    events: await countRows(db, 'events'),
+  };
   for (const ref of [foreign!.id, crypto.randomUUID()]) {
-    const res = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, { token: owner.token, body: { tasks: [{ title: 'Fine' }, { title: 'Cross', dependsOn: [ref] }] } });
+    const res = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
+      token: owner.token,
+      body: { tasks: [{ title: 'Fine' }, { title: 'Cross', dependsOn: [ref] }] },
+    });
     t.ok(isProblem(res, 400, 'invalid_task_tree'));
     t.match(res.body.errors, [{ path: 'body/tasks', message: new RegExp(ref) }]);
   }
-  t.same({ tasks: await countRows(db, 'tasks'), deps: await countRows(db, 'task_dependencies'), events: await countRows(db, 'events') }, before, 'nothing created');
+  t.same(
+    {
+      tasks: await countRows(db, 'tasks'),
+      deps: await countRows(db, 'task_dependencies'),
+      events: await countRows(db, 'events'),
+    },
+    before,
+    'nothing created',
+  );
 });
 
 t.test('a dependency finishing while a dependent is being added does not leave it blocked forever', async (t) => {
@@ -124,12 +184,19 @@ t.test('a dependency finishing while a dependent is being added does not leave i
   let adding!: Promise<Reply>;
   await db.transaction().execute(async (trx) => {
     t.same(await recordAcceptedWork(trx, dep!.id, circle.id), [dep!.id]);
-    adding = call(app, 'POST', `/v1/projects/${project.id}/tasks`, { token: owner.token, body: { tasks: [{ title: 'Dependent', dependsOn: [dep!.id] }] } });
+    adding = call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
+      token: owner.token,
+      body: { tasks: [{ title: 'Dependent', dependsOn: [dep!.id] }] },
+    });
     await new Promise((resolve) => setTimeout(resolve, 300));
   });
   const added = await adding;
   t.equal(added.status, 201);
-  const row = await db.selectFrom('tasks').select(['blocking_deps']).where('id', '=', added.body.items[0].id).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom('tasks')
+    .select(['blocking_deps'])
+    .where('id', '=', added.body.items[0].id)
+    .executeTakeFirstOrThrow();
   t.equal(row.blocking_deps, 0, 'the dependency is done, so the new task is not blocked');
   t.equal((await claimTask(app, alice!, added.body.items[0].id)).status, 201);
 });

@@ -12,7 +12,11 @@ const chain = (levels: number): TaskNode => {
   return node;
 };
 
-const snapshot = async (db: Db) => ({ tasks: await countRows(db, 'tasks'), deps: await countRows(db, 'task_dependencies'), events: await countRows(db, 'events') });
+const snapshot = async (db: Db) => ({
+  tasks: await countRows(db, 'tasks'),
+  deps: await countRows(db, 'task_dependencies'),
+  events: await countRows(db, 'events'),
+});
 
 t.test('POST /projects/:id/tasks creates a forest in one go and GET reads it back', async (t) => {
   const { app, db } = await buildTestApp(t);
@@ -26,28 +30,69 @@ t.test('POST /projects/:id/tasks creates a forest in one go and GET reads it bac
 
   const body = {
     tasks: [
-      { key: 'doc', title: 'Write docs', description: 'All of them', weight: 3, skills: ['Writing'], slots: 2, requiredAccepts: 2, priority: 7, children: [
-        { key: 'intro', title: 'Intro' },
-        { title: 'API', dependsOn: ['intro'] },
-      ] },
+      {
+        key: 'doc',
+        title: 'Write docs',
+        description: 'All of them',
+        weight: 3,
+        skills: ['Writing'],
+        slots: 2,
+        requiredAccepts: 2,
+        priority: 7,
+        children: [
+          { key: 'intro', title: 'Intro' },
+          { title: 'API', dependsOn: ['intro'] },
+        ],
+      },
       { title: 'Review docs', dependsOn: ['doc'] },
     ],
   };
-  t.ok(isProblem(await call(app, 'POST', url, { token: member!.token, body }), 403, 'forbidden'), 'members cannot add tasks');
+  t.ok(
+    isProblem(await call(app, 'POST', url, { token: member!.token, body }), 403, 'forbidden'),
+    'members cannot add tasks',
+  );
   t.ok(isProblem(await call(app, 'POST', url, { token: outsider.token, body }), 404, 'project_not_found'));
   t.ok(isProblem(await call(app, 'POST', url, { body }), 401));
-  t.equal((await countRows(db, 'tasks')), 0);
+  t.equal(await countRows(db, 'tasks'), 0);
 
   const res = await call(app, 'POST', url, { token: admin.token, body });
   t.equal(res.status, 201);
   // Rows are inserted level by level: every parent comes before its children.
-  t.same(res.body.items.map((x: { title: string }) => x.title), ['Write docs', 'Review docs', 'Intro', 'API'], 'parents before children');
+  t.same(
+    res.body.items.map((x: { title: string }) => x.title),
+    ['Write docs', 'Review docs', 'Intro', 'API'],
+    'parents before children',
+  );
   const [doc, reviewDocs, intro, api] = res.body.items;
   t.match(doc, {
-    projectId: project.id, parentId: null, title: 'Write docs', description: 'All of them', weight: 3, skills: ['writing'], slots: 2, requiredAccepts: 2,
-    priority: 7, status: 'open', isLeaf: false, blocked: false, claimable: false, liveClaims: 0, acceptedCount: 0, dependsOn: [],
+    projectId: project.id,
+    parentId: null,
+    title: 'Write docs',
+    description: 'All of them',
+    weight: 3,
+    skills: ['writing'],
+    slots: 2,
+    requiredAccepts: 2,
+    priority: 7,
+    status: 'open',
+    isLeaf: false,
+    blocked: false,
+    claimable: false,
+    liveClaims: 0,
+    acceptedCount: 0,
+    dependsOn: [],
   });
-  t.match(intro, { parentId: doc.id, isLeaf: true, blocked: false, claimable: true, weight: 1, slots: 1, requiredAccepts: 1, priority: 0, description: '' });
+  t.match(intro, {
+    parentId: doc.id,
+    isLeaf: true,
+    blocked: false,
+    claimable: true,
+    weight: 1,
+    slots: 1,
+    requiredAccepts: 1,
+    priority: 0,
+    description: '',
+  });
   t.match(api, { parentId: doc.id, blocked: true, claimable: false, dependsOn: [intro.id] });
   t.match(reviewDocs, { parentId: null, blocked: true, dependsOn: [doc.id] });
 
@@ -57,15 +102,29 @@ t.test('POST /projects/:id/tasks creates a forest in one go and GET reads it bac
     t.same(one.body, api);
   }
   t.ok(isProblem(await call(app, 'GET', `/v1/tasks/${api.id}`, { token: outsider.token }), 404, 'task_not_found'));
-  t.ok(isProblem(await call(app, 'GET', `/v1/tasks/${crypto.randomUUID()}`, { token: member!.token }), 404, 'task_not_found'));
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/tasks/${crypto.randomUUID()}`, { token: member!.token }),
+      404,
+      'task_not_found',
+    ),
+  );
 
-  const created = await db.selectFrom('events').select(['subject_id', 'actor_id', 'payload']).where('type', '=', 'task.created').orderBy('id').execute();
+  const created = await db
+    .selectFrom('events')
+    .select(['subject_id', 'actor_id', 'payload'])
+    .where('type', '=', 'task.created')
+    .orderBy('id')
+    .execute();
   t.equal(created.length, 4, 'one task.created event per task');
   t.ok(created.every((e) => e.actor_id === admin.id && (e.payload as { projectId: string }).projectId === project.id));
   t.same(new Set(created.map((e) => e.subject_id)), new Set([doc.id, intro.id, api.id, reviewDocs.id]));
 
   // Adding under an existing leaf turns it into a parent.
-  const under = await call(app, 'POST', url, { token: owner.token, body: { parentId: intro.id, tasks: [{ title: 'Intro draft' }, { title: 'Intro polish' }] } });
+  const under = await call(app, 'POST', url, {
+    token: owner.token,
+    body: { parentId: intro.id, tasks: [{ title: 'Intro draft' }, { title: 'Intro polish' }] },
+  });
   t.equal(under.status, 201);
   t.ok(under.body.items.every((x: { parentId: string }) => x.parentId === intro.id));
   const introNow = await call(app, 'GET', `/v1/tasks/${intro.id}`, { token: owner.token });
@@ -81,17 +140,29 @@ t.test('GET /projects/:id/tasks filters by status, skill, claimable and parent, 
   const outsider = await registerUser(app, 'outsider');
   const project = await createProject(app, owner, circle.id);
   const items = await addTasks(app, owner, project.id, [
-    { key: 'p', title: 'Parent', children: [{ title: 'Child 1', skills: ['sql'] }, { title: 'Child 2', priority: 5 }] },
+    {
+      key: 'p',
+      title: 'Parent',
+      children: [
+        { title: 'Child 1', skills: ['sql'] },
+        { title: 'Child 2', priority: 5 },
+      ],
+    },
     { key: 'x', title: 'Leaf', skills: ['SQL', 'design'] },
     { title: 'Blocked', dependsOn: ['x'], priority: 9 },
     { title: 'Full' },
   ]);
   const byTitle = Object.fromEntries(items.map((x) => [x.title, x.id]));
   t.equal((await claimTask(app, other!, byTitle.Full!)).status, 201);
-  const list = (query: string) => call(app, 'GET', `/v1/projects/${project.id}/tasks${query}`, { token: member!.token });
+  const list = (query: string) =>
+    call(app, 'GET', `/v1/projects/${project.id}/tasks${query}`, { token: member!.token });
   const titles = (res: Reply) => res.body.items.map((x: { title: string }) => x.title);
 
-  t.same(titles(await list('')), ['Parent', 'Leaf', 'Blocked', 'Full', 'Child 1', 'Child 2'], 'creation order, level by level');
+  t.same(
+    titles(await list('')),
+    ['Parent', 'Leaf', 'Blocked', 'Full', 'Child 1', 'Child 2'],
+    'creation order, level by level',
+  );
   t.same(titles(await list('?skill=SQL')), ['Leaf', 'Child 1']);
   t.same(titles(await list(`?parentId=${byTitle.Parent}`)), ['Child 1', 'Child 2']);
   t.same(titles(await list('?status=done')), []);
@@ -116,9 +187,21 @@ t.test('GET /projects/:id/tasks filters by status, skill, claimable and parent, 
   t.ok(isProblem(await list('?status=nope'), 400, 'invalid_request'));
   t.ok(isProblem(await list('?claimable=maybe'), 400, 'invalid_request'));
   t.ok(isProblem(await list('?cursor=abc'), 400, 'invalid_cursor'));
-  t.ok(isProblem(await list(`?claimable=true&cursor=${Buffer.from('["a","b"]').toString('base64url')}`), 400, 'invalid_cursor'));
+  t.ok(
+    isProblem(
+      await list(`?claimable=true&cursor=${Buffer.from('["a","b"]').toString('base64url')}`),
+      400,
+      'invalid_cursor',
+    ),
+  );
   t.ok(isProblem(await list(`?cursor=${Buffer.from('["a"]').toString('base64url')}`), 400, 'invalid_cursor'));
-  t.ok(isProblem(await call(app, 'GET', `/v1/projects/${project.id}/tasks`, { token: outsider.token }), 404, 'project_not_found'));
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/projects/${project.id}/tasks`, { token: outsider.token }),
+      404,
+      'project_not_found',
+    ),
+  );
 });
 
 t.test('a refused tree creates nothing, and errors name the path', async (t) => {
@@ -128,7 +211,12 @@ t.test('a refused tree creates nothing, and errors name the path', async (t) => 
   const project = await createProject(app, owner, circle.id);
   const [existing] = await addTasks(app, owner, project.id, [{ key: 'seed', title: 'Existing' }]);
   const [deep] = await addTasks(app, owner, project.id, [chain(MAX_TREE_DEPTH)]);
-  const deepest = (await db.selectFrom('tasks').select(['id', 'depth']).where('project_id', '=', project.id).orderBy('depth', 'desc').executeTakeFirstOrThrow());
+  const deepest = await db
+    .selectFrom('tasks')
+    .select(['id', 'depth'])
+    .where('project_id', '=', project.id)
+    .orderBy('depth', 'desc')
+    .executeTakeFirstOrThrow();
   t.equal(deepest.depth, MAX_TREE_DEPTH - 1);
   t.ok(deep);
   const before = await snapshot(db);
@@ -136,33 +224,94 @@ t.test('a refused tree creates nothing, and errors name the path', async (t) => 
   const leaves = (n: number) => Array.from({ length: n }, (_, i) => ({ title: `T${i}` }));
   const cases: [string, Record<string, unknown>, string, string][] = [
     ['unknown key', { tasks: [{ title: 'A', dependsOn: ['ghost'] }] }, 'invalid_task_tree', 'body/tasks/0/dependsOn/0'],
-    ['duplicate key', { tasks: [{ key: 'a', title: 'A' }, { key: 'a', title: 'B' }] }, 'invalid_task_tree', 'body/tasks/1/key'],
-    ['cycle', { tasks: [{ key: 'a', title: 'A', dependsOn: ['b'] }, { key: 'b', title: 'B', dependsOn: ['a'] }] }, 'invalid_task_tree', 'body/tasks'],
-    ['self-dependency', { tasks: [{ key: 'a', title: 'A', dependsOn: ['a'] }] }, 'invalid_task_tree', 'body/tasks/0/dependsOn/0'],
-    ['keys do not carry over between requests', { tasks: [{ title: 'A', dependsOn: ['seed'] }] }, 'invalid_task_tree', 'body/tasks/0/dependsOn/0'],
-    ['depth beyond 8 levels', { tasks: [chain(MAX_TREE_DEPTH + 1)] }, 'invalid_request', `body/tasks/0${'/children/0'.repeat(MAX_TREE_DEPTH - 1)}/children`],
+    [
+      'duplicate key',
+      {
+        tasks: [
+          { key: 'a', title: 'A' },
+          { key: 'a', title: 'B' },
+        ],
+      },
+      'invalid_task_tree',
+      'body/tasks/1/key',
+    ],
+    [
+      'cycle',
+      {
+        tasks: [
+          { key: 'a', title: 'A', dependsOn: ['b'] },
+          { key: 'b', title: 'B', dependsOn: ['a'] },
+        ],
+      },
+      'invalid_task_tree',
+      'body/tasks',
+    ],
+    [
+      'self-dependency',
+      { tasks: [{ key: 'a', title: 'A', dependsOn: ['a'] }] },
+      'invalid_task_tree',
+      'body/tasks/0/dependsOn/0',
+    ],
+    [
+      'keys do not carry over between requests',
+      { tasks: [{ title: 'A', dependsOn: ['seed'] }] },
+      'invalid_task_tree',
+      'body/tasks/0/dependsOn/0',
+    ],
+    [
+      'depth beyond 8 levels',
+      { tasks: [chain(MAX_TREE_DEPTH + 1)] },
+      'invalid_request',
+      `body/tasks/0${'/children/0'.repeat(MAX_TREE_DEPTH - 1)}/children`,
+    ],
     ['more than 5000 tasks in one list', { tasks: leaves(MAX_TREE_NODES + 1) }, 'invalid_request', 'body/tasks'],
-    ['more than 5000 tasks in the forest', { tasks: [{ title: 'A', children: leaves(2500) }, { title: 'B', children: leaves(2500) }] }, 'invalid_task_tree', 'body/tasks'],
+    [
+      'more than 5000 tasks in the forest',
+      {
+        tasks: [
+          { title: 'A', children: leaves(2500) },
+          { title: 'B', children: leaves(2500) },
+        ],
+      },
+      'invalid_task_tree',
+      'body/tasks',
+    ],
     ['weight 0', { tasks: [{ title: 'A', weight: 0 }] }, 'invalid_request', 'body/tasks/0/weight'],
-    ['weight too big', { tasks: [{ title: 'A', children: [{ title: 'B', weight: 1000001 }] }] }, 'invalid_request', 'body/tasks/0/children/0/weight'],
+    [
+      'weight too big',
+      { tasks: [{ title: 'A', children: [{ title: 'B', weight: 1000001 }] }] },
+      'invalid_request',
+      'body/tasks/0/children/0/weight',
+    ],
     ['slots 0', { tasks: [{ title: 'A', slots: 0 }] }, 'invalid_request', 'body/tasks/0/slots'],
     ['slots too many', { tasks: [{ title: 'A', slots: 1001 }] }, 'invalid_request', 'body/tasks/0/slots'],
     ['fractional weight', { tasks: [{ title: 'A', weight: 1.5 }] }, 'invalid_request', 'body/tasks/0/weight'],
     ['missing title', { tasks: [{ description: 'no title' }] }, 'invalid_request', 'body/tasks/0/title'],
     ['unknown field', { tasks: [{ title: 'A', owner: 'me' }] }, 'invalid_request', 'body/tasks/0/owner'],
     ['empty forest', { tasks: [] }, 'invalid_request', 'body/tasks'],
-    ['parent of another project', { parentId: crypto.randomUUID(), tasks: [{ title: 'A' }] }, 'invalid_task_tree', 'body/parentId'],
+    [
+      'parent of another project',
+      { parentId: crypto.randomUUID(), tasks: [{ title: 'A' }] },
+      'invalid_task_tree',
+      'body/parentId',
+    ],
   ];
   for (const [name, body, code, path] of cases) {
     const res = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, { token: owner.token, body });
     t.ok(isProblem(res, 400, code), `${name}: 400 ${code} (got ${res.status} ${res.body?.code})`);
-    t.ok(res.body.errors?.some((e: { path: string }) => e.path === path), `${name}: errors name ${path} (got ${JSON.stringify(res.body.errors?.slice(0, 3))})`);
+    t.ok(
+      res.body.errors?.some((e: { path: string }) => e.path === path),
+      `${name}: errors name ${path} (got ${JSON.stringify(res.body.errors?.slice(0, 3))})`,
+    );
   }
   t.same(await snapshot(db), before, 'no task, dependency or event was created by any of them');
 
   // The same limits apply when the tree comes with a new project: no project either.
   const projects = await countRows(db, 'projects');
-  const refused = await call(app, 'POST', `/v1/circles/${circle.id}/projects`, { token: owner.token, body: { title: 'P', tasks: [{ key: 'a', title: 'A', dependsOn: ['a'] }] } });
+  const refused = await call(app, 'POST', `/v1/circles/${circle.id}/projects`, {
+    token: owner.token,
+    body: { title: 'P', tasks: [{ key: 'a', title: 'A', dependsOn: ['a'] }] },
+  });
   t.ok(isProblem(refused, 400, 'invalid_task_tree'));
   t.equal(await countRows(db, 'projects'), projects, 'no project created');
   t.same(await snapshot(db), before);
@@ -174,7 +323,14 @@ t.test('exactly 5000 tasks in one request are accepted', async (t) => {
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
   const project = await createProject(app, owner, circle.id);
-  const tasks = Array.from({ length: 50 }, (_, i) => ({ key: `g${i}`, title: `Group ${i}`, children: Array.from({ length: 99 }, (_, j) => ({ title: `Task ${i}.${j}`, ...(i > 0 ? { dependsOn: [`g${i - 1}`] } : {}) })) }));
+  const tasks = Array.from({ length: 50 }, (_, i) => ({
+    key: `g${i}`,
+    title: `Group ${i}`,
+    children: Array.from({ length: 99 }, (_, j) => ({
+      title: `Task ${i}.${j}`,
+      ...(i > 0 ? { dependsOn: [`g${i - 1}`] } : {}),
+    })),
+  }));
   const res = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, { token: owner.token, body: { tasks } });
   t.equal(res.status, 201);
   t.equal(res.body.items.length, MAX_TREE_NODES);
@@ -182,7 +338,9 @@ t.test('exactly 5000 tasks in one request are accepted', async (t) => {
   t.equal(await countRows(db, 'task_dependencies'), 49 * 99);
   const got = await call(app, 'GET', `/v1/projects/${project.id}`, { token: owner.token });
   t.match(got.body.progress, { tasksTotal: MAX_TREE_NODES, tasksOpen: MAX_TREE_NODES, tasksDone: 0, liveClaims: 0 });
-  const board = await call(app, 'GET', `/v1/projects/${project.id}/tasks?claimable=true&limit=200`, { token: owner.token });
+  const board = await call(app, 'GET', `/v1/projects/${project.id}/tasks?claimable=true&limit=200`, {
+    token: owner.token,
+  });
   t.equal(board.body.items.length, 99, 'only the first group is unblocked');
 });
 
@@ -195,13 +353,35 @@ t.test('adding under a claimed leaf, a closed parent or a finished project is re
   const [leaf] = await addTasks(app, owner, project.id, [{ title: 'Leaf' }]);
   t.equal((await claimTask(app, member!, leaf!.id)).status, 201);
   const url = `/v1/projects/${project.id}/tasks`;
-  t.ok(isProblem(await call(app, 'POST', url, { token: owner.token, body: { parentId: leaf!.id, tasks: [{ title: 'Sub' }] } }), 409, 'task_has_claims'));
+  t.ok(
+    isProblem(
+      await call(app, 'POST', url, { token: owner.token, body: { parentId: leaf!.id, tasks: [{ title: 'Sub' }] } }),
+      409,
+      'task_has_claims',
+    ),
+  );
 
   const other = await createProject(app, owner, circle.id);
   const [foreign] = await addTasks(app, owner, other.id, [{ title: 'Elsewhere' }]);
-  const res = await call(app, 'POST', url, { token: owner.token, body: { parentId: foreign!.id, tasks: [{ title: 'Sub' }] } });
+  const res = await call(app, 'POST', url, {
+    token: owner.token,
+    body: { parentId: foreign!.id, tasks: [{ title: 'Sub' }] },
+  });
   t.ok(isProblem(res, 400, 'invalid_task_tree'), 'a parent from another project');
 
-  t.equal((await call(app, 'PATCH', `/v1/projects/${other.id}`, { token: owner.token, body: { status: 'cancelled' } })).status, 200);
-  t.ok(isProblem(await call(app, 'POST', `/v1/projects/${other.id}/tasks`, { token: owner.token, body: { tasks: [{ title: 'Late' }] } }), 409, 'project_cancelled'));
+  t.equal(
+    (await call(app, 'PATCH', `/v1/projects/${other.id}`, { token: owner.token, body: { status: 'cancelled' } }))
+      .status,
+    200,
+  );
+  t.ok(
+    isProblem(
+      await call(app, 'POST', `/v1/projects/${other.id}/tasks`, {
+        token: owner.token,
+        body: { tasks: [{ title: 'Late' }] },
+      }),
+      409,
+      'project_cancelled',
+    ),
+  );
 });

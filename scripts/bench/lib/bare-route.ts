@@ -24,7 +24,8 @@ export async function startBareRoute(spec: BareRouteSpec): Promise<BareRoute> {
   try {
     const port = await new Promise<number>((resolve, reject) => {
       child.once('message', (m: { type: string; port?: number; message?: string }) =>
-        (m.type === 'listening' ? resolve(m.port!) : reject(new Error(`bare route: ${m.message}`))));
+        m.type === 'listening' ? resolve(m.port!) : reject(new Error(`bare route: ${m.message}`)),
+      );
       child.once('exit', (code) => reject(new Error(`bare route exited before listening (exit ${code})`)));
     });
     return { url: `http://127.0.0.1:${port}`, path: '/bare', pid: child.pid!, stop: () => stop(child) };

@@ -1,7 +1,13 @@
 import pg from 'pg';
 import {
-  Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler,
-  type CompiledQuery, type DatabaseConnection, type Driver, type QueryResult,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type QueryResult,
 } from 'kysely';
 import type { Database } from '../../../src/infra/database-schema.js';
 import { createDb } from '../../../src/infra/postgres.js';
@@ -64,12 +70,15 @@ export function captureDb(): { db: Kysely<Database>; queries: Captured[] } {
       queries.push({ text: q.sql, values: [...q.parameters], name: preparedName(q.sql) });
       return { rows: [] };
     },
-    // eslint-disable-next-line require-yield
-    async *streamQuery() { throw new Error('not supported'); },
+    streamQuery() {
+      throw new Error('not supported');
+    },
   };
   const driver: Driver = {
     async init() {},
-    async acquireConnection() { return connection; },
+    async acquireConnection() {
+      return connection;
+    },
     async beginTransaction() {},
     async commitTransaction() {},
     async rollbackTransaction() {},

@@ -30,14 +30,16 @@ export async function httpLoad(load: HttpLoad): Promise<LoadResult> {
     pipelining: 1,
     duration: load.seconds,
     timeout: 30,
-    requests: [{
-      setupRequest: (request) => {
-        const r = load.next();
-        const headers: Record<string, string> = { authorization: `Bearer ${r.token}` };
-        if (r.body !== undefined) headers['content-type'] = 'application/json';
-        return { ...request, method: r.method, path: r.path, headers, body: r.body ?? '' };
+    requests: [
+      {
+        setupRequest: (request) => {
+          const r = load.next();
+          const headers: Record<string, string> = { authorization: `Bearer ${r.token}` };
+          if (r.body !== undefined) headers['content-type'] = 'application/json';
+          return { ...request, method: r.method, path: r.path, headers, body: r.body ?? '' };
+        },
       },
-    }],
+    ],
   });
   let seconds = 0;
   instance.on('tick', ({ counter }: { counter: number }) => {
@@ -47,7 +49,8 @@ export async function httpLoad(load: HttpLoad): Promise<LoadResult> {
   const result = await instance;
   progress(`${load.label}: done`, true);
   const failures: Record<string, number> = {};
-  for (const [status, { count }] of Object.entries(result.statusCodeStats)) if (!status.startsWith('2')) failures[status] = count;
+  for (const [status, { count }] of Object.entries(result.statusCodeStats))
+    if (!status.startsWith('2')) failures[status] = count;
   if (result.errors) failures.errors = result.errors;
   if (result.timeouts) failures.timeouts = result.timeouts;
   return {

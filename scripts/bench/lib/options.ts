@@ -74,7 +74,12 @@ env: BENCH_DATABASE (default circle_actions_bench), BENCH_QUEUE_PREFIX (default 
 
 export function parseOptions(argv: string[]): Options {
   const opts: Options = {
-    quick: false, jsonFile: null, only: null, keepDb: false, build: true, cpuProfileDir: null,
+    quick: false,
+    jsonFile: null,
+    only: null,
+    keepDb: false,
+    build: true,
+    cpuProfileDir: null,
     databaseName: process.env.BENCH_DATABASE || 'circle_actions_bench',
     queuePrefix: process.env.BENCH_QUEUE_PREFIX || 'cabench',
     sizes: FULL,
@@ -87,24 +92,41 @@ export function parseOptions(argv: string[]): Options {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     switch (arg) {
-      case '--quick': opts.quick = true; break;
-      case '--json': opts.jsonFile = value(i++, arg); break;
+      case '--quick':
+        opts.quick = true;
+        break;
+      case '--json':
+        opts.jsonFile = value(i++, arg);
+        break;
       case '--only': {
-        const names = value(i++, arg).split(',').map((s) => s.trim()).filter(Boolean);
+        const names = value(i++, arg)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const unknown = names.filter((n) => !(SCENARIOS as readonly string[]).includes(n));
         if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')}\n${USAGE}`);
         opts.only = new Set(names);
         break;
       }
-      case '--keep-db': opts.keepDb = true; break;
-      case '--no-build': opts.build = false; break;
-      case '--cpu-prof': opts.cpuProfileDir = value(i++, arg); break;
-      case '--help': case '-h': console.log(USAGE); process.exit(0);
-      // falls through (never reached: exit)
-      default: throw new Error(`unknown option ${arg}\n${USAGE}`);
+      case '--keep-db':
+        opts.keepDb = true;
+        break;
+      case '--no-build':
+        opts.build = false;
+        break;
+      case '--cpu-prof':
+        opts.cpuProfileDir = value(i++, arg);
+        break;
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return process.exit(0);
+      default:
+        throw new Error(`unknown option ${arg}\n${USAGE}`);
     }
   }
-  if (!/^[a-z_][a-z0-9_]*$/.test(opts.databaseName)) throw new Error('BENCH_DATABASE must be a plain lower-case identifier');
+  if (!/^[a-z_][a-z0-9_]*$/.test(opts.databaseName))
+    throw new Error('BENCH_DATABASE must be a plain lower-case identifier');
   if (opts.quick) opts.sizes = QUICK;
   return opts;
 }

@@ -35,7 +35,9 @@ export function startChild(script: string, spec: unknown): ChildProcess {
   const dir = mkdtempSync(path.join(tmpdir(), 'ca-bench-'));
   const file = path.join(dir, 'spec.json');
   writeFileSync(file, JSON.stringify(spec));
-  const child = track(spawn(NODE, ['--import', 'tsx', script, file], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const child = track(
+    spawn(NODE, ['--import', 'tsx', script, file], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+  );
   child.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return child;
 }
@@ -68,8 +70,12 @@ export async function freePort(): Promise<number> {
 export async function run(command: string, args: string[], label: string): Promise<void> {
   const child = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
-  child.stdout!.on('data', (d) => { output += d; });
-  child.stderr!.on('data', (d) => { output += d; });
+  child.stdout!.on('data', (d) => {
+    output += d;
+  });
+  child.stderr!.on('data', (d) => {
+    output += d;
+  });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   if (code !== 0) throw new Error(`${label} failed (exit ${code}):\n${output.slice(-4000)}`);
 }
@@ -86,14 +92,22 @@ export interface ServiceProcess {
 const WORKER_NODE_FLAGS = ['--max-semi-space-size=16'];
 
 /** Starts one role of the service the way an operator would: node on the built output. */
-export function startRole(role: 'api' | 'worker', env: Record<string, string>, cpuProfileDir: string | null): ServiceProcess {
-  const profile = cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${role}-\${pid}.cpuprofile`] : [];
+export function startRole(
+  role: 'api' | 'worker',
+  env: Record<string, string>,
+  cpuProfileDir: string | null,
+): ServiceProcess {
+  const profile = cpuProfileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${role}-\${pid}.cpuprofile`]
+    : [];
   const args = [...(role === 'worker' ? WORKER_NODE_FLAGS : []), ...profile];
-  const child = track(spawn(NODE, [...args, 'dist/src/server.js'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ROLE: role },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }));
+  const child = track(
+    spawn(NODE, [...args, 'dist/src/server.js'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ROLE: role },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const lines: string[] = [];
   const keep = (d: Buffer) => {
     lines.push(...d.toString().split('\n').filter(Boolean));
@@ -160,7 +174,11 @@ export function rssMb(pid: number): number {
  */
 export function cpuMeter(groups: Record<string, number[]>, includeSelf = true) {
   const self = process.cpuUsage();
-  const start = new Map(Object.values(groups).flat().map((pid) => [pid, cpuSeconds(pid)]));
+  const start = new Map(
+    Object.values(groups)
+      .flat()
+      .map((pid) => [pid, cpuSeconds(pid)]),
+  );
   const machine = machineCpu();
   const t0 = performance.now();
   return (joined: Record<string, number[]> = {}): CpuUse => {

@@ -46,7 +46,8 @@ export async function timed<T>(label: string, run: () => Promise<T>): Promise<T>
   return result;
 }
 
-export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+export const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 export function table(rows: Scenario[]): string {
   const header = ['scenario', 'service', 'limit', 'ratio', 'target', 'met'];
@@ -72,7 +73,9 @@ export function machineInfo(versions: { postgres: string; redis: string }) {
   let cpuModel = os.cpus()[0]?.model ?? 'unknown';
   try {
     cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpuModel;
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return {
     cpus: os.availableParallelism(),
     cpuModel,

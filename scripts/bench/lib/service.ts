@@ -6,7 +6,11 @@ import { freePort, startRole, stop, type ServiceProcess } from './processes.js';
 // The service under test: one API process and one worker process on the bench database and
 // queue prefix, configured through the environment as an operator would.
 
-const JWT = { secret: 'bench-only-secret-0123456789abcdef-0123456789', issuer: 'circle-actions', audience: 'circle-actions-api' };
+const JWT = {
+  secret: 'bench-only-secret-0123456789abcdef-0123456789',
+  issuer: 'circle-actions',
+  audience: 'circle-actions-api',
+};
 
 export interface Service {
   url: string;
@@ -16,7 +20,12 @@ export interface Service {
   env: Record<string, string>;
 }
 
-export function serviceEnv(o: { databaseUrl: string; queuePrefix: string; port: number; maxLiveClaims: number }): Record<string, string> {
+export function serviceEnv(o: {
+  databaseUrl: string;
+  queuePrefix: string;
+  port: number;
+  maxLiveClaims: number;
+}): Record<string, string> {
   return {
     DATABASE_URL: o.databaseUrl,
     REDIS_URL: process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379',
@@ -37,7 +46,12 @@ export function serviceEnv(o: { databaseUrl: string; queuePrefix: string; port: 
   };
 }
 
-async function waitFor(what: string, proc: ServiceProcess, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+async function waitFor(
+  what: string,
+  proc: ServiceProcess,
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null) throw new Error(`${what} exited (code ${proc.child.exitCode}):\n${proc.tail()}`);
@@ -47,7 +61,12 @@ async function waitFor(what: string, proc: ServiceProcess, check: () => Promise<
   throw new Error(`${what} not ready after ${timeoutMs / 1000} s:\n${proc.tail()}`);
 }
 
-export async function startService(o: { databaseUrl: string; queuePrefix: string; maxLiveClaims: number; cpuProfileDir: string | null }): Promise<Service> {
+export async function startService(o: {
+  databaseUrl: string;
+  queuePrefix: string;
+  maxLiveClaims: number;
+  cpuProfileDir: string | null;
+}): Promise<Service> {
   const port = await freePort();
   const env = serviceEnv({ ...o, port });
   // The API first: it migrates the (already migrated) database; then the worker.
@@ -98,17 +117,29 @@ const b64url = (s: string | Buffer) => Buffer.from(s).toString('base64url');
 export function mintAccessToken(userId: string, ttlSeconds = 86400): string {
   const now = Math.floor(Date.now() / 1000);
   const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const payload = b64url(JSON.stringify({ sub: userId, iat: now, exp: now + ttlSeconds, iss: JWT.issuer, aud: JWT.audience }));
+  const payload = b64url(
+    JSON.stringify({ sub: userId, iat: now, exp: now + ttlSeconds, iss: JWT.issuer, aud: JWT.audience }),
+  );
   const signature = createHmac('sha256', JWT.secret).update(`${header}.${payload}`).digest('base64url');
   return `${header}.${payload}.${signature}`;
 }
 
 /** A JSON call to the API that must succeed. */
-export async function api<T = unknown>(url: string, method: string, path: string, token: string | null, body?: unknown): Promise<T> {
+export async function api<T = unknown>(
+  url: string,
+  method: string,
+  path: string,
+  token: string | null,
+  body?: unknown,
+): Promise<T> {
   const headers: Record<string, string> = {};
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${url}${path}`, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers,
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${text.slice(0, 500)}`);
   return (text ? JSON.parse(text) : undefined) as T;

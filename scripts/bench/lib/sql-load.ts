@@ -30,7 +30,12 @@ export interface SqlLoadResult {
 }
 
 /** Runs the load in its own process; `afterWarmup` runs between the warm-up and the measurement. */
-export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.Pool; redisUrl: string }, afterWarmup?: () => Promise<unknown>): Promise<SqlLoadResult> {
+export async function sqlLoad(
+  spec: SqlLoadSpec,
+  label: string,
+  cpu: { pool: pg.Pool; redisUrl: string },
+  afterWarmup?: () => Promise<unknown>,
+): Promise<SqlLoadResult> {
   const child = startChild('scripts/bench/sql-load.child.ts', spec);
   let meter: Promise<() => Promise<CpuUse>> | null = null;
   let used: Promise<CpuUse> | null = null;
@@ -40,7 +45,13 @@ export async function sqlLoad(spec: SqlLoadSpec, label: string, cpu: { pool: pg.
     let error: string | null = null;
     child.on('message', (m: { type: string; rate?: number; result?: Omit<SqlLoadResult, 'cpu'>; message?: string }) => {
       if (m.type === 'warm') {
-        Promise.resolve(afterWarmup?.()).then(() => child.send('measure'), (err: Error) => { error = `after the warm-up: ${err.message}`; child.kill(); });
+        Promise.resolve(afterWarmup?.()).then(
+          () => child.send('measure'),
+          (err: Error) => {
+            error = `after the warm-up: ${err.message}`;
+            child.kill();
+          },
+        );
       } else if (m.type === 'start') {
         meter = startCpuMeter(cpu.pool, cpu.redisUrl, { 'sql client': [child.pid!] }, false);
       } else if (m.type === 'tick') {

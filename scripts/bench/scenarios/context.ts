@@ -56,7 +56,10 @@ export function getMarketplace(ctx: BenchContext): Promise<Marketplace> {
  * One HTTP measurement: `warmupSeconds` of unmeasured load, then `seconds` measured, with the CPU
  * each process used per request (the given ones, the bench database's backends, Redis, autocannon).
  */
-export async function measureHttp(ctx: BenchContext, load: HttpLoad & { processes: Record<string, number[]>; afterWarmup?: () => Promise<unknown> }) {
+export async function measureHttp(
+  ctx: BenchContext,
+  load: HttpLoad & { processes: Record<string, number[]>; afterWarmup?: () => Promise<unknown> },
+) {
   const warm = await httpLoad({ ...load, seconds: ctx.opts.sizes.warmupSeconds, label: `${load.label} warm-up` });
   await load.afterWarmup?.();
   const meter = await startCpuMeter(ctx.pool, ctx.service.redisUrl, load.processes);
@@ -65,21 +68,41 @@ export async function measureHttp(ctx: BenchContext, load: HttpLoad & { processe
 }
 
 /** The service's processes, for measureHttp. */
-export const serviceProcesses = (ctx: BenchContext) => ({ api: [ctx.service.api.pid], worker: [ctx.service.worker.pid] });
+export const serviceProcesses = (ctx: BenchContext) => ({
+  api: [ctx.service.api.pid],
+  worker: [ctx.service.worker.pid],
+});
 
 /**
  * The HTTP floor: the endpoint's statements behind a bare Fastify route in its own process, under
  * the same load (same connections, requests and headers) as the service.
  */
-export async function bareRouteLoad(ctx: BenchContext, label: string, seconds: number, steps: Statement[], rotations: Record<string, string[]>, next: HttpLoad['next'], afterWarmup?: () => Promise<unknown>) {
+export async function bareRouteLoad(
+  ctx: BenchContext,
+  label: string,
+  seconds: number,
+  steps: Statement[],
+  rotations: Record<string, string[]>,
+  next: HttpLoad['next'],
+  afterWarmup?: () => Promise<unknown>,
+) {
   // The pool size the service itself resolved from its environment.
   const poolSize = loadConfig(ctx.service.env).databasePoolSize;
   const route = await startBareRoute({ databaseUrl: ctx.databaseUrl, poolSize, steps, rotations });
   try {
     const s = ctx.opts.sizes;
     const toRoute = () => ({ ...next(), path: route.path });
-    const run = await measureHttp(ctx, { url: route.url, connections: s.connections, seconds, label, next: toRoute, processes: { 'bare route': [route.pid] }, afterWarmup });
-    if (Object.keys(run.failures).length) ctx.failures.push(`${label}: failed requests ${JSON.stringify(run.failures)}`);
+    const run = await measureHttp(ctx, {
+      url: route.url,
+      connections: s.connections,
+      seconds,
+      label,
+      next: toRoute,
+      processes: { 'bare route': [route.pid] },
+      afterWarmup,
+    });
+    if (Object.keys(run.failures).length)
+      ctx.failures.push(`${label}: failed requests ${JSON.stringify(run.failures)}`);
     return run;
   } finally {
     await route.stop();
@@ -87,11 +110,24 @@ export async function bareRouteLoad(ctx: BenchContext, label: string, seconds: n
 }
 
 /** The service against the bare route: how much of the gap to the SQL straight is HTTP itself. */
-export function bareRouteResult(name: string, serviceRps: number, straightRps: number, bare: Awaited<ReturnType<typeof measureHttp>>, runs: { rps: number }[]): Scenario {
+export function bareRouteResult(
+  name: string,
+  serviceRps: number,
+  straightRps: number,
+  bare: Awaited<ReturnType<typeof measureHttp>>,
+  runs: { rps: number }[],
+): Scenario {
   return {
-    name: `${name}_vs_bare_route`, value: serviceRps, unit: 'req/s', limit: bare.rps, ratio: serviceRps / bare.rps, target: 'none (reference)', met: null,
-    notes: `${rounds(runs)}the same SQL behind a bare Fastify route ${fmt(bare.rps)}/s, p50 ${ms(bare.p50)}, p99 ${ms(bare.p99)} (${bare.cpu}); `
-      + `the bare route reaches ${(bare.rps / straightRps).toFixed(2)} of the SQL straight`,
+    name: `${name}_vs_bare_route`,
+    value: serviceRps,
+    unit: 'req/s',
+    limit: bare.rps,
+    ratio: serviceRps / bare.rps,
+    target: 'none (reference)',
+    met: null,
+    notes:
+      `${rounds(runs)}the same SQL behind a bare Fastify route ${fmt(bare.rps)}/s, p50 ${ms(bare.p50)}, p99 ${ms(bare.p99)} (${bare.cpu}); ` +
+      `the bare route reaches ${(bare.rps / straightRps).toFixed(2)} of the SQL straight`,
   };
 }
 

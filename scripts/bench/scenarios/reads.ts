@@ -4,7 +4,18 @@ import { captureDb, type Captured } from '../lib/database.js';
 import { fmt, step } from '../lib/report.js';
 import { SKILLS } from '../lib/seed.js';
 import { sqlLoad, type SqlLoadResult } from '../lib/sql-load.js';
-import { bareRouteLoad, bareRouteResult, best, failureText, getMarketplace, measureHttp, ms, rounds, serviceProcesses, type BenchContext } from './context.js';
+import {
+  bareRouteLoad,
+  bareRouteResult,
+  best,
+  failureText,
+  getMarketplace,
+  measureHttp,
+  ms,
+  rounds,
+  serviceProcesses,
+  type BenchContext,
+} from './context.js';
 
 interface ReadBench {
   name: string;
@@ -34,16 +45,38 @@ async function compare(ctx: BenchContext, b: ReadBench): Promise<void> {
   const sqlRuns: SqlLoadResult[] = [];
   for (let r = 0; r < s.rounds; r++) {
     const round = s.rounds > 1 ? ` (round ${r + 1}/${s.rounds})` : '';
-    step(`${b.name}${round}: HTTP ${b.what}, ${s.connections} connections, ${s.warmupSeconds} s warm-up + ${s.readSeconds} s`);
-    const run = await measureHttp(ctx, { url: ctx.service.url, connections: s.connections, seconds: s.readSeconds, label: `${b.name} HTTP`, next, processes: serviceProcesses(ctx) });
+    step(
+      `${b.name}${round}: HTTP ${b.what}, ${s.connections} connections, ${s.warmupSeconds} s warm-up + ${s.readSeconds} s`,
+    );
+    const run = await measureHttp(ctx, {
+      url: ctx.service.url,
+      connections: s.connections,
+      seconds: s.readSeconds,
+      label: `${b.name} HTTP`,
+      next,
+      processes: serviceProcesses(ctx),
+    });
     httpRuns.push(run);
-    if (Object.keys(run.failures).length) ctx.failures.push(`${b.name}: non-2xx responses ${JSON.stringify(run.failures)}`);
+    if (Object.keys(run.failures).length)
+      ctx.failures.push(`${b.name}: non-2xx responses ${JSON.stringify(run.failures)}`);
 
-    step(`${b.name}${round}: the endpoint's SQL straight through pg (${b.steps.length} statements per request), ${s.connections} connections`);
-    sqlRuns.push(await sqlLoad({
-      databaseUrl: ctx.databaseUrl, connections: s.connections, warmupSeconds: s.warmupSeconds, seconds: s.readSeconds,
-      steps: b.steps, rotations: b.rotations,
-    }, `${b.name} SQL straight`, { pool: ctx.pool, redisUrl: ctx.service.redisUrl }));
+    step(
+      `${b.name}${round}: the endpoint's SQL straight through pg (${b.steps.length} statements per request), ${s.connections} connections`,
+    );
+    sqlRuns.push(
+      await sqlLoad(
+        {
+          databaseUrl: ctx.databaseUrl,
+          connections: s.connections,
+          warmupSeconds: s.warmupSeconds,
+          seconds: s.readSeconds,
+          steps: b.steps,
+          rotations: b.rotations,
+        },
+        `${b.name} SQL straight`,
+        { pool: ctx.pool, redisUrl: ctx.service.redisUrl },
+      ),
+    );
 
     step(`${b.name}${round}: the same SQL behind a bare Fastify route, ${s.connections} connections`);
     bareRuns.push(await bareRouteLoad(ctx, `${b.name} bare route`, s.readSeconds, b.steps, b.rotations, next));
@@ -53,9 +86,16 @@ async function compare(ctx: BenchContext, b: ReadBench): Promise<void> {
   const bare = best(bareRuns);
   const ratio = http.rps / straight.rps;
   ctx.results.push({
-    name: b.name, value: http.rps, unit: 'req/s', limit: straight.rps, ratio, target: `>= ${b.target}`, met: ratio >= b.target,
-    notes: `${rounds(httpRuns, sqlRuns)}HTTP p50 ${ms(http.p50)}, p99 ${ms(http.p99)} (${http.cpu})${failureText(http.failures)}; `
-      + `SQL straight ${fmt(straight.rps)}/s, p50 ${ms(straight.p50)}, p99 ${ms(straight.p99)} (${straight.cpu})${straight.empty ? `; ${straight.empty} empty results` : ''}`,
+    name: b.name,
+    value: http.rps,
+    unit: 'req/s',
+    limit: straight.rps,
+    ratio,
+    target: `>= ${b.target}`,
+    met: ratio >= b.target,
+    notes:
+      `${rounds(httpRuns, sqlRuns)}HTTP p50 ${ms(http.p50)}, p99 ${ms(http.p99)} (${http.cpu})${failureText(http.failures)}; ` +
+      `SQL straight ${fmt(straight.rps)}/s, p50 ${ms(straight.p50)}, p99 ${ms(straight.p99)} (${straight.cpu})${straight.empty ? `; ${straight.empty} empty results` : ''}`,
   });
   ctx.results.push(bareRouteResult(b.name, http.rps, straight.rps, bare, bareRuns));
 }
@@ -69,8 +109,13 @@ export async function taskBoard(ctx: BenchContext): Promise<void> {
   await findProjectWithRole(capture.db, m.projectId, '@user');
   await listTasks(capture.db, m.projectId, { claimable: true, skill: '@skill' }, 50, null);
   await compare(ctx, {
-    name: 'task_board', target: 0.7, what: 'claimable tasks by skill, 50 per page',
-    request: (i) => ({ path: `/v1/projects/${m.projectId}/tasks?claimable=true&skill=${SKILLS[i % SKILLS.length]}&limit=50`, member: i % readers }),
+    name: 'task_board',
+    target: 0.7,
+    what: 'claimable tasks by skill, 50 per page',
+    request: (i) => ({
+      path: `/v1/projects/${m.projectId}/tasks?claimable=true&skill=${SKILLS[i % SKILLS.length]}&limit=50`,
+      member: i % readers,
+    }),
     steps: capture.queries,
     rotations: { '@user': m.members.slice(0, readers), '@skill': SKILLS },
   });
@@ -80,12 +125,17 @@ export async function taskBoard(ctx: BenchContext): Promise<void> {
 export async function taskRead(ctx: BenchContext): Promise<void> {
   const m = await getMarketplace(ctx);
   const readers = Math.min(ctx.opts.sizes.readUsers, m.members.length);
-  const { rows } = await ctx.pool.query<{ id: string }>('SELECT id FROM tasks WHERE project_id = $1 ORDER BY random() LIMIT 10000', [m.projectId]);
+  const { rows } = await ctx.pool.query<{ id: string }>(
+    'SELECT id FROM tasks WHERE project_id = $1 ORDER BY random() LIMIT 10000',
+    [m.projectId],
+  );
   const taskIds = rows.map((r) => r.id);
   const capture = captureDb();
   await findTaskWithRole(capture.db, '@task', '@user');
   await compare(ctx, {
-    name: 'task_read', target: 0.6, what: `random tasks (${fmt(taskIds.length)} ids)`,
+    name: 'task_read',
+    target: 0.6,
+    what: `random tasks (${fmt(taskIds.length)} ids)`,
     request: (i) => ({ path: `/v1/tasks/${taskIds[i % taskIds.length]}`, member: i % readers }),
     steps: capture.queries,
     rotations: { '@user': m.members.slice(0, readers), '@task': taskIds },

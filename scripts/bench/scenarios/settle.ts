@@ -7,20 +7,33 @@ import { ms, type BenchContext } from './context.js';
 
 const POOL = 1_000_000_007;
 
-async function seedContributions(ctx: BenchContext, circleId: string, projectId: string, ownerId: string, members: string[], rows: number) {
+async function seedContributions(
+  ctx: BenchContext,
+  circleId: string,
+  projectId: string,
+  ownerId: string,
+  members: string[],
+  rows: number,
+) {
   await ctx.pool.query('CREATE TABLE bench_settle_members (i int PRIMARY KEY, id uuid NOT NULL)');
-  await ctx.pool.query('INSERT INTO bench_settle_members SELECT i, id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, i)', [members]);
+  await ctx.pool.query(
+    'INSERT INTO bench_settle_members SELECT i, id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, i)',
+    [members],
+  );
   const chunk = 100_000;
   for (let start = 0; start < rows; start += chunk) {
     const end = Math.min(rows, start + chunk) - 1;
     // Adjustments (reason, non-zero points) spread over the members in time order; one in 53 is a
     // negative correction, as the append-only ledger records them.
-    await ctx.pool.query(`
+    await ctx.pool.query(
+      `
       INSERT INTO contributions (circle_id, project_id, user_id, source, points, reason, created_by, created_at)
       SELECT $1::uuid, $2::uuid, m.id, 'adjustment', CASE WHEN g % 53 = 0 THEN -3 ELSE 1 + (g::bigint * 7919) % 97 END, 'bench seed', $3::uuid,
              now() - interval '2 days' + g * interval '1 millisecond'
       FROM generate_series($4::int, $5::int) g JOIN bench_settle_members m ON m.i = 1 + g % $6::int
-      ORDER BY g`, [circleId, projectId, ownerId, start, end, members.length]);
+      ORDER BY g`,
+      [circleId, projectId, ownerId, start, end, members.length],
+    );
     progress(`contributions: ${fmt(end + 1)}/${fmt(rows)}`);
   }
   progress(`contributions: ${fmt(rows)} seeded`, true);
@@ -47,10 +60,21 @@ async function createScratchTables(pool: pg.Pool) {
  */
 async function bareSettlement(client: pg.Client, settlementId: string) {
   await client.query('BEGIN');
-  const { rows: [s] } = await client.query<{ circle_id: string; project_id: string; pool_amount: string; unit: string; cutoff_id: string }>(
-    'SELECT circle_id, project_id, pool_amount::text, unit, cutoff_id::text FROM settlements WHERE id = $1 FOR UPDATE', [settlementId]);
+  const {
+    rows: [s],
+  } = await client.query<{
+    circle_id: string;
+    project_id: string;
+    pool_amount: string;
+    unit: string;
+    cutoff_id: string;
+  }>(
+    'SELECT circle_id, project_id, pool_amount::text, unit, cutoff_id::text FROM settlements WHERE id = $1 FOR UPDATE',
+    [settlementId],
+  );
   const { circle_id: circle, project_id: project, pool_amount: pool, unit, cutoff_id: cutoff } = s!;
-  await client.query(`
+  await client.query(
+    `
     WITH totals AS (
       SELECT user_id, sum(points)::numeric AS w, min(created_at) AS first_at
       FROM contributions WHERE project_id = $2 AND id <= $3 GROUP BY user_id
@@ -70,13 +94,24 @@ async function bareSettlement(client: pg.Client, settlementId: string) {
     )
     INSERT INTO bench_payouts (settlement_id, circle_id, user_id, rank, points, amount, share_numerator, share_denominator, rounded_up, capped)
     SELECT $1, $5, user_id, row_number() OVER (ORDER BY amount DESC, first_at, user_id), w, amount, div(w, g), div(w_total, g), rounded_up, false
-    FROM final`, [settlementId, project, cutoff, pool, circle]);
-  const { rows: [d] } = await client.query<{ distributed: string }>('SELECT coalesce(sum(amount), 0)::text AS distributed FROM bench_payouts WHERE settlement_id = $1', [settlementId]);
+    FROM final`,
+    [settlementId, project, cutoff, pool, circle],
+  );
+  const {
+    rows: [d],
+  } = await client.query<{ distributed: string }>(
+    'SELECT coalesce(sum(amount), 0)::text AS distributed FROM bench_payouts WHERE settlement_id = $1',
+    [settlementId],
+  );
   const distributed = d!.distributed;
-  await client.query(`
+  await client.query(
+    `
     INSERT INTO bench_ledger_accounts (circle_id, kind, owner_id, unit) VALUES ($1, 'project_pool', $2, $3), ($1, 'owner_funding', $1, $3)
-    ON CONFLICT (circle_id, kind, owner_id, unit) DO NOTHING`, [circle, project, unit]);
-  await client.query(`
+    ON CONFLICT (circle_id, kind, owner_id, unit) DO NOTHING`,
+    [circle, project, unit],
+  );
+  await client.query(
+    `
     WITH tx AS (
       INSERT INTO bench_ledger_transactions (circle_id, kind, settlement_id, description)
       VALUES ($1, 'pool_funding', $4, 'Reward pool funded for settlement') RETURNING id
@@ -85,12 +120,18 @@ async function bareSettlement(client: pg.Client, settlementId: string) {
     SELECT tx.id, a.id, CASE a.kind WHEN 'owner_funding' THEN -$5::bigint ELSE $5::bigint END
     FROM tx, bench_ledger_accounts a
     WHERE a.circle_id = $1 AND a.unit = $3 AND ((a.kind = 'owner_funding' AND a.owner_id = $1) OR (a.kind = 'project_pool' AND a.owner_id = $2))
-    ORDER BY a.kind = 'project_pool'`, [circle, project, unit, settlementId, pool]);
-  await client.query(`
+    ORDER BY a.kind = 'project_pool'`,
+    [circle, project, unit, settlementId, pool],
+  );
+  await client.query(
+    `
     INSERT INTO bench_ledger_accounts (circle_id, kind, owner_id, unit)
     SELECT circle_id, 'member_balance', user_id, $2 FROM bench_payouts WHERE settlement_id = $1 AND amount > 0
-    ON CONFLICT (circle_id, kind, owner_id, unit) DO NOTHING`, [settlementId, unit]);
-  await client.query(`
+    ON CONFLICT (circle_id, kind, owner_id, unit) DO NOTHING`,
+    [settlementId, unit],
+  );
+  await client.query(
+    `
     WITH tx AS (
       INSERT INTO bench_ledger_transactions (circle_id, kind, settlement_id, description)
       VALUES ($1, 'settlement_payout', $4, 'Reward pool paid out by contribution') RETURNING id
@@ -106,20 +147,30 @@ async function bareSettlement(client: pg.Client, settlementId: string) {
       UNION ALL
       SELECT tx.id, a.id, -$5::bigint, 2147483647 FROM tx, bench_ledger_accounts a
       WHERE a.circle_id = $1 AND a.kind = 'project_pool' AND a.owner_id = $2 AND a.unit = $3
-    ) x ORDER BY rank`, [circle, project, unit, settlementId, distributed]);
-  await client.query(`
+    ) x ORDER BY rank`,
+    [circle, project, unit, settlementId, distributed],
+  );
+  await client.query(
+    `
     UPDATE bench_ledger_accounts a SET balance = a.balance + s.delta
     FROM (SELECT e.account_id, sum(e.amount)::bigint AS delta
           FROM bench_ledger_entries e JOIN bench_ledger_transactions t ON t.id = e.transaction_id
           WHERE t.settlement_id = $1 GROUP BY e.account_id) s
-    WHERE a.id = s.account_id`, [settlementId]);
-  const { rows: [h] } = await client.query<{ hash: string }>(`
+    WHERE a.id = s.account_id`,
+    [settlementId],
+  );
+  const {
+    rows: [h],
+  } = await client.query<{ hash: string }>(
+    `
     SELECT encode(sha256(convert_to(
       E'circle-actions/settlement-split/v1\\n' || 'pool=' || $2 || E'\\nminPoints=-\\ncapBasisPoints=-\\n'
       || 'undistributed=' || CASE WHEN count(*) = 0 THEN $2::bigint ELSE 0 END || E'\\n'
       || coalesce(string_agg(user_id || ',' || points || ',' || amount || ',' || share_numerator || '/' || share_denominator || ',' || rounded_up || E'\\n', '' ORDER BY rank), ''),
       'UTF8')), 'hex') AS hash
-    FROM bench_payouts WHERE settlement_id = $1`, [settlementId, pool]);
+    FROM bench_payouts WHERE settlement_id = $1`,
+    [settlementId, pool],
+  );
   await client.query('COMMIT');
   return { hash: h!.hash, distributed };
 }
@@ -132,15 +183,18 @@ async function bareSettlement(client: pg.Client, settlementId: string) {
 export async function settle(ctx: BenchContext): Promise<void> {
   const s = ctx.opts.sizes;
   const { url } = ctx.service;
-  const seeded = await timed(`settle: seeding ${fmt(s.settleRows)} contributions over ${fmt(s.settleMembers)} members`, async () => {
-    const owner = await registerOwner(url, 'bench_settler');
-    const circleId = await createCircle(url, owner, 'Bench settlement circle');
-    const projectId = await createProject(url, owner, circleId, 'Bench settlement', POOL);
-    const members = await seedMembers(ctx.pool, circleId, 'bench_s', s.settleMembers);
-    await seedContributions(ctx, circleId, projectId, owner.id, members, s.settleRows);
-    await createScratchTables(ctx.pool);
-    return { owner, projectId };
-  });
+  const seeded = await timed(
+    `settle: seeding ${fmt(s.settleRows)} contributions over ${fmt(s.settleMembers)} members`,
+    async () => {
+      const owner = await registerOwner(url, 'bench_settler');
+      const circleId = await createCircle(url, owner, 'Bench settlement circle');
+      const projectId = await createProject(url, owner, circleId, 'Bench settlement', POOL);
+      const members = await seedMembers(ctx.pool, circleId, 'bench_s', s.settleMembers);
+      await seedContributions(ctx, circleId, projectId, owner.id, members, s.settleRows);
+      await createScratchTables(ctx.pool);
+      return { owner, projectId };
+    },
+  );
   // Both sides read the contributions from a warm cache.
   await ctx.pool.query('SELECT count(*), sum(points) FROM contributions WHERE project_id = $1', [seeded.projectId]);
 
@@ -148,17 +202,30 @@ export async function settle(ctx: BenchContext): Promise<void> {
   const rssBefore = rssMb(worker);
   step(`settle: POST /settlements, then wait for the worker (RSS now ${rssBefore.toFixed(0)} MB)`);
   const t0 = performance.now();
-  const accepted = await api<{ id: string }>(url, 'POST', `/v1/projects/${seeded.projectId}/settlements`, seeded.owner.token, {});
+  const accepted = await api<{ id: string }>(
+    url,
+    'POST',
+    `/v1/projects/${seeded.projectId}/settlements`,
+    seeded.owner.token,
+    {},
+  );
   let status = 'pending';
   let sampledPeak = rssBefore;
   let failure: string | null = null;
   while (status === 'pending' || status === 'running') {
     await new Promise((r) => setTimeout(r, 20));
     sampledPeak = Math.max(sampledPeak, rssMb(worker));
-    const { rows: [row] } = await ctx.pool.query<{ status: string; failure_reason: string | null }>('SELECT status, failure_reason FROM settlements WHERE id = $1', [accepted.id]);
+    const {
+      rows: [row],
+    } = await ctx.pool.query<{ status: string; failure_reason: string | null }>(
+      'SELECT status, failure_reason FROM settlements WHERE id = $1',
+      [accepted.id],
+    );
     status = row!.status;
     failure = row!.failure_reason;
-    progress(`settle: ${status}, ${((performance.now() - t0) / 1000).toFixed(1)} s, worker RSS ${rssMb(worker).toFixed(0)} MB`);
+    progress(
+      `settle: ${status}, ${((performance.now() - t0) / 1000).toFixed(1)} s, worker RSS ${rssMb(worker).toFixed(0)} MB`,
+    );
   }
   const httpMs = performance.now() - t0;
   progress(`settle: ${status} in ${ms(httpMs)}`, true);
@@ -179,7 +246,10 @@ export async function settle(ctx: BenchContext): Promise<void> {
   }
 
   // Same payouts, same hash, same ledger totals: the two did the same work.
-  const { rows: [cmp] } = await ctx.pool.query<{ diff: number; payees: number; hash: string; booked: string; bare_booked: string }>(`
+  const {
+    rows: [cmp],
+  } = await ctx.pool.query<{ diff: number; payees: number; hash: string; booked: string; bare_booked: string }>(
+    `
     SELECT (SELECT count(*)::int FROM (
               (SELECT user_id, rank, points, amount, share_numerator, share_denominator, rounded_up FROM payouts WHERE settlement_id = $1
                EXCEPT SELECT user_id, rank, points, amount, share_numerator, share_denominator, rounded_up FROM bench_payouts WHERE settlement_id = $1)
@@ -190,18 +260,37 @@ export async function settle(ctx: BenchContext): Promise<void> {
            (SELECT result_hash FROM settlements WHERE id = $1) AS hash,
            (SELECT coalesce(sum(e.amount), 0)::text FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id WHERE t.settlement_id = $1 AND e.amount > 0) AS booked,
            (SELECT coalesce(sum(e.amount), 0)::text FROM bench_ledger_entries e JOIN bench_ledger_transactions t ON t.id = e.transaction_id WHERE t.settlement_id = $1 AND e.amount > 0) AS bare_booked`,
-  [accepted.id]);
+    [accepted.id],
+  );
   const same = cmp!.diff === 0 && cmp!.hash === bare.hash && cmp!.booked === cmp!.bare_booked;
-  if (!same) ctx.failures.push(`settle: bare SQL and the service disagree (${cmp!.diff} differing payout rows, hash ${cmp!.hash} vs ${bare.hash}, booked ${cmp!.booked} vs ${cmp!.bare_booked})`);
-  step(`settle: ${fmt(cmp!.payees)} payees; payouts, result hash and ledger ${same ? 'identical' : 'DIFFER'} between the service and bare SQL`);
+  if (!same)
+    ctx.failures.push(
+      `settle: bare SQL and the service disagree (${cmp!.diff} differing payout rows, hash ${cmp!.hash} vs ${bare.hash}, booked ${cmp!.booked} vs ${cmp!.bare_booked})`,
+    );
+  step(
+    `settle: ${fmt(cmp!.payees)} payees; payouts, result hash and ledger ${same ? 'identical' : 'DIFFER'} between the service and bare SQL`,
+  );
 
   ctx.results.push({
-    name: 'settle', value: httpMs, unit: 'ms', limit: sqlMs, ratio: httpMs / sqlMs, target: '<= 2 (times)', met: httpMs / sqlMs <= 2,
-    notes: `${fmt(s.settleRows)} contributions over ${fmt(s.settleMembers)} members, ${fmt(cmp!.payees)} payees: POST to completed ${ms(httpMs)} vs bare SQL ${ms(sqlMs)}; `
-      + `results identical: ${same ? 'yes' : 'NO'}`,
+    name: 'settle',
+    value: httpMs,
+    unit: 'ms',
+    limit: sqlMs,
+    ratio: httpMs / sqlMs,
+    target: '<= 2 (times)',
+    met: httpMs / sqlMs <= 2,
+    notes:
+      `${fmt(s.settleRows)} contributions over ${fmt(s.settleMembers)} members, ${fmt(cmp!.payees)} payees: POST to completed ${ms(httpMs)} vs bare SQL ${ms(sqlMs)}; ` +
+      `results identical: ${same ? 'yes' : 'NO'}`,
   });
   ctx.results.push({
-    name: 'settle_worker_rss', value: peak, unit: 'MB', limit: 300, ratio: peak / 300, target: '<= 1 (of 300 MB)', met: peak <= 300,
+    name: 'settle_worker_rss',
+    value: peak,
+    unit: 'MB',
+    limit: 300,
+    ratio: peak / 300,
+    target: '<= 1 (of 300 MB)',
+    met: peak <= 300,
     notes: `worker peak RSS (VmHWM, whole process life) ${peak.toFixed(0)} MB; ${rssBefore.toFixed(0)} MB before the settlement`,
   });
 }
