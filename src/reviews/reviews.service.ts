@@ -172,18 +172,18 @@ export async function reviewClaim(
     const claim = await findClaimWithRole(trx, claimId, userId, true);
     assertRole((claim?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
     if (claim?.user_id === userId) throw forbidden('Nobody reviews their own work.');
-    assertProjectEditable(claim?.project_status);
+    assertProjectEditable(claim!.project_status);
     if (claim?.status !== 'submitted')
       throw conflict('claim_not_submitted', `The claim is ${claim?.status}; only submitted work can be reviewed.`);
     const submission = await repo.latestSubmission(trx, claimId);
-    const result = await applyDecision(trx, claim!, submission?.id, {
+    const result = await applyDecision(trx, claim!, submission!.id, {
       reviewerId: userId,
       decision: input.decision,
       score: input.decision === 'accept' ? (input.score ?? DEFAULT_SCORE) : (input.score ?? null),
       feedback,
       automatic: false,
     });
-    return { ...result, claim: claim!, submissionId: submission?.id };
+    return { ...result, claim: claim!, submissionId: submission!.id };
   });
   if (input.decision === 'revise') {
     const fresh = await app.db
