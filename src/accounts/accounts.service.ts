@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { conflict, unauthorized, notFound } from '../http/errors.js';
+import { conflict, unauthorized, notFound } from '../errors.js';
+import { isUniqueViolation } from '../infra/pg-errors.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import * as repo from './accounts.repository.js';
 import { normalizeSkills } from './skills.js';
@@ -53,8 +54,7 @@ export async function register(
       displayName: input.displayName ?? input.handle,
     });
   } catch (err) {
-    if ((err as { code?: string }).code === '23505')
-      throw conflict('handle_taken', `The handle "${input.handle}" is taken.`);
+    if (isUniqueViolation(err)) throw conflict('handle_taken', `The handle "${input.handle}" is taken.`);
     throw err;
   }
   return { user: toUserView(user), ...(await issueTokens(app, user.id)) };

@@ -1,6 +1,6 @@
 import type { Role } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
-import { forbidden, notFound } from '../http/errors.js';
+import { forbidden, notFound } from '../errors.js';
 import { findMembership } from './circles.repository.js';
 
 export const MANAGERS: readonly Role[] = ['owner', 'admin'];

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { JoinPolicy, Role } from '../infra/database-schema.js';
-import { conflict, forbidden, notFound, unauthorized } from '../http/errors.js';
+import { conflict, forbidden, notFound, unauthorized } from '../errors.js';
+import { isForeignKeyViolation } from '../infra/pg-errors.js';
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, requireMember } from './access.js';
@@ -44,10 +45,7 @@ const toMemberView = (circleId: string, m: MemberRow) => ({
  * a foreign key, the violation means exactly this: a 401, not a 500.
  */
 function unknownAccount(err: unknown): never {
-  if (
-    (err as { code?: string }).code === '23503' &&
-    /user|owner/.test(String((err as { constraint?: string }).constraint))
-  ) {
+  if (isForeignKeyViolation(err, /user|owner/)) {
     throw unauthorized('invalid_token', 'The account this access token was issued to does not exist.');
   }
   throw err;

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { ClaimStatus, Role } from '../infra/database-schema.js';
-import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
+import { invalid, conflict, forbidden, notFound } from '../errors.js';
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { normalizeSkills } from '../accounts/skills.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
 import { scheduleClaimExpiry } from './claim-expiry.job.js';
+import { isUniqueViolation } from '../infra/pg-errors.js';
 import * as repo from './claims.repository.js';
 
 export const toClaimView = (c: repo.ClaimRow) => ({
@@ -22,9 +23,6 @@ export const toClaimView = (c: repo.ClaimRow) => ({
   createdAt: c.created_at,
   updatedAt: c.updated_at,
 });
-
-const isUniqueViolation = (err: unknown, constraint: string) =>
-  (err as { code?: string }).code === '23505' && (err as { constraint?: string }).constraint === constraint;
 
 /**
  * Runs a claim statement, retrying when a concurrent claim by the same member took the member
@@ -164,7 +162,7 @@ export async function revokeClaim(app: FastifyInstance, userId: string, claimId:
   // The reason is shown to the member: whitespace is no reason (same rule as adjustments).
   const reason = rawReason.trim();
   if (!reason)
-    throw badRequest('reason_required', 'A revocation needs a reason.', [
+    throw invalid('reason_required', 'A revocation needs a reason.', [
       { path: 'body/reason', message: 'must not be blank' },
     ]);
   return app.db.transaction().execute(async (trx) => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
-import { badRequest, conflict } from '../http/errors.js';
+import { invalid, conflict } from '../errors.js';
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
@@ -58,7 +58,7 @@ export async function adjustContribution(
 ) {
   const reason = input.reason.trim();
   if (!reason)
-    throw badRequest('reason_required', 'An adjustment needs a reason.', [
+    throw invalid('reason_required', 'An adjustment needs a reason.', [
       { path: 'body/reason', message: 'must not be blank' },
     ]);
   return app.db.transaction().execute(async (trx) => {
@@ -67,7 +67,7 @@ export async function adjustContribution(
     assertProjectEditable(project!.status);
     const member = await findMembership(trx, project!.circle_id, input.userId);
     if (!member)
-      throw badRequest('not_a_member', 'Adjustments are for members of the circle.', [
+      throw invalid('not_a_member', 'Adjustments are for members of the circle.', [
         { path: 'body/userId', message: 'not a member of this circle' },
       ]);
     // Serialise adjustments for one member of one project so the below-zero check can't race.

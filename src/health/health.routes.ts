@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { unavailable } from '../http/errors.js';
+import { unavailable } from '../errors.js';
 import { problems } from '../http/schemas.js';
 
 const Status = Type.Object(

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import jwt from '@fastify/jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, unauthorized } from './errors.js';
+import { unauthorized } from '../errors.js';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
@@ -68,7 +68,7 @@ export const authPlugin = fp(
       // uuid: anything else must be a 401 here, not a cast error (500) in the first query.
       const sub = payload?.sub;
       if (typeof sub !== 'string' || !USER_ID.test(sub))
-        throw new AppError(401, 'invalid_token', 'The access token is not valid.');
+        throw unauthorized('invalid_token', 'The access token is not valid.');
       request.user = { sub };
     });
   },

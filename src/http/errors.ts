@@ -1,38 +1,38 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError, type ErrorKind, type FieldError, invalid, unavailable } from '../errors.js';
+import { isBackendUnavailable } from '../infra/pg-errors.js';
 
-export interface FieldError {
-  path: string;
-  message: string;
+/** A problem+json answer: a status, a stable `code`, a detail, and the headers it needs. */
+interface Problem {
+  status: number;
+  code: string;
+  detail: string;
+  errors?: FieldError[];
+  headers?: Record<string, string>;
 }
 
-/**
- * A failure the client can act on, with a stable machine-readable `code`. Services throw these;
- * the one error handler below turns them into problem+json. Nothing else builds error replies.
- */
-export class AppError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly errors?: FieldError[],
-    readonly headers?: Record<string, string>,
-  ) {
-    super(message);
-    this.name = 'AppError';
-  }
-}
+/** The one place a domain error's kind becomes an HTTP status. */
+const STATUS_OF: Record<ErrorKind, number> = {
+  invalid: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  unprocessable: 422,
+  rate_limited: 429,
+  unavailable: 503,
+};
 
-export const badRequest = (code: string, detail: string, errors?: FieldError[]) =>
-  new AppError(400, code, detail, errors);
-export const unauthorized = (code: string, detail: string) => new AppError(401, code, detail);
-export const forbidden = (detail = 'Your role in this circle does not allow this.') =>
-  new AppError(403, 'forbidden', detail);
-export const notFound = (what: string) =>
-  new AppError(404, `${what}_not_found`, `No such ${what.replaceAll('_', ' ')}.`);
-export const conflict = (code: string, detail: string) => new AppError(409, code, detail);
-export const unprocessable = (code: string, detail: string) => new AppError(422, code, detail);
-export const unavailable = (detail: string) =>
-  new AppError(503, 'service_unavailable', detail, undefined, { 'retry-after': '5' });
+// A 503 tells clients when to come back: the backing service is usually back within seconds.
+const HEADERS_OF: Partial<Record<ErrorKind, Record<string, string>>> = { unavailable: { 'retry-after': '5' } };
+
+const fromDomain = (err: DomainError): Problem => ({
+  status: STATUS_OF[err.kind],
+  code: err.code,
+  detail: err.message,
+  errors: err.errors,
+  headers: HEADERS_OF[err.kind],
+});
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
@@ -51,18 +51,18 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-export function sendProblem(reply: FastifyReply, err: AppError): FastifyReply {
-  if (err.headers) reply.headers(err.headers);
+function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  if (problem.headers) reply.headers(problem.headers);
   return reply
-    .code(err.status)
+    .code(problem.status)
     .type('application/problem+json')
     .send({
-      type: `https://circle-actions.dev/problems/${err.code.replaceAll('_', '-')}`,
-      title: TITLES[err.status] ?? 'Error',
-      status: err.status,
-      detail: err.message,
-      code: err.code,
-      ...(err.errors ? { errors: err.errors } : {}),
+      type: `https://circle-actions.dev/problems/${problem.code.replaceAll('_', '-')}`,
+      title: TITLES[problem.status] ?? 'Error',
+      status: problem.status,
+      detail: problem.detail,
+      code: problem.code,
+      ...(problem.errors ? { errors: problem.errors } : {}),
     });
 }
 
@@ -80,21 +80,8 @@ const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_ERR_ASYNC_CONSTRAINT: [400, 'invalid_request'],
 };
 
-// Postgres and network failures that mean "the database is unreachable right now", not a bug.
-const UNAVAILABLE_PG = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);
-const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND']);
-
-function isUnavailable(err: { code?: unknown; message?: string }): boolean {
-  const code = typeof err.code === 'string' ? err.code : '';
-  if (UNAVAILABLE_PG.has(code) || UNAVAILABLE_NET.has(code)) return true;
-  const msg = err.message ?? '';
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed|Stream isn't writeable/.test(
-    msg,
-  );
-}
-
-function toAppError(err: FastifyError & { validation?: unknown[]; validationContext?: string }): AppError {
-  if (err instanceof AppError) return err;
+function toProblem(err: FastifyError & { validation?: unknown[]; validationContext?: string }): Problem {
+  if (err instanceof DomainError) return fromDomain(err);
   if (err.validation) {
     const part = err.validationContext ?? 'body';
     const errors = (
@@ -105,17 +92,17 @@ function toAppError(err: FastifyError & { validation?: unknown[]; validationCont
       const message = extra ? 'is not an allowed field' : (v.message ?? 'is invalid');
       return { path: `${part}${v.instancePath ?? ''}${missing}${extra}`, message };
     });
-    return badRequest('invalid_request', 'The request has invalid fields; see errors.', errors);
+    return fromDomain(invalid('invalid_request', 'The request has invalid fields; see errors.', errors));
   }
   const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
-  if (mapped) return new AppError(mapped[0], mapped[1], err.message);
+  if (mapped) return { status: mapped[0], code: mapped[1], detail: err.message };
   if (err.statusCode === 429)
-    return new AppError(429, 'rate_limited', 'Too many requests; retry after the time in Retry-After.');
-  if (isUnavailable(err)) return unavailable('A backing service is unreachable; try again shortly.');
+    return { status: 429, code: 'rate_limited', detail: 'Too many requests; retry after the time in Retry-After.' };
+  if (isBackendUnavailable(err)) return fromDomain(unavailable('A backing service is unreachable; try again shortly.'));
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-    return new AppError(err.statusCode, 'invalid_request', err.message);
+    return { status: err.statusCode, code: 'invalid_request', detail: err.message };
   }
-  return new AppError(500, 'internal_error', 'Something went wrong on our side; it has been logged.');
+  return { status: 500, code: 'internal_error', detail: 'Something went wrong on our side; it has been logged.' };
 }
 
 /**
@@ -124,19 +111,20 @@ function toAppError(err: FastifyError & { validation?: unknown[]; validationCont
  * them with its own plain JSON, breaking the problem+json contract.
  */
 export function frameworkErrors(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendProblem(reply, toAppError(err));
+  return sendProblem(reply, toProblem(err));
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const appErr = toAppError(err);
-    if (appErr.status >= 500) request.log.error({ err }, 'request failed');
-    return sendProblem(reply, appErr);
+    const problem = toProblem(err);
+    if (problem.status >= 500) request.log.error({ err }, 'request failed');
+    return sendProblem(reply, problem);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      reply,
-      new AppError(404, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`),
-    ),
+    sendProblem(reply, {
+      status: 404,
+      code: 'route_not_found',
+      detail: `No route ${request.method} ${request.url.split('?')[0]}.`,
+    }),
   );
 }

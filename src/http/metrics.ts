@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { unauthorized } from './errors.js';
+import { unauthorized } from '../errors.js';
 
 /**
  * Prometheus metrics at /metrics: process metrics plus request counts and latencies labelled by

@@ -1,4 +1,4 @@
-import { badRequest } from './errors.js';
+import { invalid } from '../errors.js';
 
 // Keyset pagination: the cursor is the sort key of the last row served, base64url-encoded so
 // clients treat it as opaque. Stable under inserts, and an index range scan however deep the page.
@@ -37,7 +37,7 @@ export function decodeCursor(cursor: string | undefined, shape: number | readonl
   } catch {
     // fall through to the error below
   }
-  throw badRequest('invalid_cursor', 'The cursor is not one this API issued.');
+  throw invalid('invalid_cursor', 'The cursor is not one this API issued.');
 }
 
 /** Given limit+1 rows, returns the page and the cursor of its last row when more remain. */

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError } from './errors.js';
+import { rateLimited } from '../errors.js';
 import { SharedWindowStore } from './rate-limit-store.js';
 
 /**
@@ -24,9 +24,7 @@ export const rateLimitPlugin = fp(
       skipOnError: true,
       keyGenerator: (request: FastifyRequest) => (request.user?.sub ? `u:${request.user.sub}` : `ip:${request.ip}`),
       errorResponseBuilder: (_request, context) =>
-        new AppError(
-          429,
-          'rate_limited',
+        rateLimited(
           `Rate limit of ${context.max} requests per ${context.after} exceeded; retry after ${context.after}.`,
         ),
     });

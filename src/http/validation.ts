@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
-import { badRequest, type FieldError } from './errors.js';
+import { invalid, type FieldError } from '../errors.js';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -69,7 +69,7 @@ export function registerValidation(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const bytes = body as Buffer;
     if (!isUtf8(bytes)) {
-      done(badRequest('invalid_json', 'The body is not valid UTF-8.'), undefined);
+      done(invalid('invalid_json', 'The body is not valid UTF-8.'), undefined);
       return;
     }
     parseJson(request, bytes.toString('utf8'), done);
@@ -81,6 +81,6 @@ export function registerValidation(app: FastifyInstance): void {
       ...unstorableText(request.query, 'querystring'),
       ...unstorableText(request.body, 'body'),
     ];
-    if (errors.length) throw badRequest('invalid_request', 'The request has invalid fields; see errors.', errors);
+    if (errors.length) throw invalid('invalid_request', 'The request has invalid fields; see errors.', errors);
   });
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, conflict, unprocessable } from '../http/errors.js';
+import { invalid, conflict, unprocessable } from '../errors.js';
 import { acquireKey, completeKey, releaseKey } from './idempotency.repository.js';
 import { appendRouteHook } from '../http/route-hooks.js';
 
@@ -31,7 +31,7 @@ export const idempotencyPlugin = fp(
       if (header === undefined) return;
       const key = Array.isArray(header) ? header[0] : header;
       if (!key || !KEY_PATTERN.test(key))
-        throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1-255 visible ASCII characters.');
+        throw invalid('invalid_idempotency_key', 'Idempotency-Key must be 1-255 visible ASCII characters.');
       const userId = request.user.sub;
       const hash = createHash('sha256')
         .update(`${request.method} ${request.url}\n`)

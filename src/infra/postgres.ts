@@ -2,6 +2,7 @@ import pg from 'pg';
 import { Kysely, PostgresDialect, type Transaction } from 'kysely';
 import type { Database } from './database-schema.js';
 import { PreparingClient } from './prepared-statements.js';
+import { isDuplicateDatabase } from './pg-errors.js';
 
 // int8 columns (counts, sums, amounts) come back as JS numbers. Every stored amount and point
 // total is bounded by validation to stay below 2^53; arithmetic that could exceed it (settlement
@@ -51,9 +52,7 @@ export async function createDatabaseIfMissing(databaseUrl: string): Promise<bool
       await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
       return true;
     } catch (err) {
-      // 42P04 duplicate_database, 23505 when two CREATEs race on pg_database's unique index.
-      const code = (err as { code?: string }).code;
-      if (code === '42P04' || code === '23505') return false;
+      if (isDuplicateDatabase(err)) return false;
       throw err;
     }
   } finally {

@@ -1,5 +1,5 @@
 import type { ProjectStatus } from '../infra/database-schema.js';
-import { conflict } from '../http/errors.js';
+import { conflict } from '../errors.js';
 
 // The project lifecycle: draft -> open -> closed (and back to open), any unfinished state ->
 // cancelled. "settled" is reached only through settlement and, like "cancelled", is final.

@@ -3,7 +3,7 @@ import type { Transaction } from 'kysely';
 import type { Database, ReviewDecision, Role } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
 import type { Queues } from '../jobs/queues.js';
-import { badRequest, conflict, forbidden } from '../http/errors.js';
+import { invalid, conflict, forbidden } from '../errors.js';
 import { recordEvent, recordEvents } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
@@ -164,7 +164,7 @@ export async function reviewClaim(
 ) {
   const feedback = input.feedback?.trim() ?? '';
   if (input.decision !== 'accept' && !feedback) {
-    throw badRequest('feedback_required', `A ${input.decision} decision needs feedback telling the member why.`, [
+    throw invalid('feedback_required', `A ${input.decision} decision needs feedback telling the member why.`, [
       { path: 'body/feedback', message: 'required for reject and revise' },
     ]);
   }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Role } from '../infra/database-schema.js';
-import { conflict, forbidden } from '../http/errors.js';
+import { conflict, forbidden } from '../errors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { findProjectWithRole, updateProject } from '../projects/projects.repository.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { FieldError } from '../http/errors.js';
+import type { FieldError } from '../errors.js';
 import { normalizeSkills } from '../accounts/skills.js';
 
 // Task-tree validation and flattening, as a plain function: no database, no HTTP.

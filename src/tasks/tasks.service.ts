@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
-import { badRequest, conflict } from '../http/errors.js';
+import { invalid, conflict } from '../errors.js';
 import { decodeCursor, pageOf } from '../http/pagination.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { findProjectWithRole } from '../projects/projects.repository.js';
@@ -50,7 +50,7 @@ export async function addTaskForest(
   if (parentId) {
     const parent = await repo.lockTask(trx, parentId);
     if (!parent || parent.project_id !== project.id)
-      throw badRequest('invalid_task_tree', 'parentId must name a task of this project.', [
+      throw invalid('invalid_task_tree', 'parentId must name a task of this project.', [
         { path: 'body/parentId', message: 'no such task in this project' },
       ]);
     if (parent.status !== 'open') throw conflict('task_not_open', 'Sub-tasks can only be added under an open task.');
@@ -60,7 +60,7 @@ export async function addTaskForest(
     baseDepth = parent.depth;
   }
   const tree = flattenTaskTree(nodes, baseDepth);
-  if (!tree.ok) throw badRequest('invalid_task_tree', 'The task tree is invalid; see errors.', tree.errors);
+  if (!tree.ok) throw invalid('invalid_task_tree', 'The task tree is invalid; see errors.', tree.errors);
   // flattenTaskTree leaves the roots unattached; under a parent they hang from it.
   const tasks = parentId ? tree.tasks.map((t) => (t.parentId === null ? { ...t, parentId } : t)) : tree.tasks;
 
@@ -68,7 +68,7 @@ export async function addTaskForest(
   const found = await repo.findProjectTaskStatuses(trx, project.id, existing);
   const missing = existing.filter((id) => !found.some((f) => f.id === id));
   if (missing.length) {
-    throw badRequest(
+    throw invalid(
       'invalid_task_tree',
       'dependsOn names tasks that are not in this project.',
       missing.map((id) => ({ path: 'body/tasks', message: `task ${id} is not a task of this project` })),
