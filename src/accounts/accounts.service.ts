@@ -1,5 +1,5 @@
+import type { AppContext } from '../context.js';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import { conflict, unauthorized, notFound } from '../errors.js';
 import { isUniqueViolation } from '../infra/pg-errors.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -29,26 +29,26 @@ const hashToken = (token: string) => createHash('sha256').update(token).digest()
 // Verified against when the handle is unknown, so a login takes as long whether or not it exists.
 let decoyHash: Promise<string> | undefined;
 
-async function issueTokens(app: FastifyInstance, userId: string, familyId: string = randomUUID()) {
+/** Opening a session also needs the access-token signer: the API's JWT plugin. */
+type SessionContext = AppContext & { jwt: { sign(payload: { sub: string }): string } };
+
+async function issueTokens(ctx: SessionContext, userId: string, familyId: string = randomUUID()) {
   const refreshToken = randomBytes(32).toString('base64url');
-  await repo.insertRefreshToken(app.db, {
+  await repo.insertRefreshToken(ctx.db, {
     userId,
     familyId,
     hash: hashToken(refreshToken),
-    ttlSeconds: app.config.refreshTokenTtlSeconds,
+    ttlSeconds: ctx.config.refreshTokenTtlSeconds,
   });
-  const accessToken = await app.jwt.sign({ sub: userId });
+  const accessToken = ctx.jwt.sign({ sub: userId });
   return { accessToken, refreshToken };
 }
 
-export async function register(
-  app: FastifyInstance,
-  input: { handle: string; password: string; displayName?: string },
-) {
-  const passwordHash = await hashPassword(input.password, app.config.passwordHashCost);
+export async function register(ctx: SessionContext, input: { handle: string; password: string; displayName?: string }) {
+  const passwordHash = await hashPassword(input.password, ctx.config.passwordHashCost);
   let user: UserRow;
   try {
-    user = await repo.insertUser(app.db, {
+    user = await repo.insertUser(ctx.db, {
       handle: input.handle,
       passwordHash,
       displayName: input.displayName ?? input.handle,
@@ -57,20 +57,20 @@ export async function register(
     if (isUniqueViolation(err)) throw conflict('handle_taken', `The handle "${input.handle}" is taken.`);
     throw err;
   }
-  return { user: toUserView(user), ...(await issueTokens(app, user.id)) };
+  return { user: toUserView(user), ...(await issueTokens(ctx, user.id)) };
 }
 
-export async function login(app: FastifyInstance, input: { handle: string; password: string }) {
-  const user = await repo.findUserByHandle(app.db, input.handle);
+export async function login(ctx: SessionContext, input: { handle: string; password: string }) {
+  const user = await repo.findUserByHandle(ctx.db, input.handle);
   if (!user) {
-    decoyHash ??= hashPassword('decoy password', app.config.passwordHashCost);
+    decoyHash ??= hashPassword('decoy password', ctx.config.passwordHashCost);
     await verifyPassword(input.password, await decoyHash);
     throw unauthorized('invalid_credentials', 'Handle or password is wrong.');
   }
   if (!(await verifyPassword(input.password, user.password_hash))) {
     throw unauthorized('invalid_credentials', 'Handle or password is wrong.');
   }
-  return { user: toUserView(user), ...(await issueTokens(app, user.id)) };
+  return { user: toUserView(user), ...(await issueTokens(ctx, user.id)) };
 }
 
 /**
@@ -78,13 +78,13 @@ export async function login(app: FastifyInstance, input: { handle: string; passw
  * family. Presenting an already-rotated token means it leaked (or a client misbehaves), so the
  * whole family is revoked and the legitimate holder must log in again.
  */
-export async function refresh(app: FastifyInstance, refreshToken: string) {
+export async function refresh(ctx: SessionContext, refreshToken: string) {
   const hash = hashToken(refreshToken);
-  const rotated = await repo.rotateRefreshToken(app.db, hash);
+  const rotated = await repo.rotateRefreshToken(ctx.db, hash);
   if (!rotated) {
-    const known = await repo.findRefreshToken(app.db, hash);
+    const known = await repo.findRefreshToken(ctx.db, hash);
     if (known?.rotated_at) {
-      await repo.revokeFamily(app.db, known.family_id);
+      await repo.revokeFamily(ctx.db, known.family_id);
       throw unauthorized(
         'refresh_token_reused',
         'This refresh token was already used; all sessions from it are revoked.',
@@ -92,27 +92,27 @@ export async function refresh(app: FastifyInstance, refreshToken: string) {
     }
     throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
   }
-  const user = await repo.findUserById(app.db, rotated.user_id);
+  const user = await repo.findUserById(ctx.db, rotated.user_id);
   if (!user) throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
-  return { user: toUserView(user), ...(await issueTokens(app, user.id, rotated.family_id)) };
+  return { user: toUserView(user), ...(await issueTokens(ctx, user.id, rotated.family_id)) };
 }
 
-export async function getProfile(app: FastifyInstance, userId: string): Promise<UserView> {
-  const user = await repo.findUserById(app.db, userId);
+export async function getProfile(ctx: AppContext, userId: string): Promise<UserView> {
+  const user = await repo.findUserById(ctx.db, userId);
   if (!user) throw notFound('user');
   return toUserView(user);
 }
 
 export async function updateProfile(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   input: { displayName?: string; skills?: string[] },
 ) {
   const changes: { display_name?: string; skills?: string[] } = {};
   if (input.displayName !== undefined) changes.display_name = input.displayName;
   if (input.skills !== undefined) changes.skills = normalizeSkills(input.skills);
-  if (Object.keys(changes).length === 0) return getProfile(app, userId);
-  const user = await repo.updateUser(app.db, userId, changes);
+  if (Object.keys(changes).length === 0) return getProfile(ctx, userId);
+  const user = await repo.updateUser(ctx.db, userId, changes);
   if (!user) throw notFound('user');
   return toUserView(user);
 }

@@ -1,9 +1,9 @@
+import type { AppContext } from '../context.js';
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import type { JoinPolicy, Role } from '../infra/database-schema.js';
 import { conflict, forbidden, notFound, unauthorized } from '../errors.js';
 import { isForeignKeyViolation } from '../infra/pg-errors.js';
-import { decodeCursor, pageOf } from '../http/pagination.js';
+import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, requireMember } from './access.js';
 import * as repo from './circles.repository.js';
@@ -52,11 +52,11 @@ function unknownAccount(err: unknown): never {
 }
 
 export async function createCircle(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   input: { name: string; description?: string; joinPolicy: JoinPolicy },
 ) {
-  return app.db
+  return ctx.db
     .transaction()
     .execute(async (trx) => {
       const circle = await repo.insertCircle(trx, {
@@ -71,15 +71,15 @@ export async function createCircle(
     .catch(unknownAccount);
 }
 
-export async function listMyCircles(app: FastifyInstance, userId: string, limit: number, cursor?: string) {
+export async function listMyCircles(ctx: AppContext, userId: string, limit: number, cursor?: string) {
   const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
-  const rows = await repo.listCirclesOfUser(app.db, userId, limit, after);
+  const rows = await repo.listCirclesOfUser(ctx.db, userId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.id]);
   return { items: page.items.map(toCircleView), nextCursor: page.nextCursor };
 }
 
-export async function getCircle(app: FastifyInstance, userId: string, circleId: string) {
-  const circle = await repo.findCircleForMember(app.db, circleId, userId);
+export async function getCircle(ctx: AppContext, userId: string, circleId: string) {
+  const circle = await repo.findCircleForMember(ctx.db, circleId, userId);
   if (!circle) throw notFound('circle');
   return toCircleView(circle);
 }
@@ -87,16 +87,16 @@ export async function getCircle(app: FastifyInstance, userId: string, circleId: 
 const INVITE_TTL_DEFAULT = 7 * 86400;
 
 export async function createInvite(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   circleId: string,
   input: { expiresInSeconds?: number; maxUses?: number },
 ) {
-  await requireMember(app.db, circleId, userId, MANAGERS);
+  await requireMember(ctx.db, circleId, userId, MANAGERS);
   // 16 random bytes: unguessable, and short enough to paste into a chat.
   const code = randomBytes(16).toString('base64url');
   const expiresAt = new Date(Date.now() + (input.expiresInSeconds ?? INVITE_TTL_DEFAULT) * 1000);
-  const invite = await repo.insertInvite(app.db, {
+  const invite = await repo.insertInvite(ctx.db, {
     code,
     circleId,
     createdBy: userId,
@@ -111,8 +111,8 @@ export async function createInvite(
  * the outsider's 404, so the circle's existence stays private; a code that does not belong to the
  * circle is also 404, while a real one that ran out says so.
  */
-export async function joinCircle(app: FastifyInstance, userId: string, circleId: string, inviteCode?: string) {
-  return app.db
+export async function joinCircle(ctx: AppContext, userId: string, circleId: string, inviteCode?: string) {
+  return ctx.db
     .transaction()
     .execute(async (trx) => {
       const circle = await repo.findCircle(trx, circleId);
@@ -136,16 +136,10 @@ export async function joinCircle(app: FastifyInstance, userId: string, circleId:
     .catch(unknownAccount);
 }
 
-export async function listMembers(
-  app: FastifyInstance,
-  userId: string,
-  circleId: string,
-  limit: number,
-  cursor?: string,
-) {
-  await requireMember(app.db, circleId, userId);
+export async function listMembers(ctx: AppContext, userId: string, circleId: string, limit: number, cursor?: string) {
+  await requireMember(ctx.db, circleId, userId);
   const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
-  const rows = await repo.listMembers(app.db, circleId, limit, after);
+  const rows = await repo.listMembers(ctx.db, circleId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.user_id]);
   return { items: page.items.map((m) => toMemberView(circleId, m)), nextCursor: page.nextCursor };
 }
@@ -154,14 +148,8 @@ export async function listMembers(
  * Changes a member's role; owner only. Making someone the owner transfers ownership: the previous
  * owner becomes an admin in the same transaction, so a circle always has exactly one owner.
  */
-export async function changeRole(
-  app: FastifyInstance,
-  actorId: string,
-  circleId: string,
-  targetId: string,
-  role: Role,
-) {
-  return app.db.transaction().execute(async (trx) => {
+export async function changeRole(ctx: AppContext, actorId: string, circleId: string, targetId: string, role: Role) {
+  return ctx.db.transaction().execute(async (trx) => {
     const locked = await repo.lockMembers(trx, circleId, [...new Set([actorId, targetId])]);
     const actorRole = locked.find((m) => m.user_id === actorId)?.role;
     if (!actorRole) throw notFound('circle');
@@ -197,12 +185,12 @@ export async function changeRole(
  * else. The owner cannot leave without handing ownership to someone first.
  */
 export async function removeMember(
-  app: FastifyInstance,
+  ctx: AppContext,
   actorId: string,
   circleId: string,
   targetId: string,
 ): Promise<void> {
-  await app.db.transaction().execute(async (trx) => {
+  await ctx.db.transaction().execute(async (trx) => {
     const locked = await repo.lockMembers(trx, circleId, [...new Set([actorId, targetId])]);
     const actorRole = locked.find((m) => m.user_id === actorId)?.role;
     if (!actorRole) throw notFound('circle');

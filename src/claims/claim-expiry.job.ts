@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../context.js';
 import type { Queues } from '../jobs/queues.js';
 import type { Processor } from '../jobs/worker-runtime.js';
 import { expireOverdueClaims } from './claims.repository.js';
@@ -43,7 +43,7 @@ function remembered(queues: Queues): Map<number, Promise<void>> {
  */
 export async function scheduleClaimExpiry(
   queues: Queues,
-  log: FastifyBaseLogger,
+  log: Logger,
   claim: { id: string; expires_at: Date },
 ): Promise<void> {
   const dueAt = expiryDueAt(claim.expires_at);

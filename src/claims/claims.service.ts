@@ -1,7 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.js';
 import type { ClaimStatus, Role } from '../infra/database-schema.js';
 import { invalid, conflict, forbidden, notFound } from '../errors.js';
-import { decodeCursor, pageOf } from '../http/pagination.js';
+import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { normalizeSkills } from '../accounts/skills.js';
@@ -53,12 +53,12 @@ async function withSlotRetry(
 }
 
 async function refusal(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   where: { taskId: string } | { projectId: string },
 ): Promise<never> {
-  const cap = app.config.maxLiveClaimsPerMember;
-  const why = await repo.diagnoseClaim(app.db, userId, cap, where);
+  const cap = ctx.config.maxLiveClaimsPerMember;
+  const why = await repo.diagnoseClaim(ctx.db, userId, cap, where);
   if (!why.exists) throw notFound('taskId' in where ? 'task' : 'project');
   assertProjectOpen(why.projectStatus!);
   if (why.atCap)
@@ -77,30 +77,30 @@ async function refusal(
   throw conflict('task_full', 'The task was taken while claiming; try again.');
 }
 
-async function afterClaim(app: FastifyInstance, claim: repo.ClaimRow) {
-  await scheduleClaimExpiry(app.queues, app.log, claim);
+async function afterClaim(ctx: AppContext, claim: repo.ClaimRow) {
+  await scheduleClaimExpiry(ctx.queues, ctx.log, claim);
   return toClaimView(claim);
 }
 
-export async function claimTask(app: FastifyInstance, userId: string, taskId: string) {
-  const cap = app.config.maxLiveClaimsPerMember;
-  const claim = await withSlotRetry(cap, () => repo.claimTask(app.db, taskId, userId, cap));
-  if (!claim) return refusal(app, userId, { taskId });
-  return afterClaim(app, claim);
+export async function claimTask(ctx: AppContext, userId: string, taskId: string) {
+  const cap = ctx.config.maxLiveClaimsPerMember;
+  const claim = await withSlotRetry(cap, () => repo.claimTask(ctx.db, taskId, userId, cap));
+  if (!claim) return refusal(ctx, userId, { taskId });
+  return afterClaim(ctx, claim);
 }
 
 /** Skills from the request, else the caller's profile skills (read by the claim statement); none means any task. */
-export async function claimNextTask(app: FastifyInstance, userId: string, projectId: string, skills?: string[]) {
+export async function claimNextTask(ctx: AppContext, userId: string, projectId: string, skills?: string[]) {
   const normalized = skills ? normalizeSkills(skills) : null;
-  const cap = app.config.maxLiveClaimsPerMember;
+  const cap = ctx.config.maxLiveClaimsPerMember;
   const run = (skipLocked: boolean) =>
-    withSlotRetry(cap, () => repo.claimNextTask(app.db, projectId, userId, normalized, cap, skipLocked), true);
+    withSlotRetry(cap, () => repo.claimNextTask(ctx.db, projectId, userId, normalized, cap, skipLocked), true);
   // Skipping locked rows keeps concurrent callers apart, but comes back empty while a multi-slot
   // task still has room and every candidate is locked by someone claiming one of its slots. So
   // before answering no_claimable_task, look once more, this time waiting on the locks.
   const claim = (await run(true)) ?? (await run(false));
-  if (!claim) return refusal(app, userId, { projectId });
-  return afterClaim(app, claim);
+  if (!claim) return refusal(ctx, userId, { projectId });
+  return afterClaim(ctx, claim);
 }
 
 type ClaimWithRole = NonNullable<Awaited<ReturnType<typeof repo.findClaimWithRole>>>;
@@ -112,20 +112,20 @@ function assertClaimant(claim: ClaimWithRole | undefined, userId: string): Claim
   return claim!;
 }
 
-export async function getClaim(app: FastifyInstance, userId: string, claimId: string) {
-  const claim = await repo.findClaimWithRole(app.db, claimId, userId);
+export async function getClaim(ctx: AppContext, userId: string, claimId: string) {
+  const claim = await repo.findClaimWithRole(ctx.db, claimId, userId);
   const role = assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
   if (claim!.user_id !== userId && !MANAGERS.includes(role))
     throw forbidden('Only the claimant and circle managers can see this claim.');
   return toClaimView(claim!);
 }
 
-export async function extendClaim(app: FastifyInstance, userId: string, claimId: string, seconds?: number) {
-  const claim = await app.db.transaction().execute(async (trx) => {
+export async function extendClaim(ctx: AppContext, userId: string, claimId: string, seconds?: number) {
+  const claim = await ctx.db.transaction().execute(async (trx) => {
     const current = assertClaimant(await repo.findClaimWithRole(trx, claimId, userId, true), userId);
     if (current.status !== 'active' || current.expires_at <= new Date())
       throw conflict('claim_not_active', `The claim is ${current.status === 'active' ? 'expired' : current.status}.`);
-    const extended = await repo.extendLease(trx, claimId, seconds ?? current.lease_seconds, app.config.maxLeaseSeconds);
+    const extended = await repo.extendLease(trx, claimId, seconds ?? current.lease_seconds, ctx.config.maxLeaseSeconds);
     if (!extended || extended.expires_at <= current.expires_at)
       throw conflict('lease_limit_reached', 'The lease is already at its longest allowed length.');
     await recordEvent(trx, {
@@ -137,12 +137,12 @@ export async function extendClaim(app: FastifyInstance, userId: string, claimId:
     });
     return extended;
   });
-  await scheduleClaimExpiry(app.queues, app.log, claim);
+  await scheduleClaimExpiry(ctx.queues, ctx.log, claim);
   return toClaimView(claim);
 }
 
-export async function releaseClaim(app: FastifyInstance, userId: string, claimId: string) {
-  return app.db.transaction().execute(async (trx) => {
+export async function releaseClaim(ctx: AppContext, userId: string, claimId: string) {
+  return ctx.db.transaction().execute(async (trx) => {
     const current = assertClaimant(await repo.findClaimWithRole(trx, claimId, userId, true), userId);
     const ended = await repo.endClaim(trx, claimId, ['active'], 'released');
     if (!ended) throw conflict('claim_not_active', `The claim is ${current.status}.`);
@@ -158,14 +158,14 @@ export async function releaseClaim(app: FastifyInstance, userId: string, claimId
 }
 
 /** An owner or admin frees a slot held by someone else (an abandoned claim), with a reason. */
-export async function revokeClaim(app: FastifyInstance, userId: string, claimId: string, rawReason: string) {
+export async function revokeClaim(ctx: AppContext, userId: string, claimId: string, rawReason: string) {
   // The reason is shown to the member: whitespace is no reason (same rule as adjustments).
   const reason = rawReason.trim();
   if (!reason)
     throw invalid('reason_required', 'A revocation needs a reason.', [
       { path: 'body/reason', message: 'must not be blank' },
     ]);
-  return app.db.transaction().execute(async (trx) => {
+  return ctx.db.transaction().execute(async (trx) => {
     const current = await repo.findClaimWithRole(trx, claimId, userId, true);
     assertRole((current?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
     assertProjectEditable(current!.project_status);
@@ -183,13 +183,13 @@ export async function revokeClaim(app: FastifyInstance, userId: string, claimId:
 }
 
 export async function listMyClaims(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   query: { status?: ClaimStatus; limit?: number; cursor?: string },
 ) {
   const limit = query.limit ?? 50;
   const after = decodeCursor(query.cursor, ['number', 'uuid']) as [number, string] | null;
-  const rows = await repo.listClaimsOfUser(app.db, userId, query.status, limit, after);
+  const rows = await repo.listClaimsOfUser(ctx.db, userId, query.status, limit, after);
   const page = pageOf(rows, limit, (c) => [c.cursor_ts, c.id]);
   return { items: page.items.map(toClaimView), nextCursor: page.nextCursor };
 }

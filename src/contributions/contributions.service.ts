@@ -1,7 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.js';
 import { sql } from 'kysely';
 import { invalid, conflict } from '../errors.js';
-import { decodeCursor, pageOf } from '../http/pagination.js';
+import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { findMembership } from '../circles/circles.repository.js';
@@ -24,16 +24,16 @@ export const toContributionView = (c: repo.ContributionRow) => ({
 });
 
 export async function listProjectContributions(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   projectId: string,
   limit: number,
   cursor?: string,
 ) {
-  const project = await findProjectWithRole(app.db, projectId, userId);
+  const project = await findProjectWithRole(ctx.db, projectId, userId);
   assertRole(project?.role ?? undefined, 'project');
   const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
-  const rows = await repo.projectTotals(app.db, projectId, limit, after);
+  const rows = await repo.projectTotals(ctx.db, projectId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.points, r.user_id]);
   return {
     items: page.items.map((r) => ({
@@ -51,7 +51,7 @@ export async function listProjectContributions(
  * never an edit. A member's total in a project can't be pushed below zero.
  */
 export async function adjustContribution(
-  app: FastifyInstance,
+  ctx: AppContext,
   actorId: string,
   projectId: string,
   input: { userId: string; points: number; reason: string },
@@ -61,7 +61,7 @@ export async function adjustContribution(
     throw invalid('reason_required', 'An adjustment needs a reason.', [
       { path: 'body/reason', message: 'must not be blank' },
     ]);
-  return app.db.transaction().execute(async (trx) => {
+  return ctx.db.transaction().execute(async (trx) => {
     const project = await findProjectWithRole(trx, projectId, actorId, true);
     assertRole(project?.role ?? undefined, 'project', MANAGERS);
     assertProjectEditable(project!.status);

@@ -1,17 +1,10 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { FastifyBaseLogger } from 'fastify';
-import type { Config } from '../config.js';
-import type { Db } from '../infra/postgres.js';
-import type { QueueName, QueuePayloads, Queues } from './queues.js';
+import type { AppContext } from '../context.js';
+import type { QueueName, QueuePayloads } from './queues.js';
 
-/** What a job processor gets to work with. */
-export interface JobContext {
-  db: Db;
-  queues: Queues;
-  config: Config;
-  log: FastifyBaseLogger;
-}
+/** What a job processor gets to work with: the same context as the services. */
+export type JobContext = AppContext;
 
 /** A processor must be safe to run twice for the same job: deliveries are at-least-once. */
 export type Processor<N extends QueueName> = (payload: QueuePayloads[N], ctx: JobContext, job: Job) => Promise<unknown>;

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { Id, Obj, Page, PageQuery, Timestamp, problems } from '../http/schemas.js';
-import { decodeCursor, pageOf } from '../http/pagination.js';
+import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { memberBalances, memberLedgerEntries } from './ledger.repository.js';
 
 const Balance = Type.Object(

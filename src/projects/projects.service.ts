@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.js';
 import type { ProjectStatus } from '../infra/database-schema.js';
-import { decodeCursor, pageOf } from '../http/pagination.js';
+import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, assertRole, requireMember } from '../circles/access.js';
 import { addTaskForest } from '../tasks/tasks.service.js';
@@ -29,7 +29,7 @@ export const toProjectView = (p: repo.ProjectRow, progress?: Progress) => ({
 });
 
 export async function createProject(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   circleId: string,
   input: {
@@ -42,8 +42,8 @@ export async function createProject(
     tasks?: TaskNodeInput[];
   },
 ) {
-  await requireMember(app.db, circleId, userId, MANAGERS);
-  return app.db.transaction().execute(async (trx) => {
+  await requireMember(ctx.db, circleId, userId, MANAGERS);
+  return ctx.db.transaction().execute(async (trx) => {
     const project = await repo.insertProject(trx, {
       circleId,
       title: input.title,
@@ -61,28 +61,22 @@ export async function createProject(
   });
 }
 
-export async function listProjects(
-  app: FastifyInstance,
-  userId: string,
-  circleId: string,
-  limit: number,
-  cursor?: string,
-) {
-  await requireMember(app.db, circleId, userId);
+export async function listProjects(ctx: AppContext, userId: string, circleId: string, limit: number, cursor?: string) {
+  await requireMember(ctx.db, circleId, userId);
   const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
-  const rows = await repo.listProjects(app.db, circleId, limit, after);
+  const rows = await repo.listProjects(ctx.db, circleId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.id]);
   return { items: page.items.map((p) => toProjectView(p)), nextCursor: page.nextCursor };
 }
 
-export async function getProject(app: FastifyInstance, userId: string, projectId: string) {
-  const project = await repo.findProjectWithRole(app.db, projectId, userId);
+export async function getProject(ctx: AppContext, userId: string, projectId: string) {
+  const project = await repo.findProjectWithRole(ctx.db, projectId, userId);
   assertRole(project?.role ?? undefined, 'project');
-  return toProjectView(project!, await repo.projectProgress(app.db, projectId));
+  return toProjectView(project!, await repo.projectProgress(ctx.db, projectId));
 }
 
 export async function updateProject(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   projectId: string,
   input: {
@@ -94,7 +88,7 @@ export async function updateProject(
     reviewWindowSeconds?: number;
   },
 ) {
-  return app.db.transaction().execute(async (trx) => {
+  return ctx.db.transaction().execute(async (trx) => {
     const project = await repo.findProjectWithRole(trx, projectId, userId, true);
     assertRole(project?.role ?? undefined, 'project', MANAGERS);
     const current = project!;

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
+import type { AppContext, Logger } from '../context.js';
 import type { Transaction } from 'kysely';
 import type { Database, ReviewDecision, Role } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
@@ -30,7 +30,7 @@ const toSubmissionView = (s: repo.SubmissionRow) => ({
  * Schedules automatic acceptance when the review window closes. Like lease expiry, a lost job is
  * covered by the sweep, so Redis being down does not fail the submission.
  */
-async function scheduleReviewDeadline(queues: Queues, log: FastifyBaseLogger, s: repo.SubmissionRow) {
+async function scheduleReviewDeadline(queues: Queues, log: Logger, s: repo.SubmissionRow) {
   try {
     await queues.add(
       'review-deadline',
@@ -43,12 +43,12 @@ async function scheduleReviewDeadline(queues: Queues, log: FastifyBaseLogger, s:
 }
 
 export async function submitWork(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   claimId: string,
   input: { content: string; links?: string[] },
 ) {
-  const submission = await app.db.transaction().execute(async (trx) => {
+  const submission = await ctx.db.transaction().execute(async (trx) => {
     const claim = await findClaimWithRole(trx, claimId, userId, true);
     assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
     if (claim?.user_id !== userId) throw forbidden('Only the member who holds this claim can submit work for it.');
@@ -77,7 +77,7 @@ export async function submitWork(
     });
     return created;
   });
-  await scheduleReviewDeadline(app.queues, app.log, submission);
+  await scheduleReviewDeadline(ctx.queues, ctx.log, submission);
   return toSubmissionView(submission);
 }
 
@@ -157,7 +157,7 @@ async function applyDecision(
 }
 
 export async function reviewClaim(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   claimId: string,
   input: { decision: ReviewDecision; score?: number; feedback?: string },
@@ -168,7 +168,7 @@ export async function reviewClaim(
       { path: 'body/feedback', message: 'required for reject and revise' },
     ]);
   }
-  const outcome = await app.db.transaction().execute(async (trx) => {
+  const outcome = await ctx.db.transaction().execute(async (trx) => {
     const claim = await findClaimWithRole(trx, claimId, userId, true);
     assertRole((claim?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
     if (claim?.user_id === userId) throw forbidden('Nobody reviews their own work.');
@@ -186,12 +186,12 @@ export async function reviewClaim(
     return { ...result, claim: claim!, submissionId: submission!.id };
   });
   if (input.decision === 'revise') {
-    const fresh = await app.db
+    const fresh = await ctx.db
       .selectFrom('claims')
       .select(['id', 'expires_at'])
       .where('id', '=', claimId)
       .executeTakeFirstOrThrow();
-    await scheduleClaimExpiry(app.queues, app.log, fresh);
+    await scheduleClaimExpiry(ctx.queues, ctx.log, fresh);
   }
   const r = outcome.review;
   return {
@@ -234,12 +234,12 @@ export async function acceptIfOverdue(db: Db, submissionId: string): Promise<boo
   });
 }
 
-export async function listSubmissions(app: FastifyInstance, userId: string, claimId: string) {
-  const claim = await findClaimWithRole(app.db, claimId, userId);
+export async function listSubmissions(ctx: AppContext, userId: string, claimId: string) {
+  const claim = await findClaimWithRole(ctx.db, claimId, userId);
   const role = assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
   if (claim?.user_id !== userId && !MANAGERS.includes(role))
     throw forbidden('Only the claimant and circle managers can see these submissions.');
-  const rows = await repo.listSubmissions(app.db, claimId);
+  const rows = await repo.listSubmissions(ctx.db, claimId);
   return {
     items: rows.map((s) => ({
       id: s.id,

@@ -1,5 +1,5 @@
 import { UnrecoverableError } from 'bullmq';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from '../context.js';
 import type { Db } from '../infra/postgres.js';
 import type { Queues } from '../jobs/queues.js';
 import type { Processor } from '../jobs/worker-runtime.js';
@@ -56,7 +56,7 @@ async function markFailed(db: Db, settlementId: string, reason: string): Promise
  * no-op for as long as Redis keeps it, so it is retried in place.
  */
 export async function requeueUnfinishedSettlements(
-  ctx: { db: Db; queues: Queues; log: FastifyBaseLogger },
+  ctx: { db: Db; queues: Queues; log: Logger },
   graceSeconds = 5,
 ): Promise<number> {
   const ids = await unfinishedSettlements(ctx.db, graceSeconds, 1000);

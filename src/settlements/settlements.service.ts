@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.js';
 import type { Role } from '../infra/database-schema.js';
 import { conflict, forbidden } from '../errors.js';
 import { recordEvent } from '../events/events.repository.js';
@@ -34,8 +34,8 @@ const payoutView = (p: Payout, handles: Map<string, string>) => ({
  * transaction, and marks the project settled so no claim, review or adjustment can change the
  * points behind it. Workers do the split (202 Accepted).
  */
-export async function requestSettlement(app: FastifyInstance, userId: string, projectId: string, policy: PolicyInput) {
-  const settlement = await app.db.transaction().execute(async (trx) => {
+export async function requestSettlement(ctx: AppContext, userId: string, projectId: string, policy: PolicyInput) {
+  const settlement = await ctx.db.transaction().execute(async (trx) => {
     const project = await findProjectWithRole(trx, projectId, userId, true);
     assertRole(project?.role ?? undefined, 'project', MANAGERS);
     const p = project!;
@@ -70,25 +70,25 @@ export async function requestSettlement(app: FastifyInstance, userId: string, pr
     return created;
   });
   // Fast path; the outbox relay delivers it anyway if Redis is unreachable right now.
-  await enqueueSettlement(app.queues, settlement.id).catch((err) =>
-    app.log.warn({ err, settlementId: settlement.id }, 'settlement left to the outbox relay'),
+  await enqueueSettlement(ctx.queues, settlement.id).catch((err) =>
+    ctx.log.warn({ err, settlementId: settlement.id }, 'settlement left to the outbox relay'),
   );
   return { id: settlement.id, projectId, status: 'pending' as const };
 }
 
 /** What settling now would pay, computed exactly as the worker would, writing nothing. */
-export async function previewSettlement(app: FastifyInstance, userId: string, projectId: string, policy: PolicyInput) {
-  const project = await findProjectWithRole(app.db, projectId, userId);
+export async function previewSettlement(ctx: AppContext, userId: string, projectId: string, policy: PolicyInput) {
+  const project = await findProjectWithRole(ctx.db, projectId, userId);
   assertRole(project?.role ?? undefined, 'project', MANAGERS);
   const p = project!;
-  const cutoff = await repo.latestContributionId(app.db, projectId);
+  const cutoff = await repo.latestContributionId(ctx.db, projectId);
   const result = splitPool({
     pool: BigInt(p.reward_amount),
-    contributors: await repo.contributorTotals(app.db, projectId, cutoff),
+    contributors: await repo.contributorTotals(ctx.db, projectId, cutoff),
     policy: policyOf(policy),
   });
   const handles = await handlesOf(
-    app,
+    ctx,
     result.payouts.map((x) => x.userId),
   );
   return {
@@ -111,14 +111,14 @@ export async function previewSettlement(app: FastifyInstance, userId: string, pr
   };
 }
 
-async function handlesOf(app: FastifyInstance, ids: string[]): Promise<Map<string, string>> {
+async function handlesOf(ctx: AppContext, ids: string[]): Promise<Map<string, string>> {
   if (ids.length === 0) return new Map();
-  const rows = await app.db.selectFrom('users').select(['id', 'handle']).where('id', 'in', ids).execute();
+  const rows = await ctx.db.selectFrom('users').select(['id', 'handle']).where('id', 'in', ids).execute();
   return new Map(rows.map((r) => [r.id, r.handle]));
 }
 
-async function loadForMember(app: FastifyInstance, userId: string, settlementId: string) {
-  const s = await repo.findSettlementWithRole(app.db, settlementId, userId);
+async function loadForMember(ctx: AppContext, userId: string, settlementId: string) {
+  const s = await repo.findSettlementWithRole(ctx.db, settlementId, userId);
   const role = assertRole((s?.role ?? undefined) as Role | undefined, 'settlement');
   return { s: s!, role };
 }
@@ -133,9 +133,9 @@ const storedPayoutView = (p: Omit<PayoutRow, 'user_id' | 'handle'>) => ({
   capped: p.capped,
 });
 
-export async function getSettlement(app: FastifyInstance, userId: string, settlementId: string) {
-  const { s } = await loadForMember(app, userId, settlementId);
-  const payouts = s.status === 'completed' ? await repo.listPayouts(app.db, settlementId) : [];
+export async function getSettlement(ctx: AppContext, userId: string, settlementId: string) {
+  const { s } = await loadForMember(ctx, userId, settlementId);
+  const payouts = s.status === 'completed' ? await repo.listPayouts(ctx.db, settlementId) : [];
   return {
     id: s.id,
     projectId: s.project_id,
@@ -157,14 +157,14 @@ export async function getSettlement(app: FastifyInstance, userId: string, settle
 }
 
 /** Every row behind a member's points, the payout, and the arithmetic in words. */
-export async function getStatement(app: FastifyInstance, userId: string, settlementId: string, memberId: string) {
-  const { s, role } = await loadForMember(app, userId, settlementId);
+export async function getStatement(ctx: AppContext, userId: string, settlementId: string, memberId: string) {
+  const { s, role } = await loadForMember(ctx, userId, settlementId);
   if (memberId !== userId && !MANAGERS.includes(role))
     throw forbidden("Members see their own statement; owners and admins see everyone's.");
   const [rows, payout, user] = await Promise.all([
-    repo.memberContributions(app.db, s.project_id, memberId, s.cutoff_id),
-    s.status === 'completed' ? repo.findPayout(app.db, settlementId, memberId) : undefined,
-    app.db.selectFrom('users').select('handle').where('id', '=', memberId).executeTakeFirst(),
+    repo.memberContributions(ctx.db, s.project_id, memberId, s.cutoff_id),
+    s.status === 'completed' ? repo.findPayout(ctx.db, settlementId, memberId) : undefined,
+    ctx.db.selectFrom('users').select('handle').where('id', '=', memberId).executeTakeFirst(),
   ]);
   const points = rows.reduce((sum, r) => sum + BigInt(r.points), 0n);
   const total = s.total_points ?? '0';
@@ -200,9 +200,9 @@ export async function getStatement(app: FastifyInstance, userId: string, settlem
 
 const csvField = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
 
-export async function payoutsCsv(app: FastifyInstance, userId: string, settlementId: string): Promise<string> {
-  const { s } = await loadForMember(app, userId, settlementId);
-  const payouts = s.status === 'completed' ? await repo.listPayouts(app.db, settlementId) : [];
+export async function payoutsCsv(ctx: AppContext, userId: string, settlementId: string): Promise<string> {
+  const { s } = await loadForMember(ctx, userId, settlementId);
+  const payouts = s.status === 'completed' ? await repo.listPayouts(ctx.db, settlementId) : [];
   const lines = ['user_id,handle,points,amount,share_numerator,share_denominator,rounded_up,capped'];
   for (const p of payouts) {
     lines.push(

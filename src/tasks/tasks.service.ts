@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../context.js';
 import type { Transaction } from 'kysely';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { invalid, conflict } from '../errors.js';
-import { decodeCursor, pageOf } from '../http/pagination.js';
+import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { findProjectWithRole } from '../projects/projects.repository.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
@@ -81,12 +81,12 @@ export async function addTaskForest(
 }
 
 export async function createTasks(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   projectId: string,
   input: { parentId?: string; tasks: TaskNodeInput[] },
 ) {
-  return app.db.transaction().execute(async (trx) => {
+  return ctx.db.transaction().execute(async (trx) => {
     const project = await findProjectWithRole(trx, projectId, userId, true);
     assertRole(project?.role ?? undefined, 'project', MANAGERS);
     assertProjectEditable(project!.status);
@@ -97,22 +97,22 @@ export async function createTasks(
 }
 
 export async function listTasks(
-  app: FastifyInstance,
+  ctx: AppContext,
   userId: string,
   projectId: string,
   query: repo.TaskFilters & { limit?: number; cursor?: string },
 ) {
-  const project = await findProjectWithRole(app.db, projectId, userId);
+  const project = await findProjectWithRole(ctx.db, projectId, userId);
   assertRole(project?.role ?? undefined, 'project');
   const limit = query.limit ?? 50;
   const after = decodeCursor(query.cursor, query.claimable ? ['number', 'number'] : ['number']) as number[] | null;
-  const rows = await repo.listTasks(app.db, projectId, query, limit, after);
+  const rows = await repo.listTasks(ctx.db, projectId, query, limit, after);
   const page = pageOf(rows, limit, (t) => (query.claimable ? [t.priority, t.seq] : [t.seq]));
   return { items: page.items.map((t) => toTaskView(t, project!.status)), nextCursor: page.nextCursor };
 }
 
-export async function getTask(app: FastifyInstance, userId: string, taskId: string) {
-  const task = await repo.findTaskWithRole(app.db, taskId, userId);
+export async function getTask(ctx: AppContext, userId: string, taskId: string) {
+  const task = await repo.findTaskWithRole(ctx.db, taskId, userId);
   assertRole(task?.role ?? undefined, 'task');
   return toTaskView(task!, task!.project_status);
 }
