@@ -23,6 +23,18 @@ export async function findUserById(db: Db, id: string) {
   return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst();
 }
 
+/** The handles of the given users, by id (settlement previews and statements name members by them). */
+export async function findHandles(db: Db, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('users').select(['id', 'handle']).where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r.handle]));
+}
+
+export async function findHandle(db: Db, id: string): Promise<string | undefined> {
+  const row = await db.selectFrom('users').select('handle').where('id', '=', id).executeTakeFirst();
+  return row?.handle;
+}
+
 export async function updateUser(db: Db, id: string, changes: { display_name?: string; skills?: string[] }) {
   return db.updateTable('users').set(changes).where('id', '=', id).returning(USER_COLUMNS).executeTakeFirst();
 }

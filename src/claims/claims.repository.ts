@@ -20,9 +20,22 @@ export type ClaimRow = {
   updated_at: Date;
 };
 
-const CLAIM_RETURNING = sql.raw(
-  'id, circle_id, project_id, task_id, user_id, status, expires_at, lease_started_at, revoke_reason, created_at, updated_at',
-);
+// The columns of a claim as the service reads it (ClaimRow), in every statement that returns one.
+const CLAIM_COLUMNS = [
+  'id',
+  'circle_id',
+  'project_id',
+  'task_id',
+  'user_id',
+  'status',
+  'expires_at',
+  'lease_started_at',
+  'revoke_reason',
+  'created_at',
+  'updated_at',
+] as const;
+
+const CLAIM_RETURNING = sql.raw(CLAIM_COLUMNS.join(', '));
 
 // The lowest of the member's numbered claim slots not held by one of their active claims. The
 // unique index claims_member_slot turns two concurrent picks of the same slot into a conflict,
@@ -183,17 +196,7 @@ export async function diagnoseClaim(
 }
 
 const CLAIM_DETAIL = [
-  'claims.id',
-  'claims.circle_id',
-  'claims.project_id',
-  'claims.task_id',
-  'claims.user_id',
-  'claims.status',
-  'claims.expires_at',
-  'claims.lease_started_at',
-  'claims.revoke_reason',
-  'claims.created_at',
-  'claims.updated_at',
+  ...CLAIM_COLUMNS.map((column) => `claims.${column}` as const),
   'projects.status as project_status',
   'projects.lease_seconds',
   'projects.review_window_seconds',
@@ -223,7 +226,8 @@ export async function lockClaim(trx: Transaction<Database>, claimId: string) {
 }
 
 /**
- * Ends one live claim (released, revoked, rejected) and frees its task slot, in one statement.
+ * Ends one live claim (released, revoked, rejected, accepted) and frees its task slot, in one
+ * statement: the one place a slot is given back outside expiry.
  * Returns nothing if the claim was not in one of the `from` states (someone else moved it first).
  */
 export async function endClaim(
@@ -243,6 +247,61 @@ export async function endClaim(
     )
     SELECT * FROM ended`.execute(trx);
   return result.rows[0];
+}
+
+// The transitions below are taken on a claim the caller has locked and checked; finding it in
+// another state is a bug in the caller, not a race.
+const notIn = (claimId: string, from: ClaimStatus) =>
+  new Error(`claim ${claimId} is not ${from}: lock it and check its status first`);
+
+/**
+ * Hands an active claim's work in for review. The claim keeps its task slot until reviewed, but
+ * gives back its member slot: submitted work no longer counts against the member's cap of active
+ * claims.
+ */
+export async function submitClaim(trx: Transaction<Database>, claimId: string): Promise<void> {
+  const result = await sql`
+    UPDATE claims SET status = 'submitted', member_slot = NULL, updated_at = now()
+    WHERE id = ${claimId}::uuid AND status = 'active'`.execute(trx);
+  if (!result.numAffectedRows) throw notIn(claimId, 'active');
+}
+
+/**
+ * Accepts a submitted claim, which ends it and frees its task slot. The task's own completion
+ * (accepts counted, done, parents, dependents) is tasks/task-completion.ts's work.
+ */
+export async function acceptClaim(trx: Transaction<Database>, claimId: string): Promise<ClaimRow> {
+  const accepted = await endClaim(trx, claimId, ['submitted'], 'accepted');
+  if (!accepted) throw notIn(claimId, 'submitted');
+  return accepted;
+}
+
+/** Rejects a submitted claim, which ends it and frees its task slot for someone else. */
+export async function rejectClaim(trx: Transaction<Database>, claimId: string): Promise<ClaimRow> {
+  const rejected = await endClaim(trx, claimId, ['submitted'], 'rejected');
+  if (!rejected) throw notIn(claimId, 'submitted');
+  return rejected;
+}
+
+/**
+ * Sends submitted work back for revision: the claim is active again on a fresh lease of
+ * `leaseSeconds`, keeping its task slot. Like a submitted claim it holds no member slot, so a
+ * member at their cap can still finish the work they were asked to revise.
+ */
+export async function reviseClaim(
+  trx: Transaction<Database>,
+  claimId: string,
+  leaseSeconds: number,
+): Promise<{ id: string; expires_at: Date }> {
+  const result = await sql<{ id: string; expires_at: Date }>`
+    UPDATE claims
+    SET status = 'active', member_slot = NULL, updated_at = now(),
+        lease_started_at = now(), expires_at = now() + make_interval(secs => ${leaseSeconds})
+    WHERE id = ${claimId}::uuid AND status = 'submitted'
+    RETURNING id, expires_at`.execute(trx);
+  const revised = result.rows[0];
+  if (!revised) throw notIn(claimId, 'submitted');
+  return revised;
 }
 
 /**
@@ -298,20 +357,7 @@ export async function listClaimsOfUser(
 ) {
   let q = db
     .selectFrom('claims')
-    .select([
-      'id',
-      'circle_id',
-      'project_id',
-      'task_id',
-      'user_id',
-      'status',
-      'expires_at',
-      'lease_started_at',
-      'revoke_reason',
-      'created_at',
-      'updated_at',
-      micros('claims.created_at').as('cursor_ts'),
-    ])
+    .select([...CLAIM_COLUMNS, micros('claims.created_at').as('cursor_ts')])
     .where('user_id', '=', userId);
   if (status) q = q.where('status', '=', status);
   if (after) q = q.where(sql<boolean>`(created_at, id) < (${fromMicros(after[0])}, ${after[1]}::uuid)`);

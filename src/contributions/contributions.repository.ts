@@ -48,6 +48,18 @@ export async function insertContribution(
     .executeTakeFirstOrThrow();
 }
 
+/**
+ * Serialises adjustments for one member of one project until the transaction ends, so the check
+ * that an adjustment does not take the member below zero can't race another.
+ */
+export async function lockMemberProjectPoints(
+  trx: Transaction<Database>,
+  projectId: string,
+  userId: string,
+): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`${projectId}:${userId}`}, 0))`.execute(trx);
+}
+
 export async function memberProjectPoints(
   trx: Transaction<Database>,
   projectId: string,

@@ -1,5 +1,4 @@
 import type { AppContext } from '../context.js';
-import { sql } from 'kysely';
 import { invalid, conflict } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
@@ -70,8 +69,7 @@ export async function adjustContribution(
       throw invalid('not_a_member', 'Adjustments are for members of the circle.', [
         { path: 'body/userId', message: 'not a member of this circle' },
       ]);
-    // Serialise adjustments for one member of one project so the below-zero check can't race.
-    await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`${projectId}:${input.userId}`}, 0))`.execute(trx);
+    await repo.lockMemberProjectPoints(trx, projectId, input.userId);
     const current = await repo.memberProjectPoints(trx, projectId, input.userId);
     if (current + input.points < 0)
       throw conflict(

@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely';
-import type { ClaimStatus, Database, ReviewDecision } from '../infra/database-schema.js';
+import type { Database, ReviewDecision } from '../infra/database-schema.js';
 import type { Executor } from '../infra/postgres.js';
 
 export type SubmissionRow = {
@@ -41,18 +41,6 @@ export async function latestSubmission(trx: Transaction<Database>, claimId: stri
     .orderBy('revision', 'desc')
     .limit(1)
     .executeTakeFirst();
-}
-
-export async function setClaimStatus(
-  trx: Transaction<Database>,
-  claimId: string,
-  status: ClaimStatus,
-  freshLeaseSeconds?: number,
-): Promise<void> {
-  await sql`
-    UPDATE claims SET status = ${status}, member_slot = NULL, updated_at = now()
-      ${freshLeaseSeconds ? sql`, lease_started_at = now(), expires_at = now() + make_interval(secs => ${freshLeaseSeconds})` : sql``}
-    WHERE id = ${claimId}::uuid`.execute(trx);
 }
 
 export async function insertReview(

@@ -8,10 +8,18 @@ import { recordEvent, recordEvents } from '../events/events.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import { lockProjectShared } from '../projects/projects.repository.js';
-import { findClaimWithRole, lockClaim } from '../claims/claims.repository.js';
+import {
+  acceptClaim,
+  findClaimWithRole,
+  lockClaim,
+  rejectClaim,
+  reviseClaim,
+  submitClaim,
+} from '../claims/claims.repository.js';
 import { scheduleClaimExpiry } from '../claims/claim-expiry.job.js';
 import { insertContribution } from '../contributions/contributions.repository.js';
 import { recordAcceptedWork } from '../tasks/task-completion.js';
+import { findTaskWeight } from '../tasks/tasks.repository.js';
 import * as repo from './reviews.repository.js';
 
 export const DEFAULT_SCORE = 100;
@@ -65,9 +73,7 @@ export async function submitWork(
       links: input.links ?? [],
       reviewWindowSeconds: claim?.review_window_seconds,
     });
-    // A submitted claim keeps its task slot until reviewed but no longer counts against the
-    // member's cap of active claims.
-    await repo.setClaimStatus(trx, claimId, 'submitted');
+    await submitClaim(trx, claimId);
     await recordEvent(trx, {
       circleId: claim?.circle_id,
       type: 'submission.created',
@@ -116,14 +122,10 @@ async function applyDecision(
     },
   ];
   let points: number | null = null;
+  let revised: { id: string; expires_at: Date } | null = null;
   if (decision.decision === 'accept') {
-    await repo.setClaimStatus(trx, claim.id, 'accepted');
-    const task = await trx
-      .selectFrom('tasks')
-      .select('weight')
-      .where('id', '=', claim.task_id)
-      .executeTakeFirstOrThrow();
-    points = task.weight * (decision.score ?? DEFAULT_SCORE);
+    await acceptClaim(trx, claim.id);
+    points = (await findTaskWeight(trx, claim.task_id)) * (decision.score ?? DEFAULT_SCORE);
     const contribution = await insertContribution(trx, {
       circleId: claim.circle_id,
       projectId: claim.project_id,
@@ -143,17 +145,12 @@ async function applyDecision(
     });
     await recordAcceptedWork(trx, claim.task_id, claim.circle_id);
   } else if (decision.decision === 'reject') {
-    await repo.setClaimStatus(trx, claim.id, 'rejected');
-    await trx
-      .updateTable('tasks')
-      .set((eb) => ({ live_claims: eb('live_claims', '-', 1) }))
-      .where('id', '=', claim.task_id)
-      .execute();
+    await rejectClaim(trx, claim.id);
   } else {
-    await repo.setClaimStatus(trx, claim.id, 'active', claim.lease_seconds);
+    revised = await reviseClaim(trx, claim.id, claim.lease_seconds);
   }
   await recordEvents(trx, events);
-  return { review, points };
+  return { review, points, revised };
 }
 
 export async function reviewClaim(
@@ -185,14 +182,8 @@ export async function reviewClaim(
     });
     return { ...result, claim: claim!, submissionId: submission!.id };
   });
-  if (input.decision === 'revise') {
-    const fresh = await ctx.db
-      .selectFrom('claims')
-      .select(['id', 'expires_at'])
-      .where('id', '=', claimId)
-      .executeTakeFirstOrThrow();
-    await scheduleClaimExpiry(ctx.queues, ctx.log, fresh);
-  }
+  // Revised work runs on a fresh lease, which expires like any other.
+  if (outcome.revised) await scheduleClaimExpiry(ctx.queues, ctx.log, outcome.revised);
   const r = outcome.review;
   return {
     id: r.id,

@@ -2,6 +2,7 @@ import type { AppContext } from '../context.js';
 import type { Role } from '../infra/database-schema.js';
 import { conflict, forbidden } from '../errors.js';
 import { recordEvent } from '../events/events.repository.js';
+import { findHandle, findHandles } from '../accounts/accounts.repository.js';
 import { MANAGERS, assertRole } from '../circles/access.js';
 import { findProjectWithRole, updateProject } from '../projects/projects.repository.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
@@ -87,8 +88,8 @@ export async function previewSettlement(ctx: AppContext, userId: string, project
     contributors: await repo.contributorTotals(ctx.db, projectId, cutoff),
     policy: policyOf(policy),
   });
-  const handles = await handlesOf(
-    ctx,
+  const handles = await findHandles(
+    ctx.db,
     result.payouts.map((x) => x.userId),
   );
   return {
@@ -109,12 +110,6 @@ export async function previewSettlement(ctx: AppContext, userId: string, project
     completedAt: null,
     payouts: result.payouts.map((x) => payoutView(x, handles)),
   };
-}
-
-async function handlesOf(ctx: AppContext, ids: string[]): Promise<Map<string, string>> {
-  if (ids.length === 0) return new Map();
-  const rows = await ctx.db.selectFrom('users').select(['id', 'handle']).where('id', 'in', ids).execute();
-  return new Map(rows.map((r) => [r.id, r.handle]));
 }
 
 async function loadForMember(ctx: AppContext, userId: string, settlementId: string) {
@@ -161,10 +156,10 @@ export async function getStatement(ctx: AppContext, userId: string, settlementId
   const { s, role } = await loadForMember(ctx, userId, settlementId);
   if (memberId !== userId && !MANAGERS.includes(role))
     throw forbidden("Members see their own statement; owners and admins see everyone's.");
-  const [rows, payout, user] = await Promise.all([
+  const [rows, payout, handle] = await Promise.all([
     repo.memberContributions(ctx.db, s.project_id, memberId, s.cutoff_id),
     s.status === 'completed' ? repo.findPayout(ctx.db, settlementId, memberId) : undefined,
-    ctx.db.selectFrom('users').select('handle').where('id', '=', memberId).executeTakeFirst(),
+    findHandle(ctx.db, memberId),
   ]);
   const points = rows.reduce((sum, r) => sum + BigInt(r.points), 0n);
   const total = s.total_points ?? '0';
@@ -177,7 +172,7 @@ export async function getStatement(ctx: AppContext, userId: string, settlementId
   return {
     settlementId,
     userId: memberId,
-    handle: user?.handle ?? '',
+    handle: handle ?? '',
     status: s.status,
     poolAmount: s.pool_amount,
     unit: s.unit,

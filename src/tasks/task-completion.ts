@@ -3,9 +3,9 @@ import type { Database } from '../infra/database-schema.js';
 import { recordEvents } from '../events/events.repository.js';
 
 /**
- * Records one accepted submission on a task: frees the claim's slot, counts the accept, and when
- * the task reaches its required accepts marks it done, rolls completion up to its parents, and
- * unblocks the tasks that depended on anything that just became done.
+ * Records one accepted submission on a task (whose claim claims/acceptClaim has accepted, freeing
+ * its slot): counts the accept, and when the task reaches its required accepts marks it done, rolls
+ * completion up to its parents, and unblocks the tasks that depended on anything that just became done.
  * Returns the ids of tasks that became done (leaf first, then ancestors).
  */
 export async function recordAcceptedWork(
@@ -15,8 +15,7 @@ export async function recordAcceptedWork(
 ): Promise<string[]> {
   const updated = await sql<{ parent_id: string | null; became_done: boolean }>`
     UPDATE tasks
-    SET live_claims = live_claims - 1,
-        accepted_count = accepted_count + 1,
+    SET accepted_count = accepted_count + 1,
         status = CASE WHEN status = 'open' AND accepted_count + 1 >= required_accepts THEN 'done' ELSE status END
     WHERE id = ${taskId}::uuid
     RETURNING parent_id, (status = 'done' AND accepted_count = required_accepts) AS became_done`.execute(trx);

@@ -152,6 +152,12 @@ const taskWithRole = compiledQuery((db, a: { taskId: string; userId: string }) =
 );
 
 /** A task with its circle, project status and the caller's role (null when not a member). */
+/** A task's weight: accepted work on it earns weight x score points. */
+export async function findTaskWeight(db: Executor, taskId: string): Promise<number> {
+  const task = await db.selectFrom('tasks').select('weight').where('id', '=', taskId).executeTakeFirstOrThrow();
+  return task.weight;
+}
+
 export async function findTaskWithRole(db: Executor, taskId: string, userId: string) {
   return (await taskWithRole.execute(db, { taskId, userId })).rows[0];
 }
