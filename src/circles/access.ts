@@ -6,17 +6,25 @@ import { findMembership } from './circles.repository.js';
 export const MANAGERS: readonly Role[] = ['owner', 'admin'];
 
 /**
- * Object-level authorization for everything inside a circle. A caller who is not a member gets the
- * same 404 as for a circle that does not exist (`what` names the resource they asked for), so
- * outsiders learn nothing; a member whose role is not in `roles` gets 403.
+ * Object-level authorization for everything inside a circle. `row` is the resource read with the
+ * caller's role in its circle (null: not a member). A caller who is not a member gets the same 404
+ * as for a resource that does not exist (`what` names the resource they asked for), so outsiders
+ * learn nothing; a member whose role is not in `roles` gets 403. Returns the row, now known to
+ * exist and to carry the caller's role.
  */
-export function assertRole(role: Role | undefined, what: string, roles?: readonly Role[]): Role {
-  if (!role) throw notFound(what);
-  if (roles && !roles.includes(role)) throw forbidden();
-  return role;
+export function authorize<T extends { role: Role | null }>(
+  row: T | undefined,
+  what: string,
+  roles?: readonly Role[],
+): T & { role: Role } {
+  if (!row || !hasRole(row)) throw notFound(what);
+  if (roles && !roles.includes(row.role)) throw forbidden();
+  return row;
 }
+
+const hasRole = <T extends { role: Role | null }>(row: T): row is T & { role: Role } => row.role !== null;
 
 export async function requireMember(db: Db, circleId: string, userId: string, roles?: readonly Role[]): Promise<Role> {
   const membership = await findMembership(db, circleId, userId);
-  return assertRole(membership?.role, 'circle', roles);
+  return authorize(membership, 'circle', roles).role;
 }

@@ -139,15 +139,22 @@ const memberColumns = [
   'memberships.joined_at',
 ] as const;
 
-export async function findMember(db: Executor, circleId: string, userId: string) {
-  return db
+const member = (db: Executor, circleId: string, userId: string) =>
+  db
     .selectFrom('memberships')
     .innerJoin('users', 'users.id', 'memberships.user_id')
     .select(memberColumns)
     .where('memberships.circle_id', '=', circleId)
     .where('memberships.user_id', '=', userId)
-    .where('memberships.left_at', 'is', null)
-    .executeTakeFirst();
+    .where('memberships.left_at', 'is', null);
+
+export async function findMember(db: Executor, circleId: string, userId: string) {
+  return member(db, circleId, userId).executeTakeFirst();
+}
+
+/** A membership the caller's transaction has just written (joined, role changed): it must be there. */
+export async function readMember(trx: Transaction<Database>, circleId: string, userId: string) {
+  return member(trx, circleId, userId).executeTakeFirstOrThrow();
 }
 
 export async function listMembers(db: Db, circleId: string, limit: number, after: [number, string] | null) {

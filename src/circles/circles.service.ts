@@ -130,8 +130,7 @@ export async function joinCircle(ctx: AppContext, userId: string, circleId: stri
       const joined = await repo.upsertMember(trx, circleId, userId);
       if (!joined) throw conflict('already_member', 'You are already a member of this circle.');
       await recordEvent(trx, { circleId, type: 'member.joined', subjectId: userId, actorId: userId });
-      const member = await repo.findMember(trx, circleId, userId);
-      return toMemberView(circleId, member!);
+      return toMemberView(circleId, await repo.readMember(trx, circleId, userId));
     })
     .catch(unknownAccount);
 }
@@ -175,8 +174,7 @@ export async function changeRole(ctx: AppContext, actorId: string, circleId: str
         payload: { from: target.role, to: role },
       });
     }
-    const member = await repo.findMember(trx, circleId, targetId);
-    return toMemberView(circleId, member!);
+    return toMemberView(circleId, await repo.readMember(trx, circleId, targetId));
   });
 }
 

@@ -192,7 +192,9 @@ export async function diagnoseClaim(
     .where('status', '=', 'active')
     .where('member_slot', 'is not', null)
     .executeTakeFirstOrThrow();
-  return { exists: !!project && !!member, projectStatus: project?.project_status, task, atCap: active.n >= cap };
+  // No project status for a task or project that does not exist or a caller outside its circle.
+  const projectStatus = project && member ? project.project_status : undefined;
+  return { projectStatus, task, atCap: active.n >= cap };
 }
 
 const CLAIM_DETAIL = [
@@ -202,16 +204,22 @@ const CLAIM_DETAIL = [
   'projects.review_window_seconds',
 ] as const;
 
-/** A claim with its project's settings and the caller's role in the circle (null: not a member). */
-export async function findClaimWithRole(db: Executor, claimId: string, userId: string, lock = false) {
-  let q = db
+const claimWithRole = (db: Executor, claimId: string, userId: string) =>
+  db
     .selectFrom('claims')
     .innerJoin('projects', 'projects.id', 'claims.project_id')
     .leftJoin('memberships', (j) => j.on(callerMembershipOn('claims.circle_id', userId)))
     .select([...CLAIM_DETAIL, 'memberships.role'])
     .where('claims.id', '=', claimId);
-  if (lock) q = q.forUpdate('claims');
-  return q.executeTakeFirst();
+
+/** A claim with its project's settings and the caller's role in the circle (null: not a member). */
+export async function findClaimWithRole(db: Executor, claimId: string, userId: string) {
+  return claimWithRole(db, claimId, userId).executeTakeFirst();
+}
+
+/** The same, with the claim's row locked until the transaction ends: for changing the claim. */
+export async function lockClaimWithRole(trx: Transaction<Database>, claimId: string, userId: string) {
+  return claimWithRole(trx, claimId, userId).forUpdate('claims').executeTakeFirst();
 }
 
 /** The same claim detail, locked, for work the service does on its own (no caller). */

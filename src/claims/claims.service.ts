@@ -1,9 +1,9 @@
 import type { AppContext } from '../context.js';
-import type { ClaimStatus, Role } from '../infra/database-schema.js';
+import type { ClaimStatus } from '../infra/database-schema.js';
 import { invalid, conflict, forbidden, notFound } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
-import { MANAGERS, assertRole } from '../circles/access.js';
+import { MANAGERS, authorize } from '../circles/access.js';
 import { normalizeSkills } from '../accounts/skills.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
 import { scheduleClaimExpiry } from './claim-expiry.job.js';
@@ -59,8 +59,8 @@ async function refusal(
 ): Promise<never> {
   const cap = ctx.config.maxLiveClaimsPerMember;
   const why = await repo.diagnoseClaim(ctx.db, userId, cap, where);
-  if (!why.exists) throw notFound('taskId' in where ? 'task' : 'project');
-  assertProjectOpen(why.projectStatus!);
+  if (!why.projectStatus) throw notFound('taskId' in where ? 'task' : 'project');
+  assertProjectOpen(why.projectStatus);
   if (why.atCap)
     throw conflict('claim_limit_reached', `You already hold ${cap} active claims; submit or release one first.`);
   const t = why.task;
@@ -106,23 +106,22 @@ export async function claimNextTask(ctx: AppContext, userId: string, projectId: 
 type ClaimWithRole = NonNullable<Awaited<ReturnType<typeof repo.findClaimWithRole>>>;
 
 /** Loads a claim for its claimant: outsiders get 404, other members 403. */
-function assertClaimant(claim: ClaimWithRole | undefined, userId: string): ClaimWithRole {
-  assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
-  if (claim!.user_id !== userId) throw forbidden('Only the member who holds this claim can do that.');
-  return claim!;
+function authorizeClaimant(row: ClaimWithRole | undefined, userId: string) {
+  const claim = authorize(row, 'claim');
+  if (claim.user_id !== userId) throw forbidden('Only the member who holds this claim can do that.');
+  return claim;
 }
 
 export async function getClaim(ctx: AppContext, userId: string, claimId: string) {
-  const claim = await repo.findClaimWithRole(ctx.db, claimId, userId);
-  const role = assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
-  if (claim!.user_id !== userId && !MANAGERS.includes(role))
+  const claim = authorize(await repo.findClaimWithRole(ctx.db, claimId, userId), 'claim');
+  if (claim.user_id !== userId && !MANAGERS.includes(claim.role))
     throw forbidden('Only the claimant and circle managers can see this claim.');
-  return toClaimView(claim!);
+  return toClaimView(claim);
 }
 
 export async function extendClaim(ctx: AppContext, userId: string, claimId: string, seconds?: number) {
   const claim = await ctx.db.transaction().execute(async (trx) => {
-    const current = assertClaimant(await repo.findClaimWithRole(trx, claimId, userId, true), userId);
+    const current = authorizeClaimant(await repo.lockClaimWithRole(trx, claimId, userId), userId);
     if (current.status !== 'active' || current.expires_at <= new Date())
       throw conflict('claim_not_active', `The claim is ${current.status === 'active' ? 'expired' : current.status}.`);
     const extended = await repo.extendLease(trx, claimId, seconds ?? current.lease_seconds, ctx.config.maxLeaseSeconds);
@@ -143,7 +142,7 @@ export async function extendClaim(ctx: AppContext, userId: string, claimId: stri
 
 export async function releaseClaim(ctx: AppContext, userId: string, claimId: string) {
   return ctx.db.transaction().execute(async (trx) => {
-    const current = assertClaimant(await repo.findClaimWithRole(trx, claimId, userId, true), userId);
+    const current = authorizeClaimant(await repo.lockClaimWithRole(trx, claimId, userId), userId);
     const ended = await repo.endClaim(trx, claimId, ['active'], 'released');
     if (!ended) throw conflict('claim_not_active', `The claim is ${current.status}.`);
     await recordEvent(trx, {
@@ -166,17 +165,16 @@ export async function revokeClaim(ctx: AppContext, userId: string, claimId: stri
       { path: 'body/reason', message: 'must not be blank' },
     ]);
   return ctx.db.transaction().execute(async (trx) => {
-    const current = await repo.findClaimWithRole(trx, claimId, userId, true);
-    assertRole((current?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
-    assertProjectEditable(current!.project_status);
+    const current = authorize(await repo.lockClaimWithRole(trx, claimId, userId), 'claim', MANAGERS);
+    assertProjectEditable(current.project_status);
     const ended = await repo.endClaim(trx, claimId, ['active', 'submitted'], 'revoked', reason);
-    if (!ended) throw conflict('claim_not_active', `The claim is ${current!.status}.`);
+    if (!ended) throw conflict('claim_not_active', `The claim is ${current.status}.`);
     await recordEvent(trx, {
-      circleId: current!.circle_id,
+      circleId: current.circle_id,
       type: 'claim.revoked',
       subjectId: claimId,
       actorId: userId,
-      payload: { taskId: current!.task_id, reason },
+      payload: { taskId: current.task_id, reason },
     });
     return toClaimView(ended);
   });

@@ -2,9 +2,9 @@ import type { AppContext } from '../context.js';
 import { invalid, conflict } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
-import { MANAGERS, assertRole } from '../circles/access.js';
+import { MANAGERS, authorize } from '../circles/access.js';
 import { findMembership } from '../circles/circles.repository.js';
-import { findProjectWithRole } from '../projects/projects.repository.js';
+import { findProjectWithRole, lockProjectWithRole } from '../projects/projects.repository.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import * as repo from './contributions.repository.js';
 
@@ -29,8 +29,7 @@ export async function listProjectContributions(
   limit: number,
   cursor?: string,
 ) {
-  const project = await findProjectWithRole(ctx.db, projectId, userId);
-  assertRole(project?.role ?? undefined, 'project');
+  authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project');
   const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
   const rows = await repo.projectTotals(ctx.db, projectId, limit, after);
   const page = pageOf(rows, limit, (r) => [r.points, r.user_id]);
@@ -61,10 +60,9 @@ export async function adjustContribution(
       { path: 'body/reason', message: 'must not be blank' },
     ]);
   return ctx.db.transaction().execute(async (trx) => {
-    const project = await findProjectWithRole(trx, projectId, actorId, true);
-    assertRole(project?.role ?? undefined, 'project', MANAGERS);
-    assertProjectEditable(project!.status);
-    const member = await findMembership(trx, project!.circle_id, input.userId);
+    const project = authorize(await lockProjectWithRole(trx, projectId, actorId), 'project', MANAGERS);
+    assertProjectEditable(project.status);
+    const member = await findMembership(trx, project.circle_id, input.userId);
     if (!member)
       throw invalid('not_a_member', 'Adjustments are for members of the circle.', [
         { path: 'body/userId', message: 'not a member of this circle' },
@@ -77,7 +75,7 @@ export async function adjustContribution(
         `The member has ${current} points in this project; the adjustment would take them below zero.`,
       );
     const row = await repo.insertContribution(trx, {
-      circleId: project!.circle_id,
+      circleId: project.circle_id,
       projectId,
       userId: input.userId,
       source: 'adjustment',
@@ -86,7 +84,7 @@ export async function adjustContribution(
       createdBy: actorId,
     });
     await recordEvent(trx, {
-      circleId: project!.circle_id,
+      circleId: project.circle_id,
       type: 'contribution.recorded',
       subjectId: input.userId,
       actorId,

@@ -54,7 +54,7 @@ export const authPlugin = fp(
       const header = request.headers.authorization;
       if (!header) throw unauthorized('missing_token', 'This route needs Authorization: Bearer <access token>.');
       const [scheme, token, ...rest] = header.split(' ');
-      if (rest.length || !token || scheme!.toLowerCase() !== 'bearer')
+      if (rest.length || !token || scheme?.toLowerCase() !== 'bearer')
         throw unauthorized('invalid_token', 'The access token is not valid.');
       let payload: { sub?: unknown };
       try {

@@ -78,8 +78,13 @@ const projectWithRole = compiledQueryShapes(
 );
 
 /** The project and the caller's role in its circle (null when not a member), in one query. */
-export async function findProjectWithRole(db: Executor, projectId: string, userId: string, lock = false) {
-  return (await projectWithRole({ lock }).execute(db, { projectId, userId })).rows[0];
+export async function findProjectWithRole(db: Executor, projectId: string, userId: string) {
+  return (await projectWithRole({ lock: false }).execute(db, { projectId, userId })).rows[0];
+}
+
+/** The same, with the project's row locked against updates until the transaction ends. */
+export async function lockProjectWithRole(trx: Transaction<Database>, projectId: string, userId: string) {
+  return (await projectWithRole({ lock: true }).execute(trx, { projectId, userId })).rows[0];
 }
 
 export async function listProjects(db: Db, circleId: string, limit: number, after: [number, string] | null) {

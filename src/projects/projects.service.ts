@@ -2,7 +2,7 @@ import type { AppContext } from '../context.js';
 import type { ProjectStatus } from '../infra/database-schema.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
-import { MANAGERS, assertRole, requireMember } from '../circles/access.js';
+import { MANAGERS, authorize, requireMember } from '../circles/access.js';
 import { addTaskForest } from '../tasks/tasks.service.js';
 import type { TaskNodeInput } from '../tasks/task-tree.js';
 import { assertTransition } from './project-rules.js';
@@ -70,9 +70,8 @@ export async function listProjects(ctx: AppContext, userId: string, circleId: st
 }
 
 export async function getProject(ctx: AppContext, userId: string, projectId: string) {
-  const project = await repo.findProjectWithRole(ctx.db, projectId, userId);
-  assertRole(project?.role ?? undefined, 'project');
-  return toProjectView(project!, await repo.projectProgress(ctx.db, projectId));
+  const project = authorize(await repo.findProjectWithRole(ctx.db, projectId, userId), 'project');
+  return toProjectView(project, await repo.projectProgress(ctx.db, projectId));
 }
 
 export async function updateProject(
@@ -89,9 +88,8 @@ export async function updateProject(
   },
 ) {
   return ctx.db.transaction().execute(async (trx) => {
-    const project = await repo.findProjectWithRole(trx, projectId, userId, true);
-    assertRole(project?.role ?? undefined, 'project', MANAGERS);
-    const current = project!;
+    const project = authorize(await repo.lockProjectWithRole(trx, projectId, userId), 'project', MANAGERS);
+    const current = project;
     assertTransition(current.status, input.status ?? current.status);
     const updated = await repo.updateProject(trx, projectId, {
       ...(input.title !== undefined && { title: input.title }),

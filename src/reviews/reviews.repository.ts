@@ -30,7 +30,9 @@ export async function insertSubmission(
             (SELECT coalesce(max(revision), 0) + 1 FROM submissions WHERE claim_id = ${s.claimId}::uuid),
             ${s.content}, ${s.links}::text[], now() + make_interval(secs => ${s.reviewWindowSeconds}))
     RETURNING id, claim_id, user_id, revision, content, links, review_due_at, created_at`.execute(trx);
-  return result.rows[0]!;
+  const [created] = result.rows;
+  if (!created) throw new Error('INSERT ... RETURNING gave no row');
+  return created;
 }
 
 export async function latestSubmission(trx: Transaction<Database>, claimId: string) {

@@ -1,17 +1,18 @@
 import type { AppContext, Logger } from '../context.js';
 import type { Transaction } from 'kysely';
-import type { Database, ReviewDecision, Role } from '../infra/database-schema.js';
+import type { Database, ReviewDecision } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
 import type { Queues } from '../jobs/queues.js';
 import { invalid, conflict, forbidden } from '../errors.js';
 import { recordEvent, recordEvents } from '../events/events.repository.js';
-import { MANAGERS, assertRole } from '../circles/access.js';
+import { MANAGERS, authorize } from '../circles/access.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import { lockProjectShared } from '../projects/projects.repository.js';
 import {
   acceptClaim,
   findClaimWithRole,
   lockClaim,
+  lockClaimWithRole,
   rejectClaim,
   reviseClaim,
   submitClaim,
@@ -57,25 +58,24 @@ export async function submitWork(
   input: { content: string; links?: string[] },
 ) {
   const submission = await ctx.db.transaction().execute(async (trx) => {
-    const claim = await findClaimWithRole(trx, claimId, userId, true);
-    assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
-    if (claim?.user_id !== userId) throw forbidden('Only the member who holds this claim can submit work for it.');
-    assertProjectEditable(claim?.project_status);
-    if (claim?.status === 'expired' || (claim?.status === 'active' && claim?.expires_at <= new Date())) {
+    const claim = authorize(await lockClaimWithRole(trx, claimId, userId), 'claim');
+    if (claim.user_id !== userId) throw forbidden('Only the member who holds this claim can submit work for it.');
+    assertProjectEditable(claim.project_status);
+    if (claim.status === 'expired' || (claim.status === 'active' && claim.expires_at <= new Date())) {
       throw conflict('claim_expired', 'The lease on this claim has run out; claim the task again.');
     }
-    if (claim?.status !== 'active') throw conflict('claim_not_active', `The claim is ${claim?.status}.`);
+    if (claim.status !== 'active') throw conflict('claim_not_active', `The claim is ${claim.status}.`);
     const created = await repo.insertSubmission(trx, {
-      circleId: claim?.circle_id,
+      circleId: claim.circle_id,
       claimId,
       userId,
       content: input.content,
       links: input.links ?? [],
-      reviewWindowSeconds: claim?.review_window_seconds,
+      reviewWindowSeconds: claim.review_window_seconds,
     });
     await submitClaim(trx, claimId);
     await recordEvent(trx, {
-      circleId: claim?.circle_id,
+      circleId: claim.circle_id,
       type: 'submission.created',
       subjectId: created.id,
       actorId: userId,
@@ -166,21 +166,22 @@ export async function reviewClaim(
     ]);
   }
   const outcome = await ctx.db.transaction().execute(async (trx) => {
-    const claim = await findClaimWithRole(trx, claimId, userId, true);
-    assertRole((claim?.role ?? undefined) as Role | undefined, 'claim', MANAGERS);
-    if (claim?.user_id === userId) throw forbidden('Nobody reviews their own work.');
-    assertProjectEditable(claim!.project_status);
-    if (claim?.status !== 'submitted')
-      throw conflict('claim_not_submitted', `The claim is ${claim?.status}; only submitted work can be reviewed.`);
+    const claim = authorize(await lockClaimWithRole(trx, claimId, userId), 'claim', MANAGERS);
+    if (claim.user_id === userId) throw forbidden('Nobody reviews their own work.');
+    assertProjectEditable(claim.project_status);
+    if (claim.status !== 'submitted')
+      throw conflict('claim_not_submitted', `The claim is ${claim.status}; only submitted work can be reviewed.`);
+    // A submitted claim always has work under review: its latest submission.
     const submission = await repo.latestSubmission(trx, claimId);
-    const result = await applyDecision(trx, claim!, submission!.id, {
+    if (!submission) throw new Error(`submitted claim ${claimId} has no submission`);
+    const result = await applyDecision(trx, claim, submission.id, {
       reviewerId: userId,
       decision: input.decision,
       score: input.decision === 'accept' ? (input.score ?? DEFAULT_SCORE) : (input.score ?? null),
       feedback,
       automatic: false,
     });
-    return { ...result, claim: claim!, submissionId: submission!.id };
+    return { ...result, submissionId: submission.id };
   });
   // Revised work runs on a fresh lease, which expires like any other.
   if (outcome.revised) await scheduleClaimExpiry(ctx.queues, ctx.log, outcome.revised);
@@ -225,10 +226,18 @@ export async function acceptIfOverdue(db: Db, submissionId: string): Promise<boo
   });
 }
 
+type SubmissionWithReview = Awaited<ReturnType<typeof repo.listSubmissions>>[number];
+
+/** The review joined to a submission: its columns are all null when there is none, none null otherwise. */
+function reviewOf(s: SubmissionWithReview) {
+  const { review_id: id, decision, feedback, automatic, reviewed_at: createdAt } = s;
+  if (id === null || decision === null || feedback === null || automatic === null || createdAt === null) return null;
+  return { id, decision, score: s.score, feedback, reviewerId: s.reviewer_id, automatic, createdAt };
+}
+
 export async function listSubmissions(ctx: AppContext, userId: string, claimId: string) {
-  const claim = await findClaimWithRole(ctx.db, claimId, userId);
-  const role = assertRole((claim?.role ?? undefined) as Role | undefined, 'claim');
-  if (claim?.user_id !== userId && !MANAGERS.includes(role))
+  const claim = authorize(await findClaimWithRole(ctx.db, claimId, userId), 'claim');
+  if (claim.user_id !== userId && !MANAGERS.includes(claim.role))
     throw forbidden('Only the claimant and circle managers can see these submissions.');
   const rows = await repo.listSubmissions(ctx.db, claimId);
   return {
@@ -240,17 +249,7 @@ export async function listSubmissions(ctx: AppContext, userId: string, claimId: 
       links: s.links,
       reviewDueAt: s.review_due_at,
       createdAt: s.created_at,
-      review: s.review_id
-        ? {
-            id: s.review_id,
-            decision: s.decision!,
-            score: s.score,
-            feedback: s.feedback!,
-            reviewerId: s.reviewer_id,
-            automatic: s.automatic!,
-            createdAt: s.reviewed_at!,
-          }
-        : null,
+      review: reviewOf(s),
     })),
     nextCursor: null,
   };

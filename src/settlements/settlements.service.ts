@@ -1,10 +1,9 @@
 import type { AppContext } from '../context.js';
-import type { Role } from '../infra/database-schema.js';
 import { conflict, forbidden } from '../errors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { findHandle, findHandles } from '../accounts/accounts.repository.js';
-import { MANAGERS, assertRole } from '../circles/access.js';
-import { findProjectWithRole, updateProject } from '../projects/projects.repository.js';
+import { MANAGERS, authorize } from '../circles/access.js';
+import { findProjectWithRole, lockProjectWithRole, updateProject } from '../projects/projects.repository.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import { splitPool, splitResultHash, type Payout } from './split.js';
 import { enqueueSettlement } from './settlement.job.js';
@@ -37,9 +36,8 @@ const payoutView = (p: Payout, handles: Map<string, string>) => ({
  */
 export async function requestSettlement(ctx: AppContext, userId: string, projectId: string, policy: PolicyInput) {
   const settlement = await ctx.db.transaction().execute(async (trx) => {
-    const project = await findProjectWithRole(trx, projectId, userId, true);
-    assertRole(project?.role ?? undefined, 'project', MANAGERS);
-    const p = project!;
+    const project = authorize(await lockProjectWithRole(trx, projectId, userId), 'project', MANAGERS);
+    const p = project;
     if (await repo.findLiveSettlement(trx, projectId)) {
       throw conflict('already_settled', 'This project has already been settled (or its settlement is under way).');
     }
@@ -79,9 +77,8 @@ export async function requestSettlement(ctx: AppContext, userId: string, project
 
 /** What settling now would pay, computed exactly as the worker would, writing nothing. */
 export async function previewSettlement(ctx: AppContext, userId: string, projectId: string, policy: PolicyInput) {
-  const project = await findProjectWithRole(ctx.db, projectId, userId);
-  assertRole(project?.role ?? undefined, 'project', MANAGERS);
-  const p = project!;
+  const project = authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project', MANAGERS);
+  const p = project;
   const cutoff = await repo.latestContributionId(ctx.db, projectId);
   const result = splitPool({
     pool: BigInt(p.reward_amount),
@@ -113,9 +110,7 @@ export async function previewSettlement(ctx: AppContext, userId: string, project
 }
 
 async function loadForMember(ctx: AppContext, userId: string, settlementId: string) {
-  const s = await repo.findSettlementWithRole(ctx.db, settlementId, userId);
-  const role = assertRole((s?.role ?? undefined) as Role | undefined, 'settlement');
-  return { s: s!, role };
+  return authorize(await repo.findSettlementWithRole(ctx.db, settlementId, userId), 'settlement');
 }
 
 type PayoutRow = Awaited<ReturnType<typeof repo.listPayouts>>[number];
@@ -129,7 +124,7 @@ const storedPayoutView = (p: Omit<PayoutRow, 'user_id' | 'handle'>) => ({
 });
 
 export async function getSettlement(ctx: AppContext, userId: string, settlementId: string) {
-  const { s } = await loadForMember(ctx, userId, settlementId);
+  const s = await loadForMember(ctx, userId, settlementId);
   const payouts = s.status === 'completed' ? await repo.listPayouts(ctx.db, settlementId) : [];
   return {
     id: s.id,
@@ -153,8 +148,8 @@ export async function getSettlement(ctx: AppContext, userId: string, settlementI
 
 /** Every row behind a member's points, the payout, and the arithmetic in words. */
 export async function getStatement(ctx: AppContext, userId: string, settlementId: string, memberId: string) {
-  const { s, role } = await loadForMember(ctx, userId, settlementId);
-  if (memberId !== userId && !MANAGERS.includes(role))
+  const s = await loadForMember(ctx, userId, settlementId);
+  if (memberId !== userId && !MANAGERS.includes(s.role))
     throw forbidden("Members see their own statement; owners and admins see everyone's.");
   const [rows, payout, handle] = await Promise.all([
     repo.memberContributions(ctx.db, s.project_id, memberId, s.cutoff_id),
@@ -196,7 +191,7 @@ export async function getStatement(ctx: AppContext, userId: string, settlementId
 const csvField = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
 
 export async function payoutsCsv(ctx: AppContext, userId: string, settlementId: string): Promise<string> {
-  const { s } = await loadForMember(ctx, userId, settlementId);
+  const s = await loadForMember(ctx, userId, settlementId);
   const payouts = s.status === 'completed' ? await repo.listPayouts(ctx.db, settlementId) : [];
   const lines = ['user_id,handle,points,amount,share_numerator,share_denominator,rounded_up,capped'];
   for (const p of payouts) {

@@ -157,8 +157,7 @@ export function splitPool(input: SplitInput): SplitResult {
   }
 
   let floors = 0n;
-  for (let i = capped; i < rows.length; i++) {
-    const row = rows[i]!;
+  for (const row of rows.slice(capped)) {
     const exact = rest * row.points;
     row.amount = exact / restPoints;
     row.remainder = exact % restPoints;
@@ -170,8 +169,7 @@ export function splitPool(input: SplitInput): SplitResult {
   const units = Number(rest - floors);
   if (units > 0) {
     const uncapped = rows.slice(capped).sort(remainderOrder);
-    for (let i = 0; i < units; i++) {
-      const row = uncapped[i]!;
+    for (const row of uncapped.slice(0, units)) {
       row.amount += 1n;
       row.roundedUp = true;
     }

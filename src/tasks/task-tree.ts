@@ -133,15 +133,14 @@ function findCycle(tasks: FlatTask[]): string[] | null {
     if (state.has(start.id)) continue;
     const stack: { id: string; next: number }[] = [{ id: start.id, next: 0 }];
     state.set(start.id, 1);
-    while (stack.length) {
-      const frame = stack[stack.length - 1]!;
-      const deps = edges.get(frame.id) ?? [];
-      if (frame.next >= deps.length) {
+    for (let frame = stack.at(-1); frame; frame = stack.at(-1)) {
+      const dep = edges.get(frame.id)?.[frame.next];
+      if (dep === undefined) {
         state.set(frame.id, 2);
         stack.pop();
         continue;
       }
-      const dep = deps[frame.next++]!;
+      frame.next++;
       const s = state.get(dep);
       if (s === 1) {
         const from = stack.findIndex((f) => f.id === dep);

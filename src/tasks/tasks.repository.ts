@@ -185,14 +185,17 @@ const taskList = compiledQueryShapes(
     a: TaskListArgs,
     shape: { status: boolean; skill: boolean; parentId: boolean; claimable: boolean; after: boolean },
   ) => {
+    // While the query is built every argument is a placeholder, there whatever the shape; the shape
+    // flags say which ones the statement uses.
+    const given = a as Required<TaskListArgs>;
     let q = db
       .selectFrom('tasks')
       .select(TASK_COLUMNS)
       .select(dependsOnIds.as('depends_on'))
       .where('project_id', '=', a.projectId);
-    if (shape.status) q = q.where('status', '=', a.status!);
+    if (shape.status) q = q.where('status', '=', given.status);
     if (shape.skill) q = q.where(sql<boolean>`skills @> ARRAY[${a.skill}]::text[]`);
-    if (shape.parentId) q = q.where('parent_id', '=', a.parentId!);
+    if (shape.parentId) q = q.where('parent_id', '=', given.parentId);
     if (shape.claimable) {
       q = q
         .where('status', '=', 'open')
@@ -205,7 +208,7 @@ const taskList = compiledQueryShapes(
         );
       return q.orderBy('priority', 'desc').orderBy('seq').limit(a.limit);
     }
-    if (shape.after) q = q.where('seq', '>', a.afterSeq!);
+    if (shape.after) q = q.where('seq', '>', given.afterSeq);
     return q.orderBy('seq').limit(a.limit);
   },
 );

@@ -3,8 +3,8 @@ import type { Transaction } from 'kysely';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { invalid, conflict } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { MANAGERS, assertRole } from '../circles/access.js';
-import { findProjectWithRole } from '../projects/projects.repository.js';
+import { MANAGERS, authorize } from '../circles/access.js';
+import { findProjectWithRole, lockProjectWithRole } from '../projects/projects.repository.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import { flattenTaskTree, type TaskNodeInput } from './task-tree.js';
 import * as repo from './tasks.repository.js';
@@ -87,12 +87,11 @@ export async function createTasks(
   input: { parentId?: string; tasks: TaskNodeInput[] },
 ) {
   return ctx.db.transaction().execute(async (trx) => {
-    const project = await findProjectWithRole(trx, projectId, userId, true);
-    assertRole(project?.role ?? undefined, 'project', MANAGERS);
-    assertProjectEditable(project!.status);
-    const ids = await addTaskForest(trx, project!, userId, input.parentId, input.tasks);
+    const project = authorize(await lockProjectWithRole(trx, projectId, userId), 'project', MANAGERS);
+    assertProjectEditable(project.status);
+    const ids = await addTaskForest(trx, project, userId, input.parentId, input.tasks);
     const rows = await repo.findTasksByIds(trx, ids);
-    return { items: rows.map((t) => toTaskView(t, project!.status)) };
+    return { items: rows.map((t) => toTaskView(t, project.status)) };
   });
 }
 
@@ -102,17 +101,15 @@ export async function listTasks(
   projectId: string,
   query: repo.TaskFilters & { limit?: number; cursor?: string },
 ) {
-  const project = await findProjectWithRole(ctx.db, projectId, userId);
-  assertRole(project?.role ?? undefined, 'project');
+  const project = authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project');
   const limit = query.limit ?? 50;
   const after = decodeCursor(query.cursor, query.claimable ? ['number', 'number'] : ['number']) as number[] | null;
   const rows = await repo.listTasks(ctx.db, projectId, query, limit, after);
   const page = pageOf(rows, limit, (t) => (query.claimable ? [t.priority, t.seq] : [t.seq]));
-  return { items: page.items.map((t) => toTaskView(t, project!.status)), nextCursor: page.nextCursor };
+  return { items: page.items.map((t) => toTaskView(t, project.status)), nextCursor: page.nextCursor };
 }
 
 export async function getTask(ctx: AppContext, userId: string, taskId: string) {
-  const task = await repo.findTaskWithRole(ctx.db, taskId, userId);
-  assertRole(task?.role ?? undefined, 'task');
-  return toTaskView(task!, task!.project_status);
+  const task = authorize(await repo.findTaskWithRole(ctx.db, taskId, userId), 'task');
+  return toTaskView(task, task.project_status);
 }
