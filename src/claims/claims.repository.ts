@@ -134,7 +134,7 @@ export async function claimNextTask(
   userId: string,
   skills: string[] | null,
   cap: number,
-  skipLocked = true,
+  { skipLocked = true }: { skipLocked?: boolean } = {},
 ): Promise<ClaimRow | undefined> {
   const result = await executePrepared(db, claimNext({ skipLocked }).bind(db, { projectId, userId, skills, cap }));
   return result.rows[0];

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { problems } from '../http/schemas.js';
-import { ProjectParams, TaskParams } from '../tasks/tasks.schemas.js';
+import { ProjectParams, problems } from '../http/schemas.js';
+import { TaskParams } from '../tasks/tasks.schemas.js';
 import {
   Claim,
   ClaimList,

@@ -37,7 +37,7 @@ export const toClaimView = (c: repo.ClaimRow) => ({
 async function withSlotRetry(
   cap: number,
   run: () => Promise<repo.ClaimRow | undefined>,
-  retrySameTask = false,
+  { retrySameTask = false }: { retrySameTask?: boolean } = {},
 ): Promise<repo.ClaimRow | undefined> {
   for (let attempt = 0; ; attempt++) {
     try {
@@ -94,7 +94,9 @@ export async function claimNextTask(ctx: AppContext, userId: string, projectId: 
   const normalized = skills ? normalizeSkills(skills) : null;
   const cap = ctx.config.maxLiveClaimsPerMember;
   const run = (skipLocked: boolean) =>
-    withSlotRetry(cap, () => repo.claimNextTask(ctx.db, projectId, userId, normalized, cap, skipLocked), true);
+    withSlotRetry(cap, () => repo.claimNextTask(ctx.db, projectId, userId, normalized, cap, { skipLocked }), {
+      retrySameTask: true,
+    });
   // Skipping locked rows keeps concurrent callers apart, but comes back empty while a multi-slot
   // task still has room and every candidate is locked by someone claiming one of its slots. So
   // before answering no_claimable_task, look once more, this time waiting on the locks.

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { problems } from '../http/schemas.js';
-import { ProjectParams } from '../tasks/tasks.schemas.js';
+import { ProjectParams, problems } from '../http/schemas.js';
 import { AdjustmentBody, Contribution, ContributionTotals, ContributionsQuery } from './contributions.schemas.js';
 import * as contributions from './contributions.service.js';
 

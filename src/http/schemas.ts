@@ -8,6 +8,10 @@ export const Obj = <P extends TProperties>(properties: P, description?: string):
   Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
 
 export const Id = (description: string) => Type.String({ format: 'uuid', description });
+
+// The routes of projects, tasks, claims, contributions and settlements all hang off a project:
+// its path parameter lives here so none of those folders imports another's schemas for it.
+export const ProjectParams = Obj({ projectId: Id('Project id') });
 // Handlers return Date objects; the response serializer writes them as ISO 8601 strings.
 export const Timestamp = (description: string) =>
   Type.Unsafe<Date | string>({ type: 'string', format: 'date-time', description });

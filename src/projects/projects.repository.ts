@@ -1,7 +1,7 @@
-import { sql, type Transaction } from 'kysely';
+import { type Selectable, sql, type Transaction } from 'kysely';
 import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
-import type { Database, ProjectStatus } from '../infra/database-schema.js';
+import type { Database, ProjectStatus, ProjectsTable } from '../infra/database-schema.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 
@@ -20,20 +20,16 @@ const PROJECT_COLUMNS = [
   'projects.updated_at',
 ] as const;
 
-export type ProjectRow = {
-  id: string;
-  circle_id: string;
-  title: string;
-  description: string;
-  status: ProjectStatus;
-  reward_amount: number;
-  reward_unit: string;
-  lease_seconds: number;
-  review_window_seconds: number;
-  created_by: string;
-  created_at: Date;
-  updated_at: Date;
-};
+/** A project as stored: every column (PROJECT_COLUMNS, or returningAll). */
+export type ProjectRow = Selectable<ProjectsTable>;
+
+/** What an owner or admin may change on a project. */
+export type ProjectChanges = Partial<
+  Pick<
+    ProjectRow,
+    'title' | 'description' | 'status' | 'reward_amount' | 'reward_unit' | 'lease_seconds' | 'review_window_seconds'
+  >
+>;
 
 export async function insertProject(
   trx: Transaction<Database>,
@@ -104,15 +100,7 @@ export async function listProjects(db: Db, circleId: string, limit: number, afte
 export async function updateProject(
   trx: Transaction<Database>,
   projectId: string,
-  changes: Partial<{
-    title: string;
-    description: string;
-    status: ProjectStatus;
-    reward_amount: number;
-    reward_unit: string;
-    lease_seconds: number;
-    review_window_seconds: number;
-  }>,
+  changes: ProjectChanges,
 ): Promise<ProjectRow> {
   return trx
     .updateTable('projects')

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { problems } from '../http/schemas.js';
+import { ProjectParams, problems } from '../http/schemas.js';
 import { CircleParams } from '../circles/circles.schemas.js';
-import { ProjectParams } from '../tasks/tasks.schemas.js';
 import { CreateProjectBody, PatchProjectBody, Project, ProjectList, ProjectListQuery } from './projects.schemas.js';
 import * as projects from './projects.service.js';
 

@@ -56,7 +56,7 @@ export async function createProject(
       createdBy: userId,
     });
     await recordEvent(trx, { circleId, type: 'project.created', subjectId: project.id, actorId: userId });
-    if (input.tasks?.length) await addTaskForest(trx, project, userId, undefined, input.tasks);
+    if (input.tasks?.length) await addTaskForest(trx, project, userId, input.tasks);
     return toProjectView(project, await repo.projectProgress(trx, project.id));
   });
 }

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { problems } from '../http/schemas.js';
-import { ProjectParams } from '../tasks/tasks.schemas.js';
+import { ProjectParams, problems } from '../http/schemas.js';
 import {
   Accepted,
   PreviewQuery,

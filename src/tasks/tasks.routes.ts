@@ -1,14 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { problems } from '../http/schemas.js';
-import {
-  CreateTasksBody,
-  ProjectParams,
-  Task,
-  TaskItems,
-  TaskList,
-  TaskListQuery,
-  TaskParams,
-} from './tasks.schemas.js';
+import { ProjectParams, problems } from '../http/schemas.js';
+import { CreateTasksBody, Task, TaskItems, TaskList, TaskListQuery, TaskParams } from './tasks.schemas.js';
 import * as tasks from './tasks.service.js';
 
 export const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {

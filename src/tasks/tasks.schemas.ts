@@ -101,7 +101,6 @@ export const Task = Type.Object(
   { description: 'A task' },
 );
 
-export const ProjectParams = Obj({ projectId: Id('Project id') });
 export const TaskParams = Obj({ taskId: Id('Task id') });
 
 export const CreateTasksBody = Obj(

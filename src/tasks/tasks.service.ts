@@ -36,15 +36,16 @@ export function toTaskView(t: TaskWithDeps, projectStatus: ProjectStatus) {
 }
 
 /**
- * Validates and inserts task trees inside the caller's transaction. Everything is checked before
+ * Validates and inserts task trees inside the caller's transaction, as roots of the project or
+ * under the task `parentId` names. Everything is checked before
  * anything is written, and any error rolls the whole request back: nothing is half-created.
  */
 export async function addTaskForest(
   trx: Transaction<Database>,
   project: { id: string; circle_id: string },
   actorId: string,
-  parentId: string | undefined,
   nodes: TaskNodeInput[],
+  { parentId }: { parentId?: string } = {},
 ): Promise<string[]> {
   let baseDepth = -1;
   if (parentId) {
@@ -89,7 +90,7 @@ export async function createTasks(
   return ctx.db.transaction().execute(async (trx) => {
     const project = authorize(await lockProjectWithRole(trx, projectId, userId), 'project', MANAGERS);
     assertProjectEditable(project.status);
-    const ids = await addTaskForest(trx, project, userId, input.parentId, input.tasks);
+    const ids = await addTaskForest(trx, project, userId, input.tasks, { parentId: input.parentId });
     const rows = await repo.findTasksByIds(trx, ids);
     return { items: rows.map((t) => toTaskView(t, project.status)) };
   });

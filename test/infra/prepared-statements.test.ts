@@ -41,7 +41,7 @@ t.test('the claim statement is prepared once per connection and prepared again o
   t.match(statements[0]!.statement, /FOR UPDATE OF t\s+SKIP LOCKED/);
 
   // The waiting variant (no SKIP LOCKED) is a different text, so a second name.
-  await claimNextTask(db, project.id, members[2]!.id, null, 10, false);
+  await claimNextTask(db, project.id, members[2]!.id, null, 10, { skipLocked: false });
   t.equal((await prepared()).length, 2);
 
   // A terminated backend: the pool replaces the connection and pg prepares the statement again.

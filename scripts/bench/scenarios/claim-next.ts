@@ -44,7 +44,7 @@ export async function claimNext(ctx: BenchContext): Promise<void> {
   // The endpoint's SQL, built by the service's own repository function (no skills in the body: the
   // statement reads the member's profile skills itself), prepared as the service prepares it.
   const capture = captureDb();
-  await claimNextTask(capture.db, m.projectId, '@user', null, cap, true);
+  await claimNextTask(capture.db, m.projectId, '@user', null, cap, { skipLocked: true });
   const steps = capture.queries;
 
   let i = 0;
