@@ -1,26 +1,13 @@
-import { sql, type Transaction } from 'kysely';
-import type { ClaimStatus, Database } from '../infra/database-schema.js';
+import { type Selectable, sql, type Transaction } from 'kysely';
+import type { ClaimStatus, ClaimsTable, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
 import { executePrepared } from '../infra/prepared-statements.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 
-export type ClaimRow = {
-  id: string;
-  circle_id: string;
-  project_id: string;
-  task_id: string;
-  user_id: string;
-  status: ClaimStatus;
-  expires_at: Date;
-  lease_started_at: Date;
-  revoke_reason: string | null;
-  created_at: Date;
-  updated_at: Date;
-};
-
-// The columns of a claim as the service reads it (ClaimRow), in every statement that returns one.
+// The columns of a claim as the service reads it, in every statement that returns one (all but
+// member_slot, which only the claim statements themselves use).
 const CLAIM_COLUMNS = [
   'id',
   'circle_id',
@@ -34,6 +21,8 @@ const CLAIM_COLUMNS = [
   'created_at',
   'updated_at',
 ] as const;
+
+export type ClaimRow = Pick<Selectable<ClaimsTable>, (typeof CLAIM_COLUMNS)[number]>;
 
 const CLAIM_RETURNING = sql.raw(CLAIM_COLUMNS.join(', '));
 
