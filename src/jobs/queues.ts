@@ -30,6 +30,13 @@ export interface EnqueueOptions extends Omit<JobsOptions, 'jobId'> {
   jobId: string;
 }
 
+/**
+ * The id BullMQ stores a job under, for its business key. BullMQ reserves ':' in custom job ids
+ * and our business keys use it as a separator. Everything that looks a job up by its key goes
+ * through this, so the encoding lives in one place.
+ */
+export const storedJobId = (businessKey: string): string => businessKey.replaceAll(':', '_');
+
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
 /**
@@ -67,8 +74,7 @@ export class Queues {
   }
 
   async add<N extends QueueName>(name: N, payload: QueuePayloads[N], options: EnqueueOptions): Promise<void> {
-    // BullMQ reserves ':' in custom job ids; our business keys use it as a separator.
-    const jobOptions = { ...options, jobId: options.jobId.replaceAll(':', '_') };
+    const jobOptions = { ...options, jobId: storedJobId(options.jobId) };
     if (!this.failFast) {
       await this.get(name).add(name, payload, jobOptions);
       return;
