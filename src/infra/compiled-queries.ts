@@ -1,5 +1,5 @@
 import type { Compilable, CompiledQuery, QueryResult, RawBuilder } from 'kysely';
-import type { Db, Executor } from './postgres.js';
+import type { Db, Executor } from './db.js';
 
 // Kysely builds an immutable operation tree and compiles it to SQL on every call: for a simple
 // read that was about a tenth of the API's CPU per request (perf on the task_read benchmark), for

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { CompiledQuery, QueryResult } from 'kysely';
-import type { Executor } from './postgres.js';
+import type { Executor } from './db.js';
 
 // The hottest statements (claims/next) run as named prepared statements. Postgres then parses and
 // analyzes each of them once per connection instead of on every call, and its plan cache may keep
