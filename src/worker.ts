@@ -5,13 +5,31 @@ import { createWorkerRedis } from './infra/redis.js';
 import { Queues } from './jobs/queues.js';
 import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
 import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
-import { maintenanceProcessor } from './jobs/maintenance.job.js';
-import { claimExpiryProcessor } from './claims/claim-expiry.job.js';
-import { reviewDeadlineProcessor } from './reviews/review-deadline.job.js';
-import { settlementProcessor } from './settlements/settlement.job.js';
+import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.job.js';
+import { relayOutbox, type EventHandlers } from './events/outbox-relay.js';
+import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
+import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
+import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/review-deadline.job.js';
+import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
+
+/** The work each outbox event type triggers when the relay moves it on. */
+const eventHandlers: EventHandlers = {
+  'settlement.requested': async (event, queues) => {
+    if (event.subject_id) await enqueueSettlement(queues, event.subject_id);
+  },
+};
+
+/** The domains' housekeeping, run by the maintenance queue on the schedules of src/jobs/schedules.ts. */
+const maintenanceTasks: MaintenanceTasks = {
+  'purge-idempotency-keys': async (ctx) => ({ purged: await purgeExpiredKeys(ctx.db) }),
+  'expire-overdue-claims': async (ctx) => ({ expired: await sweepOverdueClaims(ctx) }),
+  'accept-overdue-submissions': async (ctx) => ({ accepted: await sweepOverdueSubmissions(ctx) }),
+  'relay-outbox': async (ctx) => ({ relayed: await relayOutbox(ctx.db, ctx.queues, eventHandlers) }),
+  'requeue-unfinished-settlements': async (ctx) => ({ requeued: await requeueUnfinishedSettlements(ctx) }),
+};
 
 export const processors: ProcessorMap = {
-  maintenance: maintenanceProcessor,
+  maintenance: maintenanceProcessor(maintenanceTasks),
   'claim-expiry': claimExpiryProcessor,
   'review-deadline': reviewDeadlineProcessor,
   settlements: settlementProcessor,
