@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import { configPlugin, infrastructurePlugin } from './infra/infrastructure.plugin.js';
+import { queuesPlugin } from './jobs/queues.plugin.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { registerValidation } from './http/validation.js';
 import { appendRouteHook } from './http/route-hooks.js';
@@ -62,6 +63,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
 
   await app.register(configPlugin, { config });
   await app.register(infrastructurePlugin);
+  await app.register(queuesPlugin);
   await app.register(openApiPlugin);
   await app.register(metricsPlugin);
   await app.register(authPlugin);
