@@ -16,6 +16,7 @@ import { healthRoutes } from './health/health.routes.js';
 import { authRoutes, meRoutes } from './accounts/accounts.routes.js';
 import { circleRoutes } from './circles/circles.routes.js';
 import { projectRoutes } from './projects/projects.routes.js';
+import { projectTaskRoutes } from './projects/project-tasks.routes.js';
 import { taskRoutes } from './tasks/tasks.routes.js';
 import { claimRoutes } from './claims/claims.routes.js';
 import { reviewRoutes } from './reviews/reviews.routes.js';
@@ -77,6 +78,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
       await v1.register(meRoutes);
       await v1.register(circleRoutes);
       await v1.register(projectRoutes);
+      await v1.register(projectTaskRoutes);
       await v1.register(taskRoutes);
       await v1.register(claimRoutes);
       await v1.register(reviewRoutes);

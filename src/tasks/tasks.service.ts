@@ -2,10 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { badRequest, conflict } from '../http/errors.js';
-import { decodeCursor, pageOf } from '../http/pagination.js';
-import { MANAGERS, assertRole } from '../circles/access.js';
-import { findProjectWithRole } from '../projects/projects.repository.js';
-import { assertProjectEditable } from '../projects/project-rules.js';
+import { assertRole } from '../circles/access.js';
 import { flattenTaskTree, type TaskNodeInput } from './task-tree.js';
 import * as repo from './tasks.repository.js';
 
@@ -78,37 +75,6 @@ export async function addTaskForest(
   await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tasks, done);
   if (parentId) await repo.markParent(trx, parentId);
   return tasks.map((t) => t.id);
-}
-
-export async function createTasks(
-  app: FastifyInstance,
-  userId: string,
-  projectId: string,
-  input: { parentId?: string; tasks: TaskNodeInput[] },
-) {
-  return app.db.transaction().execute(async (trx) => {
-    const project = await findProjectWithRole(trx, projectId, userId, true);
-    assertRole(project?.role ?? undefined, 'project', MANAGERS);
-    assertProjectEditable(project!.status);
-    const ids = await addTaskForest(trx, project!, userId, input.parentId, input.tasks);
-    const rows = await repo.findTasksByIds(trx, ids);
-    return { items: rows.map((t) => toTaskView(t, project!.status)) };
-  });
-}
-
-export async function listTasks(
-  app: FastifyInstance,
-  userId: string,
-  projectId: string,
-  query: repo.TaskFilters & { limit?: number; cursor?: string },
-) {
-  const project = await findProjectWithRole(app.db, projectId, userId);
-  assertRole(project?.role ?? undefined, 'project');
-  const limit = query.limit ?? 50;
-  const after = decodeCursor(query.cursor, query.claimable ? ['number', 'number'] : ['number']) as number[] | null;
-  const rows = await repo.listTasks(app.db, projectId, query, limit, after);
-  const page = pageOf(rows, limit, (t) => (query.claimable ? [t.priority, t.seq] : [t.seq]));
-  return { items: page.items.map((t) => toTaskView(t, project!.status)), nextCursor: page.nextCursor };
 }
 
 export async function getTask(app: FastifyInstance, userId: string, taskId: string) {
