@@ -74,17 +74,23 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   await app.register(healthRoutes);
   await app.register(
     async (v1) => {
+      // Registering, logging in and refreshing are the only routes of /v1 open without a token
+      // (their OpenAPI entries say `security: []`).
       await v1.register(authRoutes);
-      await v1.register(meRoutes);
-      await v1.register(circleRoutes);
-      await v1.register(projectRoutes);
-      await v1.register(projectTaskRoutes);
-      await v1.register(taskRoutes);
-      await v1.register(claimRoutes);
-      await v1.register(reviewRoutes);
-      await v1.register(contributionRoutes);
-      await v1.register(settlementRoutes);
-      await v1.register(ledgerRoutes);
+      await v1.register(async (member) => {
+        // Every other /v1 route demands a valid access token, checked once here for all of them.
+        member.addHook('onRequest', member.authenticate);
+        await member.register(meRoutes);
+        await member.register(circleRoutes);
+        await member.register(projectRoutes);
+        await member.register(projectTaskRoutes);
+        await member.register(taskRoutes);
+        await member.register(claimRoutes);
+        await member.register(reviewRoutes);
+        await member.register(contributionRoutes);
+        await member.register(settlementRoutes);
+        await member.register(ledgerRoutes);
+      });
     },
     { prefix: '/v1' },
   );

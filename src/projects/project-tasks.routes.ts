@@ -5,7 +5,6 @@ import * as projectTasks from './project-tasks.service.js';
 
 export const projectTaskRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['tasks'];
-  app.addHook('onRequest', app.authenticate);
 
   app.post(
     '/projects/:projectId/tasks',

@@ -5,7 +5,6 @@ import * as tasks from './tasks.service.js';
 
 export const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['tasks'];
-  app.addHook('onRequest', app.authenticate);
 
   app.get(
     '/tasks/:taskId',
