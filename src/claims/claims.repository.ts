@@ -3,7 +3,6 @@ import type { ClaimStatus, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
-import { executePrepared } from '../infra/prepared-statements.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 
 export type ClaimRow = {
@@ -70,7 +69,8 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
   return result.rows[0];
 }
 
-// claims/next's statement, in its two shapes (with and without SKIP LOCKED); see claimNextTask.
+// claims/next's statement, in its two shapes (with and without SKIP LOCKED), each a named prepared
+// statement; see claimNextTask.
 const claimNext = compiledQueryShapes(
   (
     _db,
@@ -103,6 +103,7 @@ const claimNext = compiledQueryShapes(
       FROM candidate WHERE t.id = candidate.id
       RETURNING t.id, t.circle_id, t.project_id, candidate.lease_seconds
     ), ${insertClaim(a.userId)}`,
+  { name: 'claim_next' },
 );
 
 /**
@@ -123,7 +124,7 @@ export async function claimNextTask(
   cap: number,
   skipLocked = true,
 ): Promise<ClaimRow | undefined> {
-  const result = await executePrepared(db, claimNext({ skipLocked }).bind(db, { projectId, userId, skills, cap }));
+  const result = await claimNext({ skipLocked }).execute(db, { projectId, userId, skills, cap });
   return result.rows[0];
 }
 
