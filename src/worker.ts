@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
 import { createDb } from './infra/postgres.js';
-import { createWorkerRedis } from './infra/redis.js';
 import { Queues } from './jobs/queues.js';
+import { openQueueConnection } from './jobs/queue-backend.js';
 import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
 import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
 import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.job.js';
@@ -41,8 +41,8 @@ export const processors: ProcessorMap = {
  */
 export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
   const db = createDb(config.databaseUrl, config.databasePoolSize);
-  const consumerRedis = createWorkerRedis(config.redisUrl);
-  const producerRedis = createWorkerRedis(config.redisUrl);
+  const consumerRedis = openQueueConnection(config.redisUrl, 'worker');
+  const producerRedis = openQueueConnection(config.redisUrl, 'worker');
   consumerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   producerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const queues = new Queues(producerRedis, config.queuePrefix);

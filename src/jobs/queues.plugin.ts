@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
-import { createRequestRedis, waitUntilReady } from '../infra/redis.js';
+import { waitUntilReady } from '../infra/redis.js';
+import { openQueueConnection } from './queue-backend.js';
 import { Queues } from './queues.js';
 
 declare module 'fastify' {
@@ -17,7 +18,7 @@ export const queuesPlugin = fp(
     const { config } = app;
     // BullMQ gets a connection of its own, never auto-pipelined: its users report lost job data
     // when it is.
-    const queueRedis = createRequestRedis(config.redisUrl);
+    const queueRedis = openQueueConnection(config.redisUrl, 'request');
     // Errors surface on the commands that hit them; an unhandled 'error' event would crash the process.
     queueRedis.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
     await waitUntilReady(queueRedis, 2_000);

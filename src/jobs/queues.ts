@@ -1,5 +1,6 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { openQueue } from './queue-backend.js';
 
 /**
  * Every queue the service uses and the payload its jobs carry. Producers and processors both type
@@ -56,18 +57,7 @@ export class Queues {
   get(name: QueueName): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, {
-        connection: this.connection,
-        prefix: this.prefix,
-        defaultJobOptions: {
-          attempts: 10,
-          backoff: { type: 'exponential', delay: 1_000 },
-          removeOnComplete: { age: 3600, count: 10_000 },
-          removeOnFail: { age: 7 * 86400 },
-        },
-      });
-      // Connection errors are reported by the calls that hit them; don't let the emitter crash us.
-      queue.on('error', () => {});
+      queue = openQueue(name, this.connection, this.prefix);
       this.queues.set(name, queue);
     }
     return queue;
