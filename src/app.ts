@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import { configPlugin, infrastructurePlugin } from './infra/infrastructure.plugin.js';
+import { queuesPlugin } from './jobs/queues.plugin.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { registerValidation } from './http/validation.js';
 import { appendRouteHook } from './http/route-hooks.js';
@@ -15,6 +16,7 @@ import { healthRoutes } from './health/health.routes.js';
 import { authRoutes, meRoutes } from './accounts/accounts.routes.js';
 import { circleRoutes } from './circles/circles.routes.js';
 import { projectRoutes } from './projects/projects.routes.js';
+import { projectTaskRoutes } from './projects/project-tasks.routes.js';
 import { taskRoutes } from './tasks/tasks.routes.js';
 import { claimRoutes } from './claims/claims.routes.js';
 import { reviewRoutes } from './reviews/reviews.routes.js';
@@ -62,6 +64,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
 
   await app.register(configPlugin, { config });
   await app.register(infrastructurePlugin);
+  await app.register(queuesPlugin);
   await app.register(openApiPlugin);
   await app.register(metricsPlugin);
   await app.register(authPlugin);
@@ -71,16 +74,23 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   await app.register(healthRoutes);
   await app.register(
     async (v1) => {
+      // Registering, logging in and refreshing are the only routes of /v1 open without a token
+      // (their OpenAPI entries say `security: []`).
       await v1.register(authRoutes);
-      await v1.register(meRoutes);
-      await v1.register(circleRoutes);
-      await v1.register(projectRoutes);
-      await v1.register(taskRoutes);
-      await v1.register(claimRoutes);
-      await v1.register(reviewRoutes);
-      await v1.register(contributionRoutes);
-      await v1.register(settlementRoutes);
-      await v1.register(ledgerRoutes);
+      await v1.register(async (member) => {
+        // Every other /v1 route demands a valid access token, checked once here for all of them.
+        member.addHook('onRequest', member.authenticate);
+        await member.register(meRoutes);
+        await member.register(circleRoutes);
+        await member.register(projectRoutes);
+        await member.register(projectTaskRoutes);
+        await member.register(taskRoutes);
+        await member.register(claimRoutes);
+        await member.register(reviewRoutes);
+        await member.register(contributionRoutes);
+        await member.register(settlementRoutes);
+        await member.register(ledgerRoutes);
+      });
     },
     { prefix: '/v1' },
   );

@@ -82,7 +82,6 @@ const EnvSchema = Type.Object({
       "How long a worker holds a job before another may take it over (a killed worker's job is retried after this)",
   }),
   METRICS_TOKEN: Type.String({ default: '', description: 'Bearer token for /metrics; empty means open' }),
-  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -106,7 +105,6 @@ export interface Config {
   sweepIntervalSeconds: number;
   jobLockSeconds: number;
   metricsToken: string;
-  webhookAllowPrivate: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -165,6 +163,5 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
     jobLockSeconds: e.JOB_LOCK_SECONDS,
     metricsToken: e.METRICS_TOKEN,
-    webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
   };
 }

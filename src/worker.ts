@@ -1,17 +1,35 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
 import { createDb } from './infra/postgres.js';
-import { createWorkerRedis } from './infra/redis.js';
 import { Queues } from './jobs/queues.js';
+import { openQueueConnection } from './jobs/queue-backend.js';
 import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
 import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
-import { maintenanceProcessor } from './jobs/maintenance.job.js';
-import { claimExpiryProcessor } from './claims/claim-expiry.job.js';
-import { reviewDeadlineProcessor } from './reviews/review-deadline.job.js';
-import { settlementProcessor } from './settlements/settlement.job.js';
+import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.job.js';
+import { relayOutbox, type EventHandlers } from './events/outbox-relay.js';
+import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
+import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
+import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/review-deadline.job.js';
+import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
+
+/** The work each outbox event type triggers when the relay moves it on. */
+const eventHandlers: EventHandlers = {
+  'settlement.requested': async (event, queues) => {
+    if (event.subject_id) await enqueueSettlement(queues, event.subject_id);
+  },
+};
+
+/** The domains' housekeeping, run by the maintenance queue on the schedules of src/jobs/schedules.ts. */
+const maintenanceTasks: MaintenanceTasks = {
+  'purge-idempotency-keys': async (ctx) => ({ purged: await purgeExpiredKeys(ctx.db) }),
+  'expire-overdue-claims': async (ctx) => ({ expired: await sweepOverdueClaims(ctx) }),
+  'accept-overdue-submissions': async (ctx) => ({ accepted: await sweepOverdueSubmissions(ctx) }),
+  'relay-outbox': async (ctx) => ({ relayed: await relayOutbox(ctx.db, ctx.queues, eventHandlers) }),
+  'requeue-unfinished-settlements': async (ctx) => ({ requeued: await requeueUnfinishedSettlements(ctx) }),
+};
 
 export const processors: ProcessorMap = {
-  maintenance: maintenanceProcessor,
+  maintenance: maintenanceProcessor(maintenanceTasks),
   'claim-expiry': claimExpiryProcessor,
   'review-deadline': reviewDeadlineProcessor,
   settlements: settlementProcessor,
@@ -23,8 +41,8 @@ export const processors: ProcessorMap = {
  */
 export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
   const db = createDb(config.databaseUrl, config.databasePoolSize);
-  const consumerRedis = createWorkerRedis(config.redisUrl);
-  const producerRedis = createWorkerRedis(config.redisUrl);
+  const consumerRedis = openQueueConnection(config.redisUrl, 'worker');
+  const producerRedis = openQueueConnection(config.redisUrl, 'worker');
   consumerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   producerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
   const queues = new Queues(producerRedis, config.queuePrefix);

@@ -23,7 +23,6 @@ t.test('defaults apply when nothing is set', async (t) => {
     maxLeaseSeconds: 7 * 86400,
     sweepIntervalSeconds: 30,
     metricsToken: '',
-    webhookAllowPrivate: false,
   });
   t.ok(config.jwt.secret.length >= 32);
 });
@@ -35,7 +34,6 @@ t.test('values are read and converted from their text', async (t) => {
     LOG_LEVEL: 'debug',
     RATE_LIMIT_MAX: '5',
     AUTH_RATE_LIMIT_MAX: '2',
-    WEBHOOK_ALLOW_PRIVATE: 'true',
     QUEUE_PREFIX: '{ca}',
     JWT_SECRET: 'x'.repeat(32),
     METRICS_TOKEN: 'm',
@@ -44,7 +42,6 @@ t.test('values are read and converted from their text', async (t) => {
   t.equal(config.role, 'worker');
   t.equal(config.logLevel, 'debug');
   t.same(config.rateLimit, { max: 5, authMax: 2 });
-  t.equal(config.webhookAllowPrivate, true);
   t.equal(config.queuePrefix, '{ca}');
   t.equal(config.jwt.secret, 'x'.repeat(32));
   t.equal(config.metricsToken, 'm');
@@ -68,7 +65,6 @@ t.test('an invalid setting throws ConfigError naming it', async (t) => {
     [{ BODY_LIMIT_BYTES: '2048.5' }, 'BODY_LIMIT_BYTES'],
     [{ PORT: '0x10' }, 'PORT'],
     [{ PORT: '1e3' }, 'PORT'],
-    [{ WEBHOOK_ALLOW_PRIVATE: 'maybe' }, 'WEBHOOK_ALLOW_PRIVATE'],
   ];
   for (const [env, name] of cases) {
     let error: unknown;

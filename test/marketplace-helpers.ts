@@ -6,6 +6,7 @@ import type { Config } from '../src/config.js';
 import type { Db } from '../src/infra/postgres.js';
 import { startWorkerRole } from '../src/worker.js';
 import { expiryDueAt, expiryJobId } from '../src/claims/claim-expiry.job.js';
+import { storedJobId } from '../src/jobs/queues.js';
 import type { TaskNodeInput } from '../src/tasks/task-tree.js';
 import { REDIS_URL, call, registerUser, type Reply, type TestUser } from './helper.js';
 
@@ -199,8 +200,7 @@ export function queueHandle(t: Test, config: Config, name: 'claim-expiry' | 'rev
 }
 
 /** The BullMQ job id of the expiry job for a lease deadline's second (see src/claims/claim-expiry.job.ts). */
-export const claimExpiryJobId = (expiresAt: string) =>
-  expiryJobId(expiryDueAt(new Date(expiresAt))).replaceAll(':', '_');
+export const claimExpiryJobId = (expiresAt: string) => storedJobId(expiryJobId(expiryDueAt(new Date(expiresAt))));
 
 export async function eventTypes(db: Db, subjectId: string): Promise<string[]> {
   const rows = await db.selectFrom('events').select('type').where('subject_id', '=', subjectId).orderBy('id').execute();

@@ -59,7 +59,6 @@ export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
 export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['accounts'];
-  app.addHook('onRequest', app.authenticate);
 
   app.get(
     '/me',

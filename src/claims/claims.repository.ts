@@ -3,7 +3,6 @@ import type { ClaimStatus, ClaimsTable, Database } from '../infra/database-schem
 import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
-import { executePrepared } from '../infra/prepared-statements.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 
 // The columns of a claim as the service reads it, in every statement that returns one (all but
@@ -72,7 +71,8 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
   return result.rows[0];
 }
 
-// claims/next's statement, in its two shapes (with and without SKIP LOCKED); see claimNextTask.
+// claims/next's statement, in its two shapes (with and without SKIP LOCKED), each a named prepared
+// statement; see claimNextTask.
 const claimNext = compiledQueryShapes(
   (
     _db,
@@ -105,6 +105,7 @@ const claimNext = compiledQueryShapes(
       FROM candidate WHERE t.id = candidate.id
       RETURNING t.id, t.circle_id, t.project_id, candidate.lease_seconds
     ), ${insertClaim(a.userId)}`,
+  { name: 'claim_next' },
 );
 
 /**
@@ -125,7 +126,7 @@ export async function claimNextTask(
   cap: number,
   { skipLocked = true }: { skipLocked?: boolean } = {},
 ): Promise<ClaimRow | undefined> {
-  const result = await executePrepared(db, claimNext({ skipLocked }).bind(db, { projectId, userId, skills, cap }));
+  const result = await claimNext({ skipLocked }).execute(db, { projectId, userId, skills, cap });
   return result.rows[0];
 }
 

@@ -14,7 +14,6 @@ import * as claims from './claims.service.js';
 
 export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['claims'];
-  app.addHook('onRequest', app.authenticate);
 
   app.post(
     '/tasks/:taskId/claims',

@@ -5,7 +5,6 @@ import * as contributions from './contributions.service.js';
 
 export const contributionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['contributions'];
-  app.addHook('onRequest', app.authenticate);
 
   app.get(
     '/projects/:projectId/contributions',

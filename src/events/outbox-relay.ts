@@ -1,9 +1,21 @@
 import { sql } from 'kysely';
 import type { Db } from '../infra/postgres.js';
 import type { Queues } from '../jobs/queues.js';
-import { enqueueSettlement } from '../settlements/settlement.job.js';
 
 const BATCH = 500;
+
+/** An outbox event as the relay hands it on. */
+export interface RelayedEvent {
+  id: number;
+  type: string;
+  subject_id: string | null;
+}
+
+/**
+ * What an event of one type triggers, usually enqueueing a job under a business-key id (so a
+ * re-relayed event enqueues nothing new). The worker supplies them, keyed by event type.
+ */
+export type EventHandlers = Readonly<Record<string, (event: RelayedEvent, queues: Queues) => Promise<void>>>;
 
 /**
  * Moves committed outbox events to where they trigger work. Events are marked relayed only in the
@@ -11,17 +23,17 @@ const BATCH = 500;
  * them, which is harmless because every job id is a business key. Events that trigger no job are
  * simply marked. Concurrent relays on several workers split the backlog (SKIP LOCKED).
  */
-export async function relayOutbox(db: Db, queues: Queues): Promise<number> {
+export async function relayOutbox(db: Db, queues: Queues, handlers: EventHandlers): Promise<number> {
   let relayed = 0;
   for (;;) {
     const count = await db.transaction().execute(async (trx) => {
-      const batch = await sql<{ id: number; type: string; subject_id: string | null }>`
+      const batch = await sql<RelayedEvent>`
         SELECT id, type, subject_id FROM events WHERE relayed_at IS NULL ORDER BY id LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`.execute(
         trx,
       );
       for (const event of batch.rows) {
-        if (event.type === 'settlement.requested' && event.subject_id)
-          await enqueueSettlement(queues, event.subject_id);
+        const handle = Object.hasOwn(handlers, event.type) ? handlers[event.type] : undefined;
+        if (handle) await handle(event, queues);
       }
       if (batch.rows.length) {
         await sql`UPDATE events SET relayed_at = now() WHERE id = ANY(${batch.rows.map((e) => e.id)}::bigint[])`.execute(

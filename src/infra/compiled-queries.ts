@@ -1,5 +1,6 @@
 import type { Compilable, CompiledQuery, QueryResult, RawBuilder } from 'kysely';
-import type { Db, Executor } from './postgres.js';
+import type { Db, Executor } from './db.js';
+import { namedStatement } from './prepared-statements.js';
 
 // Kysely builds an immutable operation tree and compiles it to SQL on every call: for a simple
 // read that was about a tenth of the API's CPU per request (perf on the task_read benchmark), for
@@ -22,8 +23,16 @@ function placeholders<A extends object>(): A {
 export interface CompiledStatement<A extends object, R> {
   /** Runs the statement with these arguments on the pool or inside a transaction. */
   execute(db: Executor, args: A): Promise<QueryResult<R>>;
-  /** The statement with these arguments, to run another way (as a named prepared statement). */
+  /** The statement with these arguments, as execute runs it. */
   bind(db: Executor, args: A): CompiledQuery<R>;
+}
+
+export interface CompiledQueryOptions {
+  /**
+   * Runs the statement as a named prepared statement under this name, on every connection (see
+   * prepared-statements.ts): for the few hot statements whose planning is a large part of their cost.
+   */
+  name?: string;
 }
 
 /** A query builder, or a statement written with Kysely's `sql` (compiled against an executor). */
@@ -33,11 +42,18 @@ type Buildable<R> = Compilable<R> | RawBuilder<R>;
  * A query built once with `build` (called with the pool or transaction of the first call, and
  * placeholder arguments) and bound to real arguments on every call.
  */
-export function compiledQuery<A extends object, R>(build: (db: Db, args: A) => Buildable<R>): CompiledStatement<A, R> {
+export function compiledQuery<A extends object, R>(
+  build: (db: Db, args: A) => Buildable<R>,
+  options: CompiledQueryOptions = {},
+): CompiledStatement<A, R> {
   let template: CompiledQuery<R> | undefined;
-  const bind = (db: Executor, args: A): CompiledQuery<R> => {
+  const compile = (db: Executor): CompiledQuery<R> => {
     // A builder's compile() takes no argument; a RawBuilder's needs the executor for its dialect.
-    template ??= (build(db as Db, placeholders<A>()) as { compile(db: Executor): CompiledQuery<R> }).compile(db);
+    const compiled = (build(db as Db, placeholders<A>()) as { compile(db: Executor): CompiledQuery<R> }).compile(db);
+    return options.name ? { ...compiled, sql: namedStatement(options.name, compiled.sql) } : compiled;
+  };
+  const bind = (db: Executor, args: A): CompiledQuery<R> => {
+    template ??= compile(db);
     const parameters = template.parameters.map((p) => (p instanceof Placeholder ? args[p.name as keyof A] : p));
     // Every call shares the template's query tree and query id: Kysely plugins key their state by
     // query id, and the service uses none.
@@ -49,19 +65,23 @@ export function compiledQuery<A extends object, R>(build: (db: Db, args: A) => B
 /**
  * One compiled query per shape, for a query whose clauses depend on which filters are given. A
  * shape is a set of flags, so there are at most 2^flags compiled statements, however many calls.
+ * A named one runs each shape prepared under the name followed by the shape's flags that are set
+ * (`claim_next_skipLocked`).
  */
 export function compiledQueryShapes<S extends Record<string, boolean>, A extends object, R>(
   build: (db: Db, args: A, shape: S) => Buildable<R>,
+  options: CompiledQueryOptions = {},
 ): (shape: S) => CompiledStatement<A, R> {
   const shapes = new Map<string, CompiledStatement<A, R>>();
   return (shape) => {
-    const key = Object.keys(shape)
+    const flags = Object.keys(shape)
       .sort()
-      .filter((flag) => shape[flag])
-      .join(',');
+      .filter((flag) => shape[flag]);
+    const key = flags.join(',');
     let statement = shapes.get(key);
     if (!statement) {
-      statement = compiledQuery((db, args: A) => build(db, args, shape));
+      const name = options.name === undefined ? undefined : [options.name, ...flags].join('_');
+      statement = compiledQuery((db, args: A) => build(db, args, shape), { name });
       shapes.set(key, statement);
     }
     return statement;

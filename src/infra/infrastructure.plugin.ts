@@ -3,7 +3,6 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { createDb, type Db } from './postgres.js';
 import { createRequestRedis, waitUntilReady } from './redis.js';
-import { Queues } from '../jobs/queues.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,9 +10,6 @@ declare module 'fastify' {
     db: Db;
     /** Fail-fast Redis for the rate limiter's counts, auto-pipelined (see infrastructurePlugin). */
     rateLimitRedis: Redis;
-    /** Fail-fast Redis for queue producers (app.queues). */
-    queueRedis: Redis;
-    queues: Queues;
   }
 }
 
@@ -32,24 +28,16 @@ export const infrastructurePlugin = fp(
     // The rate limiter asks Redis on most requests of a member who is not in a busy stretch (a rush
     // of claims spread over thousands of members). Auto-pipelining sends every command issued in one
     // event-loop turn as one write, and Redis answers them from one read: in the claim_next bench
-    // that cut Redis's CPU per claim by about a third (docs/BENCHMARKS.md). BullMQ keeps a
-    // connection of its own without it: its users report lost job data when it is auto-pipelined.
+    // that cut Redis's CPU per claim by about a third (docs/BENCHMARKS.md). Queue producers keep a
+    // connection of their own without it (src/jobs/queues.plugin.ts).
     const rateLimitRedis = createRequestRedis(config.redisUrl, { enableAutoPipelining: true });
-    const queueRedis = createRequestRedis(config.redisUrl);
-    for (const redis of [rateLimitRedis, queueRedis]) {
-      // Errors surface on the commands that hit them; an unhandled 'error' event would crash the process.
-      redis.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
-    }
-    await Promise.all([waitUntilReady(rateLimitRedis, 2_000), waitUntilReady(queueRedis, 2_000)]);
-    const queues = new Queues(queueRedis, config.queuePrefix, true);
+    // Errors surface on the commands that hit them; an unhandled 'error' event would crash the process.
+    rateLimitRedis.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
+    await waitUntilReady(rateLimitRedis, 2_000);
     app.decorate('db', db);
     app.decorate('rateLimitRedis', rateLimitRedis);
-    app.decorate('queueRedis', queueRedis);
-    app.decorate('queues', queues);
     app.addHook('onClose', async () => {
-      await queues.close();
       rateLimitRedis.disconnect();
-      queueRedis.disconnect();
       await db.destroy();
     });
   },

@@ -1,6 +1,7 @@
 import pg from 'pg';
-import { Kysely, PostgresDialect, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect } from 'kysely';
 import type { Database } from './database-schema.js';
+import type { Db } from './db.js';
 import { PreparingClient } from './prepared-statements.js';
 import { isDuplicateDatabase } from './pg-errors.js';
 
@@ -12,9 +13,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 // rather than letting pg turn them into midnight in the server's zone.
 pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
 
-export type Db = Kysely<Database>;
-/** Either the pool or an open transaction: for reads that work in both. */
-export type Executor = Db | Transaction<Database>;
+// Most of the code imports the handle types from here, beside createDb.
+export type { Db, Executor } from './db.js';
 
 export function createDb(databaseUrl: string, poolSize: number): Db {
   const pool = new pg.Pool({

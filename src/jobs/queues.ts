@@ -1,5 +1,6 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { openQueue } from './queue-backend.js';
 
 /**
  * Every queue the service uses and the payload its jobs carry. Producers and processors both type
@@ -30,6 +31,13 @@ export interface EnqueueOptions extends Omit<JobsOptions, 'jobId'> {
   jobId: string;
 }
 
+/**
+ * The id BullMQ stores a job under, for its business key. BullMQ reserves ':' in custom job ids
+ * and our business keys use it as a separator. Everything that looks a job up by its key goes
+ * through this, so the encoding lives in one place.
+ */
+export const storedJobId = (businessKey: string): string => businessKey.replaceAll(':', '_');
+
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
 /**
@@ -49,26 +57,14 @@ export class Queues {
   get(name: QueueName): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, {
-        connection: this.connection,
-        prefix: this.prefix,
-        defaultJobOptions: {
-          attempts: 10,
-          backoff: { type: 'exponential', delay: 1_000 },
-          removeOnComplete: { age: 3600, count: 10_000 },
-          removeOnFail: { age: 7 * 86400 },
-        },
-      });
-      // Connection errors are reported by the calls that hit them; don't let the emitter crash us.
-      queue.on('error', () => {});
+      queue = openQueue(name, this.connection, this.prefix);
       this.queues.set(name, queue);
     }
     return queue;
   }
 
   async add<N extends QueueName>(name: N, payload: QueuePayloads[N], options: EnqueueOptions): Promise<void> {
-    // BullMQ reserves ':' in custom job ids; our business keys use it as a separator.
-    const jobOptions = { ...options, jobId: options.jobId.replaceAll(':', '_') };
+    const jobOptions = { ...options, jobId: storedJobId(options.jobId) };
     if (!this.failFast) {
       await this.get(name).add(name, payload, jobOptions);
       return;

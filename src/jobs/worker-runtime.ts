@@ -1,7 +1,8 @@
-import { Worker, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { AppContext } from '../context.js';
 import type { QueueName, QueuePayloads } from './queues.js';
+import { openWorker } from './queue-backend.js';
 
 /** What a job processor gets to work with: the same context as the services. */
 export type JobContext = AppContext;
@@ -24,14 +25,10 @@ export function startWorkers(
 ) {
   const workers = (Object.keys(processors) as QueueName[]).map((name) => {
     const processor = processors[name] as Processor<QueueName>;
-    const worker = new Worker(name, (job) => processor(job.data as QueuePayloads[QueueName], ctx, job), {
-      connection,
+    const worker = openWorker(name, (job) => processor(job.data as QueuePayloads[QueueName], ctx, job), connection, {
       prefix: ctx.config.queuePrefix,
       concurrency: options.concurrency?.[name] ?? 4,
-      // A worker that dies mid-job stops renewing its lock; after lockDuration the stalled-job
-      // check hands the job to another worker, so a crash delays work by at most about this much.
-      lockDuration: ctx.config.jobLockSeconds * 1000,
-      stalledInterval: ctx.config.jobLockSeconds * 1000,
+      lockSeconds: ctx.config.jobLockSeconds,
     });
     worker.on('failed', (job, err) =>
       ctx.log.warn({ err, queue: name, jobId: job?.id, attempts: job?.attemptsMade }, 'job failed'),

@@ -30,7 +30,6 @@ const Entry = Type.Object(
 
 export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['ledger'];
-  app.addHook('onRequest', app.authenticate);
 
   app.get(
     '/me/balances',

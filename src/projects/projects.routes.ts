@@ -6,7 +6,6 @@ import * as projects from './projects.service.js';
 
 export const projectRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['projects'];
-  app.addHook('onRequest', app.authenticate);
 
   app.post(
     '/circles/:circleId/projects',

@@ -6,7 +6,6 @@ import * as reviews from './reviews.service.js';
 
 export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['reviews'];
-  app.addHook('onRequest', app.authenticate);
 
   app.post(
     '/claims/:claimId/submissions',

@@ -1,21 +1,20 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../context.js';
 import type { Db } from '../infra/postgres.js';
-import type { Queues } from '../jobs/queues.js';
+import { storedJobId, type Queues } from '../jobs/queues.js';
 import type { Processor } from '../jobs/worker-runtime.js';
 import { recordEvent } from '../events/events.repository.js';
 import { settleProject } from './settle-project.js';
 import { failSettlement, unfinishedSettlements } from './settlements.repository.js';
 
-const jobKey = (settlementId: string) => `settlement:${settlementId}`;
-/** The id BullMQ stores the job under (Queues.add turns ':' into '_'). */
-const storedJobId = (settlementId: string) => jobKey(settlementId).replaceAll(':', '_');
+/** The business key of a settlement's job. */
+export const settlementJobKey = (settlementId: string) => `settlement:${settlementId}`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The job id is the settlement id: enqueueing it twice (relay, sweep, request) yields one job. */
 export async function enqueueSettlement(queues: Queues, settlementId: string): Promise<void> {
-  await queues.add('settlements', { settlementId }, { jobId: jobKey(settlementId) });
+  await queues.add('settlements', { settlementId }, { jobId: settlementJobKey(settlementId) });
 }
 
 /**
@@ -62,7 +61,7 @@ export async function requeueUnfinishedSettlements(
   const ids = await unfinishedSettlements(ctx.db, graceSeconds, 1000);
   const queue = ctx.queues.get('settlements');
   for (const id of ids) {
-    const job = await queue.getJob(storedJobId(id));
+    const job = await queue.getJob(storedJobId(settlementJobKey(id)));
     const state = job ? await job.getState() : undefined;
     if (job && (state === 'failed' || state === 'completed')) {
       // Refused when another sweep retried it first (it is no longer in that state): fine.

@@ -14,7 +14,6 @@ import * as settlements from './settlements.service.js';
 
 export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['settlements'];
-  app.addHook('onRequest', app.authenticate);
 
   app.post(
     '/projects/:projectId/settlements',

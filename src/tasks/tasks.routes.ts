@@ -1,41 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ProjectParams, problems } from '../http/schemas.js';
-import { CreateTasksBody, Task, TaskItems, TaskList, TaskListQuery, TaskParams } from './tasks.schemas.js';
+import { problems } from '../http/schemas.js';
+import { Task, TaskParams } from './tasks.schemas.js';
 import * as tasks from './tasks.service.js';
 
 export const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const tags = ['tasks'];
-  app.addHook('onRequest', app.authenticate);
-
-  app.post(
-    '/projects/:projectId/tasks',
-    {
-      config: { idempotent: true },
-      schema: {
-        tags,
-        summary: 'Add task trees in one transaction (owner, admin)',
-        params: ProjectParams,
-        body: CreateTasksBody,
-        response: { 201: TaskItems, ...problems(400, 401, 403, 404, 409, 422) },
-      },
-    },
-    async (request, reply) =>
-      reply.code(201).send(await tasks.createTasks(app, request.user.sub, request.params.projectId, request.body)),
-  );
-
-  app.get(
-    '/projects/:projectId/tasks',
-    {
-      schema: {
-        tags,
-        summary: 'Tasks of a project',
-        params: ProjectParams,
-        querystring: TaskListQuery,
-        response: { 200: TaskList, ...problems(400, 401, 404) },
-      },
-    },
-    async (request) => tasks.listTasks(app, request.user.sub, request.params.projectId, request.query),
-  );
 
   app.get(
     '/tasks/:taskId',

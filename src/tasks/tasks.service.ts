@@ -2,10 +2,7 @@ import type { AppContext } from '../context.js';
 import type { Transaction } from 'kysely';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { invalid, conflict } from '../errors.js';
-import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { MANAGERS, authorize } from '../circles/access.js';
-import { findProjectWithRole, lockProjectWithRole } from '../projects/projects.repository.js';
-import { assertProjectEditable } from '../projects/project-rules.js';
+import { authorize } from '../circles/access.js';
 import { flattenTaskTree, type TaskNodeInput } from './task-tree.js';
 import * as repo from './tasks.repository.js';
 
@@ -79,35 +76,6 @@ export async function addTaskForest(
   await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tasks, done);
   if (parentId) await repo.markParent(trx, parentId);
   return tasks.map((t) => t.id);
-}
-
-export async function createTasks(
-  ctx: AppContext,
-  userId: string,
-  projectId: string,
-  input: { parentId?: string; tasks: TaskNodeInput[] },
-) {
-  return ctx.db.transaction().execute(async (trx) => {
-    const project = authorize(await lockProjectWithRole(trx, projectId, userId), 'project', MANAGERS);
-    assertProjectEditable(project.status);
-    const ids = await addTaskForest(trx, project, userId, input.tasks, { parentId: input.parentId });
-    const rows = await repo.findTasksByIds(trx, ids);
-    return { items: rows.map((t) => toTaskView(t, project.status)) };
-  });
-}
-
-export async function listTasks(
-  ctx: AppContext,
-  userId: string,
-  projectId: string,
-  query: repo.TaskFilters & { limit?: number; cursor?: string },
-) {
-  const project = authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project');
-  const limit = query.limit ?? 50;
-  const after = decodeCursor(query.cursor, query.claimable ? ['number', 'number'] : ['number']) as number[] | null;
-  const rows = await repo.listTasks(ctx.db, projectId, query, limit, after);
-  const page = pageOf(rows, limit, (t) => (query.claimable ? [t.priority, t.seq] : [t.seq]));
-  return { items: page.items.map((t) => toTaskView(t, project.status)), nextCursor: page.nextCursor };
 }
 
 export async function getTask(ctx: AppContext, userId: string, taskId: string) {

@@ -3,13 +3,15 @@ import pg from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import type { Database } from '../../src/infra/database-schema.js';
 import { createDb } from '../../src/infra/postgres.js';
-import { PreparingClient, preparedName } from '../../src/infra/prepared-statements.js';
+import { PreparingClient, statementName } from '../../src/infra/prepared-statements.js';
+import { compiledQuery } from '../../src/infra/compiled-queries.js';
 import { claimNextTask } from '../../src/claims/claims.repository.js';
 import { buildTestApp, createCircle, registerUser } from '../helper.js';
 import { createProject, addTasks, joinMembers } from '../marketplace-helpers.js';
 
-// claims/next runs as a named prepared statement; everything else stays unnamed. Checked on one
-// connection (a pool of one), since prepared statements belong to a Postgres session.
+// claims/next runs as a named prepared statement, under the name its definition gives it;
+// everything else stays unnamed. Checked on one connection (a pool of one), since prepared
+// statements belong to a Postgres session.
 
 t.test('the claim statement is prepared once per connection and prepared again on a new one', async (t) => {
   const { app, config } = await buildTestApp(t);
@@ -37,12 +39,17 @@ t.test('the claim statement is prepared once per connection and prepared again o
   t.not(first!.task_id, second!.task_id);
   const statements = await prepared();
   t.equal(statements.length, 1, 'one statement for both calls: the skills are a parameter, not part of the text');
-  t.match(statements[0]!.name, /^ca_[0-9a-f]{24}$/);
+  t.equal(statements[0]!.name, 'claim_next_skipLocked', 'the name given where the statement is defined, and its shape');
   t.match(statements[0]!.statement, /FOR UPDATE OF t\s+SKIP LOCKED/);
 
-  // The waiting variant (no SKIP LOCKED) is a different text, so a second name.
+  // The waiting variant (no SKIP LOCKED) is another shape, so a second name.
   await claimNextTask(db, project.id, members[2]!.id, null, 10, { skipLocked: false });
-  t.equal((await prepared()).length, 2);
+  t.same((await prepared()).map((s) => s.name).sort(), ['claim_next', 'claim_next_skipLocked']);
+  t.notMatch(
+    (await prepared()).find((s) => s.name === 'claim_next')!.statement,
+    /SKIP LOCKED/,
+    'each name stands for its own text',
+  );
 
   // A terminated backend: the pool replaces the connection and pg prepares the statement again.
   const old = await backend();
@@ -94,7 +101,8 @@ t.test(
     await sql`ANALYZE tasks, claims`.execute(db);
     t.ok(await claimNextTask(db, project.id, member!.id, ['design'], 10), 'a claim, which prepares the statement');
     const statement = last!;
-    const name = preparedName(statement.sql)!;
+    const name = statementName(statement.sql)!;
+    t.equal(name, 'claim_next_skipLocked');
 
     const literal = (v: unknown): string =>
       v === null
@@ -111,7 +119,7 @@ t.test(
       const args = statement.parameters.map((p) => (Array.isArray(p) ? wanted : p));
       const { rows } = await sql<{
         'QUERY PLAN': [{ Plan: PlanNode }];
-      }>`EXPLAIN (FORMAT JSON) EXECUTE ${sql.raw(name)}(${sql.raw(args.map(literal).join(', '))})`.execute(db);
+      }>`EXPLAIN (FORMAT JSON) EXECUTE ${sql.id(name)}(${sql.raw(args.map(literal).join(', '))})`.execute(db);
       const onTasks = nodes(rows[0]!['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'tasks');
       t.ok(
         onTasks.some((n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === 'tasks_claimable_idx'),
@@ -124,3 +132,27 @@ t.test(
     }
   },
 );
+
+t.test('only statements defined with a name run prepared; the rest run unnamed', async (t) => {
+  const { config } = await buildTestApp(t);
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1, Client: PreparingClient });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  t.teardown(() => db.destroy());
+  const named = compiledQuery((_db, a: { n: number }) => sql<{ n: number }>`SELECT ${a.n}::int AS n`, {
+    name: 'test_named',
+  });
+  const unnamed = compiledQuery((_db, a: { n: number }) => sql<{ n: number }>`SELECT ${a.n}::int + 1 AS n`);
+  t.same((await named.execute(db, { n: 1 })).rows, [{ n: 1 }]);
+  t.same((await named.execute(db, { n: 2 })).rows, [{ n: 2 }], 'the prepared statement takes new arguments');
+  t.same((await unnamed.execute(db, { n: 1 })).rows, [{ n: 2 }]);
+  const { rows } = await sql<{ name: string }>`SELECT name FROM pg_prepared_statements`.execute(db);
+  t.same(
+    rows.map((r) => r.name),
+    ['test_named'],
+  );
+  t.equal(statementName(unnamed.bind(db, { n: 1 }).sql), undefined);
+  t.throws(
+    () => compiledQuery((_db, a: { n: number }) => sql`SELECT ${a.n}`, { name: 'bad name */ DROP' }).bind(db, { n: 1 }),
+    /invalid prepared statement name/,
+  );
+});

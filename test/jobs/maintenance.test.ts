@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import type { Job, Queue } from 'bullmq';
 import { processors, startWorkerRole } from '../../src/worker.js';
 import { startWorkers } from '../../src/jobs/worker-runtime.js';
-import { Queues } from '../../src/jobs/queues.js';
+import { Queues, storedJobId } from '../../src/jobs/queues.js';
 import { createWorkerRedis } from '../../src/infra/redis.js';
 import { createTestEnv } from '../helper.js';
 
@@ -51,7 +51,7 @@ t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async
       (${user}, 'long-expired', '\\x00', 409, now() - interval '30 days')`.execute(db);
 
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge:test:1' });
-  const job = await finished(queue, 'purge_test_1');
+  const job = await finished(queue, storedJobId('purge:test:1'));
   t.equal(job.failedReason, undefined, 'the job succeeded');
   const keys = await db.selectFrom('idempotency_keys').select('key').orderBy('key').execute();
   t.same(
@@ -62,7 +62,7 @@ t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async
 
   // Safe to run again: nothing more to delete, fresh keys untouched.
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge:test:2' });
-  const again = await finished(queue, 'purge_test_2');
+  const again = await finished(queue, storedJobId('purge:test:2'));
   t.same(again.returnvalue, { purged: 0 });
   t.equal((await db.selectFrom('idempotency_keys').select('key').execute()).length, 3);
 });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { storedJobId } from '../../src/jobs/queues.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from '../../src/reviews/review-deadline.job.js';
 import { buildTestApp, call, createCircle, registerUser } from '../helper.js';
 import {
@@ -72,7 +73,7 @@ t.test('with the review-deadline job removed, the sweep accepts it', async (t) =
 
   const claim = await claimTask(app, alice!, task.id);
   const submission = await submitWork(app, alice!, claim.body.id);
-  const jobId = `submission_${submission.body.id}`;
+  const jobId = storedJobId(`submission:${submission.body.id}`);
   const job = await queue.getJob(jobId);
   t.ok(job, 'a delayed job keyed by the submission');
   t.same(job!.data, { submissionId: submission.body.id });

@@ -8,9 +8,10 @@ import type { Config } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
 import { processors } from '../../src/worker.js';
 import { startWorkers as startProcessors } from '../../src/jobs/worker-runtime.js';
-import { Queues } from '../../src/jobs/queues.js';
+import { Queues, storedJobId } from '../../src/jobs/queues.js';
 import { createWorkerRedis } from '../../src/infra/redis.js';
 import { settleProject } from '../../src/settlements/settle-project.js';
+import { settlementJobKey } from '../../src/settlements/settlement.job.js';
 import { buildTestApp, call, createCircle, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
 import { createProject, eventTypes, joinMembers, startWorkers } from '../marketplace-helpers.js';
 import {
@@ -101,20 +102,20 @@ t.test(
     t.equal(hash, await recomputeHash(db, first), 'the stored hash is the split recomputed from the contributions');
     t.equal(await settleProject(db, first), 'already_done', 'a late third delivery is a no-op');
 
-    // Through BullMQ: the request already enqueued `settlement_<id>`; a redelivery under another job
+    // Through BullMQ: the request already enqueued the settlement's job; a redelivery under another job
     // id (as after a Redis restore) runs the processor a second time, on a second worker.
     const queuesA = processorWorkers(t, db, config);
     const queuesB = processorWorkers(t, db, config);
-    await queuesB.add('settlements', { settlementId: second }, { jobId: `settlement:${second}:redelivered` });
-    await queuesB.add('settlements', { settlementId: first }, { jobId: `settlement:${first}:redelivered` });
+    await queuesB.add('settlements', { settlementId: second }, { jobId: `${settlementJobKey(second)}:redelivered` });
+    await queuesB.add('settlements', { settlementId: first }, { jobId: `${settlementJobKey(first)}:redelivered` });
     const queue = queuesA.get('settlements');
     const jobs = await Promise.all(
       [
-        `settlement_${second}`,
-        `settlement_${second}_redelivered`,
-        `settlement_${first}`,
-        `settlement_${first}_redelivered`,
-      ].map((id) => finished(queue, id)),
+        settlementJobKey(second),
+        `${settlementJobKey(second)}:redelivered`,
+        settlementJobKey(first),
+        `${settlementJobKey(first)}:redelivered`,
+      ].map((key) => finished(queue, storedJobId(key))),
     );
     t.same(
       jobs.map((j) => j.failedReason),
@@ -205,10 +206,10 @@ t.test('Redis flushed after the request: the outbox relay and the requeue sweep 
     producer.disconnect();
   });
   await sql`UPDATE events SET relayed_at = now() WHERE subject_id <> ${viaRelay}::uuid`.execute(db);
-  t.ok(await queues.get('settlements').getJob(`settlement_${viaSweep}`), 'the jobs were in Redis');
+  t.ok(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaSweep))), 'the jobs were in Redis');
   await flushPrefix(config.queuePrefix);
-  t.equal(await queues.get('settlements').getJob(`settlement_${viaSweep}`), undefined, 'and are gone');
-  t.equal(await queues.get('settlements').getJob(`settlement_${viaRelay}`), undefined);
+  t.equal(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaSweep))), undefined, 'and are gone');
+  t.equal(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaRelay))), undefined);
 
   await startWorkers(t, config);
   t.equal(await waitForSettled(db, viaRelay, 30_000), 'completed', 'the relay re-enqueued the unrelayed request');
@@ -254,7 +255,7 @@ t.test(
       await queues.close();
       producer.disconnect();
     });
-    const failedJob = await finished(queues.get('settlements'), `settlement_${id}`);
+    const failedJob = await finished(queues.get('settlements'), storedJobId(settlementJobKey(id)));
     await saboteur.close();
     connection.disconnect();
     t.equal(await failedJob.getState(), 'failed', 'the job is failed in Redis');
@@ -290,9 +291,9 @@ t.test(
     await queues.add(
       'settlements',
       { settlementId: id },
-      { jobId: `settlement:${id}`, attempts: 2, backoff: { type: 'fixed', delay: 50 } },
+      { jobId: settlementJobKey(id), attempts: 2, backoff: { type: 'fixed', delay: 50 } },
     );
-    const job = await finished(queues.get('settlements'), `settlement_${id}`);
+    const job = await finished(queues.get('settlements'), storedJobId(settlementJobKey(id)));
     t.equal(job.attemptsMade, 2, 'both attempts ran');
     t.match(job.failedReason, /read-only for maintenance/);
 
@@ -317,8 +318,8 @@ t.test(
       .executeTakeFirstOrThrow();
     t.match(failed.payload, { projectId: a.project.id, reason: /read-only/ });
     // A payload no settlement can match fails at once, without ten attempts of backoff.
-    await queues.add('settlements', { settlementId: 'not-a-settlement' }, { jobId: 'settlement:bogus' });
-    const bogus = await finished(queues.get('settlements'), 'settlement_bogus');
+    await queues.add('settlements', { settlementId: 'not-a-settlement' }, { jobId: settlementJobKey('bogus') });
+    const bogus = await finished(queues.get('settlements'), storedJobId(settlementJobKey('bogus')));
     t.match(bogus, { attemptsMade: 1, failedReason: /invalid settlement id "not-a-settlement"/ });
     const view = await call(app, 'GET', `/v1/settlements/${id}`, { token: a.members[0]!.token });
     t.match(view.body, { status: 'failed', failureReason: /read-only/, payouts: [], resultHash: null });

@@ -12,7 +12,7 @@ import {
 import type { Database } from '../../../src/infra/database-schema.js';
 import { createDb } from '../../../src/infra/postgres.js';
 import { migrateToLatest } from '../../../src/infra/migrations.js';
-import { preparedName } from '../../../src/infra/prepared-statements.js';
+import { statementName } from '../../../src/infra/prepared-statements.js';
 
 // The bench's own database: dropped and created fresh at start, dropped at the end.
 
@@ -67,7 +67,7 @@ export function captureDb(): { db: Kysely<Database>; queries: Captured[] } {
   const queries: Captured[] = [];
   const connection: DatabaseConnection = {
     async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
-      queries.push({ text: q.sql, values: [...q.parameters], name: preparedName(q.sql) });
+      queries.push({ text: q.sql, values: [...q.parameters], name: statementName(q.sql) });
       return { rows: [] };
     },
     streamQuery() {
