@@ -45,7 +45,14 @@ export interface RouteInfo {
   query: Record<string, JsonSchema>;
   body?: JsonSchema;
   responses: number[];
+  /** The JSON body schema documented for each status, where the answer is JSON. */
+  responseSchemas: Record<number, JsonSchema>;
   anonymous: boolean;
+}
+
+/** The shared schemas of /openapi.json, which the route schemas refer to (#/components/schemas/...). */
+export async function openApiComponents(app: FastifyInstance): Promise<Record<string, unknown>> {
+  return (await call(app, 'GET', '/openapi.json')).body.components;
 }
 
 /** Every operation in /openapi.json, with its parameters and body schema. */
@@ -58,7 +65,7 @@ export async function routeTable(app: FastifyInstance): Promise<RouteInfo[]> {
         {
           parameters?: { in: string; name: string; schema: JsonSchema }[];
           requestBody?: { content: Record<string, { schema: JsonSchema }> };
-          responses: Record<string, unknown>;
+          responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }>;
           security?: unknown[];
         }
       >
@@ -76,6 +83,12 @@ export async function routeTable(app: FastifyInstance): Promise<RouteInfo[]> {
         query: Object.fromEntries(params.filter((p) => p.in === 'query').map((p) => [p.name, p.schema])),
         body: op.requestBody?.content['application/json']?.schema,
         responses: Object.keys(op.responses).map(Number),
+        responseSchemas: Object.fromEntries(
+          Object.entries(op.responses).flatMap(([status, response]) => {
+            const schema = response.content?.['application/json']?.schema;
+            return schema ? [[Number(status), schema]] : [];
+          }),
+        ),
         anonymous: Array.isArray(op.security) && op.security.length === 0,
       });
     }

@@ -240,8 +240,12 @@ t.test('PATCH a project: fields, roles and status transitions', async (t) => {
   const url = `/v1/projects/${project.id}`;
   const patch = (body: Record<string, unknown>, token = owner.token) => call(app, 'PATCH', url, { token, body });
 
+  const stored = () => db.selectFrom('projects').selectAll().where('id', '=', project.id).executeTakeFirstOrThrow();
+  const untouched = await stored();
   t.ok(isProblem(await patch({ title: 'Mine' }, member!.token), 403, 'forbidden'));
+  t.same(await stored(), untouched, "the member's 403 left the row as it was");
   t.ok(isProblem(await patch({ title: 'Mine' }, outsider.token), 404, 'project_not_found'));
+  t.same(await stored(), untouched, "the outsider's 404 left the row as it was");
 
   const edited = await patch(
     {
