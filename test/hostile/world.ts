@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
 import type { Db } from '../../src/infra/postgres.js';
 import { addMember, buildTestApp, call, createCircle, registerUser, type TestEnv, type TestUser } from '../helper.js';
-import { addTasks, completeTask, createProject } from '../marketplace-helpers.js';
+import { addTasks, circleWithRoles, completeTask, createProject } from '../marketplace-helpers.js';
 
 // The fixtures every hostile-input test shares, built once per file through the HTTP API, and the
 // route table read from the service's own OpenAPI document: a route added later is covered by the
@@ -126,11 +126,7 @@ export interface World extends TestEnv {
 
 export async function buildWorld(t: Test, env: Record<string, string> = {}): Promise<World> {
   const { app, db, config } = await buildTestApp(t, env);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner, 'invite');
-  const admin = await addMember(app, owner, circle.id, 'admin', 'admin');
-  const member = await addMember(app, owner, circle.id, 'member', 'member');
-  const outsider = await registerUser(app, 'outsider');
+  const { owner, circle, admin, member, outsider } = await circleWithRoles(app, { joinPolicy: 'invite' });
   const otherOwner = await registerUser(app, 'other');
   const other = await createCircle(app, otherOwner, 'open');
 

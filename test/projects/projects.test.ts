@@ -1,6 +1,7 @@
 import t from 'tap';
-import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import {
+  circleWithRoles,
   addTasks,
   claimTask,
   completeTask,
@@ -14,11 +15,13 @@ import {
 
 t.test('create a project without tasks: defaults, roles and validation', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [member] = await joinMembers(app, circle.id, 1);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [member],
+    outsider,
+  } = await circleWithRoles(app);
   const url = `/v1/circles/${circle.id}/projects`;
 
   const res = await call(app, 'POST', url, { token: owner.token, body: { title: 'Translate the handbook' } });
@@ -231,11 +234,13 @@ t.test('get a project with its progress', async (t) => {
 
 t.test('PATCH a project: fields, roles and status transitions', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [member] = await joinMembers(app, circle.id, 1);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [member],
+    outsider,
+  } = await circleWithRoles(app);
   const project = await createProject(app, owner, circle.id, { status: 'draft' });
   const url = `/v1/projects/${project.id}`;
   const patch = (body: Record<string, unknown>, token = owner.token) => call(app, 'PATCH', url, { token, body });

@@ -1,8 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
 import { pino } from 'pino';
-import { Worker, UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { Worker, UnrecoverableError } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
@@ -12,7 +11,7 @@ import { Queues } from '../../src/jobs/queues.js';
 import { createWorkerRedis } from '../../src/infra/redis.js';
 import { settleProject } from '../../src/settlements/settle-project.js';
 import { buildTestApp, call, createCircle, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
-import { createProject, eventTypes, joinMembers, startWorkers } from '../marketplace-helpers.js';
+import { createProject, eventTypes, finishedJob, joinMembers, startWorkers } from '../marketplace-helpers.js';
 import {
   adjust,
   assertInvariants,
@@ -57,16 +56,6 @@ function processorWorkers(t: Test, db: Db, config: Config) {
     producer.disconnect();
   });
   return queues;
-}
-
-async function finished(queue: Queue, jobId: string, timeoutMs = 30_000): Promise<Job> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await queue.getJob(jobId);
-    if (job?.finishedOn) return job;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish in ${timeoutMs} ms`);
-    await sleep(50);
-  }
 }
 
 async function ledgerTransactionCount(db: Db): Promise<number> {
@@ -114,7 +103,7 @@ t.test(
         `settlement_${second}_redelivered`,
         `settlement_${first}`,
         `settlement_${first}_redelivered`,
-      ].map((id) => finished(queue, id)),
+      ].map((id) => finishedJob(queue, id)),
     );
     t.same(
       jobs.map((j) => j.failedReason),
@@ -254,7 +243,7 @@ t.test(
       await queues.close();
       producer.disconnect();
     });
-    const failedJob = await finished(queues.get('settlements'), `settlement_${id}`);
+    const failedJob = await finishedJob(queues.get('settlements'), `settlement_${id}`);
     await saboteur.close();
     connection.disconnect();
     t.equal(await failedJob.getState(), 'failed', 'the job is failed in Redis');
@@ -292,7 +281,7 @@ t.test(
       { settlementId: id },
       { jobId: `settlement:${id}`, attempts: 2, backoff: { type: 'fixed', delay: 50 } },
     );
-    const job = await finished(queues.get('settlements'), `settlement_${id}`);
+    const job = await finishedJob(queues.get('settlements'), `settlement_${id}`);
     t.equal(job.attemptsMade, 2, 'both attempts ran');
     t.match(job.failedReason, /read-only for maintenance/);
 
@@ -318,7 +307,7 @@ t.test(
     t.match(failed.payload, { projectId: a.project.id, reason: /read-only/ });
     // A payload no settlement can match fails at once, without ten attempts of backoff.
     await queues.add('settlements', { settlementId: 'not-a-settlement' }, { jobId: 'settlement:bogus' });
-    const bogus = await finished(queues.get('settlements'), 'settlement_bogus');
+    const bogus = await finishedJob(queues.get('settlements'), 'settlement_bogus');
     t.match(bogus, { attemptsMade: 1, failedReason: /invalid settlement id "not-a-settlement"/ });
     const view = await call(app, 'GET', `/v1/settlements/${id}`, { token: a.members[0]!.token });
     t.match(view.body, { status: 'failed', failureReason: /read-only/, payouts: [], resultHash: null });

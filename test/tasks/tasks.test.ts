@@ -1,8 +1,16 @@
 import t from 'tap';
 import type { Db } from '../../src/infra/postgres.js';
 import { MAX_TREE_DEPTH, MAX_TREE_NODES } from '../../src/tasks/task-tree.js';
-import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
-import { addTasks, claimTask, countRows, createProject, joinMembers, type TaskNode } from '../marketplace-helpers.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
+import {
+  circleWithRoles,
+  addTasks,
+  claimTask,
+  countRows,
+  createProject,
+  joinMembers,
+  type TaskNode,
+} from '../marketplace-helpers.js';
 
 // Adding task trees to a project and reading them back; a refused tree creates nothing.
 
@@ -20,11 +28,13 @@ const snapshot = async (db: Db) => ({
 
 t.test('POST /projects/:id/tasks creates a forest in one go and GET reads it back', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [member] = await joinMembers(app, circle.id, 1);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [member],
+    outsider,
+  } = await circleWithRoles(app);
   const project = await createProject(app, owner, circle.id);
   const url = `/v1/projects/${project.id}/tasks`;
 
