@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config } from '../src/config.js';
 import type { Db } from '../src/infra/postgres.js';
@@ -8,7 +8,7 @@ import { startWorkerRole } from '../src/worker.js';
 import { expiryDueAt, expiryJobId } from '../src/claims/claim-expiry.job.js';
 import { storedJobId } from '../src/jobs/queues.js';
 import type { TaskNodeInput } from '../src/tasks/task-tree.js';
-import { REDIS_URL, call, registerUser, type Reply, type TestUser } from './helper.js';
+import { REDIS_URL, addMember, call, createCircle, registerUser, type Reply, type TestUser } from './helper.js';
 
 // Building blocks for the marketplace tests (projects, tasks, claims, reviews, contributions):
 // everything goes through the HTTP API, except assertions on rows and on BullMQ jobs.
@@ -99,6 +99,26 @@ export async function joinMembers(
     users.push(...group);
   }
   return users;
+}
+
+/**
+ * The cast of most access tests: an owner with a circle, an admin and `members` members in it
+ * (`member` is the first), and an outsider who belongs to no circle. Members of an open circle
+ * join it directly; those of an invite-only circle with a code the owner issues.
+ */
+export async function circleWithRoles(
+  app: FastifyInstance,
+  options: { joinPolicy?: 'open' | 'invite'; members?: number } = {},
+) {
+  const { joinPolicy = 'open', members: count = 1 } = options;
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner, joinPolicy);
+  const admin = await addMember(app, owner, circle.id, 'admin');
+  const members: TestUser[] = [];
+  if (joinPolicy === 'open') members.push(...(await joinMembers(app, circle.id, count)));
+  else for (let i = 0; i < count; i++) members.push(await addMember(app, owner, circle.id));
+  const outsider = await registerUser(app, 'outsider');
+  return { owner, circle, admin, member: members[0]!, members, outsider };
 }
 
 export const claimTask = (app: FastifyInstance, user: TestUser, taskId: string) =>
@@ -197,6 +217,20 @@ export function queueHandle(t: Test, config: Config, name: 'claim-expiry' | 'rev
     connection.disconnect();
   });
   return queue;
+}
+
+/** Waits until a BullMQ job has finished (completed, or failed for good) and returns it. */
+export async function finishedJob(queue: Queue, jobId: string, timeoutMs = 30_000): Promise<Job> {
+  const job = await waitFor(
+    async () => {
+      const found = await queue.getJob(jobId);
+      return found?.finishedOn ? found : undefined;
+    },
+    timeoutMs,
+    50,
+  );
+  if (!job) throw new Error(`job ${jobId} did not finish in ${timeoutMs} ms`);
+  return job;
 }
 
 /** The BullMQ job id of the expiry job for a lease deadline's second (see src/claims/claim-expiry.job.ts). */

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { addMember, buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
+import { circleWithRoles } from '../marketplace-helpers.js';
 
 // Creating circles, listing the caller's circles, reading one.
 
@@ -135,11 +136,7 @@ t.test('GET /v1/circles refuses bad paging parameters', async (t) => {
 
 t.test('GET /v1/circles/:circleId: members see it, outsiders get 404', async (t) => {
   const { app } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner, 'invite');
-  const member = await addMember(app, owner, circle.id);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const outsider = await registerUser(app, 'outsider');
+  const { owner, circle, admin, member, outsider } = await circleWithRoles(app, { joinPolicy: 'invite' });
 
   t.ok(isProblem(await call(app, 'GET', `/v1/circles/${circle.id}`), 401, 'missing_token'));
 

@@ -1,15 +1,12 @@
 import t from 'tap';
-import { addMember, buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
+import { circleWithRoles } from '../marketplace-helpers.js';
 
 // Invite codes and joining: who may invite, what a code allows, and every way a join can fail.
 
 t.test('POST /invites: owner and admin 201, member 403, outsider 404, anonymous 401', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner, 'invite');
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const member = await addMember(app, owner, circle.id);
-  const outsider = await registerUser(app, 'outsider');
+  const { owner, circle, admin, member, outsider } = await circleWithRoles(app, { joinPolicy: 'invite' });
   const url = `/v1/circles/${circle.id}/invites`;
 
   t.ok(isProblem(await call(app, 'POST', url, { body: {} }), 401, 'missing_token'));

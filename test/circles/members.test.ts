@@ -1,5 +1,6 @@
 import t from 'tap';
 import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
+import { circleWithRoles } from '../marketplace-helpers.js';
 
 // Membership management: listing members, changing roles, transferring ownership, removal and leaving.
 
@@ -74,11 +75,7 @@ t.test('GET /members pages through ties in joinedAt without duplicates or gaps',
 
 t.test('PATCH /members/:userId: only the owner changes roles', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const member = await addMember(app, owner, circle.id);
-  const outsider = await registerUser(app, 'outsider');
+  const { owner, circle, admin, member, outsider } = await circleWithRoles(app);
   const url = `/v1/circles/${circle.id}/members/${member.id}`;
 
   t.ok(isProblem(await call(app, 'PATCH', url, { body: { role: 'admin' } }), 401, 'missing_token'));

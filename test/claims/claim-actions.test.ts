@@ -1,6 +1,7 @@
 import t from 'tap';
-import { buildTestApp, call, createCircle, isProblem, registerUser, addMember } from '../helper.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import {
+  circleWithRoles,
   claimExpiryJobId,
   claimTask,
   eventTypes,
@@ -147,11 +148,13 @@ t.test('release frees the slot; only the claimant may release, and only an activ
 
 t.test('revoke: owner or admin, with a reason, frees the slot; members 403, outsiders 404', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [alice, bob] = await joinMembers(app, circle.id, 2);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [alice, bob],
+    outsider,
+  } = await circleWithRoles(app, { members: 2 });
   const { task } = await projectWithTask(app, owner, circle.id);
 
   const claim = await claimTask(app, alice!, task.id);
@@ -215,11 +218,13 @@ t.test('revoke: owner or admin, with a reason, frees the slot; members 403, outs
 
 t.test('GET /claims/:id: the claimant and managers see it, other members 403, outsiders 404', async (t) => {
   const { app } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [alice, bob] = await joinMembers(app, circle.id, 2);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [alice, bob],
+    outsider,
+  } = await circleWithRoles(app, { members: 2 });
   const { task, project } = await projectWithTask(app, owner, circle.id);
   const claim = await claimTask(app, alice!, task.id);
   t.match(claim.body, {

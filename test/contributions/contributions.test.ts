@@ -1,7 +1,14 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
-import { addTasks, completeTask, countRows, createProject, joinMembers } from '../marketplace-helpers.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
+import {
+  circleWithRoles,
+  addTasks,
+  completeTask,
+  countRows,
+  createProject,
+  joinMembers,
+} from '../marketplace-helpers.js';
 
 // The contribution ledger: per-member totals, owner adjustments as compensating rows, and a table
 // that refuses to be rewritten.
@@ -120,11 +127,13 @@ t.test('GET /projects/:id/contributions: totals per member, highest first, paged
 
 t.test('adjustments: compensating rows with a reason, by owner or admin, never below zero', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [alice, bob] = await joinMembers(app, circle.id, 2);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [alice, bob],
+    outsider,
+  } = await circleWithRoles(app, { members: 2 });
   const project = await createProject(app, owner, circle.id);
   const [task] = await addTasks(app, owner, project.id, [{ title: 'T', weight: 5 }]);
   await completeTask(app, owner, alice!, task!.id);

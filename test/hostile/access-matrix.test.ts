@@ -1,11 +1,46 @@
 import t from 'tap';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import { call, isProblem, registerUser } from '../helper.js';
-import { ACTORS, buildWorld, defaultParams, fillPath, routeTable, v1Routes, type Actor, type World } from './world.js';
+import {
+  ACTORS,
+  buildWorld,
+  changedTables,
+  defaultParams,
+  fillPath,
+  openApiComponents,
+  routeTable,
+  snapshot,
+  v1Routes,
+  type Actor,
+  type RouteInfo,
+  type World,
+} from './world.js';
 
 // Every /v1 route in the OpenAPI document x every kind of caller, against the access rules of
 // DESIGN.md section 7: anonymous 401 (except register, login, refresh); outsiders and the owner of
 // another circle 404 on a circle's resources (never learning they exist); members 403 on owner and
-// admin routes; members, admins and owners succeed where their role allows.
+// admin routes; members, admins and owners succeed where their role allows. Status codes alone
+// would let a route that writes before it refuses pass: every refused call is bracketed by a
+// snapshot of every table and must change nothing. Every 2xx body must match the response schema
+// the route documents, compiled with ajv as the service compiles its request schemas.
+
+// ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
+
+/** A validator per route and status, from the OpenAPI document (shared schemas resolved). */
+function responseValidators(routes: RouteInfo[], components: Record<string, unknown>) {
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  addFormats(ajv);
+  const validators = new Map<string, ValidateFunction>();
+  for (const route of routes) {
+    for (const [status, schema] of Object.entries(route.responseSchemas)) {
+      // The document's own references (#/components/schemas/...) resolve against this root.
+      validators.set(`${route.key} ${status}`, ajv.compile({ ...schema, components }));
+    }
+  }
+  return (route: RouteInfo, status: number) => validators.get(`${route.key} ${status}`);
+}
 
 type Expected = Partial<Record<Actor, number>>;
 
@@ -148,6 +183,7 @@ t.test(
     bystanders.set(world, await world.fresh.plainMember());
     const routes = v1Routes(await routeTable(world.app));
     t.ok(routes.length >= 35, `the route table lists ${routes.length} /v1 routes`);
+    const validatorFor = responseValidators(routes, await openApiComponents(world.app));
 
     const unlisted = routes.filter((r) => !EXPECTED[r.key]).map((r) => r.key);
     if (unlisted.length) t.comment(`no explicit expectations yet (generic rules applied): ${unlisted.join(', ')}`);
@@ -155,6 +191,8 @@ t.test(
     t.same(stale, [], 'every row of the expectation table is a documented route');
 
     let requests = 0;
+    let refused = 0;
+    let validated = 0;
     for (const route of routes) {
       const cell = EXPECTED[route.key];
       for (const actor of ACTORS) {
@@ -173,9 +211,25 @@ t.test(
         };
         const body = cell?.body ? await cell.body(world) : route.body ? {} : undefined;
         const url = fillPath(route.path, params);
+        const before = await snapshot(world.db);
         const res = await call(world.app, route.method, url, { token, body });
         requests++;
         const label = `${route.key} as ${actor}: ${res.status} ${res.status >= 400 ? JSON.stringify(res.body) : ''}`;
+        if (res.status >= 400) {
+          refused++;
+          const changed = changedTables(before, await snapshot(world.db));
+          t.equal(changed, '', `${route.key} as ${actor}: refused with ${res.status}, the database is unchanged`);
+        } else if (res.status < 300) {
+          t.ok(route.responses.includes(res.status), `${route.key} as ${actor}: ${res.status} is documented`);
+          const validate = validatorFor(route, res.status);
+          if (validate) {
+            validated++;
+            t.ok(
+              validate(res.body),
+              `${route.key} as ${actor}: the ${res.status} body matches its schema ${JSON.stringify(validate.errors)}`,
+            );
+          }
+        }
         if (expected === undefined) {
           t.ok(res.status < 500, label);
           continue;
@@ -189,7 +243,9 @@ t.test(
         }
       }
     }
-    t.comment(`SUMMARY hostile/access-matrix routes=${routes.length} actors=${ACTORS.length} requests=${requests}`);
+    t.comment(
+      `SUMMARY hostile/access-matrix routes=${routes.length} actors=${ACTORS.length} requests=${requests} refusedUnchanged=${refused} bodiesValidated=${validated}`,
+    );
   },
 );
 

@@ -347,3 +347,23 @@ t.test('validly signed tokens that are still wrong: non-uuid subject, unknown ac
   const huge = await call(app, 'GET', '/v1/me', { token: 'a'.repeat(10_000) });
   t.ok(isProblem(huge, 401, 'invalid_token'), 'a 10 kB token');
 });
+
+t.test(
+  'the one refused request allowed to write: a replayed refresh token revokes its family, nothing else',
+  async (t) => {
+    const { app, db } = await buildTestApp(t);
+    const user = await registerUser(app);
+    const rotated = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } });
+    t.equal(rotated.status, 200);
+    const revokedBefore = await db.selectFrom('refresh_tokens').where('revoked_at', 'is not', null).execute();
+    t.equal(revokedBefore.length, 0, 'no token of the family is revoked yet');
+    const before = await snapshot(db);
+    const replay = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } });
+    t.ok(isProblem(replay, 401, 'refresh_token_reused'), JSON.stringify(replay.body));
+    const revoked = await db.selectFrom('refresh_tokens').where('revoked_at', 'is not', null).execute();
+    t.equal(revoked.length, 2, 'the replay revoked both tokens of the family');
+    t.equal(await snapshot(db), before, 'the snapshot ignores only that column: nothing else changed');
+    await sql`UPDATE refresh_tokens SET rotated_at = now()`.execute(db);
+    t.not(await snapshot(db), before, 'any other column of refresh_tokens still counts');
+  },
+);

@@ -9,6 +9,7 @@ t.test('healthz and readyz answer when Postgres and Redis are up', async (t) => 
   t.same(live.body, { status: 'ok' });
   const ready = await call(app, 'GET', '/readyz');
   t.equal(ready.status, 200);
+  t.same(ready.body, { status: 'ok' });
   t.ok(live.headers['x-request-id'], 'every response carries its request id');
 });
 

@@ -2,26 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import type { Job, Queue } from 'bullmq';
 import { processors, startWorkerRole } from '../../src/worker.js';
 import { startWorkers } from '../../src/jobs/worker-runtime.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
 import { createWorkerRedis } from '../../src/infra/redis.js';
 import { createTestEnv } from '../helper.js';
+import { finishedJob } from '../marketplace-helpers.js';
 
 // The maintenance queue run by real BullMQ workers on Redis, against the test's own database.
 
 const silent = pino({ level: 'silent' });
-
-async function finished(queue: Queue, jobId: string, timeoutMs = 20_000): Promise<Job> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await queue.getJob(jobId);
-    if (job?.finishedOn) return job;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish in ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
 
 /** The production processors on real workers, without the repeating schedules, so only jobs the test adds run. */
 async function workersFor(t: Test) {
@@ -51,7 +41,7 @@ t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async
       (${user}, 'long-expired', '\\x00', 409, now() - interval '30 days')`.execute(db);
 
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge:test:1' });
-  const job = await finished(queue, storedJobId('purge:test:1'));
+  const job = await finishedJob(queue, storedJobId('purge:test:1'));
   t.equal(job.failedReason, undefined, 'the job succeeded');
   const keys = await db.selectFrom('idempotency_keys').select('key').orderBy('key').execute();
   t.same(
@@ -62,7 +52,7 @@ t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async
 
   // Safe to run again: nothing more to delete, fresh keys untouched.
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge:test:2' });
-  const again = await finished(queue, storedJobId('purge:test:2'));
+  const again = await finishedJob(queue, storedJobId('purge:test:2'));
   t.same(again.returnvalue, { purged: 0 });
   t.equal((await db.selectFrom('idempotency_keys').select('key').execute()).length, 3);
 });
@@ -71,7 +61,7 @@ t.test('a job id is a business key: adding it twice runs the job once', async (t
   const { db, queues, queue } = await workersFor(t);
   const user = '00000000-0000-4000-8000-000000000002';
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-once' });
-  const first = await finished(queue, 'purge-once');
+  const first = await finishedJob(queue, 'purge-once');
   await sql`INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES (${user}, 'old', '\\x00', now() - interval '2 days')`.execute(
     db,
   );
@@ -85,7 +75,7 @@ t.test('a job id is a business key: adding it twice runs the job once', async (t
 t.test('an unknown maintenance task fails at once without retries', async (t) => {
   const { queue } = await workersFor(t);
   await queue.add('maintenance', { task: 'no-such-task' }, { jobId: 'bogus' });
-  const job = await finished(queue, 'bogus');
+  const job = await finishedJob(queue, 'bogus');
   t.match(job.failedReason, /unknown maintenance task "no-such-task"/);
   t.equal(job.attemptsMade, 1, 'not retried: retrying cannot help');
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
-import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import {
+  circleWithRoles,
   addTasks,
   claimTask,
   completeTask,
@@ -14,11 +15,13 @@ import {
 
 t.test('create a project without tasks: defaults, roles and validation', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [member] = await joinMembers(app, circle.id, 1);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [member],
+    outsider,
+  } = await circleWithRoles(app);
   const url = `/v1/circles/${circle.id}/projects`;
 
   const res = await call(app, 'POST', url, { token: owner.token, body: { title: 'Translate the handbook' } });
@@ -231,17 +234,23 @@ t.test('get a project with its progress', async (t) => {
 
 t.test('PATCH a project: fields, roles and status transitions', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [member] = await joinMembers(app, circle.id, 1);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [member],
+    outsider,
+  } = await circleWithRoles(app);
   const project = await createProject(app, owner, circle.id, { status: 'draft' });
   const url = `/v1/projects/${project.id}`;
   const patch = (body: Record<string, unknown>, token = owner.token) => call(app, 'PATCH', url, { token, body });
 
+  const stored = () => db.selectFrom('projects').selectAll().where('id', '=', project.id).executeTakeFirstOrThrow();
+  const untouched = await stored();
   t.ok(isProblem(await patch({ title: 'Mine' }, member!.token), 403, 'forbidden'));
+  t.same(await stored(), untouched, "the member's 403 left the row as it was");
   t.ok(isProblem(await patch({ title: 'Mine' }, outsider.token), 404, 'project_not_found'));
+  t.same(await stored(), untouched, "the outsider's 404 left the row as it was");
 
   const edited = await patch(
     {

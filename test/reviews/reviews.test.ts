@@ -1,6 +1,14 @@
 import t from 'tap';
-import { addMember, buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
-import { claimTask, eventTypes, joinMembers, projectWithTask, review, submitWork } from '../marketplace-helpers.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
+import {
+  circleWithRoles,
+  claimTask,
+  eventTypes,
+  joinMembers,
+  projectWithTask,
+  review,
+  submitWork,
+} from '../marketplace-helpers.js';
 
 // Submitting work and reviewing it: who may, the decisions and what each one changes.
 
@@ -59,11 +67,13 @@ t.test('submissions: only the claimant submits, with valid content', async (t) =
 
 t.test('who may review: managers, never their own claim; only submitted work', async (t) => {
   const { app } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [alice, bob] = await joinMembers(app, circle.id, 2);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [alice, bob],
+    outsider,
+  } = await circleWithRoles(app, { members: 2 });
   const { project, task } = await projectWithTask(app, owner, circle.id, { slots: 3, requiredAccepts: 3 });
 
   const own = await claimTask(app, owner, task.id);

@@ -2,18 +2,10 @@ import { createHash } from 'node:crypto';
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../src/infra/postgres.js';
-import {
-  addMember,
-  buildTestApp,
-  call,
-  createCircle,
-  isProblem,
-  registerUser,
-  type Reply,
-  type TestUser,
-} from '../helper.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply, type TestUser } from '../helper.js';
 import {
   addTasks,
+  circleWithRoles,
   claimTask,
   completeTask,
   createProject,
@@ -76,11 +68,13 @@ t.test(
   'POST /projects/:id/settlements: owner or admin, once, idempotently; the project is frozen behind it',
   async (t) => {
     const { app, db, config } = await buildTestApp(t);
-    const owner = await registerUser(app, 'owner');
-    const circle = await createCircle(app, owner);
-    const admin = await addMember(app, owner, circle.id, 'admin');
-    const [alice, bob] = await joinMembers(app, circle.id, 2);
-    const outsider = await registerUser(app, 'outsider');
+    const {
+      owner,
+      circle,
+      admin,
+      members: [alice, bob],
+      outsider,
+    } = await circleWithRoles(app, { members: 2 });
     const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 1000, unit: 'credits' } });
     const [done, open, pending] = await addTasks(app, owner, project.id, [
       { title: 'Done' },
@@ -289,11 +283,13 @@ t.test(
 
 t.test('reading a settlement: preview, payouts, statements, CSV, balances and the ledger', async (t) => {
   const { app, db, config } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [ann, ben, cat, dan] = await joinMembers(app, circle.id, 4);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [ann, ben, cat, dan],
+    outsider,
+  } = await circleWithRoles(app, { members: 4 });
   const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 1001, unit: 'credits' } });
   const tasks = await addTasks(app, owner, project.id, [
     { title: 'Write the intro', weight: 3 },

@@ -1,8 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
 import { pino } from 'pino';
-import { Worker, UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { Worker, UnrecoverableError } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
@@ -13,7 +12,7 @@ import { createWorkerRedis } from '../../src/infra/redis.js';
 import { settleProject } from '../../src/settlements/settle-project.js';
 import { settlementJobKey } from '../../src/settlements/settlement.job.js';
 import { buildTestApp, call, createCircle, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
-import { createProject, eventTypes, joinMembers, startWorkers } from '../marketplace-helpers.js';
+import { createProject, eventTypes, finishedJob, joinMembers, startWorkers } from '../marketplace-helpers.js';
 import {
   adjust,
   assertInvariants,
@@ -58,16 +57,6 @@ function processorWorkers(t: Test, db: Db, config: Config) {
     producer.disconnect();
   });
   return queues;
-}
-
-async function finished(queue: Queue, jobId: string, timeoutMs = 30_000): Promise<Job> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await queue.getJob(jobId);
-    if (job?.finishedOn) return job;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish in ${timeoutMs} ms`);
-    await sleep(50);
-  }
 }
 
 async function ledgerTransactionCount(db: Db): Promise<number> {
@@ -115,7 +104,7 @@ t.test(
         `${settlementJobKey(second)}:redelivered`,
         settlementJobKey(first),
         `${settlementJobKey(first)}:redelivered`,
-      ].map((key) => finished(queue, storedJobId(key))),
+      ].map((key) => finishedJob(queue, storedJobId(key))),
     );
     t.same(
       jobs.map((j) => j.failedReason),
@@ -255,7 +244,7 @@ t.test(
       await queues.close();
       producer.disconnect();
     });
-    const failedJob = await finished(queues.get('settlements'), storedJobId(settlementJobKey(id)));
+    const failedJob = await finishedJob(queues.get('settlements'), storedJobId(settlementJobKey(id)));
     await saboteur.close();
     connection.disconnect();
     t.equal(await failedJob.getState(), 'failed', 'the job is failed in Redis');
@@ -293,7 +282,7 @@ t.test(
       { settlementId: id },
       { jobId: settlementJobKey(id), attempts: 2, backoff: { type: 'fixed', delay: 50 } },
     );
-    const job = await finished(queues.get('settlements'), storedJobId(settlementJobKey(id)));
+    const job = await finishedJob(queues.get('settlements'), storedJobId(settlementJobKey(id)));
     t.equal(job.attemptsMade, 2, 'both attempts ran');
     t.match(job.failedReason, /read-only for maintenance/);
 
@@ -319,7 +308,7 @@ t.test(
     t.match(failed.payload, { projectId: a.project.id, reason: /read-only/ });
     // A payload no settlement can match fails at once, without ten attempts of backoff.
     await queues.add('settlements', { settlementId: 'not-a-settlement' }, { jobId: settlementJobKey('bogus') });
-    const bogus = await finished(queues.get('settlements'), storedJobId(settlementJobKey('bogus')));
+    const bogus = await finishedJob(queues.get('settlements'), storedJobId(settlementJobKey('bogus')));
     t.match(bogus, { attemptsMade: 1, failedReason: /invalid settlement id "not-a-settlement"/ });
     const view = await call(app, 'GET', `/v1/settlements/${id}`, { token: a.members[0]!.token });
     t.match(view.body, { status: 'failed', failureReason: /read-only/, payouts: [], resultHash: null });

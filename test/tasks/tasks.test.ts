@@ -1,8 +1,16 @@
 import t from 'tap';
 import type { Db } from '../../src/infra/postgres.js';
 import { MAX_TREE_DEPTH, MAX_TREE_NODES } from '../../src/tasks/task-tree.js';
-import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
-import { addTasks, claimTask, countRows, createProject, joinMembers, type TaskNode } from '../marketplace-helpers.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
+import {
+  circleWithRoles,
+  addTasks,
+  claimTask,
+  countRows,
+  createProject,
+  joinMembers,
+  type TaskNode,
+} from '../marketplace-helpers.js';
 
 // Adding task trees to a project and reading them back; a refused tree creates nothing.
 
@@ -20,11 +28,13 @@ const snapshot = async (db: Db) => ({
 
 t.test('POST /projects/:id/tasks creates a forest in one go and GET reads it back', async (t) => {
   const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const admin = await addMember(app, owner, circle.id, 'admin');
-  const [member] = await joinMembers(app, circle.id, 1);
-  const outsider = await registerUser(app, 'outsider');
+  const {
+    owner,
+    circle,
+    admin,
+    members: [member],
+    outsider,
+  } = await circleWithRoles(app);
   const project = await createProject(app, owner, circle.id);
   const url = `/v1/projects/${project.id}/tasks`;
 
@@ -218,7 +228,7 @@ t.test('a refused tree creates nothing, and errors name the path', async (t) => 
     .orderBy('depth', 'desc')
     .executeTakeFirstOrThrow();
   t.equal(deepest.depth, MAX_TREE_DEPTH - 1);
-  t.ok(deep);
+  t.match(deep, { title: 'level 1', blocked: false }, 'the chain is answered root first');
   const before = await snapshot(db);
 
   const leaves = (n: number) => Array.from({ length: n }, (_, i) => ({ title: `T${i}` }));
@@ -315,7 +325,11 @@ t.test('a refused tree creates nothing, and errors name the path', async (t) => 
   t.ok(isProblem(refused, 400, 'invalid_task_tree'));
   t.equal(await countRows(db, 'projects'), projects, 'no project created');
   t.same(await snapshot(db), before);
-  t.ok(existing);
+  t.same(
+    await db.selectFrom('tasks').select(['id', 'title']).where('title', '=', 'Existing').execute(),
+    [{ id: existing!.id, title: 'Existing' }],
+    'the task that was there before is still there, once',
+  );
 });
 
 t.test('exactly 5000 tasks in one request are accepted', async (t) => {
