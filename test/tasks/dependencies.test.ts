@@ -1,5 +1,6 @@
 import t from 'tap';
 import { recordAcceptedWork } from '../../src/tasks/task-completion.js';
+import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import {
   addTasks,
@@ -180,16 +181,19 @@ t.test('a dependency finishing while a dependent is being added does not leave i
   t.equal((await submitWork(app, alice!, claim.body.id)).status, 201);
 
   // The acceptance's transaction completes the dependency and stays open while the owner adds a
-  // task depending on it; it commits only afterwards.
+  // task depending on it; it commits only once the add is seen waiting on its lock.
   let adding!: Promise<Reply>;
+  let waiter!: { query: string };
   await db.transaction().execute(async (trx) => {
     t.same(await recordAcceptedWork(trx, dep!.id, circle.id), [dep!.id]);
+    const acceptance = await backendPid(trx);
     adding = call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
       token: owner.token,
       body: { tasks: [{ title: 'Dependent', dependsOn: [dep!.id] }] },
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    waiter = await waitUntilBlockedBy(db, acceptance);
   });
+  t.match(waiter.query, /FROM "tasks"[\s\S]*for share/i, "the add waited on the completed dependency's row");
   const added = await adding;
   t.equal(added.status, 201);
   const row = await db
