@@ -127,6 +127,17 @@ t.test(
     const job = (await queue.getJob([...jobIds][0]!))!;
     const ctx = { db, queues: app.queues, config, log: app.log };
     t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'before the deadlines it changes nothing');
+    // Deadlines a second ahead in database time: a job that expired leases early would take them.
+    await db
+      .updateTable('claims')
+      .set({ expires_at: sql<Date>`now() + interval '1 second'` })
+      .where(
+        'id',
+        'in',
+        claims.map((c) => c.id),
+      )
+      .execute();
+    t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'nor a second before them');
     await pastDeadline(
       db,
       claims.map((c) => c.id),

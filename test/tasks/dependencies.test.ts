@@ -36,6 +36,8 @@ t.test('a task is blocked until its dependency is accepted', async (t) => {
   t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'));
 
   const claim = await claimTask(app, alice!, spec!.id);
+  const next = await call(app, 'POST', `/v1/projects/${project.id}/claims/next`, { token: bob!.token, body: {} });
+  t.ok(isProblem(next, 409, 'no_claimable_task'), 'claims/next passes over the blocked task');
   await submitWork(app, alice!, claim.body.id);
   t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'), 'submitted is not done');
   const rejected = await call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, {
@@ -47,6 +49,9 @@ t.test('a task is blocked until its dependency is accepted', async (t) => {
 
   await completeTask(app, owner, alice!, spec!.id);
   t.same(await board(), [build!.id]);
+  const unblocked = await call(app, 'POST', `/v1/projects/${project.id}/claims/next`, { token: bob!.token, body: {} });
+  t.equal(unblocked.body.taskId, build!.id, 'and takes it once its dependency is done');
+  t.equal((await call(app, 'POST', `/v1/claims/${unblocked.body.id}/release`, { token: bob!.token })).status, 200);
   const now = await call(app, 'GET', `/v1/tasks/${build!.id}`, { token: bob!.token });
   t.match(now.body, { blocked: false, claimable: true });
   t.equal((await claimTask(app, bob!, build!.id)).status, 201);
