@@ -1,8 +1,10 @@
+import { sql } from 'kysely';
 import t from 'tap';
 import type { FastifyBaseLogger } from 'fastify';
 import { Redis } from 'ioredis';
 import { claimExpiryProcessor, expiryDueAt, scheduleClaimExpiry } from '../../src/claims/claim-expiry.job.js';
 import { Queues } from '../../src/jobs/queues.js';
+import type { Db } from '../../src/infra/postgres.js';
 import { REDIS_URL, buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import {
   claimExpiryJobId,
@@ -20,6 +22,15 @@ import {
 // then, and the periodic sweep expires any claim whose job was lost. Real workers, real Redis; outcomes are polled with a
 // bounded wait, never timed.
 
+/** Moves leases' stored deadlines a second into the past (database time), as if they had run out. */
+async function pastDeadline(db: Db, claimIds: string[]) {
+  await db
+    .updateTable('claims')
+    .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+    .where('id', 'in', claimIds)
+    .execute();
+}
+
 const claimStatus = async (app: Parameters<typeof call>[0], token: string, claimId: string) =>
   (await call(app, 'GET', `/v1/claims/${claimId}`, { token })).body.status as string;
 
@@ -29,11 +40,12 @@ t.test('a lease runs out: the claim expires, its slot is free again, and it can 
   const circle = await createCircle(app, owner);
   const [alice, bob] = await joinMembers(app, circle.id, 2);
   const { task } = await projectWithTask(app, owner, circle.id, {}, { leaseSeconds: 1 });
-  await startWorkers(t, config);
 
   const claim = await claimTask(app, alice!, task.id);
   t.equal(claim.status, 201);
+  // No worker runs yet, so the slot is held however long this takes on a loaded machine.
   t.ok(isProblem(await claimTask(app, bob!, task.id), 409, 'task_full'), 'held while the lease runs');
+  await startWorkers(t, config);
 
   const status = await waitFor(async () =>
     (await claimStatus(app, alice!.token, claim.body.id)) === 'expired' ? 'expired' : null,
@@ -73,10 +85,10 @@ t.test('an active claim past its deadline cannot submit even before the workers 
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
   const [alice] = await joinMembers(app, circle.id, 1);
-  const { task } = await projectWithTask(app, owner, circle.id, {}, { leaseSeconds: 1 });
+  const { task } = await projectWithTask(app, owner, circle.id, {}, { leaseSeconds: 3600 });
 
   const claim = await claimTask(app, alice!, task.id);
-  await waitFor(async () => new Date(claim.body.expiresAt).getTime() < Date.now() - 50);
+  await pastDeadline(db, [claim.body.id]);
   t.ok(isProblem(await submitWork(app, alice!, claim.body.id), 409, 'claim_expired'));
   t.ok(
     isProblem(
@@ -96,7 +108,7 @@ t.test(
     const owner = await registerUser(app, 'owner');
     const circle = await createCircle(app, owner);
     const members = await joinMembers(app, circle.id, 3);
-    const { task } = await projectWithTask(app, owner, circle.id, { slots: 3 }, { leaseSeconds: 1 });
+    const { task } = await projectWithTask(app, owner, circle.id, { slots: 3 }, { leaseSeconds: 3600 });
     const queue = queueHandle(t, config, 'claim-expiry');
 
     const claims: { id: string; expiresAt: string }[] = [];
@@ -115,7 +127,21 @@ t.test(
     const job = (await queue.getJob([...jobIds][0]!))!;
     const ctx = { db, queues: app.queues, config, log: app.log };
     t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'before the deadlines it changes nothing');
-    await waitFor(async () => claims.every((c) => new Date(c.expiresAt).getTime() < Date.now() - 50));
+    // Deadlines a second ahead in database time: a job that expired leases early would take them.
+    await db
+      .updateTable('claims')
+      .set({ expires_at: sql<Date>`now() + interval '1 second'` })
+      .where(
+        'id',
+        'in',
+        claims.map((c) => c.id),
+      )
+      .execute();
+    t.same(await claimExpiryProcessor(job.data, ctx, job), { expired: 0 }, 'nor a second before them');
+    await pastDeadline(
+      db,
+      claims.map((c) => c.id),
+    );
     t.same(
       await claimExpiryProcessor(job.data, ctx, job),
       { expired: 3 },

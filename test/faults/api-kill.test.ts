@@ -32,7 +32,12 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
   let sent = 0;
   let networkErrors = 0;
   let servedBySurvivorAfterKill = 0;
+  let submissionsSent = 0;
   const statuses: Record<number, number> = {};
+  // Every answer a client may not get: any 5xx (a 502-504 as much as a 500), and any error that
+  // is not problem+json (what a proxy or a crashed handler would send).
+  const serverErrors: string[] = [];
+  const nonProblemErrors: string[] = [];
   let killedAt = 0;
   const victim = random() < 0.5 ? 0 : 1;
   const survivor = 1 - victim;
@@ -46,6 +51,9 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
         const res = await http(apis[api]!.url, method, path, { token: member.token, body, timeoutMs: 10_000 });
         sent++;
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+        const answer = `${method} ${path} ${res.status} ${res.type} ${JSON.stringify(res.body).slice(0, 200)}`;
+        if (res.status >= 500) serverErrors.push(answer);
+        if (res.status >= 400 && !res.type.startsWith('application/problem+json')) nonProblemErrors.push(answer);
         if (res.status !== 0) {
           if (killedAt && api === survivor) servedBySurvivorAfterKill++;
           return res;
@@ -63,6 +71,7 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
         continue;
       }
       ackedClaims.set(claim.body.id, member.id);
+      submissionsSent++;
       const submission = await send('POST', `/v1/claims/${claim.body.id}/submissions`, {
         content: `Work of ${member.handle} round ${round}`,
       });
@@ -82,7 +91,10 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
     servedBySurvivorAfterKill > 0,
     `${apis[survivor]!.name} kept serving after the kill (${servedBySurvivorAfterKill} answers)`,
   );
-  t.notOk(statuses[500], `no 500s: ${JSON.stringify(statuses)}`);
+  t.same(serverErrors.slice(0, 20), [], `no 5xx of any kind (${serverErrors.length}): ${JSON.stringify(statuses)}`);
+  t.same(nonProblemErrors.slice(0, 20), [], `every error answer is problem+json (${nonProblemErrors.length} not)`);
+  t.ok(submissionsSent > 0, `the submission loop ran: ${submissionsSent} submissions sent`);
+  t.ok(ackedSubmissions.size > 0, `${ackedSubmissions.size} submissions acknowledged`);
 
   // Every acknowledged claim and submission is in the database.
   const claimRows = await env.db.selectFrom('claims').select(['id', 'user_id', 'status']).execute();
@@ -117,7 +129,10 @@ t.test('SIGKILL one of two API processes under 100 claiming and submitting clien
     requests: sent,
     networkErrors,
     acknowledgedClaims: ackedClaims.size,
+    submissionsSent,
     acknowledgedSubmissions: ackedSubmissions.size,
+    serverErrors: serverErrors.length,
+    nonProblemErrors: nonProblemErrors.length,
     storedClaims: claimRows.length,
     faults: 1,
     violations,

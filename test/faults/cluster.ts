@@ -269,3 +269,12 @@ export function rng(seed: number): () => number {
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * The generator of one actor of a scenario (a client, the killer), derived from the seed and the
+ * actor's number: each actor draws from its own sequence, so how the actors interleave cannot
+ * change what any of them draws, and FAULT_SEED replays every actor's choices.
+ */
+export function actorRng(seed: number, actor: number): () => number {
+  return rng((seed ^ Math.imul(actor + 1, 0x9e3779b1)) >>> 0);
+}

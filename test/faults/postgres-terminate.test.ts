@@ -2,17 +2,28 @@ import t from 'tap';
 import pg from 'pg';
 import { REDIS_URL, createCircle, registerUser } from '../helper.js';
 import { createProject, joinMembers } from '../marketplace-helpers.js';
-import { SEED, assertInvariants, faultApp, http, rng, serviceEnv, startService, summary, until } from './cluster.js';
+import {
+  SEED,
+  actorRng,
+  assertInvariants,
+  faultApp,
+  http,
+  serviceEnv,
+  startService,
+  summary,
+  until,
+} from './cluster.js';
 
 // Every connection of the scenario's database is terminated again and again (pg_terminate_backend,
 // the machine's Postgres itself is never restarted) while two APIs serve reads and claims and two
 // workers run. While connections die the service answers 503 problem+json service_unavailable,
 // never a 500, and it recovers by itself: no process is restarted.
 
+// Each client and the killer draw from their own generator derived from the seed (actorRng), so
+// FAULT_SEED=<seed> replays every choice: which API, read or claim, how long between kill rounds.
 t.comment(`FAULT_SEED=${SEED}`);
 
 t.test('Postgres connections terminated under load: 503 while they die, recovery without a restart', async (t) => {
-  const random = rng(SEED);
   const env = await faultApp(t);
   const setup = env.app;
   const owner = await registerUser(setup, 'owner');
@@ -41,6 +52,7 @@ t.test('Postgres connections terminated under load: 503 while they die, recovery
   const bad: string[] = [];
   const load = async (i: number) => {
     const m = members[i]!;
+    const random = actorRng(SEED, i);
     while (storm) {
       const api = apis[Math.floor(random() * 2)]!.url;
       const read = random() < 0.6;
@@ -71,6 +83,7 @@ t.test('Postgres connections terminated under load: 503 while they die, recovery
   };
   const stormMs = 4_000;
   const clients = members.map((_, i) => load(i));
+  const killerRandom = actorRng(SEED, members.length);
   const started = Date.now();
   while (Date.now() - started < stormMs) {
     const res = await killer.query(
@@ -79,7 +92,7 @@ t.test('Postgres connections terminated under load: 503 while they die, recovery
     );
     terminated += res.rows[0].n;
     rounds++;
-    await new Promise((resolve) => setTimeout(resolve, 100 + Math.floor(random() * 200)));
+    await new Promise((resolve) => setTimeout(resolve, 100 + Math.floor(killerRandom() * 200)));
   }
   storm = false;
   await Promise.all(clients);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { sql } from 'kysely';
 import { REDIS_URL, call, createCircle, registerUser } from '../helper.js';
-import { createProject, joinMembers } from '../marketplace-helpers.js';
+import { createProject, joinMembers, queueHandle } from '../marketplace-helpers.js';
 import { SEED, assertInvariants, faultApp, rng, serviceEnv, startService, summary, until } from './cluster.js';
 
 // Workers are SIGKILLed in the middle of their work and restarted. Two worker processes share the
@@ -52,25 +52,30 @@ t.test(
       requested.push(res.body.id);
     }
 
-    // The worker holding an open settlement transaction (it aggregates, splits and books in one).
-    const inFlight = (await until(
+    // The worker holding an open settlement transaction (it aggregates, splits and books in one),
+    // and the settlement it holds: the row it locked carries its transaction id in xmax.
+    const { worker: inFlight, settlementId } = (await until(
       'a settlement transaction in flight',
       async () => {
-        const rows = await sql<{ application_name: string }>`
-      SELECT application_name FROM pg_stat_activity
-      WHERE datname = ${dbName(env.config.databaseUrl)} AND application_name LIKE 'worker-%' AND xact_start IS NOT NULL
-        AND state <> 'idle' AND query ~* '(contributions|payouts|ledger_)'`.execute(env.db);
-        return rows.rows[0]?.application_name as keyof typeof workers | undefined;
+        const rows = await sql<{ worker: keyof typeof workers; settlementId: string }>`
+      SELECT a.application_name AS worker, s.id AS "settlementId"
+      FROM pg_stat_activity a JOIN settlements s ON s.xmax = a.backend_xid
+      WHERE a.datname = ${dbName(env.config.databaseUrl)} AND a.application_name LIKE 'worker-%'
+        AND a.state <> 'idle' AND a.query ~* '(contributions|payouts|ledger_)'`.execute(env.db);
+        return rows.rows[0];
       },
       30_000,
       5,
-    )) as keyof typeof workers;
-    const completedBefore = await sql<{
-      n: number;
-    }>`SELECT count(*)::int AS n FROM settlements WHERE status = 'completed'`.execute(env.db);
+    ))!;
     await workers[inFlight].kill('SIGKILL');
+    const atKill = await env.db.selectFrom('settlements').select(['id', 'status']).execute();
+    t.not(
+      atKill.find((s) => s.id === settlementId)?.status,
+      'completed',
+      `the settlement ${inFlight} held was unfinished at the kill`,
+    );
     t.pass(
-      `killed ${inFlight} mid-settlement (${completedBefore.rows[0]!.n} of ${requested.length} completed at the kill)`,
+      `killed ${inFlight} mid-settlement (${atKill.filter((s) => s.status === 'completed').length} of ${requested.length} completed at the kill)`,
     );
 
     // Restart it; the survivor and the restarted process finish the work.
@@ -162,7 +167,15 @@ t.test('SIGKILL a worker while leases are expiring: every claim expires exactly 
   )) as number;
   const victim = random() < 0.5 ? 0 : 1;
   await workers[victim]!.kill('SIGKILL');
-  t.pass(`killed ${workers[victim]!.name} with ${expiredAtKill} of ${claims.length} leases expired`);
+  // Jobs the dead worker held stay active until their lock runs out and another worker takes them
+  // over; with the survivor's running jobs, these are every job that could still expire a claim.
+  const queues = [queueHandle(t, env.config, 'claim-expiry'), queueHandle(t, env.config, 'maintenance')];
+  const activeAtKill = (await Promise.all(queues.map((q) => q.getActive()))).flatMap((jobs, i) =>
+    jobs.map((job) => ({ queue: queues[i]!, id: job.id! })),
+  );
+  t.pass(
+    `killed ${workers[victim]!.name} with ${expiredAtKill} of ${claims.length} leases expired and ${activeAtKill.length} jobs active`,
+  );
   workers[victim] = await startService(t, 'worker', base, `${workers[victim]!.name}-restarted`);
 
   await until(
@@ -176,8 +189,18 @@ t.test('SIGKILL a worker while leases are expiring: every claim expires exactly 
     60_000,
     200,
   );
-  // Let any job the killed worker held be taken over and run (it must find nothing to do).
-  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  // Every job active at the kill, the dead worker's included, is taken over and runs to its end
+  // (it must find nothing left to expire), and no expiry job is running, before the events are
+  // counted.
+  await until(
+    'every job active at the kill to finish',
+    async () => {
+      const jobs = await Promise.all(activeAtKill.map(({ queue, id }) => queue.getJob(id)));
+      return jobs.every((job) => job?.finishedOn) && (await queues[0]!.getActiveCount()) === 0;
+    },
+    30_000,
+    100,
+  );
 
   const events = await sql<{ subject_id: string; n: number }>`
     SELECT subject_id, count(*)::int AS n FROM events WHERE type = 'claim.expired' GROUP BY subject_id`.execute(env.db);
@@ -189,5 +212,12 @@ t.test('SIGKILL a worker while leases are expiring: every claim expires exactly 
   const slots = await sql<{ n: number }>`SELECT count(*)::int AS n FROM tasks WHERE live_claims <> 0`.execute(env.db);
   t.equal(slots.rows[0]!.n, 0, 'every slot freed exactly once (no task left at -1 or 1)');
   const violations = await assertInvariants(t, env.db, 'worker killed mid-lease-expiry');
-  summary(t, 'worker-kill-leases', { seed: SEED, claims: claims.length, expiredAtKill, faults: 1, violations });
+  summary(t, 'worker-kill-leases', {
+    seed: SEED,
+    claims: claims.length,
+    expiredAtKill,
+    jobsActiveAtKill: activeAtKill.length,
+    faults: 1,
+    violations,
+  });
 });

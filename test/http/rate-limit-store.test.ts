@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
 import { SharedWindowStore } from '../../src/http/rate-limit-store.js';
+import { controlClock } from '../clock.js';
 import { REDIS_URL, flushPrefix } from '../helper.js';
 
 // The rate-limit store against a real Redis: several stores on one prefix stand for several API
@@ -19,7 +20,22 @@ function setup(t: Test) {
   return { prefix, redis, store };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Waits until a sync timer has brought a key's count in Redis to `value` (or 5 s have passed), then
+ * one more turn of the event loop: the store takes in Redis's answer to that sync in callbacks
+ * that may still be queued when Redis already shows the count.
+ */
+async function redisReaches(redis: Redis, key: string, value: string): Promise<string | null> {
+  const deadline = performance.now() + 5_000;
+  for (;;) {
+    const current = await redis.get(key);
+    if (current === value || performance.now() > deadline) {
+      await new Promise((resolve) => setImmediate(resolve));
+      return current;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 const incr = (store: SharedWindowStore, key: string, windowMs = WINDOW) =>
   new Promise<{ current: number; ttl: number }>((resolve, reject) =>
@@ -45,16 +61,22 @@ t.test('within one process the count is exact, in sequence and in a burst', asyn
 
 t.test('processes share the count through Redis; each trusts its last answer for a moment only', async (t) => {
   const { prefix, redis, store } = setup(t);
+  const clock = controlClock(t);
   const [a, b] = [store({ trustMs: 1500 }), store({ trustMs: 1500 })];
   t.equal((await incr(b, 'u:ann')).current, 1, 'b starts the window');
   for (let i = 0; i < 5; i++) await incr(a, 'u:ann');
   await a.sync(WINDOW);
   t.equal(await redis.get(`${prefix}u:ann`), '6', 'a asked Redis once and sent the rest of its counts in one sync');
   t.equal((await incr(b, 'u:ann')).current, 2, 'b counts on its last answer while it trusts it: the bounded lag');
-  await sleep(1600);
-  t.equal((await incr(b, 'u:ann')).current, 8, "later, b counts on a's requests too");
-  await sleep(250);
-  t.equal(await redis.get(`${prefix}u:ann`), '8', 'the sync timer sent every local count: none lost, none twice');
+  t.equal(await redisReaches(redis, `${prefix}u:ann`, '7'), '7', "b's sync timer sent its own request");
+  clock.advance(1499);
+  t.equal((await incr(b, 'u:ann')).current, 8, 'still trusted: counted locally on the answer its sync brought');
+  t.equal(await redisReaches(redis, `${prefix}u:ann`, '8'), '8', 'and its timer sent that one too');
+  clock.advance(1500); // trust runs from Redis's last answer, which that sync brought
+  await redis.incrby(`${prefix}u:ann`, 10);
+  t.equal((await incr(b, 'u:ann')).current, 19, "no longer trusted: b asks Redis and counts other processes' requests");
+  await Promise.all([a.sync(WINDOW), b.sync(WINDOW)]);
+  t.equal(await redis.get(`${prefix}u:ann`), '19', 'every local count sent: none lost, none twice');
 });
 
 t.test(
@@ -100,11 +122,15 @@ t.test('exact stores (credential budgets) ask Redis on every request', async (t)
 });
 
 t.test('a window ends: the count starts again', async (t) => {
-  const { store } = setup(t);
-  const s = store();
-  for (let i = 0; i < 3; i++) await incr(s, 'u:ann', 200);
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  t.equal((await incr(s, 'u:ann', 200)).current, 1);
+  const { prefix, redis, store } = setup(t);
+  const clock = controlClock(t);
+  // Trusted far longer than the window, so only the window's end can make the store ask again.
+  const s = store({ trustMs: 10 * WINDOW });
+  for (let i = 0; i < 3; i++) await incr(s, 'u:ann');
+  t.equal(await redisReaches(redis, `${prefix}u:ann`, '3'), '3');
+  clock.advance(WINDOW);
+  await redis.del(`${prefix}u:ann`); // Redis ends the window too (the key's expiry)
+  t.equal((await incr(s, 'u:ann')).current, 1);
 });
 
 t.test('Redis errors reach the limiter (which fails open); counts that could not be sent are dropped', async (t) => {

@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
 import t from 'tap';
-import { buildTestApp, call, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
+import { Redis } from 'ioredis';
+import { controlClock } from '../clock.js';
+import { REDIS_URL, buildTestApp, call, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
 import type { FastifyInstance } from 'fastify';
-import { SYNC_INTERVAL_MS, TRUST_MS } from '../../src/http/rate-limit-store.js';
 
 // Idempotency-Key on creating POSTs: replays, reuse with another body, concurrent duplicates,
 // expiry and per-user scope. Checked on POST /v1/circles, whose route is marked idempotent.
@@ -181,12 +182,17 @@ t.test('a rate-limited request does not use up its key, and replays are rate lim
   const limited = await createCircle(app, user, 'second');
   t.ok(isProblem(limited, 429, 'rate_limited'));
 
-  // A new minute: once the API has sent its counts, Redis forgets them, and the API stops
-  // counting on its last answer.
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-  await sleep(2 * SYNC_INTERVAL_MS);
+  // A new minute, on the API's clock and in Redis, once the API has sent its counts (so no sync in
+  // flight brings them back into the new window).
+  const redis = new Redis(REDIS_URL);
+  t.teardown(() => redis.disconnect());
+  const counted = `${config.queuePrefix}:rate:u:${user.id}`;
+  for (const deadline = performance.now() + 5_000; (await redis.get(counted)) !== '4'; ) {
+    if (performance.now() > deadline) throw new Error(`the API never sent its counts: ${await redis.get(counted)}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  controlClock(t).advance(60_000);
   await flushPrefix(`${config.queuePrefix}:rate`);
-  await sleep(TRUST_MS);
   const retry = await createCircle(app, user, 'second');
   t.equal(retry.status, 201, 'the retry after the limit is processed, not a replayed 429');
   t.notOk(retry.headers['idempotent-replayed']);

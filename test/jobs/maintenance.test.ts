@@ -6,6 +6,7 @@ import { processors, startWorkerRole } from '../../src/worker.js';
 import { startWorkers } from '../../src/jobs/worker-runtime.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
 import { createWorkerRedis } from '../../src/infra/redis.js';
+import type { Db } from '../../src/infra/postgres.js';
 import { createTestEnv } from '../helper.js';
 import { finishedJob } from '../marketplace-helpers.js';
 
@@ -57,6 +58,8 @@ t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async
   t.equal((await db.selectFrom('idempotency_keys').select('key').execute()).length, 3);
 });
 
+const keys = async (db: Db) => (await db.selectFrom('idempotency_keys').select('key').execute()).map((k) => k.key);
+
 t.test('a job id is a business key: adding it twice runs the job once', async (t) => {
   const { db, queues, queue } = await workersFor(t);
   const user = '00000000-0000-4000-8000-000000000002';
@@ -65,11 +68,24 @@ t.test('a job id is a business key: adding it twice runs the job once', async (t
   await sql`INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES (${user}, 'old', '\\x00', now() - interval '2 days')`.execute(
     db,
   );
+  // Redis adds a job atomically or finds its id taken: once the add has returned, a second run
+  // would be waiting in the queue. None is, and the expired key it would delete is still there.
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-once' });
-  await sleep(300);
+  t.same(await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized'), {
+    waiting: 0,
+    delayed: 0,
+    active: 0,
+    prioritized: 0,
+  });
   const second = await queue.getJob('purge-once');
   t.equal(second?.finishedOn, first.finishedOn, 'the same job, not run a second time');
   t.equal(second?.attemptsMade, first.attemptsMade);
+  t.same(await keys(db), ['old'], 'the expired key the second run would have purged is still there');
+
+  // The key was expired indeed: a job with another id purges it.
+  await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-twice' });
+  t.same((await finished(queue, 'purge-twice')).returnvalue, { purged: 1 });
+  t.same(await keys(db), []);
 });
 
 t.test('an unknown maintenance task fails at once without retries', async (t) => {

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { recordAcceptedWork } from '../../src/tasks/task-completion.js';
+import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import {
   addTasks,
@@ -35,6 +36,8 @@ t.test('a task is blocked until its dependency is accepted', async (t) => {
   t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'));
 
   const claim = await claimTask(app, alice!, spec!.id);
+  const next = await call(app, 'POST', `/v1/projects/${project.id}/claims/next`, { token: bob!.token, body: {} });
+  t.ok(isProblem(next, 409, 'no_claimable_task'), 'claims/next passes over the blocked task');
   await submitWork(app, alice!, claim.body.id);
   t.ok(isProblem(await claimTask(app, bob!, build!.id), 409, 'task_blocked'), 'submitted is not done');
   const rejected = await call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, {
@@ -46,6 +49,9 @@ t.test('a task is blocked until its dependency is accepted', async (t) => {
 
   await completeTask(app, owner, alice!, spec!.id);
   t.same(await board(), [build!.id]);
+  const unblocked = await call(app, 'POST', `/v1/projects/${project.id}/claims/next`, { token: bob!.token, body: {} });
+  t.equal(unblocked.body.taskId, build!.id, 'and takes it once its dependency is done');
+  t.equal((await call(app, 'POST', `/v1/claims/${unblocked.body.id}/release`, { token: bob!.token })).status, 200);
   const now = await call(app, 'GET', `/v1/tasks/${build!.id}`, { token: bob!.token });
   t.match(now.body, { blocked: false, claimable: true });
   t.equal((await claimTask(app, bob!, build!.id)).status, 201);
@@ -180,16 +186,19 @@ t.test('a dependency finishing while a dependent is being added does not leave i
   t.equal((await submitWork(app, alice!, claim.body.id)).status, 201);
 
   // The acceptance's transaction completes the dependency and stays open while the owner adds a
-  // task depending on it; it commits only afterwards.
+  // task depending on it; it commits only once the add is seen waiting on its lock.
   let adding!: Promise<Reply>;
+  let waiter!: { query: string };
   await db.transaction().execute(async (trx) => {
     t.same(await recordAcceptedWork(trx, dep!.id, circle.id), [dep!.id]);
+    const acceptance = await backendPid(trx);
     adding = call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
       token: owner.token,
       body: { tasks: [{ title: 'Dependent', dependsOn: [dep!.id] }] },
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    waiter = await waitUntilBlockedBy(db, acceptance);
   });
+  t.match(waiter.query, /FROM "tasks"[\s\S]*for share/i, "the add waited on the completed dependency's row");
   const added = await adding;
   t.equal(added.status, 201);
   const row = await db

@@ -1,0 +1,30 @@
+import { sql } from 'kysely';
+import type { Db, Executor } from '../src/infra/postgres.js';
+
+// Races forced with locks the test holds: the test keeps a transaction open on purpose and waits
+// until Postgres shows the other side queued behind it, so the interleaving is certain on any
+// machine instead of hoped for after a sleep.
+
+/** The server process id of the connection a transaction runs on. */
+export async function backendPid(executor: Executor): Promise<number> {
+  return (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(executor)).rows[0]!.pid;
+}
+
+/**
+ * Waits until some other backend is blocked by `holderPid` (pg_blocking_pids), and returns what it
+ * is running. Throws after `timeoutMs`: the race the test set up did not happen.
+ */
+export async function waitUntilBlockedBy(
+  db: Db,
+  holderPid: number,
+  timeoutMs = 20_000,
+): Promise<{ pid: number; query: string }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const waiting = await sql<{ pid: number; query: string }>`
+      SELECT pid, query FROM pg_stat_activity WHERE ${holderPid}::int = ANY(pg_blocking_pids(pid))`.execute(db);
+    if (waiting.rows[0]) return waiting.rows[0];
+    if (Date.now() >= deadline) throw new Error(`no backend waited on ${holderPid} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
