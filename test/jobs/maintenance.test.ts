@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
@@ -84,7 +83,7 @@ t.test('a job id is a business key: adding it twice runs the job once', async (t
 
   // The key was expired indeed: a job with another id purges it.
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-twice' });
-  t.same((await finished(queue, 'purge-twice')).returnvalue, { purged: 1 });
+  t.same((await finishedJob(queue, 'purge-twice')).returnvalue, { purged: 1 });
   t.same(await keys(db), []);
 });
 
