@@ -1,20 +1,9 @@
-import { sql, type Transaction } from 'kysely';
-import type { ContributionSource, Database } from '../infra/database-schema.js';
+import { type Selectable, sql, type Transaction } from 'kysely';
+import type { ContributionSource, ContributionsTable, Database } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
 
-export type ContributionRow = {
-  id: number;
-  circle_id: string;
-  project_id: string | null;
-  user_id: string;
-  source: ContributionSource;
-  task_id: string | null;
-  claim_id: string | null;
-  points: number;
-  reason: string | null;
-  created_by: string | null;
-  created_at: Date;
-};
+/** A contribution row as Postgres returns it. */
+export type ContributionRow = Selectable<ContributionsTable>;
 
 /** Appends a ledger row. The table refuses UPDATE and DELETE, so this is the only way to change totals. */
 export async function insertContribution(

@@ -1,30 +1,11 @@
-import { sql, type Transaction } from 'kysely';
-import type { Database, SettlementStatus } from '../infra/database-schema.js';
+import { type Selectable, sql, type Transaction } from 'kysely';
+import type { Database, SettlementsTable } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import type { Payout, SplitContributor } from './split.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
 
-export type SettlementRow = {
-  id: string;
-  circle_id: string;
-  project_id: string;
-  status: SettlementStatus;
-  pool_amount: number;
-  unit: string;
-  cutoff_id: number;
-  min_points: string | null;
-  cap_basis_points: number | null;
-  total_points: string | null;
-  distributed: number | null;
-  undistributed: number | null;
-  payee_count: number | null;
-  result_hash: string | null;
-  failure_reason: string | null;
-  attempts: number;
-  requested_by: string;
-  created_at: Date;
-  completed_at: Date | null;
-};
+/** A settlement row as Postgres returns it. */
+export type SettlementRow = Selectable<SettlementsTable>;
 
 export async function insertSettlement(
   trx: Transaction<Database>,
