@@ -54,6 +54,8 @@ interface RedisWithIncrement extends Redis {
 export class SharedWindowStore implements FastifyRateLimitStore {
   private readonly windows = new Map<string, Window>();
   private timer: NodeJS.Timeout | null = null;
+  /** A sync's pipeline is on its way: its counts are still in `pending` until Redis answers. */
+  private syncing = false;
   private readonly redis: RedisWithIncrement;
 
   /** What the plugin's `store` option takes: it constructs the store itself. */
@@ -108,22 +110,32 @@ export class SharedWindowStore implements FastifyRateLimitStore {
   /** Sends what is pending now and forgets keys no longer trusted; run by a timer. */
   async sync(windowMs: number): Promise<void> {
     this.timer = null;
+    // One sync at a time: the counts a sync sends stay in `pending` until Redis answers, so a
+    // second sync started meanwhile (Redis slower than SYNC_INTERVAL_MS) would send them again.
+    if (this.syncing) return;
     this.forget();
     const sending = [...this.windows].filter(([, w]) => w.pending > 0).map(([key, w]) => ({ key, n: w.pending }));
     if (!sending.length) return;
-    const pipeline = this.redis.pipeline();
-    for (const { key, n } of sending)
-      (pipeline as unknown as RedisWithIncrement).rateLimitIncrement(this.prefix + key, n, windowMs);
-    const replies = await pipeline.exec().catch(() => null);
-    sending.forEach(({ key, n }, i) => {
-      const [err, reply] = replies?.[i] ?? [new Error('no reply'), null];
-      if (err) {
-        this.windows.delete(key);
-      } else {
-        const [current, ttl] = reply as [number, number];
-        this.heard(key, current, ttl, n);
-      }
-    });
+    this.syncing = true;
+    try {
+      const pipeline = this.redis.pipeline();
+      for (const { key, n } of sending)
+        (pipeline as unknown as RedisWithIncrement).rateLimitIncrement(this.prefix + key, n, windowMs);
+      const replies = await pipeline.exec().catch(() => null);
+      sending.forEach(({ key, n }, i) => {
+        const [err, reply] = replies?.[i] ?? [new Error('no reply'), null];
+        if (err) {
+          this.windows.delete(key);
+        } else {
+          const [current, ttl] = reply as [number, number];
+          this.heard(key, current, ttl, n);
+        }
+      });
+    } finally {
+      this.syncing = false;
+    }
+    // Requests counted while the pipeline was out are sent by the next sync.
+    if ([...this.windows.values()].some((w) => w.pending > 0)) this.scheduleSync(windowMs);
   }
 
   /** Redis said `current` after this process's `sent` requests were added: rebase the window. */
@@ -135,7 +147,7 @@ export class SharedWindowStore implements FastifyRateLimitStore {
   }
 
   private scheduleSync(windowMs: number): void {
-    if (this.timer) return;
+    if (this.timer || this.syncing) return;
     // sync() handles Redis errors itself; the catch only keeps anything unforeseen from becoming an
     // unhandled rejection, which would end the process.
     this.timer = setTimeout(() => this.sync(windowMs).catch(() => {}), SYNC_INTERVAL_MS);

@@ -112,6 +112,24 @@ t.test(
   },
 );
 
+t.test('a sync started while another is still waiting for Redis sends nothing twice', async (t) => {
+  const { prefix, redis, store } = setup(t);
+  const s = store();
+  await incr(s, 'u:ann'); // Redis answers: counted locally from here
+  for (let i = 0; i < 5; i++) await incr(s, 'u:ann');
+  // Two syncs, the second started before the first's pipeline came back, as happens when Redis
+  // takes longer than the sync interval to answer.
+  const first = s.sync(WINDOW);
+  const second = s.sync(WINDOW);
+  await Promise.all([first, second]);
+  t.equal(await redis.get(`${prefix}u:ann`), '6', 'Redis holds the six requests once each');
+  // Requests counted while a pipeline was out are not lost: they go with the next sync.
+  const during = s.sync(WINDOW);
+  await incr(s, 'u:ann');
+  await during;
+  t.equal(await redisReaches(redis, `${prefix}u:ann`, '7'), '7', 'the request counted meanwhile is sent afterwards');
+});
+
 t.test('exact stores (credential budgets) ask Redis on every request', async (t) => {
   const { store } = setup(t);
   const [a, b] = [store().child(), store().child()];
