@@ -18,6 +18,7 @@ import { circleRoutes } from './circles/circles.routes.js';
 import { projectRoutes } from './projects/projects.routes.js';
 import { projectTaskRoutes } from './projects/project-tasks.routes.js';
 import { taskRoutes } from './tasks/tasks.routes.js';
+import { taskManagementRoutes } from './task-management/task-management.routes.js';
 import { claimRoutes } from './claims/claims.routes.js';
 import { reviewRoutes } from './reviews/reviews.routes.js';
 import { contributionRoutes } from './contributions/contributions.routes.js';
@@ -85,6 +86,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
         await member.register(projectRoutes);
         await member.register(projectTaskRoutes);
         await member.register(taskRoutes);
+        await member.register(taskManagementRoutes);
         await member.register(claimRoutes);
         await member.register(reviewRoutes);
         await member.register(contributionRoutes);

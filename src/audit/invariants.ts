@@ -85,6 +85,17 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       GROUP BY t.id HAVING t.live_claims <> count(c.id) OR count(c.id) > t.slots`,
   },
   {
+    name: 'task_blocking_deps_consistent',
+    description:
+      "each task's blocking count equals its dependencies still open (done and cancelled ones block nothing)",
+    query: sql`
+      SELECT t.id, t.blocking_deps, count(dep.id) AS open_deps
+      FROM tasks t
+      LEFT JOIN task_dependencies d ON d.task_id = t.id
+      LEFT JOIN tasks dep ON dep.id = d.depends_on_id AND dep.status = 'open'
+      GROUP BY t.id HAVING t.blocking_deps <> count(dep.id)`,
+  },
+  {
     name: 'one_live_claim_per_member_and_task',
     description: 'no member holds two live claims on one task',
     query: sql`

@@ -247,6 +247,43 @@ export async function endClaim(
   return result.rows[0];
 }
 
+/**
+ * Locks the live claims on these tasks, in id order, before the caller locks the tasks themselves:
+ * reviews and revocations lock a claim and then its task, so taking claims first keeps a task's
+ * cancellation from deadlocking with a review in flight.
+ */
+export async function lockLiveClaimsOn(trx: Transaction<Database>, taskIds: string[]): Promise<void> {
+  if (taskIds.length === 0) return;
+  await sql`
+    SELECT id FROM claims WHERE task_id = ANY(${taskIds}::uuid[]) AND status IN ('active', 'submitted')
+    ORDER BY id FOR UPDATE`.execute(trx);
+}
+
+/**
+ * Revokes every live claim on these tasks (cancelled tasks) with the reason and frees their slots,
+ * set-based like expiry: each claim leaves a live state once, so each slot is given back once.
+ * Returns the revoked claims.
+ */
+export async function revokeLiveClaimsOn(
+  trx: Transaction<Database>,
+  taskIds: string[],
+  reason: string,
+): Promise<ClaimRow[]> {
+  if (taskIds.length === 0) return [];
+  const result = await sql<ClaimRow>`
+    WITH ended AS (
+      UPDATE claims SET status = 'revoked', member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
+      WHERE task_id = ANY(${taskIds}::uuid[]) AND status IN ('active', 'submitted')
+      RETURNING ${CLAIM_RETURNING}
+    ), freed AS (
+      UPDATE tasks t SET live_claims = t.live_claims - x.n
+      FROM (SELECT task_id, count(*)::int AS n FROM ended GROUP BY task_id) x
+      WHERE t.id = x.task_id
+    )
+    SELECT * FROM ended ORDER BY id`.execute(trx);
+  return result.rows;
+}
+
 // The transitions below are taken on a claim the caller has locked and checked; finding it in
 // another state is a bug in the caller, not a race.
 const notIn = (claimId: string, from: ClaimStatus) =>

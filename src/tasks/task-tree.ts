@@ -109,7 +109,7 @@ export function flattenTaskTree(roots: TaskNodeInput[], baseDepth = -1, newId: (
     task.dependsOnExisting = [...new Set(task.dependsOnExisting)];
   }
   if (errors.length === 0) {
-    const cycle = findCycle(tasks);
+    const cycle = findCycle(new Map(tasks.map((t) => [t.id, t.dependsOnNew])));
     if (cycle)
       errors.push({
         path: 'body/tasks',
@@ -122,17 +122,21 @@ export function flattenTaskTree(roots: TaskNodeInput[], baseDepth = -1, newId: (
 const titleOf = (tasks: FlatTask[], id: string) => JSON.stringify(tasks.find((t) => t.id === id)?.title ?? id);
 
 /**
- * Finds one dependency cycle among the new tasks, or null. Existing tasks cannot depend on tasks
- * that don't exist yet, so a cycle can only run through new ones. Iterative DFS: deep chains of
- * thousands of tasks must not overflow the stack.
+ * Finds one cycle in a graph given as each node's outgoing edges (a task to what it waits for), or
+ * null, searching from `starts` (every node by default); the cycle is returned as a path that starts and
+ * ends on the same node. New tasks cannot be
+ * depended on by existing ones, so for a new forest the graph of the new tasks alone is enough.
+ * Iterative DFS: deep chains of thousands of tasks must not overflow the stack.
  */
-function findCycle(tasks: FlatTask[]): string[] | null {
-  const edges = new Map(tasks.map((t) => [t.id, t.dependsOnNew]));
+export function findCycle(
+  edges: ReadonlyMap<string, readonly string[]>,
+  starts: Iterable<string> = edges.keys(),
+): string[] | null {
   const state = new Map<string, 1 | 2>(); // 1 = on the current path, 2 = finished
-  for (const start of tasks) {
-    if (state.has(start.id)) continue;
-    const stack: { id: string; next: number }[] = [{ id: start.id, next: 0 }];
-    state.set(start.id, 1);
+  for (const start of starts) {
+    if (state.has(start)) continue;
+    const stack: { id: string; next: number }[] = [{ id: start, next: 0 }];
+    state.set(start, 1);
     for (let frame = stack.at(-1); frame; frame = stack.at(-1)) {
       const dep = edges.get(frame.id)?.[frame.next];
       if (dep === undefined) {
@@ -153,4 +157,31 @@ function findCycle(tasks: FlatTask[]): string[] | null {
     }
   }
   return null;
+}
+
+/**
+ * What a task waits for once its dependencies are replaced by `dependsOn`, as a graph for
+ * findCycle: every task of the project waits for its dependencies, and a parent for its children
+ * (it is done only when they are), so a task depending on its own ancestor is a cycle too.
+ * Returns a cycle the changed task runs into, or null.
+ */
+export function dependencyCycle(
+  taskId: string,
+  dependsOn: readonly string[],
+  project: {
+    dependencies: readonly { taskId: string; dependsOnId: string }[];
+    tree: readonly { id: string; parentId: string | null }[];
+  },
+): string[] | null {
+  const edges = new Map<string, string[]>();
+  const add = (from: string, to: string) => {
+    const list = edges.get(from);
+    if (list) list.push(to);
+    else edges.set(from, [to]);
+  };
+  for (const d of project.dependencies) if (d.taskId !== taskId) add(d.taskId, d.dependsOnId);
+  for (const id of dependsOn) add(taskId, id);
+  for (const t of project.tree) if (t.parentId) add(t.parentId, t.id);
+  // Searched from the changed task only: what it cannot reach, it cannot close a cycle with.
+  return findCycle(edges, [taskId]);
 }

@@ -59,7 +59,7 @@ export async function insertTaskForest(
   projectId: string,
   actorId: string,
   tasks: FlatTask[],
-  existingDone: Set<string>,
+  existingFinished: Set<string>,
 ) {
   const rows = tasks.map((t) => ({
     id: t.id,
@@ -73,7 +73,7 @@ export async function insertTaskForest(
     priority: t.priority,
     depth: t.depth,
     is_leaf: t.isLeaf,
-    blocking_deps: t.dependsOnNew.length + t.dependsOnExisting.filter((id) => !existingDone.has(id)).length,
+    blocking_deps: t.dependsOnNew.length + t.dependsOnExisting.filter((id) => !existingFinished.has(id)).length,
   }));
   await sql`
     INSERT INTO tasks (id, circle_id, project_id, parent_id, title, description, weight, skills, slots, required_accepts, priority, depth, is_leaf, blocking_deps)
@@ -151,15 +151,113 @@ const taskWithRole = compiledQuery((db, a: { taskId: string; userId: string }) =
     .where('tasks.id', '=', a.taskId),
 );
 
-/** A task with its circle, project status and the caller's role (null when not a member). */
 /** A task's weight: accepted work on it earns weight x score points. */
 export async function findTaskWeight(db: Executor, taskId: string): Promise<number> {
   const task = await db.selectFrom('tasks').select('weight').where('id', '=', taskId).executeTakeFirstOrThrow();
   return task.weight;
 }
 
+/** A task with its circle, project status and the caller's role (null when not a member). */
 export async function findTaskWithRole(db: Executor, taskId: string, userId: string) {
   return (await taskWithRole.execute(db, { taskId, userId })).rows[0];
+}
+
+/** The fields an owner may change on a task after posting, as columns. */
+export type TaskChanges = Partial<
+  Pick<TaskRow, 'title' | 'description' | 'weight' | 'skills' | 'slots' | 'required_accepts' | 'priority'>
+>;
+
+/**
+ * Applies changes to a task the caller has locked. Required accepts lowered to or below the accepts
+ * already counted make an open task done (the caller rolls that up, as after an accept).
+ * Returns whether the task became done, and its parent.
+ */
+export async function updateTask(trx: Transaction<Database>, taskId: string, changes: TaskChanges) {
+  let q = trx.updateTable('tasks').set(changes).where('id', '=', taskId);
+  if (changes.required_accepts !== undefined)
+    q = q.set({
+      status: sql<TaskStatus>`CASE WHEN status = 'open' AND accepted_count >= ${changes.required_accepts}::int THEN 'done' ELSE status END`,
+    });
+  return q
+    .returning(['parent_id', sql<boolean>`status = 'done' AND accepted_count >= required_accepts`.as('done')])
+    .executeTakeFirstOrThrow();
+}
+
+// A task and every task below it, at any depth.
+const subtree = (rootId: string) => sql`
+  WITH RECURSIVE sub AS (
+    SELECT id FROM tasks WHERE id = ${rootId}::uuid
+    UNION ALL
+    SELECT c.id FROM tasks c JOIN sub ON c.parent_id = sub.id
+  )`;
+
+/** The open tasks of a task's subtree (itself included), read without locks. */
+export async function openSubtreeIds(trx: Transaction<Database>, rootId: string): Promise<string[]> {
+  const result = await sql<{ id: string }>`
+    ${subtree(rootId)}
+    SELECT t.id FROM tasks t JOIN sub ON sub.id = t.id WHERE t.status = 'open' ORDER BY t.id`.execute(trx);
+  return result.rows.map((r) => r.id);
+}
+
+/**
+ * Cancels a task and every open task below it. The subtree is read again by this statement, so a
+ * sub-task added just before (its parent's lock released on commit) is cancelled with the rest.
+ * Returns the cancelled ids; the task itself is among them only if it was still open.
+ */
+export async function cancelOpenSubtree(trx: Transaction<Database>, rootId: string): Promise<string[]> {
+  const result = await sql<{ id: string }>`
+    ${subtree(rootId)}
+    UPDATE tasks t SET status = 'cancelled' FROM sub WHERE t.id = sub.id AND t.status = 'open'
+    RETURNING t.id`.execute(trx);
+  return result.rows.map((r) => r.id);
+}
+
+/** Every task of a project (with its parent and title) and every dependency edge between them. */
+export async function projectTaskGraph(trx: Transaction<Database>, projectId: string) {
+  const [tasks, dependencies] = await Promise.all([
+    trx
+      .selectFrom('tasks')
+      .select(['id', 'parent_id as parentId', 'title'])
+      .where('project_id', '=', projectId)
+      .execute(),
+    trx
+      .selectFrom('task_dependencies')
+      .innerJoin('tasks', 'tasks.id', 'task_dependencies.task_id')
+      .select(['task_dependencies.task_id as taskId', 'task_dependencies.depends_on_id as dependsOnId'])
+      .where('tasks.project_id', '=', projectId)
+      .execute(),
+  ]);
+  return { tasks, dependencies };
+}
+
+/** A task's current dependencies. */
+export async function dependencyIds(trx: Transaction<Database>, taskId: string): Promise<string[]> {
+  const rows = await trx
+    .selectFrom('task_dependencies')
+    .select('depends_on_id')
+    .where('task_id', '=', taskId)
+    .orderBy('depends_on_id')
+    .execute();
+  return rows.map((r) => r.depends_on_id);
+}
+
+/**
+ * Replaces a task's dependencies and recounts what blocks it (dependencies still open). The caller
+ * holds a share lock on every old and new dependency and the task's own row lock, so no dependency
+ * finishes between the count and the commit, and one finishing after it sees the new rows.
+ */
+export async function replaceDependencies(trx: Transaction<Database>, taskId: string, dependsOn: string[]) {
+  await trx.deleteFrom('task_dependencies').where('task_id', '=', taskId).execute();
+  if (dependsOn.length)
+    await trx
+      .insertInto('task_dependencies')
+      .values(dependsOn.map((id) => ({ task_id: taskId, depends_on_id: id })))
+      .execute();
+  await sql`
+    UPDATE tasks SET blocking_deps = (
+      SELECT count(*)::int FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
+      WHERE d.task_id = ${taskId}::uuid AND dep.status = 'open')
+    WHERE id = ${taskId}::uuid`.execute(trx);
 }
 
 export interface TaskFilters {

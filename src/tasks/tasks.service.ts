@@ -72,8 +72,9 @@ export async function addTaskForest(
       missing.map((id) => ({ path: 'body/tasks', message: `task ${id} is not a task of this project` })),
     );
   }
-  const done = new Set(found.filter((f) => f.status === 'done').map((f) => f.id));
-  await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tasks, done);
+  // Only an open dependency blocks: done work is there, cancelled work never will be.
+  const finished = new Set(found.filter((f) => f.status !== 'open').map((f) => f.id));
+  await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tasks, finished);
   if (parentId) await repo.markParent(trx, parentId);
   return tasks.map((t) => t.id);
 }

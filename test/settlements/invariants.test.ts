@@ -96,6 +96,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'one_live_claim_per_member_and_task',
       'settlement_ledger_matches_payouts',
       'settlement_sums',
+      'task_blocking_deps_consistent',
       'task_slots_consistent',
       'unfinished_settlements_wrote_nothing',
     ],
@@ -195,6 +196,15 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'a live-claim count that no claim backs',
       async (trx) => {
         await sql`UPDATE tasks SET live_claims = live_claims + 1 WHERE id = ${spare!.id}`.execute(trx);
+      },
+    ],
+    [
+      'task_blocking_deps_consistent',
+      'a task unblocked while its dependency is still open',
+      async (trx) => {
+        await sql`INSERT INTO task_dependencies (task_id, depends_on_id) VALUES (${spare!.id}, ${released!.id})`.execute(
+          trx,
+        );
       },
     ],
     [
