@@ -127,6 +127,13 @@ const EXPECTED: Record<string, Cell> = {
   },
   'GET /v1/projects/{projectId}/tasks': { expect: inCircle(200, 200, 200) },
   'GET /v1/tasks/{taskId}': { expect: inCircle(200, 200, 200) },
+  'PATCH /v1/tasks/{taskId}': { expect: inCircle(403, 200, 200), body: () => ({ title: 'Renamed task' }) },
+  'POST /v1/tasks/{taskId}/cancel': {
+    expect: inCircle(403, 200, 200),
+    body: () => ({ reason: 'No longer needed' }),
+    fresh: async (w) => ({ taskId: await w.fresh.task() }),
+  },
+  'PUT /v1/tasks/{taskId}/dependencies': { expect: inCircle(403, 200, 200), body: () => ({ dependsOn: [] }) },
   'POST /v1/tasks/{taskId}/claims': { expect: inCircle(201, 201, 201) },
   'POST /v1/projects/{projectId}/claims/next': { expect: inCircle(201, 201, 201), body: () => ({}) },
   'GET /v1/claims/{claimId}': { expect: inCircle(200, 200, 200) },

@@ -118,6 +118,7 @@ export interface World extends TestEnv {
   /** Fresh objects for cells that change what they touch (each call makes a new one). */
   fresh: {
     project: () => Promise<string>;
+    task: () => Promise<string>;
     activeClaim: () => Promise<string>;
     submittedClaim: () => Promise<string>;
     plainMember: () => Promise<string>;
@@ -190,6 +191,7 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
     fresh: {
       project: async () =>
         (await createProject(app, owner, circle.id, { rewardPool: { amount: 10, unit: 'points' } })).id,
+      task: freshTask,
       activeClaim: async () => claimOn(await freshTask()),
       submittedClaim: async () => {
         const id = await claimOn(await freshTask());
