@@ -1,4 +1,5 @@
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import type { Database } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
 
 const USER_COLUMNS = ['id', 'handle', 'display_name', 'skills', 'created_at'] as const;
@@ -85,4 +86,58 @@ export async function revokeFamily(db: Db, familyId: string): Promise<void> {
     .where('family_id', '=', familyId)
     .where('revoked_at', 'is', null)
     .execute();
+}
+
+/**
+ * Revokes the family of the given refresh token, if the token is this user's: every token of that
+ * login stops working, rotated or not. Returns the family, or nothing when the token is unknown,
+ * someone else's, or its family was already revoked.
+ */
+export async function revokeFamilyOfToken(trx: Transaction<Database>, userId: string, hash: Buffer) {
+  const result = await sql<{ family_id: string }>`
+    UPDATE refresh_tokens SET revoked_at = now()
+    WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = ${hash} AND user_id = ${userId}::uuid)
+      AND revoked_at IS NULL
+    RETURNING family_id`.execute(trx);
+  return result.rows[0]?.family_id;
+}
+
+export async function findPasswordHash(db: Db, userId: string) {
+  const row = await db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
+  return row?.password_hash;
+}
+
+/**
+ * Replaces the password hash if it is still the one the caller verified against: a concurrent
+ * change in between makes this a no-op (false), never a silent overwrite.
+ */
+export async function replacePasswordHash(
+  trx: Transaction<Database>,
+  userId: string,
+  verifiedHash: string,
+  newHash: string,
+): Promise<boolean> {
+  const result = await trx
+    .updateTable('users')
+    .set({ password_hash: newHash })
+    .where('id', '=', userId)
+    .where('password_hash', '=', verifiedHash)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Revokes every live refresh token of the user outside one family (null: outside none). Returns the families revoked. */
+export async function revokeFamiliesExcept(
+  trx: Transaction<Database>,
+  userId: string,
+  keptFamilyId: string | null,
+): Promise<number> {
+  const result = await sql<{ families: number }>`
+    WITH revoked AS (
+      UPDATE refresh_tokens SET revoked_at = now()
+      WHERE user_id = ${userId}::uuid AND revoked_at IS NULL AND family_id IS DISTINCT FROM ${keptFamilyId}::uuid
+      RETURNING family_id
+    )
+    SELECT count(DISTINCT family_id)::int AS families FROM revoked`.execute(trx);
+  return result.rows[0]?.families ?? 0;
 }

@@ -1,7 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { problems } from '../http/schemas.js';
 import { authRateLimit } from '../http/rate-limit.js';
-import { LoginBody, ProfilePatch, RefreshBody, RegisterBody, Session, User } from './accounts.schemas.js';
+import {
+  ChangePasswordBody,
+  LoginBody,
+  LogoutBody,
+  ProfilePatch,
+  RefreshBody,
+  RegisterBody,
+  Session,
+  User,
+} from './accounts.schemas.js';
 import * as accounts from './accounts.service.js';
 
 export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -79,5 +88,46 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => accounts.updateProfile(app, request.user.sub, request.body),
+  );
+
+  app.post(
+    '/auth/logout',
+    {
+      schema: {
+        tags,
+        summary: 'End a session: its refresh token and every token rotated from it stop working',
+        body: LogoutBody,
+        response: {
+          204: { type: 'null', description: 'Logged out (also when the token was already invalid)' },
+          ...problems(400, 401),
+        },
+      },
+    },
+    async (request, reply) => {
+      await accounts.logout(app, request.user.sub, request.body.refreshToken);
+      return reply.code(204).send(null);
+    },
+  );
+
+  // Guessing the current password is credential guessing: it spends the per-IP login budget too.
+  const authLimit = authRateLimit(app);
+  app.post(
+    '/me/password',
+    {
+      preHandler: authLimit,
+      schema: {
+        tags,
+        summary: "Change my password; every other session's refresh tokens are revoked",
+        body: ChangePasswordBody,
+        response: {
+          204: { type: 'null', description: 'Changed; this session stays signed in' },
+          ...problems(400, 401, 403, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      await accounts.changePassword(app, request.user.sub, request.user.sid, request.body);
+      return reply.code(204).send(null);
+    },
   );
 };

@@ -61,3 +61,20 @@ export const ProfilePatch = Obj(
   { displayName: Type.Optional(DisplayName), skills: Type.Optional(Skills) },
   'Profile changes',
 );
+export const LogoutBody = Obj(
+  {
+    refreshToken: Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description: 'A refresh token of the session to end; its whole family stops working',
+    }),
+  },
+  'Logout request',
+);
+export const ChangePasswordBody = Obj(
+  {
+    currentPassword: Type.String({ minLength: 1, maxLength: 200, description: 'The password in use now' }),
+    newPassword: Password,
+  },
+  'Password change',
+);

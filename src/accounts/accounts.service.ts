@@ -1,6 +1,7 @@
 import type { AppContext } from '../context.js';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { conflict, unauthorized, notFound } from '../errors.js';
+import { DomainError, conflict, unauthorized, notFound } from '../errors.js';
+import { recordEvent } from '../events/events.repository.js';
 import { isUniqueViolation } from '../infra/pg-errors.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import * as repo from './accounts.repository.js';
@@ -29,8 +30,12 @@ const hashToken = (token: string) => createHash('sha256').update(token).digest()
 // Verified against when the handle is unknown, so a login takes as long whether or not it exists.
 let decoyHash: Promise<string> | undefined;
 
-/** Opening a session also needs the access-token signer: the API's JWT plugin. */
-type SessionContext = AppContext & { jwt: { sign(payload: { sub: string }): string } };
+/**
+ * Opening a session also needs the access-token signer: the API's JWT plugin. Access tokens carry
+ * their login's refresh-token family as `sid`, so a request can say which session it comes from
+ * (a password change keeps the caller's own session and ends the others).
+ */
+type SessionContext = AppContext & { jwt: { sign(payload: { sub: string; sid: string }): string } };
 
 async function issueTokens(ctx: SessionContext, userId: string, familyId: string = randomUUID()) {
   const refreshToken = randomBytes(32).toString('base64url');
@@ -40,7 +45,7 @@ async function issueTokens(ctx: SessionContext, userId: string, familyId: string
     hash: hashToken(refreshToken),
     ttlSeconds: ctx.config.refreshTokenTtlSeconds,
   });
-  const accessToken = ctx.jwt.sign({ sub: userId });
+  const accessToken = ctx.jwt.sign({ sub: userId, sid: familyId });
   return { accessToken, refreshToken };
 }
 
@@ -95,6 +100,50 @@ export async function refresh(ctx: SessionContext, refreshToken: string) {
   const user = await repo.findUserById(ctx.db, rotated.user_id);
   if (!user) throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
   return { user: toUserView(user), ...(await issueTokens(ctx, user.id, rotated.family_id)) };
+}
+
+/**
+ * Ends the session a refresh token belongs to: its whole family is revoked, so neither it nor any
+ * token rotated from it works again. Idempotent and discreet: a token that is unknown, already
+ * revoked or another user's changes nothing and is answered the same way.
+ */
+export async function logout(ctx: AppContext, userId: string, refreshToken: string): Promise<void> {
+  await ctx.db.transaction().execute(async (trx) => {
+    const familyId = await repo.revokeFamilyOfToken(trx, userId, hashToken(refreshToken));
+    if (!familyId) return;
+    await recordEvent(trx, { circleId: null, type: 'session.ended', subjectId: userId, actorId: userId });
+  });
+}
+
+/**
+ * Changes the password after checking the current one, and revokes every refresh token except the
+ * caller's own session (the family named by the access token's `sid`; an access token without one
+ * keeps no session). A wrong current password is a 403, not a 401: the access token is fine, and a
+ * 401 would send clients to refresh and retry.
+ */
+export async function changePassword(
+  ctx: AppContext,
+  userId: string,
+  sessionId: string | undefined,
+  input: { currentPassword: string; newPassword: string },
+): Promise<void> {
+  const stored = await repo.findPasswordHash(ctx.db, userId);
+  if (!stored) throw unauthorized('invalid_token', 'The account this access token was issued to does not exist.');
+  const wrong = () => new DomainError('forbidden', 'invalid_current_password', 'The current password is wrong.');
+  if (!(await verifyPassword(input.currentPassword, stored))) throw wrong();
+  const newHash = await hashPassword(input.newPassword, ctx.config.passwordHashCost);
+  await ctx.db.transaction().execute(async (trx) => {
+    // Changed by a concurrent request since it was verified: the password given is no longer current.
+    if (!(await repo.replacePasswordHash(trx, userId, stored, newHash))) throw wrong();
+    const revokedSessions = await repo.revokeFamiliesExcept(trx, userId, sessionId ?? null);
+    await recordEvent(trx, {
+      circleId: null,
+      type: 'user.password_changed',
+      subjectId: userId,
+      actorId: userId,
+      payload: { revokedSessions },
+    });
+  });
 }
 
 export async function getProfile(ctx: AppContext, userId: string): Promise<UserView> {

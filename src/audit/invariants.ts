@@ -103,6 +103,16 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       GROUP BY task_id, user_id HAVING count(*) > 1`,
   },
   {
+    name: 'submitted_claims_queued_by_latest_submission',
+    description:
+      "every submitted claim has a submission, and its updated_at is its latest submission's time (the review queue's order)",
+    query: sql`
+      SELECT c.id, c.updated_at, s.created_at AS submitted_at
+      FROM claims c
+      LEFT JOIN LATERAL (SELECT created_at FROM submissions WHERE claim_id = c.id ORDER BY revision DESC LIMIT 1) s ON true
+      WHERE c.status = 'submitted' AND c.updated_at IS DISTINCT FROM s.created_at`,
+  },
+  {
     name: 'one_contribution_per_accepted_claim',
     description: 'every accepted claim has exactly one task contribution, and only accepted claims have one',
     query: sql`

@@ -100,6 +100,7 @@ export async function useInvite(trx: Transaction<Database>, circleId: string, co
     .set((eb) => ({ uses: eb('uses', '+', 1) }))
     .where('code', '=', code)
     .where('circle_id', '=', circleId)
+    .where('revoked_at', 'is', null)
     .where('expires_at', '>', sql<Date>`now()`)
     .where((eb) => eb.or([eb('max_uses', 'is', null), eb('uses', '<', eb.ref('max_uses'))]))
     .returning('code')
@@ -110,9 +111,38 @@ export async function useInvite(trx: Transaction<Database>, circleId: string, co
 export async function findInvite(trx: Transaction<Database>, circleId: string, code: string) {
   return trx
     .selectFrom('invites')
-    .select(['max_uses', 'uses', sql<boolean>`expires_at <= now()`.as('expired')])
+    .select(['max_uses', 'uses', 'revoked_at', sql<boolean>`expires_at <= now()`.as('expired')])
     .where('code', '=', code)
     .where('circle_id', '=', circleId)
+    .executeTakeFirst();
+}
+
+const INVITE_COLUMNS = ['code', 'expires_at', 'max_uses', 'uses', 'created_by', 'created_at'] as const;
+
+/** The circle's invites that were not revoked (expired ones too), newest first. */
+export async function listInvites(db: Db, circleId: string, limit: number, after: [number, string] | null) {
+  let q = db
+    .selectFrom('invites')
+    .select([...INVITE_COLUMNS, micros('invites.created_at').as('cursor_ts')])
+    .where('circle_id', '=', circleId)
+    .where('revoked_at', 'is', null);
+  if (after) q = q.where(sql<boolean>`(created_at, code) < (${fromMicros(after[0])}, ${after[1]})`);
+  return q
+    .orderBy('created_at', 'desc')
+    .orderBy('code', 'desc')
+    .limit(limit + 1)
+    .execute();
+}
+
+/** Revokes an invite of this circle; returns it, or nothing if there is none or it was already revoked. */
+export async function revokeInvite(trx: Transaction<Database>, circleId: string, code: string) {
+  return trx
+    .updateTable('invites')
+    .set({ revoked_at: sql<Date>`now()` })
+    .where('code', '=', code)
+    .where('circle_id', '=', circleId)
+    .where('revoked_at', 'is', null)
+    .returning(INVITE_COLUMNS)
     .executeTakeFirst();
 }
 

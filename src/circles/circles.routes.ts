@@ -8,6 +8,8 @@ import {
   CreateCircleBody,
   CreateInviteBody,
   Invite,
+  InviteList,
+  InviteParams,
   JoinBody,
   ListQuery,
   Member,
@@ -75,6 +77,46 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       reply
         .code(201)
         .send(await circles.createInvite(app, request.user.sub, request.params.circleId, request.body ?? {})),
+  );
+
+  app.get(
+    '/circles/:circleId/invites',
+    {
+      schema: {
+        tags,
+        summary: "The circle's invites that still exist (owner, admin)",
+        params: CircleParams,
+        querystring: ListQuery,
+        response: { 200: InviteList, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) =>
+      circles.listInvites(
+        app,
+        request.user.sub,
+        request.params.circleId,
+        request.query.limit ?? 50,
+        request.query.cursor,
+      ),
+  );
+
+  app.delete(
+    '/circles/:circleId/invites/:code',
+    {
+      schema: {
+        tags,
+        summary: 'Revoke an invite: it admits nobody from now on (owner, admin)',
+        params: InviteParams,
+        response: {
+          204: { type: 'null', description: 'Revoked (also when it already was)' },
+          ...problems(400, 401, 403, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      await circles.revokeInvite(app, request.user.sub, request.params.circleId, request.params.code);
+      return reply.code(204).send(null);
+    },
   );
 
   app.post(

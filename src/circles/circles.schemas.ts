@@ -67,6 +67,22 @@ export const Invite = Type.Object(
   { description: 'An invite code' },
 );
 
+export const InviteParams = Obj({
+  circleId: Id('Circle id'),
+  code: Type.String({ minLength: 1, maxLength: 100, description: 'Invite code' }),
+});
+
+export const InviteListItem = Type.Object(
+  {
+    ...Invite.properties,
+    uses: Type.Integer({ description: 'How many people have joined with it' }),
+    createdBy: Id('Who created it'),
+    createdAt: Timestamp('When it was created'),
+  },
+  { description: 'An invite code that was not revoked (expired ones included)' },
+);
+export const InviteList = Page(InviteListItem, "The circle's invites that were not revoked, newest first");
+
 export const JoinBody = Obj(
   {
     inviteCode: Type.Optional(

@@ -106,6 +106,55 @@ export async function createInvite(
   return { code: invite.code, expiresAt: invite.expires_at, maxUses: invite.max_uses };
 }
 
+type InviteRow = {
+  code: string;
+  expires_at: Date;
+  max_uses: number | null;
+  uses: number;
+  created_by: string;
+  created_at: Date;
+};
+
+const toInviteView = (i: InviteRow) => ({
+  code: i.code,
+  expiresAt: i.expires_at,
+  maxUses: i.max_uses,
+  uses: i.uses,
+  createdBy: i.created_by,
+  createdAt: i.created_at,
+});
+
+export async function listInvites(ctx: AppContext, userId: string, circleId: string, limit: number, cursor?: string) {
+  await requireMember(ctx.db, circleId, userId, MANAGERS);
+  const after = decodeCursor(cursor, ['number', 'string']) as [number, string] | null;
+  const rows = await repo.listInvites(ctx.db, circleId, limit, after);
+  const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.code]);
+  return { items: page.items.map(toInviteView), nextCursor: page.nextCursor };
+}
+
+/**
+ * Revokes an invite: from then on it admits nobody (joining with it is 409 invite_revoked), and it
+ * leaves the invite list. Revoking it again changes nothing and is answered the same; a code this
+ * circle never issued is 404.
+ */
+export async function revokeInvite(ctx: AppContext, userId: string, circleId: string, code: string): Promise<void> {
+  await ctx.db.transaction().execute(async (trx) => {
+    await requireMember(trx, circleId, userId, MANAGERS);
+    const revoked = await repo.revokeInvite(trx, circleId, code);
+    if (!revoked) {
+      if (!(await repo.findInvite(trx, circleId, code))) throw notFound('invite');
+      return;
+    }
+    // The code itself stays out of the event: the activity feed is read by every member.
+    await recordEvent(trx, {
+      circleId,
+      type: 'invite.revoked',
+      actorId: userId,
+      payload: { createdBy: revoked.created_by, createdAt: revoked.created_at, uses: revoked.uses },
+    });
+  });
+}
+
 /**
  * Joins a circle. Open circles need no code. For invite-only circles a caller without a code gets
  * the outsider's 404, so the circle's existence stays private; a code that does not belong to the
@@ -123,6 +172,7 @@ export async function joinCircle(ctx: AppContext, userId: string, circleId: stri
         if (!used) {
           const invite = await repo.findInvite(trx, circleId, inviteCode);
           if (!invite) throw notFound('invite');
+          if (invite.revoked_at) throw conflict('invite_revoked', 'This invite was revoked by the circle.');
           if (invite.expired) throw conflict('invite_expired', 'This invite has expired.');
           throw conflict('invite_used_up', 'This invite has been used as often as it allows.');
         }

@@ -402,3 +402,27 @@ export async function listClaimsOfUser(
     .limit(limit + 1)
     .execute();
 }
+
+/**
+ * A project's or a task's claims, newest first, narrowed by the filters given. Pages along
+ * claims_project_idx (project) or claims_task_idx (task; a task has few claims).
+ */
+export async function listClaims(
+  db: Db,
+  where: { projectId: string } | { taskId: string },
+  filters: { status?: ClaimStatus; taskId?: string; userId?: string },
+  limit: number,
+  after: [number, string] | null,
+) {
+  let q = db.selectFrom('claims').select([...CLAIM_COLUMNS, micros('claims.created_at').as('cursor_ts')]);
+  q = 'projectId' in where ? q.where('project_id', '=', where.projectId) : q.where('task_id', '=', where.taskId);
+  if (filters.status) q = q.where('status', '=', filters.status);
+  if (filters.taskId) q = q.where('task_id', '=', filters.taskId);
+  if (filters.userId) q = q.where('user_id', '=', filters.userId);
+  if (after) q = q.where(sql<boolean>`(created_at, id) < (${fromMicros(after[0])}, ${after[1]}::uuid)`);
+  return q
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+    .execute();
+}

@@ -8,7 +8,11 @@ import {
   ClaimParams,
   ExtendBody,
   MyClaimsQuery,
+  ProjectClaimList,
+  ProjectClaimsQuery,
   RevokeBody,
+  TaskClaimList,
+  TaskClaimsQuery,
 } from './claims.schemas.js';
 import * as claims from './claims.service.js';
 
@@ -59,6 +63,34 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => claims.listMyClaims(app, request.user.sub, request.query),
+  );
+
+  app.get(
+    '/projects/:projectId/claims',
+    {
+      schema: {
+        tags,
+        summary: "A project's claims (owner, admin: everyone's; member: their own)",
+        params: ProjectParams,
+        querystring: ProjectClaimsQuery,
+        response: { 200: ProjectClaimList, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) => claims.listProjectClaims(app, request.user.sub, request.params.projectId, request.query),
+  );
+
+  app.get(
+    '/tasks/:taskId/claims',
+    {
+      schema: {
+        tags,
+        summary: "A task's claims: who holds it, who did it (owner, admin)",
+        params: TaskParams,
+        querystring: TaskClaimsQuery,
+        response: { 200: TaskClaimList, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) => claims.listTaskClaims(app, request.user.sub, request.params.taskId, request.query),
   );
 
   app.get(

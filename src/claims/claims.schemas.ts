@@ -65,3 +65,12 @@ export const RevokeBody = Obj(
 );
 export const MyClaimsQuery = Obj({ ...PageQuery, status: Type.Optional(ClaimStatusSchema) });
 export const ClaimList = Page(Claim, "The caller's claims, newest first");
+export const ProjectClaimsQuery = Obj({
+  ...PageQuery,
+  status: Type.Optional(ClaimStatusSchema),
+  taskId: Type.Optional(Id('Only claims on this task')),
+  userId: Type.Optional(Id("Only this member's claims (members may name only themselves)")),
+});
+export const ProjectClaimList = Page(Claim, "A project's claims, newest first (a member sees only their own)");
+export const TaskClaimsQuery = Obj({ ...PageQuery, status: Type.Optional(ClaimStatusSchema) });
+export const TaskClaimList = Page(Claim, "A task's claims, newest first: who holds it and who worked on it");

@@ -6,6 +6,8 @@ import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, authorize } from '../circles/access.js';
 import { normalizeSkills } from '../accounts/skills.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
+import { findProjectWithRole } from '../projects/projects.repository.js';
+import { findTaskWithRole } from '../tasks/tasks.repository.js';
 import { scheduleClaimExpiry } from './claim-expiry.job.js';
 import { isUniqueViolation } from '../infra/pg-errors.js';
 import * as repo from './claims.repository.js';
@@ -182,14 +184,51 @@ export async function revokeClaim(ctx: AppContext, userId: string, claimId: stri
   });
 }
 
-export async function listMyClaims(
-  ctx: AppContext,
-  userId: string,
-  query: { status?: ClaimStatus; limit?: number; cursor?: string },
-) {
-  const limit = query.limit ?? 50;
-  const after = decodeCursor(query.cursor, ['number', 'uuid']) as [number, string] | null;
-  const rows = await repo.listClaimsOfUser(ctx.db, userId, query.status, limit, after);
+type PageRequest = { limit?: number; cursor?: string };
+
+const claimPage = (rows: (repo.ClaimRow & { cursor_ts: number })[], limit: number) => {
   const page = pageOf(rows, limit, (c) => [c.cursor_ts, c.id]);
   return { items: page.items.map(toClaimView), nextCursor: page.nextCursor };
+};
+
+const afterCursor = (cursor?: string) => decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
+
+export async function listMyClaims(ctx: AppContext, userId: string, query: { status?: ClaimStatus } & PageRequest) {
+  const limit = query.limit ?? 50;
+  const rows = await repo.listClaimsOfUser(ctx.db, userId, query.status, limit, afterCursor(query.cursor));
+  return claimPage(rows, limit);
+}
+
+/**
+ * A project's claims, newest first. Owners and admins see everyone's; a member sees only their own,
+ * and asking for another member's (`userId` of someone else) is a 403 rather than a silently empty
+ * page, so a client cannot mistake "not allowed" for "nothing there".
+ */
+export async function listProjectClaims(
+  ctx: AppContext,
+  userId: string,
+  projectId: string,
+  query: { status?: ClaimStatus; taskId?: string; userId?: string } & PageRequest,
+) {
+  const project = authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project');
+  const manager = MANAGERS.includes(project.role);
+  if (!manager && query.userId !== undefined && query.userId !== userId)
+    throw forbidden("Members see only their own claims; owners and admins see everyone's.");
+  const limit = query.limit ?? 50;
+  const filters = { status: query.status, taskId: query.taskId, userId: manager ? query.userId : userId };
+  const rows = await repo.listClaims(ctx.db, { projectId }, filters, limit, afterCursor(query.cursor));
+  return claimPage(rows, limit);
+}
+
+/** Every claim on a task, newest first (owners and admins): who holds it now and who did it before. */
+export async function listTaskClaims(
+  ctx: AppContext,
+  userId: string,
+  taskId: string,
+  query: { status?: ClaimStatus } & PageRequest,
+) {
+  authorize(await findTaskWithRole(ctx.db, taskId, userId), 'task', MANAGERS);
+  const limit = query.limit ?? 50;
+  const rows = await repo.listClaims(ctx.db, { taskId }, { status: query.status }, limit, afterCursor(query.cursor));
+  return claimPage(rows, limit);
 }

@@ -5,8 +5,9 @@ import { unauthorized } from '../errors.js';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
-    payload: { sub: string };
-    user: { sub: string };
+    /** `sid`: the session (refresh-token family) the token was issued for; older tokens have none. */
+    payload: { sub: string; sid?: string };
+    user: { sub: string; sid?: string };
   }
 }
 
@@ -23,7 +24,7 @@ const TOKEN_EXPIRED = 'FAST_JWT_EXPIRED';
 // Enough for every member active in the last few minutes on one API process (LRU beyond that).
 const VERIFIED_TOKENS_CACHED = 10_000;
 
-const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Access tokens are short-lived HS256 JWTs. The algorithm is pinned (so `alg: none` or a
@@ -56,7 +57,7 @@ export const authPlugin = fp(
       const [scheme, token, ...rest] = header.split(' ');
       if (rest.length || !token || scheme?.toLowerCase() !== 'bearer')
         throw unauthorized('invalid_token', 'The access token is not valid.');
-      let payload: { sub?: unknown };
+      let payload: { sub?: unknown; sid?: unknown };
       try {
         payload = app.jwt.verify(token);
       } catch (err) {
@@ -67,9 +68,11 @@ export const authPlugin = fp(
       // Only a holder of the signing key can mint a token, but its subject still reaches SQL as a
       // uuid: anything else must be a 401 here, not a cast error (500) in the first query.
       const sub = payload?.sub;
-      if (typeof sub !== 'string' || !USER_ID.test(sub))
+      if (typeof sub !== 'string' || !UUID.test(sub))
         throw unauthorized('invalid_token', 'The access token is not valid.');
-      request.user = { sub };
+      // The session id only narrows what a password change keeps; one that is not a uuid keeps nothing.
+      const sid = payload.sid;
+      request.user = typeof sid === 'string' && UUID.test(sid) ? { sub, sid } : { sub };
     });
   },
   { name: 'auth', dependencies: ['config'] },

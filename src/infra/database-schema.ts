@@ -55,6 +55,7 @@ export interface InvitesTable {
   max_uses: number | null;
   uses: ColumnType<number, number | undefined, number>;
   created_at: CreatedAt;
+  revoked_at: NullableTimestamp;
 }
 
 export interface IdempotencyKeysTable {

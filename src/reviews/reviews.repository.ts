@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database, ReviewDecision } from '../infra/database-schema.js';
 import type { Executor } from '../infra/postgres.js';
+import { fromMicros, micros } from '../infra/sql.js';
 
 export type SubmissionRow = {
   id: string;
@@ -118,4 +119,45 @@ export async function findSubmission(db: Executor, submissionId: string) {
     .select(['id', 'claim_id', 'review_due_at'])
     .where('id', '=', submissionId)
     .executeTakeFirst();
+}
+
+export type ReviewQueueRow = {
+  claim_id: string;
+  task_id: string;
+  task_title: string;
+  project_id: string;
+  user_id: string;
+  handle: string;
+  submission_id: string;
+  revision: number;
+  submitted_at: Date;
+  review_due_at: Date;
+  cursor_ts: number;
+};
+
+/**
+ * The circle's submitted claims, oldest submission first, with what a reviewer needs to pick one.
+ * A submitted claim's updated_at is its latest submission's created_at (same transaction; the
+ * invariant check watches it), so the walk follows claims_review_queue_idx and reads the latest
+ * submission by (claim_id, revision) per row: cost by page size, not by the circle's history.
+ * Projects frozen by settlement or cancellation are left out: their work can no longer be reviewed.
+ */
+export async function listReviewQueue(db: Executor, circleId: string, limit: number, after: [number, string] | null) {
+  const result = await sql<ReviewQueueRow>`
+    SELECT c.id AS claim_id, c.task_id, t.title AS task_title, c.project_id, c.user_id, u.handle,
+           s.id AS submission_id, s.revision, s.created_at AS submitted_at, s.review_due_at,
+           ${micros('c.updated_at')} AS cursor_ts
+    FROM claims c
+    JOIN projects p ON p.id = c.project_id AND p.status NOT IN ('settled', 'cancelled')
+    JOIN tasks t ON t.id = c.task_id
+    JOIN users u ON u.id = c.user_id
+    CROSS JOIN LATERAL (
+      SELECT id, revision, created_at, review_due_at FROM submissions
+      WHERE claim_id = c.id ORDER BY revision DESC LIMIT 1
+    ) s
+    WHERE c.circle_id = ${circleId}::uuid AND c.status = 'submitted'
+      ${after ? sql`AND (c.updated_at, c.id) > (${fromMicros(after[0])}, ${after[1]}::uuid)` : sql``}
+    ORDER BY c.updated_at, c.id
+    LIMIT ${limit + 1}`.execute(db);
+  return result.rows;
 }

@@ -1,7 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { problems } from '../http/schemas.js';
 import { ClaimParams } from '../claims/claims.schemas.js';
-import { Review, ReviewBody, SubmissionHistory, SubmitBody, Submission } from './reviews.schemas.js';
+import { CircleParams } from '../circles/circles.schemas.js';
+import {
+  Review,
+  ReviewBody,
+  ReviewQueue,
+  ReviewQueueQuery,
+  SubmissionHistory,
+  SubmitBody,
+  Submission,
+} from './reviews.schemas.js';
 import * as reviews from './reviews.service.js';
 
 export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -50,5 +59,19 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) =>
       reply.code(201).send(await reviews.reviewClaim(app, request.user.sub, request.params.claimId, request.body)),
+  );
+
+  app.get(
+    '/circles/:circleId/review-queue',
+    {
+      schema: {
+        tags,
+        summary: 'Work waiting for review in a circle, oldest submission first (owner, admin)',
+        params: CircleParams,
+        querystring: ReviewQueueQuery,
+        response: { 200: ReviewQueue, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) => reviews.listReviewQueue(app, request.user.sub, request.params.circleId, request.query),
   );
 };

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Id, Obj, Timestamp } from '../http/schemas.js';
+import { Id, Obj, Page, PageQuery, Timestamp } from '../http/schemas.js';
 
 const DecisionSchema = Type.Union([Type.Literal('accept'), Type.Literal('reject'), Type.Literal('revise')], {
   description:
@@ -104,3 +104,26 @@ export const SubmissionHistory = Type.Object(
   },
   { description: 'Submission history of a claim' },
 );
+
+export const ReviewQueueQuery = Obj({ ...PageQuery });
+
+export const ReviewQueueItem = Type.Object(
+  {
+    claimId: Id('The submitted claim: review it with POST /v1/claims/{claimId}/reviews'),
+    taskId: Id('Task the work is for'),
+    taskTitle: Type.String({ description: 'Title of the task' }),
+    projectId: Id('Project of the task'),
+    userId: Id('Member who submitted the work'),
+    handle: Type.String({ description: "The member's handle" }),
+    submissionId: Id('The latest submission, the one a review decides on'),
+    revision: Type.Integer({ description: 'Revision number of the latest submission (1 for the first)' }),
+    submittedAt: Timestamp('When the latest submission was handed in; the queue is ordered by it'),
+    autoAcceptAt: Timestamp('When the latest submission is accepted automatically at score 100 if nobody reviews it'),
+    submissionsUrl: Type.String({
+      description: "Path of the claim's submissions (content, links and earlier revisions with their reviews)",
+    }),
+  },
+  { description: 'A submitted claim waiting for review' },
+);
+
+export const ReviewQueue = Page(ReviewQueueItem, 'Submitted claims of the circle, oldest submission first');

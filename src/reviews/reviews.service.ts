@@ -5,7 +5,8 @@ import type { Db } from '../infra/postgres.js';
 import type { Queues } from '../jobs/queues.js';
 import { invalid, conflict, forbidden } from '../errors.js';
 import { recordEvent, recordEvents } from '../events/events.repository.js';
-import { MANAGERS, authorize } from '../circles/access.js';
+import { MANAGERS, authorize, requireMember } from '../circles/access.js';
+import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import { lockProjectShared } from '../projects/projects.repository.js';
 import {
@@ -252,5 +253,39 @@ export async function listSubmissions(ctx: AppContext, userId: string, claimId: 
       review: reviewOf(s),
     })),
     nextCursor: null,
+  };
+}
+
+/**
+ * What waits for review in a circle (owners and admins): every submitted claim, oldest submission
+ * first, so the work closest to its automatic acceptance comes first. Each item names the claim to
+ * review and links to its submissions (content and history).
+ */
+export async function listReviewQueue(
+  ctx: AppContext,
+  userId: string,
+  circleId: string,
+  query: { limit?: number; cursor?: string },
+) {
+  await requireMember(ctx.db, circleId, userId, MANAGERS);
+  const limit = query.limit ?? 50;
+  const after = decodeCursor(query.cursor, ['number', 'uuid']) as [number, string] | null;
+  const rows = await repo.listReviewQueue(ctx.db, circleId, limit, after);
+  const page = pageOf(rows, limit, (r) => [r.cursor_ts, r.claim_id]);
+  return {
+    items: page.items.map((r) => ({
+      claimId: r.claim_id,
+      taskId: r.task_id,
+      taskTitle: r.task_title,
+      projectId: r.project_id,
+      userId: r.user_id,
+      handle: r.handle,
+      submissionId: r.submission_id,
+      revision: r.revision,
+      submittedAt: r.submitted_at,
+      autoAcceptAt: r.review_due_at,
+      submissionsUrl: `/v1/claims/${r.claim_id}/submissions`,
+    })),
+    nextCursor: page.nextCursor,
   };
 }

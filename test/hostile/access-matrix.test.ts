@@ -96,8 +96,12 @@ const EXPECTED: Record<string, Cell> = {
       ).body.refreshToken,
     }),
   },
+  // Logging out with a token that is not live changes nothing and is answered the same.
+  'POST /v1/auth/logout': { expect: all(204), body: () => ({ refreshToken: 'not-a-live-token' }) },
   'GET /v1/me': { expect: all(200) },
   'PATCH /v1/me': { expect: all(200), body: () => ({ displayName: 'Renamed' }) },
+  // The same password again: the change succeeds and every later cell can still log in.
+  'POST /v1/me/password': { expect: all(204), body: () => ({ currentPassword: PASSWORD, newPassword: PASSWORD }) },
   'GET /v1/me/claims': { expect: all(200) },
   'GET /v1/me/balances': { expect: all(200) },
   'GET /v1/me/ledger': { expect: all(200) },
@@ -105,6 +109,14 @@ const EXPECTED: Record<string, Cell> = {
   'GET /v1/circles': { expect: all(200) },
   'GET /v1/circles/{circleId}': { expect: inCircle(200, 200, 200) },
   'POST /v1/circles/{circleId}/invites': { expect: inCircle(403, 201, 201), body: () => ({}) },
+  'GET /v1/circles/{circleId}/invites': { expect: inCircle(403, 200, 200) },
+  'DELETE /v1/circles/{circleId}/invites/{code}': {
+    expect: inCircle(403, 204, 204),
+    fresh: async (w) => ({
+      code: (await call(w.app, 'POST', `/v1/circles/${w.circleId}/invites`, { token: w.users.owner.token, body: {} }))
+        .body.code,
+    }),
+  },
   // The main circle is invite-only: joining without a code is the outsider's 404 for everyone.
   'POST /v1/circles/{circleId}/members': { expect: inCircle(404, 404, 404), body: () => ({}) },
   'GET /v1/circles/{circleId}/members': { expect: inCircle(200, 200, 200) },
@@ -136,6 +148,8 @@ const EXPECTED: Record<string, Cell> = {
   'PUT /v1/tasks/{taskId}/dependencies': { expect: inCircle(403, 200, 200), body: () => ({ dependsOn: [] }) },
   'POST /v1/tasks/{taskId}/claims': { expect: inCircle(201, 201, 201) },
   'POST /v1/projects/{projectId}/claims/next': { expect: inCircle(201, 201, 201), body: () => ({}) },
+  'GET /v1/projects/{projectId}/claims': { expect: inCircle(200, 200, 200) },
+  'GET /v1/tasks/{taskId}/claims': { expect: inCircle(403, 200, 200) },
   'GET /v1/claims/{claimId}': { expect: inCircle(200, 200, 200) },
   'POST /v1/claims/{claimId}/extend': { expect: inCircle(200, 403, 403), body: () => ({}) },
   'POST /v1/claims/{claimId}/release': {
@@ -162,6 +176,7 @@ const EXPECTED: Record<string, Cell> = {
     params: (w) => ({ claimId: w.submittedClaimId }),
     fresh: async (w) => ({ claimId: await w.fresh.submittedClaim() }),
   },
+  'GET /v1/circles/{circleId}/review-queue': { expect: inCircle(403, 200, 200) },
   'GET /v1/projects/{projectId}/contributions': { expect: inCircle(200, 200, 200) },
   'POST /v1/projects/{projectId}/adjustments': {
     expect: inCircle(403, 201, 201),

@@ -75,9 +75,11 @@ t.test('every query schema refuses unknown parameters', async (t) => {
     const url = `${fillPath(route.path, defaultParams(world))}?userId=${world.users.owner.id}&role=owner`;
     const res = await call(world.app, route.method, url, { token: world.users.member.token });
     t.ok(isProblem(res, 400, 'invalid_request'), `${route.key}: ${res.status}`);
+    // A route that filters by member names userId in its query: then only role is unknown.
+    const unknown = ['role', 'userId'].filter((name) => !(name in route.query));
     t.same(
       res.body.errors.map((e: { path: string }) => e.path).sort(),
-      ['querystring/role', 'querystring/userId'],
+      unknown.map((name) => `querystring/${name}`),
       route.key,
     );
   }

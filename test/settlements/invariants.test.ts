@@ -96,6 +96,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'one_live_claim_per_member_and_task',
       'settlement_ledger_matches_payouts',
       'settlement_sums',
+      'submitted_claims_queued_by_latest_submission',
       'task_blocking_deps_consistent',
       'task_slots_consistent',
       'unfinished_settlements_wrote_nothing',
@@ -218,6 +219,14 @@ t.test('each invariant holds on a healthy database and is reported when broken',
           trx,
         );
         await sql`UPDATE tasks SET live_claims = 2 WHERE id = ${spare!.id}`.execute(trx);
+      },
+    ],
+    [
+      'submitted_claims_queued_by_latest_submission',
+      'a claim marked submitted with no submission behind it (its slot counted)',
+      async (trx) => {
+        await sql`UPDATE claims SET status = 'submitted' WHERE id = ${releasedClaim.body.id}`.execute(trx);
+        await sql`UPDATE tasks SET live_claims = live_claims + 1 WHERE id = ${released!.id}`.execute(trx);
       },
     ],
     [
