@@ -99,6 +99,7 @@ const EXPECTED: Record<string, Cell> = {
   'GET /v1/me': { expect: all(200) },
   'PATCH /v1/me': { expect: all(200), body: () => ({ displayName: 'Renamed' }) },
   'GET /v1/me/claims': { expect: all(200) },
+  'GET /v1/me/tasks': { expect: all(200) },
   'GET /v1/me/balances': { expect: all(200) },
   'GET /v1/me/ledger': { expect: all(200) },
   'POST /v1/circles': { expect: all(201), body: () => ({ name: 'Another circle', joinPolicy: 'open' }) },
