@@ -3,6 +3,7 @@ import * as foundation from './0001_foundation.js';
 import * as marketplace from './0002_marketplace.js';
 import * as settlements from './0003_settlements.js';
 import * as memberClaimsIndex from './0004_member_claims_index.js';
+import * as distinctContributors from './0005_distinct_contributors.js';
 import * as reviewQueue from './0006_review_queue.js';
 
 // The schema's history, in order. Listed explicitly (rather than read from the folder) so the same
@@ -12,5 +13,6 @@ export const migrations: Record<string, Migration> = {
   '0002_marketplace': marketplace,
   '0003_settlements': settlements,
   '0004_member_claims_index': memberClaimsIndex,
+  '0005_distinct_contributors': distinctContributors,
   '0006_review_queue': reviewQueue,
 };

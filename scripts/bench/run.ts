@@ -14,7 +14,7 @@ import { machineInfo, notes, step, table, timed } from './lib/report.js';
 import { clearRedis, startService, stopService, type Service } from './lib/service.js';
 import type { BenchContext } from './scenarios/context.js';
 import { claimNext } from './scenarios/claim-next.js';
-import { taskBoard, taskRead } from './scenarios/reads.js';
+import { myTasks, taskBoard, taskRead } from './scenarios/reads.js';
 import { breakdown } from './scenarios/breakdown.js';
 import { settle } from './scenarios/settle.js';
 
@@ -22,6 +22,7 @@ const RUNNERS: Record<(typeof SCENARIOS)[number], (ctx: BenchContext) => Promise
   claim_next: claimNext,
   task_board: taskBoard,
   task_read: taskRead,
+  my_tasks: myTasks,
   breakdown,
   settle,
 };

@@ -113,6 +113,26 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       WHERE c.status = 'submitted' AND c.updated_at IS DISTINCT FROM s.created_at`,
   },
   {
+    name: 'distinct_members_per_task',
+    description:
+      'a member whose work on a task was accepted holds no other live or accepted claim on it (repeats from before the rule aside)',
+    query: sql`
+      SELECT a.task_id, a.user_id, o.id AS other_claim_id, o.status
+      FROM claims a JOIN claims o ON o.task_id = a.task_id AND o.user_id = a.user_id AND o.id <> a.id
+      WHERE a.status = 'accepted' AND a.repeat_key IS NULL AND o.status IN ('active', 'submitted', 'accepted') AND o.repeat_key IS NULL`,
+  },
+  {
+    name: 'active_claims_hold_member_slots',
+    description:
+      'every active claim, revised work included, holds a member slot (counts against the cap), and only revised work holds an overflow slot',
+    query: sql`
+      SELECT c.id, c.user_id, c.member_slot
+      FROM claims c
+      WHERE c.status = 'active'
+        AND (c.member_slot IS NULL
+          OR (c.member_slot < 0 AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.claim_id = c.id AND r.decision = 'revise')))`,
+  },
+  {
     name: 'one_contribution_per_accepted_claim',
     description: 'every accepted claim has exactly one task contribution, and only accepted claims have one',
     query: sql`

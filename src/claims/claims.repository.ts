@@ -4,6 +4,7 @@ import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
+import { isUniqueViolation } from '../infra/pg-errors.js';
 
 // The columns of a claim as the service reads it, in every statement that returns one (all but
 // member_slot, which only the claim statements themselves use).
@@ -25,9 +26,15 @@ export type ClaimRow = Pick<Selectable<ClaimsTable>, (typeof CLAIM_COLUMNS)[numb
 
 const CLAIM_RETURNING = sql.raw(CLAIM_COLUMNS.join(', '));
 
-// The lowest of the member's numbered claim slots not held by one of their active claims. The
-// unique index claims_member_slot turns two concurrent picks of the same slot into a conflict,
-// so the per-member cap holds across any number of API processes.
+// Member slots: every active claim holds one of its member's numbered slots, and the unique index
+// claims_member_slot turns two concurrent picks of the same slot into a conflict, so the per-member
+// cap holds across any number of API processes. New claims take the regular slots 1..cap. Work sent
+// back by a revise takes a regular slot too, or, when the member has none free, an overflow slot
+// (-1, -2, ...): the reviewer's decision stands, and the claim still counts. When a regular slot is
+// freed, one of the member's overflow claims moves into it in the same transaction, so the member
+// cannot claim again until they are back below the cap (fillFreedSlots).
+
+// The lowest of the member's regular claim slots not held by one of their active claims.
 const memberSlot = (userId: string, cap: number) => sql`
   SELECT s AS member_slot FROM generate_series(1, ${cap}::int) AS s
   WHERE NOT EXISTS (SELECT 1 FROM claims c WHERE c.user_id = ${userId}::uuid AND c.status = 'active' AND c.member_slot = s)
@@ -65,7 +72,9 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
       UPDATE tasks t SET live_claims = t.live_claims + 1
       FROM target, slot
       WHERE t.id = target.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.live_claims < t.slots
-        AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))
+        -- Neither held nor contributed to by this member (redundancy counts distinct members); the
+        -- unique index claims_one_per_member_and_task settles concurrent claims.
+        AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted', 'accepted'))
       RETURNING t.id, t.circle_id, t.project_id, target.lease_seconds
     ), ${insertClaim(userId)}`.execute(db);
   return result.rows[0];
@@ -96,7 +105,7 @@ const claimNext = compiledQueryShapes(
         -- and sorted every claimable task of the project on each claim instead of walking the
         -- index to the first match (98 ms instead of 0.3 ms on 50,000 tasks).
         AND coalesce(cardinality(wanted.skills) = 0 OR t.skills = '{}' OR t.skills && wanted.skills, false)
-        AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${a.userId}::uuid AND c.status IN ('active', 'submitted'))
+        AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${a.userId}::uuid AND c.status IN ('active', 'submitted', 'accepted'))
       ORDER BY t.priority DESC, t.seq
       LIMIT 1
       FOR UPDATE OF t ${shape.skipLocked ? sql`SKIP LOCKED` : sql``}
@@ -152,6 +161,9 @@ export async function diagnoseClaim(
             'tasks.slots',
             sql<boolean>`EXISTS (SELECT 1 FROM claims c WHERE c.task_id = tasks.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))`.as(
               'mine',
+            ),
+            sql<boolean>`EXISTS (SELECT 1 FROM claims c WHERE c.task_id = tasks.id AND c.user_id = ${userId}::uuid AND c.status = 'accepted')`.as(
+              'contributed',
             ),
           ])
           .where('tasks.id', '=', where.taskId)
@@ -235,16 +247,52 @@ export async function endClaim(
   to: ClaimStatus,
   reason: string | null = null,
 ): Promise<ClaimRow | undefined> {
-  const result = await sql<ClaimRow>`
+  // `prior` is the row as the statement found it: the member slot the claim gives back.
+  const result = await sql<ClaimRow & FreedSlot>`
     WITH ended AS (
-      UPDATE claims SET status = ${to}, member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
-      WHERE id = ${claimId}::uuid AND status = ANY(${from}::text[])
-      RETURNING ${CLAIM_RETURNING}
+      UPDATE claims c SET status = ${to}, member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
+      FROM claims prior
+      WHERE c.id = ${claimId}::uuid AND prior.id = c.id AND c.status = ANY(${from}::text[])
+      RETURNING ${sql.join(CLAIM_COLUMNS.map((column) => sql.ref(`c.${column}`)))}, prior.member_slot AS freed_slot
     ), freed AS (
       UPDATE tasks t SET live_claims = t.live_claims - 1 FROM ended WHERE t.id = ended.task_id
     )
     SELECT * FROM ended`.execute(trx);
-  return result.rows[0];
+  const ended = result.rows[0];
+  if (!ended) return undefined;
+  await fillFreedSlots(trx, [ended]);
+  const { freed_slot: _, ...claim } = ended;
+  return claim;
+}
+
+interface FreedSlot {
+  user_id: string;
+  freed_slot: number | null;
+}
+
+/**
+ * Moves the members' overflow claims into the regular slots just freed by this transaction, one
+ * per freed slot, so revised work over the cap takes the first regular slot that opens. Only
+ * slots this transaction freed are filled: no other transaction can be filling them. Two
+ * transactions freeing slots of one member at once may both pick the same overflow claim; the
+ * second waits for the first and then moves nothing, so that member's other overflow claim (if
+ * any) stays above the cap until their next claim ends.
+ */
+async function fillFreedSlots(trx: Transaction<Database>, freed: FreedSlot[]): Promise<void> {
+  const regular = freed.filter((f): f is FreedSlot & { freed_slot: number } => (f.freed_slot ?? 0) > 0);
+  if (!regular.length) return;
+  await sql`
+    WITH freed AS (
+      SELECT user_id, slot, row_number() OVER (PARTITION BY user_id ORDER BY slot) AS k
+      FROM unnest(${regular.map((f) => f.user_id)}::uuid[], ${regular.map((f) => f.freed_slot)}::int[]) AS f(user_id, slot)
+    ), overflow AS (
+      SELECT id, user_id, row_number() OVER (PARTITION BY user_id ORDER BY member_slot DESC) AS k
+      FROM claims
+      WHERE status = 'active' AND member_slot < 0 AND user_id IN (SELECT user_id FROM freed)
+    )
+    UPDATE claims c SET member_slot = freed.slot
+    FROM overflow JOIN freed USING (user_id, k)
+    WHERE c.id = overflow.id AND c.status = 'active' AND c.member_slot < 0`.execute(trx);
 }
 
 /**
@@ -295,10 +343,13 @@ const notIn = (claimId: string, from: ClaimStatus) =>
  * claims.
  */
 export async function submitClaim(trx: Transaction<Database>, claimId: string): Promise<void> {
-  const result = await sql`
-    UPDATE claims SET status = 'submitted', member_slot = NULL, updated_at = now()
-    WHERE id = ${claimId}::uuid AND status = 'active'`.execute(trx);
-  if (!result.numAffectedRows) throw notIn(claimId, 'active');
+  const result = await sql<FreedSlot>`
+    UPDATE claims c SET status = 'submitted', member_slot = NULL, updated_at = now()
+    FROM claims prior
+    WHERE c.id = ${claimId}::uuid AND prior.id = c.id AND c.status = 'active'
+    RETURNING c.user_id, prior.member_slot AS freed_slot`.execute(trx);
+  if (!result.rows.length) throw notIn(claimId, 'active');
+  await fillFreedSlots(trx, result.rows);
 }
 
 /**
@@ -320,23 +371,46 @@ export async function rejectClaim(trx: Transaction<Database>, claimId: string): 
 
 /**
  * Sends submitted work back for revision: the claim is active again on a fresh lease of
- * `leaseSeconds`, keeping its task slot. Like a submitted claim it holds no member slot, so a
- * member at their cap can still finish the work they were asked to revise.
+ * `leaseSeconds`, keeping its task slot, and takes a member slot like a new claim: the lowest free
+ * regular one, or at the cap the highest free overflow one (-1 first), so the revise always succeeds
+ * and the claim counts against the cap either way.
+ *
+ * A claim or revise of the same member committing the same slot meanwhile is a unique violation:
+ * the statement is retried under a savepoint (keeping the reviewer's transaction), and sees that
+ * slot taken. Each conflict is a slot someone else won, and a member has only `cap` regular slots
+ * and one overflow slot per live revision, so the retries end.
  */
 export async function reviseClaim(
   trx: Transaction<Database>,
   claimId: string,
   leaseSeconds: number,
+  cap: number,
 ): Promise<{ id: string; expires_at: Date }> {
-  const result = await sql<{ id: string; expires_at: Date }>`
-    UPDATE claims
-    SET status = 'active', member_slot = NULL, updated_at = now(),
-        lease_started_at = now(), expires_at = now() + make_interval(secs => ${leaseSeconds})
-    WHERE id = ${claimId}::uuid AND status = 'submitted'
-    RETURNING id, expires_at`.execute(trx);
-  const revised = result.rows[0];
-  if (!revised) throw notIn(claimId, 'submitted');
-  return revised;
+  for (;;) {
+    await sql`SAVEPOINT revise_member_slot`.execute(trx);
+    try {
+      const result = await sql<{ id: string; expires_at: Date }>`
+        UPDATE claims c
+        SET status = 'active', updated_at = now(),
+            lease_started_at = now(), expires_at = now() + make_interval(secs => ${leaseSeconds}),
+            member_slot = coalesce(
+              (SELECT s FROM generate_series(1, ${cap}::int) AS s
+               WHERE NOT EXISTS (SELECT 1 FROM claims o WHERE o.user_id = c.user_id AND o.status = 'active' AND o.member_slot = s)
+               ORDER BY s LIMIT 1),
+              (SELECT -s FROM generate_series(1, (SELECT count(*)::int + 1 FROM claims o WHERE o.user_id = c.user_id AND o.status = 'active')) AS s
+               WHERE NOT EXISTS (SELECT 1 FROM claims o WHERE o.user_id = c.user_id AND o.status = 'active' AND o.member_slot = -s)
+               ORDER BY s LIMIT 1))
+        WHERE c.id = ${claimId}::uuid AND c.status = 'submitted'
+        RETURNING c.id, c.expires_at`.execute(trx);
+      await sql`RELEASE SAVEPOINT revise_member_slot`.execute(trx);
+      const revised = result.rows[0];
+      if (!revised) throw notIn(claimId, 'submitted');
+      return revised;
+    } catch (err) {
+      if (!isUniqueViolation(err, 'claims_member_slot')) throw err;
+      await sql`ROLLBACK TO SAVEPOINT revise_member_slot`.execute(trx);
+    }
+  }
 }
 
 /**
@@ -345,7 +419,8 @@ export async function reviseClaim(
  * split the work instead of queueing on the same rows. Returns the expired claims.
  */
 export async function expireOverdueClaims(db: Db, limit: number) {
-  const result = await sql<{ id: string }>`
+  return db.transaction().execute(async (trx) => {
+    const result = await sql<{ id: string } & FreedSlot>`
     WITH due AS (
       SELECT id FROM claims
       WHERE status = 'active' AND expires_at <= now()
@@ -354,8 +429,8 @@ export async function expireOverdueClaims(db: Db, limit: number) {
       FOR UPDATE SKIP LOCKED
     ), ended AS (
       UPDATE claims c SET status = 'expired', member_slot = NULL, updated_at = now()
-      FROM due WHERE c.id = due.id
-      RETURNING c.id, c.circle_id, c.project_id, c.task_id, c.user_id
+      FROM due, claims prior WHERE c.id = due.id AND prior.id = c.id
+      RETURNING c.id, c.circle_id, c.project_id, c.task_id, c.user_id, prior.member_slot AS freed_slot
     ), freed AS (
       UPDATE tasks t SET live_claims = t.live_claims - x.n
       FROM (SELECT task_id, count(*)::int AS n FROM ended GROUP BY task_id) x
@@ -364,8 +439,10 @@ export async function expireOverdueClaims(db: Db, limit: number) {
       INSERT INTO events (circle_id, type, subject_id, actor_id, payload)
       SELECT circle_id, 'claim.expired', id, NULL, jsonb_build_object('taskId', task_id, 'projectId', project_id, 'userId', user_id) FROM ended
     )
-    SELECT id FROM ended`.execute(db);
-  return result.rows;
+    SELECT id, user_id, freed_slot FROM ended`.execute(trx);
+    await fillFreedSlots(trx, result.rows);
+    return result.rows.map(({ id }) => ({ id }));
+  });
 }
 
 export async function extendLease(

@@ -45,7 +45,7 @@ async function withSlotRetry(
     try {
       return await run();
     } catch (err) {
-      const sameTask = isUniqueViolation(err, 'claims_one_live_per_member');
+      const sameTask = isUniqueViolation(err, 'claims_one_per_member_and_task');
       if (sameTask && !retrySameTask) throw conflict('already_claimed', 'You already hold a live claim on this task.');
       if (!sameTask && !isUniqueViolation(err, 'claims_member_slot')) throw err;
       if (attempt >= cap)
@@ -74,6 +74,11 @@ async function refusal(
     );
   if (t.blocking_deps > 0) throw conflict('task_blocked', 'A task this one depends on is not done yet.');
   if (t.mine) throw conflict('already_claimed', 'You already hold a live claim on this task.');
+  if (t.contributed)
+    throw conflict(
+      'already_contributed',
+      'Your work on this task was already accepted; its other slots are for other members.',
+    );
   if (t.live_claims >= t.slots) throw conflict('task_full', 'Every slot of this task is taken.');
   // The task changed between the claim and this read (a slot freed up): tell the client to retry.
   throw conflict('task_full', 'The task was taken while claiming; try again.');

@@ -135,6 +135,8 @@ export interface ClaimsTable {
   user_id: string;
   status: ColumnType<ClaimStatus, ClaimStatus | undefined, ClaimStatus>;
   member_slot: number | null;
+  /** NULL except on accepted repeats from before distinct redundancy (see migration 0005). */
+  repeat_key: ColumnType<string | null, never, never>;
   lease_started_at: ColumnType<Date, Date | string | undefined, Date | string>;
   expires_at: Timestamp;
   revoke_reason: string | null;

@@ -93,6 +93,8 @@ type LockedClaim = NonNullable<Awaited<ReturnType<typeof lockClaim>>>;
 /**
  * Applies a review decision to a claim already locked by the caller's transaction. Accepting writes
  * the contribution (weight x score) and completes the task when it has its required accepts.
+ * Revising needs the member cap (the claim takes a member slot again), so only a reviewer's
+ * decision, not the automatic accept, can be a revise: `memberCap` comes with it.
  */
 async function applyDecision(
   trx: Transaction<Database>,
@@ -105,6 +107,7 @@ async function applyDecision(
     feedback: string;
     automatic: boolean;
   },
+  memberCap?: number,
 ) {
   assertProjectEditable(await lockProjectShared(trx, claim.project_id));
   const review = await repo.insertReview(trx, {
@@ -148,7 +151,8 @@ async function applyDecision(
   } else if (decision.decision === 'reject') {
     await rejectClaim(trx, claim.id);
   } else {
-    revised = await reviseClaim(trx, claim.id, claim.lease_seconds);
+    if (memberCap === undefined) throw new Error('a revise needs the member cap');
+    revised = await reviseClaim(trx, claim.id, claim.lease_seconds, memberCap);
   }
   await recordEvents(trx, events);
   return { review, points, revised };
@@ -175,13 +179,19 @@ export async function reviewClaim(
     // A submitted claim always has work under review: its latest submission.
     const submission = await repo.latestSubmission(trx, claimId);
     if (!submission) throw new Error(`submitted claim ${claimId} has no submission`);
-    const result = await applyDecision(trx, claim, submission.id, {
-      reviewerId: userId,
-      decision: input.decision,
-      score: input.decision === 'accept' ? (input.score ?? DEFAULT_SCORE) : (input.score ?? null),
-      feedback,
-      automatic: false,
-    });
+    const result = await applyDecision(
+      trx,
+      claim,
+      submission.id,
+      {
+        reviewerId: userId,
+        decision: input.decision,
+        score: input.decision === 'accept' ? (input.score ?? DEFAULT_SCORE) : (input.score ?? null),
+        feedback,
+        automatic: false,
+      },
+      ctx.config.maxLiveClaimsPerMember,
+    );
     return { ...result, submissionId: submission.id };
   });
   // Revised work runs on a fresh lease, which expires like any other.

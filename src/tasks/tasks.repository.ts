@@ -343,3 +343,64 @@ export async function listTasks(
   });
   return result.rows;
 }
+
+type MemberBoardArgs = {
+  userId: string;
+  skill?: string;
+  afterPriority?: number;
+  afterSeq?: number;
+  limit: number;
+};
+
+const memberBoard = compiledQueryShapes((_db, a: MemberBoardArgs, shape: { skill: boolean; after: boolean }) => {
+  const columns = sql.join(TASK_COLUMNS.map((column) => sql.ref(column)));
+  return sql<TaskRow & { depends_on: string[] }>`
+    SELECT page.*, ARRAY(SELECT d.depends_on_id FROM task_dependencies d WHERE d.task_id = page.id ORDER BY d.depends_on_id) AS depends_on
+    FROM (
+      SELECT mine.* FROM (
+        SELECT p.id FROM memberships m JOIN projects p ON p.circle_id = m.circle_id AND p.status = 'open'
+        WHERE m.user_id = ${a.userId}::uuid AND m.left_at IS NULL
+      ) open_project
+      CROSS JOIN LATERAL (
+        SELECT ${columns} FROM tasks
+        WHERE tasks.project_id = open_project.id
+          AND tasks.status = 'open' AND tasks.is_leaf AND tasks.blocking_deps = 0 AND tasks.live_claims < tasks.slots
+          -- coalesce(..., false) filters exactly as the bare condition would, but hides it from
+          -- the skills GIN index and from the estimate, so each project's claimable index is walked
+          -- in order to its first page instead of every task with the skill being read and sorted.
+          ${shape.skill ? sql`AND coalesce(tasks.skills @> ARRAY[${a.skill}]::text[], false)` : sql``}
+          ${shape.after ? sql`AND (tasks.priority < ${a.afterPriority}::int OR (tasks.priority = ${a.afterPriority}::int AND tasks.seq > ${a.afterSeq}::bigint))` : sql``}
+          AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = tasks.id AND c.user_id = ${a.userId}::uuid AND c.status IN ('active', 'submitted', 'accepted'))
+        ORDER BY tasks.priority DESC, tasks.seq
+        LIMIT ${a.limit}
+      ) mine
+      ORDER BY mine.priority DESC, mine.seq
+      LIMIT ${a.limit}
+    ) page
+    ORDER BY page.priority DESC, page.seq`;
+});
+
+/**
+ * One page of the tasks a member could claim now across every circle they belong to, in
+ * claims/next order (priority first, then oldest), leaving out tasks they hold or contributed to.
+ * Each open project's claimable index (tasks_claimable_idx) is walked for at most one page, then
+ * the per-project pages are merged: the cost grows with the member's open projects and the page
+ * size, not with the number of open tasks. `after` is the last row's [priority, seq] (seq is
+ * unique across projects). One row more than the page is read, to tell whether another follows.
+ */
+export async function listClaimableForMember(
+  db: Executor,
+  userId: string,
+  skill: string | undefined,
+  limit: number,
+  after: number[] | null,
+) {
+  const result = await memberBoard({ skill: skill !== undefined, after: !!after }).execute(db, {
+    userId,
+    skill: skill?.toLowerCase(),
+    afterPriority: after?.[0],
+    afterSeq: after?.[1],
+    limit: limit + 1,
+  });
+  return result.rows;
+}

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { problems } from '../http/schemas.js';
-import { Task, TaskParams } from './tasks.schemas.js';
+import { MyTasksQuery, Task, TaskList, TaskParams } from './tasks.schemas.js';
 import * as tasks from './tasks.service.js';
 
 export const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -17,5 +17,18 @@ export const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => tasks.getTask(app, request.user.sub, request.params.taskId),
+  );
+
+  app.get(
+    '/me/tasks',
+    {
+      schema: {
+        tags,
+        summary: 'Tasks I could claim now, in all my circles, in claims/next order',
+        querystring: MyTasksQuery,
+        response: { 200: TaskList, ...problems(400, 401) },
+      },
+    },
+    async (request) => tasks.listMyClaimableTasks(app, request.user.sub, request.query),
   );
 };

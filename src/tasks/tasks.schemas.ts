@@ -131,3 +131,8 @@ export const TaskListQuery = Obj({
 });
 
 export const TaskList = Page(Task, 'Tasks');
+
+export const MyTasksQuery = Obj({
+  ...PageQuery,
+  skill: Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: 'Only tasks needing this skill' })),
+});

@@ -3,6 +3,7 @@ import type { Transaction } from 'kysely';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { invalid, conflict } from '../errors.js';
 import { authorize } from '../circles/access.js';
+import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { flattenTaskTree, type TaskNodeInput } from './task-tree.js';
 import * as repo from './tasks.repository.js';
 
@@ -82,4 +83,17 @@ export async function addTaskForest(
 export async function getTask(ctx: AppContext, userId: string, taskId: string) {
   const task = authorize(await repo.findTaskWithRole(ctx.db, taskId, userId), 'task');
   return toTaskView(task, task.project_status);
+}
+
+/** GET /v1/me/tasks: what the caller could claim now in all their circles (open projects only). */
+export async function listMyClaimableTasks(
+  ctx: AppContext,
+  userId: string,
+  query: { skill?: string; limit?: number; cursor?: string },
+) {
+  const limit = query.limit ?? 50;
+  const after = decodeCursor(query.cursor, ['number', 'number']) as number[] | null;
+  const rows = await repo.listClaimableForMember(ctx.db, userId, query.skill, limit, after);
+  const page = pageOf(rows, limit, (t) => [t.priority, t.seq]);
+  return { items: page.items.map((t) => toTaskView(t, 'open')), nextCursor: page.nextCursor };
 }

@@ -103,6 +103,7 @@ const EXPECTED: Record<string, Cell> = {
   // The same password again: the change succeeds and every later cell can still log in.
   'POST /v1/me/password': { expect: all(204), body: () => ({ currentPassword: PASSWORD, newPassword: PASSWORD }) },
   'GET /v1/me/claims': { expect: all(200) },
+  'GET /v1/me/tasks': { expect: all(200) },
   'GET /v1/me/balances': { expect: all(200) },
   'GET /v1/me/ledger': { expect: all(200) },
   'POST /v1/circles': { expect: all(201), body: () => ({ name: 'Another circle', joinPolicy: 'open' }) },

@@ -90,7 +90,9 @@ t.test('each invariant holds on a healthy database and is reported when broken',
     [...INVARIANT_NAMES].sort(),
     [
       'account_balances_match_entries',
+      'active_claims_hold_member_slots',
       'contributions_unchanged',
+      'distinct_members_per_task',
       'ledger_transactions_balanced',
       'one_contribution_per_accepted_claim',
       'one_live_claim_per_member_and_task',
@@ -212,10 +214,10 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'one_live_claim_per_member_and_task',
       'two live claims of one member on one task (its unique index dropped), slots counted',
       async (trx) => {
-        await sql`DROP INDEX claims_one_live_per_member`.execute(trx);
+        await sql`DROP INDEX claims_one_per_member_and_task`.execute(trx);
         await sql`
-        INSERT INTO claims (circle_id, project_id, task_id, user_id, status, expires_at)
-        SELECT circle_id, project_id, id, ${ben!.id}, 'active', now() + interval '1 hour' FROM tasks, generate_series(1, 2) WHERE id = ${spare!.id}`.execute(
+        INSERT INTO claims (circle_id, project_id, task_id, user_id, status, member_slot, expires_at)
+        SELECT circle_id, project_id, id, ${ben!.id}, 'active', slot, now() + interval '1 hour' FROM tasks, generate_series(1, 2) AS slot WHERE id = ${spare!.id}`.execute(
           trx,
         );
         await sql`UPDATE tasks SET live_claims = 2 WHERE id = ${spare!.id}`.execute(trx);
@@ -227,6 +229,43 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       async (trx) => {
         await sql`UPDATE claims SET status = 'submitted' WHERE id = ${releasedClaim.body.id}`.execute(trx);
         await sql`UPDATE tasks SET live_claims = live_claims + 1 WHERE id = ${released!.id}`.execute(trx);
+      },
+    ],
+    [
+      'distinct_members_per_task',
+      'a member back on a task they already contributed to (its unique index dropped), slots counted',
+      async (trx) => {
+        await sql`DROP INDEX claims_one_per_member_and_task`.execute(trx);
+        await sql`
+        INSERT INTO claims (circle_id, project_id, task_id, user_id, status, expires_at)
+        SELECT circle_id, project_id, id, ${ann!.id}, 'submitted', now() + interval '1 hour' FROM tasks WHERE id = ${done!.id}`.execute(
+          trx,
+        );
+        await sql`UPDATE tasks SET live_claims = 1 WHERE id = ${done!.id}`.execute(trx);
+      },
+    ],
+    [
+      'active_claims_hold_member_slots',
+      'an active claim holding no member slot, slots counted',
+      async (trx) => {
+        await sql`
+        INSERT INTO claims (circle_id, project_id, task_id, user_id, status, expires_at)
+        SELECT circle_id, project_id, id, ${ben!.id}, 'active', now() + interval '1 hour' FROM tasks WHERE id = ${spare!.id}`.execute(
+          trx,
+        );
+        await sql`UPDATE tasks SET live_claims = 1 WHERE id = ${spare!.id}`.execute(trx);
+      },
+    ],
+    [
+      'active_claims_hold_member_slots',
+      'a claim never sent back by a revise in an overflow slot, slots counted',
+      async (trx) => {
+        await sql`
+        INSERT INTO claims (circle_id, project_id, task_id, user_id, status, member_slot, expires_at)
+        SELECT circle_id, project_id, id, ${ben!.id}, 'active', -1, now() + interval '1 hour' FROM tasks WHERE id = ${spare!.id}`.execute(
+          trx,
+        );
+        await sql`UPDATE tasks SET live_claims = 1 WHERE id = ${spare!.id}`.execute(trx);
       },
     ],
     [

@@ -1,8 +1,8 @@
 import { findProjectWithRole } from '../../../src/projects/projects.repository.js';
-import { findTaskWithRole, listTasks } from '../../../src/tasks/tasks.repository.js';
+import { findTaskWithRole, listClaimableForMember, listTasks } from '../../../src/tasks/tasks.repository.js';
 import { captureDb, type Captured } from '../lib/database.js';
-import { fmt, step } from '../lib/report.js';
-import { SKILLS } from '../lib/seed.js';
+import { fmt, step, timed } from '../lib/report.js';
+import { SKILLS, createCircle, createProject, seedTasks } from '../lib/seed.js';
 import { sqlLoad, type SqlLoadResult } from '../lib/sql-load.js';
 import {
   bareRouteLoad,
@@ -139,5 +139,44 @@ export async function taskRead(ctx: BenchContext): Promise<void> {
     request: (i) => ({ path: `/v1/tasks/${taskIds[i % taskIds.length]}`, member: i % readers }),
     steps: capture.queries,
     rotations: { '@user': m.members.slice(0, readers), '@task': taskIds },
+  });
+}
+
+/** The member's circles besides the marketplace's: 19 more, each with an open project of this many tasks. */
+const OTHER_CIRCLES = 19;
+const OTHER_CIRCLE_TASKS = 2_000;
+
+/**
+ * A member's board across circles: GET /v1/me/tasks?skill=X, first page of 50. The readers also
+ * join 19 more circles, each with an open project, so each request merges 20 projects' claimable
+ * pages, one of them the marketplace's project of 200,000 open tasks.
+ */
+export async function myTasks(ctx: BenchContext): Promise<void> {
+  const m = await getMarketplace(ctx);
+  const readers = m.members.slice(0, Math.min(ctx.opts.sizes.readUsers, m.members.length));
+  await timed(
+    `seeding ${OTHER_CIRCLES} more circles for the readers, ${fmt(OTHER_CIRCLE_TASKS)} tasks each`,
+    async () => {
+      for (let i = 0; i < OTHER_CIRCLES; i++) {
+        const circleId = await createCircle(ctx.service.url, m.owner, `Bench circle ${i + 2}`);
+        const projectId = await createProject(ctx.service.url, m.owner, circleId, `Bench project ${i + 2}`);
+        await seedTasks(ctx.pool, circleId, projectId, OTHER_CIRCLE_TASKS);
+        await ctx.pool.query(
+          `INSERT INTO memberships (circle_id, user_id, role) SELECT $1::uuid, unnest($2::uuid[]), 'member'`,
+          [circleId, readers],
+        );
+      }
+      await ctx.pool.query('VACUUM ANALYZE memberships, projects, tasks');
+    },
+  );
+  const capture = captureDb();
+  await listClaimableForMember(capture.db, '@user', '@skill', 50, null);
+  await compare(ctx, {
+    name: 'my_tasks',
+    target: 0.7,
+    what: `claimable tasks by skill across ${OTHER_CIRCLES + 1} circles, 50 per page`,
+    request: (i) => ({ path: `/v1/me/tasks?skill=${SKILLS[i % SKILLS.length]}&limit=50`, member: i % readers.length }),
+    steps: capture.queries,
+    rotations: { '@user': readers, '@skill': SKILLS },
   });
 }
