@@ -318,18 +318,21 @@ export async function revokeLiveClaimsOn(
   reason: string,
 ): Promise<ClaimRow[]> {
   if (taskIds.length === 0) return [];
-  const result = await sql<ClaimRow>`
+  const result = await sql<ClaimRow & FreedSlot>`
     WITH ended AS (
-      UPDATE claims SET status = 'revoked', member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
-      WHERE task_id = ANY(${taskIds}::uuid[]) AND status IN ('active', 'submitted')
-      RETURNING ${CLAIM_RETURNING}
+      UPDATE claims c SET status = 'revoked', member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
+      FROM claims prior
+      WHERE prior.id = c.id AND c.task_id = ANY(${taskIds}::uuid[]) AND c.status IN ('active', 'submitted')
+      RETURNING ${sql.join(CLAIM_COLUMNS.map((column) => sql.ref(`c.${column}`)))}, prior.member_slot AS freed_slot
     ), freed AS (
       UPDATE tasks t SET live_claims = t.live_claims - x.n
       FROM (SELECT task_id, count(*)::int AS n FROM ended GROUP BY task_id) x
       WHERE t.id = x.task_id
     )
     SELECT * FROM ended ORDER BY id`.execute(trx);
-  return result.rows;
+  // Each member's revised work over the cap moves into the regular slots these revocations freed.
+  await fillFreedSlots(trx, result.rows);
+  return result.rows.map(({ freed_slot: _, ...claim }) => claim);
 }
 
 // The transitions below are taken on a claim the caller has locked and checked; finding it in

@@ -157,3 +157,27 @@ t.test("an expiring claim hands its slot to the member's revised work over the c
   t.ok(isProblem(await claimNext(app, member, project.id), 409, 'claim_limit_reached'));
   await assertInvariants(t, db);
 });
+
+t.test("cancelling a task hands its revoked claim's slot to the member's revised work over the cap", async (t) => {
+  const { app, db, owner, member, project, tasks } = await scene(t);
+  const sentBack = await submitted(app, member, tasks[0]!.id);
+  const a = await claimTask(app, member, tasks[1]!.id);
+  t.equal((await claimTask(app, member, tasks[2]!.id)).status, 201);
+  t.equal((await revise(app, owner, sentBack)).status, 201);
+  t.equal((await activeSlots(db, member.id)).filter((s) => s.member_slot! < 0).length, 1, 'one claim over the cap');
+
+  const cancelled = await call(app, 'POST', `/v1/tasks/${tasks[1]!.id}/cancel`, {
+    token: owner.token,
+    body: { reason: 'No longer needed.' },
+  });
+  t.equal(cancelled.status, 200);
+  const revoked = await db.selectFrom('claims').select('status').where('id', '=', a.body.id).executeTakeFirstOrThrow();
+  t.equal(revoked.status, 'revoked');
+  t.same(
+    (await activeSlots(db, member.id)).map((s) => s.member_slot),
+    [1, 2],
+    "the revised claim took the revoked claim's slot",
+  );
+  t.ok(isProblem(await claimNext(app, member, project.id), 409, 'claim_limit_reached'), 'still at the cap');
+  await assertInvariants(t, db);
+});
