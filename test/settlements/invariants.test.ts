@@ -236,9 +236,15 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'a member back on a task they already contributed to (its unique index dropped), slots counted',
       async (trx) => {
         await sql`DROP INDEX claims_one_per_member_and_task`.execute(trx);
+        // Submitted work with its submission, so the review queue's order holds and only this rule breaks.
         await sql`
-        INSERT INTO claims (circle_id, project_id, task_id, user_id, status, expires_at)
-        SELECT circle_id, project_id, id, ${ann!.id}, 'submitted', now() + interval '1 hour' FROM tasks WHERE id = ${done!.id}`.execute(
+        WITH claim AS (
+          INSERT INTO claims (circle_id, project_id, task_id, user_id, status, expires_at)
+          SELECT circle_id, project_id, id, ${ann!.id}, 'submitted', now() + interval '1 hour' FROM tasks WHERE id = ${done!.id}
+          RETURNING id, circle_id, user_id, updated_at
+        )
+        INSERT INTO submissions (circle_id, claim_id, user_id, revision, content, review_due_at, created_at)
+        SELECT circle_id, id, user_id, 1, 'the same work again', now() + interval '1 day', updated_at FROM claim`.execute(
           trx,
         );
         await sql`UPDATE tasks SET live_claims = 1 WHERE id = ${done!.id}`.execute(trx);

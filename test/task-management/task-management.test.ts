@@ -72,12 +72,13 @@ t.test('PATCH edits an open task; a weight change leaves earlier points alone', 
 
   // Slots: two members hold it now.
   const c1 = await claimTask(app, cat!, task!.id);
-  const [dan] = await joinMembers(app, project.circleId, 1);
+  const [dan, eve] = await joinMembers(app, project.circleId, 2);
   await claimTask(app, dan!, task!.id);
   const below = await call(app, 'PATCH', `/v1/tasks/${task!.id}`, { token: owner.token, body: { slots: 1 } });
   t.ok(isProblem(below, 409, 'slots_below_live_claims'), 'slots below the live claims');
   t.equal((await call(app, 'PATCH', `/v1/tasks/${task!.id}`, { token: owner.token, body: { slots: 2 } })).status, 200);
-  t.ok(isProblem(await claimTask(app, ann!, task!.id), 409, 'task_full'), 'the lowered slots hold');
+  // eve has not worked on the task (ann and ben, whose work was accepted, get already_contributed).
+  t.ok(isProblem(await claimTask(app, eve!, task!.id), 409, 'task_full'), 'the lowered slots hold');
   t.equal((await call(app, 'POST', `/v1/claims/${c1.body.id}/release`, { token: cat!.token })).status, 200);
 
   const member = await call(app, 'PATCH', `/v1/tasks/${task!.id}`, { token: ann!.token, body: { title: 'Mine' } });
