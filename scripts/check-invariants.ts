@@ -1,13 +1,13 @@
 // `npm run check:invariants`: verifies the money, points and slot invariants on the database in
 // DATABASE_URL and exits non-zero if any is broken, printing sample rows.
-import { loadConfig } from '../src/config.js';
+import { loadDatabaseUrl } from '../src/config.js';
 import { createDb } from '../src/infra/postgres.js';
 import { checkInvariants } from '../src/audit/invariants.js';
 
-const config = loadConfig();
-const db = createDb(config.databaseUrl, 2);
+const databaseUrl = loadDatabaseUrl();
+const db = createDb(databaseUrl, 2);
 try {
-  console.log(`checking invariants on ${new URL(config.databaseUrl).pathname.slice(1)}`);
+  console.log(`checking invariants on ${new URL(databaseUrl).pathname.slice(1)}`);
   const results = await checkInvariants(db, (r, i, total) => {
     console.log(
       `[${i + 1}/${total}] ${r.name}: ${r.violations === 0 ? 'ok' : `VIOLATED (${r.violations} rows): ${r.description}`}`,

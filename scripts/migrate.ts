@@ -1,11 +1,11 @@
 // `npm run migrate`: create the database if missing and apply pending migrations, then exit.
-import { loadConfig } from '../src/config.js';
+import { loadDatabaseUrl } from '../src/config.js';
 import { createDatabaseIfMissing, createDb } from '../src/infra/postgres.js';
 import { migrateToLatest } from '../src/infra/migrations.js';
 
-const config = loadConfig();
-if (await createDatabaseIfMissing(config.databaseUrl)) console.log('database created');
-const db = createDb(config.databaseUrl, 1);
+const databaseUrl = loadDatabaseUrl();
+if (await createDatabaseIfMissing(databaseUrl)) console.log('database created');
+const db = createDb(databaseUrl, 1);
 try {
   console.log('applying migrations...');
   const applied = await migrateToLatest(db);

@@ -4,10 +4,17 @@ import { Value } from 'typebox/value';
 // Every setting the service reads, validated once at start-up. Nothing else in src/ reads
 // process.env, so this file is the whole list of knobs an operator has.
 const EnvSchema = Type.Object({
-  DATABASE_URL: Type.String({
+  DATABASE_URL: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'Postgres connection string; the database is created if missing. Unset: an embedded PostgreSQL in DATA_DIR',
+    }),
+  ),
+  DATA_DIR: Type.String({
     minLength: 1,
-    default: 'postgres://postgres@127.0.0.1:5432/circle_actions',
-    description: 'Postgres connection string; the database is created if missing',
+    default: './.data',
+    description: 'Where the embedded PostgreSQL and the generated JWT secret live when DATABASE_URL is unset',
   }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20, description: 'Connections per process' }),
   REDIS_URL: Type.String({
@@ -25,11 +32,13 @@ const EnvSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
   ),
-  JWT_SECRET: Type.String({
-    minLength: 32,
-    default: 'development-only-secret-change-me-in-production',
-    description: 'HMAC key for access tokens, at least 32 characters',
-  }),
+  JWT_SECRET: Type.Optional(
+    Type.String({
+      minLength: 32,
+      description:
+        'HMAC key for access tokens, at least 32 characters; required with DATABASE_URL, generated into DATA_DIR without',
+    }),
+  ),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'circle-actions' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'circle-actions-api' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 10, maximum: 86400, default: 900 }),
@@ -88,6 +97,7 @@ export type Env = Static<typeof EnvSchema>;
 
 export interface Config {
   databaseUrl: string;
+  dataDir: string;
   databasePoolSize: number;
   redisUrl: string;
   host: string;
@@ -107,6 +117,16 @@ export interface Config {
   metricsToken: string;
 }
 
+/**
+ * The environment as read, before start-up fills in what embedded mode provides: without
+ * DATABASE_URL the service runs its own PostgreSQL in DATA_DIR and keeps a generated JWT secret
+ * there (src/embedded-mode.ts).
+ */
+export interface Settings extends Omit<Config, 'databaseUrl' | 'jwt'> {
+  databaseUrl: string | null;
+  jwt: Omit<Config['jwt'], 'secret'> & { secret: string | null };
+}
+
 export class ConfigError extends Error {}
 
 // Settings whose values must not reach logs: a secret, or a URL that may carry a password.
@@ -118,7 +138,7 @@ function invalid(name: string, text: string | undefined, problem: string): Confi
 }
 
 /** Reads and validates the environment; throws ConfigError naming the first bad setting. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
   const known = Object.keys(EnvSchema.properties) as (keyof typeof EnvSchema.properties)[];
   // Empty strings count as unset so `FOO=` in a .env file falls back to the default.
   const raw: Record<string, string> = {};
@@ -140,7 +160,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = withDefaults as Env;
   return {
-    databaseUrl: e.DATABASE_URL,
+    databaseUrl: e.DATABASE_URL ?? null,
+    dataDir: e.DATA_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     redisUrl: e.REDIS_URL,
     host: e.HOST,
@@ -148,7 +169,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     role: e.ROLE,
     logLevel: e.LOG_LEVEL,
     jwt: {
-      secret: e.JWT_SECRET,
+      secret: e.JWT_SECRET ?? null,
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
       accessTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
@@ -164,4 +185,34 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jobLockSeconds: e.JOB_LOCK_SECONDS,
     metricsToken: e.METRICS_TOKEN,
   };
+}
+
+/** The settings of a process on external services: DATABASE_URL and JWT_SECRET are required. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  return withServices(loadSettings(env), {});
+}
+
+const missingDatabaseUrl = () => new ConfigError('missing setting DATABASE_URL: the Postgres connection string');
+
+/** For operator commands that only touch the database (migrate, check:invariants). */
+export function loadDatabaseUrl(env: Record<string, string | undefined> = process.env): string {
+  const url = loadSettings(env).databaseUrl;
+  if (!url) throw missingDatabaseUrl();
+  return url;
+}
+
+/**
+ * Completes the settings with what embedded mode provides. A setting the environment gives wins;
+ * one still missing stops start-up naming it (there is no built-in JWT secret: a default would be
+ * the same key on every installation that forgot to set one).
+ */
+export function withServices(settings: Settings, provided: { databaseUrl?: string; jwtSecret?: string }): Config {
+  const databaseUrl = settings.databaseUrl ?? provided.databaseUrl;
+  if (!databaseUrl) throw missingDatabaseUrl();
+  const secret = settings.jwt.secret ?? provided.jwtSecret;
+  if (!secret)
+    throw new ConfigError(
+      'missing setting JWT_SECRET: at least 32 random characters (generated only when DATABASE_URL is unset)',
+    );
+  return { ...settings, databaseUrl, jwt: { ...settings.jwt, secret } };
 }

@@ -1,17 +1,20 @@
 import closeWithGrace from 'close-with-grace';
 import { pino } from 'pino';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadSettings, withServices, type Config, type Settings } from './config.js';
 import { createDatabaseIfMissing, createDb } from './infra/postgres.js';
 import { migrateToLatest } from './infra/migrations.js';
 import { checkEvictionPolicy, createRequestRedis } from './infra/redis.js';
 import { buildApp } from './app.js';
 import { startWorkerRole } from './worker.js';
+import { EmbeddedMode } from './embedded-mode.js';
+import { DataFolderInUseError } from './infra/data-folder-lock.js';
+import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
 
 // The only file that listens and handles signals. ROLE picks what this process runs.
 
-function readConfig(): Config {
+function readSettings(): Settings {
   try {
-    return loadConfig();
+    return loadSettings();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`circle-actions: ${err.message}`);
@@ -47,28 +50,55 @@ async function warnIfEvicting(config: Config, log: pino.Logger): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  const config = readConfig();
-  const log = pino({ level: config.logLevel });
-  await prepareDatabase(config, log);
-  await warnIfEvicting(config, log);
+/** What this process has started so far: stopped in reverse order on shutdown or a failed start. */
+const running: {
+  embedded?: EmbeddedMode;
+  app?: Awaited<ReturnType<typeof buildApp>>;
+  workers?: Awaited<ReturnType<typeof startWorkerRole>>;
+} = {};
 
-  const app = config.role === 'worker' ? null : await buildApp({ config, logger: log });
-  const workers = config.role === 'api' ? null : await startWorkerRole(config, app?.log ?? log);
+async function stopRunning(): Promise<void> {
+  // Stop taking requests first (in-flight ones finish), then let running jobs finish, then stop
+  // the embedded database they all used.
+  await running.app?.close();
+  await running.workers?.close();
+  await running.embedded?.stop();
+}
+
+async function main(): Promise<void> {
+  const settings = readSettings();
+  const log = pino({ level: settings.logLevel });
 
   closeWithGrace({ delay: 15_000, logger: log }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'shutting down after an error');
     else log.info({ signal }, 'shutting down');
-    // Stop taking requests first (in-flight ones finish), then let running jobs finish.
-    await app?.close();
-    await workers?.close();
+    await stopRunning();
   });
+  // However the process ends (a shutdown over its delay included), the embedded server stops too.
+  process.once('exit', () => running.embedded?.stopNow());
 
-  if (app) await app.listen({ host: config.host, port: config.port });
+  let config: Config;
+  if (settings.databaseUrl) config = withServices(settings, {});
+  else {
+    running.embedded = new EmbeddedMode(settings, log);
+    config = await running.embedded.start();
+  }
+  await prepareDatabase(config, log);
+  await warnIfEvicting(config, log);
+
+  if (config.role !== 'worker') running.app = await buildApp({ config, logger: log });
+  if (config.role !== 'api') running.workers = await startWorkerRole(config, running.app?.log ?? log);
+  if (running.app) await running.app.listen({ host: config.host, port: config.port });
   log.info({ role: config.role }, 'circle-actions started');
 }
 
-main().catch((err) => {
-  console.error('circle-actions failed to start:', err);
+/** Start-up problems the operator fixes: one line, no stack. */
+const forOperator = (err: unknown) =>
+  err instanceof ConfigError || err instanceof DataFolderInUseError || err instanceof EmbeddedPostgresError;
+
+main().catch(async (err) => {
+  if (forOperator(err)) console.error(`circle-actions: ${(err as Error).message}`);
+  else console.error('circle-actions failed to start:', err);
+  await stopRunning().catch((stopErr) => console.error('circle-actions: while stopping:', stopErr));
   process.exit(1);
 });

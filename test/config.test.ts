@@ -1,12 +1,15 @@
 import t from 'tap';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, loadSettings, withServices } from '../src/config.js';
 
 // Settings come from the environment, validated once; a bad one stops start-up with its name.
 
-t.test('defaults apply when nothing is set', async (t) => {
-  const config = loadConfig({});
-  t.match(config, {
-    databaseUrl: 'postgres://postgres@127.0.0.1:5432/circle_actions',
+const external = { DATABASE_URL: 'postgres://db.example:5432/ca', JWT_SECRET: 's'.repeat(32) };
+
+t.test('defaults apply when nothing is set; no database and no secret are made up', async (t) => {
+  const settings = loadSettings({});
+  t.match(settings, {
+    databaseUrl: null,
+    dataDir: './.data',
     databasePoolSize: 20,
     redisUrl: 'redis://127.0.0.1:6379',
     host: '127.0.0.1',
@@ -24,11 +27,34 @@ t.test('defaults apply when nothing is set', async (t) => {
     sweepIntervalSeconds: 30,
     metricsToken: '',
   });
-  t.ok(config.jwt.secret.length >= 32);
+  t.equal(settings.jwt.secret, null, 'there is no built-in JWT secret');
+});
+
+t.test('on external services DATABASE_URL and JWT_SECRET are required, named when missing', async (t) => {
+  t.throws(() => loadConfig({}), new ConfigError('missing setting DATABASE_URL: the Postgres connection string'));
+  t.throws(
+    () => loadConfig({ DATABASE_URL: external.DATABASE_URL }),
+    new ConfigError(
+      'missing setting JWT_SECRET: at least 32 random characters (generated only when DATABASE_URL is unset)',
+    ),
+  );
+  t.throws(() => loadConfig({ DATABASE_URL: external.DATABASE_URL, JWT_SECRET: '' }), { message: /JWT_SECRET/ });
+  const config = loadConfig(external);
+  t.equal(config.databaseUrl, external.DATABASE_URL);
+  t.equal(config.jwt.secret, external.JWT_SECRET);
+});
+
+t.test('embedded mode completes the settings; what the environment sets wins', async (t) => {
+  const provided = { databaseUrl: 'postgres://postgres:pw@127.0.0.1:40000/circle_actions', jwtSecret: 'g'.repeat(43) };
+  const embedded = withServices(loadSettings({ DATA_DIR: '/var/lib/ca' }), provided);
+  t.match(embedded, { databaseUrl: provided.databaseUrl, dataDir: '/var/lib/ca', jwt: { secret: provided.jwtSecret } });
+  t.equal(withServices(loadSettings({ JWT_SECRET: external.JWT_SECRET }), provided).jwt.secret, external.JWT_SECRET);
+  t.throws(() => withServices(loadSettings({}), { databaseUrl: provided.databaseUrl }), { message: /JWT_SECRET/ });
 });
 
 t.test('values are read and converted from their text', async (t) => {
   const config = loadConfig({
+    ...external,
     PORT: '8080',
     ROLE: 'worker',
     LOG_LEVEL: 'debug',
@@ -48,8 +74,9 @@ t.test('values are read and converted from their text', async (t) => {
 });
 
 t.test('an empty value counts as unset', async (t) => {
-  t.equal(loadConfig({ PORT: '', ROLE: '' }).port, 3000);
-  t.equal(loadConfig({ ROLE: '' }).role, 'all');
+  t.equal(loadSettings({ PORT: '', ROLE: '' }).port, 3000);
+  t.equal(loadSettings({ ROLE: '' }).role, 'all');
+  t.equal(loadSettings({ DATABASE_URL: '' }).databaseUrl, null, 'an empty DATABASE_URL means embedded mode');
 });
 
 t.test('an invalid setting throws ConfigError naming it', async (t) => {
@@ -69,7 +96,7 @@ t.test('an invalid setting throws ConfigError naming it', async (t) => {
   for (const [env, name] of cases) {
     let error: unknown;
     try {
-      loadConfig(env);
+      loadSettings(env);
     } catch (err) {
       error = err;
     }
@@ -83,13 +110,15 @@ t.test('an invalid setting throws ConfigError naming it', async (t) => {
 });
 
 t.test('numbers must be written as whole numbers, not rounded or parsed loosely', async (t) => {
-  t.throws(() => loadConfig({ PORT: '3000.9' }), { message: 'invalid setting PORT="3000.9": must be a whole number' });
-  t.equal(loadConfig({ PORT: ' 8080 ' }).port, 8080, 'surrounding spaces are fine');
+  t.throws(() => loadSettings({ PORT: '3000.9' }), {
+    message: 'invalid setting PORT="3000.9": must be a whole number',
+  });
+  t.equal(loadSettings({ PORT: ' 8080 ' }).port, 8080, 'surrounding spaces are fine');
 });
 
 t.test('a secret is not echoed back in the error', async (t) => {
   try {
-    loadConfig({ JWT_SECRET: 'hunter2' });
+    loadSettings({ JWT_SECRET: 'hunter2' });
     t.fail('should have thrown');
   } catch (err) {
     t.ok(err instanceof ConfigError);

@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { migrations } from '../db/migrations/index.js';
 import { REDIS_URL, flushPrefix } from './helper.js';
 import { databaseUrl, withAdminClient } from './setup/test-database.js';
-import { freePort, spawnServer, type ServerProcess } from './service-process.js';
+import {
+  freePort,
+  spawnServer,
+  waitUntilReady as waitUntilServiceReady,
+  type ServerProcess,
+} from './service-process.js';
 
 // The real entry point as an operator runs it: a process that creates and migrates its database,
 // becomes ready, and exits cleanly on SIGTERM.
@@ -24,21 +28,7 @@ function startServer(t: Test, env: Record<string, string>, port: number): Server
   return Object.assign(server, { port });
 }
 
-async function waitUntilReady(server: Server, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null)
-      throw new Error(`server exited with ${server.child.exitCode}: ${server.stderr()}`);
-    try {
-      const res = await fetch(`http://127.0.0.1:${server.port}/readyz`);
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`server not ready in ${timeoutMs} ms: ${server.stderr()}`);
-}
+const waitUntilReady = (server: Server) => waitUntilServiceReady(server, server.port);
 
 /** A database name nobody has created yet, dropped (with its queue keys) after the test. */
 async function freshDatabase(t: Test): Promise<{ name: string; url: string; prefix: string }> {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 
 // The real entry point as an operator runs it, in a child process: used by the start-up test and
@@ -92,4 +93,20 @@ export function spawnServer(t: Test, env: Record<string, string>): ServerProcess
   };
   t.teardown(() => proc.kill('SIGKILL'));
   return proc;
+}
+
+/** Polls /readyz until it answers 200; throws when the process exits first or time runs out. */
+export async function waitUntilReady(server: ServerProcess, port: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!server.alive) throw new Error(`server exited with ${server.child.exitCode}: ${server.stderr()}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      if (res.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`server not ready in ${timeoutMs} ms: ${server.stderr()}`);
 }
