@@ -1,4 +1,4 @@
-import { chmod, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { withServices, type Config, type Settings } from './config.js';
@@ -30,10 +30,7 @@ export class EmbeddedMode {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     this.lock = await lockDataFolder(dataDir);
     if (this.lock.tookOverFrom)
-      log.warn({ pid: this.lock.tookOverFrom.pid }, 'took over the data folder from a process that is gone');
-    // As root the server runs as another user, who must get through the folder to its own
-    // directory; the folder lists nothing to others, and its files are 0600.
-    if (process.getuid?.() === 0) await chmod(dataDir, 0o711);
+      log.warn({ previousPid: this.lock.tookOverFrom.pid }, 'took over the data folder from a process that is gone');
 
     this.postgres = new EmbeddedPostgres({ dataDir, database: DATABASE, log });
     const server = await this.postgres.start();

@@ -114,3 +114,14 @@ t.test('an invalid setting stops start-up with exit code 1 and names the setting
   t.match(server.stderr(), /invalid setting ROLE="everything"/);
   t.notOk(await databaseExists(db.name), 'nothing was created');
 });
+
+t.test('with DATABASE_URL but no JWT_SECRET start-up stops with one line naming it', async (t) => {
+  const db = await freshDatabase(t);
+  const server = startServer(t, { ...baseEnv(db), JWT_SECRET: '' }, await freePort());
+  t.equal(await server.exited, 1);
+  t.equal(
+    server.stderr(),
+    'circle-actions: missing setting JWT_SECRET: at least 32 random characters (generated only when DATABASE_URL is unset)\n',
+  );
+  t.notOk(await databaseExists(db.name), 'nothing was created');
+});

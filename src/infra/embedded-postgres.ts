@@ -1,7 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chown, lstat, mkdir, open, readFile, readlink, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -71,7 +84,7 @@ async function locateBinaries(): Promise<{ packageDir: string; initdb: string; p
  * into links. `npm ci` runs that script (package.json `allowScripts`); an install with scripts
  * off did not, so the same script runs here when a link is missing.
  */
-async function linkSharedLibraries(packageDir: string): Promise<void> {
+export async function linkSharedLibraries(packageDir: string): Promise<void> {
   const list = await readFile(join(packageDir, 'native', 'pg-symlinks.json'), 'utf8').catch(() => '[]');
   const links = JSON.parse(list) as { target: string }[];
   const present = await Promise.all(
@@ -247,7 +260,13 @@ export class EmbeddedPostgres {
     const { log, dataDir } = this.options;
     const binaries = await locateBinaries();
     const user = await findServerUser();
-    if (user) await checkReachable(user, { binary: binaries.postgres, dataDir });
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    if (user) {
+      // The server's user must pass through the folder to its own directory in it. The folder
+      // lists nothing to others, and the files of ours in it are 0600.
+      await chmod(dataDir, ((await stat(dataDir)).mode & 0o777) | 0o011);
+      await checkReachable(user, { binary: binaries.postgres, dataDir });
+    }
 
     const created = !(await this.isInitialised());
     const password = created
@@ -288,7 +307,7 @@ export class EmbeddedPostgres {
       if (!this.stopping) log.error({ code, signal }, 'the embedded PostgreSQL stopped unexpectedly');
     });
     await this.waitUntilReady();
-    log.debug({ pid: this.child.pid, port }, 'embedded PostgreSQL ready');
+    log.debug({ serverPid: this.child.pid, port }, 'embedded PostgreSQL ready');
     return { databaseUrl: state.databaseUrl, port, created };
   }
 
@@ -401,7 +420,7 @@ export class EmbeddedPostgres {
     const pid = Number(pidLine);
     if (!Number.isInteger(pid) || pid <= 0 || dirLine !== this.pgdata || !isAlive(pid)) return;
     if (!(await this.runsBinary(pid, postgresBinary))) return;
-    this.options.log.warn({ pid }, 'stopping the embedded PostgreSQL a crashed run left behind');
+    this.options.log.warn({ serverPid: pid }, 'stopping the embedded PostgreSQL a crashed run left behind');
     process.kill(pid, 'SIGINT');
     if (await waitUntilGone(pid, STOP_TIMEOUT_MS)) return;
     process.kill(pid, 'SIGQUIT');
