@@ -57,6 +57,8 @@ const running: {
   workers?: Awaited<ReturnType<typeof startWorkerRole>>;
 } = {};
 
+let shuttingDown = false;
+
 async function stopRunning(): Promise<void> {
   // Stop taking requests first (in-flight ones finish), then let running jobs finish, then stop
   // the embedded database they all used.
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
   const log = pino({ level: settings.logLevel });
 
   closeWithGrace({ delay: 15_000, logger: log }, async ({ signal, err }) => {
+    shuttingDown = true;
     if (err) log.error({ err }, 'shutting down after an error');
     else log.info({ signal }, 'shutting down');
     await stopRunning();
@@ -97,6 +100,8 @@ const forOperator = (err: unknown) =>
   err instanceof ConfigError || err instanceof DataFolderInUseError || err instanceof EmbeddedPostgresError;
 
 main().catch(async (err) => {
+  // A signal during start-up: the shutdown under way stops what started and exits.
+  if (shuttingDown) return;
   if (forOperator(err)) console.error(`circle-actions: ${(err as Error).message}`);
   else console.error('circle-actions failed to start:', err);
   await stopRunning().catch((stopErr) => console.error('circle-actions: while stopping:', stopErr));

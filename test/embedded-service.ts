@@ -17,8 +17,8 @@ export interface Service extends ServerProcess {
 }
 
 /** Starts the service as an operator would, with only DATA_DIR and PORT set (and REDIS_URL). */
-export async function startService(t: Test, dataDir: string, queuePrefix: string): Promise<Service> {
-  const port = await freePort();
+export async function startService(t: Test, dataDir: string, queuePrefix: string, port?: number): Promise<Service> {
+  port ??= await freePort();
   const server = spawnServer(t, {
     // Empty counts as unset: whatever the test runner's environment holds does not leak in.
     DATABASE_URL: '',

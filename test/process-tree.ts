@@ -53,3 +53,21 @@ export function stillRunning(processes: ProcessId[]): ProcessId[] {
     return stat !== null && stat.startTime === p.startTime && stat.state !== 'Z';
   });
 }
+
+/** Every running process whose command line contains `text` (a data directory, say). */
+export function processesMentioning(text: string): ProcessId[] {
+  const found: ProcessId[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      const stat = readStat(pid);
+      if (stat && stat.state !== 'Z' && cmdline.includes(text))
+        found.push({ pid, startTime: stat.startTime, command: stat.command });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}

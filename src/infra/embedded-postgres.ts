@@ -121,7 +121,7 @@ export async function missingLibraryLinks(packageDir: string): Promise<string[]>
 function run(
   command: string,
   args: string[],
-  options: { cwd?: string; user?: ServerUser | null; output?: number } = {},
+  options: { cwd?: string; user?: ServerUser | null; output?: number; started?: (child: ChildProcess) => void } = {},
 ): Promise<void> {
   return new Promise((done, fail) => {
     const child = spawn(command, args, {
@@ -130,6 +130,7 @@ function run(
       env: serverEnv(),
       ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
     });
+    options.started?.(child);
     let output = '';
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk;
@@ -253,6 +254,9 @@ export interface EmbeddedPostgresOptions {
  */
 export class EmbeddedPostgres {
   private child: ChildProcess | null = null;
+  /** initdb while it runs. */
+  private initdb: ChildProcess | null = null;
+  private starting: Promise<unknown> | null = null;
   private stopping = false;
   readonly pgdata: string;
   readonly statePath: string;
@@ -274,7 +278,17 @@ export class EmbeddedPostgres {
   }
 
   /** Initialises the data directory if needed, starts the server; returns the database's URL. */
-  async start(): Promise<{ databaseUrl: string; port: number; created: boolean }> {
+  start(): Promise<{ databaseUrl: string; port: number; created: boolean }> {
+    const starting = this.startServer();
+    this.starting = starting;
+    return starting;
+  }
+
+  private abortIfStopping(): void {
+    if (this.stopping) throw new EmbeddedPostgresError('stopped while starting');
+  }
+
+  private async startServer(): Promise<{ databaseUrl: string; port: number; created: boolean }> {
     const { log, dataDir } = this.options;
     const binaries = await locateBinaries();
     const user = await findServerUser();
@@ -287,6 +301,7 @@ export class EmbeddedPostgres {
     }
 
     const created = !(await this.isInitialised());
+    this.abortIfStopping();
     const password = created
       ? await this.initialise(binaries.initdb, user)
       : ((await this.readState()).password as string);
@@ -301,7 +316,7 @@ export class EmbeddedPostgres {
     const state: State = { port, password, databaseUrl: this.url(port, password) };
     await writeFile(this.statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
 
-    if (this.stopping) throw new EmbeddedPostgresError('stopped while starting');
+    this.abortIfStopping();
     const logFile = await open(this.logPath, 'a', 0o600);
     try {
       this.child = spawn(
@@ -331,6 +346,9 @@ export class EmbeddedPostgres {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    // A start under way gives up at its next step (initdb, interrupted, removes what it made).
+    this.initdb?.kill('SIGTERM');
+    await this.starting?.catch(() => {});
     const child = this.child;
     if (!child || !this.running) return;
     const exited = once(child, 'exit');
@@ -343,6 +361,7 @@ export class EmbeddedPostgres {
 
   stopNow(): void {
     this.stopping = true;
+    this.initdb?.kill('SIGTERM');
     if (this.running) this.child?.kill('SIGINT');
   }
 
@@ -409,13 +428,21 @@ export class EmbeddedPostgres {
           '--locale-provider=builtin',
           '--builtin-locale=C.UTF-8',
         ],
-        { user, output: logFile.fd },
+        {
+          user,
+          output: logFile.fd,
+          started: (child) => {
+            this.initdb = child;
+          },
+        },
       );
     } catch (err) {
+      this.abortIfStopping();
       throw new EmbeddedPostgresError(
         `initdb failed (${(err as Error).message}); its output is in ${this.logPath}:\n${await lastLines(this.logPath)}`,
       );
     } finally {
+      this.initdb = null;
       await logFile.close();
       await rm(passwordFile, { force: true });
     }
