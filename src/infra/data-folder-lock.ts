@@ -117,7 +117,9 @@ export async function lockDataFolder(dataDir: string): Promise<DataFolderLock> {
     if (owner && isRunning(owner)) throw new DataFolderInUseError(dataDir, owner);
     // Stale (or unreadable: never written by a running process, see above). Move it out of the
     // way in one step and check that what moved is what was judged stale: another process taking
-    // over the same stale lock may have replaced it meanwhile, and its fresh lock goes back.
+    // over the same stale lock may have replaced it meanwhile, and its fresh lock goes back. (A
+    // third process linking its own lock in the microseconds before it is back would also win:
+    // three starts on one folder at the same instant, right after a crash. Not worth a second lock.)
     const moved = `${path}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
     try {
       await rename(path, moved);

@@ -1,5 +1,7 @@
 import { copyFile, mkdir, mkdtemp, appendFile, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,8 +119,27 @@ t.test('initialised once, started, stopped with nothing left; data and port kept
   t.same(stillRunning(orphan), [], 'the old server is gone');
   t.same(await query(resumed.databaseUrl, 'SELECT note FROM kept'), [{ note: 'still here' }]);
 
-  // A server that cannot start: the error carries the end of its log.
   await next.stop();
+
+  // A postmaster.pid whose process is gone (power loss) is no server to stop: PostgreSQL itself
+  // discards the file and starts.
+  const gone = spawn(process.execPath, ['-e', '']);
+  await once(gone, 'exit');
+  await writeFile(join(next.pgdata, 'postmaster.pid'), `${gone.pid}\n${next.pgdata}\n`);
+  const afterPowerLoss = server(t, dataDir);
+  t.same(await query((await afterPowerLoss.start()).databaseUrl, 'SELECT note FROM kept'), [{ note: 'still here' }]);
+  await afterPowerLoss.stop();
+
+  // The password file lost its password: no guessing, the operator is told.
+  const state = await readFile(next.statePath, 'utf8');
+  await writeFile(next.statePath, '{}');
+  await t.rejects(
+    server(t, dataDir).start(),
+    new EmbeddedPostgresError(`${next.statePath} holds no password: restore it, or start on an empty DATA_DIR`),
+  );
+  await writeFile(next.statePath, state);
+
+  // A server that cannot start: the error carries the end of its log.
   await appendFile(join(next.pgdata, 'postgresql.conf'), "\nshared_buffers = 'plenty'\n");
   const broken = server(t, dataDir);
   const err = await broken.start().catch((e: unknown) => e);
