@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConfigError, loadConfig, loadSettings, withServices } from '../src/config.js';
+import { ConfigError, loadConfig, loadDatabaseUrl, loadSettings, withServices } from '../src/config.js';
 
 // Settings come from the environment, validated once; a bad one stops start-up with its name.
 
@@ -42,6 +42,11 @@ t.test('on external services DATABASE_URL and JWT_SECRET are required, named whe
   const config = loadConfig(external);
   t.equal(config.databaseUrl, external.DATABASE_URL);
   t.equal(config.jwt.secret, external.JWT_SECRET);
+});
+
+t.test('operator commands on the database need DATABASE_URL only', async (t) => {
+  t.equal(loadDatabaseUrl({ DATABASE_URL: external.DATABASE_URL }), external.DATABASE_URL);
+  t.throws(() => loadDatabaseUrl({}), new ConfigError('missing setting DATABASE_URL: the Postgres connection string'));
 });
 
 t.test('embedded mode completes the settings; what the environment sets wins', async (t) => {
