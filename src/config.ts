@@ -17,11 +17,17 @@ const EnvSchema = Type.Object({
     description: 'Where the embedded PostgreSQL and the generated JWT secret live when DATABASE_URL is unset',
   }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20, description: 'Connections per process' }),
-  REDIS_URL: Type.String({
-    minLength: 1,
-    default: 'redis://127.0.0.1:6379',
-    description: 'Redis for BullMQ queues and rate-limit counters',
-  }),
+  REDIS_URL: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Redis for BullMQ queues and shared rate-limit counters; unset: neither uses Redis',
+    }),
+  ),
+  QUEUE_BACKEND: Type.Optional(
+    Type.Union([Type.Literal('redis'), Type.Literal('postgres')], {
+      description: 'Where the BullMQ queues live; default redis when REDIS_URL is set, else postgres',
+    }),
+  ),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   ROLE: Type.Union([Type.Literal('all'), Type.Literal('api'), Type.Literal('worker')], {
@@ -99,7 +105,9 @@ export interface Config {
   databaseUrl: string;
   dataDir: string;
   databasePoolSize: number;
-  redisUrl: string;
+  /** Unset: the queues run on Postgres and rate limits are counted per process. */
+  redisUrl: string | null;
+  queueBackend: 'redis' | 'postgres';
   host: string;
   port: number;
   role: 'all' | 'api' | 'worker';
@@ -159,11 +167,15 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     throw invalid(name, raw[name], first.message);
   }
   const e = withDefaults as Env;
+  const queueBackend = e.QUEUE_BACKEND ?? (e.REDIS_URL ? 'redis' : 'postgres');
+  if (queueBackend === 'redis' && !e.REDIS_URL)
+    throw invalid('QUEUE_BACKEND', raw.QUEUE_BACKEND, 'the redis backend needs REDIS_URL, which is not set');
   return {
     databaseUrl: e.DATABASE_URL ?? null,
     dataDir: e.DATA_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,
-    redisUrl: e.REDIS_URL,
+    redisUrl: e.REDIS_URL ?? null,
+    queueBackend,
     host: e.HOST,
     port: e.PORT,
     role: e.ROLE,

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { ConfigError, loadSettings, withServices, type Config, type Settings } from './config.js';
 import { createDatabaseIfMissing, createDb } from './infra/postgres.js';
 import { migrateToLatest } from './infra/migrations.js';
-import { checkEvictionPolicy, createRequestRedis } from './infra/redis.js';
+import { prepareQueueStore } from './jobs/queue-backend.js';
 import { buildApp } from './app.js';
 import { startWorkerRole } from './worker.js';
 import { EmbeddedMode } from './embedded-mode.js';
@@ -32,21 +32,6 @@ async function prepareDatabase(config: Config, log: pino.Logger): Promise<void> 
     if (applied.length) log.info({ applied }, 'migrations applied');
   } finally {
     await db.destroy();
-  }
-}
-
-async function warnIfEvicting(config: Config, log: pino.Logger): Promise<void> {
-  const redis = createRequestRedis(config.redisUrl, { lazyConnect: true });
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    const policy = await checkEvictionPolicy(redis);
-    if (policy)
-      log.warn(`Redis maxmemory-policy is "${policy}": set it to "noeviction" or queued jobs can be silently lost`);
-  } catch (err) {
-    log.warn({ err }, 'could not check Redis maxmemory-policy');
-  } finally {
-    redis.disconnect();
   }
 }
 
@@ -87,7 +72,7 @@ async function main(): Promise<void> {
     config = await running.embedded.start();
   }
   await prepareDatabase(config, log);
-  await warnIfEvicting(config, log);
+  await prepareQueueStore(config, log);
 
   if (config.role !== 'worker') running.app = await buildApp({ config, logger: log });
   if (config.role !== 'api') running.workers = await startWorkerRole(config, running.app?.log ?? log);

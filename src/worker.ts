@@ -41,15 +41,14 @@ export const processors: ProcessorMap = {
  */
 export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
   const db = createDb(config.databaseUrl, config.databasePoolSize);
-  const consumerRedis = openQueueConnection(config.redisUrl, 'worker');
-  const producerRedis = openQueueConnection(config.redisUrl, 'worker');
-  consumerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
-  producerRedis.on('error', (err) => log.debug({ err }, 'redis connection error'));
-  const queues = new Queues(producerRedis, config.queuePrefix);
+  const onError = (err: Error) => log.debug({ err }, 'queue store connection error');
+  const consumer = openQueueConnection(config, 'worker', onError);
+  const producer = openQueueConnection(config, 'worker', onError);
+  const queues = new Queues(producer, config.queuePrefix);
   await upsertSchedules(queues, config);
-  const stopKeepingSchedules = keepSchedules(queues, config, log, (listener) => producerRedis.on('ready', listener));
+  const stopKeepingSchedules = keepSchedules(queues, config, log, (listener) => producer.onReconnect(listener));
   // A settlement holds a whole project in memory and one transaction: one at a time per process.
-  const running = startWorkers(consumerRedis, { db, queues, config, log }, processors, {
+  const running = await startWorkers(consumer, { db, queues, config, log }, processors, {
     concurrency: { settlements: 1 },
   });
   log.info({ queues: Object.keys(processors) }, 'workers started');
@@ -59,8 +58,8 @@ export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
       stopKeepingSchedules();
       await running.close();
       await queues.close();
-      consumerRedis.disconnect();
-      producerRedis.disconnect();
+      await consumer.close();
+      await producer.close();
       await db.destroy();
     },
   };

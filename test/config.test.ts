@@ -11,7 +11,8 @@ t.test('defaults apply when nothing is set; no database and no secret are made u
     databaseUrl: null,
     dataDir: './.data',
     databasePoolSize: 20,
-    redisUrl: 'redis://127.0.0.1:6379',
+    redisUrl: null,
+    queueBackend: 'postgres',
     host: '127.0.0.1',
     port: 3000,
     role: 'all',
@@ -78,6 +79,24 @@ t.test('values are read and converted from their text', async (t) => {
   t.equal(config.metricsToken, 'm');
 });
 
+t.test('the queue backend follows REDIS_URL unless QUEUE_BACKEND says otherwise', async (t) => {
+  const redis = 'redis://127.0.0.1:6379';
+  t.match(loadConfig({ REDIS_URL: redis }), { redisUrl: redis, queueBackend: 'redis' });
+  t.match(loadConfig({}), { redisUrl: null, queueBackend: 'postgres' }, 'no Redis: queues in Postgres');
+  t.match(loadConfig({ REDIS_URL: '' }), { redisUrl: null, queueBackend: 'postgres' }, 'empty counts as unset');
+  t.match(
+    loadConfig({ REDIS_URL: redis, QUEUE_BACKEND: 'postgres' }),
+    { redisUrl: redis, queueBackend: 'postgres' },
+    'queues in Postgres, rate limits still shared in Redis',
+  );
+  t.match(loadConfig({ REDIS_URL: redis, QUEUE_BACKEND: 'redis' }), { queueBackend: 'redis' });
+  t.throws(() => loadConfig({ QUEUE_BACKEND: 'redis' }), {
+    message: 'invalid setting QUEUE_BACKEND="redis": the redis backend needs REDIS_URL, which is not set',
+  });
+  t.throws(() => loadConfig({ QUEUE_BACKEND: 'redis', REDIS_URL: '' }), { message: /needs REDIS_URL/ });
+  t.throws(() => loadConfig({ QUEUE_BACKEND: 'kafka' }), { message: /QUEUE_BACKEND/ });
+});
+
 t.test('an empty value counts as unset', async (t) => {
   t.equal(loadSettings({ PORT: '', ROLE: '' }).port, 3000);
   t.equal(loadSettings({ ROLE: '' }).role, 'all');
@@ -97,6 +116,8 @@ t.test('an invalid setting throws ConfigError naming it', async (t) => {
     [{ BODY_LIMIT_BYTES: '2048.5' }, 'BODY_LIMIT_BYTES'],
     [{ PORT: '0x10' }, 'PORT'],
     [{ PORT: '1e3' }, 'PORT'],
+    [{ QUEUE_BACKEND: 'memory' }, 'QUEUE_BACKEND'],
+    [{ QUEUE_BACKEND: 'redis' }, 'REDIS_URL'],
   ];
   for (const [env, name] of cases) {
     let error: unknown;

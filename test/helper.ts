@@ -2,15 +2,39 @@ import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { createDb, type Db } from '../src/infra/postgres.js';
+import { QUEUE_SCHEMA } from '../src/jobs/queue-backend.js';
 import { TEMPLATE_DB, databaseUrl, withAdminClient } from './setup/test-database.js';
 
 // The one way tests build the service: a database and a queue prefix of their own (so files run
 // in parallel without seeing each other), real Postgres and Redis, torn down afterwards.
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** The queue backends every queue-dependent test runs on, in the same run. */
+export const QUEUE_BACKENDS = ['redis', 'postgres'] as const;
+export type QueueBackendName = (typeof QUEUE_BACKENDS)[number];
+
+/**
+ * The settings that put a test's queues on `backend`, for createTestEnv/buildTestApp. Postgres runs
+ * without REDIS_URL at all (an empty value counts as unset), as on a machine with no Redis: queues
+ * in the test's database, rate limits counted in the process.
+ */
+export function queueBackendEnv(backend: QueueBackendName): Record<string, string> {
+  return backend === 'redis' ? { QUEUE_BACKEND: 'redis' } : { QUEUE_BACKEND: 'postgres', REDIS_URL: '' };
+}
+
+/** Runs `fn` once per queue backend, each as a subtest named after the backend. */
+export function onEachQueueBackend(
+  t: Test,
+  name: string,
+  fn: (t: Test, backend: QueueBackendName) => Promise<void>,
+): void {
+  for (const backend of QUEUE_BACKENDS) t.test(`${name} [${backend}]`, (t) => fn(t, backend));
+}
 
 export interface TestEnv {
   config: Config;
@@ -61,6 +85,26 @@ export async function flushPrefix(prefix: string): Promise<void> {
     // Redis may be down on purpose in a fault test; nothing to clean then.
   } finally {
     redis.disconnect();
+  }
+}
+
+/**
+ * Loses every job, as a queue store restarted empty would: the test's Redis keys, or the rows of
+ * BullMQ's tables in the test's database (its schema stays migrated).
+ */
+export async function flushQueueStore(config: Config): Promise<void> {
+  if (config.queueBackend === 'redis') return flushPrefix(config.queuePrefix);
+  const db = createDb(config.databaseUrl, 1);
+  try {
+    await sql`
+      DO $$ DECLARE tables text;
+      BEGIN
+        SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') INTO tables
+          FROM pg_tables WHERE schemaname = ${sql.lit(QUEUE_SCHEMA)} AND tablename <> 'migration';
+        EXECUTE 'TRUNCATE ' || tables;
+      END $$`.execute(db);
+  } finally {
+    await db.destroy();
   }
 }
 

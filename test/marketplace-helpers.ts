@@ -1,14 +1,14 @@
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { Queue, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Job, Queue } from 'bullmq';
 import type { Config } from '../src/config.js';
 import type { Db } from '../src/infra/postgres.js';
 import { startWorkerRole } from '../src/worker.js';
 import { expiryDueAt, expiryJobId } from '../src/claims/claim-expiry.job.js';
-import { storedJobId } from '../src/jobs/queues.js';
+import { Queues, storedJobId } from '../src/jobs/queues.js';
+import { openQueueConnection } from '../src/jobs/queue-backend.js';
 import type { TaskNodeInput } from '../src/tasks/task-tree.js';
-import { REDIS_URL, addMember, call, createCircle, registerUser, type Reply, type TestUser } from './helper.js';
+import { addMember, call, createCircle, registerUser, type Reply, type TestUser } from './helper.js';
 
 // Building blocks for the marketplace tests (projects, tasks, claims, reviews, contributions):
 // everything goes through the HTTP API, except assertions on rows and on BullMQ jobs.
@@ -208,15 +208,18 @@ export async function startWorkers(t: Test, config: Config) {
   return workers;
 }
 
-/** A BullMQ queue handle on the test's prefix, to inspect or remove jobs; closed at teardown. */
+/**
+ * A BullMQ queue handle on the test's queue store (its backend, prefix or database), to inspect or
+ * remove jobs; closed at teardown.
+ */
 export function queueHandle(t: Test, config: Config, name: 'claim-expiry' | 'review-deadline' | 'maintenance') {
-  const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const queue = new Queue(name, { connection, prefix: config.queuePrefix });
+  const connection = openQueueConnection(config, 'worker');
+  const queues = new Queues(connection, config.queuePrefix);
   t.teardown(async () => {
-    await queue.close();
-    connection.disconnect();
+    await queues.close();
+    await connection.close();
   });
-  return queue;
+  return queues.get(name);
 }
 
 /** Waits until a BullMQ job has finished (completed, or failed for good) and returns it. */

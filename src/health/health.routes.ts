@@ -21,7 +21,11 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   }
 }
 
-/** Liveness (the process answers) and readiness (Postgres and Redis answer) for load balancers. */
+/**
+ * Liveness (the process answers) and readiness for load balancers: Postgres, the queue store (Redis,
+ * or BullMQ's tables in Postgres through the producers' own pool) and Redis for the rate limits
+ * when it is configured.
+ */
 export const healthRoutes: FastifyPluginAsync = async (app) => {
   const common = { tags: ['health'], security: [] };
   app.get(
@@ -39,19 +43,21 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
       config: { rateLimit: false },
       schema: {
         ...common,
-        summary: 'Readiness: Postgres and Redis answer',
+        summary: 'Readiness: Postgres, and Redis when configured, answer',
         response: { 200: Status, ...problems(503) },
       },
     },
     async () => {
-      const failures: string[] = [];
+      const failures = new Set<string>();
+      const check = (name: string, probe: Promise<unknown>) =>
+        withTimeout(probe, 2_000).catch(() => failures.add(name));
+      const queueStore = app.queueConnection.backend === 'redis' ? 'redis' : 'postgres queue tables';
       await Promise.all([
-        withTimeout(sql`SELECT 1`.execute(app.db), 2_000).catch(() => failures.push('postgres')),
-        withTimeout(Promise.all([app.rateLimitRedis.ping(), app.queueRedis.ping()]), 2_000).catch(() =>
-          failures.push('redis'),
-        ),
+        check('postgres', sql`SELECT 1`.execute(app.db)),
+        check(queueStore, app.queueConnection.ping()),
+        app.rateLimitRedis && check('redis', app.rateLimitRedis.ping()),
       ]);
-      if (failures.length) throw unavailable(`Not ready: ${failures.sort().join(' and ')} unreachable.`);
+      if (failures.size) throw unavailable(`Not ready: ${[...failures].sort().join(' and ')} unreachable.`);
       return { status: 'ok' };
     },
   );

@@ -161,3 +161,41 @@ export class SharedWindowStore implements FastifyRateLimitStore {
       if (w.endsAt <= now || (w.pending === 0 && now - w.heardAt >= this.trustMs)) this.windows.delete(key);
   }
 }
+
+/**
+ * Fixed-window counts in this process's memory, for an API without Redis (no REDIS_URL): each
+ * process enforces the budgets on its own, so N processes admit up to N times a budget.
+ *
+ * Not @fastify/rate-limit's own in-process store: it answers every request with its live counter
+ * object, and the plugin reads the count only after an await, so requests counted in one
+ * event-loop turn all read the last count (12 requests at once against a budget of 5 were all
+ * refused). Here each request gets the count it made.
+ */
+export class ProcessWindowStore implements FastifyRateLimitStore {
+  private readonly windows = new Map<string, { count: number; endsAt: number }>();
+  private sweptAt = Date.now();
+
+  incr(key: string, callback: Callback, windowMs: number): void {
+    const now = Date.now();
+    this.forgetEnded(now, windowMs);
+    let window = this.windows.get(key);
+    if (!window || window.endsAt <= now) {
+      window = { count: 0, endsAt: now + windowMs };
+      this.windows.set(key, window);
+    }
+    window.count++;
+    callback(null, { current: window.count, ttl: window.endsAt - now });
+  }
+
+  /** Stores for `app.rateLimit(...)` limiters: a budget counted apart from the global one. */
+  child(): ProcessWindowStore {
+    return new ProcessWindowStore();
+  }
+
+  /** Drops ended windows, at most once per window length, so memory follows the active keys. */
+  private forgetEnded(now: number, windowMs: number): void {
+    if (now - this.sweptAt < windowMs) return;
+    this.sweptAt = now;
+    for (const [key, w] of this.windows) if (w.endsAt <= now) this.windows.delete(key);
+  }
+}

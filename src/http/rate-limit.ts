@@ -2,12 +2,13 @@ import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { rateLimited } from '../errors.js';
-import { SharedWindowStore } from './rate-limit-store.js';
+import { ProcessWindowStore, SharedWindowStore } from './rate-limit-store.js';
 
 /**
  * Per-user request budget (per IP before login), counted in Redis so every API process shares it;
  * each process counts between syncs to spare a Redis round trip per request (see
- * SharedWindowStore). Runs as a preHandler, after authentication, so the key is the verified user id.
+ * SharedWindowStore). Without Redis (no REDIS_URL) each process counts in its own memory
+ * (ProcessWindowStore): the budget then holds per process, and N processes admit up to N times it. Runs as a preHandler, after authentication, so the key is the verified user id.
  *
  * When Redis is unreachable the limiter fails open (skipOnError): members keep working through a
  * Redis outage, at the cost of no rate limiting until it returns. Login and register carry their
@@ -20,7 +21,9 @@ export const rateLimitPlugin = fp(
       hook: 'preHandler',
       max: app.config.rateLimit.max,
       timeWindow: 60_000,
-      store: SharedWindowStore.on(app.rateLimitRedis, `${app.config.queuePrefix}:rate:`),
+      store: app.rateLimitRedis
+        ? SharedWindowStore.on(app.rateLimitRedis, `${app.config.queuePrefix}:rate:`)
+        : ProcessWindowStore,
       skipOnError: true,
       keyGenerator: (request: FastifyRequest) => (request.user?.sub ? `u:${request.user.sub}` : `ip:${request.ip}`),
       errorResponseBuilder: (_request, context) =>

@@ -8,8 +8,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     config: Config;
     db: Db;
-    /** Fail-fast Redis for the rate limiter's counts, auto-pipelined (see infrastructurePlugin). */
-    rateLimitRedis: Redis;
+    /**
+     * Fail-fast Redis for the rate limiter's counts, auto-pipelined (see infrastructurePlugin);
+     * null without REDIS_URL, when each process counts on its own.
+     */
+    rateLimitRedis: Redis | null;
   }
 }
 
@@ -30,14 +33,16 @@ export const infrastructurePlugin = fp(
     // event-loop turn as one write, and Redis answers them from one read: in the claim_next bench
     // that cut Redis's CPU per claim by about a third (docs/BENCHMARKS.md). Queue producers keep a
     // connection of their own without it (src/jobs/queues.plugin.ts).
-    const rateLimitRedis = createRequestRedis(config.redisUrl, { enableAutoPipelining: true });
-    // Errors surface on the commands that hit them; an unhandled 'error' event would crash the process.
-    rateLimitRedis.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
-    await waitUntilReady(rateLimitRedis, 2_000);
+    const rateLimitRedis = config.redisUrl ? createRequestRedis(config.redisUrl, { enableAutoPipelining: true }) : null;
+    if (rateLimitRedis) {
+      // Errors surface on the commands that hit them; an unhandled 'error' event would crash the process.
+      rateLimitRedis.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
+      await waitUntilReady(rateLimitRedis, 2_000);
+    }
     app.decorate('db', db);
     app.decorate('rateLimitRedis', rateLimitRedis);
     app.addHook('onClose', async () => {
-      rateLimitRedis.disconnect();
+      rateLimitRedis?.disconnect();
       await db.destroy();
     });
   },

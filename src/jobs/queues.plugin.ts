@@ -1,33 +1,34 @@
 import fp from 'fastify-plugin';
-import type { Redis } from 'ioredis';
-import { waitUntilReady } from '../infra/redis.js';
-import { openQueueConnection } from './queue-backend.js';
+import { openQueueConnection, type QueueConnection } from './queue-backend.js';
 import { Queues } from './queues.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Fail-fast Redis for queue producers (app.queues). */
-    queueRedis: Redis;
+    /** The fail-fast connection of the API's queue producers (app.queues), on either backend. */
+    queueConnection: QueueConnection;
     queues: Queues;
   }
 }
 
-/** The API's queue producers: they fail fast, so a request never waits on Redis. */
+/** The API's queue producers: they fail fast, so a request never waits on the queue store. */
 export const queuesPlugin = fp(
   async (app) => {
     const { config } = app;
-    // BullMQ gets a connection of its own, never auto-pipelined: its users report lost job data
-    // when it is.
-    const queueRedis = openQueueConnection(config.redisUrl, 'request');
-    // Errors surface on the commands that hit them; an unhandled 'error' event would crash the process.
-    queueRedis.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
-    await waitUntilReady(queueRedis, 2_000);
-    const queues = new Queues(queueRedis, config.queuePrefix, true);
-    app.decorate('queueRedis', queueRedis);
+    // BullMQ gets a connection of its own, never auto-pipelined on Redis: its users report lost
+    // job data when it is. Errors surface on the commands that hit them; an unhandled 'error'
+    // event would crash the process.
+    const connection = openQueueConnection(config, 'request', (err) =>
+      app.log.debug({ err }, 'queue store connection error'),
+    );
+    // If the store is down we start anyway: the API serves what it can without it, the sweeps
+    // do what could not be enqueued, and the connection recovers in the background.
+    await connection.waitUntilReady(2_000);
+    const queues = new Queues(connection, config.queuePrefix, true);
+    app.decorate<QueueConnection>('queueConnection', connection);
     app.decorate('queues', queues);
     app.addHook('onClose', async () => {
       await queues.close();
-      queueRedis.disconnect();
+      await connection.close();
     });
   },
   { name: 'queues', dependencies: ['config'] },

@@ -1,6 +1,5 @@
 import type { JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { openQueue } from './queue-backend.js';
+import { isDefunct, openQueue, type QueueConnection } from './queue-backend.js';
 
 /**
  * Every queue the service uses and the payload its jobs carry. Producers and processors both type
@@ -41,21 +40,27 @@ export const storedJobId = (businessKey: string): string => businessKey.replaceA
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
 /**
- * The producer side. With `failFast` (request paths) an enqueue fails at once while Redis is not
- * connected, and within ENQUEUE_TIMEOUT_MS otherwise: BullMQ itself would wait for the connection
- * to come back, holding the request. Callers treat a failed enqueue as "the sweep will do it".
+ * The producer side, on either queue backend. With `failFast` (request paths) an enqueue fails at
+ * once while the store is known to be unreachable, and within ENQUEUE_TIMEOUT_MS otherwise: BullMQ
+ * itself would wait for the connection to come back, holding the request. Callers treat a failed
+ * enqueue as "the sweep will do it".
  */
 export class Queues {
   private readonly queues = new Map<QueueName, Queue>();
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: QueueConnection,
     readonly prefix: string,
     private readonly failFast = false,
   ) {}
 
   get(name: QueueName): Queue {
     let queue = this.queues.get(name);
+    if (queue && isDefunct(queue)) {
+      // Its store was unreachable when it was built, and it would keep failing: build it again.
+      queue.close().catch(() => {});
+      queue = undefined;
+    }
     if (!queue) {
       queue = openQueue(name, this.connection, this.prefix);
       this.queues.set(name, queue);
@@ -69,8 +74,8 @@ export class Queues {
       await this.get(name).add(name, payload, jobOptions);
       return;
     }
-    if (this.connection.status !== 'ready')
-      throw new Error(`Redis is ${this.connection.status}; job ${options.jobId} not enqueued`);
+    const unavailable = this.connection.unavailable();
+    if (unavailable) throw new Error(`${unavailable}; job ${options.jobId} not enqueued`);
     const adding = this.get(name).add(name, payload, jobOptions);
     adding.catch(() => {});
     let timer: NodeJS.Timeout | undefined;

@@ -25,7 +25,10 @@ export async function upsertSchedules(queues: Queues, config: Config): Promise<v
   }
 }
 
-/** Declares the schedulers Redis no longer has (it restarted empty, or was flushed); returns them. */
+/**
+ * Declares the schedulers the queue store no longer has (a Redis restarted empty, or flushed; on
+ * Postgres they are rows that only go if someone deletes them); returns them.
+ */
 export async function restoreMissingSchedules(queues: Queues, config: Config): Promise<MaintenanceTask[]> {
   const maintenance = queues.get('maintenance');
   const restored: MaintenanceTask[] = [];
@@ -38,9 +41,10 @@ export async function restoreMissingSchedules(queues: Queues, config: Config): P
 }
 
 /**
- * The schedulers live in Redis, and they are what repairs everything else Redis loses. So a worker
- * checks for them whenever its connection comes back and every sweep interval, and declares again
- * whatever is missing: a Redis restarted without persistence recovers without restarting workers.
+ * The schedulers live in the queue store, and they are what repairs everything else the store
+ * loses. So a worker checks for them whenever its connection comes back (Redis) and every sweep
+ * interval, and declares again whatever is missing: a Redis restarted without persistence
+ * recovers without restarting workers. On Postgres the check is one cheap read per interval.
  */
 export function keepSchedules(
   queues: Queues,
@@ -55,7 +59,7 @@ export function keepSchedules(
     try {
       const restored = await restoreMissingSchedules(queues, config);
       if (restored.length)
-        log.warn({ restored }, 'job schedulers were missing from Redis and have been declared again');
+        log.warn({ restored }, 'job schedulers were missing from the queue store and have been declared again');
     } catch (err) {
       log.debug({ err }, 'could not check job schedulers; will retry');
     } finally {

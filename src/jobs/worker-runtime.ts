@@ -1,8 +1,7 @@
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { AppContext } from '../context.js';
 import type { QueueName, QueuePayloads } from './queues.js';
-import { openWorker } from './queue-backend.js';
+import { openWorker, type QueueConnection } from './queue-backend.js';
 
 /** What a job processor gets to work with: the same context as the services. */
 export type JobContext = AppContext;
@@ -16,9 +15,13 @@ export interface WorkerOptions {
   concurrency?: Partial<Record<QueueName, number>>;
 }
 
-/** Starts one BullMQ worker per queue; close() lets running jobs finish before returning. */
-export function startWorkers(
-  connection: Redis,
+/**
+ * Starts one BullMQ worker per queue, on either backend, and waits until each can reach the queue
+ * store (through an outage on Redis; a Postgres worker that could not reach it would never
+ * recover, so starting fails instead). close() lets running jobs finish before returning.
+ */
+export async function startWorkers(
+  connection: QueueConnection,
   ctx: JobContext,
   processors: ProcessorMap,
   options: WorkerOptions = {},
@@ -36,10 +39,17 @@ export function startWorkers(
     worker.on('error', (err) => ctx.log.error({ err, queue: name }, 'worker error'));
     return worker;
   });
+  const closeAll = () => Promise.all(workers.map((w) => w.close()));
+  try {
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
   return {
     workers,
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
+      await closeAll();
     },
   };
 }

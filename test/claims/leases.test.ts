@@ -1,11 +1,20 @@
 import { sql } from 'kysely';
 import t from 'tap';
 import type { FastifyBaseLogger } from 'fastify';
-import { Redis } from 'ioredis';
 import { claimExpiryProcessor, expiryDueAt, scheduleClaimExpiry } from '../../src/claims/claim-expiry.job.js';
 import { Queues } from '../../src/jobs/queues.js';
+import { openQueueConnection } from '../../src/jobs/queue-backend.js';
+import { loadConfig } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
-import { REDIS_URL, buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
+import {
+  buildTestApp,
+  call,
+  createCircle,
+  isProblem,
+  onEachQueueBackend,
+  queueBackendEnv,
+  registerUser,
+} from '../helper.js';
 import {
   claimExpiryJobId,
   claimTask,
@@ -34,51 +43,58 @@ async function pastDeadline(db: Db, claimIds: string[]) {
 const claimStatus = async (app: Parameters<typeof call>[0], token: string, claimId: string) =>
   (await call(app, 'GET', `/v1/claims/${claimId}`, { token })).body.status as string;
 
-t.test('a lease runs out: the claim expires, its slot is free again, and it can no longer submit', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [alice, bob] = await joinMembers(app, circle.id, 2);
-  const { task } = await projectWithTask(app, owner, circle.id, {}, { leaseSeconds: 1 });
+onEachQueueBackend(
+  t,
+  'a lease runs out: the claim expires, its slot is free again, and it can no longer submit',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const [alice, bob] = await joinMembers(app, circle.id, 2);
+    const { task } = await projectWithTask(app, owner, circle.id, {}, { leaseSeconds: 1 });
 
-  const claim = await claimTask(app, alice!, task.id);
-  t.equal(claim.status, 201);
-  // No worker runs yet, so the slot is held however long this takes on a loaded machine.
-  t.ok(isProblem(await claimTask(app, bob!, task.id), 409, 'task_full'), 'held while the lease runs');
-  await startWorkers(t, config);
+    const claim = await claimTask(app, alice!, task.id);
+    t.equal(claim.status, 201);
+    // No worker runs yet, so the slot is held however long this takes on a loaded machine.
+    t.ok(isProblem(await claimTask(app, bob!, task.id), 409, 'task_full'), 'held while the lease runs');
+    await startWorkers(t, config);
 
-  const status = await waitFor(async () =>
-    (await claimStatus(app, alice!.token, claim.body.id)) === 'expired' ? 'expired' : null,
-  );
-  t.equal(status, 'expired', 'expired shortly after its deadline');
-  const row = await db.selectFrom('tasks').select('live_claims').where('id', '=', task.id).executeTakeFirstOrThrow();
-  t.equal(row.live_claims, 0, 'the slot is free');
-  t.ok(isProblem(await submitWork(app, alice!, claim.body.id), 409, 'claim_expired'));
-  t.ok(
-    isProblem(
-      await call(app, 'POST', `/v1/claims/${claim.body.id}/extend`, { token: alice!.token, body: {} }),
-      409,
-      'claim_not_active',
-    ),
-  );
-  t.ok(
-    isProblem(
-      await call(app, 'POST', `/v1/claims/${claim.body.id}/release`, { token: alice!.token }),
-      409,
-      'claim_not_active',
-    ),
-  );
+    const status = await waitFor(async () =>
+      (await claimStatus(app, alice!.token, claim.body.id)) === 'expired' ? 'expired' : null,
+    );
+    t.equal(status, 'expired', 'expired shortly after its deadline');
+    const row = await db.selectFrom('tasks').select('live_claims').where('id', '=', task.id).executeTakeFirstOrThrow();
+    t.equal(row.live_claims, 0, 'the slot is free');
+    t.ok(isProblem(await submitWork(app, alice!, claim.body.id), 409, 'claim_expired'));
+    t.ok(
+      isProblem(
+        await call(app, 'POST', `/v1/claims/${claim.body.id}/extend`, { token: alice!.token, body: {} }),
+        409,
+        'claim_not_active',
+      ),
+    );
+    t.ok(
+      isProblem(
+        await call(app, 'POST', `/v1/claims/${claim.body.id}/release`, { token: alice!.token }),
+        409,
+        'claim_not_active',
+      ),
+    );
 
-  const retaken = await claimTask(app, bob!, task.id);
-  t.equal(retaken.status, 201, 'another member can claim it now');
-  t.same(await eventTypes(db, claim.body.id), ['claim.created', 'claim.expired']);
-  const expired = await db
-    .selectFrom('events')
-    .select(['actor_id', 'payload'])
-    .where('type', '=', 'claim.expired')
-    .executeTakeFirstOrThrow();
-  t.same(expired, { actor_id: null, payload: { taskId: task.id, projectId: claim.body.projectId, userId: alice!.id } });
-});
+    const retaken = await claimTask(app, bob!, task.id);
+    t.equal(retaken.status, 201, 'another member can claim it now');
+    t.same(await eventTypes(db, claim.body.id), ['claim.created', 'claim.expired']);
+    const expired = await db
+      .selectFrom('events')
+      .select(['actor_id', 'payload'])
+      .where('type', '=', 'claim.expired')
+      .executeTakeFirstOrThrow();
+    t.same(expired, {
+      actor_id: null,
+      payload: { taskId: task.id, projectId: claim.body.projectId, userId: alice!.id },
+    });
+  },
+);
 
 t.test('an active claim past its deadline cannot submit even before the workers expire it', async (t) => {
   const { app, db } = await buildTestApp(t);
@@ -101,10 +117,11 @@ t.test('an active claim past its deadline cannot submit even before the workers 
   t.equal(row.status, 'active', 'no worker ran: still active in the table, but refused');
 });
 
-t.test(
+onEachQueueBackend(
+  t,
   'expiry jobs: one per deadline second, shared by the leases ending in it; a job expires every overdue lease once',
-  async (t) => {
-    const { app, db, config } = await buildTestApp(t);
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
     const owner = await registerUser(app, 'owner');
     const circle = await createCircle(app, owner);
     const members = await joinMembers(app, circle.id, 3);
@@ -154,40 +171,55 @@ t.test(
   },
 );
 
-t.test('a process enqueues the job for a second once, however many leases end in it', async (t) => {
-  const { app, config } = await buildTestApp(t);
-  const queue = queueHandle(t, config, 'claim-expiry');
-  const dueAt = expiryDueAt(new Date(Date.now() + 60_000));
-  const lease = (endsAt: number) => ({ id: crypto.randomUUID(), expires_at: new Date(endsAt) });
+onEachQueueBackend(
+  t,
+  'a process enqueues the job for a second once, however many leases end in it',
+  async (t, backend) => {
+    const { app, config } = await buildTestApp(t, queueBackendEnv(backend));
+    const queue = queueHandle(t, config, 'claim-expiry');
+    const dueAt = expiryDueAt(new Date(Date.now() + 60_000));
+    const lease = (endsAt: number) => ({ id: crypto.randomUUID(), expires_at: new Date(endsAt) });
 
-  await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 600));
-  const jobId = claimExpiryJobId(new Date(dueAt - 600).toISOString());
-  t.equal(await queue.remove(jobId), 1, 'the first lease of the second enqueued its job (removed here)');
-  await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 100));
-  t.equal(await queue.getJob(jobId), undefined, 'a later lease in the same second did not enqueue again');
-  await scheduleClaimExpiry(app.queues, app.log, lease(dueAt + 1));
-  t.ok(
-    await queue.getJob(claimExpiryJobId(new Date(dueAt + 1).toISOString())),
-    'a lease in the next second enqueues that second',
-  );
-});
+    await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 600));
+    const jobId = claimExpiryJobId(new Date(dueAt - 600).toISOString());
+    t.equal(await queue.remove(jobId), 1, 'the first lease of the second enqueued its job (removed here)');
+    await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 100));
+    t.equal(await queue.getJob(jobId), undefined, 'a later lease in the same second did not enqueue again');
+    await scheduleClaimExpiry(app.queues, app.log, lease(dueAt + 1));
+    t.ok(
+      await queue.getJob(claimExpiryJobId(new Date(dueAt + 1).toISOString())),
+      'a lease in the next second enqueues that second',
+    );
+  },
+);
 
-t.test('an expiry job that could not be enqueued is tried again by the next lease ending in that second', async (t) => {
-  const down = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  t.teardown(() => down.disconnect());
-  const queues = new Queues(down, `ca_test_${crypto.randomUUID()}`, true);
-  const warnings: unknown[] = [];
-  const log = { warn: (details: unknown) => warnings.push(details) } as unknown as FastifyBaseLogger;
-  const expiresAt = new Date(Date.now() + 60_000);
-  await scheduleClaimExpiry(queues, log, { id: crypto.randomUUID(), expires_at: expiresAt });
-  await scheduleClaimExpiry(queues, log, { id: crypto.randomUUID(), expires_at: expiresAt });
-  t.equal(warnings.length, 2, 'both claims tried to enqueue and were told the sweep will expire them');
-  t.match(warnings[1], { dueAt: expiryDueAt(expiresAt) });
-  await queues.close();
-});
+onEachQueueBackend(
+  t,
+  'an expiry job that could not be enqueued is tried again by the next lease ending in that second',
+  async (t, backend) => {
+    // Nothing listens on port 1: the queue store is unreachable.
+    const config = loadConfig({
+      ...queueBackendEnv(backend),
+      ...(backend === 'redis'
+        ? { REDIS_URL: 'redis://127.0.0.1:1' }
+        : { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }),
+    });
+    const down = openQueueConnection(config, 'request');
+    t.teardown(() => down.close());
+    const queues = new Queues(down, `ca_test_${crypto.randomUUID()}`, true);
+    const warnings: unknown[] = [];
+    const log = { warn: (details: unknown) => warnings.push(details) } as unknown as FastifyBaseLogger;
+    const expiresAt = new Date(Date.now() + 60_000);
+    await scheduleClaimExpiry(queues, log, { id: crypto.randomUUID(), expires_at: expiresAt });
+    await scheduleClaimExpiry(queues, log, { id: crypto.randomUUID(), expires_at: expiresAt });
+    t.equal(warnings.length, 2, 'both claims tried to enqueue and were told the sweep will expire them');
+    t.match(warnings[1], { dueAt: expiryDueAt(expiresAt) });
+    await queues.close();
+  },
+);
 
-t.test('with the delayed job lost, the sweep still expires the claim', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
+onEachQueueBackend(t, 'with the delayed job lost, the sweep still expires the claim', async (t, backend) => {
+  const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
   const [alice, bob] = await joinMembers(app, circle.id, 2);
@@ -196,7 +228,7 @@ t.test('with the delayed job lost, the sweep still expires the claim', async (t)
 
   const claim = await claimTask(app, alice!, task.id);
   const jobId = claimExpiryJobId(claim.body.expiresAt);
-  t.equal(await queue.remove(jobId), 1, 'the delayed job is removed from Redis');
+  t.equal(await queue.remove(jobId), 1, 'the delayed job is removed from the queue store');
   t.equal(await queue.getJob(jobId), undefined);
   t.equal(await queue.count(), 0, 'no expiry job left at all');
 

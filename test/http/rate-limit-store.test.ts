@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
-import { SharedWindowStore } from '../../src/http/rate-limit-store.js';
+import { ProcessWindowStore, SharedWindowStore } from '../../src/http/rate-limit-store.js';
 import { controlClock } from '../clock.js';
 import { REDIS_URL, flushPrefix } from '../helper.js';
 
@@ -161,4 +161,46 @@ t.test('Redis errors reach the limiter (which fails open); counts that could not
   own.disconnect();
   await s.sync(WINDOW);
   await t.rejects(incr(s, 'u:ann'), 'the sync failed, so the key asks Redis again, and that error reaches the limiter');
+});
+
+/** What a store answers for one request, synchronously or not. */
+function count(store: ProcessWindowStore, key: string): Promise<{ current: number; ttl: number }> {
+  return new Promise((done, fail) => {
+    store.incr(key, (err, res) => (err || !res ? fail(err) : done({ ...res })), WINDOW);
+  });
+}
+
+t.test('without Redis: fixed windows per key in the process, each request told its own count', async (t) => {
+  const clock = controlClock(t);
+  const store = new ProcessWindowStore();
+  // Answers kept, not read at once: a later request must not change what an earlier one was told.
+  const answers: { current: number; ttl: number }[] = [];
+  for (let i = 0; i < 3; i++) store.incr('u:a', (_err, res) => answers.push(res!), WINDOW);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(
+    answers.map((a) => a.current),
+    [1, 2, 3],
+  );
+  t.equal(answers[0]!.ttl, WINDOW);
+  t.same(await count(store, 'u:b'), { current: 1, ttl: WINDOW }, 'another key counts on its own');
+
+  clock.advance(WINDOW - 1);
+  t.same(await count(store, 'u:a'), { current: 4, ttl: 1 }, 'the same window until its last millisecond');
+  clock.advance(1);
+  t.same(await count(store, 'u:a'), { current: 1, ttl: WINDOW }, 'then a new one');
+
+  const child = store.child();
+  t.same(await count(child, 'u:a'), { current: 1, ttl: WINDOW }, 'a child store is a budget of its own');
+  t.same(await count(store, 'u:a'), { current: 2, ttl: WINDOW });
+});
+
+t.test('without Redis: ended windows are forgotten', async (t) => {
+  const clock = controlClock(t);
+  const store = new ProcessWindowStore();
+  for (let i = 0; i < 100; i++) await count(store, `ip:${i}`);
+  const size = () => (store as unknown as { windows: Map<string, unknown> }).windows.size;
+  t.equal(size(), 100);
+  clock.advance(WINDOW);
+  await count(store, 'ip:new');
+  t.equal(size(), 1, 'only the key counted in the new window is kept');
 });

@@ -1,8 +1,8 @@
 import t from 'tap';
-import { buildTestApp, call, isProblem, registerUser } from '../helper.js';
+import { buildTestApp, call, isProblem, queueBackendEnv, registerUser } from '../helper.js';
 
 // Request budgets counted in Redis: per IP on login/register/refresh, per user elsewhere; and the
-// limiter fails open when Redis is unreachable.
+// limiter fails open when Redis is unreachable. Without Redis, counted in each process.
 
 t.test('past AUTH_RATE_LIMIT_MAX attempts in a minute, login is 429 rate_limited', async (t) => {
   // Registering spends one of the four attempts: the budget is shared with login and refresh.
@@ -76,14 +76,44 @@ t.test('with Redis unreachable the limiter fails open and requests still succeed
 });
 
 t.test('the limiter counts on an auto-pipelined connection; queue producers keep a plain one', async (t) => {
-  const { app } = await buildTestApp(t);
-  t.not(app.rateLimitRedis, app.queueRedis);
+  const { app } = await buildTestApp(t, queueBackendEnv('redis'));
+  const queues = app.queueConnection;
+  if (queues.backend !== 'redis' || !app.rateLimitRedis) throw new Error('expected the queues and limits in Redis');
+  t.not(app.rateLimitRedis, queues.redis);
   t.equal(
     app.rateLimitRedis.options.enableAutoPipelining,
     true,
     'rate-limit increments of one event-loop turn share a round trip',
   );
-  t.equal(app.queueRedis.options.enableAutoPipelining, false, 'BullMQ is not run auto-pipelined');
+  t.equal(queues.redis.options.enableAutoPipelining, false, 'BullMQ is not run auto-pipelined');
+});
+
+t.test('without REDIS_URL each process counts the budgets in its own memory', async (t) => {
+  const { app, config } = await buildTestApp(t, {
+    ...queueBackendEnv('postgres'),
+    RATE_LIMIT_MAX: '5',
+    AUTH_RATE_LIMIT_MAX: '3',
+  });
+  t.equal(config.redisUrl, null);
+  t.equal(app.rateLimitRedis, null, 'no Redis connection at all');
+  const user = await registerUser(app);
+  // 12 requests at once admit exactly the 5 of the budget: counting in one process is exact.
+  const burst = await Promise.all(Array.from({ length: 12 }, () => call(app, 'GET', '/v1/me', { token: user.token })));
+  const statuses = burst.map((r) => r.status);
+  t.equal(statuses.filter((s) => s === 200).length, 5, statuses.join(','));
+  t.ok(burst.filter((r) => r.status === 429).every((r) => isProblem(r, 429, 'rate_limited')));
+  // The credential budget: registering spent one of three, two logins spend the rest.
+  const body = { handle: user.handle, password: 'correct horse battery' };
+  t.same(
+    [
+      (await call(app, 'POST', '/v1/auth/login', { body })).status,
+      (await call(app, 'POST', '/v1/auth/login', { body })).status,
+    ],
+    [200, 200],
+  );
+  const limited = await call(app, 'POST', '/v1/auth/login', { body });
+  t.ok(isProblem(limited, 429, 'rate_limited'), 'the fourth attempt is limited');
+  t.equal(limited.headers['x-ratelimit-limit'], '3');
 });
 
 t.test('login, register and refresh share one per-IP budget', async (t) => {

@@ -185,7 +185,7 @@ t.test('a rate-limited request does not use up its key, and replays are rate lim
   // Redis's answer (so no sync in flight brings them back into the new window). The count is read
   // on the store's own connection: its answer arrives after the sync's, and one more turn of the
   // event loop runs the store's callbacks for it.
-  const redis = app.rateLimitRedis;
+  const redis = app.rateLimitRedis!;
   const counted = `${config.queuePrefix}:rate:u:${user.id}`;
   for (const deadline = performance.now() + 5_000; (await redis.get(counted)) !== '4'; ) {
     if (performance.now() > deadline) throw new Error(`the API never sent its counts: ${await redis.get(counted)}`);

@@ -4,33 +4,34 @@ import t, { type Test } from 'tap';
 import { processors, startWorkerRole } from '../../src/worker.js';
 import { startWorkers } from '../../src/jobs/worker-runtime.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
-import { createWorkerRedis } from '../../src/infra/redis.js';
+import { openQueueConnection } from '../../src/jobs/queue-backend.js';
 import type { Db } from '../../src/infra/postgres.js';
-import { createTestEnv } from '../helper.js';
+import { createTestEnv, onEachQueueBackend, queueBackendEnv, type QueueBackendName } from '../helper.js';
 import { finishedJob } from '../marketplace-helpers.js';
 
-// The maintenance queue run by real BullMQ workers on Redis, against the test's own database.
+// The maintenance queue run by real BullMQ workers on each queue backend, against the test's own
+// database.
 
 const silent = pino({ level: 'silent' });
 
 /** The production processors on real workers, without the repeating schedules, so only jobs the test adds run. */
-async function workersFor(t: Test) {
-  const env = await createTestEnv(t);
-  const consumer = createWorkerRedis(env.config.redisUrl);
-  const producer = createWorkerRedis(env.config.redisUrl);
+async function workersFor(t: Test, backend: QueueBackendName) {
+  const env = await createTestEnv(t, queueBackendEnv(backend));
+  const consumer = openQueueConnection(env.config, 'worker');
+  const producer = openQueueConnection(env.config, 'worker');
   const queues = new Queues(producer, env.config.queuePrefix);
-  const running = startWorkers(consumer, { db: env.db, queues, config: env.config, log: silent }, processors);
+  const running = await startWorkers(consumer, { db: env.db, queues, config: env.config, log: silent }, processors);
   t.teardown(async () => {
     await running.close();
     await queues.close();
-    consumer.disconnect();
-    producer.disconnect();
+    await consumer.close();
+    await producer.close();
   });
   return { ...env, queues, queue: queues.get('maintenance') };
 }
 
-t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async (t) => {
-  const { db, queues, queue } = await workersFor(t);
+onEachQueueBackend(t, 'purge-idempotency-keys deletes expired keys and keeps fresh ones', async (t, backend) => {
+  const { db, queues, queue } = await workersFor(t, backend);
   const user = '00000000-0000-4000-8000-000000000001';
   await sql`
     INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, created_at) VALUES
@@ -59,15 +60,15 @@ t.test('purge-idempotency-keys deletes expired keys and keeps fresh ones', async
 
 const keys = async (db: Db) => (await db.selectFrom('idempotency_keys').select('key').execute()).map((k) => k.key);
 
-t.test('a job id is a business key: adding it twice runs the job once', async (t) => {
-  const { db, queues, queue } = await workersFor(t);
+onEachQueueBackend(t, 'a job id is a business key: adding it twice runs the job once', async (t, backend) => {
+  const { db, queues, queue } = await workersFor(t, backend);
   const user = '00000000-0000-4000-8000-000000000002';
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-once' });
   const first = await finishedJob(queue, 'purge-once');
   await sql`INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) VALUES (${user}, 'old', '\\x00', now() - interval '2 days')`.execute(
     db,
   );
-  // Redis adds a job atomically or finds its id taken: once the add has returned, a second run
+  // The store adds a job atomically or finds its id taken: once the add has returned, a second run
   // would be waiting in the queue. None is, and the expired key it would delete is still there.
   await queues.add('maintenance', { task: 'purge-idempotency-keys' }, { jobId: 'purge-once' });
   t.same(await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized'), {
@@ -87,23 +88,27 @@ t.test('a job id is a business key: adding it twice runs the job once', async (t
   t.same(await keys(db), []);
 });
 
-t.test('an unknown maintenance task fails at once without retries', async (t) => {
-  const { queue } = await workersFor(t);
+onEachQueueBackend(t, 'an unknown maintenance task fails at once without retries', async (t, backend) => {
+  const { queue } = await workersFor(t, backend);
   await queue.add('maintenance', { task: 'no-such-task' }, { jobId: 'bogus' });
   const job = await finishedJob(queue, 'bogus');
   t.match(job.failedReason, /unknown maintenance task "no-such-task"/);
   t.equal(job.attemptsMade, 1, 'not retried: retrying cannot help');
 });
 
-t.test('the worker role declares the repeating schedules once, however many start', async (t) => {
-  const { config } = await createTestEnv(t);
-  const first = await startWorkerRole(config, silent);
-  t.teardown(() => first.close());
-  const second = await startWorkerRole(config, silent);
-  t.teardown(() => second.close());
-  const schedulers = await first.queues.get('maintenance').getJobSchedulers();
-  const ids = schedulers.map((s) => s.key).sort();
-  t.ok(ids.includes('purge-idempotency-keys'));
-  t.equal(new Set(ids).size, ids.length, 'no duplicates');
-  t.equal(schedulers.find((s) => s.key === 'purge-idempotency-keys')?.every, 3600_000);
-});
+onEachQueueBackend(
+  t,
+  'the worker role declares the repeating schedules once, however many start',
+  async (t, backend) => {
+    const { config } = await createTestEnv(t, queueBackendEnv(backend));
+    const first = await startWorkerRole(config, silent);
+    t.teardown(() => first.close());
+    const second = await startWorkerRole(config, silent);
+    t.teardown(() => second.close());
+    const schedulers = await first.queues.get('maintenance').getJobSchedulers();
+    const ids = schedulers.map((s) => s.key).sort();
+    t.ok(ids.includes('purge-idempotency-keys'));
+    t.equal(new Set(ids).size, ids.length, 'no duplicates');
+    t.equal(schedulers.find((s) => s.key === 'purge-idempotency-keys')?.every, 3600_000);
+  },
+);

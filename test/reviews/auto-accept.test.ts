@@ -1,7 +1,7 @@
 import t from 'tap';
 import { storedJobId } from '../../src/jobs/queues.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from '../../src/reviews/review-deadline.job.js';
-import { buildTestApp, call, createCircle, registerUser } from '../helper.js';
+import { buildTestApp, call, createCircle, onEachQueueBackend, queueBackendEnv, registerUser } from '../helper.js';
 import {
   claimTask,
   joinMembers,
@@ -22,49 +22,53 @@ const acceptedAutomatically = async (app: Parameters<typeof call>[0], token: str
   return last?.review?.automatic ? last.review : null;
 };
 
-t.test('after the review window, the workers accept the submission automatically', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [alice] = await joinMembers(app, circle.id, 1);
-  const { project, task } = await projectWithTask(app, owner, circle.id, { weight: 4 }, { reviewWindowSeconds: 1 });
-  await startWorkers(t, config);
+onEachQueueBackend(
+  t,
+  'after the review window, the workers accept the submission automatically',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const [alice] = await joinMembers(app, circle.id, 1);
+    const { project, task } = await projectWithTask(app, owner, circle.id, { weight: 4 }, { reviewWindowSeconds: 1 });
+    await startWorkers(t, config);
 
-  const claim = await claimTask(app, alice!, task.id);
-  const submission = await submitWork(app, alice!, claim.body.id);
-  t.equal(submission.status, 201);
-  const auto = await waitFor(() => acceptedAutomatically(app, alice!.token, claim.body.id));
-  t.match(auto, { decision: 'accept', score: 100, reviewerId: null, automatic: true });
-  t.equal((await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: alice!.token })).body.status, 'accepted');
-  t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: alice!.token })).body, {
-    status: 'done',
-    liveClaims: 0,
-  });
+    const claim = await claimTask(app, alice!, task.id);
+    const submission = await submitWork(app, alice!, claim.body.id);
+    t.equal(submission.status, 201);
+    const auto = await waitFor(() => acceptedAutomatically(app, alice!.token, claim.body.id));
+    t.match(auto, { decision: 'accept', score: 100, reviewerId: null, automatic: true });
+    t.equal((await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: alice!.token })).body.status, 'accepted');
+    t.match((await call(app, 'GET', `/v1/tasks/${task.id}`, { token: alice!.token })).body, {
+      status: 'done',
+      liveClaims: 0,
+    });
 
-  const contributions = await db
-    .selectFrom('contributions')
-    .select(['user_id', 'points', 'source', 'created_by', 'claim_id'])
-    .execute();
-  t.same(contributions, [
-    { user_id: alice!.id, points: 400, source: 'task', created_by: null, claim_id: claim.body.id },
-  ]);
-  const totals = await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: owner.token });
-  t.match(totals.body.items, [{ userId: alice!.id, points: 400, acceptedTasks: 1 }]);
-  const events = await db
-    .selectFrom('events')
-    .select(['type', 'actor_id', 'payload'])
-    .where('type', 'in', ['review.created', 'contribution.recorded', 'task.completed'])
-    .orderBy('type')
-    .execute();
-  t.match(events, [
-    { type: 'contribution.recorded', actor_id: null, payload: { points: 400, source: 'task' } },
-    { type: 'review.created', actor_id: null, payload: { decision: 'accept', automatic: true } },
-    { type: 'task.completed', actor_id: null },
-  ]);
-});
+    const contributions = await db
+      .selectFrom('contributions')
+      .select(['user_id', 'points', 'source', 'created_by', 'claim_id'])
+      .execute();
+    t.same(contributions, [
+      { user_id: alice!.id, points: 400, source: 'task', created_by: null, claim_id: claim.body.id },
+    ]);
+    const totals = await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: owner.token });
+    t.match(totals.body.items, [{ userId: alice!.id, points: 400, acceptedTasks: 1 }]);
+    const events = await db
+      .selectFrom('events')
+      .select(['type', 'actor_id', 'payload'])
+      .where('type', 'in', ['review.created', 'contribution.recorded', 'task.completed'])
+      .orderBy('type')
+      .execute();
+    t.match(events, [
+      { type: 'contribution.recorded', actor_id: null, payload: { points: 400, source: 'task' } },
+      { type: 'review.created', actor_id: null, payload: { decision: 'accept', automatic: true } },
+      { type: 'task.completed', actor_id: null },
+    ]);
+  },
+);
 
-t.test('with the review-deadline job removed, the sweep accepts it', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
+onEachQueueBackend(t, 'with the review-deadline job removed, the sweep accepts it', async (t, backend) => {
+  const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
   const [alice] = await joinMembers(app, circle.id, 1);
@@ -77,7 +81,7 @@ t.test('with the review-deadline job removed, the sweep accepts it', async (t) =
   const job = await queue.getJob(jobId);
   t.ok(job, 'a delayed job keyed by the submission');
   t.same(job!.data, { submissionId: submission.body.id });
-  t.equal(await queue.remove(jobId), 1, 'removed from Redis');
+  t.equal(await queue.remove(jobId), 1, 'removed from the queue store');
   t.equal(await queue.count(), 0);
 
   await startWorkers(t, config);

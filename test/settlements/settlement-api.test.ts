@@ -2,7 +2,17 @@ import { createHash } from 'node:crypto';
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../src/infra/postgres.js';
-import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply, type TestUser } from '../helper.js';
+import {
+  buildTestApp,
+  call,
+  createCircle,
+  isProblem,
+  onEachQueueBackend,
+  queueBackendEnv,
+  registerUser,
+  type Reply,
+  type TestUser,
+} from '../helper.js';
 import {
   addTasks,
   circleWithRoles,
@@ -213,10 +223,11 @@ t.test(
   },
 );
 
-t.test(
+onEachQueueBackend(
+  t,
   'the worked example: pool 10 over three members with one point each pays 4, 3, 3, the unit to the earliest contributor',
-  async (t) => {
-    const { app, db, config } = await buildTestApp(t);
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
     const owner = await registerUser(app, 'owner');
     const circle = await createCircle(app, owner);
     const [m0, m1, m2] = await joinMembers(app, circle.id, 3);
@@ -545,70 +556,74 @@ t.test('my ledger pages through entries from several settlements, newest first; 
   await assertInvariants(t, db);
 });
 
-t.test('a zero pool and a project without contributors complete without paying anyone', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [ann, ben] = await joinMembers(app, circle.id, 2);
-  const zeroPool = await createProject(app, owner, circle.id, {
-    title: 'Volunteers',
-    rewardPool: { amount: 0, unit: 'credits' },
-  });
-  await adjust(app, owner, zeroPool.id, ann!.id, 3);
-  await adjust(app, owner, zeroPool.id, ben!.id, 1);
-  const nobody = await createProject(app, owner, circle.id, {
-    title: 'Nobody came',
-    rewardPool: { amount: 500, unit: 'credits' },
-  });
-  const zeroId = await requestSettlementId(app, owner, zeroPool.id);
-  const nobodyId = await requestSettlementId(app, owner, nobody.id);
-  await startWorkers(t, config);
-  await settled(t, db, zeroId);
-  await settled(t, db, nobodyId);
+onEachQueueBackend(
+  t,
+  'a zero pool and a project without contributors complete without paying anyone',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const [ann, ben] = await joinMembers(app, circle.id, 2);
+    const zeroPool = await createProject(app, owner, circle.id, {
+      title: 'Volunteers',
+      rewardPool: { amount: 0, unit: 'credits' },
+    });
+    await adjust(app, owner, zeroPool.id, ann!.id, 3);
+    await adjust(app, owner, zeroPool.id, ben!.id, 1);
+    const nobody = await createProject(app, owner, circle.id, {
+      title: 'Nobody came',
+      rewardPool: { amount: 500, unit: 'credits' },
+    });
+    const zeroId = await requestSettlementId(app, owner, zeroPool.id);
+    const nobodyId = await requestSettlementId(app, owner, nobody.id);
+    await startWorkers(t, config);
+    await settled(t, db, zeroId);
+    await settled(t, db, nobodyId);
 
-  const zero = (await getSettlement(app, ann!, zeroId)).body;
-  t.match(zero, { status: 'completed', poolAmount: 0, totalPoints: 4, distributed: 0, undistributed: 0 });
-  t.same(
-    zero.payouts.map((p: PayoutView) => [p.userId, p.amount, p.share]),
-    [
-      [ann!.id, 0, { numerator: '3', denominator: '4' }],
-      [ben!.id, 0, { numerator: '1', denominator: '4' }],
-    ],
-    'a zero pool pays 0 to each payee (their share is still shown)',
-  );
-  t.equal(zero.resultHash, await recomputeHash(db, zeroId));
-  const nothing = (await getSettlement(app, owner, nobodyId)).body;
-  t.match(nothing, {
-    status: 'completed',
-    poolAmount: 500,
-    totalPoints: 0,
-    distributed: 0,
-    undistributed: 500,
-    payouts: [],
-  });
-  t.equal(nothing.resultHash, await recomputeHash(db, nobodyId));
-  t.same(
-    (await call(app, 'GET', `/v1/settlements/${nobodyId}/payouts.csv`, { token: owner.token })).body,
-    'user_id,handle,points,amount,share_numerator,share_denominator,rounded_up,capped\n',
-    'a CSV of just the header',
-  );
+    const zero = (await getSettlement(app, ann!, zeroId)).body;
+    t.match(zero, { status: 'completed', poolAmount: 0, totalPoints: 4, distributed: 0, undistributed: 0 });
+    t.same(
+      zero.payouts.map((p: PayoutView) => [p.userId, p.amount, p.share]),
+      [
+        [ann!.id, 0, { numerator: '3', denominator: '4' }],
+        [ben!.id, 0, { numerator: '1', denominator: '4' }],
+      ],
+      'a zero pool pays 0 to each payee (their share is still shown)',
+    );
+    t.equal(zero.resultHash, await recomputeHash(db, zeroId));
+    const nothing = (await getSettlement(app, owner, nobodyId)).body;
+    t.match(nothing, {
+      status: 'completed',
+      poolAmount: 500,
+      totalPoints: 0,
+      distributed: 0,
+      undistributed: 500,
+      payouts: [],
+    });
+    t.equal(nothing.resultHash, await recomputeHash(db, nobodyId));
+    t.same(
+      (await call(app, 'GET', `/v1/settlements/${nobodyId}/payouts.csv`, { token: owner.token })).body,
+      'user_id,handle,points,amount,share_numerator,share_denominator,rounded_up,capped\n',
+      'a CSV of just the header',
+    );
 
-  const memberEntries = await db
-    .selectFrom('ledger_entries')
-    .innerJoin('ledger_accounts', 'ledger_accounts.id', 'ledger_entries.account_id')
-    .select('ledger_entries.amount')
-    .where('ledger_accounts.kind', '=', 'member_balance')
-    .execute();
-  t.same(memberEntries, [], 'no member was credited anything');
-  t.same((await call(app, 'GET', '/v1/me/balances', { token: ann!.token })).body.items, []);
-  const pool = await db
-    .selectFrom('ledger_accounts')
-    .select(['balance'])
-    .where('kind', '=', 'project_pool')
-    .where('owner_id', '=', nobody.id)
-    .executeTakeFirstOrThrow();
-  t.equal(pool.balance, 500, 'an unpaid pool stays in the project pool account');
-  for (const id of [zeroId, nobodyId])
-    t.same(await eventTypes(db, id), ['settlement.requested', 'settlement.completed']);
-  await assertInvariants(t, db);
-});
+    const memberEntries = await db
+      .selectFrom('ledger_entries')
+      .innerJoin('ledger_accounts', 'ledger_accounts.id', 'ledger_entries.account_id')
+      .select('ledger_entries.amount')
+      .where('ledger_accounts.kind', '=', 'member_balance')
+      .execute();
+    t.same(memberEntries, [], 'no member was credited anything');
+    t.same((await call(app, 'GET', '/v1/me/balances', { token: ann!.token })).body.items, []);
+    const pool = await db
+      .selectFrom('ledger_accounts')
+      .select(['balance'])
+      .where('kind', '=', 'project_pool')
+      .where('owner_id', '=', nobody.id)
+      .executeTakeFirstOrThrow();
+    t.equal(pool.balance, 500, 'an unpaid pool stays in the project pool account');
+    for (const id of [zeroId, nobodyId])
+      t.same(await eventTypes(db, id), ['settlement.requested', 'settlement.completed']);
+    await assertInvariants(t, db);
+  },
+);

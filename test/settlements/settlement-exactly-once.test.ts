@@ -1,17 +1,27 @@
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
 import { pino } from 'pino';
-import { Worker, UnrecoverableError } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
 import { processors } from '../../src/worker.js';
 import { startWorkers as startProcessors } from '../../src/jobs/worker-runtime.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
-import { createWorkerRedis } from '../../src/infra/redis.js';
+import { openQueueConnection, openWorker } from '../../src/jobs/queue-backend.js';
 import { settleProject } from '../../src/settlements/settle-project.js';
 import { settlementJobKey } from '../../src/settlements/settlement.job.js';
-import { buildTestApp, call, createCircle, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
+import {
+  buildTestApp,
+  call,
+  createCircle,
+  flushQueueStore,
+  isProblem,
+  onEachQueueBackend,
+  queueBackendEnv,
+  registerUser,
+  type TestUser,
+} from '../helper.js';
 import { createProject, eventTypes, finishedJob, joinMembers, startWorkers } from '../marketplace-helpers.js';
 import {
   adjust,
@@ -24,8 +34,9 @@ import {
   waitForSettled,
 } from '../settlement-helpers.js';
 
-// Exactly once: a settlement delivered twice, settled twice at once, lost from Redis, or failing
-// every attempt still ends as one complete result (or one clean failure), never as two or half.
+// Exactly once: a settlement delivered twice, settled twice at once, lost from the queue store, or
+// failing every attempt still ends as one complete result (or one clean failure), never as two or
+// half. The parts that go through BullMQ run on each queue backend.
 
 const silent = pino({ level: 'silent' });
 
@@ -45,16 +56,27 @@ async function projectWithContributors(
 }
 
 /** The production processors on real BullMQ workers, without schedules: only the jobs the test adds run. */
-function processorWorkers(t: Test, db: Db, config: Config) {
-  const consumer = createWorkerRedis(config.redisUrl);
-  const producer = createWorkerRedis(config.redisUrl);
+async function processorWorkers(t: Test, db: Db, config: Config) {
+  const consumer = openQueueConnection(config, 'worker');
+  const producer = openQueueConnection(config, 'worker');
   const queues = new Queues(producer, config.queuePrefix);
-  const running = startProcessors(consumer, { db, queues, config, log: silent }, processors);
+  const running = await startProcessors(consumer, { db, queues, config, log: silent }, processors);
   t.teardown(async () => {
     await running.close();
     await queues.close();
-    consumer.disconnect();
-    producer.disconnect();
+    await consumer.close();
+    await producer.close();
+  });
+  return queues;
+}
+
+/** Producers on the test's queue store, without workers; closed at teardown. */
+function producers(t: Test, config: Config) {
+  const producer = openQueueConnection(config, 'worker');
+  const queues = new Queues(producer, config.queuePrefix);
+  t.teardown(async () => {
+    await queues.close();
+    await producer.close();
   });
   return queues;
 }
@@ -67,10 +89,11 @@ async function ledgerTransactionCount(db: Db): Promise<number> {
   return Number(row.n);
 }
 
-t.test(
+onEachQueueBackend(
+  t,
   'duplicate delivery: settled twice at once and redelivered through BullMQ, a settlement pays once',
-  async (t) => {
-    const { app, db, config } = await buildTestApp(t);
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
     const a = await projectWithContributors(app, 100_003, 12);
     const b = await projectWithContributors(app, 77_777, 0, { owner: a.owner, id: a.circleId, members: a.members });
     const first = await requestSettlementId(app, a.owner, a.project.id);
@@ -92,9 +115,9 @@ t.test(
     t.equal(await settleProject(db, first), 'already_done', 'a late third delivery is a no-op');
 
     // Through BullMQ: the request already enqueued the settlement's job; a redelivery under another job
-    // id (as after a Redis restore) runs the processor a second time, on a second worker.
-    const queuesA = processorWorkers(t, db, config);
-    const queuesB = processorWorkers(t, db, config);
+    // id (as after a queue store restore) runs the processor a second time, on a second worker.
+    const queuesA = await processorWorkers(t, db, config);
+    const queuesB = await processorWorkers(t, db, config);
     await queuesB.add('settlements', { settlementId: second }, { jobId: `${settlementJobKey(second)}:redelivered` });
     await queuesB.add('settlements', { settlementId: first }, { jobId: `${settlementJobKey(first)}:redelivered` });
     const queue = queuesA.get('settlements');
@@ -179,75 +202,71 @@ t.test('settlements of several projects in one circle run at once without deadlo
   await assertInvariants(t, db);
 });
 
-t.test('Redis flushed after the request: the outbox relay and the requeue sweep still settle it', async (t) => {
-  const { app, db, config } = await buildTestApp(t);
-  const a = await projectWithContributors(app, 999, 5);
-  const b = await projectWithContributors(app, 1_234, 0, { owner: a.owner, id: a.circleId, members: a.members });
+onEachQueueBackend(
+  t,
+  'the queue store flushed after the request: the outbox relay and the requeue sweep still settle it',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
+    const a = await projectWithContributors(app, 999, 5);
+    const b = await projectWithContributors(app, 1_234, 0, { owner: a.owner, id: a.circleId, members: a.members });
 
-  // a: requested with no worker running, then Redis loses everything; its outbox event is still unrelayed.
-  const viaRelay = await requestSettlementId(app, a.owner, a.project.id);
-  // b: its event was relayed (the job reached Redis) before Redis lost everything: only the sweep can save it.
-  const viaSweep = await requestSettlementId(app, a.owner, b.project.id);
-  const producer = createWorkerRedis(config.redisUrl);
-  const queues = new Queues(producer, config.queuePrefix);
-  t.teardown(async () => {
-    await queues.close();
-    producer.disconnect();
-  });
-  await sql`UPDATE events SET relayed_at = now() WHERE subject_id <> ${viaRelay}::uuid`.execute(db);
-  t.ok(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaSweep))), 'the jobs were in Redis');
-  await flushPrefix(config.queuePrefix);
-  t.equal(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaSweep))), undefined, 'and are gone');
-  t.equal(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaRelay))), undefined);
+    // a: requested with no worker running, then the store loses everything; its outbox event is still unrelayed.
+    const viaRelay = await requestSettlementId(app, a.owner, a.project.id);
+    // b: its event was relayed (the job reached the store) before the store lost everything: only the sweep can save it.
+    const viaSweep = await requestSettlementId(app, a.owner, b.project.id);
+    const queues = producers(t, config);
+    await sql`UPDATE events SET relayed_at = now() WHERE subject_id <> ${viaRelay}::uuid`.execute(db);
+    t.ok(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaSweep))), 'the jobs were in the store');
+    await flushQueueStore(config);
+    t.equal(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaSweep))), undefined, 'and are gone');
+    t.equal(await queues.get('settlements').getJob(storedJobId(settlementJobKey(viaRelay))), undefined);
 
-  await startWorkers(t, config);
-  t.equal(await waitForSettled(db, viaRelay, 30_000), 'completed', 'the relay re-enqueued the unrelayed request');
-  t.equal(await waitForSettled(db, viaSweep, 30_000), 'completed', 'the sweep re-enqueued the pending settlement');
-  for (const id of [viaRelay, viaSweep]) {
-    t.match(await settlementFootprint(db, id), { payouts: 5, payees: 5, ledgerTransactions: 2, completedEvents: 1 });
-    t.equal(
-      (await db.selectFrom('settlements').select('result_hash').where('id', '=', id).executeTakeFirstOrThrow())
-        .result_hash,
-      await recomputeHash(db, id),
-    );
-  }
-  const unrelayed = await db
-    .selectFrom('events')
-    .select('id')
-    .where('relayed_at', 'is', null)
-    .where('type', '=', 'settlement.requested')
-    .execute();
-  t.same(unrelayed, [], 'the relay marked the request relayed');
-  await assertInvariants(t, db);
-});
+    await startWorkers(t, config);
+    t.equal(await waitForSettled(db, viaRelay, 30_000), 'completed', 'the relay re-enqueued the unrelayed request');
+    t.equal(await waitForSettled(db, viaSweep, 30_000), 'completed', 'the sweep re-enqueued the pending settlement');
+    for (const id of [viaRelay, viaSweep]) {
+      t.match(await settlementFootprint(db, id), { payouts: 5, payees: 5, ledgerTransactions: 2, completedEvents: 1 });
+      t.equal(
+        (await db.selectFrom('settlements').select('result_hash').where('id', '=', id).executeTakeFirstOrThrow())
+          .result_hash,
+        await recomputeHash(db, id),
+      );
+    }
+    const unrelayed = await db
+      .selectFrom('events')
+      .select('id')
+      .where('relayed_at', 'is', null)
+      .where('type', '=', 'settlement.requested')
+      .execute();
+    t.same(unrelayed, [], 'the relay marked the request relayed');
+    await assertInvariants(t, db);
+  },
+);
 
-t.test(
-  'a settlement whose job failed in Redis without settling it (e.g. stalled too often) is requeued by the sweep',
-  async (t) => {
-    const { app, db, config } = await buildTestApp(t);
+onEachQueueBackend(
+  t,
+  'a settlement whose job failed in the queue store without settling it (e.g. stalled too often) is requeued by the sweep',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
     const a = await projectWithContributors(app, 500, 4);
     const id = await requestSettlementId(app, a.owner, a.project.id);
 
     // Something other than the processor fails the job for good: BullMQ does this to a job whose
     // worker died more than maxStalledCount times; the settlement row never heard of it.
-    const connection = createWorkerRedis(config.redisUrl);
-    const saboteur = new Worker(
+    const connection = openQueueConnection(config, 'worker');
+    const saboteur = openWorker(
       'settlements',
       async () => {
         throw new UnrecoverableError('job stalled more than allowable limit');
       },
-      { connection, prefix: config.queuePrefix },
+      connection,
+      { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
     );
-    const producer = createWorkerRedis(config.redisUrl);
-    const queues = new Queues(producer, config.queuePrefix);
-    t.teardown(async () => {
-      await queues.close();
-      producer.disconnect();
-    });
+    const queues = producers(t, config);
     const failedJob = await finishedJob(queues.get('settlements'), storedJobId(settlementJobKey(id)));
     await saboteur.close();
-    connection.disconnect();
-    t.equal(await failedJob.getState(), 'failed', 'the job is failed in Redis');
+    await connection.close();
+    t.equal(await failedJob.getState(), 'failed', 'the job is failed in the store');
     t.equal(await settlementStatus(db, id), 'pending', 'while the settlement is still pending');
 
     await startWorkers(t, config);
@@ -261,14 +280,15 @@ t.test(
   },
 );
 
-t.test(
+onEachQueueBackend(
+  t,
   'a settlement failing every attempt ends failed with its reason and an event; the project can be settled again',
-  async (t) => {
-    const { app, db, config } = await buildTestApp(t);
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
     const a = await projectWithContributors(app, 600, 3);
     const id = await requestSettlementId(app, a.owner, a.project.id);
     // Replace the request path's job with one allowed two quick attempts.
-    await flushPrefix(config.queuePrefix);
+    await flushQueueStore(config);
     await sql`UPDATE events SET relayed_at = now()`.execute(db);
     // A fault only this settlement meets, every time: the payouts table refuses its rows.
     await sql`
@@ -276,7 +296,7 @@ t.test(
     BEGIN RAISE EXCEPTION 'payouts table is read-only for maintenance'; END $$;
     CREATE TRIGGER refuse_payouts BEFORE INSERT ON payouts FOR EACH ROW
       WHEN (NEW.settlement_id = '${sql.raw(id)}') EXECUTE FUNCTION refuse_payouts();`.execute(db);
-    const queues = processorWorkers(t, db, config);
+    const queues = await processorWorkers(t, db, config);
     await queues.add(
       'settlements',
       { settlementId: id },

@@ -1,9 +1,13 @@
 // Runs once before all test files (tap "before"): makes sure the migrated template database for
-// the current migrations exists. It is built under a temporary name and renamed when complete,
-// so a test never clones a half-migrated template.
+// the current migrations exists, with BullMQ's tables for the postgres queue backend in it too,
+// so no test pays for creating them. It is built under a temporary name and renamed when
+// complete, so a test never clones a half-migrated template.
 import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
 import { createDb } from '../../src/infra/postgres.js';
 import { migrateToLatest } from '../../src/infra/migrations.js';
+import { loadConfig } from '../../src/config.js';
+import { prepareQueueStore } from '../../src/jobs/queue-backend.js';
 import { TEMPLATE_DB, databaseUrl, withAdminClient } from './test-database.js';
 
 const exists = await withAdminClient(
@@ -15,6 +19,8 @@ if (!exists) {
   const db = createDb(databaseUrl(building), 1);
   await migrateToLatest(db);
   await db.destroy();
+  const config = loadConfig({ DATABASE_URL: databaseUrl(building), QUEUE_BACKEND: 'postgres' });
+  await prepareQueueStore(config, pino({ level: 'silent' }));
   await withAdminClient(async (c) => {
     try {
       await c.query(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE_DB}`);

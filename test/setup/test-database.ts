@@ -2,20 +2,23 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { LATEST_SCHEMA_VERSION } from 'bullmq';
 
 // Test databases live on the server named by TEST_DATABASE_URL (default: local Postgres).
 // `before.ts` builds one migrated template; every test file clones it into a database of its own.
 export const SERVER_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /**
- * The template is named after a hash of the migrations, so a changed schema gets a new template
- * and concurrent test runs on one machine share a finished one instead of rebuilding it under
- * each other's feet.
+ * The template is named after a hash of the migrations and of BullMQ's schema version (its tables
+ * are in the template too, for the tests on the postgres queue backend), so a changed schema gets
+ * a new template and concurrent test runs on one machine share a finished one instead of
+ * rebuilding it under each other's feet.
  */
 export const TEMPLATE_DB = (() => {
   const dir = fileURLToPath(new URL('../../db/migrations/', import.meta.url));
   const hash = createHash('sha256');
   for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(dir + file));
+  hash.update(`bullmq schema ${LATEST_SCHEMA_VERSION}`);
   return `ca_template_${hash.digest('hex').slice(0, 16)}`;
 })();
 
