@@ -27,13 +27,19 @@ export function queueBackendEnv(backend: QueueBackendName): Record<string, strin
   return backend === 'redis' ? { QUEUE_BACKEND: 'redis' } : { QUEUE_BACKEND: 'postgres', REDIS_URL: '' };
 }
 
-/** Runs `fn` once per queue backend, each as a subtest named after the backend. */
+/**
+ * Runs `fn` once per queue backend, each a subtest named after its backend, side by side: each has
+ * a database and a queue prefix of its own, and most of a queue test is waiting (for a lease, a
+ * sweep, a worker), so the second backend costs the file little wall time.
+ */
 export function onEachQueueBackend(
   t: Test,
   name: string,
   fn: (t: Test, backend: QueueBackendName) => Promise<void>,
 ): void {
-  for (const backend of QUEUE_BACKENDS) t.test(`${name} [${backend}]`, (t) => fn(t, backend));
+  t.test(name, { jobs: QUEUE_BACKENDS.length }, async (t) => {
+    for (const backend of QUEUE_BACKENDS) t.test(backend, (t) => fn(t, backend));
+  });
 }
 
 export interface TestEnv {
