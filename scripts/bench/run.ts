@@ -1,6 +1,7 @@
 // `npm run bench`: prepares its own database, starts the service as an operator would (one API
-// process, one worker process), drives it with autocannon and measures, in the same run, the
-// same work done straight in SQL. See docs/BENCHMARKS.md. `--quick` is the CI smoke run.
+// process, one worker process; queues in Redis, then again with no Redis for no_redis), drives it
+// with autocannon and measures, in the same run, the same work done straight in SQL. See
+// docs/BENCHMARKS.md. `--quick` is the CI smoke run.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
@@ -17,6 +18,7 @@ import { claimNext } from './scenarios/claim-next.js';
 import { myTasks, taskBoard, taskRead } from './scenarios/reads.js';
 import { breakdown } from './scenarios/breakdown.js';
 import { settle } from './scenarios/settle.js';
+import { leaseExpiry, noRedis } from './scenarios/queue-backends.js';
 
 const RUNNERS: Record<(typeof SCENARIOS)[number], (ctx: BenchContext) => Promise<void>> = {
   claim_next: claimNext,
@@ -25,6 +27,8 @@ const RUNNERS: Record<(typeof SCENARIOS)[number], (ctx: BenchContext) => Promise
   my_tasks: myTasks,
   breakdown,
   settle,
+  lease_expiry: leaseExpiry,
+  no_redis: noRedis,
 };
 
 // Members hold at most this many live claims (the service's default is 10). Requests rotate over
@@ -129,6 +133,8 @@ async function main(): Promise<number> {
       ctx.failures.push(`${name} did not complete: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       step(`scenario ${name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
     }
+    // no_redis replaces the service with one that has no Redis: stop that one at the end.
+    service = ctx.service;
   }
 
   await timed('checking every invariant on the bench database', async () => {

@@ -17,6 +17,8 @@ export interface Sizes {
   breakdownRepetitions: number;
   settleRows: number;
   settleMembers: number;
+  /** Claims on short leases in lease_expiry (and again in no_redis). */
+  leaseClaims: number;
 }
 
 export interface Options {
@@ -31,7 +33,17 @@ export interface Options {
   sizes: Sizes;
 }
 
-export const SCENARIOS = ['claim_next', 'task_board', 'task_read', 'my_tasks', 'breakdown', 'settle'] as const;
+// no_redis restarts the service without Redis, so it runs last.
+export const SCENARIOS = [
+  'claim_next',
+  'task_board',
+  'task_read',
+  'my_tasks',
+  'breakdown',
+  'settle',
+  'lease_expiry',
+  'no_redis',
+] as const;
 
 const FULL: Sizes = {
   connections: 50,
@@ -46,6 +58,7 @@ const FULL: Sizes = {
   breakdownRepetitions: 5,
   settleRows: 1_000_000,
   settleMembers: 100_000,
+  leaseClaims: 20_000,
 };
 
 const QUICK: Sizes = {
@@ -61,6 +74,7 @@ const QUICK: Sizes = {
   breakdownRepetitions: 2,
   settleRows: 20_000,
   settleMembers: 2_000,
+  leaseClaims: 2_000,
 };
 
 const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--only a,b] [--keep-db] [--no-build] [--cpu-prof DIR]

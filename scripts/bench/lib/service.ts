@@ -1,10 +1,13 @@
 import { createHmac } from 'node:crypto';
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { loadConfig } from '../../../src/config.js';
+import { openQueueConnection } from '../../../src/jobs/queue-backend.js';
+import { Queues } from '../../../src/jobs/queues.js';
 import { freePort, startRole, stop, type ServiceProcess } from './processes.js';
 
 // The service under test: one API process and one worker process on the bench database and
-// queue prefix, configured through the environment as an operator would.
+// queue prefix, configured through the environment as an operator would: queues in Redis (the
+// default setup), or with no Redis at all (queues in Postgres, rate limits counted per process).
 
 const JWT = {
   secret: 'bench-only-secret-0123456789abcdef-0123456789',
@@ -12,10 +15,17 @@ const JWT = {
   audience: 'circle-actions-api',
 };
 
+export type QueueBackend = 'redis' | 'postgres';
+
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379';
+
 export interface Service {
   url: string;
   api: ServiceProcess;
   worker: ServiceProcess;
+  /** Where its queues live; on postgres the service has no REDIS_URL at all. */
+  queueBackend: QueueBackend;
+  /** The machine's Redis, for CPU accounting (idle when the service does not use it). */
   redisUrl: string;
   env: Record<string, string>;
 }
@@ -25,10 +35,11 @@ export function serviceEnv(o: {
   queuePrefix: string;
   port: number;
   maxLiveClaims: number;
+  queueBackend?: QueueBackend;
 }): Record<string, string> {
   return {
     DATABASE_URL: o.databaseUrl,
-    REDIS_URL: process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379',
+    ...(o.queueBackend === 'postgres' ? { QUEUE_BACKEND: 'postgres' } : { REDIS_URL: BENCH_REDIS_URL }),
     QUEUE_PREFIX: o.queuePrefix,
     PORT: String(o.port),
     HOST: '127.0.0.1',
@@ -66,23 +77,26 @@ export async function startService(o: {
   queuePrefix: string;
   maxLiveClaims: number;
   cpuProfileDir: string | null;
+  queueBackend?: QueueBackend;
 }): Promise<Service> {
   const port = await freePort();
   const env = serviceEnv({ ...o, port });
-  // The API first: it migrates the (already migrated) database; then the worker.
+  // The API first: it migrates the (already migrated) database, and creates the queue tables on
+  // the postgres backend; then the worker.
   const api = startRole('api', env, o.cpuProfileDir);
   const url = `http://127.0.0.1:${port}`;
   await waitFor('API', api, async () => (await fetch(`${url}/readyz`)).ok);
   const worker = startRole('worker', env, o.cpuProfileDir);
-  const redis = new Redis(env.REDIS_URL!, { maxRetriesPerRequest: null });
-  const queue = new Queue('settlements', { connection: redis, prefix: o.queuePrefix });
+  const config = loadConfig(env);
+  const connection = openQueueConnection(config, 'worker');
+  const queues = new Queues(connection, config.queuePrefix);
   try {
-    await waitFor('worker', worker, async () => (await queue.getWorkers()).length > 0);
+    await waitFor('worker', worker, async () => (await queues.get('settlements').getWorkers()).length > 0);
   } finally {
-    await queue.close();
-    redis.disconnect();
+    await queues.close();
+    await connection.close();
   }
-  return { url, api, worker, redisUrl: env.REDIS_URL!, env };
+  return { url, api, worker, queueBackend: config.queueBackend, redisUrl: BENCH_REDIS_URL, env };
 }
 
 export async function stopService(s: Service): Promise<void> {

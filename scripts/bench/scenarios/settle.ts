@@ -9,17 +9,18 @@ const POOL = 1_000_000_007;
 
 async function seedContributions(
   ctx: BenchContext,
+  tag: string,
   circleId: string,
   projectId: string,
   ownerId: string,
   members: string[],
   rows: number,
 ) {
-  await ctx.pool.query('CREATE TABLE bench_settle_members (i int PRIMARY KEY, id uuid NOT NULL)');
-  await ctx.pool.query(
-    'INSERT INTO bench_settle_members SELECT i, id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, i)',
-    [members],
-  );
+  const table = `bench_settle_members${tag}`;
+  await ctx.pool.query(`CREATE TABLE ${table} (i int PRIMARY KEY, id uuid NOT NULL)`);
+  await ctx.pool.query(`INSERT INTO ${table} SELECT i, id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, i)`, [
+    members,
+  ]);
   const chunk = 100_000;
   for (let start = 0; start < rows; start += chunk) {
     const end = Math.min(rows, start + chunk) - 1;
@@ -30,7 +31,7 @@ async function seedContributions(
       INSERT INTO contributions (circle_id, project_id, user_id, source, points, reason, created_by, created_at)
       SELECT $1::uuid, $2::uuid, m.id, 'adjustment', CASE WHEN g % 53 = 0 THEN -3 ELSE 1 + (g::bigint * 7919) % 97 END, 'bench seed', $3::uuid,
              now() - interval '2 days' + g * interval '1 millisecond'
-      FROM generate_series($4::int, $5::int) g JOIN bench_settle_members m ON m.i = 1 + g % $6::int
+      FROM generate_series($4::int, $5::int) g JOIN ${table} m ON m.i = 1 + g % $6::int
       ORDER BY g`,
       [circleId, projectId, ownerId, start, end, members.length],
     );
@@ -41,6 +42,9 @@ async function seedContributions(
 }
 
 async function createScratchTables(pool: pg.Pool) {
+  // Created once per run: a second settlement (on the other queue backend) books into them too.
+  const { rows } = await pool.query<{ found: string | null }>("SELECT to_regclass('bench_payouts')::text AS found");
+  if (rows[0]!.found) return;
   await pool.query(`
     CREATE TABLE bench_payouts (LIKE payouts INCLUDING ALL);
     ALTER TABLE bench_payouts ADD FOREIGN KEY (settlement_id) REFERENCES settlements(id), ADD FOREIGN KEY (user_id) REFERENCES users(id);
@@ -180,17 +184,25 @@ async function bareSettlement(client: pg.Client, settlementId: string) {
  * aggregate in SQL, split exactly in BigInt, write payouts and ledger), and the worker's peak
  * memory, against the same settlement as bare set-based SQL.
  */
-export async function settle(ctx: BenchContext): Promise<void> {
+export const settle = (ctx: BenchContext) => settleOn(ctx, { name: 'settle', tag: '' });
+
+/**
+ * The same measurement on the service as it currently runs (the no_redis scenario: queues in
+ * Postgres), on a project of its own, rows named `name` and `${name}_worker_rss`; `tag` keeps its
+ * seeded handles and scratch table apart from the first settlement's.
+ */
+export async function settleOn(ctx: BenchContext, variant: { name: string; tag: string }): Promise<void> {
   const s = ctx.opts.sizes;
   const { url } = ctx.service;
+  const { name, tag } = variant;
   const seeded = await timed(
-    `settle: seeding ${fmt(s.settleRows)} contributions over ${fmt(s.settleMembers)} members`,
+    `${name}: seeding ${fmt(s.settleRows)} contributions over ${fmt(s.settleMembers)} members`,
     async () => {
-      const owner = await registerOwner(url, 'bench_settler');
+      const owner = await registerOwner(url, `bench_settler${tag}`);
       const circleId = await createCircle(url, owner, 'Bench settlement circle');
       const projectId = await createProject(url, owner, circleId, 'Bench settlement', POOL);
-      const members = await seedMembers(ctx.pool, circleId, 'bench_s', s.settleMembers);
-      await seedContributions(ctx, circleId, projectId, owner.id, members, s.settleRows);
+      const members = await seedMembers(ctx.pool, circleId, `bench_s${tag}`, s.settleMembers);
+      await seedContributions(ctx, tag, circleId, projectId, owner.id, members, s.settleRows);
       await createScratchTables(ctx.pool);
       return { owner, projectId };
     },
@@ -200,7 +212,7 @@ export async function settle(ctx: BenchContext): Promise<void> {
 
   const worker = ctx.service.worker.pid;
   const rssBefore = rssMb(worker);
-  step(`settle: POST /settlements, then wait for the worker (RSS now ${rssBefore.toFixed(0)} MB)`);
+  step(`${name}: POST /settlements, then wait for the worker (RSS now ${rssBefore.toFixed(0)} MB)`);
   const t0 = performance.now();
   const accepted = await api<{ id: string }>(
     url,
@@ -224,15 +236,15 @@ export async function settle(ctx: BenchContext): Promise<void> {
     status = row!.status;
     failure = row!.failure_reason;
     progress(
-      `settle: ${status}, ${((performance.now() - t0) / 1000).toFixed(1)} s, worker RSS ${rssMb(worker).toFixed(0)} MB`,
+      `${name}: ${status}, ${((performance.now() - t0) / 1000).toFixed(1)} s, worker RSS ${rssMb(worker).toFixed(0)} MB`,
     );
   }
   const httpMs = performance.now() - t0;
-  progress(`settle: ${status} in ${ms(httpMs)}`, true);
+  progress(`${name}: ${status} in ${ms(httpMs)}`, true);
   if (status !== 'completed') throw new Error(`settlement ${status}: ${failure}`);
   const peak = Math.max(sampledPeak, peakRssMb(worker));
 
-  step('settle: the same settlement as bare SQL in one transaction');
+  step(`${name}: the same settlement as bare SQL in one transaction`);
   const client = new pg.Client({ connectionString: ctx.databaseUrl });
   await client.connect();
   let bare: { hash: string; distributed: string };
@@ -265,14 +277,14 @@ export async function settle(ctx: BenchContext): Promise<void> {
   const same = cmp!.diff === 0 && cmp!.hash === bare.hash && cmp!.booked === cmp!.bare_booked;
   if (!same)
     ctx.failures.push(
-      `settle: bare SQL and the service disagree (${cmp!.diff} differing payout rows, hash ${cmp!.hash} vs ${bare.hash}, booked ${cmp!.booked} vs ${cmp!.bare_booked})`,
+      `${name}: bare SQL and the service disagree (${cmp!.diff} differing payout rows, hash ${cmp!.hash} vs ${bare.hash}, booked ${cmp!.booked} vs ${cmp!.bare_booked})`,
     );
   step(
-    `settle: ${fmt(cmp!.payees)} payees; payouts, result hash and ledger ${same ? 'identical' : 'DIFFER'} between the service and bare SQL`,
+    `${name}: ${fmt(cmp!.payees)} payees; payouts, result hash and ledger ${same ? 'identical' : 'DIFFER'} between the service and bare SQL`,
   );
 
   ctx.results.push({
-    name: 'settle',
+    name,
     value: httpMs,
     unit: 'ms',
     limit: sqlMs,
@@ -284,7 +296,7 @@ export async function settle(ctx: BenchContext): Promise<void> {
       `results identical: ${same ? 'yes' : 'NO'}`,
   });
   ctx.results.push({
-    name: 'settle_worker_rss',
+    name: `${name}_worker_rss`,
     value: peak,
     unit: 'MB',
     limit: 300,
