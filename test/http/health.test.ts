@@ -1,6 +1,8 @@
 import t from 'tap';
+import { sql } from 'kysely';
 import { buildApp } from '../../src/app.js';
-import { buildTestApp, call, createTestEnv, isProblem } from '../helper.js';
+import { QUEUE_SCHEMA } from '../../src/jobs/queue-backend.js';
+import { buildTestApp, call, createTestEnv, isProblem, queueBackendEnv } from '../helper.js';
 
 t.test('healthz and readyz answer when Postgres and Redis are up', async (t) => {
   const { app } = await buildTestApp(t);
@@ -21,4 +23,15 @@ t.test('readyz answers 503 problem+json naming what is down', async (t) => {
   t.ok(isProblem(ready, 503, 'service_unavailable'), JSON.stringify(ready.body));
   t.match(ready.body.detail, /redis/);
   t.notMatch(ready.body.detail, /postgres/);
+});
+
+t.test('without Redis, readyz checks Postgres and the queue tables, and names them when missing', async (t) => {
+  const { app, db } = await buildTestApp(t, queueBackendEnv('postgres'));
+  t.equal(app.rateLimitRedis, null);
+  const ready = await call(app, 'GET', '/readyz');
+  t.equal(ready.status, 200, JSON.stringify(ready.body));
+  await sql`DROP SCHEMA ${sql.id(QUEUE_SCHEMA)} CASCADE`.execute(db);
+  const missing = await call(app, 'GET', '/readyz');
+  t.ok(isProblem(missing, 503, 'service_unavailable'), JSON.stringify(missing.body));
+  t.equal(missing.body.detail, 'Not ready: postgres queue tables unreachable.');
 });
