@@ -71,10 +71,12 @@ class RedisQueueConnection implements QueueConnectionBase {
   }
 }
 
-/** Connections per worker on Postgres: its LISTEN connection, held while it waits, and two for queries. */
-const WORKER_POOL_SIZE = 3;
+// Postgres connections are a budget every process shares (max_connections), and the queues' load
+// is light: a job per second per kind at most in steady state, one settlement at a time.
+/** Connections per worker on Postgres: its LISTEN connection, held while it waits, and one for queries. */
+const WORKER_POOL_SIZE = 2;
 /** Connections shared by a process's producers on Postgres. */
-const PRODUCER_POOL_SIZE = 4;
+const PRODUCER_POOL_SIZE = 2;
 
 class PostgresQueueConnection implements QueueConnectionBase {
   readonly backend = 'postgres' as const;
