@@ -8,7 +8,8 @@ import { ProcessWindowStore, SharedWindowStore } from './rate-limit-store.js';
  * Per-user request budget (per IP before login), counted in Redis so every API process shares it;
  * each process counts between syncs to spare a Redis round trip per request (see
  * SharedWindowStore). Without Redis (no REDIS_URL) each process counts in its own memory
- * (ProcessWindowStore): the budget then holds per process, and N processes admit up to N times it. Runs as a preHandler, after authentication, so the key is the verified user id.
+ * (ProcessWindowStore): the budget then holds per process, and N processes admit up to N times
+ * it. Runs as a preHandler, after authentication, so the key is the verified user id.
  *
  * When Redis is unreachable the limiter fails open (skipOnError): members keep working through a
  * Redis outage, at the cost of no rate limiting until it returns. Login and register carry their

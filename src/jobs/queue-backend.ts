@@ -110,7 +110,7 @@ class PostgresQueueConnection implements QueueConnectionBase {
       application_name: 'circle-actions-queues',
       // Lets a LISTEN connection dropped without a word be noticed, so BullMQ may block long.
       keepAlive: true,
-      // A request never waits long for a connection; a worker waits through an outage.
+      // A request never waits long for a free connection; a worker waits as long as it takes.
       connectionTimeoutMillis: this.use === 'request' ? 2_000 : 0,
       idleTimeoutMillis: 30_000,
     });
