@@ -81,20 +81,20 @@ t.test('values are read and converted from their text', async (t) => {
 
 t.test('the queue backend follows REDIS_URL unless QUEUE_BACKEND says otherwise', async (t) => {
   const redis = 'redis://127.0.0.1:6379';
-  t.match(loadConfig({ REDIS_URL: redis }), { redisUrl: redis, queueBackend: 'redis' });
-  t.match(loadConfig({}), { redisUrl: null, queueBackend: 'postgres' }, 'no Redis: queues in Postgres');
-  t.match(loadConfig({ REDIS_URL: '' }), { redisUrl: null, queueBackend: 'postgres' }, 'empty counts as unset');
+  t.match(loadSettings({ REDIS_URL: redis }), { redisUrl: redis, queueBackend: 'redis' });
+  t.match(loadSettings({}), { redisUrl: null, queueBackend: 'postgres' }, 'no Redis: queues in Postgres');
+  t.match(loadSettings({ REDIS_URL: '' }), { redisUrl: null, queueBackend: 'postgres' }, 'empty counts as unset');
   t.match(
-    loadConfig({ REDIS_URL: redis, QUEUE_BACKEND: 'postgres' }),
+    loadSettings({ REDIS_URL: redis, QUEUE_BACKEND: 'postgres' }),
     { redisUrl: redis, queueBackend: 'postgres' },
     'queues in Postgres, rate limits still shared in Redis',
   );
-  t.match(loadConfig({ REDIS_URL: redis, QUEUE_BACKEND: 'redis' }), { queueBackend: 'redis' });
-  t.throws(() => loadConfig({ QUEUE_BACKEND: 'redis' }), {
+  t.match(loadSettings({ REDIS_URL: redis, QUEUE_BACKEND: 'redis' }), { queueBackend: 'redis' });
+  t.throws(() => loadSettings({ QUEUE_BACKEND: 'redis' }), {
     message: 'invalid setting QUEUE_BACKEND="redis": the redis backend needs REDIS_URL, which is not set',
   });
-  t.throws(() => loadConfig({ QUEUE_BACKEND: 'redis', REDIS_URL: '' }), { message: /needs REDIS_URL/ });
-  t.throws(() => loadConfig({ QUEUE_BACKEND: 'kafka' }), { message: /QUEUE_BACKEND/ });
+  t.throws(() => loadSettings({ QUEUE_BACKEND: 'redis', REDIS_URL: '' }), { message: /needs REDIS_URL/ });
+  t.throws(() => loadSettings({ QUEUE_BACKEND: 'kafka' }), { message: /QUEUE_BACKEND/ });
 });
 
 t.test('an empty value counts as unset', async (t) => {

@@ -3,28 +3,29 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { REDIS_URL, flushPrefix } from './helper.js';
+import { flushPrefix } from './helper.js';
 import { processTree, stillRunning, type ProcessId } from './process-tree.js';
 import { freePort, spawnServer, waitUntilReady, type ServerProcess } from './service-process.js';
 import { randomBytes } from 'node:crypto';
 
-// The service started as `npm start` on a bare machine runs it: no DATABASE_URL, no JWT_SECRET,
-// only DATA_DIR and PORT (and REDIS_URL for the queues), driven over HTTP.
+// The service started as `npm start` on a bare machine runs it: no DATABASE_URL, no JWT_SECRET, no
+// REDIS_URL, only DATA_DIR and PORT, driven over HTTP. Its queues live in the embedded PostgreSQL.
 
 export interface Service extends ServerProcess {
   port: number;
   base: string;
 }
 
-/** Starts the service as an operator would, with only DATA_DIR and PORT set (and REDIS_URL). */
+/** Starts the service as an operator would, with only DATA_DIR and PORT set. */
 export async function startService(t: Test, dataDir: string, queuePrefix: string, port?: number): Promise<Service> {
   port ??= await freePort();
   const server = spawnServer(t, {
     // Empty counts as unset: whatever the test runner's environment holds does not leak in.
     DATABASE_URL: '',
     JWT_SECRET: '',
+    REDIS_URL: '',
+    QUEUE_BACKEND: '',
     DATA_DIR: dataDir,
-    REDIS_URL,
     QUEUE_PREFIX: queuePrefix,
     HOST: '127.0.0.1',
     PORT: String(port),

@@ -5,9 +5,9 @@ import t from 'tap';
 import { api, expectStatus, freshDataFolder, startReady, startService, stopService } from './embedded-service.js';
 
 // `npm start` on a machine with nothing but Node: no DATABASE_URL, no JWT_SECRET, so the service
-// runs its own PostgreSQL in DATA_DIR and keeps a generated JWT secret there. None of the
-// services CI starts is used for the database; the queues still need Redis (REDIS_URL in
-// embedded-service.ts).
+// runs its own PostgreSQL in DATA_DIR and keeps a generated JWT secret there; no REDIS_URL, so the
+// queues live in that PostgreSQL too and rate limits are counted in the process. None of the
+// services CI starts is used.
 
 t.test('npm start without DATABASE_URL: embedded PostgreSQL, the whole flow, restart, one per folder', async (t) => {
   const { dataDir, queuePrefix } = await freshDataFolder(t);

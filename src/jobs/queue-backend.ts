@@ -21,6 +21,9 @@ import { checkEvictionPolicy, createRequestRedis, createWorkerRedis, waitUntilRe
 
 export type QueueBackend = Config['queueBackend'];
 
+/** The settings that say where the queue store is. */
+export type QueueStoreSettings = Pick<Config, 'queueBackend' | 'databaseUrl' | 'redisUrl'>;
+
 /**
  * The schema BullMQ's tables live in on the postgres backend, beside the service's tables in
  * `public`. BullMQ's own default: its schema check reads this schema for pools it did not build.
@@ -168,7 +171,7 @@ export type QueueConnection = RedisQueueConnection | PostgresQueueConnection;
  * `onError` hears connection errors, which surface again on the commands they fail.
  */
 export function openQueueConnection(
-  config: Config,
+  config: QueueStoreSettings,
   use: QueueConnectionUse,
   onError: (err: Error) => void = () => {},
 ): QueueConnection {
@@ -248,7 +251,10 @@ export function openWorker(
  * advisory lock, so processes starting at once are safe). Redis: warns when it may evict keys,
  * which would lose queued jobs in silence.
  */
-export async function prepareQueueStore(config: Config, log: Pick<BaseLogger, 'info' | 'warn'>): Promise<void> {
+export async function prepareQueueStore(
+  config: QueueStoreSettings,
+  log: Pick<BaseLogger, 'info' | 'warn'>,
+): Promise<void> {
   if (config.queueBackend === 'postgres') {
     const client = new pg.Client({ connectionString: config.databaseUrl });
     client.on('error', () => {});

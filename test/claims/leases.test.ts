@@ -4,7 +4,6 @@ import type { FastifyBaseLogger } from 'fastify';
 import { claimExpiryProcessor, expiryDueAt, scheduleClaimExpiry } from '../../src/claims/claim-expiry.job.js';
 import { Queues } from '../../src/jobs/queues.js';
 import { openQueueConnection } from '../../src/jobs/queue-backend.js';
-import { loadConfig } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
 import {
   buildTestApp,
@@ -198,12 +197,11 @@ onEachQueueBackend(
   'an expiry job that could not be enqueued is tried again by the next lease ending in that second',
   async (t, backend) => {
     // Nothing listens on port 1: the queue store is unreachable.
-    const config = loadConfig({
-      ...queueBackendEnv(backend),
-      ...(backend === 'redis'
-        ? { REDIS_URL: 'redis://127.0.0.1:1' }
-        : { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }),
-    });
+    const config = {
+      queueBackend: backend,
+      redisUrl: backend === 'redis' ? 'redis://127.0.0.1:1' : null,
+      databaseUrl: 'postgres://postgres@127.0.0.1:1/none',
+    };
     const down = openQueueConnection(config, 'request');
     t.teardown(() => down.close());
     const queues = new Queues(down, `ca_test_${crypto.randomUUID()}`, true);

@@ -3,8 +3,12 @@ import { LATEST_SCHEMA_VERSION } from 'bullmq';
 import { pino } from 'pino';
 import pg from 'pg';
 import t, { type Test } from 'tap';
-import { loadConfig, type Config } from '../../src/config.js';
-import { QUEUE_SCHEMA, openQueueConnection, prepareQueueStore } from '../../src/jobs/queue-backend.js';
+import {
+  QUEUE_SCHEMA,
+  openQueueConnection,
+  prepareQueueStore,
+  type QueueStoreSettings,
+} from '../../src/jobs/queue-backend.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
 import { createTestEnv, queueBackendEnv } from '../helper.js';
 import { TEMPLATE_DB, databaseUrl, withAdminClient } from '../setup/test-database.js';
@@ -16,10 +20,16 @@ import { TEMPLATE_DB, databaseUrl, withAdminClient } from '../setup/test-databas
 const silent = pino({ level: 'silent' });
 
 /** A database name nobody has created yet; dropped after the test. */
-function unusedDatabase(t: Test): { name: string; config: Config } {
+function unusedDatabase(t: Test): { name: string; config: QueueStoreSettings & { queuePrefix: string } } {
   const name = `ca_test_qb_${randomBytes(6).toString('hex')}`;
   t.teardown(() => withAdminClient((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)));
-  return { name, config: loadConfig({ ...queueBackendEnv('postgres'), DATABASE_URL: databaseUrl(name) }) };
+  const config = {
+    queueBackend: 'postgres',
+    databaseUrl: databaseUrl(name),
+    redisUrl: null,
+    queuePrefix: 'ca',
+  } as const;
+  return { name, config };
 }
 
 async function query<R extends pg.QueryResultRow>(name: string, text: string): Promise<R[]> {

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { createDb } from '../../src/infra/postgres.js';
 import { migrateToLatest } from '../../src/infra/migrations.js';
-import { loadConfig } from '../../src/config.js';
 import { prepareQueueStore } from '../../src/jobs/queue-backend.js';
 import { TEMPLATE_DB, databaseUrl, withAdminClient } from './test-database.js';
 
@@ -19,8 +18,8 @@ if (!exists) {
   const db = createDb(databaseUrl(building), 1);
   await migrateToLatest(db);
   await db.destroy();
-  const config = loadConfig({ DATABASE_URL: databaseUrl(building), QUEUE_BACKEND: 'postgres' });
-  await prepareQueueStore(config, pino({ level: 'silent' }));
+  const store = { queueBackend: 'postgres', databaseUrl: databaseUrl(building), redisUrl: null } as const;
+  await prepareQueueStore(store, pino({ level: 'silent' }));
   await withAdminClient(async (c) => {
     try {
       await c.query(`ALTER DATABASE ${building} RENAME TO ${TEMPLATE_DB}`);
