@@ -8,7 +8,9 @@ import { contentLength, normalizeContent } from './checkin-content.js';
 /** The longest challenge: a year, leap day included. */
 export const MAX_CHALLENGE_DAYS = 366;
 
-export type ChallengeStatus = 'active' | 'cancelled' | 'closed';
+import type { ChallengeStatus } from '../infra/database-schema.js';
+
+export type { ChallengeStatus };
 
 /** What decides which day a check-in belongs to and what it may do. */
 export interface ChallengeRules {

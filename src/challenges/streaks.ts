@@ -59,6 +59,25 @@ export function streakState(dates: readonly LocalDate[], freezes: number): Strea
 }
 
 /**
+ * The state after one more check-in day later than every day so far: what `streakState` would give
+ * for all the dates, without reading them again (the usual check-in, for today). A day not after
+ * the last one (a make-up) needs the full walk.
+ */
+export function streakAfter(state: StreakState, date: LocalDate, freezes: number): StreakState | null {
+  if (state.lastDate !== null && date <= state.lastDate) return null;
+  let { run, freezesUsed } = state;
+  if (state.lastDate !== null) {
+    const missed = dayNumber(date) - dayNumber(state.lastDate) - 1;
+    if (missed > freezes - freezesUsed) {
+      freezesUsed = freezes;
+      run = 0;
+    } else freezesUsed += missed;
+  }
+  run += 1;
+  return { run, best: Math.max(state.best, run), freezesUsed, lastDate: date };
+}
+
+/**
  * The streak as it stands on `today`, from the stored state: the days missed since the last
  * check-in (not counting today, which is still open) use freezes, and end the run when there are
  * not enough. For a challenge that has ended, pass the day after its last day.

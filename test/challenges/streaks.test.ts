@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { addDays, challengeDayAt, challengeDayStart, dayNumber } from '../../src/challenges/challenge-days.js';
-import { streakFrom, streakOn, streakState } from '../../src/challenges/streaks.js';
+import { streakAfter, streakFrom, streakOn, streakState } from '../../src/challenges/streaks.js';
 
 // Streaks on calendars built by hand (make-ups filling days, freezes bridging gaps in date order,
 // month and year ends), then fast-check against a deliberately naive day-by-day walk, and check-in
@@ -160,5 +160,25 @@ t.test('property: check-ins at random instants, one per challenge day in any zon
       },
     ),
     { numRuns: 500 },
+  );
+});
+
+t.test('property: adding a later day to the stored state equals walking all the dates again', async () => {
+  fc.assert(
+    fc.property(
+      calendar,
+      fc.integer({ min: 0, max: 10 }),
+      fc.integer({ min: 0, max: 12 }),
+      ({ dates }, freezes, gap) => {
+        const sorted = [...dates].sort();
+        const last = sorted[sorted.length - 1];
+        const next = last ? addDays(last, gap + 1) : '2030-01-01';
+        const incremental = streakAfter(streakState(dates, freezes), next, freezes);
+        const full = streakState([...dates, next], freezes);
+        const earlier = last ? streakAfter(streakState(dates, freezes), addDays(last, -gap), freezes) : null;
+        return JSON.stringify(incremental) === JSON.stringify(full) && earlier === null;
+      },
+    ),
+    { numRuns: 2000 },
   );
 });
