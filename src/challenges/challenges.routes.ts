@@ -14,7 +14,10 @@ import {
   CheckinResult,
   CreateChallengeBody,
   EditChallengeBody,
+  Leaderboard,
+  LeaderboardQuery,
 } from './challenges.schemas.js';
+import { challengeLeaderboard } from './challenge-leaderboard.service.js';
 import * as challenges from './challenges.service.js';
 import * as checkins from './checkins.service.js';
 
@@ -137,5 +140,19 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         request.query.limit ?? 50,
         request.query.cursor,
       ),
+  );
+
+  app.get(
+    '/challenges/:challengeId/leaderboard',
+    {
+      schema: {
+        tags,
+        summary: 'Members by check-ins, current or best streak; ?me=true for my own row',
+        params: ChallengeParams,
+        querystring: LeaderboardQuery,
+        response: { 200: Leaderboard, ...problems(400, 401, 404) },
+      },
+    },
+    async (request) => challengeLeaderboard(app, request.user.sub, request.params.challengeId, request.query),
   );
 };
