@@ -3,7 +3,7 @@ import { Id, Obj, Page, PageQuery, Timestamp } from '../http/schemas.js';
 import { MAX_CHALLENGE_DAYS } from './challenge-rules.js';
 
 const LocalDate = (description: string) =>
-  Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', maxLength: 10, description: `${description} (YYYY-MM-DD)` });
+  Type.String({ format: 'date', maxLength: 10, description: `${description} (YYYY-MM-DD)` });
 
 const Title = Type.String({ minLength: 1, maxLength: 200, description: 'Title, 1-200 characters' });
 const Description = Type.String({ maxLength: 10000, description: 'What members do each day, up to 10000 characters' });

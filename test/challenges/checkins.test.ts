@@ -127,7 +127,7 @@ t.test('make-ups fill a missed day from an allowance; freezes bridge; every refu
     [{ date: '2026-06-09' }, 409, 'makeup_window_passed'],
     [{ date: '2026-06-13' }, 409, 'already_checked_in'],
     [{ date: '2026-06-11' }, 409, 'already_checked_in'],
-    [{ date: '2026-02-30' }, 400, 'invalid_date'],
+    [{ date: '2026-02-30' }, 400, 'invalid_request'],
     [{ date: '13/06/2026' }, 400, 'invalid_request'],
   ];
   for (const [body, status, code] of refusals)
