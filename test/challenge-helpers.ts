@@ -10,10 +10,18 @@ import { joinMembers } from './marketplace-helpers.js';
 
 /** Stops Date.now at `iso` for the rest of the test; `set` and `advance` move it. */
 export function clockAt(t: Test, iso: string) {
+  const realNow = Date.now;
   const clock = controlClock(t);
   const set = (to: string) => clock.advance(Date.parse(to) - Date.now());
   set(iso);
-  return { set, advance: (ms: number) => clock.advance(ms) };
+  return {
+    set,
+    advance: (ms: number) => clock.advance(ms),
+    /** Real time again (before starting workers, whose timers read Date.now). */
+    restore: () => {
+      Date.now = realNow;
+    },
+  };
 }
 
 /**

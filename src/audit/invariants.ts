@@ -181,6 +181,14 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
          OR p.make_ups_used <> coalesce(k.make_ups, 0)
          OR p.last_date IS DISTINCT FROM k.last_date`,
   },
+  {
+    name: 'closed_challenges_summarised_once',
+    description: 'every closed challenge has exactly one summary event, and no other challenge has one',
+    query: sql`
+      SELECT c.id, c.status, count(e.id) AS summaries
+      FROM challenges c LEFT JOIN events e ON e.subject_id = c.id AND e.type = 'challenge.closed'
+      GROUP BY c.id HAVING (c.status = 'closed') <> (count(e.id) = 1) OR count(e.id) > 1`,
+  },
 ];
 
 export const INVARIANT_NAMES = CHECKS.map((c) => c.name);

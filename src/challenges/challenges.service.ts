@@ -13,6 +13,7 @@ import {
   planChallengeEdit,
 } from './challenge-rules.js';
 import { streakOn } from './streaks.js';
+import { scheduleChallengeClosing } from './challenge-closing.job.js';
 import * as repo from './challenges.repository.js';
 
 // Creating, reading, editing and cancelling challenges (owners and admins write, members read).
@@ -77,7 +78,7 @@ export async function createChallenge(ctx: AppContext, userId: string, circleId:
   if (!title) throw blankTitle();
   const rules: ChallengeRules = { ...RULE_DEFAULTS, ...input };
   checkSchedule(rules, now);
-  return ctx.db.transaction().execute(async (trx) => {
+  const challenge = await ctx.db.transaction().execute(async (trx) => {
     const challenge = await repo.insertChallenge(trx, {
       circle_id: circleId,
       title,
@@ -101,8 +102,10 @@ export async function createChallenge(ctx: AppContext, userId: string, circleId:
       actorId: userId,
       payload: { title, startsOn: rules.startsOn, endsOn: rules.endsOn, timezone: rules.timezone },
     });
-    return toChallengeView(challenge, now);
+    return challenge;
   });
+  await scheduleChallengeClosing(ctx.queues, ctx.log, { id: challenge.id, endsAt: challenge.ends_at });
+  return toChallengeView(challenge, now);
 }
 
 export async function listChallenges(
@@ -170,7 +173,7 @@ export async function editChallenge(ctx: AppContext, userId: string, challengeId
   const now = clockNow();
   if (edit.title !== undefined && !edit.title.trim()) throw blankTitle();
   const trimmed = edit.title === undefined ? edit : { ...edit, title: edit.title.trim() };
-  return ctx.db.transaction().execute(async (trx) => {
+  const { row, moved } = await ctx.db.transaction().execute(async (trx) => {
     const current = authorize(
       await repo.lockChallengeWithRole(trx, challengeId, userId, 'update'),
       'challenge',
@@ -185,7 +188,7 @@ export async function editChallenge(ctx: AppContext, userId: string, challengeId
     };
     const changes = planChallengeEdit(before, trimmed, { now, hasCheckins });
     const fields = Object.keys(changes) as (keyof typeof COLUMN_OF)[];
-    if (fields.length === 0) return toChallengeView(current, now);
+    if (fields.length === 0) return { row: current, moved: false };
     const after = { ...rulesOf(current), ...changes };
     const updated = await repo.updateChallenge(trx, challengeId, {
       ...Object.fromEntries(fields.map((f) => [COLUMN_OF[f], changes[f]])),
@@ -198,8 +201,10 @@ export async function editChallenge(ctx: AppContext, userId: string, challengeId
       actorId: userId,
       payload: { changes: Object.fromEntries(fields.map((f) => [f, { from: before[f], to: changes[f] }])) },
     });
-    return toChallengeView(updated, now);
+    return { row: updated, moved: updated.ends_at.getTime() !== current.ends_at.getTime() };
   });
+  if (moved) await scheduleChallengeClosing(ctx.queues, ctx.log, { id: row.id, endsAt: row.ends_at });
+  return toChallengeView(row, now);
 }
 
 /** Cancels a challenge that is still running or upcoming; check-ins made and their points stay. */

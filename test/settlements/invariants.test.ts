@@ -104,6 +104,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'active_claims_hold_member_slots',
       'challenge_participants_match_checkins',
       'checkin_points_match_checkins',
+      'closed_challenges_summarised_once',
       'contributions_unchanged',
       'distinct_members_per_task',
       'ledger_transactions_balanced',
@@ -334,6 +335,27 @@ t.test('each invariant holds on a healthy database and is reported when broken',
         await sql`ALTER TABLE contributions DROP CONSTRAINT contributions_checkin_id_fkey`.execute(trx);
         await sql`INSERT INTO contributions (circle_id, user_id, source, checkin_id, points)
           VALUES (${circle.id}, ${ben!.id}, 'checkin', gen_random_uuid(), 7)`.execute(trx);
+      },
+    ],
+    [
+      'closed_challenges_summarised_once',
+      'a challenge marked closed without its summary',
+      async (trx) => {
+        await sql`UPDATE challenges SET status = 'closed', closed_at = now() WHERE id = ${challenge.body.id}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'closed_challenges_summarised_once',
+      'a second summary of a closed challenge (a closing run twice)',
+      async (trx) => {
+        await sql`UPDATE challenges SET status = 'closed', closed_at = now() WHERE id = ${challenge.body.id}`.execute(
+          trx,
+        );
+        await sql`INSERT INTO events (circle_id, type, subject_id) SELECT circle_id, 'challenge.closed', id FROM challenges, generate_series(1, 2) WHERE id = ${challenge.body.id}`.execute(
+          trx,
+        );
       },
     ],
     [
