@@ -31,7 +31,15 @@ export interface Options {
   sizes: Sizes;
 }
 
-export const SCENARIOS = ['claim_next', 'task_board', 'task_read', 'my_tasks', 'breakdown', 'settle'] as const;
+export const SCENARIOS = [
+  'claim_next',
+  'task_board',
+  'task_read',
+  'my_tasks',
+  'checkin',
+  'breakdown',
+  'settle',
+] as const;
 
 const FULL: Sizes = {
   connections: 50,
