@@ -5,12 +5,20 @@ import { createHash } from 'node:crypto';
 // re-posting yesterday's passage with different spacing or capitals is still a repeat.
 
 /**
- * The comparable form of a check-in's text. Case folding goes through upper case and back, which
- * folds what a plain toLowerCase misses (ß and ẞ to ss, final sigma to sigma); NFKC again
- * afterwards, since case mapping can leave decomposed sequences behind.
+ * The comparable form of a check-in's text. Case folding goes down, up and down again, which
+ * folds what a plain toLowerCase misses: ß, ẞ and SS all become ss (ẞ lowers to ß, which only
+ * upper case turns into SS). NFKC again afterwards, since case mapping can leave decomposed
+ * sequences behind.
  */
 export function normalizeContent(text: string): string {
-  return text.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC').replace(/\s+/gu, ' ').trim();
+  return text
+    .normalize('NFKC')
+    .toLowerCase()
+    .toUpperCase()
+    .toLowerCase()
+    .normalize('NFKC')
+    .replace(/\s+/gu, ' ')
+    .trim();
 }
 
 /** Length as a reader counts it: user-perceived characters (a CJK character, an emoji: one each). */
