@@ -24,6 +24,7 @@ import { reviewRoutes } from './reviews/reviews.routes.js';
 import { contributionRoutes } from './contributions/contributions.routes.js';
 import { settlementRoutes } from './settlements/settlements.routes.js';
 import { ledgerRoutes } from './ledger/ledger.routes.js';
+import { challengeRoutes } from './challenges/challenges.routes.js';
 
 export interface BuildOptions {
   config: Config;
@@ -92,6 +93,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
         await member.register(contributionRoutes);
         await member.register(settlementRoutes);
         await member.register(ledgerRoutes);
+        await member.register(challengeRoutes);
       });
     },
     { prefix: '/v1' },

@@ -11,6 +11,8 @@ import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
 import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/review-deadline.job.js';
 import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
+import { challengeClosingProcessor, sweepEndedChallenges } from './challenges/challenge-closing.job.js';
+import { noticeMissedDays } from './challenges/missed-days.js';
 
 /** The work each outbox event type triggers when the relay moves it on. */
 const eventHandlers: EventHandlers = {
@@ -26,6 +28,8 @@ const maintenanceTasks: MaintenanceTasks = {
   'accept-overdue-submissions': async (ctx) => ({ accepted: await sweepOverdueSubmissions(ctx) }),
   'relay-outbox': async (ctx) => ({ relayed: await relayOutbox(ctx.db, ctx.queues, eventHandlers) }),
   'requeue-unfinished-settlements': async (ctx) => ({ requeued: await requeueUnfinishedSettlements(ctx) }),
+  'close-ended-challenges': async (ctx) => ({ closed: await sweepEndedChallenges(ctx) }),
+  'notice-missed-challenge-days': async (ctx) => ({ noticed: await noticeMissedDays(ctx.db, Date.now()) }),
 };
 
 export const processors: ProcessorMap = {
@@ -33,6 +37,7 @@ export const processors: ProcessorMap = {
   'claim-expiry': claimExpiryProcessor,
   'review-deadline': reviewDeadlineProcessor,
   settlements: settlementProcessor,
+  'challenge-closing': challengeClosingProcessor,
 };
 
 /**

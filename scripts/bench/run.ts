@@ -19,12 +19,14 @@ import { myTasks, taskBoard, taskRead } from './scenarios/reads.js';
 import { breakdown } from './scenarios/breakdown.js';
 import { settle } from './scenarios/settle.js';
 import { leaseExpiry, noRedis } from './scenarios/queue-backends.js';
+import { checkin } from './scenarios/checkin.js';
 
 const RUNNERS: Record<(typeof SCENARIOS)[number], (ctx: BenchContext) => Promise<void>> = {
   claim_next: claimNext,
   task_board: taskBoard,
   task_read: taskRead,
   my_tasks: myTasks,
+  checkin,
   breakdown,
   settle,
   lease_expiry: leaseExpiry,

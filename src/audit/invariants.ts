@@ -140,6 +140,55 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       FROM claims c LEFT JOIN contributions k ON k.claim_id = c.id
       GROUP BY c.id HAVING (c.status = 'accepted') <> (count(k.id) = 1) OR count(k.id) > 1`,
   },
+  {
+    name: 'one_checkin_per_member_day',
+    description: 'no member has two check-ins on one day of a challenge, and every check-in lies within its challenge',
+    query: sql`
+      SELECT k.challenge_id, k.user_id, k.local_date, count(*) AS checkins
+      FROM checkins k JOIN challenges c ON c.id = k.challenge_id
+      GROUP BY k.challenge_id, k.user_id, k.local_date, c.starts_on, c.ends_on
+      HAVING count(*) > 1 OR k.local_date NOT BETWEEN c.starts_on AND c.ends_on`,
+  },
+  {
+    name: 'checkin_points_match_checkins',
+    description:
+      'every check-in has exactly one contribution of its points (circle level, source checkin, its member), and every checkin contribution has its check-in',
+    query: sql`
+      SELECT coalesce(k.id, p.checkin_id) AS checkin_id, k.points AS checkin_points, p.points AS contributed, p.contributions
+      FROM checkins k
+      FULL JOIN (
+        SELECT checkin_id, min(user_id::text) AS user_id, min(circle_id::text) AS circle_id, sum(points) AS points,
+               count(*) AS contributions, bool_or(project_id IS NOT NULL) AS in_project
+        FROM contributions WHERE source = 'checkin' GROUP BY checkin_id
+      ) p ON p.checkin_id = k.id
+      WHERE k.id IS NULL OR p.checkin_id IS NULL OR p.contributions <> 1 OR p.points <> k.points OR p.in_project
+         OR p.user_id <> k.user_id::text OR p.circle_id <> k.circle_id::text`,
+  },
+  {
+    name: 'challenge_participants_match_checkins',
+    description:
+      "each member's challenge summary counts their check-ins and make-ups and names their last check-in day",
+    query: sql`
+      SELECT coalesce(p.challenge_id, k.challenge_id) AS challenge_id, coalesce(p.user_id, k.user_id) AS user_id,
+             p.checkins, k.checkins AS counted, p.make_ups_used, k.make_ups AS make_ups_counted, p.last_date, k.last_date AS last_counted
+      FROM challenge_participants p
+      FULL JOIN (
+        SELECT challenge_id, user_id, count(*) AS checkins, count(*) FILTER (WHERE make_up) AS make_ups, max(local_date) AS last_date
+        FROM checkins GROUP BY challenge_id, user_id
+      ) k ON k.challenge_id = p.challenge_id AND k.user_id = p.user_id
+      WHERE p.challenge_id IS NULL
+         OR p.checkins <> coalesce(k.checkins, 0)
+         OR p.make_ups_used <> coalesce(k.make_ups, 0)
+         OR p.last_date IS DISTINCT FROM k.last_date`,
+  },
+  {
+    name: 'closed_challenges_summarised_once',
+    description: 'every closed challenge has exactly one summary event, and no other challenge has one',
+    query: sql`
+      SELECT c.id, c.status, count(e.id) AS summaries
+      FROM challenges c LEFT JOIN events e ON e.subject_id = c.id AND e.type = 'challenge.closed'
+      GROUP BY c.id HAVING (c.status = 'closed') <> (count(e.id) = 1) OR count(e.id) > 1`,
+  },
 ];
 
 export const INVARIANT_NAMES = CHECKS.map((c) => c.name);

@@ -10,11 +10,13 @@ export async function insertContribution(
   trx: Transaction<Database>,
   row: {
     circleId: string;
-    projectId: string;
+    /** Null for circle-level points (check-ins). */
+    projectId: string | null;
     userId: string;
     source: ContributionSource;
     taskId?: string;
     claimId?: string;
+    checkinId?: string;
     points: number;
     reason?: string;
     createdBy?: string | null;
@@ -29,6 +31,7 @@ export async function insertContribution(
       source: row.source,
       task_id: row.taskId ?? null,
       claim_id: row.claimId ?? null,
+      checkin_id: row.checkinId ?? null,
       points: row.points,
       reason: row.reason ?? null,
       created_by: row.createdBy ?? null,

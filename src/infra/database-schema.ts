@@ -182,6 +182,8 @@ export interface ContributionsTable {
   created_by: string | null;
   created_at: CreatedAt;
   fingerprint: Generated<string>;
+  /** The check-in a `checkin` row pays for (exactly those rows have one). */
+  checkin_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 export type SettlementStatus = 'pending' | 'running' | 'completed' | 'failed';
@@ -250,6 +252,64 @@ export interface LedgerEntriesTable {
   created_at: CreatedAt;
 }
 
+export type ChallengeStatus = 'active' | 'cancelled' | 'closed';
+
+/** Local calendar days ('YYYY-MM-DD'): the pg type parser keeps `date` columns as strings. */
+type LocalDateColumn = string;
+
+export interface ChallengesTable {
+  id: Generated<string>;
+  circle_id: string;
+  title: string;
+  description: ColumnType<string, string | undefined, string>;
+  starts_on: LocalDateColumn;
+  ends_on: LocalDateColumn;
+  timezone: string;
+  day_starts_at: number;
+  points_per_checkin: number;
+  min_content_length: number;
+  make_up_allowance: number;
+  make_up_window_days: number;
+  freezes_per_member: number;
+  status: ColumnType<ChallengeStatus, ChallengeStatus | undefined, ChallengeStatus>;
+  ends_at: Timestamp;
+  cancel_reason: string | null;
+  missed_days_noticed_through: ColumnType<string | null, string | null | undefined, string | null>;
+  created_by: string;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  closed_at: NullableTimestamp;
+}
+
+export interface CheckinsTable {
+  id: Generated<string>;
+  challenge_id: string;
+  circle_id: string;
+  user_id: string;
+  local_date: LocalDateColumn;
+  content: string;
+  links: ColumnType<string[], string[] | undefined, string[]>;
+  content_key: string;
+  make_up: ColumnType<boolean, boolean | undefined, boolean>;
+  points: number;
+  created_at: CreatedAt;
+}
+
+export interface ChallengeParticipantsTable {
+  challenge_id: string;
+  user_id: string;
+  circle_id: string;
+  checkins: ColumnType<number, number | undefined, number>;
+  make_ups_used: ColumnType<number, number | undefined, number>;
+  last_date: ColumnType<string | null, string | null | undefined, string | null>;
+  run: ColumnType<number, number | undefined, number>;
+  best_streak: ColumnType<number, number | undefined, number>;
+  freezes_used: ColumnType<number, number | undefined, number>;
+  missed_noticed_on: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
 export interface Database {
   users: UsersTable;
   refresh_tokens: RefreshTokensTable;
@@ -270,4 +330,7 @@ export interface Database {
   ledger_accounts: LedgerAccountsTable;
   ledger_transactions: LedgerTransactionsTable;
   ledger_entries: LedgerEntriesTable;
+  challenges: ChallengesTable;
+  checkins: CheckinsTable;
+  challenge_participants: ChallengeParticipantsTable;
 }

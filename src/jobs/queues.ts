@@ -14,6 +14,8 @@ export interface QueuePayloads {
   'review-deadline': { submissionId: string };
   /** One job per settlement, id = settlement id (src/settlements). */
   settlements: { settlementId: string };
+  /** Delayed until a challenge's last day ends; closes it and sums it up (src/challenges). */
+  'challenge-closing': { challengeId: string };
 }
 
 export type MaintenanceTask =
@@ -21,7 +23,9 @@ export type MaintenanceTask =
   | 'expire-overdue-claims'
   | 'accept-overdue-submissions'
   | 'relay-outbox'
-  | 'requeue-unfinished-settlements';
+  | 'requeue-unfinished-settlements'
+  | 'close-ended-challenges'
+  | 'notice-missed-challenge-days';
 
 export type QueueName = keyof QueuePayloads;
 

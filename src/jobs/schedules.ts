@@ -11,6 +11,8 @@ function intervals(config: Config): Record<MaintenanceTask, number> {
     // The relay is on the path of every settlement request, so it runs often.
     'relay-outbox': 1_000,
     'requeue-unfinished-settlements': sweep,
+    'close-ended-challenges': sweep,
+    'notice-missed-challenge-days': sweep,
   };
 }
 

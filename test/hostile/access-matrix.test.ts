@@ -82,6 +82,7 @@ const open = (status: number): Expected => ({
 });
 
 let handles = 0;
+let checkins = 0;
 const EXPECTED: Record<string, Cell> = {
   'POST /v1/auth/register': {
     expect: open(201),
@@ -192,6 +193,37 @@ const EXPECTED: Record<string, Cell> = {
   'GET /v1/settlements/{settlementId}': { expect: inCircle(200, 200, 200) },
   'GET /v1/settlements/{settlementId}/statements/{userId}': { expect: inCircle(200, 200, 200) },
   'GET /v1/settlements/{settlementId}/payouts.csv': { expect: inCircle(200, 200, 200) },
+  'POST /v1/circles/{circleId}/challenges': {
+    expect: inCircle(403, 201, 201),
+    body: () => {
+      const today = new Date().toISOString().slice(0, 10);
+      return {
+        title: 'Write daily',
+        startsOn: today,
+        endsOn: today,
+        timezone: 'Pacific/Pago_Pago',
+        pointsPerCheckin: 1,
+      };
+    },
+  },
+  'GET /v1/circles/{circleId}/challenges': { expect: inCircle(200, 200, 200) },
+  'GET /v1/challenges/{challengeId}': { expect: inCircle(200, 200, 200) },
+  'PATCH /v1/challenges/{challengeId}': {
+    expect: inCircle(403, 200, 200),
+    body: () => ({ title: 'Renamed challenge' }),
+  },
+  'POST /v1/challenges/{challengeId}/cancel': {
+    expect: inCircle(403, 200, 200),
+    body: () => ({ reason: 'Not this month' }),
+    fresh: async (w) => ({ challengeId: await w.fresh.challenge() }),
+  },
+  // Each of member, admin and owner checks in once today.
+  'POST /v1/challenges/{challengeId}/checkins': {
+    expect: inCircle(201, 201, 201),
+    body: () => ({ content: `A passage worth keeping, ${checkins++}` }),
+  },
+  'GET /v1/challenges/{challengeId}/checkins': { expect: inCircle(200, 200, 200) },
+  'GET /v1/challenges/{challengeId}/leaderboard': { expect: inCircle(200, 200, 200) },
 };
 
 // A plain member nobody else uses, the target of DELETE cells expected to be refused (the default

@@ -5,6 +5,7 @@ import type { Test } from 'tap';
 import type { Db } from '../../src/infra/postgres.js';
 import { addMember, buildTestApp, call, createCircle, registerUser, type TestEnv, type TestUser } from '../helper.js';
 import { addTasks, circleWithRoles, completeTask, createProject } from '../marketplace-helpers.js';
+import { addDays } from '../../src/challenges/challenge-days.js';
 
 // The fixtures every hostile-input test shares, built once per file through the HTTP API, and the
 // route table read from the service's own OpenAPI document: a route added later is covered by the
@@ -115,6 +116,8 @@ export interface World extends TestEnv {
   submittedClaimId: string;
   /** A completed settlement of a second project in which `member` earned points. */
   settlementId: string;
+  /** A running check-in challenge of the main circle (UTC days, started yesterday). */
+  challengeId: string;
   /** Fresh objects for cells that change what they touch (each call makes a new one). */
   fresh: {
     project: () => Promise<string>;
@@ -122,6 +125,7 @@ export interface World extends TestEnv {
     activeClaim: () => Promise<string>;
     submittedClaim: () => Promise<string>;
     plainMember: () => Promise<string>;
+    challenge: () => Promise<string>;
   };
 }
 
@@ -171,6 +175,23 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
   if (settlement.status !== 202)
     throw new Error(`settle failed: ${settlement.status} ${JSON.stringify(settlement.body)}`);
 
+  const newChallenge = async () => {
+    const today = new Date().toISOString().slice(0, 10);
+    const res = await call(app, 'POST', `/v1/circles/${circle.id}/challenges`, {
+      token: owner.token,
+      body: {
+        title: 'Daily reading',
+        startsOn: addDays(today, -1),
+        endsOn: addDays(today, 30),
+        timezone: 'UTC',
+        pointsPerCheckin: 5,
+      },
+    });
+    if (res.status !== 201) throw new Error(`create challenge failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.id as string;
+  };
+  const challengeId = await newChallenge();
+
   let extraTasks = 0;
   const freshTask = async () => {
     const [task] = await addTasks(app, owner, project.id, [{ title: `Fresh ${extraTasks++}` }]);
@@ -188,6 +209,7 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
     claimId,
     submittedClaimId,
     settlementId: settlement.body.id,
+    challengeId,
     fresh: {
       project: async () =>
         (await createProject(app, owner, circle.id, { rewardPool: { amount: 10, unit: 'points' } })).id,
@@ -199,6 +221,7 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
         return id;
       },
       plainMember: async () => (await addMember(app, owner, circle.id, 'member', 'plain')).id,
+      challenge: newChallenge,
     },
   };
 }
@@ -211,6 +234,7 @@ export function defaultParams(world: World): Record<string, string> {
     taskId: world.taskId,
     claimId: world.claimId,
     settlementId: world.settlementId,
+    challengeId: world.challengeId,
     userId: world.users.member.id,
   };
 }

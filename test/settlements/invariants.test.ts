@@ -9,6 +9,7 @@ import { buildTestApp, call, createCircle, registerUser } from '../helper.js';
 import { addTasks, claimTask, completeTask, createProject, joinMembers } from '../marketplace-helpers.js';
 import { adjust, assertInvariants, requestSettlementId } from '../settlement-helpers.js';
 import { childEnv } from '../service-process.js';
+import { addDays } from '../../src/challenges/challenge-days.js';
 
 // The invariant check itself: it passes on a healthy database, and each invariant is seen to
 // fail when its promise is broken behind the service's back (in SQL, in a database of its own).
@@ -78,6 +79,16 @@ t.test('each invariant holds on a healthy database and is reported when broken',
   });
   await adjust(app, owner, later.id, ann!.id, 1);
   const pendingId = await requestSettlementId(app, owner, later.id);
+  const today = new Date().toISOString().slice(0, 10);
+  const challenge = await call(app, 'POST', `/v1/circles/${circle.id}/challenges`, {
+    token: owner.token,
+    body: { title: 'Daily', startsOn: today, endsOn: addDays(today, 1), timezone: 'UTC', pointsPerCheckin: 7 },
+  });
+  const checkin = await call(app, 'POST', `/v1/challenges/${challenge.body.id}/checkins`, {
+    token: ann!.token,
+    body: { content: 'The passage that struck me today' },
+  });
+  t.equal(checkin.status, 201, 'a check-in, with its circle-level points');
   const annPayout = await db
     .selectFrom('payouts')
     .select('amount')
@@ -91,9 +102,13 @@ t.test('each invariant holds on a healthy database and is reported when broken',
     [
       'account_balances_match_entries',
       'active_claims_hold_member_slots',
+      'challenge_participants_match_checkins',
+      'checkin_points_match_checkins',
+      'closed_challenges_summarised_once',
       'contributions_unchanged',
       'distinct_members_per_task',
       'ledger_transactions_balanced',
+      'one_checkin_per_member_day',
       'one_contribution_per_accepted_claim',
       'one_live_claim_per_member_and_task',
       'settlement_ledger_matches_payouts',
@@ -279,6 +294,75 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'a claim marked accepted without its contribution',
       async (trx) => {
         await sql`UPDATE claims SET status = 'accepted' WHERE id = ${releasedClaim.body.id}`.execute(trx);
+      },
+    ],
+    [
+      'one_checkin_per_member_day',
+      'a second check-in of one member on one day (its constraint dropped), with its points and counts',
+      async (trx) => {
+        await sql`ALTER TABLE checkins DROP CONSTRAINT checkins_one_per_member_day`.execute(trx);
+        await sql`
+        WITH k AS (
+          INSERT INTO checkins (challenge_id, circle_id, user_id, local_date, content, content_key, points)
+          SELECT challenge_id, circle_id, user_id, local_date, 'again', 'another key', points FROM checkins WHERE id = ${checkin.body.id}
+          RETURNING id, circle_id, user_id, points
+        )
+        INSERT INTO contributions (circle_id, user_id, source, checkin_id, points) SELECT circle_id, user_id, 'checkin', id, points FROM k`.execute(
+          trx,
+        );
+        await sql`UPDATE challenge_participants SET checkins = checkins + 1`.execute(trx);
+      },
+    ],
+    [
+      'one_checkin_per_member_day',
+      "a check-in moved after its challenge's last day, its member's summary kept in step",
+      async (trx) => {
+        await sql`UPDATE checkins SET local_date = local_date + 5 WHERE id = ${checkin.body.id}`.execute(trx);
+        await sql`UPDATE challenge_participants SET last_date = last_date + 5`.execute(trx);
+      },
+    ],
+    [
+      'checkin_points_match_checkins',
+      'a check-in worth more than its contribution paid',
+      async (trx) => {
+        await sql`UPDATE checkins SET points = points + 1 WHERE id = ${checkin.body.id}`.execute(trx);
+      },
+    ],
+    [
+      'checkin_points_match_checkins',
+      'a check-in contribution without its check-in row',
+      async (trx) => {
+        await sql`ALTER TABLE contributions DROP CONSTRAINT contributions_checkin_id_fkey`.execute(trx);
+        await sql`INSERT INTO contributions (circle_id, user_id, source, checkin_id, points)
+          VALUES (${circle.id}, ${ben!.id}, 'checkin', gen_random_uuid(), 7)`.execute(trx);
+      },
+    ],
+    [
+      'closed_challenges_summarised_once',
+      'a challenge marked closed without its summary',
+      async (trx) => {
+        await sql`UPDATE challenges SET status = 'closed', closed_at = now() WHERE id = ${challenge.body.id}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'closed_challenges_summarised_once',
+      'a second summary of a closed challenge (a closing run twice)',
+      async (trx) => {
+        await sql`UPDATE challenges SET status = 'closed', closed_at = now() WHERE id = ${challenge.body.id}`.execute(
+          trx,
+        );
+        await sql`INSERT INTO events (circle_id, type, subject_id) SELECT circle_id, 'challenge.closed', id FROM challenges, generate_series(1, 2) WHERE id = ${challenge.body.id}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'challenge_participants_match_checkins',
+      'a member summary counting a check-in that does not exist',
+      async (trx) => {
+        await sql`UPDATE challenge_participants SET checkins = checkins + 1`.execute(trx);
       },
     ],
   ];

@@ -39,6 +39,7 @@ export const SCENARIOS = [
   'task_board',
   'task_read',
   'my_tasks',
+  'checkin',
   'breakdown',
   'settle',
   'lease_expiry',

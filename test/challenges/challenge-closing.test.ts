@@ -1,0 +1,222 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { processors } from '../../src/worker.js';
+import { startWorkers } from '../../src/jobs/worker-runtime.js';
+import { Queues, storedJobId } from '../../src/jobs/queues.js';
+import { createWorkerRedis } from '../../src/infra/redis.js';
+import { closeChallengeIfDue } from '../../src/challenges/challenge-closing.js';
+import { closingJobKey } from '../../src/challenges/challenge-closing.job.js';
+import { noticeMissedDays } from '../../src/challenges/missed-days.js';
+import type { Db } from '../../src/infra/postgres.js';
+import type { Config } from '../../src/config.js';
+import { buildTestApp, call } from '../helper.js';
+import { finishedJob } from '../marketplace-helpers.js';
+import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
+import { assertInvariants } from '../settlement-helpers.js';
+
+// Closing a challenge when its last day ends: the delayed job scheduled at creation, exactly once
+// under duplicate delivery and racing sweeps, with its summary event; and the daily notices of a
+// day missed while a streak was alive.
+
+const LONG_TOKENS = { ACCESS_TOKEN_TTL_SECONDS: '86400' };
+const DAY = 86_400_000;
+const silent = pino({ level: 'silent' });
+
+/** The production processors on real BullMQ workers, without the repeating schedules. */
+function workersFor(t: Parameters<typeof buildTestApp>[0], db: Db, config: Config) {
+  const consumer = createWorkerRedis(config.redisUrl);
+  const producer = createWorkerRedis(config.redisUrl);
+  const queues = new Queues(producer, config.queuePrefix);
+  const running = startWorkers(consumer, { db, queues, config, log: silent }, processors);
+  t.teardown(async () => {
+    await running.close();
+    await queues.close();
+    consumer.disconnect();
+    producer.disconnect();
+  });
+  return queues;
+}
+
+const closedEvents = (db: Db, challengeId: string) =>
+  db
+    .selectFrom('events')
+    .select(['payload', 'actor_id'])
+    .where('type', '=', 'challenge.closed')
+    .where('subject_id', '=', challengeId)
+    .execute();
+
+t.test('a challenge past its last day closes once with its summary, however often it is asked', async (t) => {
+  // Early November 2026: a challenge whose days are over by the database's clock.
+  const clock = clockAt(t, '2026-11-01T04:00:00Z');
+  const { app, db, config } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, circle, members } = await openCircle(app, 3);
+  const c = await createChallenge(app, owner, circle.id, {
+    startsOn: '2026-11-01',
+    endsOn: '2026-11-03',
+    timezone: 'Asia/Shanghai',
+    makeUpAllowance: 1,
+  });
+  t.equal(c.endsAt, '2026-11-03T16:00:00.000Z', 'midnight after 3 November in Shanghai');
+  const [ann, ben, cat] = members;
+  for (let day = 0; day < 3; day++) {
+    const a = await relogin(app, ann!);
+    t.equal((await checkIn(app, a, c.id)).status, 201);
+    if (day !== 1) t.equal((await checkIn(app, await relogin(app, ben!), c.id)).status, 201);
+    if (day === 2) t.equal((await checkIn(app, await relogin(app, cat!), c.id, { date: '2026-11-02' })).status, 201);
+    clock.advance(DAY);
+  }
+  // The job scheduled at creation, for the end of the last day.
+  const scheduled = await app.queues
+    .get('challenge-closing')
+    .getJob(storedJobId(closingJobKey(c.id, new Date(c.endsAt))));
+  t.ok(scheduled, 'creating the challenge scheduled its closing');
+  t.same(scheduled?.data, { challengeId: c.id });
+  clock.restore();
+
+  const attempts = await Promise.all([1, 2, 3, 4].map(() => closeChallengeIfDue(db, c.id)));
+  t.same(attempts.filter(Boolean).length, 1, 'one of four simultaneous closings closed it');
+  const events = await closedEvents(db, c.id);
+  t.equal(events.length, 1);
+  t.same(events[0]!.payload, {
+    title: 'Daily reading',
+    startsOn: '2026-11-01',
+    endsOn: '2026-11-03',
+    participants: 3,
+    checkins: 6,
+    makeUps: 1,
+    longestStreaks: [
+      { userId: ann!.id, handle: ann!.handle, bestStreak: 3, checkins: 3 },
+      { userId: ben!.id, handle: ben!.handle, bestStreak: 1, checkins: 2 },
+      { userId: cat!.id, handle: cat!.handle, bestStreak: 1, checkins: 1 },
+    ],
+  });
+  const row = await db
+    .selectFrom('challenges')
+    .select(['status', 'closed_at'])
+    .where('id', '=', c.id)
+    .executeTakeFirstOrThrow();
+  t.equal(row.status, 'closed');
+  t.ok(row.closed_at);
+
+  // Delivered again by BullMQ (another id for the same challenge, and the original one): nothing more.
+  const queues = workersFor(t, db, config);
+  await queues.add('challenge-closing', { challengeId: c.id }, { jobId: 'challenge-closing:again' });
+  const again = await finishedJob(queues.get('challenge-closing'), storedJobId('challenge-closing:again'));
+  t.same(again.returnvalue, { closed: false });
+  t.equal((await closedEvents(db, c.id)).length, 1, 'still one summary');
+  const view = await call(app, 'GET', `/v1/challenges/${c.id}`, { token: (await relogin(app, ann!)).token });
+  t.match(view.body, { status: 'closed', me: { checkins: 3, streak: { current: 3, best: 3 } } });
+  t.match((await checkIn(app, await relogin(app, ann!), c.id)).body, { code: 'challenge_ended' });
+  await assertInvariants(t, db);
+});
+
+t.test(
+  'the delayed job closes on time; the sweep closes what a lost job missed; bad payloads fail for good',
+  async (t) => {
+    const { app, db, config } = await buildTestApp(t);
+    const { owner, circle } = await openCircle(app, 0);
+    // Ends a few seconds from now: the last day of a zone whose midnight is near is hard to pick,
+    // so the end is set in the database and the job scheduled as the service would.
+    const today = new Date().toISOString().slice(0, 10);
+    const soon = await createChallenge(app, owner, circle.id, { startsOn: today, endsOn: today, timezone: 'UTC' });
+    const endsAt = new Date(Date.now() + 1500);
+    await db.updateTable('challenges').set({ ends_at: endsAt }).where('id', '=', soon.id).execute();
+    const lost = await createChallenge(app, owner, circle.id, { startsOn: today, endsOn: today, timezone: 'UTC' });
+    await db
+      .updateTable('challenges')
+      .set({ ends_at: new Date(Date.now() - 1000) })
+      .where('id', '=', lost.id)
+      .execute();
+
+    const queues = workersFor(t, db, config);
+    await queues.add(
+      'challenge-closing',
+      { challengeId: soon.id },
+      { jobId: closingJobKey(soon.id, endsAt), delay: 1500 },
+    );
+    const job = await finishedJob(queues.get('challenge-closing'), storedJobId(closingJobKey(soon.id, endsAt)));
+    t.same(job.returnvalue, { closed: true });
+    t.ok(job.processedOn! >= endsAt.getTime() - 50, 'not before the end');
+    t.equal((await closedEvents(db, soon.id)).length, 1);
+
+    await queues.add('maintenance', { task: 'close-ended-challenges' }, { jobId: 'sweep:1' });
+    t.same((await finishedJob(queues.get('maintenance'), 'sweep_1')).returnvalue, { closed: 1 }, 'the lost one');
+    t.equal((await closedEvents(db, lost.id)).length, 1);
+    await queues.add('maintenance', { task: 'close-ended-challenges' }, { jobId: 'sweep:2' });
+    t.same((await finishedJob(queues.get('maintenance'), 'sweep_2')).returnvalue, { closed: 0 });
+
+    await queues.add('challenge-closing', { challengeId: 'not-an-id' }, { jobId: 'bogus' });
+    const bogus = await finishedJob(queues.get('challenge-closing'), 'bogus');
+    t.match(bogus.failedReason, /invalid challenge id/);
+    t.equal(bogus.attemptsMade, 1, 'not retried');
+  },
+);
+
+t.test('a day missed while a streak was alive: one notice per member and day, kept by a freeze or not', async (t) => {
+  const clock = clockAt(t, '2026-11-01T04:00:00Z');
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, circle, members } = await openCircle(app, 4);
+  const c = await createChallenge(app, owner, circle.id, {
+    startsOn: '2026-11-01',
+    endsOn: '2026-11-10',
+    timezone: 'Asia/Shanghai',
+    freezesPerMember: 1,
+  });
+  const [ann, ben, cat] = members;
+  const schedule: [typeof ann, number[]][] = [
+    [ann, [0, 1]],
+    [ben, [0]],
+    [cat, [0, 1, 2]],
+  ];
+  for (let day = 0; day < 3; day++) {
+    for (const [who, days] of schedule)
+      if (days.includes(day)) t.equal((await checkIn(app, await relogin(app, who!), c.id)).status, 201);
+    clock.advance(DAY);
+  }
+  clock.restore();
+  const notices = async () =>
+    (
+      await db
+        .selectFrom('events')
+        .select(['payload', 'circle_id', 'subject_id'])
+        .where('type', '=', 'challenge.day_missed')
+        .orderBy('id')
+        .execute()
+    ).map((e) => e.payload as Record<string, unknown>);
+  const name = (id: unknown) => ['ann', 'ben', 'cat', 'dan'][members.findIndex((m) => m.id === id)];
+
+  // Noon on 4 November in Shanghai: yesterday, 3 November, ann and ben did not check in.
+  t.equal(await noticeMissedDays(db, Date.parse('2026-11-04T04:00:00Z')), 2);
+  t.same(
+    (await notices()).map((p) => [name(p.userId), p.localDate, p.streak, p.streakKept, p.freezesLeft]).sort(),
+    [
+      ['ann', '2026-11-03', 2, true, 0],
+      ['ben', '2026-11-03', 1, false, 0],
+    ].sort(),
+    "ann's freeze keeps her streak; ben's was spent on 2 November and his streak ends",
+  );
+  t.equal(await noticeMissedDays(db, Date.parse('2026-11-04T10:00:00Z')), 0, 'once per day');
+  const all = await Promise.all([1, 2, 3].map(() => noticeMissedDays(db, Date.parse('2026-11-05T04:00:00Z'))));
+  t.equal(
+    all.reduce((a, b) => a + b, 0),
+    2,
+    'racing sweeps announce 4 November once',
+  );
+  t.same(
+    (await notices())
+      .slice(2)
+      .map((p) => [name(p.userId), p.localDate, p.streakKept])
+      .sort(),
+    [
+      ['ann', '2026-11-04', false],
+      ['cat', '2026-11-04', true],
+    ],
+    "ben's streak was already over: no notice",
+  );
+  const first = await db
+    .selectFrom('events')
+    .select(['circle_id', 'subject_id'])
+    .where('type', '=', 'challenge.day_missed')
+    .executeTakeFirstOrThrow();
+  t.same(first, { circle_id: circle.id, subject_id: c.id });
+});

@@ -1,0 +1,177 @@
+import t from 'tap';
+import { buildTestApp, call, isProblem } from '../helper.js';
+import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
+import { rowCounts } from '../hostile/world.js';
+
+// Creating, listing, reading, editing and cancelling challenges: who may, what is checked, and the
+// rule that a challenge's calendar is fixed once it runs.
+
+const LONG_TOKENS = { ACCESS_TOKEN_TTL_SECONDS: '86400' };
+const base = { startsOn: '2026-04-10', endsOn: '2026-04-20', timezone: 'Asia/Shanghai' };
+
+t.test('owners and admins create; members read; bad calendars are 400 and create nothing', async (t) => {
+  clockAt(t, '2026-04-01T04:00:00Z');
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, admin, member, outsider, circle } = await openCircle(app);
+  const url = `/v1/circles/${circle.id}/challenges`;
+  const created = await call(app, 'POST', url, {
+    token: owner.token,
+    body: { title: ' 每日阅读 ', description: 'One passage a day', pointsPerCheckin: 10, ...base, dayStartsAt: 60 },
+  });
+  t.equal(created.status, 201);
+  t.match(created.body, {
+    circleId: circle.id,
+    title: '每日阅读',
+    status: 'active',
+    today: '2026-04-01',
+    startsOn: '2026-04-10',
+    endsOn: '2026-04-20',
+    dayStartsAt: 60,
+    minContentLength: 1,
+    makeUpAllowance: 0,
+    makeUpWindowDays: 7,
+    freezesPerMember: 0,
+    startsAt: '2026-04-09T17:00:00.000Z',
+    endsAt: '2026-04-20T17:00:00.000Z',
+    closedAt: null,
+  });
+  t.equal(
+    (
+      await call(app, 'POST', url, {
+        token: admin.token,
+        body: { title: 'By the admin', pointsPerCheckin: 1, ...base },
+      })
+    ).status,
+    201,
+  );
+  const counts = await rowCounts(db);
+  const refused: [typeof owner, Record<string, unknown>, number, string][] = [
+    [member, base, 403, 'forbidden'],
+    [outsider, base, 404, 'circle_not_found'],
+    [owner, { ...base, timezone: 'Moon/Tranquility' }, 400, 'invalid_time_zone'],
+    [owner, { ...base, timezone: '+08:00' }, 400, 'invalid_time_zone'],
+    [owner, { ...base, endsOn: '2026-04-31' }, 400, 'invalid_request'],
+    [owner, { ...base, startsOn: '1800-01-01' }, 400, 'invalid_date'],
+    [owner, { ...base, endsOn: '2026-04-09' }, 400, 'invalid_challenge_dates'],
+    [owner, { ...base, startsOn: '2026-03-01', endsOn: '2026-03-31' }, 400, 'invalid_challenge_dates'],
+    [owner, { ...base, endsOn: '2027-04-11' }, 400, 'invalid_challenge_dates'],
+    [owner, { ...base, dayStartsAt: 361 }, 400, 'invalid_request'],
+    [owner, { ...base, title: '   ' }, 400, 'invalid_request'],
+  ];
+  for (const [who, body, status, code] of refused) {
+    const res = await call(app, 'POST', url, { token: who.token, body: { title: 'T', pointsPerCheckin: 1, ...body } });
+    t.ok(isProblem(res, status, code), `${JSON.stringify(body)}: ${res.status} ${res.body.code}`);
+  }
+  t.same(await rowCounts(db), counts, 'refusals changed nothing');
+  const createdEvent = await db.selectFrom('events').select('type').where('subject_id', '=', created.body.id).execute();
+  t.same(createdEvent, [{ type: 'challenge.created' }]);
+
+  const first = await call(app, 'GET', `${url}?limit=1`, { token: member.token });
+  t.equal(first.body.items[0].title, 'By the admin', 'newest first');
+  const second = await call(app, 'GET', `${url}?limit=1&cursor=${first.body.nextCursor}`, { token: member.token });
+  t.equal(second.body.items[0].id, created.body.id);
+  t.equal(second.body.nextCursor, null);
+  t.ok(isProblem(await call(app, 'GET', url, { token: outsider.token }), 404, 'circle_not_found'));
+  const one = await call(app, 'GET', `/v1/challenges/${created.body.id}`, { token: member.token });
+  t.match(one.body, {
+    id: created.body.id,
+    me: { checkins: 0, checkedInToday: false, streak: { current: 0, best: 0 }, makeUpsLeft: 0, freezesLeft: 0 },
+  });
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/challenges/${created.body.id}`, { token: outsider.token }),
+      404,
+      'challenge_not_found',
+    ),
+  );
+});
+
+t.test('edits: rules before the first day only; zone and day start never once anyone checked in', async (t) => {
+  const clock = clockAt(t, '2026-04-01T04:00:00Z');
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, member, circle } = await openCircle(app);
+  const c = await createChallenge(app, owner, circle.id, base);
+  const patch = (body: Record<string, unknown>, who = owner) =>
+    call(app, 'PATCH', `/v1/challenges/${c.id}`, { token: who.token, body });
+  t.ok(isProblem(await patch({ title: 'x' }, member), 403, 'forbidden'));
+  const edited = await patch({ timezone: 'Europe/Paris', dayStartsAt: 30, freezesPerMember: 2, title: 'Read' });
+  t.equal(edited.status, 200);
+  t.match(edited.body, {
+    timezone: 'Europe/Paris',
+    dayStartsAt: 30,
+    freezesPerMember: 2,
+    title: 'Read',
+    endsAt: '2026-04-20T22:30:00.000Z',
+  });
+  const event = await db
+    .selectFrom('events')
+    .select('payload')
+    .where('type', '=', 'challenge.updated')
+    .executeTakeFirstOrThrow();
+  t.same(event.payload, {
+    changes: {
+      title: { from: 'Daily reading', to: 'Read' },
+      timezone: { from: 'Asia/Shanghai', to: 'Europe/Paris' },
+      dayStartsAt: { from: 0, to: 30 },
+      freezesPerMember: { from: 0, to: 2 },
+    },
+  });
+  t.equal((await patch({ title: 'Read' })).status, 200, 'no change');
+  t.equal(
+    (await db.selectFrom('events').select('id').where('type', '=', 'challenge.updated').execute()).length,
+    1,
+    'an edit that changes nothing records nothing',
+  );
+  t.ok(isProblem(await patch({ endsOn: '2026-04-01' }), 400, 'invalid_challenge_dates'));
+
+  clock.set('2026-04-10T12:00:00Z'); // the first day in Paris
+  const o = await relogin(app, owner);
+  t.ok(isProblem(await patch({ pointsPerCheckin: 99 }, o), 409, 'challenge_started'));
+  t.equal((await patch({ description: 'Now with a description' }, o)).status, 200, 'words may change');
+
+  // A challenge that has begun in Kiritimati (UTC+14) has not yet begun in Pago Pago (UTC-11):
+  // moving it there would reopen its rules, but a check-in is already counted in the old zone.
+  clock.set('2026-05-01T12:00:00Z'); // 2 May in Kiritimati, 1 May in Pago Pago
+  const o2 = await relogin(app, owner);
+  const east = await createChallenge(app, o2, circle.id, {
+    startsOn: '2026-05-02',
+    endsOn: '2026-05-09',
+    timezone: 'Pacific/Kiritimati',
+  });
+  t.equal((await checkIn(app, await relogin(app, member), east.id)).status, 201);
+  const moved = await call(app, 'PATCH', `/v1/challenges/${east.id}`, {
+    token: o2.token,
+    body: { timezone: 'Pacific/Pago_Pago' },
+  });
+  t.ok(isProblem(moved, 409, 'challenge_has_checkins'), `${moved.status} ${moved.body.code}`);
+});
+
+t.test('cancelling: once, by a manager; check-ins stop, points stay', async (t) => {
+  clockAt(t, '2026-04-12T04:00:00Z');
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, admin, member, circle } = await openCircle(app);
+  const c = await createChallenge(app, owner, circle.id, base);
+  t.equal((await checkIn(app, member, c.id)).status, 201);
+  const cancel = (who = admin, body: Record<string, unknown> = { reason: 'Holiday' }) =>
+    call(app, 'POST', `/v1/challenges/${c.id}/cancel`, { token: who.token, body });
+  t.ok(isProblem(await cancel(member), 403, 'forbidden'));
+  const done = await cancel();
+  t.equal(done.status, 200);
+  t.match(done.body, { status: 'cancelled', cancelReason: 'Holiday' });
+  t.ok(isProblem(await cancel(owner), 409, 'challenge_cancelled'));
+  t.ok(isProblem(await checkIn(app, member, c.id), 409, 'challenge_cancelled'));
+  t.ok(
+    isProblem(
+      await call(app, 'PATCH', `/v1/challenges/${c.id}`, { token: owner.token, body: { title: 'x' } }),
+      409,
+      'challenge_cancelled',
+    ),
+  );
+  const points = await db.selectFrom('contributions').select('points').where('source', '=', 'checkin').execute();
+  t.same(points, [{ points: 10 }]);
+  const types = await db.selectFrom('events').select('type').where('subject_id', '=', c.id).orderBy('id').execute();
+  t.same(
+    types.map((e) => e.type),
+    ['challenge.created', 'challenge.cancelled'],
+  );
+});
