@@ -24,6 +24,8 @@ import { reviewRoutes } from './reviews/reviews.routes.js';
 import { contributionRoutes } from './contributions/contributions.routes.js';
 import { settlementRoutes } from './settlements/settlements.routes.js';
 import { ledgerRoutes } from './ledger/ledger.routes.js';
+import { activityRoutes } from './activity/activity.routes.js';
+import { circleLeaderboardRoutes } from './circle-leaderboard/circle-leaderboard.routes.js';
 
 export interface BuildOptions {
   config: Config;
@@ -92,6 +94,8 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
         await member.register(contributionRoutes);
         await member.register(settlementRoutes);
         await member.register(ledgerRoutes);
+        await member.register(activityRoutes);
+        await member.register(circleLeaderboardRoutes);
       });
     },
     { prefix: '/v1' },
