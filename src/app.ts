@@ -25,6 +25,7 @@ import { contributionRoutes } from './contributions/contributions.routes.js';
 import { settlementRoutes } from './settlements/settlements.routes.js';
 import { ledgerRoutes } from './ledger/ledger.routes.js';
 import { activityRoutes } from './activity/activity.routes.js';
+import { circleHealthRoutes } from './circle-health/circle-health.routes.js';
 import { circleLeaderboardRoutes } from './circle-leaderboard/circle-leaderboard.routes.js';
 
 export interface BuildOptions {
@@ -96,6 +97,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
         await member.register(ledgerRoutes);
         await member.register(activityRoutes);
         await member.register(circleLeaderboardRoutes);
+        await member.register(circleHealthRoutes);
       });
     },
     { prefix: '/v1' },
