@@ -13,7 +13,8 @@ import { sql, type Kysely } from 'kysely';
 //   visible to every snapshot. Set by default, so every writer fills it without knowing.
 // - events_one_lease_reminder: at most one lease reminder per claim and lease period (a lease
 //   period starts when the claim is made or revised), whatever the number of workers.
-// - Backfill: earlier review, expiry and revocation events get their recipient.
+// - Backfill: earlier review, expiry and revocation events get their recipient, and each member
+//   paid by an earlier settlement gets its payout notice, dated when the settlement completed.
 // - Indexes for the reads by circle and time of the leaderboard and the health figures.
 // Frozen in time: imports nothing from src/.
 export async function up(db: Kysely<any>): Promise<void> {
@@ -33,6 +34,13 @@ export async function up(db: Kysely<any>): Promise<void> {
     UPDATE events e SET recipient_id = c.user_id
     FROM claims c
     WHERE e.type IN ('claim.expired', 'claim.revoked') AND c.id = e.subject_id;
+    INSERT INTO events (circle_id, type, subject_id, recipient_id, recipient_only, payload, created_at, relayed_at)
+    SELECT p.circle_id, 'payout.credited', p.user_id, p.user_id, true,
+           jsonb_build_object('settlementId', s.id, 'projectId', s.project_id, 'amount', p.amount, 'unit', s.unit, 'points', p.points),
+           s.completed_at, now()
+    FROM payouts p JOIN settlements s ON s.id = p.settlement_id
+    WHERE s.status = 'completed' AND p.amount > 0
+    ORDER BY s.completed_at, s.id, p.rank;
 
     CREATE INDEX events_recipient_idx ON events (recipient_id, id) WHERE recipient_id IS NOT NULL;
     CREATE INDEX events_feed_idx ON events (circle_id, id) WHERE NOT recipient_only;
