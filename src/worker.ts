@@ -9,6 +9,7 @@ import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.
 import { relayOutbox, type EventHandlers } from './events/outbox-relay.js';
 import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
 import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
+import { remindEndingLeases } from './claims/lease-reminder.job.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/review-deadline.job.js';
 import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
 
@@ -26,6 +27,7 @@ const maintenanceTasks: MaintenanceTasks = {
   'accept-overdue-submissions': async (ctx) => ({ accepted: await sweepOverdueSubmissions(ctx) }),
   'relay-outbox': async (ctx) => ({ relayed: await relayOutbox(ctx.db, ctx.queues, eventHandlers) }),
   'requeue-unfinished-settlements': async (ctx) => ({ requeued: await requeueUnfinishedSettlements(ctx) }),
+  'remind-ending-leases': async (ctx) => ({ reminded: await remindEndingLeases(ctx.db) }),
 };
 
 export const processors: ProcessorMap = {

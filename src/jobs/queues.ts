@@ -22,7 +22,8 @@ export type MaintenanceTask =
   | 'expire-overdue-claims'
   | 'accept-overdue-submissions'
   | 'relay-outbox'
-  | 'requeue-unfinished-settlements';
+  | 'requeue-unfinished-settlements'
+  | 'remind-ending-leases';
 
 export type QueueName = keyof QueuePayloads;
 

@@ -11,6 +11,8 @@ function intervals(config: Config): Record<MaintenanceTask, number> {
     // The relay is on the path of every settlement request, so it runs often.
     'relay-outbox': 1_000,
     'requeue-unfinished-settlements': sweep,
+    // Leases are announced an hour ahead: a sweep interval late is still in time.
+    'remind-ending-leases': sweep,
   };
 }
 
