@@ -17,6 +17,7 @@ import { claimNext } from './scenarios/claim-next.js';
 import { myTasks, taskBoard, taskRead } from './scenarios/reads.js';
 import { breakdown } from './scenarios/breakdown.js';
 import { settle } from './scenarios/settle.js';
+import { circleHealth, circleLeaderboard } from './scenarios/circle-activity.js';
 
 const RUNNERS: Record<(typeof SCENARIOS)[number], (ctx: BenchContext) => Promise<void>> = {
   claim_next: claimNext,
@@ -25,6 +26,8 @@ const RUNNERS: Record<(typeof SCENARIOS)[number], (ctx: BenchContext) => Promise
   my_tasks: myTasks,
   breakdown,
   settle,
+  circle_leaderboard: circleLeaderboard,
+  circle_health: circleHealth,
 };
 
 // Members hold at most this many live claims (the service's default is 10). Requests rotate over

@@ -17,6 +17,11 @@ export interface Sizes {
   breakdownRepetitions: number;
   settleRows: number;
   settleMembers: number;
+  /** The circle of circle_leaderboard and circle_health: its members and contribution rows. */
+  circleMembers: number;
+  circleRows: number;
+  /** Seconds of sequential health requests whose latency circle_health reports. */
+  healthSeconds: number;
 }
 
 export interface Options {
@@ -31,7 +36,16 @@ export interface Options {
   sizes: Sizes;
 }
 
-export const SCENARIOS = ['claim_next', 'task_board', 'task_read', 'my_tasks', 'breakdown', 'settle'] as const;
+export const SCENARIOS = [
+  'claim_next',
+  'task_board',
+  'task_read',
+  'my_tasks',
+  'breakdown',
+  'settle',
+  'circle_leaderboard',
+  'circle_health',
+] as const;
 
 const FULL: Sizes = {
   connections: 50,
@@ -46,6 +60,9 @@ const FULL: Sizes = {
   breakdownRepetitions: 5,
   settleRows: 1_000_000,
   settleMembers: 100_000,
+  circleMembers: 100_000,
+  circleRows: 1_000_000,
+  healthSeconds: 15,
 };
 
 const QUICK: Sizes = {
@@ -61,6 +78,9 @@ const QUICK: Sizes = {
   breakdownRepetitions: 2,
   settleRows: 20_000,
   settleMembers: 2_000,
+  circleMembers: 2_000,
+  circleRows: 20_000,
+  healthSeconds: 3,
 };
 
 const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--only a,b] [--keep-db] [--no-build] [--cpu-prof DIR]
