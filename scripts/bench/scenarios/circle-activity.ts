@@ -5,11 +5,10 @@ import { api, mintAccessToken } from '../lib/service.js';
 import { captureDb } from '../lib/database.js';
 import { fmt, progress, step, timed } from '../lib/report.js';
 import { createCircle, createProject, registerOwner, seedMembers, seedTasks, type Owner } from '../lib/seed.js';
-import { httpLoad } from '../lib/http-load.js';
 import { startCpuMeter } from '../lib/cpu.js';
 import { describeCpu } from '../lib/processes.js';
 import { compare } from './reads.js';
-import { ms, serviceProcesses, type BenchContext } from './context.js';
+import { median, ms, serviceProcesses, type BenchContext } from './context.js';
 
 // circle_leaderboard and circle_health on one big circle: `circleMembers` members and
 // `circleRows` contribution rows over the last 60 days (check-ins, and one in 20 an owner
@@ -27,6 +26,7 @@ interface BigCircle {
 let seeded: Promise<BigCircle> | null = null;
 
 const CLAIM_TASKS = 2_000;
+const LEADERBOARD_CONNECTIONS = 4;
 
 function bigCircle(ctx: BenchContext): Promise<BigCircle> {
   const s = ctx.opts.sizes;
@@ -121,8 +121,11 @@ export async function circleLeaderboard(ctx: BenchContext): Promise<void> {
   );
   // Both sides read a warm cache.
   await ctx.pool.query('SELECT count(*), sum(points) FROM contributions WHERE circle_id = $1', [c.circleId]);
+  // Each request aggregates the window's rows (about half the circle's): 50 connections would
+  // queue every request past the measured seconds on this machine, so both sides use a few.
+  const fewer = { ...ctx, opts: { ...ctx.opts, sizes: { ...ctx.opts.sizes, connections: LEADERBOARD_CONNECTIONS } } };
   await compare(
-    ctx,
+    fewer,
     {
       name: 'circle_leaderboard',
       target: 0.7,
@@ -136,42 +139,39 @@ export async function circleLeaderboard(ctx: BenchContext): Promise<void> {
 }
 
 /**
- * GET /v1/circles/:id/health?window=30d on the big circle, one request at a time for
- * `healthSeconds`: its latency (a report an owner opens, not a hot path). Target: p50 under 1 s.
+ * GET /v1/circles/:id/health?window=30d on the big circle, one request at a time (a report an
+ * owner opens, not a hot path): the median wall time of `healthRequests` after one warm-up.
+ * Target: under 1 s.
  */
 export async function circleHealth(ctx: BenchContext): Promise<void> {
   const c = await bigCircle(ctx);
   const s = ctx.opts.sizes;
-  step(`circle_health: GET /health?window=30d one at a time, ${s.warmupSeconds} s warm-up + ${s.healthSeconds} s`);
-  const load = {
-    url: ctx.service.url,
-    connections: 1,
-    label: 'circle_health HTTP',
-    next: () => ({ method: 'GET' as const, path: `/v1/circles/${c.circleId}/health?window=30d`, token: c.owner.token }),
-  };
-  await httpLoad({ ...load, seconds: s.warmupSeconds, label: 'circle_health warm-up' });
+  const path = `/v1/circles/${c.circleId}/health?window=30d`;
+  step(`circle_health: GET /health?window=30d, one warm-up then ${s.healthRequests} one at a time`);
+  await api(ctx.service.url, 'GET', path, c.owner.token);
   const meter = await startCpuMeter(ctx.pool, ctx.service.redisUrl, serviceProcesses(ctx));
-  const run = await httpLoad({ ...load, seconds: s.healthSeconds });
-  const cpu = describeCpu(await meter(), run.ok);
-  if (Object.keys(run.failures).length)
-    ctx.failures.push(`circle_health: non-2xx responses ${JSON.stringify(run.failures)}`);
-  const sample = await api<{ activeMembers: number; gini: number; absenceFactor: number }>(
-    ctx.service.url,
-    'GET',
-    `/v1/circles/${c.circleId}/health?window=30d`,
-    c.owner.token,
-  );
+  const times: number[] = [];
+  let sample = { activeMembers: 0, gini: 0, absenceFactor: 0 };
+  for (let i = 0; i < s.healthRequests; i++) {
+    const t0 = performance.now();
+    sample = await api<typeof sample>(ctx.service.url, 'GET', path, c.owner.token);
+    times.push(performance.now() - t0);
+    progress(`circle_health: ${i + 1}/${s.healthRequests}, ${ms(times[i]!)}`);
+  }
+  progress('circle_health: done', true);
+  const cpu = describeCpu(await meter(), times.length);
+  const p50 = median(times);
   ctx.results.push({
     name: 'circle_health',
-    value: run.p50,
+    value: p50,
     unit: 'ms p50',
     limit: 1000,
-    ratio: run.p50 / 1000,
+    ratio: p50 / 1000,
     target: '<= 1 (p50 under 1 s)',
-    met: run.p50 <= 1000,
+    met: p50 <= 1000,
     notes:
       `${fmt(c.members.length)} members, ${fmt(s.circleRows)} contributions, ${fmt(s.circleRows / 10)} claims; ` +
-      `${run.ok} requests one at a time, p50 ${ms(run.p50)}, p99 ${ms(run.p99)} (${cpu}); ` +
+      `${times.length} requests one at a time: ${times.map((t) => ms(t)).join(', ')} (${cpu}); ` +
       `active ${fmt(sample.activeMembers)}, Gini ${sample.gini}, absence factor ${fmt(sample.absenceFactor)}`,
   });
 }
