@@ -25,6 +25,9 @@ import { contributionRoutes } from './contributions/contributions.routes.js';
 import { settlementRoutes } from './settlements/settlements.routes.js';
 import { ledgerRoutes } from './ledger/ledger.routes.js';
 import { challengeRoutes } from './challenges/challenges.routes.js';
+import { activityRoutes } from './activity/activity.routes.js';
+import { circleHealthRoutes } from './circle-health/circle-health.routes.js';
+import { circleLeaderboardRoutes } from './circle-leaderboard/circle-leaderboard.routes.js';
 
 export interface BuildOptions {
   config: Config;
@@ -94,6 +97,9 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
         await member.register(settlementRoutes);
         await member.register(ledgerRoutes);
         await member.register(challengeRoutes);
+        await member.register(activityRoutes);
+        await member.register(circleLeaderboardRoutes);
+        await member.register(circleHealthRoutes);
       });
     },
     { prefix: '/v1' },

@@ -9,6 +9,7 @@ import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.
 import { relayOutbox, type EventHandlers } from './events/outbox-relay.js';
 import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
 import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
+import { remindEndingLeases } from './claims/lease-reminder.job.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/review-deadline.job.js';
 import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
 import { challengeClosingProcessor, sweepEndedChallenges } from './challenges/challenge-closing.job.js';
@@ -30,6 +31,7 @@ const maintenanceTasks: MaintenanceTasks = {
   'requeue-unfinished-settlements': async (ctx) => ({ requeued: await requeueUnfinishedSettlements(ctx) }),
   'close-ended-challenges': async (ctx) => ({ closed: await sweepEndedChallenges(ctx) }),
   'notice-missed-challenge-days': async (ctx) => ({ noticed: await noticeMissedDays(ctx.db, Date.now()) }),
+  'remind-ending-leases': async (ctx) => ({ reminded: await remindEndingLeases(ctx.db) }),
 };
 
 export const processors: ProcessorMap = {

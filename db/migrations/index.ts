@@ -6,6 +6,7 @@ import * as memberClaimsIndex from './0004_member_claims_index.js';
 import * as distinctContributors from './0005_distinct_contributors.js';
 import * as reviewQueue from './0006_review_queue.js';
 import * as challenges from './0007_challenges.js';
+import * as circleActivity from './0008_circle_activity.js';
 
 // The schema's history, in order. Listed explicitly (rather than read from the folder) so the same
 // list works from TypeScript sources in development and from compiled JavaScript in production.
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '0005_distinct_contributors': distinctContributors,
   '0006_review_queue': reviewQueue,
   '0007_challenges': challenges,
+  '0008_circle_activity': circleActivity,
 };

@@ -20,6 +20,7 @@ import { breakdown } from './scenarios/breakdown.js';
 import { settle } from './scenarios/settle.js';
 import { leaseExpiry, noRedis } from './scenarios/queue-backends.js';
 import { checkin } from './scenarios/checkin.js';
+import { circleHealth, circleLeaderboard } from './scenarios/circle-activity.js';
 
 const RUNNERS: Record<(typeof SCENARIOS)[number], (ctx: BenchContext) => Promise<void>> = {
   claim_next: claimNext,
@@ -31,6 +32,8 @@ const RUNNERS: Record<(typeof SCENARIOS)[number], (ctx: BenchContext) => Promise
   settle,
   lease_expiry: leaseExpiry,
   no_redis: noRedis,
+  circle_leaderboard: circleLeaderboard,
+  circle_health: circleHealth,
 };
 
 // Members hold at most this many live claims (the service's default is 10). Requests rotate over

@@ -189,6 +189,58 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       FROM challenges c LEFT JOIN events e ON e.subject_id = c.id AND e.type = 'challenge.closed'
       GROUP BY c.id HAVING (c.status = 'closed') <> (count(e.id) = 1) OR count(e.id) > 1`,
   },
+  {
+    name: 'inbox_events_name_their_member',
+    description:
+      "every review, expiry, revocation and lease reminder is in the inbox of the claim's member, and nobody else's",
+    query: sql`
+      SELECT e.id, e.type, e.recipient_id, c.user_id AS claimant
+      FROM events e
+      LEFT JOIN reviews r ON e.type = 'review.created' AND r.id = e.subject_id
+      LEFT JOIN claims c ON c.id = CASE WHEN e.type = 'review.created' THEN r.claim_id ELSE e.subject_id END
+      WHERE e.type IN ('review.created', 'claim.expired', 'claim.revoked', 'claim.lease_ending')
+        AND (c.id IS NULL OR e.recipient_id IS DISTINCT FROM c.user_id)`,
+  },
+  {
+    name: 'payout_notices_match_payouts',
+    description:
+      'each member paid by a completed settlement has exactly one payout notice, for their own amount, kept out of the feed',
+    query: sql`
+      WITH notices AS (
+        SELECT (payload ->> 'settlementId')::uuid AS settlement_id, recipient_id AS user_id,
+               sum((payload ->> 'amount')::bigint) AS amount, count(*) AS notices, bool_and(recipient_only) AS private
+        FROM events WHERE type = 'payout.credited'
+        GROUP BY 1, 2
+      ), paid AS (
+        SELECT p.settlement_id, p.user_id, p.amount
+        FROM payouts p JOIN settlements s ON s.id = p.settlement_id
+        WHERE s.status = 'completed' AND p.amount > 0
+      )
+      SELECT coalesce(paid.settlement_id, notices.settlement_id) AS settlement_id,
+             coalesce(paid.user_id, notices.user_id) AS user_id, paid.amount AS paid, notices.amount AS noticed,
+             notices.notices, notices.private
+      FROM paid FULL JOIN notices ON notices.settlement_id = paid.settlement_id AND notices.user_id = paid.user_id
+      WHERE paid.amount IS DISTINCT FROM notices.amount OR notices.notices <> 1 OR NOT notices.private`,
+  },
+  {
+    name: 'one_lease_reminder_per_lease',
+    description:
+      'a lease ending is announced at most once per lease period, only to the member, and only before the lease ran out',
+    query: sql`
+      SELECT e.subject_id AS claim_id, e.payload ->> 'leaseStartedAt' AS lease_started_at, count(*) AS reminders
+      FROM events e
+      WHERE e.type = 'claim.lease_ending'
+      GROUP BY 1, 2
+      HAVING count(*) > 1 OR bool_or(NOT e.recipient_only)
+        OR bool_or(e.created_at > (e.payload ->> 'expiresAt')::timestamptz)`,
+  },
+  {
+    name: 'circle_timezones_known',
+    description: "every circle's time zone is one Postgres knows, so its health figures can count local days",
+    query: sql`
+      SELECT c.id, c.timezone FROM circles c
+      WHERE NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = c.timezone)`,
+  },
 ];
 
 export const INVARIANT_NAMES = CHECKS.map((c) => c.name);

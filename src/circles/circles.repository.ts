@@ -68,6 +68,27 @@ export async function listCirclesOfUser(db: Db, userId: string, limit: number, a
     .execute();
 }
 
+/** The circle's row, locked until the transaction ends: for changing its settings. */
+export async function lockCircle(trx: Transaction<Database>, circleId: string) {
+  return trx.selectFrom('circles').selectAll().where('id', '=', circleId).forUpdate().executeTakeFirst();
+}
+
+export async function updateCircle(
+  trx: Transaction<Database>,
+  circleId: string,
+  next: { name: string; description: string; join_policy: JoinPolicy; timezone: string },
+) {
+  return trx.updateTable('circles').set(next).where('id', '=', circleId).returningAll().executeTakeFirstOrThrow();
+}
+
+/** Whether Postgres knows this time zone name (pg_timezone_names reads its tz database). */
+export async function knowsTimeZone(trx: Transaction<Database>, name: string): Promise<boolean> {
+  const row = await sql<{
+    known: boolean;
+  }>`SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = ${name}) AS known`.execute(trx);
+  return row.rows[0]?.known === true;
+}
+
 export async function findCircle(db: Executor, circleId: string) {
   return db
     .selectFrom('circles')

@@ -15,6 +15,7 @@ import {
   Member,
   MemberList,
   MemberParams,
+  UpdateCircleBody,
 } from './circles.schemas.js';
 import * as circles from './circles.service.js';
 
@@ -59,6 +60,20 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => circles.getCircle(app, request.user.sub, request.params.circleId),
+  );
+
+  app.patch(
+    '/circles/:circleId',
+    {
+      schema: {
+        tags,
+        summary: "Change the circle's name, description, join policy or time zone (owner)",
+        params: CircleParams,
+        body: UpdateCircleBody,
+        response: { 200: Circle, ...problems(400, 401, 403, 404) },
+      },
+    },
+    async (request) => circles.updateCircle(app, request.user.sub, request.params.circleId, request.body),
   );
 
   app.post(

@@ -18,6 +18,7 @@ export const Circle = Type.Object(
     description: Type.String({ description: 'What the circle is about' }),
     joinPolicy: JoinPolicySchema,
     ownerId: Id('User id of the owner'),
+    timezone: Type.String({ description: 'IANA time zone the circle’s health figures count local days in' }),
     createdAt: Timestamp('When the circle was created'),
     role: RoleSchema,
   },
@@ -33,6 +34,24 @@ export const CreateCircleBody = Obj(
     joinPolicy: JoinPolicySchema,
   },
   'New circle',
+);
+
+export const UpdateCircleBody = Obj(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Circle name, 1-100 characters' })),
+    description: Type.Optional(
+      Type.String({ maxLength: 2000, description: 'What the circle is about, up to 2000 characters' }),
+    ),
+    joinPolicy: Type.Optional(JoinPolicySchema),
+    timezone: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: 'IANA time zone, e.g. "Asia/Shanghai" or "UTC" (default UTC): where health figures count days',
+      }),
+    ),
+  },
+  'Changes to the circle (owner); fields left out stay as they are',
 );
 
 export const CircleList = Page(Circle, 'Circles the caller belongs to');

@@ -1,12 +1,13 @@
 import type { AppContext } from '../context.js';
 import { randomBytes } from 'node:crypto';
 import type { JoinPolicy, Role } from '../infra/database-schema.js';
-import { conflict, forbidden, notFound, unauthorized } from '../errors.js';
+import { conflict, forbidden, invalid, notFound, unauthorized } from '../errors.js';
 import { isForeignKeyViolation } from '../infra/pg-errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, requireMember } from './access.js';
 import * as repo from './circles.repository.js';
+import { isIanaTimeZone } from './timezones.js';
 
 type CircleRow = {
   id: string;
@@ -14,6 +15,7 @@ type CircleRow = {
   description: string;
   join_policy: JoinPolicy;
   owner_id: string;
+  timezone: string;
   created_at: Date;
   role: Role;
 };
@@ -24,6 +26,7 @@ const toCircleView = (c: CircleRow) => ({
   description: c.description,
   joinPolicy: c.join_policy,
   ownerId: c.owner_id,
+  timezone: c.timezone,
   createdAt: c.created_at,
   role: c.role,
 });
@@ -82,6 +85,50 @@ export async function getCircle(ctx: AppContext, userId: string, circleId: strin
   const circle = await repo.findCircleForMember(ctx.db, circleId, userId);
   if (!circle) throw notFound('circle');
   return toCircleView(circle);
+}
+
+type CircleChanges = { name?: string; description?: string; joinPolicy?: JoinPolicy; timezone?: string };
+
+const badTimezone = (name: string) =>
+  invalid('invalid_timezone', `"${name}" is not an IANA time zone name such as "Asia/Shanghai" or "UTC".`, [
+    { path: 'body/timezone', message: 'must be an IANA time zone name' },
+  ]);
+
+/**
+ * Changes a circle's settings; owner only (admins 403). One `circle.updated` event lists each
+ * field that changed, from and to; a request that changes nothing records none.
+ */
+export async function updateCircle(ctx: AppContext, userId: string, circleId: string, input: CircleChanges) {
+  if (input.timezone !== undefined && !isIanaTimeZone(input.timezone)) throw badTimezone(input.timezone);
+  return ctx.db.transaction().execute(async (trx) => {
+    await requireMember(trx, circleId, userId, ['owner']);
+    const current = await repo.lockCircle(trx, circleId);
+    if (!current) throw notFound('circle');
+    // Postgres counts the local days, so it must know the zone too (its tz database can lag Node's).
+    if (input.timezone !== undefined && !(await repo.knowsTimeZone(trx, input.timezone)))
+      throw badTimezone(input.timezone);
+    const next = {
+      name: input.name ?? current.name,
+      description: input.description ?? current.description,
+      join_policy: input.joinPolicy ?? current.join_policy,
+      timezone: input.timezone ?? current.timezone,
+    };
+    const changes = Object.fromEntries(
+      (['name', 'description', 'join_policy', 'timezone'] as const)
+        .filter((field) => next[field] !== current[field])
+        .map((field) => [field === 'join_policy' ? 'joinPolicy' : field, { from: current[field], to: next[field] }]),
+    );
+    if (Object.keys(changes).length === 0) return toCircleView({ ...current, role: 'owner' });
+    const updated = await repo.updateCircle(trx, circleId, next);
+    await recordEvent(trx, {
+      circleId,
+      type: 'circle.updated',
+      subjectId: circleId,
+      actorId: userId,
+      payload: { changes },
+    });
+    return toCircleView({ ...updated, role: 'owner' });
+  });
 }
 
 const INVITE_TTL_DEFAULT = 7 * 86400;

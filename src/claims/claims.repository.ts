@@ -439,8 +439,8 @@ export async function expireOverdueClaims(db: Db, limit: number) {
       FROM (SELECT task_id, count(*)::int AS n FROM ended GROUP BY task_id) x
       WHERE t.id = x.task_id
     ), ev AS (
-      INSERT INTO events (circle_id, type, subject_id, actor_id, payload)
-      SELECT circle_id, 'claim.expired', id, NULL, jsonb_build_object('taskId', task_id, 'projectId', project_id, 'userId', user_id) FROM ended
+      INSERT INTO events (circle_id, type, subject_id, actor_id, recipient_id, payload)
+      SELECT circle_id, 'claim.expired', id, NULL, user_id, jsonb_build_object('taskId', task_id, 'projectId', project_id, 'userId', user_id) FROM ended
     )
     SELECT id, user_id, freed_slot FROM ended`.execute(trx);
     await fillFreedSlots(trx, result.rows);

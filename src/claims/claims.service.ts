@@ -183,6 +183,7 @@ export async function revokeClaim(ctx: AppContext, userId: string, claimId: stri
       type: 'claim.revoked',
       subjectId: claimId,
       actorId: userId,
+      recipientId: current.user_id,
       payload: { taskId: current.task_id, reason },
     });
     return toClaimView(ended);

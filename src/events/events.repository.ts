@@ -6,6 +6,10 @@ export interface NewEvent {
   type: string;
   subjectId?: string | null;
   actorId?: string | null;
+  /** The member the event concerns, whose inbox shows it. */
+  recipientId?: string | null;
+  /** A notice for the recipient alone (a payout, a reminder): not in the circle's activity feed. */
+  recipientOnly?: boolean;
   payload?: Record<string, unknown>;
 }
 
@@ -23,6 +27,8 @@ export async function recordEvents(trx: Transaction<Database>, events: NewEvent[
         type: e.type,
         subject_id: e.subjectId ?? null,
         actor_id: e.actorId ?? null,
+        recipient_id: e.recipientId ?? null,
+        recipient_only: e.recipientOnly ?? false,
         payload: JSON.stringify(e.payload ?? {}),
       })),
     )

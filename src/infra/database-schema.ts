@@ -36,6 +36,8 @@ export interface CirclesTable {
   description: ColumnType<string, string | undefined, string>;
   join_policy: JoinPolicy;
   owner_id: string;
+  /** IANA time zone the circle's health figures count local days in. */
+  timezone: ColumnType<string, string | undefined, string>;
   created_at: CreatedAt;
 }
 
@@ -77,6 +79,12 @@ export interface EventsTable {
   payload: ColumnType<unknown, string | undefined, string>;
   created_at: CreatedAt;
   relayed_at: NullableTimestamp;
+  /** The member the event concerns: it appears in their inbox. */
+  recipient_id: string | null;
+  /** A notice for the recipient alone: kept out of the circle's activity feed. */
+  recipient_only: ColumnType<boolean, boolean | undefined, never>;
+  /** The writing transaction (xid8 as text), set by the database; null on rows older than it. */
+  xact_id: ColumnType<string | null, never, never>;
 }
 
 export type ProjectStatus = 'draft' | 'open' | 'closed' | 'settled' | 'cancelled';
@@ -184,6 +192,8 @@ export interface ContributionsTable {
   fingerprint: Generated<string>;
   /** The check-in a `checkin` row pays for (exactly those rows have one). */
   checkin_id: ColumnType<string | null, string | null | undefined, never>;
+  /** The writing transaction (xid8 as text), set by the database; null on rows older than it. */
+  xact_id: ColumnType<string | null, never, never>;
 }
 
 export type SettlementStatus = 'pending' | 'running' | 'completed' | 'failed';

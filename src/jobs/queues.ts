@@ -25,7 +25,8 @@ export type MaintenanceTask =
   | 'relay-outbox'
   | 'requeue-unfinished-settlements'
   | 'close-ended-challenges'
-  | 'notice-missed-challenge-days';
+  | 'notice-missed-challenge-days'
+  | 'remind-ending-leases';
 
 export type QueueName = keyof QueuePayloads;
 

@@ -13,6 +13,8 @@ function intervals(config: Config): Record<MaintenanceTask, number> {
     'requeue-unfinished-settlements': sweep,
     'close-ended-challenges': sweep,
     'notice-missed-challenge-days': sweep,
+    // Leases are announced an hour ahead: a sweep interval late is still in time.
+    'remind-ending-leases': sweep,
   };
 }
 

@@ -80,7 +80,7 @@ export async function submitWork(
       type: 'submission.created',
       subjectId: created.id,
       actorId: userId,
-      payload: { claimId, revision: created.revision },
+      payload: { claimId, taskId: claim.task_id, revision: created.revision },
     });
     return created;
   });
@@ -122,7 +122,14 @@ async function applyDecision(
       type: 'review.created',
       subjectId: review.id,
       actorId: decision.reviewerId,
-      payload: { claimId: claim.id, decision: decision.decision, automatic: decision.automatic },
+      recipientId: claim.user_id,
+      payload: {
+        claimId: claim.id,
+        taskId: claim.task_id,
+        decision: decision.decision,
+        score: decision.score,
+        automatic: decision.automatic,
+      },
     },
   ];
   let points: number | null = null;

@@ -30,6 +30,7 @@ export async function settleProject(db: Db, settlementId: string): Promise<Settl
     const distributed = BigInt(s.pool_amount) - result.undistributed;
 
     await repo.insertPayouts(trx, s, result.payouts);
+    await repo.insertPayoutNotices(trx, s);
     await bookSettlement(trx, {
       id: s.id,
       circleId: s.circle_id,

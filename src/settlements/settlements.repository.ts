@@ -110,6 +110,25 @@ export async function insertPayouts(
   }
 }
 
+/**
+ * One `payout.credited` notice per member paid (its subject the member, as for contributions), for
+ * their inbox alone (recipient_only keeps a
+ * settlement of many payees from flooding the circle's feed), written set-based from the payouts
+ * in the settlement's transaction.
+ */
+export async function insertPayoutNotices(
+  trx: Transaction<Database>,
+  settlement: { id: string; circle_id: string; project_id: string; unit: string },
+): Promise<void> {
+  await sql`
+    INSERT INTO events (circle_id, type, subject_id, recipient_id, recipient_only, payload)
+    SELECT circle_id, 'payout.credited', user_id, user_id, true,
+           jsonb_build_object('settlementId', settlement_id, 'projectId', ${settlement.project_id}::uuid,
+                              'amount', amount, 'unit', ${settlement.unit}::text, 'points', points)
+    FROM payouts WHERE settlement_id = ${settlement.id}::uuid AND amount > 0
+    ORDER BY rank`.execute(trx);
+}
+
 export async function completeSettlement(
   trx: Transaction<Database>,
   settlementId: string,

@@ -97,6 +97,7 @@ export async function cancelTask(ctx: AppContext, userId: string, taskId: string
         type: 'claim.revoked',
         subjectId: c.id,
         actorId: userId,
+        recipientId: c.user_id,
         payload: { taskId: c.task_id, reason },
       })),
     );

@@ -22,8 +22,18 @@ t.test('POST /v1/circles creates a circle owned by the caller, with its event', 
     joinPolicy: 'invite',
     ownerId: owner.id,
     role: 'owner',
+    timezone: 'UTC',
   });
-  t.same(Object.keys(res.body).sort(), ['createdAt', 'description', 'id', 'joinPolicy', 'name', 'ownerId', 'role']);
+  t.same(Object.keys(res.body).sort(), [
+    'createdAt',
+    'description',
+    'id',
+    'joinPolicy',
+    'name',
+    'ownerId',
+    'role',
+    'timezone',
+  ]);
 
   const members = await db
     .selectFrom('memberships')

@@ -110,6 +110,12 @@ const EXPECTED: Record<string, Cell> = {
   'POST /v1/circles': { expect: all(201), body: () => ({ name: 'Another circle', joinPolicy: 'open' }) },
   'GET /v1/circles': { expect: all(200) },
   'GET /v1/circles/{circleId}': { expect: inCircle(200, 200, 200) },
+  // Settings are the owner's alone: admins are refused like members.
+  'PATCH /v1/circles/{circleId}': { expect: inCircle(403, 403, 200), body: () => ({ timezone: 'Asia/Shanghai' }) },
+  'GET /v1/circles/{circleId}/events': { expect: inCircle(200, 200, 200) },
+  'GET /v1/me/events': { expect: all(200) },
+  'GET /v1/circles/{circleId}/leaderboard': { expect: inCircle(200, 200, 200) },
+  'GET /v1/circles/{circleId}/health': { expect: inCircle(403, 200, 200) },
   'POST /v1/circles/{circleId}/invites': { expect: inCircle(403, 201, 201), body: () => ({}) },
   'GET /v1/circles/{circleId}/invites': { expect: inCircle(403, 200, 200) },
   'DELETE /v1/circles/{circleId}/invites/{code}': {

@@ -105,12 +105,16 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'challenge_participants_match_checkins',
       'checkin_points_match_checkins',
       'closed_challenges_summarised_once',
+      'circle_timezones_known',
       'contributions_unchanged',
       'distinct_members_per_task',
+      'inbox_events_name_their_member',
       'ledger_transactions_balanced',
       'one_checkin_per_member_day',
       'one_contribution_per_accepted_claim',
+      'one_lease_reminder_per_lease',
       'one_live_claim_per_member_and_task',
+      'payout_notices_match_payouts',
       'settlement_ledger_matches_payouts',
       'settlement_sums',
       'submitted_claims_queued_by_latest_submission',
@@ -365,6 +369,50 @@ t.test('each invariant holds on a healthy database and is reported when broken',
         await sql`UPDATE challenge_participants SET checkins = checkins + 1`.execute(trx);
       },
     ],
+    [
+      'inbox_events_name_their_member',
+      "ann's accepted work announced in ben's inbox",
+      async (trx) => {
+        await sql`UPDATE events SET recipient_id = ${ben!.id} WHERE type = 'review.created' AND recipient_id = ${ann!.id}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'payout_notices_match_payouts',
+      "ann's payout notice lost",
+      async (trx) => {
+        await sql`DELETE FROM events WHERE type = 'payout.credited' AND recipient_id = ${ann!.id}`.execute(trx);
+      },
+    ],
+    [
+      'payout_notices_match_payouts',
+      "ann's payout notice shown in the circle's feed",
+      async (trx) => {
+        await sql`UPDATE events SET recipient_only = false WHERE type = 'payout.credited' AND recipient_id = ${ann!.id}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'one_lease_reminder_per_lease',
+      'the same lease announced twice (its unique index dropped)',
+      async (trx) => {
+        await sql`DROP INDEX events_one_lease_reminder`.execute(trx);
+        await sql`
+        INSERT INTO events (circle_id, type, subject_id, recipient_id, recipient_only, payload)
+        SELECT circle_id, 'claim.lease_ending', id, user_id, true,
+               jsonb_build_object('leaseStartedAt', '2030-01-01T00:00:00.000000Z', 'expiresAt', now() + interval '1 hour')
+        FROM claims, generate_series(1, 2) WHERE id = ${releasedClaim.body.id}`.execute(trx);
+      },
+    ],
+    [
+      'circle_timezones_known',
+      'a circle in a zone no tz database has',
+      async (trx) => {
+        await sql`UPDATE circles SET timezone = 'Mars/Olympus' WHERE id = ${circle.id}`.execute(trx);
+      },
+    ],
   ];
   t.same([...new Set(breaks.map((b) => b[0]))].sort(), [...INVARIANT_NAMES].sort(), 'every invariant gets broken');
   for (const [name, how, breakIt] of breaks) {
@@ -376,8 +424,8 @@ t.test('each invariant holds on a healthy database and is reported when broken',
         trx,
       );
     }),
-    ['settlement_sums', 'settlement_ledger_matches_payouts'],
-    'a payout changed after the settlement no longer matches its sums nor its ledger',
+    ['settlement_sums', 'settlement_ledger_matches_payouts', 'payout_notices_match_payouts'],
+    'a payout changed after the settlement no longer matches its sums, its ledger nor the notice its member got',
   );
   await assertInvariants(t, db);
 

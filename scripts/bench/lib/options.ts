@@ -19,6 +19,11 @@ export interface Sizes {
   settleMembers: number;
   /** Claims on short leases in lease_expiry (and again in no_redis). */
   leaseClaims: number;
+  /** The circle of circle_leaderboard and circle_health: its members and contribution rows. */
+  circleMembers: number;
+  circleRows: number;
+  /** Sequential health requests whose median latency circle_health reports. */
+  healthRequests: number;
 }
 
 export interface Options {
@@ -42,6 +47,8 @@ export const SCENARIOS = [
   'checkin',
   'breakdown',
   'settle',
+  'circle_leaderboard',
+  'circle_health',
   'lease_expiry',
   'no_redis',
 ] as const;
@@ -60,6 +67,9 @@ const FULL: Sizes = {
   settleRows: 1_000_000,
   settleMembers: 100_000,
   leaseClaims: 20_000,
+  circleMembers: 100_000,
+  circleRows: 1_000_000,
+  healthRequests: 5,
 };
 
 const QUICK: Sizes = {
@@ -76,6 +86,9 @@ const QUICK: Sizes = {
   settleRows: 20_000,
   settleMembers: 2_000,
   leaseClaims: 2_000,
+  circleMembers: 2_000,
+  circleRows: 20_000,
+  healthRequests: 3,
 };
 
 const USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--only a,b] [--keep-db] [--no-build] [--cpu-prof DIR]

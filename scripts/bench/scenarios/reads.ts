@@ -17,7 +17,7 @@ import {
   type BenchContext,
 } from './context.js';
 
-interface ReadBench {
+export interface ReadBench {
   name: string;
   target: number;
   what: string;
@@ -32,8 +32,9 @@ interface ReadBench {
  * The endpoint against two limits in alternating rounds: its statements straight through pg, and
  * the same statements behind a bare Fastify route (the HTTP floor). Each side keeps its best round.
  */
-async function compare(ctx: BenchContext, b: ReadBench): Promise<void> {
-  const m = await getMarketplace(ctx);
+export async function compare(ctx: BenchContext, b: ReadBench, callers?: { tokens: string[] }): Promise<void> {
+  // The marketplace's members by default; a scenario on a circle of its own passes its callers.
+  const m = callers ?? (await getMarketplace(ctx));
   const s = ctx.opts.sizes;
   let i = 0;
   const next = () => {

@@ -53,7 +53,8 @@ async function createScratchTables(pool: pg.Pool) {
     ALTER TABLE bench_ledger_transactions ADD FOREIGN KEY (settlement_id) REFERENCES settlements(id);
     CREATE TABLE bench_ledger_entries (LIKE ledger_entries INCLUDING ALL);
     ALTER TABLE bench_ledger_entries ADD FOREIGN KEY (transaction_id) REFERENCES bench_ledger_transactions(id),
-      ADD FOREIGN KEY (account_id) REFERENCES bench_ledger_accounts(id);`);
+      ADD FOREIGN KEY (account_id) REFERENCES bench_ledger_accounts(id);
+    CREATE TABLE bench_events (LIKE events INCLUDING ALL);`);
 }
 
 /**
@@ -174,6 +175,16 @@ async function bareSettlement(client: pg.Client, settlementId: string) {
       'UTF8')), 'hex') AS hash
     FROM bench_payouts WHERE settlement_id = $1`,
     [settlementId, pool],
+  );
+  // Each member paid gets a payout notice in their inbox, as the service writes them.
+  await client.query(
+    `
+    INSERT INTO bench_events (circle_id, type, subject_id, recipient_id, recipient_only, payload)
+    SELECT circle_id, 'payout.credited', user_id, user_id, true,
+           jsonb_build_object('settlementId', settlement_id, 'projectId', $2::uuid, 'amount', amount, 'unit', $3::text, 'points', points)
+    FROM bench_payouts WHERE settlement_id = $1 AND amount > 0
+    ORDER BY rank`,
+    [settlementId, project, unit],
   );
   await client.query('COMMIT');
   return { hash: h!.hash, distributed };

@@ -1,0 +1,107 @@
+// One line of plain English per event, for the activity feed and the inbox. A pure function of the
+// event and the names read with it, so the wording is tested without a database. Names that are
+// gone (a deleted task, an unknown actor) fall back to neutral words rather than failing.
+
+/** An event with the names the feed reads beside it. */
+export interface EventFacts {
+  type: string;
+  actorHandle: string | null;
+  /** The member the event concerns (its recipient), or the member it is about (member.*). */
+  memberHandle: string | null;
+  taskTitle: string | null;
+  projectTitle: string | null;
+  payload: Record<string, unknown>;
+}
+
+const quoted = (title: string | null, fallback: string) => (title ? `“${title}”` : fallback);
+const text = (value: unknown): string | null => (typeof value === 'string' && value ? value : null);
+const num = (value: unknown): number | null =>
+  typeof value === 'number' ? value : typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : null;
+const possessive = (handle: string) => `${handle}’s`;
+
+export function summarize(e: EventFacts): string {
+  const actor = e.actorHandle ?? 'Someone';
+  const member = e.memberHandle ?? 'a member';
+  const task = quoted(e.taskTitle, 'a task');
+  const project = quoted(e.projectTitle, 'a project');
+  const reason = text(e.payload.reason);
+  const because = reason ? `: ${reason}` : '';
+  switch (e.type) {
+    case 'circle.created':
+      return `${actor} created the circle`;
+    case 'circle.updated': {
+      const fields = Object.keys((e.payload.changes as Record<string, unknown> | undefined) ?? {});
+      return `${actor} changed the circle’s ${fields.length ? fields.join(', ') : 'settings'}`;
+    }
+    case 'member.joined':
+      return `${member} joined the circle`;
+    case 'member.left':
+      return e.payload.removed ? `${actor} removed ${member} from the circle` : `${member} left the circle`;
+    case 'member.role_changed':
+      return `${actor} made ${member} ${text(e.payload.to) ?? 'a member'}`;
+    case 'invite.revoked':
+      return `${actor} revoked an invite`;
+    case 'project.created':
+      return `${actor} created the project ${project}`;
+    case 'project.updated':
+      return `${actor} updated the project ${project}`;
+    case 'project.opened':
+    case 'project.closed':
+    case 'project.cancelled':
+    case 'project.settled':
+    case 'project.draft':
+      return `${actor} ${e.type === 'project.draft' ? 'moved back to draft' : e.type.slice('project.'.length)} the project ${project}`;
+    case 'task.created':
+      return `${actor} added the task ${task}`;
+    case 'task.updated':
+      return `${actor} changed the task ${task}`;
+    case 'task.completed':
+      return `The task ${task} is done`;
+    case 'task.cancelled':
+      return `${actor} cancelled the task ${task}${because}`;
+    case 'claim.created':
+      return `${actor} claimed ${task}`;
+    case 'claim.extended':
+      return `${actor} extended their lease on ${task}`;
+    case 'claim.released':
+      return `${actor} released ${task}`;
+    case 'claim.revoked':
+      return `${actor} revoked ${possessive(member)} claim on ${task}${because}`;
+    case 'claim.expired':
+      return `${possessive(member)} lease on ${task} expired`;
+    case 'claim.lease_ending':
+      return `${possessive(member)} lease on ${task} ends within the hour`;
+    case 'submission.created': {
+      const revision = num(e.payload.revision);
+      return `${actor} submitted work on ${task}${revision && revision > 1 ? ` (revision ${revision})` : ''}`;
+    }
+    case 'review.created': {
+      const work = `${possessive(member)} work on ${task}`;
+      if (e.payload.decision === 'accept') {
+        const score = num(e.payload.score);
+        const scored = score === null ? '' : ` (score ${score})`;
+        return e.payload.automatic
+          ? `${work} was accepted automatically${scored}`
+          : `${actor} accepted ${work}${scored}`;
+      }
+      if (e.payload.decision === 'reject') return `${actor} rejected ${work}`;
+      return `${actor} sent ${work} back for revision`;
+    }
+    case 'contribution.recorded': {
+      const points = num(e.payload.points) ?? 0;
+      if (e.payload.source === 'adjustment')
+        return `${actor} adjusted ${possessive(member)} points by ${points > 0 ? '+' : ''}${points}${because}`;
+      return `${member} earned ${points} points`;
+    }
+    case 'settlement.requested':
+      return `${actor} asked to settle ${project}`;
+    case 'settlement.completed':
+      return `${project} was settled: ${text(e.payload.distributed) ?? '0'} paid to ${num(e.payload.payees) ?? 0} members`;
+    case 'settlement.failed':
+      return `Settling ${project} failed`;
+    case 'payout.credited':
+      return `${member} was paid ${num(e.payload.amount) ?? 0} ${text(e.payload.unit) ?? ''} for ${project}`.trimEnd();
+    default:
+      return `${e.actorHandle ? `${actor}: ` : ''}${e.type}`;
+  }
+}

@@ -1,0 +1,54 @@
+import type { AppContext } from '../context.js';
+import { notFound } from '../errors.js';
+import { MANAGERS, requireMember } from '../circles/access.js';
+import { addDays, memberFigures, weeklyCounts, type MemberActivity } from './figures.js';
+import * as repo from './circle-health.repository.js';
+
+export type HealthWindow = '7d' | '30d' | '90d';
+
+const WINDOW_DAYS: Record<HealthWindow, number> = { '7d': 7, '30d': 30, '90d': 90 };
+const THROUGHPUT_WEEKS = 8;
+
+/**
+ * A circle's health report for its owner and admins, counted in local days of the circle's time
+ * zone. A window of N days is today and the N - 1 days before it. The owner is left out of every
+ * member figure; everyone else who belongs to the circle now counts, zeros included.
+ */
+export async function circleHealth(ctx: AppContext, userId: string, circleId: string, window: HealthWindow = '30d') {
+  await requireMember(ctx.db, circleId, userId, MANAGERS);
+  const clock = await repo.circleClock(ctx.db, circleId);
+  if (!clock) throw notFound('circle');
+  const windowDays = WINDOW_DAYS[window];
+  const [rows, flow, completions, checkinRates] = await Promise.all([
+    repo.memberActivity(ctx.db, circleId, clock, windowDays),
+    repo.workFlow(ctx.db, circleId, clock, windowDays),
+    repo.completionsByDay(ctx.db, circleId, clock, THROUGHPUT_WEEKS * 7),
+    repo.checkinRatesYesterday(ctx.db, circleId),
+  ]);
+  const members: MemberActivity[] = rows.map((r) => ({
+    userId: r.user_id,
+    handle: r.handle,
+    points: r.points,
+    activeDaysAgo: r.days_ago,
+  }));
+  const figures = memberFigures(members, windowDays);
+  return {
+    circleId,
+    window,
+    timezone: clock.timezone,
+    today: clock.today,
+    windowStart: addDays(clock.today, -(windowDays - 1)),
+    members: members.length,
+    activeMembers: figures.activeMembers,
+    seedMembers: figures.seedMembers,
+    absenceFactor: figures.absenceFactor,
+    top20Share: figures.topFifth,
+    gini: figures.gini,
+    engagementLevels: figures.engagement,
+    expiringClaims: flow.expiring_claims,
+    staleSubmissions: flow.stale_submissions,
+    medianClaimToSubmissionSeconds: flow.median_seconds,
+    weeklyThroughput: weeklyCounts(clock.today, completions, THROUGHPUT_WEEKS),
+    checkinRates,
+  };
+}
