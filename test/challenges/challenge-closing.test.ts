@@ -3,13 +3,13 @@ import { pino } from 'pino';
 import { processors } from '../../src/worker.js';
 import { startWorkers } from '../../src/jobs/worker-runtime.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
-import { createWorkerRedis } from '../../src/infra/redis.js';
+import { openQueueConnection } from '../../src/jobs/queue-backend.js';
 import { closeChallengeIfDue } from '../../src/challenges/challenge-closing.js';
 import { closingJobKey } from '../../src/challenges/challenge-closing.job.js';
 import { noticeMissedDays } from '../../src/challenges/missed-days.js';
 import type { Db } from '../../src/infra/postgres.js';
 import type { Config } from '../../src/config.js';
-import { buildTestApp, call } from '../helper.js';
+import { buildTestApp, call, onEachQueueBackend, queueBackendEnv } from '../helper.js';
 import { finishedJob } from '../marketplace-helpers.js';
 import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
 import { assertInvariants } from '../settlement-helpers.js';
@@ -22,17 +22,17 @@ const LONG_TOKENS = { ACCESS_TOKEN_TTL_SECONDS: '86400' };
 const DAY = 86_400_000;
 const silent = pino({ level: 'silent' });
 
-/** The production processors on real BullMQ workers, without the repeating schedules. */
-function workersFor(t: Parameters<typeof buildTestApp>[0], db: Db, config: Config) {
-  const consumer = createWorkerRedis(config.redisUrl);
-  const producer = createWorkerRedis(config.redisUrl);
+/** The production processors on real BullMQ workers (on the test's queue backend), without the repeating schedules. */
+async function workersFor(t: Parameters<typeof buildTestApp>[0], db: Db, config: Config) {
+  const consumer = openQueueConnection(config, 'worker');
+  const producer = openQueueConnection(config, 'worker');
   const queues = new Queues(producer, config.queuePrefix);
-  const running = startWorkers(consumer, { db, queues, config, log: silent }, processors);
+  const running = await startWorkers(consumer, { db, queues, config, log: silent }, processors);
   t.teardown(async () => {
     await running.close();
     await queues.close();
-    consumer.disconnect();
-    producer.disconnect();
+    await consumer.close();
+    await producer.close();
   });
   return queues;
 }
@@ -45,75 +45,80 @@ const closedEvents = (db: Db, challengeId: string) =>
     .where('subject_id', '=', challengeId)
     .execute();
 
-t.test('a challenge past its last day closes once with its summary, however often it is asked', async (t) => {
-  // Early November 2026: a challenge whose days are over by the database's clock.
-  const clock = clockAt(t, '2026-11-01T04:00:00Z');
-  const { app, db, config } = await buildTestApp(t, LONG_TOKENS);
-  const { owner, circle, members } = await openCircle(app, 3);
-  const c = await createChallenge(app, owner, circle.id, {
-    startsOn: '2026-11-01',
-    endsOn: '2026-11-03',
-    timezone: 'Asia/Shanghai',
-    makeUpAllowance: 1,
-  });
-  t.equal(c.endsAt, '2026-11-03T16:00:00.000Z', 'midnight after 3 November in Shanghai');
-  const [ann, ben, cat] = members;
-  for (let day = 0; day < 3; day++) {
-    const a = await relogin(app, ann!);
-    t.equal((await checkIn(app, a, c.id)).status, 201);
-    if (day !== 1) t.equal((await checkIn(app, await relogin(app, ben!), c.id)).status, 201);
-    if (day === 2) t.equal((await checkIn(app, await relogin(app, cat!), c.id, { date: '2026-11-02' })).status, 201);
-    clock.advance(DAY);
-  }
-  // The job scheduled at creation, for the end of the last day.
-  const scheduled = await app.queues
-    .get('challenge-closing')
-    .getJob(storedJobId(closingJobKey(c.id, new Date(c.endsAt))));
-  t.ok(scheduled, 'creating the challenge scheduled its closing');
-  t.same(scheduled?.data, { challengeId: c.id });
-  clock.restore();
+onEachQueueBackend(
+  t,
+  'a challenge past its last day closes once with its summary, however often it is asked',
+  async (t, backend) => {
+    // Early November 2026: a challenge whose days are over by the database's clock.
+    const clock = clockAt(t, '2026-11-01T04:00:00Z');
+    const { app, db, config } = await buildTestApp(t, { ...LONG_TOKENS, ...queueBackendEnv(backend) });
+    const { owner, circle, members } = await openCircle(app, 3);
+    const c = await createChallenge(app, owner, circle.id, {
+      startsOn: '2026-11-01',
+      endsOn: '2026-11-03',
+      timezone: 'Asia/Shanghai',
+      makeUpAllowance: 1,
+    });
+    t.equal(c.endsAt, '2026-11-03T16:00:00.000Z', 'midnight after 3 November in Shanghai');
+    const [ann, ben, cat] = members;
+    for (let day = 0; day < 3; day++) {
+      const a = await relogin(app, ann!);
+      t.equal((await checkIn(app, a, c.id)).status, 201);
+      if (day !== 1) t.equal((await checkIn(app, await relogin(app, ben!), c.id)).status, 201);
+      if (day === 2) t.equal((await checkIn(app, await relogin(app, cat!), c.id, { date: '2026-11-02' })).status, 201);
+      clock.advance(DAY);
+    }
+    // The job scheduled at creation, for the end of the last day.
+    const scheduled = await app.queues
+      .get('challenge-closing')
+      .getJob(storedJobId(closingJobKey(c.id, new Date(c.endsAt))));
+    t.ok(scheduled, 'creating the challenge scheduled its closing');
+    t.same(scheduled?.data, { challengeId: c.id });
+    clock.restore();
 
-  const attempts = await Promise.all([1, 2, 3, 4].map(() => closeChallengeIfDue(db, c.id)));
-  t.same(attempts.filter(Boolean).length, 1, 'one of four simultaneous closings closed it');
-  const events = await closedEvents(db, c.id);
-  t.equal(events.length, 1);
-  t.same(events[0]!.payload, {
-    title: 'Daily reading',
-    startsOn: '2026-11-01',
-    endsOn: '2026-11-03',
-    participants: 3,
-    checkins: 6,
-    makeUps: 1,
-    longestStreaks: [
-      { userId: ann!.id, handle: ann!.handle, bestStreak: 3, checkins: 3 },
-      { userId: ben!.id, handle: ben!.handle, bestStreak: 1, checkins: 2 },
-      { userId: cat!.id, handle: cat!.handle, bestStreak: 1, checkins: 1 },
-    ],
-  });
-  const row = await db
-    .selectFrom('challenges')
-    .select(['status', 'closed_at'])
-    .where('id', '=', c.id)
-    .executeTakeFirstOrThrow();
-  t.equal(row.status, 'closed');
-  t.ok(row.closed_at);
+    const attempts = await Promise.all([1, 2, 3, 4].map(() => closeChallengeIfDue(db, c.id)));
+    t.same(attempts.filter(Boolean).length, 1, 'one of four simultaneous closings closed it');
+    const events = await closedEvents(db, c.id);
+    t.equal(events.length, 1);
+    t.same(events[0]!.payload, {
+      title: 'Daily reading',
+      startsOn: '2026-11-01',
+      endsOn: '2026-11-03',
+      participants: 3,
+      checkins: 6,
+      makeUps: 1,
+      longestStreaks: [
+        { userId: ann!.id, handle: ann!.handle, bestStreak: 3, checkins: 3 },
+        { userId: ben!.id, handle: ben!.handle, bestStreak: 1, checkins: 2 },
+        { userId: cat!.id, handle: cat!.handle, bestStreak: 1, checkins: 1 },
+      ],
+    });
+    const row = await db
+      .selectFrom('challenges')
+      .select(['status', 'closed_at'])
+      .where('id', '=', c.id)
+      .executeTakeFirstOrThrow();
+    t.equal(row.status, 'closed');
+    t.ok(row.closed_at);
 
-  // Delivered again by BullMQ (another id for the same challenge, and the original one): nothing more.
-  const queues = workersFor(t, db, config);
-  await queues.add('challenge-closing', { challengeId: c.id }, { jobId: 'challenge-closing:again' });
-  const again = await finishedJob(queues.get('challenge-closing'), storedJobId('challenge-closing:again'));
-  t.same(again.returnvalue, { closed: false });
-  t.equal((await closedEvents(db, c.id)).length, 1, 'still one summary');
-  const view = await call(app, 'GET', `/v1/challenges/${c.id}`, { token: (await relogin(app, ann!)).token });
-  t.match(view.body, { status: 'closed', me: { checkins: 3, streak: { current: 3, best: 3 } } });
-  t.match((await checkIn(app, await relogin(app, ann!), c.id)).body, { code: 'challenge_ended' });
-  await assertInvariants(t, db);
-});
+    // Delivered again by BullMQ (another id for the same challenge, and the original one): nothing more.
+    const queues = await workersFor(t, db, config);
+    await queues.add('challenge-closing', { challengeId: c.id }, { jobId: 'challenge-closing:again' });
+    const again = await finishedJob(queues.get('challenge-closing'), storedJobId('challenge-closing:again'));
+    t.same(again.returnvalue, { closed: false });
+    t.equal((await closedEvents(db, c.id)).length, 1, 'still one summary');
+    const view = await call(app, 'GET', `/v1/challenges/${c.id}`, { token: (await relogin(app, ann!)).token });
+    t.match(view.body, { status: 'closed', me: { checkins: 3, streak: { current: 3, best: 3 } } });
+    t.match((await checkIn(app, await relogin(app, ann!), c.id)).body, { code: 'challenge_ended' });
+    await assertInvariants(t, db);
+  },
+);
 
-t.test(
+onEachQueueBackend(
+  t,
   'the delayed job closes on time; the sweep closes what a lost job missed; bad payloads fail for good',
-  async (t) => {
-    const { app, db, config } = await buildTestApp(t);
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
     const { owner, circle } = await openCircle(app, 0);
     // Ends a few seconds from now: the last day of a zone whose midnight is near is hard to pick,
     // so the end is set in the database and the job scheduled as the service would.
@@ -128,7 +133,7 @@ t.test(
       .where('id', '=', lost.id)
       .execute();
 
-    const queues = workersFor(t, db, config);
+    const queues = await workersFor(t, db, config);
     await queues.add(
       'challenge-closing',
       { challengeId: soon.id },
