@@ -30,14 +30,17 @@ export function queueBackendEnv(backend: QueueBackendName): Record<string, strin
 /**
  * Runs `fn` once per queue backend, each a subtest named after its backend, side by side: each has
  * a database and a queue prefix of its own, and most of a queue test is waiting (for a lease, a
- * sweep, a worker), so the second backend costs the file little wall time.
+ * sweep, a worker), so the second backend costs the file little wall time. A test that stops this
+ * process's clock (test/clock.ts) passes `sequential`: Date.now is one for the whole process, so two
+ * backends moving it at once would move each other's time.
  */
 export function onEachQueueBackend(
   t: Test,
   name: string,
   fn: (t: Test, backend: QueueBackendName) => Promise<void>,
+  options: { sequential?: boolean } = {},
 ): void {
-  t.test(name, { jobs: QUEUE_BACKENDS.length }, async (t) => {
+  t.test(name, { jobs: options.sequential ? 1 : QUEUE_BACKENDS.length }, async (t) => {
     for (const backend of QUEUE_BACKENDS) t.test(backend, (t) => fn(t, backend));
   });
 }

@@ -99,6 +99,22 @@ export function summarize(e: EventFacts): string {
       return `${project} was settled: ${text(e.payload.distributed) ?? '0'} paid to ${num(e.payload.payees) ?? 0} members`;
     case 'settlement.failed':
       return `Settling ${project} failed`;
+    case 'challenge.created':
+      return `${actor} started the challenge ${quoted(text(e.payload.title), 'a challenge')}`;
+    case 'challenge.updated':
+      return `${actor} changed a challenge`;
+    case 'challenge.cancelled':
+      return `${actor} cancelled a challenge${because}`;
+    case 'challenge.closed':
+      return `The challenge ${quoted(text(e.payload.title), 'a challenge')} ended: ${num(e.payload.checkins) ?? 0} check-ins by ${num(e.payload.participants) ?? 0} members`;
+    case 'checkin.recorded':
+      return `${actor} checked in${e.payload.makeUp ? ' for a missed day' : ''}`;
+    case 'challenge.day_missed': {
+      const day = text(e.payload.localDate) ?? 'a day';
+      return e.payload.streakKept
+        ? `${member} missed ${day} of a challenge; a freeze kept the streak alive`
+        : `${member} missed ${day} of a challenge while on a streak of ${num(e.payload.streak) ?? 0}`;
+    }
     case 'payout.credited':
       return `${member} was paid ${num(e.payload.amount) ?? 0} ${text(e.payload.unit) ?? ''} for ${project}`.trimEnd();
     default:

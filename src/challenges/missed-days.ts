@@ -5,7 +5,7 @@ import { addDays, challengeDayAt } from './challenge-days.js';
 /**
  * For each running challenge, once per challenge day: every member whose streak was alive when
  * yesterday began and who did not check in yesterday gets a `challenge.day_missed` event
- * addressed to them (payload.userId), saying whether a freeze kept the streak (`streakKept`) or it
+ * addressed to them (recipient_id, kept out of the circle's feed; also payload.userId), saying whether a freeze kept the streak (`streakKept`) or it
  * ended. The challenge's `missed_days_noticed_through` advances in the same transaction as the
  * events, under the row's lock, so each day is announced once however many workers sweep.
  * Returns the events written.
@@ -48,8 +48,8 @@ export async function noticeMissedDays(db: Db, now: number): Promise<number> {
           RETURNING p.user_id, p.run, ${y} - p.last_date <= ${freezes} - p.freezes_used AS kept,
                     ${freezes} - p.freezes_used - (${y} - p.last_date) AS freezes_left
         )
-        INSERT INTO events (circle_id, type, subject_id, payload)
-        SELECT ${claimed.circle_id}::uuid, 'challenge.day_missed', ${c.id}::uuid,
+        INSERT INTO events (circle_id, type, subject_id, recipient_id, recipient_only, payload)
+        SELECT ${claimed.circle_id}::uuid, 'challenge.day_missed', ${c.id}::uuid, user_id, true,
                jsonb_build_object('userId', user_id, 'challengeId', ${c.id}::uuid, 'localDate', ${y}, 'streak', run,
                                   'streakKept', kept, 'freezesLeft', greatest(freezes_left, 0))
         FROM missed`.execute(trx);

@@ -112,6 +112,7 @@ onEachQueueBackend(
     t.match((await checkIn(app, await relogin(app, ann!), c.id)).body, { code: 'challenge_ended' });
     await assertInvariants(t, db);
   },
+  { sequential: true },
 );
 
 onEachQueueBackend(
@@ -224,4 +225,22 @@ t.test('a day missed while a streak was alive: one notice per member and day, ke
     .where('type', '=', 'challenge.day_missed')
     .executeTakeFirstOrThrow();
   t.same(first, { circle_id: circle.id, subject_id: c.id });
+
+  // The notices are personal: in each member's inbox, not in the circle's feed.
+  const annInbox = await call(app, 'GET', '/v1/me/events', { token: (await relogin(app, ann!)).token });
+  t.same(
+    annInbox.body.items
+      .filter((e: { type: string }) => e.type === 'challenge.day_missed')
+      .map((e: { summary: string }) => e.summary),
+    [
+      `${ann!.handle} missed 2026-11-04 of a challenge while on a streak of 2`,
+      `${ann!.handle} missed 2026-11-03 of a challenge; a freeze kept the streak alive`,
+    ],
+    "ann's inbox, newest first",
+  );
+  const feed = await call(app, 'GET', `/v1/circles/${circle.id}/events`, { token: (await relogin(app, owner)).token });
+  t.notOk(
+    feed.body.items.some((e: { type: string }) => e.type === 'challenge.day_missed'),
+    'not in the circle feed',
+  );
 });
