@@ -49,7 +49,7 @@ export const RULE_DEFAULTS = {
 } as const;
 
 /**
- * Checks a challenge's calendar: a zone Intl knows by its IANA name (400 invalid_time_zone), real
+ * Checks a challenge's calendar: a zone Intl knows by its IANA name (400 invalid_timezone), real
  * dates (400 invalid_date), and a span of 1 to MAX_CHALLENGE_DAYS days that has not ended yet in
  * its own zone at `now` (400 invalid_challenge_dates).
  */
@@ -58,7 +58,7 @@ export function checkSchedule(
   now: number,
 ) {
   if (!isTimeZone(rules.timezone))
-    throw invalid('invalid_time_zone', 'timezone must be an IANA time zone name such as Asia/Shanghai.', [
+    throw invalid('invalid_timezone', 'timezone must be an IANA time zone name such as Asia/Shanghai.', [
       { path: 'body/timezone', message: 'is not a known IANA time zone' },
     ]);
   const bad: FieldError[] = (['startsOn', 'endsOn'] as const)

@@ -118,13 +118,43 @@ export async function completionsByDay(
 }
 
 /**
- * Each live challenge's check-in rate for yesterday. CHALLENGES HOOK: there are no challenges yet;
- * once they exist, read each live challenge's check-ins of yesterday (in its own time zone) over
- * its participants here.
+ * Each live challenge's check-in rate for yesterday: of the members taking part (current members
+ * who have checked in to it at least once, the owner left out as in every member figure), how many
+ * have a check-in for yesterday's challenge day. Yesterday is the challenge's own: the day before
+ * the one it is now in its zone, days starting `day_starts_at` minutes after local midnight (the
+ * same rule as src/challenges/challenge-days.ts: the local date of now minus the day start). A
+ * make-up for yesterday counts, as it fills that day's streak. Live: active, and yesterday is one
+ * of its days.
  */
 export async function checkinRatesYesterday(
-  _db: Db,
-  _circleId: string,
-): Promise<{ challengeId: string; title: string; checkedIn: number; participants: number; rate: number }[]> {
-  return [];
+  db: Db,
+  circleId: string,
+): Promise<{ challengeId: string; title: string; checkedIn: number; participants: number }[]> {
+  const result = await sql<{ id: string; title: string; checked_in: number; participants: number }>`
+    WITH live AS (
+      SELECT c.id, c.title, c.created_at,
+             ((now() - make_interval(mins => c.day_starts_at)) AT TIME ZONE c.timezone)::date - 1 AS yesterday,
+             c.starts_on, c.ends_on
+      FROM challenges c
+      WHERE c.circle_id = ${circleId}::uuid AND c.status = 'active'
+    )
+    SELECT l.id, l.title,
+           count(p.user_id)::int AS participants,
+           count(p.user_id) FILTER (WHERE EXISTS (
+             SELECT 1 FROM checkins k
+             WHERE k.challenge_id = l.id AND k.user_id = p.user_id AND k.local_date = l.yesterday))::int AS checked_in
+    FROM live l
+    LEFT JOIN challenge_participants p ON p.challenge_id = l.id
+      AND EXISTS (SELECT 1 FROM memberships m
+                  WHERE m.circle_id = ${circleId}::uuid AND m.user_id = p.user_id
+                    AND m.left_at IS NULL AND m.role <> 'owner')
+    WHERE l.yesterday BETWEEN l.starts_on AND l.ends_on
+    GROUP BY l.id, l.title, l.created_at
+    ORDER BY l.created_at, l.id`.execute(db);
+  return result.rows.map((r) => ({
+    challengeId: r.id,
+    title: r.title,
+    checkedIn: r.checked_in,
+    participants: r.participants,
+  }));
 }

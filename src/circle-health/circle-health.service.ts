@@ -1,7 +1,7 @@
 import type { AppContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { MANAGERS, requireMember } from '../circles/access.js';
-import { addDays, memberFigures, weeklyCounts, type MemberActivity } from './figures.js';
+import { addDays, memberFigures, roundRatio, weeklyCounts, type MemberActivity } from './figures.js';
 import * as repo from './circle-health.repository.js';
 
 export type HealthWindow = '7d' | '30d' | '90d';
@@ -49,6 +49,9 @@ export async function circleHealth(ctx: AppContext, userId: string, circleId: st
     staleSubmissions: flow.stale_submissions,
     medianClaimToSubmissionSeconds: flow.median_seconds,
     weeklyThroughput: weeklyCounts(clock.today, completions, THROUGHPUT_WEEKS),
-    checkinRates,
+    checkinRates: checkinRates.map((c) => ({
+      ...c,
+      rate: c.participants ? roundRatio(BigInt(c.checkedIn), BigInt(c.participants)) : 0,
+    })),
   };
 }

@@ -114,7 +114,7 @@ t.test('checkSchedule', async (t) => {
   );
   t.equal(
     code(() => checkSchedule({ ...schedule, timezone: 'Mars/Base' }, now)),
-    'invalid:invalid_time_zone',
+    'invalid:invalid_timezone',
   );
   t.equal(
     code(() => checkSchedule({ ...schedule, endsOn: '2026-02-30' }, now)),
@@ -171,7 +171,7 @@ t.test('planChallengeEdit: rules before the start, zone and day start never once
   });
   t.equal(
     code(() => planChallengeEdit(current, { timezone: 'Nowhere/City' }, before)),
-    'invalid:invalid_time_zone',
+    'invalid:invalid_timezone',
   );
   t.equal(
     code(() => planChallengeEdit(current, { endsOn: '2026-03-11' }, before)),

@@ -48,8 +48,8 @@ t.test('owners and admins create; members read; bad calendars are 400 and create
   const refused: [typeof owner, Record<string, unknown>, number, string][] = [
     [member, base, 403, 'forbidden'],
     [outsider, base, 404, 'circle_not_found'],
-    [owner, { ...base, timezone: 'Moon/Tranquility' }, 400, 'invalid_time_zone'],
-    [owner, { ...base, timezone: '+08:00' }, 400, 'invalid_time_zone'],
+    [owner, { ...base, timezone: 'Moon/Tranquility' }, 400, 'invalid_timezone'],
+    [owner, { ...base, timezone: '+08:00' }, 400, 'invalid_timezone'],
     [owner, { ...base, endsOn: '2026-04-31' }, 400, 'invalid_request'],
     [owner, { ...base, startsOn: '1800-01-01' }, 400, 'invalid_date'],
     [owner, { ...base, endsOn: '2026-04-09' }, 400, 'invalid_challenge_dates'],

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import type { Db } from '../../src/infra/postgres.js';
 import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type TestUser } from '../helper.js';
 import { addTasks, claimTask, createProject, joinMembers, submitWork } from '../marketplace-helpers.js';
+import { checkIn, createChallenge } from '../challenge-helpers.js';
 
 // GET /v1/circles/:id/health on a constructed circle: activity written straight into the database
 // at chosen local days of the circle's zone (the test's control of time), and the figures worked
@@ -23,12 +24,16 @@ async function claimedOn(db: Db, taskId: string, userId: string, daysAgo: number
     FROM tasks WHERE id = ${taskId}`.execute(db);
 }
 
-/** Points earned on a local day (a check-in, or an adjustment when negative). */
+/**
+ * Points earned on a local day: an owner's adjustment (positive as an award, negative as a
+ * correction). The figures count points of every source alike; check-in rows need a check-in
+ * behind them (contributions_checkin_source), which the challenge tests write through the API.
+ */
 async function pointsOn(db: Db, circleId: string, userId: string, points: number, daysAgo: number) {
   await sql`
     INSERT INTO contributions (circle_id, user_id, source, points, reason, created_at)
-    VALUES (${circleId}, ${userId}, ${points < 0 ? 'adjustment' : 'checkin'}, ${points},
-            ${points < 0 ? 'correction' : null}, ${localTime(daysAgo, 1)})`.execute(db);
+    VALUES (${circleId}, ${userId}, 'adjustment', ${points}, ${points < 0 ? 'correction' : 'award'},
+            ${localTime(daysAgo, 1)})`.execute(db);
 }
 
 /** A claim made on one local day and first submitted on a later one (hours after it). */
@@ -169,7 +174,7 @@ t.test('health figures of a constructed circle, counted in its time zone, match 
   );
   t.same(h.weeklyThroughput[7], { from: day(6), to: day(0), count: 2 });
   t.same(h.weeklyThroughput[0], { from: day(55), to: day(49), count: 1 });
-  t.same(h.checkinRates, [], 'no challenges yet');
+  t.same(h.checkinRates, [], 'no challenges');
 
   // The 7-day window: only points of the last 7 local days count.
   const week = (await call(app, 'GET', `/v1/circles/${circle.id}/health?window=7d`, { token: owner.token })).body;
@@ -194,8 +199,8 @@ t.test('local days follow the circle’s zone: the same instants fall on other d
   // Four contributions 1, 7, 13 and 19 hours after the start of yesterday in Shanghai (UTC+8).
   for (const hours of [1, 7, 13, 19])
     await sql`
-      INSERT INTO contributions (circle_id, user_id, source, points, created_at)
-      VALUES (${circle.id}, ${member!.id}, 'checkin', 1,
+      INSERT INTO contributions (circle_id, user_id, source, points, reason, created_at)
+      VALUES (${circle.id}, ${member!.id}, 'adjustment', 1, 'award',
               (((now() AT TIME ZONE ${ZONE})::date - 1)::timestamp + make_interval(hours => ${hours})) AT TIME ZONE ${ZONE})`.execute(
       db,
     );
@@ -250,5 +255,71 @@ t.test('local days follow the circle’s zone: the same instants fall on other d
       403,
     ),
     'nor members',
+  );
+});
+
+t.test("each live challenge's check-in rate for yesterday: participants who checked in for that day", async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [ann, ben, cat, dan] = await joinMembers(app, circle.id, 4);
+  // Started two days ago in Kiritimati (UTC+14), with make-ups: yesterday there can be written now.
+  const probe = await createChallenge(app, owner, circle.id, {
+    startsOn: '2026-01-01',
+    endsOn: '2026-01-01',
+    timezone: 'Pacific/Kiritimati',
+  }).catch(() => null);
+  t.equal(probe, null, 'a challenge already over is refused');
+  const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Pacific/Kiritimati' }).format(new Date());
+  const shift = (d: string, days: number) =>
+    new Date(Date.parse(`${d}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
+  const yesterday = shift(today, -1);
+  const live = await createChallenge(app, owner, circle.id, {
+    title: 'Daily reading',
+    startsOn: shift(today, -2),
+    endsOn: shift(today, 5),
+    timezone: 'Pacific/Kiritimati',
+    makeUpAllowance: 3,
+  });
+  t.equal(live.today, today, "the challenge's today is the zone's date");
+  // A second challenge that starts today: yesterday is not one of its days, so it is not listed.
+  await createChallenge(app, owner, circle.id, {
+    title: 'Starts today',
+    startsOn: today,
+    endsOn: shift(today, 3),
+    timezone: 'Pacific/Kiritimati',
+  });
+  const status = async (user: TestUser, date?: string) =>
+    (await checkIn(app, user, live.id, date ? { date } : {})).status;
+  t.same(
+    [
+      await status(ann!),
+      await status(ann!, yesterday),
+      await status(ben!),
+      await status(cat!, yesterday),
+      await status(owner, yesterday),
+    ],
+    [201, 201, 201, 201, 201],
+  );
+  // dan never checked in: not taking part. The owner's make-up is left out like every owner figure.
+  const h = await call(app, 'GET', `/v1/circles/${circle.id}/health`, { token: owner.token });
+  t.equal(h.status, 200);
+  t.same(h.body.checkinRates, [
+    { challengeId: live.id, title: 'Daily reading', checkedIn: 2, participants: 3, rate: 0.6667 },
+  ]);
+  t.ok(dan, 'four members joined');
+  // A member who leaves no longer counts.
+  t.equal(
+    (await call(app, 'DELETE', `/v1/circles/${circle.id}/members/${cat!.id}`, { token: cat!.token })).status,
+    204,
+  );
+  const after = await call(app, 'GET', `/v1/circles/${circle.id}/health`, { token: owner.token });
+  t.same(after.body.checkinRates, [
+    { challengeId: live.id, title: 'Daily reading', checkedIn: 1, participants: 2, rate: 0.5 },
+  ]);
+  t.same(
+    (await db.selectFrom('checkins').select('user_id').where('local_date', '=', yesterday).execute()).length,
+    3,
+    'three check-ins for yesterday in the table, owner included',
   );
 });

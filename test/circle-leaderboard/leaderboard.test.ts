@@ -13,17 +13,12 @@ import { heldTransaction } from '../activity/held-transaction.js';
 type Row = { rank: number; userId: string; handle: string; displayName: string; points: number };
 
 /** A ledger row written straight in SQL, `daysAgo` days back: the test's control of time. */
-async function contribute(
-  db: Db,
-  circleId: string,
-  userId: string,
-  points: number,
-  daysAgo: number,
-  source: 'checkin' | 'adjustment' = 'checkin',
-) {
+async function contribute(db: Db, circleId: string, userId: string, points: number, daysAgo: number, reason = 'award') {
+  // An owner's adjustment: every source counts alike on the board, and check-in rows need a
+  // check-in behind them (contributions_checkin_source).
   await sql`
     INSERT INTO contributions (circle_id, user_id, source, points, reason, created_at)
-    VALUES (${circleId}, ${userId}, ${source}, ${points}, ${source === 'adjustment' ? 'correction' : null},
+    VALUES (${circleId}, ${userId}, 'adjustment', ${points}, ${reason},
             now() - make_interval(days => ${daysAgo}))`.execute(db);
 }
 
@@ -49,7 +44,7 @@ t.test('points from every source per window, ranked, ties in a fixed order, the 
   await contribute(db, circle.id, cat.id, 50, 1);
   // admin: 80 now, then a correction of -30: 50 net, last to score
   await contribute(db, circle.id, admin.id, 80, 0);
-  await contribute(db, circle.id, admin.id, -30, 0, 'adjustment');
+  await contribute(db, circle.id, admin.id, -30, 0, 'correction');
   // dan earns nothing
 
   const week = await board(app, dan, circle.id, '?window=7d&me=true');
@@ -150,7 +145,7 @@ t.test('a walk pages one board: no repeats or gaps while points are earned and c
     // Points that reorder the board: the member just served drops behind everyone, the last rises.
     if (cursor) {
       await adjust(app, owner, project.id, members[turn]!.id, 500);
-      await contribute(db, circle.id, page.items[0]!.userId, -1000, 0, 'adjustment');
+      await contribute(db, circle.id, page.items[0]!.userId, -1000, 0, 'correction');
     }
     turn++;
   } while (cursor);

@@ -237,6 +237,11 @@ t.test(
       return { repeat: repeat.id, live: live.id };
     });
     await distinctContributors.up(db);
+    // 0005 runs here after the later migrations: its claim.revoked events lack the recipient that
+    // 0008 backfills for events written before it. Give them the one 0008 would.
+    await sql`
+      UPDATE events e SET recipient_id = c.user_id FROM claims c
+      WHERE e.type = 'claim.revoked' AND c.id = e.subject_id AND e.recipient_id IS NULL`.execute(db);
 
     const claims = await db
       .selectFrom('claims')

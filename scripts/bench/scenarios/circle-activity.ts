@@ -53,10 +53,10 @@ function bigCircle(ctx: BenchContext): Promise<BigCircle> {
           `
           INSERT INTO contributions (circle_id, user_id, source, points, reason, created_by, created_at)
           SELECT $1::uuid, m.id,
-                 CASE WHEN g % 20 = 0 THEN 'adjustment' ELSE 'checkin' END,
+                 'adjustment',
                  CASE WHEN g % 140 = 0 THEN -5 ELSE 1 + (g::bigint * 7919) % 50 END,
-                 CASE WHEN g % 20 = 0 THEN 'bench seed' END,
-                 CASE WHEN g % 20 = 0 THEN $2::uuid END,
+                 'bench seed',
+                 $2::uuid,
                  now() - ((g::bigint * 104729) % 5184000) * interval '1 second'
           FROM generate_series($3::int, $4::int) g
           JOIN bench_circle_members m ON m.i = CASE WHEN g % 5 = 0 THEN 1 + (g / 5) % $6::int ELSE 1 + (g::bigint * 7919) % $5::int END`,
