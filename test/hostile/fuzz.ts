@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import t from 'tap';
+import type { Test } from 'tap';
 import { sampleOf } from './schema-sample.js';
 import {
   buildWorld,
@@ -17,6 +17,10 @@ import {
 // every wrong shape. Sent with a valid owner token. The service must never answer 5xx, must answer
 // problem+json for every 4xx, and a refused request must leave every table as it was: no retry,
 // no excuse. Nothing else writes meanwhile: the fixture runs the API alone, no worker and no sweep.
+//
+// The routes are shared between two test files (fuzz-1, fuzz-2: every second route each), so each
+// file stays well inside the runner's per-file time limit on a loaded machine and the two run side
+// by side. A route's inputs depend on its place in the whole table, not on the file.
 //
 // The effort is a number of inputs, not a time: every route gets FUZZ_RUNS inputs (a route without
 // a body half as many, and never fewer than MIN_RUNS), generated from the seed, so a seed replays
@@ -254,75 +258,82 @@ function paramsArbitrary(route: RouteInfo, world: World): fc.Arbitrary<Record<st
 /** Inputs for one route: FUZZ_RUNS with a body to vary, half as many without, never below MIN_RUNS. */
 const runsFor = (route: RouteInfo) => Math.max(MIN_RUNS, route.body ? RUNS : Math.ceil(RUNS / 2));
 
-t.test(`fuzzing every route from its OpenAPI schema (seed ${SEED}, FUZZ_RUNS ${RUNS})`, async (t) => {
-  const world = await buildWorld(t);
-  const { app, db, users } = world;
-  const routes = (await routeTable(app)).filter((r) => r.path.startsWith('/v1/'));
-  const ids = { uuid: users.member.id };
-  let requests = 0;
-  let inputs = 0;
-  const statuses: Record<number, number> = {};
+/** Fuzzes share `share` (0-based) of `shares`: the routes whose place in the table is share mod shares. */
+export function fuzzRoutes(t: Test, share: number, shares: number): void {
+  t.test(
+    `fuzzing routes ${share + 1} of every ${shares} from their OpenAPI schemas (seed ${SEED}, FUZZ_RUNS ${RUNS})`,
+    async (t) => {
+      const world = await buildWorld(t);
+      const { app, db, users } = world;
+      const table = (await routeTable(app)).filter((r) => r.path.startsWith('/v1/'));
+      const routes = [...table.entries()].filter(([i]) => i % shares === share);
+      const ids = { uuid: users.member.id };
+      let requests = 0;
+      let inputs = 0;
+      const statuses: Record<number, number> = {};
 
-  for (const [i, route] of routes.entries()) {
-    const property = fc.asyncProperty(
-      bodyArbitrary(route, ids),
-      queryArbitrary(route),
-      paramsArbitrary(route, world),
-      async (payload, query, params) => {
-        const path = route.path.replace(/:(\w+)/g, (_, name: string) => {
-          const p = params[name]!;
-          return p.raw ? p.text : percentEncode(p.text);
-        });
-        const qs = query.map(([k, v]) => `${percentEncode(k)}=${percentEncode(v)}`).join('&');
-        const headers: Record<string, string> = { authorization: `Bearer ${users.owner.token}` };
-        let body: string | Buffer | undefined;
-        if (payload.kind !== 'none') {
-          headers['content-type'] = 'application/json';
-          body =
-            payload.kind === 'json'
-              ? (JSON.stringify(payload.value) ?? 'null')
-              : payload.kind === 'raw'
-                ? Buffer.from(payload.bytes)
-                : payload.text;
-        }
-        const before = await snapshot(db);
-        const res = await app.inject({
-          method: route.method,
-          url: qs ? `${path}?${qs}` : path,
-          headers,
-          ...(body === undefined ? {} : { payload: body }),
-        });
-        requests++;
-        statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
-        const what = `${route.method} ${path}${qs ? `?${qs}` : ''} -> ${res.statusCode} ${res.body.slice(0, 300)}`;
-        if (res.statusCode >= 500) throw new Error(`server error (seed ${SEED}): ${what}`);
-        if (res.statusCode >= 400) {
-          if (!String(res.headers['content-type']).startsWith('application/problem+json'))
-            throw new Error(`4xx without problem+json (seed ${SEED}): ${what}`);
-          const problem = res.json() as { status?: number; code?: string };
-          if (problem.status !== res.statusCode || typeof problem.code !== 'string')
-            throw new Error(`malformed problem (seed ${SEED}): ${what}`);
-          const after = await snapshot(db);
-          if (after !== before) {
-            const sent = body === undefined ? '(no body)' : String(body).slice(0, 500);
-            throw new Error(
-              `a refused request changed the database (seed ${SEED}): ${changedTables(before, after)}\n` +
-                `request: ${what}\nbody: ${sent}`,
-            );
-          }
-        }
-      },
-    );
-    const numRuns = runsFor(route);
-    inputs += numRuns;
-    // endOnFailure: no shrinking, which would send more writes to a database already changed.
-    await fc.assert(property, { seed: SEED + i, numRuns, endOnFailure: true });
-  }
-  t.pass(
-    `${requests} requests over ${routes.length} routes, no 5xx, every 4xx problem+json, refused requests changed nothing`,
+      for (const [i, route] of routes) {
+        const property = fc.asyncProperty(
+          bodyArbitrary(route, ids),
+          queryArbitrary(route),
+          paramsArbitrary(route, world),
+          async (payload, query, params) => {
+            const path = route.path.replace(/:(\w+)/g, (_, name: string) => {
+              const p = params[name]!;
+              return p.raw ? p.text : percentEncode(p.text);
+            });
+            const qs = query.map(([k, v]) => `${percentEncode(k)}=${percentEncode(v)}`).join('&');
+            const headers: Record<string, string> = { authorization: `Bearer ${users.owner.token}` };
+            let body: string | Buffer | undefined;
+            if (payload.kind !== 'none') {
+              headers['content-type'] = 'application/json';
+              body =
+                payload.kind === 'json'
+                  ? (JSON.stringify(payload.value) ?? 'null')
+                  : payload.kind === 'raw'
+                    ? Buffer.from(payload.bytes)
+                    : payload.text;
+            }
+            const before = await snapshot(db);
+            const res = await app.inject({
+              method: route.method,
+              url: qs ? `${path}?${qs}` : path,
+              headers,
+              ...(body === undefined ? {} : { payload: body }),
+            });
+            requests++;
+            statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+            const what = `${route.method} ${path}${qs ? `?${qs}` : ''} -> ${res.statusCode} ${res.body.slice(0, 300)}`;
+            if (res.statusCode >= 500) throw new Error(`server error (seed ${SEED}): ${what}`);
+            if (res.statusCode >= 400) {
+              if (!String(res.headers['content-type']).startsWith('application/problem+json'))
+                throw new Error(`4xx without problem+json (seed ${SEED}): ${what}`);
+              const problem = res.json() as { status?: number; code?: string };
+              if (problem.status !== res.statusCode || typeof problem.code !== 'string')
+                throw new Error(`malformed problem (seed ${SEED}): ${what}`);
+              const after = await snapshot(db);
+              if (after !== before) {
+                const sent = body === undefined ? '(no body)' : String(body).slice(0, 500);
+                throw new Error(
+                  `a refused request changed the database (seed ${SEED}): ${changedTables(before, after)}\n` +
+                    `request: ${what}\nbody: ${sent}`,
+                );
+              }
+            }
+          },
+        );
+        const numRuns = runsFor(route);
+        inputs += numRuns;
+        // endOnFailure: no shrinking, which would send more writes to a database already changed.
+        await fc.assert(property, { seed: SEED + i, numRuns, endOnFailure: true });
+      }
+      t.pass(
+        `${requests} requests over ${routes.length} routes, no 5xx, every 4xx problem+json, refused requests changed nothing`,
+      );
+      t.equal(requests, inputs, `every route got its inputs (at least ${MIN_RUNS} each)`);
+      t.comment(
+        `SUMMARY hostile/fuzz share=${share + 1}/${shares} seed=${SEED} runs=${RUNS} routes=${routes.length} requests=${requests} statuses=${JSON.stringify(statuses)} serverErrors=${statuses[500] ?? 0}`,
+      );
+    },
   );
-  t.equal(requests, inputs, `every route got its inputs (at least ${MIN_RUNS} each)`);
-  t.comment(
-    `SUMMARY hostile/fuzz seed=${SEED} runs=${RUNS} routes=${routes.length} requests=${requests} statuses=${JSON.stringify(statuses)} serverErrors=${statuses[500] ?? 0}`,
-  );
-});
+}
