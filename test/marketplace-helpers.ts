@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Job, Queue } from 'bullmq';
 import type { Config } from '../src/config.js';
 import type { Db } from '../src/infra/postgres.js';
-import { startWorkerRole } from '../src/worker.js';
+import { processors, startWorkerRole } from '../src/worker.js';
+import { startWorkers as startProcessors } from '../src/jobs/worker-runtime.js';
 import { expiryDueAt, expiryJobId } from '../src/claims/claim-expiry.job.js';
 import { Queues, storedJobId } from '../src/jobs/queues.js';
 import { openQueueConnection } from '../src/jobs/queue-backend.js';
@@ -200,6 +201,25 @@ const silentLog = {
   level: 'silent',
   silent() {},
 };
+
+/**
+ * The production processors on real BullMQ workers (the test's queue backend), without the
+ * repeating schedules: only the jobs the test adds run. Returns producers on the same store; all
+ * closed at teardown.
+ */
+export async function processorWorkers(t: Test, db: Db, config: Config) {
+  const consumer = openQueueConnection(config, 'worker');
+  const producer = openQueueConnection(config, 'worker');
+  const queues = new Queues(producer, config.queuePrefix);
+  const running = await startProcessors(consumer, { db, queues, config, log: silentLog as never }, processors);
+  t.teardown(async () => {
+    await running.close();
+    await queues.close();
+    await consumer.close();
+    await producer.close();
+  });
+  return queues;
+}
 
 /** Starts the real worker role (every queue and the sweeps) on the test's config; closed at teardown. */
 export async function startWorkers(t: Test, config: Config) {

@@ -1,16 +1,11 @@
 import t from 'tap';
-import { pino } from 'pino';
-import { processors } from '../../src/worker.js';
-import { startWorkers } from '../../src/jobs/worker-runtime.js';
-import { Queues, storedJobId } from '../../src/jobs/queues.js';
-import { openQueueConnection } from '../../src/jobs/queue-backend.js';
+import { storedJobId } from '../../src/jobs/queues.js';
 import { closeChallengeIfDue } from '../../src/challenges/challenge-closing.js';
 import { closingJobKey } from '../../src/challenges/challenge-closing.job.js';
 import { noticeMissedDays } from '../../src/challenges/missed-days.js';
 import type { Db } from '../../src/infra/postgres.js';
-import type { Config } from '../../src/config.js';
 import { buildTestApp, call, onEachQueueBackend, queueBackendEnv } from '../helper.js';
-import { finishedJob } from '../marketplace-helpers.js';
+import { finishedJob, processorWorkers } from '../marketplace-helpers.js';
 import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
 import { assertInvariants } from '../settlement-helpers.js';
 
@@ -20,22 +15,6 @@ import { assertInvariants } from '../settlement-helpers.js';
 
 const LONG_TOKENS = { ACCESS_TOKEN_TTL_SECONDS: '86400' };
 const DAY = 86_400_000;
-const silent = pino({ level: 'silent' });
-
-/** The production processors on real BullMQ workers (on the test's queue backend), without the repeating schedules. */
-async function workersFor(t: Parameters<typeof buildTestApp>[0], db: Db, config: Config) {
-  const consumer = openQueueConnection(config, 'worker');
-  const producer = openQueueConnection(config, 'worker');
-  const queues = new Queues(producer, config.queuePrefix);
-  const running = await startWorkers(consumer, { db, queues, config, log: silent }, processors);
-  t.teardown(async () => {
-    await running.close();
-    await queues.close();
-    await consumer.close();
-    await producer.close();
-  });
-  return queues;
-}
 
 const closedEvents = (db: Db, challengeId: string) =>
   db
@@ -102,7 +81,7 @@ onEachQueueBackend(
     t.ok(row.closed_at);
 
     // Delivered again by BullMQ (another id for the same challenge, and the original one): nothing more.
-    const queues = await workersFor(t, db, config);
+    const queues = await processorWorkers(t, db, config);
     await queues.add('challenge-closing', { challengeId: c.id }, { jobId: 'challenge-closing:again' });
     const again = await finishedJob(queues.get('challenge-closing'), storedJobId('challenge-closing:again'));
     t.same(again.returnvalue, { closed: false });
@@ -134,7 +113,7 @@ onEachQueueBackend(
       .where('id', '=', lost.id)
       .execute();
 
-    const queues = await workersFor(t, db, config);
+    const queues = await processorWorkers(t, db, config);
     await queues.add(
       'challenge-closing',
       { challengeId: soon.id },

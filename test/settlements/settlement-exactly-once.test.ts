@@ -1,12 +1,9 @@
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
-import { pino } from 'pino';
 import { UnrecoverableError } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
-import { processors } from '../../src/worker.js';
-import { startWorkers as startProcessors } from '../../src/jobs/worker-runtime.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
 import { openQueueConnection, openWorker } from '../../src/jobs/queue-backend.js';
 import { settleProject } from '../../src/settlements/settle-project.js';
@@ -22,7 +19,14 @@ import {
   registerUser,
   type TestUser,
 } from '../helper.js';
-import { createProject, eventTypes, finishedJob, joinMembers, startWorkers } from '../marketplace-helpers.js';
+import {
+  createProject,
+  eventTypes,
+  finishedJob,
+  joinMembers,
+  processorWorkers,
+  startWorkers,
+} from '../marketplace-helpers.js';
 import {
   adjust,
   assertInvariants,
@@ -38,8 +42,6 @@ import {
 // failing every attempt still ends as one complete result (or one clean failure), never as two or
 // half. The parts that go through BullMQ run on each queue backend.
 
-const silent = pino({ level: 'silent' });
-
 /** A circle with `members` members holding varied points in a project with the given pool. */
 async function projectWithContributors(
   app: FastifyInstance,
@@ -53,21 +55,6 @@ async function projectWithContributors(
   const project = await createProject(app, owner, circleId, { rewardPool: { amount: pool, unit: 'credits' } });
   for (const [i, m] of people.entries()) await adjust(app, owner, project.id, m.id, 1 + ((i * 5) % 7));
   return { owner, circleId, members: people, project };
-}
-
-/** The production processors on real BullMQ workers, without schedules: only the jobs the test adds run. */
-async function processorWorkers(t: Test, db: Db, config: Config) {
-  const consumer = openQueueConnection(config, 'worker');
-  const producer = openQueueConnection(config, 'worker');
-  const queues = new Queues(producer, config.queuePrefix);
-  const running = await startProcessors(consumer, { db, queues, config, log: silent }, processors);
-  t.teardown(async () => {
-    await running.close();
-    await queues.close();
-    await consumer.close();
-    await producer.close();
-  });
-  return queues;
 }
 
 /** Producers on the test's queue store, without workers; closed at teardown. */
