@@ -46,19 +46,13 @@ function withNames(page: ReturnType<typeof sql>) {
 
 const COLUMNS = sql`id, circle_id, type, subject_id, actor_id, recipient_id, payload, created_at`;
 
-/**
- * The circle's activity feed: every event of the circle but the notices meant for one member,
- * newest first, below `beforeId`, as the snapshot `snapshot` saw them (see src/infra/snapshots.ts).
- * Walks events_feed_idx, or events_feed_type_idx when filtered by type.
- */
-export async function circleFeed(
-  db: Db,
-  circleId: string,
-  options: { types: string[] | null; snapshot: string; beforeId: number | null; limit: number },
-): Promise<EventRow[]> {
+type PageOptions = { types: string[] | null; snapshot: string; beforeId: number | null; limit: number };
+
+/** One page of the events matching `where`, newest first below `beforeId`, as `snapshot` saw them. */
+async function eventPage(db: Db, where: ReturnType<typeof sql>, options: PageOptions): Promise<EventRow[]> {
   const page = sql`
     SELECT ${COLUMNS} FROM events e
-    WHERE e.circle_id = ${circleId}::uuid AND NOT e.recipient_only
+    WHERE ${where}
       ${options.types ? sql`AND e.type = ANY(${options.types}::text[])` : sql``}
       ${options.beforeId === null ? sql`` : sql`AND e.id < ${options.beforeId}`}
       AND ${visibleIn('e', options.snapshot)}
@@ -68,21 +62,18 @@ export async function circleFeed(
 }
 
 /**
+ * The circle's activity feed: every event of the circle but the notices meant for one member,
+ * newest first, below `beforeId`, as the snapshot `snapshot` saw them (see src/infra/snapshots.ts).
+ * Walks events_feed_idx, or events_feed_type_idx when filtered by type.
+ */
+export async function circleFeed(db: Db, circleId: string, options: PageOptions): Promise<EventRow[]> {
+  return eventPage(db, sql`e.circle_id = ${circleId}::uuid AND NOT e.recipient_only`, options);
+}
+
+/**
  * A member's inbox: the events that name them as recipient, in every circle, newest first. Walks
  * events_recipient_idx.
  */
-export async function inbox(
-  db: Db,
-  userId: string,
-  options: { types: string[] | null; snapshot: string; beforeId: number | null; limit: number },
-): Promise<EventRow[]> {
-  const page = sql`
-    SELECT ${COLUMNS} FROM events e
-    WHERE e.recipient_id = ${userId}::uuid
-      ${options.types ? sql`AND e.type = ANY(${options.types}::text[])` : sql``}
-      ${options.beforeId === null ? sql`` : sql`AND e.id < ${options.beforeId}`}
-      AND ${visibleIn('e', options.snapshot)}
-    ORDER BY e.id DESC
-    LIMIT ${options.limit}`;
-  return (await withNames(page).execute(db)).rows;
+export async function inbox(db: Db, userId: string, options: PageOptions): Promise<EventRow[]> {
+  return eventPage(db, sql`e.recipient_id = ${userId}::uuid`, options);
 }
