@@ -140,10 +140,28 @@ export function bareRouteResult(
  */
 export const refreshStatistics = (ctx: BenchContext) => ctx.pool.query('ANALYZE claims, tasks');
 
-/** Frees every claim on the project, as if none had been made, so each measurement starts alike. */
+/**
+ * Frees every claim on the project, as if none had been made, so each measurement starts alike.
+ * A measurement's last requests may still be in the service when it ends. Every claim locks its
+ * task row before it inserts, so the reset locks the project's tasks first, in one transaction: a
+ * claim in flight either committed before (its row is deleted with the rest) or waits and then
+ * claims against the zeroed count. Deleting and zeroing as two loose statements let such a claim
+ * land between them, leaving a live claim on a task that counts none.
+ */
 export async function resetClaims(ctx: BenchContext, projectId: string): Promise<void> {
-  await ctx.pool.query('DELETE FROM claims WHERE project_id = $1', [projectId]);
-  await ctx.pool.query('UPDATE tasks SET live_claims = 0 WHERE project_id = $1 AND live_claims <> 0', [projectId]);
+  const client = await ctx.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT id FROM tasks WHERE project_id = $1 ORDER BY id FOR UPDATE', [projectId]);
+    await client.query('DELETE FROM claims WHERE project_id = $1', [projectId]);
+    await client.query('UPDATE tasks SET live_claims = 0 WHERE project_id = $1 AND live_claims <> 0', [projectId]);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK');
+    throw err;
+  } finally {
+    client.release();
+  }
   await ctx.pool.query('VACUUM ANALYZE tasks, claims');
 }
 
