@@ -28,6 +28,7 @@ import { challengeRoutes } from './challenges/challenges.routes.js';
 import { activityRoutes } from './activity/activity.routes.js';
 import { circleHealthRoutes } from './circle-health/circle-health.routes.js';
 import { circleLeaderboardRoutes } from './circle-leaderboard/circle-leaderboard.routes.js';
+import { webhookRoutes } from './webhooks/webhooks.routes.js';
 
 export interface BuildOptions {
   config: Config;
@@ -100,6 +101,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
         await member.register(activityRoutes);
         await member.register(circleLeaderboardRoutes);
         await member.register(circleHealthRoutes);
+        await member.register(webhookRoutes);
       });
     },
     { prefix: '/v1' },

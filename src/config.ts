@@ -97,6 +97,35 @@ const EnvSchema = Type.Object({
       "How long a worker holds a job before another may take it over (a killed worker's job is retried after this)",
   }),
   METRICS_TOKEN: Type.String({ default: '', description: 'Bearer token for /metrics; empty means open' }),
+  WEBHOOK_ALLOW_PRIVATE: Type.Union([Type.Literal('true'), Type.Literal('false')], {
+    default: 'false',
+    description:
+      'true lets webhooks target loopback, private and link-local addresses (tests, closed networks); false refuses them',
+  }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 60_000,
+    default: 10_000,
+    description: 'Longest a webhook delivery attempt may take, connecting and reading the answer included',
+  }),
+  WEBHOOK_MAX_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 20,
+    default: 8,
+    description: 'Automatic attempts per webhook message before it counts as failed',
+  }),
+  WEBHOOK_RETRY_BASE_MS: Type.Integer({
+    minimum: 1,
+    maximum: 3_600_000,
+    default: 30_000,
+    description: 'Delay before the second attempt; each later one doubles it (with jitter, capped at 6 hours)',
+  }),
+  WEBHOOK_DISABLE_AFTER_FAILURES: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 5,
+    description: 'Consecutive failed messages after which an endpoint is disabled until re-enabled by hand',
+  }),
 });
 
 export type Env = Static<typeof EnvSchema>;
@@ -123,6 +152,13 @@ export interface Config {
   sweepIntervalSeconds: number;
   jobLockSeconds: number;
   metricsToken: string;
+  webhooks: {
+    allowPrivate: boolean;
+    timeoutMs: number;
+    maxAttempts: number;
+    retryBaseMs: number;
+    disableAfterFailures: number;
+  };
 }
 
 /**
@@ -196,6 +232,13 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
     jobLockSeconds: e.JOB_LOCK_SECONDS,
     metricsToken: e.METRICS_TOKEN,
+    webhooks: {
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
+    },
   };
 }
 

@@ -6,7 +6,7 @@ import { openQueueConnection } from './jobs/queue-backend.js';
 import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
 import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
 import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.job.js';
-import { relayOutbox, type EventHandlers } from './events/outbox-relay.js';
+import { relayOutbox, type EventHandlers, type OutboxSubscriber } from './events/outbox-relay.js';
 import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
 import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
 import { remindEndingLeases } from './claims/lease-reminder.job.js';
@@ -14,6 +14,8 @@ import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/revi
 import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
 import { challengeClosingProcessor, sweepEndedChallenges } from './challenges/challenge-closing.job.js';
 import { noticeMissedDays } from './challenges/missed-days.js';
+import type { JobContext } from './jobs/worker-runtime.js';
+import { requeueOverdueMessages, webhookDeliveryProcessor, webhookFanOut } from './webhooks/webhook-delivery.job.js';
 
 /** The work each outbox event type triggers when the relay moves it on. */
 const eventHandlers: EventHandlers = {
@@ -22,16 +24,23 @@ const eventHandlers: EventHandlers = {
   },
 };
 
+/** What every relayed batch of events feeds, whatever their types: the webhooks' messages. */
+const outboxSubscribers = (ctx: JobContext): OutboxSubscriber[] => [webhookFanOut(ctx.config, ctx.log)];
+
+/** One pass of the outbox relay, as the maintenance schedule runs it. */
+export const relayEvents = (ctx: JobContext) => relayOutbox(ctx.db, ctx.queues, eventHandlers, outboxSubscribers(ctx));
+
 /** The domains' housekeeping, run by the maintenance queue on the schedules of src/jobs/schedules.ts. */
 const maintenanceTasks: MaintenanceTasks = {
   'purge-idempotency-keys': async (ctx) => ({ purged: await purgeExpiredKeys(ctx.db) }),
   'expire-overdue-claims': async (ctx) => ({ expired: await sweepOverdueClaims(ctx) }),
   'accept-overdue-submissions': async (ctx) => ({ accepted: await sweepOverdueSubmissions(ctx) }),
-  'relay-outbox': async (ctx) => ({ relayed: await relayOutbox(ctx.db, ctx.queues, eventHandlers) }),
+  'relay-outbox': async (ctx) => ({ relayed: await relayEvents(ctx) }),
   'requeue-unfinished-settlements': async (ctx) => ({ requeued: await requeueUnfinishedSettlements(ctx) }),
   'close-ended-challenges': async (ctx) => ({ closed: await sweepEndedChallenges(ctx) }),
   'notice-missed-challenge-days': async (ctx) => ({ noticed: await noticeMissedDays(ctx.db, Date.now()) }),
   'remind-ending-leases': async (ctx) => ({ reminded: await remindEndingLeases(ctx.db) }),
+  'requeue-overdue-webhook-messages': async (ctx) => ({ requeued: await requeueOverdueMessages(ctx) }),
 };
 
 export const processors: ProcessorMap = {
@@ -40,6 +49,7 @@ export const processors: ProcessorMap = {
   'review-deadline': reviewDeadlineProcessor,
   settlements: settlementProcessor,
   'challenge-closing': challengeClosingProcessor,
+  'webhook-delivery': webhookDeliveryProcessor,
 };
 
 /**

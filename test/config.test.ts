@@ -27,6 +27,7 @@ t.test('defaults apply when nothing is set; no database and no secret are made u
     maxLeaseSeconds: 7 * 86400,
     sweepIntervalSeconds: 30,
     metricsToken: '',
+    webhooks: { allowPrivate: false, timeoutMs: 10_000, maxAttempts: 8, retryBaseMs: 30_000, disableAfterFailures: 5 },
   });
   t.equal(settings.jwt.secret, null, 'there is no built-in JWT secret');
 });
@@ -77,6 +78,8 @@ t.test('values are read and converted from their text', async (t) => {
   t.equal(config.queuePrefix, '{ca}');
   t.equal(config.jwt.secret, 'x'.repeat(32));
   t.equal(config.metricsToken, 'm');
+  t.equal(loadConfig({ ...external, WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.allowPrivate, true);
+  t.throws(() => loadConfig({ ...external, WEBHOOK_ALLOW_PRIVATE: 'yes' }), { message: /WEBHOOK_ALLOW_PRIVATE/ });
 });
 
 t.test('the queue backend follows REDIS_URL unless QUEUE_BACKEND says otherwise', async (t) => {

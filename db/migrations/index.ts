@@ -7,6 +7,7 @@ import * as distinctContributors from './0005_distinct_contributors.js';
 import * as reviewQueue from './0006_review_queue.js';
 import * as challenges from './0007_challenges.js';
 import * as circleActivity from './0008_circle_activity.js';
+import * as webhooks from './0009_webhooks.js';
 
 // The schema's history, in order. Listed explicitly (rather than read from the folder) so the same
 // list works from TypeScript sources in development and from compiled JavaScript in production.
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '0006_review_queue': reviewQueue,
   '0007_challenges': challenges,
   '0008_circle_activity': circleActivity,
+  '0009_webhooks': webhooks,
 };

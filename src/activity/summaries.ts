@@ -117,6 +117,22 @@ export function summarize(e: EventFacts): string {
     }
     case 'payout.credited':
       return `${member} was paid ${num(e.payload.amount) ?? 0} ${text(e.payload.unit) ?? ''} for ${project}`.trimEnd();
+    case 'webhook.created':
+      return `${actor} added a webhook`;
+    case 'webhook.updated':
+      return `${actor} changed a webhook`;
+    case 'webhook.deleted':
+      return `${actor} deleted a webhook`;
+    case 'webhook.enabled':
+      return `${actor} enabled a webhook`;
+    case 'webhook.disabled':
+      return e.payload.reason === 'failing'
+        ? `A webhook was disabled after ${num(e.payload.failedMessages) ?? 0} failed deliveries in a row`
+        : `${actor} disabled a webhook`;
+    case 'webhook.secret_rotated':
+      return `${actor} rotated a webhook's signing secret`;
+    case 'webhook.redelivery_requested':
+      return `${actor} asked for a webhook delivery to be sent again`;
     default:
       return `${e.actorHandle ? `${actor}: ` : ''}${e.type}`;
   }

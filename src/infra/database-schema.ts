@@ -320,6 +320,67 @@ export interface ChallengeParticipantsTable {
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
+export type WebhookDisabledReason = 'failing' | 'manual';
+
+export interface WebhookEndpointsTable {
+  circle_id: string;
+  id: Generated<string>;
+  url: string;
+  events: string[];
+  description: ColumnType<string, string | undefined, string>;
+  enabled: ColumnType<boolean, boolean | undefined, boolean>;
+  disabled_at: NullableTimestamp;
+  disabled_reason: ColumnType<
+    WebhookDisabledReason | null,
+    WebhookDisabledReason | null | undefined,
+    WebhookDisabledReason | null
+  >;
+  /** The signing secret (whsec_...): never logged, never in an event, shown once. */
+  secret: string;
+  previous_secret: ColumnType<string | null, string | null | undefined, string | null>;
+  previous_secret_expires_at: NullableTimestamp;
+  failure_streak: ColumnType<number, number | undefined, number>;
+  created_by: string;
+  created_at: CreatedAt;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export type WebhookMessageStatus = 'pending' | 'succeeded' | 'failed';
+
+export interface WebhookMessagesTable {
+  circle_id: string;
+  id: Generated<string>;
+  endpoint_id: string;
+  event_id: number;
+  event_type: string;
+  body: string;
+  status: ColumnType<WebhookMessageStatus, WebhookMessageStatus | undefined, WebhookMessageStatus>;
+  attempts: ColumnType<number, number | undefined, number>;
+  final_attempt: number;
+  redelivery: ColumnType<boolean, boolean | undefined, boolean>;
+  next_attempt_at: NullableTimestamp;
+  created_at: CreatedAt;
+  completed_at: NullableTimestamp;
+}
+
+export type WebhookAttemptOutcome = 'succeeded' | 'http_error' | 'timeout' | 'refused' | 'network_error';
+
+export interface WebhookAttemptsTable {
+  circle_id: string;
+  id: Generated<string>;
+  seq: Generated<number>;
+  endpoint_id: string;
+  message_id: string;
+  attempt: number;
+  trigger: 'automatic' | 'redelivery';
+  outcome: WebhookAttemptOutcome;
+  response_status: number | null;
+  duration_ms: number;
+  error: string | null;
+  started_at: Timestamp;
+  finished_at: CreatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   refresh_tokens: RefreshTokensTable;
@@ -343,4 +404,7 @@ export interface Database {
   challenges: ChallengesTable;
   checkins: CheckinsTable;
   challenge_participants: ChallengeParticipantsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_messages: WebhookMessagesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }

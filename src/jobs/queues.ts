@@ -16,6 +16,8 @@ export interface QueuePayloads {
   settlements: { settlementId: string };
   /** Delayed until a challenge's last day ends; closes it and sums it up (src/challenges). */
   'challenge-closing': { challengeId: string };
+  /** One attempt of a webhook message, id = message and attempt number (src/webhooks). */
+  'webhook-delivery': { circleId: string; messageId: string; attempt: number };
 }
 
 export type MaintenanceTask =
@@ -26,7 +28,8 @@ export type MaintenanceTask =
   | 'requeue-unfinished-settlements'
   | 'close-ended-challenges'
   | 'notice-missed-challenge-days'
-  | 'remind-ending-leases';
+  | 'remind-ending-leases'
+  | 'requeue-overdue-webhook-messages';
 
 export type QueueName = keyof QueuePayloads;
 

@@ -15,6 +15,7 @@ function intervals(config: Config): Record<MaintenanceTask, number> {
     'notice-missed-challenge-days': sweep,
     // Leases are announced an hour ahead: a sweep interval late is still in time.
     'remind-ending-leases': sweep,
+    'requeue-overdue-webhook-messages': sweep,
   };
 }
 

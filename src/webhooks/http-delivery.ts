@@ -1,0 +1,142 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import type { WebhookAttemptOutcome } from '../infra/database-schema.js';
+import { addressAllowed, classifyAddress } from './address-policy.js';
+
+// One delivery attempt over HTTP, made safe against the receiver and against the URL:
+// - The address is checked where the connection is made: the socket connects to the address our
+//   own lookup resolved and checked (every address of the name must pass), so a name that
+//   resolves to a public address for a check and a private one for the connection (DNS
+//   rebinding) cannot slip through. A literal address is checked before connecting.
+// - Redirects are not followed: a 3xx is a failed attempt (its target is not checked or trusted).
+// - One deadline covers connecting, sending and reading the answer; at most RESPONSE_CAP bytes of
+//   the answer are read, then the connection is dropped, so a slow or endless answer cannot hold
+//   a worker. No connection is reused (agent: false): each attempt resolves and checks again.
+
+export const RESPONSE_CAP = 64 * 1024;
+
+export interface AttemptResult {
+  outcome: WebhookAttemptOutcome;
+  responseStatus: number | null;
+  durationMs: number;
+  error: string | null;
+}
+
+class RefusedAddress extends Error {}
+
+function checkedLookup(allowPrivate: boolean) {
+  return (
+    hostname: string,
+    options: { all?: boolean; family?: number | string },
+    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ) => {
+    dnsLookup(hostname, { all: true, family: options.family as 0 | 4 | 6 | undefined }, (err, addresses) => {
+      if (err) return callback(err, '');
+      const refused = addresses.find((a) => !addressAllowed(a.address, allowPrivate));
+      if (refused) {
+        return callback(
+          new RefusedAddress(
+            `${hostname} resolves to ${refused.address} (${classifyAddress(refused.address)}), which webhooks may not reach`,
+          ),
+          '',
+        );
+      }
+      const [first] = addresses;
+      if (!first) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '');
+      if (options.all) return callback(null, addresses);
+      callback(null, first.address, first.family);
+    });
+  };
+}
+
+export interface PostOptions {
+  timeoutMs: number;
+  allowPrivate: boolean;
+  responseCap?: number;
+}
+
+/** POSTs `body` to `url` with `headers`; never throws: every ending is an AttemptResult. */
+export function postWebhook(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  options: PostOptions,
+): Promise<AttemptResult> {
+  const started = performance.now();
+  const cap = options.responseCap ?? RESPONSE_CAP;
+  const done = (outcome: WebhookAttemptOutcome, responseStatus: number | null, error: string | null) => ({
+    outcome,
+    responseStatus,
+    durationMs: Math.round(performance.now() - started),
+    error,
+  });
+  return new Promise<AttemptResult>((resolve) => {
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (result: AttemptResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result);
+    };
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return finish(done('network_error', null, 'invalid URL'));
+    }
+    const host = target.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host) && !addressAllowed(host, options.allowPrivate)) {
+      return finish(done('refused', null, `${host} (${classifyAddress(host)}) is not an address webhooks may reach`));
+    }
+    const client = target.protocol === 'https:' ? https : http;
+    const request = client.request(target, {
+      method: 'POST',
+      agent: false,
+      lookup: checkedLookup(options.allowPrivate) as never,
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+        'user-agent': 'circle-actions-webhooks/1',
+      },
+    });
+    let status: number | null = null;
+    timer = setTimeout(() => {
+      finish(done('timeout', status, `no complete answer within ${options.timeoutMs} ms`));
+      request.destroy();
+    }, options.timeoutMs);
+    request.on('error', (err) => {
+      if (err instanceof RefusedAddress) finish(done('refused', null, err.message));
+      else finish(done('network_error', null, err.message || (err as NodeJS.ErrnoException).code || 'network error'));
+    });
+    request.on('response', (response) => {
+      const code = response.statusCode ?? 0;
+      status = code;
+      let read = 0;
+      const answered = () => {
+        const status = code;
+        if (status >= 200 && status < 300) return done('succeeded', status, null);
+        if (status >= 300 && status < 400) return done('http_error', status, 'redirects are not followed');
+        return done('http_error', status, `answered ${status}`);
+      };
+      response.on('data', (chunk: Buffer) => {
+        read += chunk.length;
+        if (read >= cap) {
+          // Enough: the status is what counts, and the rest may never end.
+          finish(answered());
+          response.destroy();
+          request.destroy();
+        }
+      });
+      response.on('end', () => finish(answered()));
+      response.on('error', () => finish(done('network_error', code, 'the answer broke off')));
+      response.on('close', () => {
+        if (!settled && response.complete) finish(answered());
+      });
+    });
+    request.end(body);
+  });
+}

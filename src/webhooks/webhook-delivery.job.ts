@@ -1,0 +1,179 @@
+import { UnrecoverableError } from 'bullmq';
+import type { Transaction } from 'kysely';
+import type { AppContext, Logger } from '../context.js';
+import type { Config } from '../config.js';
+import type { Database } from '../infra/database-schema.js';
+import type { Queues } from '../jobs/queues.js';
+import type { Processor } from '../jobs/worker-runtime.js';
+import type { OutboxSubscriber } from '../events/outbox-relay.js';
+import { recordEvent } from '../events/events.repository.js';
+import { retryDelayMs } from './backoff.js';
+import { postWebhook } from './http-delivery.js';
+import { signedHeaders, signingSecrets } from './signing.js';
+import * as repo from './webhooks.repository.js';
+
+// Delivering webhook messages, at least once. Each attempt is its own job, keyed by message and
+// attempt number, so a job enqueued twice runs once and an attempt is recorded once: the result
+// is written only if the message still waits for exactly that attempt (under its lock). A
+// failed attempt schedules the next one with backoff; the last automatic one failing ends the
+// message, and enough consecutive ended messages disable the endpoint. A sweep re-enqueues
+// messages whose job was lost. Messages are independent: no ordering between them is kept.
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** How late a pending message's attempt must be before the sweep thinks its job lost. */
+const OVERDUE_GRACE_MS = 60_000;
+const SWEEP_BATCH = 500;
+
+export const deliveryJobKey = (messageId: string, attempt: number) => `webhook-delivery:${messageId}:${attempt}`;
+
+/** Enqueues one attempt of a message; a failure is logged and left to the sweep. */
+export async function enqueueDelivery(
+  queues: Queues,
+  log: Logger,
+  message: { circleId: string; messageId: string; attempt: number },
+  delayMs = 0,
+): Promise<void> {
+  try {
+    await queues.add('webhook-delivery', message, {
+      jobId: deliveryJobKey(message.messageId, message.attempt),
+      ...(delayMs > 0 ? { delay: delayMs } : {}),
+    });
+  } catch (err) {
+    log.warn({ err, messageId: message.messageId }, 'could not enqueue a webhook delivery; the sweep will');
+  }
+}
+
+/**
+ * Disables an endpoint (its row locked by the caller) and ends its pending messages, with the
+ * event saying so, in the caller's transaction.
+ */
+export async function disableEndpoint(
+  trx: Transaction<Database>,
+  endpoint: repo.EndpointRow,
+  reason: 'failing' | 'manual',
+  actorId: string | null,
+): Promise<repo.EndpointRow> {
+  const disabled = await repo.markDisabled(trx, endpoint.circle_id, endpoint.id, reason);
+  await repo.failPendingMessages(trx, endpoint.circle_id, endpoint.id);
+  await recordEvent(trx, {
+    circleId: endpoint.circle_id,
+    type: 'webhook.disabled',
+    subjectId: endpoint.id,
+    actorId,
+    payload: { reason, failedMessages: endpoint.failure_streak },
+  });
+  return disabled;
+}
+
+/** Makes attempt `attempt` of a message and records it; returns what happened. */
+export async function deliverAttempt(
+  ctx: AppContext,
+  circleId: string,
+  messageId: string,
+  attempt: number,
+): Promise<string> {
+  const m = await repo.findMessageForDelivery(ctx.db, circleId, messageId);
+  const due = m?.status === 'pending' && m.attempts === attempt - 1;
+  if (!m || !due || !m.url || !m.enabled || !m.secret) return 'skipped';
+  const startedAt = new Date();
+  const secrets = signingSecrets(
+    { secret: m.secret, previous_secret: m.previous_secret, previous_secret_expires_at: m.previous_secret_expires_at },
+    startedAt.getTime(),
+  );
+  const headers = signedHeaders(secrets, m.id, Math.floor(startedAt.getTime() / 1000), m.body);
+  const settings = ctx.config.webhooks;
+  const result = await postWebhook(m.url, headers, m.body, {
+    timeoutMs: settings.timeoutMs,
+    allowPrivate: settings.allowPrivate,
+  });
+  if (result.outcome === 'refused')
+    ctx.log.warn({ webhookId: m.endpoint_id, messageId, reason: result.error }, 'webhook delivery refused');
+
+  const retryIn = await ctx.db.transaction().execute(async (trx) => {
+    // The endpoint before the message, as everywhere that locks both.
+    const endpoint = await repo.lockEndpoint(trx, circleId, m.endpoint_id);
+    const locked = await repo.lockMessage(trx, circleId, messageId);
+    if (!endpoint || !locked || locked.status !== 'pending' || locked.attempts !== attempt - 1) return 'stale';
+    await repo.insertAttempt(trx, {
+      circle_id: circleId,
+      endpoint_id: locked.endpoint_id,
+      message_id: messageId,
+      attempt,
+      trigger: locked.redelivery ? 'redelivery' : 'automatic',
+      outcome: result.outcome,
+      response_status: result.responseStatus,
+      duration_ms: result.durationMs,
+      error: result.error,
+      started_at: startedAt,
+    });
+    const succeeded = result.outcome === 'succeeded';
+    if (!succeeded && attempt < locked.final_attempt) {
+      const delay = retryDelayMs(attempt + 1, settings.retryBaseMs);
+      await repo.updateMessage(trx, circleId, messageId, {
+        attempts: attempt,
+        next_attempt_at: new Date(Date.now() + delay),
+      });
+      return delay;
+    }
+    await repo.updateMessage(trx, circleId, messageId, {
+      status: succeeded ? 'succeeded' : 'failed',
+      attempts: attempt,
+      next_attempt_at: null,
+      completed_at: new Date(),
+    });
+    if (succeeded) {
+      if (endpoint.failure_streak > 0) await repo.updateEndpoint(trx, circleId, endpoint.id, { failure_streak: 0 });
+    } else if (!locked.redelivery) {
+      // A message that used up its automatic attempts: one more in the endpoint's failing streak.
+      const streak = endpoint.failure_streak + 1;
+      const counted = await repo.updateEndpoint(trx, circleId, endpoint.id, { failure_streak: streak });
+      if (streak >= settings.disableAfterFailures && counted.enabled)
+        await disableEndpoint(trx, counted, 'failing', null);
+    }
+    return succeeded ? 'succeeded' : 'failed';
+  });
+  if (typeof retryIn === 'number') {
+    await enqueueDelivery(ctx.queues, ctx.log, { circleId, messageId, attempt: attempt + 1 }, retryIn);
+    return 'retrying';
+  }
+  return retryIn;
+}
+
+export const webhookDeliveryProcessor: Processor<'webhook-delivery'> = async (
+  { circleId, messageId, attempt },
+  ctx,
+) => {
+  if (typeof circleId !== 'string' || !UUID.test(circleId) || typeof messageId !== 'string' || !UUID.test(messageId))
+    throw new UnrecoverableError(`invalid webhook message ${JSON.stringify({ circleId, messageId })}`);
+  if (!Number.isSafeInteger(attempt) || attempt < 1)
+    throw new UnrecoverableError(`invalid attempt number ${JSON.stringify(attempt)}`);
+  return { result: await deliverAttempt(ctx, circleId, messageId, attempt) };
+};
+
+/**
+ * The outbox relay's webhook step: writes the batch's messages in the relay's transaction, and
+ * once that has committed enqueues their first attempts (a job must never find its message not
+ * yet committed; one lost in between is the sweep's).
+ */
+export function webhookFanOut(config: Config, log: Logger): OutboxSubscriber {
+  return async (trx, events) => {
+    const messages = await repo.fanOutEvents(
+      trx,
+      events.map((e) => e.id),
+      config.webhooks.maxAttempts,
+    );
+    if (messages.length === 0) return undefined;
+    return async (queues) => {
+      for (const m of messages)
+        await enqueueDelivery(queues, log, { circleId: m.circle_id, messageId: m.id, attempt: 1 });
+    };
+  };
+}
+
+/** The safety net for lost delivery jobs: re-enqueues every pending message whose attempt is overdue. */
+export async function requeueOverdueMessages(ctx: Pick<AppContext, 'db' | 'queues' | 'log'>): Promise<number> {
+  const due = await repo.overdueMessages(ctx.db, OVERDUE_GRACE_MS, SWEEP_BATCH);
+  for (const m of due)
+    await enqueueDelivery(ctx.queues, ctx.log, { circleId: m.circle_id, messageId: m.id, attempt: m.attempts + 1 });
+  return due.length;
+}
