@@ -1,0 +1,392 @@
+import t from 'tap';
+import { sql } from 'kysely';
+import { Webhook } from 'standardwebhooks';
+import {
+  buildTestApp,
+  call,
+  createCircle,
+  isProblem,
+  onEachQueueBackend,
+  queueBackendEnv,
+  registerUser,
+} from '../helper.js';
+import { createProject, processorWorkers } from '../marketplace-helpers.js';
+import { assertInvariants } from '../settlement-helpers.js';
+import {
+  answer,
+  attemptsOf,
+  attemptsReach,
+  createWebhook,
+  messagesOf,
+  messagesSettle,
+  relay,
+  startReceiver,
+} from './webhook-helpers.js';
+
+// Webhook delivery end to end, on real BullMQ workers and real HTTP receivers: signatures checked
+// with the independent standardwebhooks package, retries with their attempt log, redelivery with
+// the same webhook-id, secret rotation, auto-disable and manual re-enable. Events reach receivers
+// through the outbox relay, run here by hand so each test decides when.
+
+const env = (backend: 'redis' | 'postgres', extra: Record<string, string> = {}) => ({
+  WEBHOOK_ALLOW_PRIVATE: 'true',
+  WEBHOOK_RETRY_BASE_MS: '20',
+  WEBHOOK_MAX_ATTEMPTS: '5',
+  ...queueBackendEnv(backend),
+  ...extra,
+});
+
+onEachQueueBackend(
+  t,
+  "a circle's events reach its endpoint signed; other circles' and private ones do not",
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, env(backend));
+    const queues = await processorWorkers(t, db, config);
+    const receiver = await startReceiver(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const other = await createCircle(app, owner);
+    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+    const project = await createProject(app, owner, circle.id, { title: 'Delivered' });
+    await createProject(app, owner, other.id, { title: 'Elsewhere' });
+    await call(app, 'PATCH', `/v1/projects/${project.id}`, { token: owner.token, body: { title: 'Not subscribed' } });
+    // A notice meant for one member alone: never sent, even to an endpoint taking every type.
+    const all = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['*'] });
+    await sql`INSERT INTO events (circle_id, type, subject_id, recipient_id, recipient_only, payload)
+    VALUES (${circle.id}, 'challenge.day_missed', ${owner.id}, ${owner.id}, true, '{"localDate": "2026-01-01"}')`.execute(
+      db,
+    );
+    await relay(db, queues, config);
+
+    const [first] = await receiver.requests(1);
+    const body = new Webhook(hook.secret).verify(first!.body, first!.headers) as Record<string, any>;
+    t.equal(body.type, 'project.created');
+    t.equal(body.data.subjectId, project.id);
+    t.equal(body.data.circleId, circle.id);
+    t.equal(body.data.actorId, owner.id);
+    t.type(body.data.eventId, 'number');
+    t.match(body.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    t.match(first!.headers['webhook-signature'], /^v1,[A-Za-z0-9+/]+=*$/, 'one signature');
+    t.match(first!.headers['content-type'], /^application\/json/);
+
+    const [message] = await messagesSettle(db, hook.id, 1);
+    t.equal(first!.headers['webhook-id'], message!.id, 'webhook-id is the message id');
+    t.equal(message!.status, 'succeeded');
+    t.same((await messagesOf(db, hook.id)).length, 1, 'one message: other circles and other types are not sent');
+    t.same(
+      (await messagesOf(db, all.id)).map((m) => m.event_type),
+      ['webhook.created'],
+      'the catch-all endpoint hears of itself only: it came after the projects, and the notice is private',
+    );
+    const log = await call(app, 'GET', `/v1/circles/${circle.id}/webhooks/${hook.id}/deliveries`, {
+      token: owner.token,
+    });
+    t.equal(log.status, 200);
+    t.match(log.body.items, [
+      {
+        messageId: message!.id,
+        eventType: 'project.created',
+        attempt: 1,
+        status: 'succeeded',
+        outcome: 'succeeded',
+        responseStatus: 200,
+        trigger: 'automatic',
+        error: null,
+      },
+    ]);
+    t.type(log.body.items[0].durationMs, 'number');
+    await assertInvariants(t, db);
+  },
+);
+
+onEachQueueBackend(
+  t,
+  'a failing receiver is retried with the same webhook-id until it recovers; others are not held back',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, env(backend, { WEBHOOK_RETRY_BASE_MS: '300' }));
+    const queues = await processorWorkers(t, db, config);
+    // The project "Flaky" fails twice, then succeeds; everything else succeeds at once.
+    let flakyFailures = 0;
+    const receiver = await startReceiver(t, (req, res) => {
+      const flaky = req.body.includes('"Flaky"');
+      if (flaky && flakyFailures < 2) {
+        flakyFailures++;
+        return answer(503, 'busy')(req, res, 0);
+      }
+      answer(204, '')(req, res, 0);
+    });
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const hook = await createWebhook(app, owner, circle.id, {
+      url: receiver.url,
+      events: ['project.created', 'project.updated'],
+    });
+    const flaky = await createProject(app, owner, circle.id, { title: 'Flaky' });
+    // The event names the project by id; the title travels in a second event's payload.
+    await call(app, 'PATCH', `/v1/projects/${flaky.id}`, { token: owner.token, body: { description: 'x' } });
+    await sql`UPDATE events SET payload = payload || '{"title": "Flaky"}' WHERE type = 'project.created' AND subject_id = ${flaky.id}`.execute(
+      db,
+    );
+    await relay(db, queues, config);
+
+    const messages = await messagesSettle(db, hook.id, 2);
+    t.same(
+      messages.map((m) => m.status),
+      ['succeeded', 'succeeded'],
+    );
+    const attempts = await attemptsOf(db, hook.id);
+    const flakyMessage = messages.find((m) => m.event_type === 'project.created')!;
+    const other = messages.find((m) => m.event_type === 'project.updated')!;
+    const ofFlaky = attempts.filter((a) => a.message_id === flakyMessage.id);
+    t.same(
+      ofFlaky.map((a) => [a.attempt, a.outcome, a.response_status]),
+      [
+        [1, 'http_error', 503],
+        [2, 'http_error', 503],
+        [3, 'succeeded', 204],
+      ],
+    );
+    t.same(
+      ofFlaky.map((a) => a.error),
+      ['answered 503', 'answered 503', null],
+    );
+    const flakyIds = receiver.received.filter((r) => r.body.includes('"Flaky"')).map((r) => r.headers['webhook-id']);
+    t.same(flakyIds, [flakyMessage.id, flakyMessage.id, flakyMessage.id], 'every attempt carries the same webhook-id');
+    // No ordering between messages: the later event was delivered while the first was still retried.
+    const otherDone = attempts.find((a) => a.message_id === other.id)!;
+    t.equal(otherDone.attempt, 1);
+    t.ok(otherDone.finished_at < ofFlaky[2]!.started_at, 'a failing message does not hold back the next one');
+    t.ok(ofFlaky[1]!.started_at.getTime() - ofFlaky[0]!.finished_at.getTime() >= 150, 'the retry waited its backoff');
+
+    const log = await call(app, 'GET', `/v1/circles/${circle.id}/webhooks/${hook.id}/deliveries?limit=2`, {
+      token: owner.token,
+    });
+    t.same(
+      log.body.items.map((d: { attempt: number; messageId: string }) => d.attempt),
+      [3, 2],
+      'newest first',
+    );
+    const rest = await call(
+      app,
+      'GET',
+      `/v1/circles/${circle.id}/webhooks/${hook.id}/deliveries?limit=2&cursor=${log.body.nextCursor}`,
+      { token: owner.token },
+    );
+    t.same(rest.body.items.length, 2);
+    t.equal(rest.body.nextCursor, null);
+    const endpoint = await call(app, 'GET', `/v1/circles/${circle.id}/webhooks`, { token: owner.token });
+    t.equal(endpoint.body.items[0].failureStreak, 0);
+    await assertInvariants(t, db);
+  },
+);
+
+onEachQueueBackend(t, 'redelivery sends the same message again with the same webhook-id', async (t, backend) => {
+  const { app, db, config } = await buildTestApp(t, env(backend));
+  const queues = await processorWorkers(t, db, config);
+  const receiver = await startReceiver(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+  await createProject(app, owner, circle.id);
+  await relay(db, queues, config);
+  const [first] = await attemptsReach(db, hook.id, 1);
+  const base = `/v1/circles/${circle.id}/webhooks/${hook.id}/deliveries`;
+  const res = await call(app, 'POST', `${base}/${first!.id}/redeliver`, { token: owner.token });
+  t.equal(res.status, 202);
+  t.same(res.body, { webhookId: hook.id, messageId: first!.message_id, attempt: 2, status: 'pending' });
+  const attempts = await attemptsReach(db, hook.id, 2);
+  t.match(attempts[1], { message_id: first!.message_id, attempt: 2, trigger: 'redelivery', outcome: 'succeeded' });
+  const received = await receiver.requests(2);
+  t.equal(received[1]!.headers['webhook-id'], received[0]!.headers['webhook-id']);
+  t.equal(received[1]!.body, received[0]!.body, 'the same bytes');
+  t.ok(new Webhook(hook.secret).verify(received[1]!.body, received[1]!.headers));
+  const requested = await db
+    .selectFrom('events')
+    .select('payload')
+    .where('type', '=', 'webhook.redelivery_requested')
+    .execute();
+  t.same(
+    requested.map((e) => e.payload),
+    [{ messageId: first!.message_id, eventId: (await messagesOf(db, hook.id))[0]!.event_id, attempt: 2 }],
+  );
+
+  // Refusals change nothing.
+  await sql`UPDATE webhook_messages SET status = 'pending', next_attempt_at = now() + interval '1 hour', completed_at = NULL WHERE id = ${first!.message_id}`.execute(
+    db,
+  );
+  t.ok(
+    isProblem(
+      await call(app, 'POST', `${base}/${first!.id}/redeliver`, { token: owner.token }),
+      409,
+      'delivery_in_progress',
+    ),
+  );
+  await sql`UPDATE webhook_messages SET status = 'succeeded', next_attempt_at = NULL, completed_at = now() WHERE id = ${first!.message_id}`.execute(
+    db,
+  );
+  t.ok(
+    isProblem(
+      await call(app, 'POST', `${base}/00000000-0000-4000-8000-000000000000/redeliver`, { token: owner.token }),
+      404,
+      'delivery_not_found',
+    ),
+  );
+  await call(app, 'PATCH', `/v1/circles/${circle.id}/webhooks/${hook.id}`, {
+    token: owner.token,
+    body: { enabled: false },
+  });
+  t.ok(
+    isProblem(
+      await call(app, 'POST', `${base}/${first!.id}/redeliver`, { token: owner.token }),
+      409,
+      'webhook_disabled',
+    ),
+  );
+  await assertInvariants(t, db);
+});
+
+onEachQueueBackend(
+  t,
+  'after rotation both secrets verify during the grace period, then only the new one',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, env(backend));
+    const queues = await processorWorkers(t, db, config);
+    const receiver = await startReceiver(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+    const rotated = await call(app, 'POST', `/v1/circles/${circle.id}/webhooks/${hook.id}/rotate-secret`, {
+      token: owner.token,
+    });
+    t.equal(rotated.status, 200);
+    t.match(rotated.body.secret, /^whsec_/);
+    t.not(rotated.body.secret, hook.secret);
+    const grace = new Date(rotated.body.previousSecretExpiresAt).getTime() - Date.now();
+    t.ok(grace > 23.9 * 3600_000 && grace <= 24 * 3600_000, 'the old secret signs for 24 hours');
+
+    await createProject(app, owner, circle.id);
+    await relay(db, queues, config);
+    const [during] = await receiver.requests(1);
+    t.equal(during!.headers['webhook-signature']!.split(' ').length, 2, 'two signatures');
+    t.ok(new Webhook(rotated.body.secret).verify(during!.body, during!.headers), 'the new secret verifies');
+    t.ok(new Webhook(hook.secret).verify(during!.body, during!.headers), 'the old secret verifies');
+
+    await sql`UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '1 second' WHERE id = ${hook.id}`.execute(
+      db,
+    );
+    await createProject(app, owner, circle.id);
+    await relay(db, queues, config);
+    const [, after] = await receiver.requests(2);
+    t.equal(after!.headers['webhook-signature']!.split(' ').length, 1);
+    t.ok(new Webhook(rotated.body.secret).verify(after!.body, after!.headers));
+    t.throws(() => new Webhook(hook.secret).verify(after!.body, after!.headers), 'the old secret no longer verifies');
+
+    const events = await db
+      .selectFrom('events')
+      .select(['type', 'payload'])
+      .where('type', 'like', 'webhook.%')
+      .execute();
+    t.same(
+      events.map((e) => e.type),
+      ['webhook.created', 'webhook.secret_rotated'],
+    );
+    t.notMatch(JSON.stringify(events), /whsec_/, 'no secret in any event');
+    await assertInvariants(t, db);
+  },
+);
+
+onEachQueueBackend(
+  t,
+  'an endpoint failing message after message is disabled with its event, and re-enabled by hand',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(
+      t,
+      env(backend, { WEBHOOK_MAX_ATTEMPTS: '2', WEBHOOK_DISABLE_AFTER_FAILURES: '3' }),
+    );
+    const queues = await processorWorkers(t, db, config);
+    const receiver = await startReceiver(t, answer(500, 'down'));
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+    for (const title of ['One', 'Two', 'Three']) await createProject(app, owner, circle.id, { title });
+    await relay(db, queues, config);
+    const messages = await messagesSettle(db, hook.id, 3);
+    t.same(
+      messages.map((m) => [m.status, m.attempts]),
+      [
+        ['failed', 2],
+        ['failed', 2],
+        ['failed', 2],
+      ],
+    );
+    const url = `/v1/circles/${circle.id}/webhooks/${hook.id}`;
+    const disabled = (await call(app, 'GET', `/v1/circles/${circle.id}/webhooks`, { token: owner.token })).body
+      .items[0];
+    t.match(disabled, { id: hook.id, enabled: false, disabledReason: 'failing', failureStreak: 3 });
+    const event = await db
+      .selectFrom('events')
+      .selectAll()
+      .where('type', '=', 'webhook.disabled')
+      .executeTakeFirstOrThrow();
+    t.match(event, { subject_id: hook.id, actor_id: null, payload: { reason: 'failing', failedMessages: 3 } });
+    t.equal(event.created_at.getTime(), new Date(disabled.disabledAt).getTime(), 'written with the disabling');
+
+    // Nothing is sent while disabled.
+    await createProject(app, owner, circle.id, { title: 'While disabled' });
+    await relay(db, queues, config);
+    t.equal((await messagesOf(db, hook.id)).length, 3);
+
+    receiver.behave(answer(200));
+    const enabled = await call(app, 'PATCH', url, { token: owner.token, body: { enabled: true } });
+    t.match(enabled.body, { enabled: true, disabledAt: null, disabledReason: null, failureStreak: 0 });
+    t.equal((await db.selectFrom('events').select('type').where('type', '=', 'webhook.enabled').execute()).length, 1);
+    await createProject(app, owner, circle.id, { title: 'After' });
+    await relay(db, queues, config);
+    const after = await messagesSettle(db, hook.id, 4);
+    t.equal(after[3]!.status, 'succeeded');
+    await assertInvariants(t, db);
+  },
+);
+
+onEachQueueBackend(
+  t,
+  'with private targets refused, literal private hosts are refused at creation and a name resolving to loopback at delivery',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, {
+      ...queueBackendEnv(backend),
+      WEBHOOK_RETRY_BASE_MS: '20',
+      WEBHOOK_MAX_ATTEMPTS: '1',
+    });
+    t.equal(config.webhooks.allowPrivate, false);
+    const queues = await processorWorkers(t, db, config);
+    const receiver = await startReceiver(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    for (const url of [
+      'http://127.0.0.1:8080/hook',
+      'http://10.1.2.3/hook',
+      'http://[::1]/hook',
+      'http://169.254.169.254/',
+      'http://[::ffff:127.0.0.1]/',
+    ]) {
+      const res = await call(app, 'POST', `/v1/circles/${circle.id}/webhooks`, {
+        token: owner.token,
+        body: { url, events: ['*'] },
+      });
+      t.ok(isProblem(res, 400, 'webhook_url_not_allowed'), `${url}: ${res.status} ${res.body.code}`);
+      t.same(res.body.errors?.[0]?.path, 'body/url');
+    }
+    t.equal((await db.selectFrom('webhook_endpoints').select('id').execute()).length, 0, 'nothing written');
+
+    const hook = await createWebhook(app, owner, circle.id, {
+      url: `http://localhost:${receiver.port}/hook`,
+      events: ['project.created'],
+    });
+    await createProject(app, owner, circle.id);
+    await relay(db, queues, config);
+    const [attempt] = await attemptsReach(db, hook.id, 1);
+    t.equal(attempt!.outcome, 'refused');
+    t.match(attempt!.error, /localhost resolves to .*(loopback)/);
+    t.equal(receiver.received.length, 0, 'the receiver heard nothing');
+  },
+);
