@@ -1,0 +1,93 @@
+import t from 'tap';
+import { RESPONSE_CAP, postWebhook } from '../../src/webhooks/http-delivery.js';
+import { answer, startReceiver } from './webhook-helpers.js';
+
+// One attempt against real receivers: a receiver cannot hold the worker (one deadline for the
+// whole attempt, a cap on what is read), redirects are not followed, and the address a name
+// resolves to is checked where the connection is made.
+
+const open = { timeoutMs: 400, allowPrivate: true };
+const headers = { 'webhook-id': 'msg', 'webhook-timestamp': '1', 'webhook-signature': 'v1,x' };
+
+t.test('a 2xx succeeds; other statuses and redirects fail with the status', async (t) => {
+  const receiver = await startReceiver(t, (req, res, i) => {
+    if (i === 0) return answer(200)(req, res, i);
+    if (i === 1) return answer(410)(req, res, i);
+    res.writeHead(302, { location: 'http://169.254.169.254/' });
+    res.end();
+  });
+  t.match(await postWebhook(receiver.url, headers, '{"a":1}', open), {
+    outcome: 'succeeded',
+    responseStatus: 200,
+    error: null,
+  });
+  t.same(receiver.received[0]!.body, '{"a":1}');
+  t.equal(receiver.received[0]!.headers['webhook-id'], 'msg');
+  t.match(await postWebhook(receiver.url, headers, '{}', open), { outcome: 'http_error', responseStatus: 410 });
+  t.match(await postWebhook(receiver.url, headers, '{}', open), {
+    outcome: 'http_error',
+    responseStatus: 302,
+    error: 'redirects are not followed',
+  });
+  t.equal(receiver.received.length, 3, 'the redirect target was not asked');
+});
+
+t.test('a receiver that never answers: the attempt ends at the deadline', async (t) => {
+  const receiver = await startReceiver(t, () => {});
+  const started = Date.now();
+  const result = await postWebhook(receiver.url, headers, '{}', open);
+  const took = Date.now() - started;
+  t.match(result, { outcome: 'timeout', responseStatus: null });
+  t.ok(took >= 390 && took < 2_000, `ended after ${took} ms`);
+});
+
+t.test('a receiver that answers 200 and trickles forever: the deadline still ends it', async (t) => {
+  let timer: NodeJS.Timeout | undefined;
+  t.teardown(() => clearInterval(timer));
+  const receiver = await startReceiver(t, (_req, res) => {
+    res.writeHead(200);
+    timer = setInterval(() => res.write('.'), 20);
+  });
+  const started = Date.now();
+  const result = await postWebhook(receiver.url, headers, '{}', open);
+  t.match(result, { outcome: 'timeout', responseStatus: 200 });
+  t.ok(Date.now() - started < 2_000);
+});
+
+t.test('a receiver streaming a huge answer: reading stops at the cap', async (t) => {
+  let written = 0;
+  const receiver = await startReceiver(t, (_req, res) => {
+    res.writeHead(200);
+    const chunk = Buffer.alloc(16 * 1024, 'x');
+    const pump = () => {
+      while (!res.destroyed && written < 1024 * 1024 * 1024) {
+        written += chunk.length;
+        if (!res.write(chunk)) return res.once('drain', pump);
+      }
+    };
+    res.on('error', () => {});
+    pump();
+  });
+  const started = Date.now();
+  const result = await postWebhook(receiver.url, headers, '{}', { ...open, timeoutMs: 10_000 });
+  t.match(result, { outcome: 'succeeded', responseStatus: 200 });
+  t.ok(Date.now() - started < 5_000, 'well before the deadline');
+  t.ok(written < 64 * RESPONSE_CAP, `the receiver got to write ${written} bytes, not a gigabyte`);
+});
+
+t.test('refused addresses: literal, and names resolving to them, checked at connect time', async (t) => {
+  const receiver = await startReceiver(t);
+  const closed = { timeoutMs: 400, allowPrivate: false };
+  t.match(await postWebhook(receiver.url, headers, '{}', closed), {
+    outcome: 'refused',
+    error: /127\.0\.0\.1 \(loopback\)/,
+  });
+  t.match(await postWebhook(`http://localhost:${receiver.port}/hook`, headers, '{}', closed), {
+    outcome: 'refused',
+    error: /localhost resolves to .* \(loopback\)/,
+  });
+  t.match(await postWebhook('http://[::ffff:7f00:1]:9/', headers, '{}', closed), { outcome: 'refused' });
+  t.equal(receiver.received.length, 0);
+  t.match(await postWebhook(`http://localhost:${receiver.port}/hook`, headers, '{}', open), { outcome: 'succeeded' });
+  t.match(await postWebhook('http://no-such-host.invalid/', headers, '{}', open), { outcome: 'network_error' });
+});
