@@ -12,6 +12,7 @@ import {
 } from '../helper.js';
 import { createProject, processorWorkers } from '../marketplace-helpers.js';
 import { assertInvariants } from '../settlement-helpers.js';
+import { deliveryCountsByOutcome } from '../../src/webhooks/webhooks.repository.js';
 import {
   answer,
   attemptsOf,
@@ -157,6 +158,11 @@ onEachQueueBackend(
     t.equal(otherDone.attempt, 1);
     t.ok(otherDone.finished_at < ofFlaky[2]!.started_at, 'a failing message does not hold back the next one');
     t.ok(ofFlaky[1]!.started_at.getTime() - ofFlaky[0]!.finished_at.getTime() >= 150, 'the retry waited its backoff');
+    t.same(
+      await deliveryCountsByOutcome(db),
+      { succeeded: 2, http_error: 2, timeout: 0, refused: 0, network_error: 0 },
+      'the counts the metrics read',
+    );
 
     const log = await call(app, 'GET', `/v1/circles/${circle.id}/webhooks/${hook.id}/deliveries?limit=2`, {
       token: owner.token,
