@@ -241,6 +241,45 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       SELECT c.id, c.timezone FROM circles c
       WHERE NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = c.timezone)`,
   },
+  {
+    name: 'webhook_deliveries_match_their_endpoint',
+    description:
+      "every delivery attempt belongs to its message's endpoint and circle, and every message to an endpoint of its own circle",
+    query: sql`
+      SELECT a.id AS attempt_id, a.message_id, a.circle_id, a.endpoint_id,
+             m.circle_id AS owner_circle_id, m.endpoint_id AS owner_endpoint_id
+      FROM webhook_attempts a LEFT JOIN webhook_messages m ON m.id = a.message_id
+      WHERE m.id IS NULL OR m.circle_id <> a.circle_id OR m.endpoint_id <> a.endpoint_id
+      UNION ALL
+      SELECT NULL::uuid, m.id, m.circle_id, m.endpoint_id, w.circle_id, w.id
+      FROM webhook_messages m LEFT JOIN webhook_endpoints w ON w.id = m.endpoint_id
+      WHERE w.id IS NULL OR w.circle_id <> m.circle_id`,
+  },
+  {
+    name: 'webhook_attempts_numbered_without_gaps',
+    description: "each webhook message's attempts are numbered 1, 2, ... up to the attempts it counts, none missing",
+    query: sql`
+      SELECT m.id, m.attempts, count(a.id) AS recorded, max(a.attempt) AS highest
+      FROM webhook_messages m LEFT JOIN webhook_attempts a ON a.circle_id = m.circle_id AND a.message_id = m.id
+      GROUP BY m.id, m.attempts
+      HAVING count(a.id) <> m.attempts OR coalesce(max(a.attempt), 0) <> m.attempts`,
+  },
+  {
+    name: 'disabled_webhooks_have_their_event',
+    description: 'every disabled webhook endpoint has the webhook.disabled event written with its disabling',
+    query: sql`
+      SELECT w.id, w.disabled_at, w.disabled_reason FROM webhook_endpoints w
+      WHERE NOT w.enabled AND NOT EXISTS (
+        SELECT 1 FROM events e
+        WHERE e.type = 'webhook.disabled' AND e.subject_id = w.id AND e.created_at = w.disabled_at)`,
+  },
+  {
+    name: 'webhook_events_carry_no_secret',
+    description: 'no event carries a webhook signing secret',
+    query: sql`
+      SELECT e.id, e.type FROM events e
+      WHERE e.type LIKE 'webhook.%' AND strpos(e.payload::text, 'whsec_') > 0`,
+  },
 ];
 
 export const INVARIANT_NAMES = CHECKS.map((c) => c.name);

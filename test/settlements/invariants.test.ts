@@ -10,6 +10,8 @@ import { addTasks, claimTask, completeTask, createProject, joinMembers } from '.
 import { adjust, assertInvariants, requestSettlementId } from '../settlement-helpers.js';
 import { childEnv } from '../service-process.js';
 import { addDays } from '../../src/challenges/challenge-days.js';
+import { deliverAttempt } from '../../src/webhooks/webhook-delivery.job.js';
+import { createWebhook, messagesOf, relay, startReceiver } from '../webhooks/webhook-helpers.js';
 
 // The invariant check itself: it passes on a healthy database, and each invariant is seen to
 // fail when its promise is broken behind the service's back (in SQL, in a database of its own).
@@ -57,7 +59,7 @@ function runCheckCommand(databaseUrl: string): Promise<{ code: number | null; st
 }
 
 t.test('each invariant holds on a healthy database and is reported when broken', async (t) => {
-  const { app, db } = await buildTestApp(t);
+  const { app, db, config } = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true' });
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
   const [ann, ben] = await joinMembers(app, circle.id, 2);
@@ -95,6 +97,24 @@ t.test('each invariant holds on a healthy database and is reported when broken',
     .where('user_id', '=', ann!.id)
     .executeTakeFirstOrThrow();
   t.equal(annPayout.amount, 75, 'ann: 300 of 400 points of 100');
+  // A webhook with one delivered message, and one disabled by hand.
+  const receiver = await startReceiver(t);
+  const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+  const stopped = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+  await createProject(app, owner, circle.id, { title: 'Announced' });
+  await relay(db, app.queues, config);
+  const [message] = await messagesOf(db, hook.id);
+  const ctx = { db, config, queues: app.queues, log: app.log };
+  t.equal(await deliverAttempt(ctx, circle.id, message!.id, 1), 'succeeded', 'a delivered webhook message');
+  t.equal(
+    (
+      await call(app, 'PATCH', `/v1/circles/${circle.id}/webhooks/${stopped.id}`, {
+        token: owner.token,
+        body: { enabled: false },
+      })
+    ).status,
+    200,
+  );
 
   await assertInvariants(t, db);
   t.same(
@@ -107,6 +127,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'circle_timezones_known',
       'closed_challenges_summarised_once',
       'contributions_unchanged',
+      'disabled_webhooks_have_their_event',
       'distinct_members_per_task',
       'inbox_events_name_their_member',
       'ledger_transactions_balanced',
@@ -121,6 +142,9 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'task_blocking_deps_consistent',
       'task_slots_consistent',
       'unfinished_settlements_wrote_nothing',
+      'webhook_attempts_numbered_without_gaps',
+      'webhook_deliveries_match_their_endpoint',
+      'webhook_events_carry_no_secret',
     ],
     'the invariants under test',
   );
@@ -414,6 +438,39 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       },
     ],
   ];
+  breaks.push(
+    [
+      'webhook_deliveries_match_their_endpoint',
+      "a delivery attempt filed under another endpoint than its message's",
+      async (trx) => {
+        await sql`UPDATE webhook_attempts SET endpoint_id = ${stopped.id} WHERE endpoint_id = ${hook.id}`.execute(trx);
+      },
+    ],
+    [
+      'webhook_attempts_numbered_without_gaps',
+      'a message whose attempts skip a number',
+      async (trx) => {
+        await sql`UPDATE webhook_attempts SET attempt = 3 WHERE message_id = ${message!.id}`.execute(trx);
+      },
+    ],
+    [
+      'disabled_webhooks_have_their_event',
+      'an endpoint disabled without its event',
+      async (trx) => {
+        await sql`UPDATE webhook_endpoints SET enabled = false, disabled_at = now(), disabled_reason = 'failing' WHERE id = ${hook.id}`.execute(
+          trx,
+        );
+      },
+    ],
+    [
+      'webhook_events_carry_no_secret',
+      "an event carrying an endpoint's secret",
+      async (trx) => {
+        await sql`UPDATE events SET payload = payload || jsonb_build_object('secret', (SELECT secret FROM webhook_endpoints WHERE id = ${hook.id}))
+          WHERE type = 'webhook.created' AND subject_id = ${hook.id}`.execute(trx);
+      },
+    ],
+  );
   t.same([...new Set(breaks.map((b) => b[0]))].sort(), [...INVARIANT_NAMES].sort(), 'every invariant gets broken');
   for (const [name, how, breakIt] of breaks) {
     t.same(await violatedAfter(db, breakIt), [name], `${name} alone is violated by ${how}`);
