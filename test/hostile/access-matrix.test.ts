@@ -230,6 +230,26 @@ const EXPECTED: Record<string, Cell> = {
   },
   'GET /v1/challenges/{challengeId}/checkins': { expect: inCircle(200, 200, 200) },
   'GET /v1/challenges/{challengeId}/leaderboard': { expect: inCircle(200, 200, 200) },
+  'POST /v1/circles/{circleId}/webhooks': {
+    expect: inCircle(403, 201, 201),
+    body: () => ({ url: 'https://hooks.example.com/circle', events: ['task.completed'] }),
+  },
+  'GET /v1/circles/{circleId}/webhooks': { expect: inCircle(403, 200, 200) },
+  'PATCH /v1/circles/{circleId}/webhooks/{webhookId}': {
+    expect: inCircle(403, 200, 200),
+    body: () => ({ description: 'Announcements' }),
+  },
+  'DELETE /v1/circles/{circleId}/webhooks/{webhookId}': {
+    expect: inCircle(403, 204, 204),
+    fresh: async (w) => ({ webhookId: await w.fresh.webhook() }),
+  },
+  'POST /v1/circles/{circleId}/webhooks/{webhookId}/rotate-secret': { expect: inCircle(403, 200, 200) },
+  'GET /v1/circles/{circleId}/webhooks/{webhookId}/deliveries': { expect: inCircle(403, 200, 200) },
+  // Each redelivery leaves its message pending: a new delivery for each.
+  'POST /v1/circles/{circleId}/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver': {
+    expect: inCircle(403, 202, 202),
+    fresh: async (w) => ({ deliveryId: await w.fresh.delivery() }),
+  },
 };
 
 // A plain member nobody else uses, the target of DELETE cells expected to be refused (the default

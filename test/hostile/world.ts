@@ -6,6 +6,8 @@ import type { Db } from '../../src/infra/postgres.js';
 import { addMember, buildTestApp, call, createCircle, registerUser, type TestEnv, type TestUser } from '../helper.js';
 import { addTasks, circleWithRoles, completeTask, createProject } from '../marketplace-helpers.js';
 import { addDays } from '../../src/challenges/challenge-days.js';
+import { relayEvents } from '../../src/worker.js';
+import { deliverAttempt } from '../../src/webhooks/webhook-delivery.job.js';
 
 // The fixtures every hostile-input test shares, built once per file through the HTTP API, and the
 // route table read from the service's own OpenAPI document: a route added later is covered by the
@@ -118,6 +120,10 @@ export interface World extends TestEnv {
   settlementId: string;
   /** A running check-in challenge of the main circle (UTC days, started yesterday). */
   challengeId: string;
+  /** A webhook endpoint of the main circle (subscribed to project.created). */
+  webhookId: string;
+  /** One finished delivery attempt of that endpoint (refused: its host is localhost). */
+  deliveryId: string;
   /** Fresh objects for cells that change what they touch (each call makes a new one). */
   fresh: {
     project: () => Promise<string>;
@@ -126,6 +132,8 @@ export interface World extends TestEnv {
     submittedClaim: () => Promise<string>;
     plainMember: () => Promise<string>;
     challenge: () => Promise<string>;
+    webhook: () => Promise<string>;
+    delivery: () => Promise<string>;
   };
 }
 
@@ -192,6 +200,44 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
   };
   const challengeId = await newChallenge();
 
+  // A webhook whose deliveries are attempted here, without a worker: its host is localhost, which
+  // the default settings refuse at connect time, so an attempt is recorded without any network.
+  // One attempt per message and no auto-disable, so each delivery is finished and redeliverable.
+  const newWebhook = async () => {
+    const res = await call(app, 'POST', `/v1/circles/${circle.id}/webhooks`, {
+      token: owner.token,
+      body: { url: 'http://localhost:9/hook', events: ['project.created'] },
+    });
+    if (res.status !== 201) throw new Error(`create webhook failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.id as string;
+  };
+  const webhookId = await newWebhook();
+  const deliveryCtx = {
+    db,
+    queues: app.queues,
+    log: app.log,
+    config: { ...config, webhooks: { ...config.webhooks, maxAttempts: 1, disableAfterFailures: 1_000_000 } },
+  };
+  const newDelivery = async () => {
+    await createProject(app, owner, circle.id, { title: 'Announced' });
+    await relayEvents(deliveryCtx);
+    const due = await db
+      .selectFrom('webhook_messages')
+      .select('id')
+      .where('endpoint_id', '=', webhookId)
+      .where('attempts', '=', 0)
+      .execute();
+    for (const m of due) await deliverAttempt(deliveryCtx, circle.id, m.id, 1);
+    const latest = await db
+      .selectFrom('webhook_attempts')
+      .select('id')
+      .where('endpoint_id', '=', webhookId)
+      .orderBy('seq', 'desc')
+      .executeTakeFirstOrThrow();
+    return latest.id;
+  };
+  const deliveryId = await newDelivery();
+
   let extraTasks = 0;
   const freshTask = async () => {
     const [task] = await addTasks(app, owner, project.id, [{ title: `Fresh ${extraTasks++}` }]);
@@ -210,6 +256,8 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
     submittedClaimId,
     settlementId: settlement.body.id,
     challengeId,
+    webhookId,
+    deliveryId,
     fresh: {
       project: async () =>
         (await createProject(app, owner, circle.id, { rewardPool: { amount: 10, unit: 'points' } })).id,
@@ -222,6 +270,8 @@ export async function buildWorld(t: Test, env: Record<string, string> = {}): Pro
       },
       plainMember: async () => (await addMember(app, owner, circle.id, 'member', 'plain')).id,
       challenge: newChallenge,
+      webhook: newWebhook,
+      delivery: newDelivery,
     },
   };
 }
@@ -235,6 +285,8 @@ export function defaultParams(world: World): Record<string, string> {
     claimId: world.claimId,
     settlementId: world.settlementId,
     challengeId: world.challengeId,
+    webhookId: world.webhookId,
+    deliveryId: world.deliveryId,
     userId: world.users.member.id,
   };
 }
