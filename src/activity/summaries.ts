@@ -130,7 +130,7 @@ export function summarize(e: EventFacts): string {
         ? `A webhook was disabled after ${num(e.payload.failedMessages) ?? 0} failed deliveries in a row`
         : `${actor} disabled a webhook`;
     case 'webhook.secret_rotated':
-      return `${actor} rotated a webhook's signing secret`;
+      return `${actor} rotated a webhook’s signing secret`;
     case 'webhook.redelivery_requested':
       return `${actor} asked for a webhook delivery to be sent again`;
     default:

@@ -5,6 +5,7 @@ import { snapshot } from '../hostile/world.js';
 import { WEBHOOK_EVENT_TYPES } from '../../src/webhooks/event-types.js';
 import { deliveryCountsByOutcome } from '../../src/webhooks/webhooks.repository.js';
 import { createWebhook } from './webhook-helpers.js';
+import { summarize } from '../../src/activity/summaries.js';
 
 // Managing a circle's webhooks over HTTP: who may, what is checked, what is shown (the secret
 // once), the events each change records, and pagination.
@@ -157,4 +158,20 @@ t.test('every offered type is accepted, and the list pages newest first', async 
 t.test('delivery counts by outcome, for the metrics', async (t) => {
   const { db } = await buildTestApp(t);
   t.same(await deliveryCountsByOutcome(db), { succeeded: 0, http_error: 0, timeout: 0, refused: 0, network_error: 0 });
+});
+
+t.test('webhook events read as sentences in the feed, without URL or secret', async (t) => {
+  const facts = { actorHandle: 'ann', memberHandle: null, taskTitle: null, projectTitle: null };
+  const said = (type: string, payload: Record<string, unknown> = {}) => summarize({ ...facts, type, payload });
+  t.equal(said('webhook.created'), 'ann added a webhook');
+  t.equal(said('webhook.updated'), 'ann changed a webhook');
+  t.equal(said('webhook.deleted'), 'ann deleted a webhook');
+  t.equal(said('webhook.enabled'), 'ann enabled a webhook');
+  t.equal(said('webhook.disabled', { reason: 'manual' }), 'ann disabled a webhook');
+  t.equal(
+    said('webhook.disabled', { reason: 'failing', failedMessages: 5 }),
+    'A webhook was disabled after 5 failed deliveries in a row',
+  );
+  t.equal(said('webhook.secret_rotated'), "ann rotated a webhook’s signing secret");
+  t.equal(said('webhook.redelivery_requested'), 'ann asked for a webhook delivery to be sent again');
 });
