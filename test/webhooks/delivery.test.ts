@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import {
   buildTestApp,
+  flushQueueStore,
   call,
   createCircle,
   isProblem,
@@ -13,6 +14,7 @@ import {
 import { createProject, processorWorkers } from '../marketplace-helpers.js';
 import { assertInvariants } from '../settlement-helpers.js';
 import { deliveryCountsByOutcome } from '../../src/webhooks/webhooks.repository.js';
+import { requeueOverdueMessages } from '../../src/webhooks/webhook-delivery.job.js';
 import {
   answer,
   attemptsOf,
@@ -396,3 +398,27 @@ onEachQueueBackend(
     t.equal(receiver.received.length, 0, 'the receiver heard nothing');
   },
 );
+
+onEachQueueBackend(t, 'a message whose job was lost is delivered by the sweep', async (t, backend) => {
+  const { app, db, config } = await buildTestApp(t, env(backend));
+  const receiver = await startReceiver(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+  await createProject(app, owner, circle.id);
+  // Fanned out, then the queue store loses the job before any worker runs.
+  await relay(db, app.queues, config);
+  t.equal((await messagesOf(db, hook.id)).length, 1);
+  await flushQueueStore(config);
+  const queues = await processorWorkers(t, db, config);
+  const ctx = { db, queues, config, log: app.log };
+  t.equal(await requeueOverdueMessages(ctx), 0, 'not yet overdue: the job may just be waiting');
+  await sql`UPDATE webhook_messages SET next_attempt_at = now() - interval '2 minutes' WHERE endpoint_id = ${hook.id}`.execute(
+    db,
+  );
+  t.equal(await requeueOverdueMessages(ctx), 1);
+  const [message] = await messagesSettle(db, hook.id, 1);
+  t.equal(message!.status, 'succeeded');
+  t.equal((await receiver.requests(1)).length, 1);
+  await assertInvariants(t, db);
+});

@@ -172,6 +172,6 @@ t.test('webhook events read as sentences in the feed, without URL or secret', as
     said('webhook.disabled', { reason: 'failing', failedMessages: 5 }),
     'A webhook was disabled after 5 failed deliveries in a row',
   );
-  t.equal(said('webhook.secret_rotated'), "ann rotated a webhook’s signing secret");
+  t.equal(said('webhook.secret_rotated'), 'ann rotated a webhook’s signing secret');
   t.equal(said('webhook.redelivery_requested'), 'ann asked for a webhook delivery to be sent again');
 });
