@@ -18,9 +18,9 @@ import {
 // problem+json for every 4xx, and a refused request must leave every table as it was: no retry,
 // no excuse. Nothing else writes meanwhile: the fixture runs the API alone, no worker and no sweep.
 //
-// The routes are shared between two test files (fuzz-1, fuzz-2: every second route each), so each
-// file stays well inside the runner's per-file time limit on a loaded machine and the two run side
-// by side. A route's inputs depend on its place in the whole table, not on the file.
+// The routes are shared between three test files (fuzz-1, fuzz-2, fuzz-3: every third route each),
+// so each file stays well inside the runner's per-file time limit on a loaded machine and they run
+// side by side. A route's inputs depend on its place in the whole table, not on the file.
 //
 // The effort is a number of inputs, not a time: every route gets FUZZ_RUNS inputs (a route without
 // a body half as many, and never fewer than MIN_RUNS), generated from the seed, so a seed replays
