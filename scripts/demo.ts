@@ -18,16 +18,20 @@ const ZONE = 'Asia/Shanghai';
 let stepNo = 0;
 const step = (text: string) => console.log(`[${String(++stepNo).padStart(2)}] ${text}`);
 
-/** Runs a call, waiting out a 429 (the per-address sign-up budget when run repeatedly). */
-async function patiently<T>(call: () => Promise<T>): Promise<T> {
+/**
+ * fetch that waits out a 429 (the per-address sign-up budget, when the demo runs again and again)
+ * or a 503 (a backing service briefly unreachable) as the answer's Retry-After says, a few times.
+ * Retrying is safe: a refused request changed nothing, and the creating calls carry an
+ * Idempotency-Key.
+ */
+async function patientFetch(input: Request): Promise<Response> {
   for (let attempt = 1; ; attempt++) {
-    try {
-      return await call();
-    } catch (err) {
-      if (!(err instanceof ProblemError) || err.status !== 429 || attempt >= 5) throw err;
-      console.log('     (rate limited; waiting a moment)');
-      await sleep(15_000);
-    }
+    const response = await fetch(input.clone());
+    if ((response.status !== 429 && response.status !== 503) || attempt >= 5) return response;
+    const seconds = Math.min(Number(response.headers.get('retry-after')) || 5, 20);
+    console.log(`     (${response.status}: retrying in ${seconds} s)`);
+    await response.body?.cancel();
+    await sleep(seconds * 1000);
   }
 }
 
@@ -40,10 +44,10 @@ interface Person {
 }
 
 async function signUp(name: string, handlePrefix: string, skills: string[]): Promise<Person> {
-  const api = createCircleActionsClient(BASE_URL);
+  const api = createCircleActionsClient(BASE_URL, { fetch: patientFetch });
   const handle = `${handlePrefix}_${RUN}`;
-  const session = await patiently(() =>
-    unwrap(api.POST('/v1/auth/register', { body: { handle, password: `demo-${RUN}-password`, displayName: name } })),
+  const session = await unwrap(
+    api.POST('/v1/auth/register', { body: { handle, password: `demo-${RUN}-password`, displayName: name } }),
   );
   api.setToken(session.accessToken);
   if (skills.length) await unwrap(api.PATCH('/v1/me', { body: { skills } }));

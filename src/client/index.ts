@@ -40,8 +40,8 @@ export interface CircleActionsClient extends Client<paths> {
 export interface ClientOptions {
   /** An access token for every request (change it later with setToken). */
   token?: string;
-  /** A fetch implementation (default: the global fetch). */
-  fetch?: typeof fetch;
+  /** A fetch implementation, called with a Request (default: the global fetch). */
+  fetch?: (request: Request) => Promise<Response>;
 }
 
 /**
