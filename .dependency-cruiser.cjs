@@ -43,6 +43,20 @@ module.exports = {
       to: { path: '^src/' },
     },
     {
+      name: 'client-imports-no-service',
+      severity: 'error',
+      comment: 'src/client is the typed client of the API: it stands alone, speaking to the service over HTTP only.',
+      from: { path: '^src/client/' },
+      to: { path: '^src/', pathNot: '^src/client/' },
+    },
+    {
+      name: 'service-imports-no-client',
+      severity: 'error',
+      comment: 'The service never calls itself through its client.',
+      from: { path: '^src/', pathNot: '^src/client/' },
+      to: { path: '^src/client/' },
+    },
+    {
       name: 'no-test-code-in-src',
       severity: 'error',
       comment: 'The service never imports test or script code.',

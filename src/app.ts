@@ -11,6 +11,7 @@ import { authPlugin } from './http/auth.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
 import { openApiPlugin } from './http/openapi.js';
 import { metricsPlugin } from './http/metrics.js';
+import { problemPages } from './http/problem-pages.js';
 import { idempotencyPlugin } from './idempotency/idempotency.plugin.js';
 import { healthRoutes } from './health/health.routes.js';
 import { authRoutes, meRoutes } from './accounts/accounts.routes.js';
@@ -78,6 +79,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   await app.register(idempotencyPlugin);
 
   await app.register(healthRoutes);
+  await app.register(problemPages);
   await app.register(
     async (v1) => {
       // Registering, logging in and refreshing are the only routes of /v1 open without a token

@@ -23,11 +23,12 @@ export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { rateLimit: false },
       preHandler: authLimit,
       schema: {
+        operationId: 'register',
         tags,
         security: [],
         summary: 'Create an account',
         body: RegisterBody,
-        response: { 201: Session, ...problems(400, 409, 429) },
+        response: { 201: Session, ...problems(400, 409) },
       },
     },
     async (request, reply) => reply.code(201).send(await accounts.register(app, request.body)),
@@ -39,11 +40,12 @@ export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { rateLimit: false },
       preHandler: authLimit,
       schema: {
+        operationId: 'login',
         tags,
         security: [],
         summary: 'Log in with handle and password',
         body: LoginBody,
-        response: { 200: Session, ...problems(400, 401, 429) },
+        response: { 200: Session, ...problems(400, 401) },
       },
     },
     async (request) => accounts.login(app, request.body),
@@ -55,11 +57,12 @@ export const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { rateLimit: false },
       preHandler: authLimit,
       schema: {
+        operationId: 'refreshSession',
         tags,
         security: [],
         summary: 'Exchange a refresh token for a new pair',
         body: RefreshBody,
-        response: { 200: Session, ...problems(400, 401, 429) },
+        response: { 200: Session, ...problems(400, 401) },
       },
     },
     async (request) => accounts.refresh(app, request.body.refreshToken),
@@ -72,7 +75,7 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/me',
     {
-      schema: { tags, summary: 'My profile', response: { 200: User, ...problems(401) } },
+      schema: { operationId: 'getMyProfile', tags, summary: 'My profile', response: { 200: User, ...problems(401) } },
     },
     async (request) => accounts.getProfile(app, request.user.sub),
   );
@@ -81,6 +84,7 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/me',
     {
       schema: {
+        operationId: 'updateMyProfile',
         tags,
         summary: 'Update my profile',
         body: ProfilePatch,
@@ -94,6 +98,7 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/auth/logout',
     {
       schema: {
+        operationId: 'logout',
         tags,
         summary: 'End a session: its refresh token and every token rotated from it stop working',
         body: LogoutBody,
@@ -116,12 +121,13 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       preHandler: authLimit,
       schema: {
+        operationId: 'changeMyPassword',
         tags,
         summary: "Change my password; every other session's refresh tokens are revoked",
         body: ChangePasswordBody,
         response: {
           204: { type: 'null', description: 'Changed; this session stays signed in' },
-          ...problems(400, 401, 403, 429),
+          ...problems(400, 401, 403),
         },
       },
     },

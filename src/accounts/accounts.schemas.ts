@@ -45,6 +45,7 @@ export const Session = Type.Object(
 export const RegisterBody = Obj(
   { handle: Handle, password: Password, displayName: Type.Optional(DisplayName) },
   'New account',
+  { examples: [{ handle: 'lin_reads', password: 'correct horse battery', displayName: '林小读' }] },
 );
 export const LoginBody = Obj(
   {
@@ -52,14 +53,17 @@ export const LoginBody = Obj(
     password: Type.String({ minLength: 1, maxLength: 200, description: 'Password' }),
   },
   'Credentials',
+  { examples: [{ handle: 'lin_reads', password: 'correct horse battery' }] },
 );
 export const RefreshBody = Obj(
   { refreshToken: Type.String({ minLength: 1, maxLength: 200, description: 'The current refresh token' }) },
   'Refresh request',
+  { examples: [{ refreshToken: 'rt_2f9c1e7a5b3d4c6e8a0b1d2f3e4c5a6b' }] },
 );
 export const ProfilePatch = Obj(
   { displayName: Type.Optional(DisplayName), skills: Type.Optional(Skills) },
   'Profile changes',
+  { examples: [{ displayName: '林小读', skills: ['翻译', '校对', 'writing'] }] },
 );
 export const LogoutBody = Obj(
   {
@@ -70,6 +74,7 @@ export const LogoutBody = Obj(
     }),
   },
   'Logout request',
+  { examples: [{ refreshToken: 'rt_2f9c1e7a5b3d4c6e8a0b1d2f3e4c5a6b' }] },
 );
 export const ChangePasswordBody = Obj(
   {
@@ -77,4 +82,5 @@ export const ChangePasswordBody = Obj(
     newPassword: Password,
   },
   'Password change',
+  { examples: [{ currentPassword: 'correct horse battery', newPassword: 'a longer passphrase 2026' }] },
 );

@@ -11,6 +11,7 @@ export const activityRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/events',
     {
       schema: {
+        operationId: 'listCircleEvents',
         tags,
         summary: "The circle's activity feed, newest first (members)",
         description:
@@ -28,6 +29,7 @@ export const activityRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/me/events',
     {
       schema: {
+        operationId: 'listMyEvents',
         tags,
         summary: 'My inbox: what concerns me across my circles, newest first',
         description: 'My claims reviewed, sent back, expired or revoked, my leases ending within the hour, my payouts.',

@@ -29,6 +29,7 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'createChallenge',
         tags,
         summary: 'Create a daily check-in challenge (owner, admin)',
         params: CircleParams,
@@ -46,6 +47,7 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/challenges',
     {
       schema: {
+        operationId: 'listCircleChallenges',
         tags,
         summary: "The circle's challenges, newest first",
         params: CircleParams,
@@ -67,6 +69,7 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/challenges/:challengeId',
     {
       schema: {
+        operationId: 'getChallenge',
         tags,
         summary: 'A challenge, with my progress in it',
         params: ChallengeParams,
@@ -80,6 +83,7 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/challenges/:challengeId',
     {
       schema: {
+        operationId: 'updateChallenge',
         tags,
         summary: 'Edit a challenge: the rules only before its first day (owner, admin)',
         params: ChallengeParams,
@@ -94,6 +98,7 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/challenges/:challengeId/cancel',
     {
       schema: {
+        operationId: 'cancelChallenge',
         tags,
         summary: 'Cancel a challenge; check-ins made keep their points (owner, admin)',
         params: ChallengeParams,
@@ -110,6 +115,7 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'checkIn',
         tags,
         summary: 'Check in for today, or make up a missed day with `date`',
         params: ChallengeParams,
@@ -125,6 +131,7 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/challenges/:challengeId/checkins',
     {
       schema: {
+        operationId: 'listMyCheckins',
         tags,
         summary: 'My check-ins of a challenge, latest day first',
         params: ChallengeParams,
@@ -146,6 +153,7 @@ export const challengeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/challenges/:challengeId/leaderboard',
     {
       schema: {
+        operationId: 'getChallengeLeaderboard',
         tags,
         summary: 'Members by check-ins, current or best streak; ?me=true for my own row',
         params: ChallengeParams,

@@ -64,6 +64,20 @@ export const CreateChallengeBody = Obj(
     freezesPerMember: Type.Optional(ruleFields.freezesPerMember),
   },
   'A daily check-in challenge',
+  {
+    examples: [
+      {
+        title: '21 天晨读打卡',
+        description: '每天读一篇文章，摘抄最打动你的一段话。',
+        startsOn: '2026-03-01',
+        endsOn: '2026-03-21',
+        timezone: 'Asia/Shanghai',
+        pointsPerCheckin: 10,
+        minContentLength: 20,
+        makeUpAllowance: 2,
+      },
+    ],
+  },
 );
 
 export const EditChallengeBody = Obj(
@@ -81,11 +95,13 @@ export const EditChallengeBody = Obj(
     freezesPerMember: Type.Optional(ruleFields.freezesPerMember),
   },
   'Changes: title and description any time; the rules only before the first day; fields left out stay',
+  { examples: [{ title: '21 天晨读打卡（第二期）' }] },
 );
 
 export const CancelChallengeBody = Obj(
   { reason: Type.Optional(Type.String({ maxLength: 1000, description: 'Why, shown to members' })) },
   'Cancellation',
+  { examples: [{ reason: '春节假期，下月重新开始。' }] },
 );
 
 export const ChallengeParams = Obj({ challengeId: Id('Challenge id') });
@@ -168,6 +184,12 @@ export const CheckinBody = Obj(
     ),
   },
   'A check-in',
+  {
+    examples: [
+      { content: '今天读《瓦尔登湖》：「我们的生活被琐碎消耗掉了……简单，简单，再简单！」' },
+      { content: '补卡：昨天读了《人间词话》，摘抄「昨夜西风凋碧树，独上高楼，望尽天涯路。」', date: '2026-03-04' },
+    ],
+  },
 );
 
 const checkinProperties = {

@@ -9,6 +9,7 @@ export const circleHealthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/health',
     {
       schema: {
+        operationId: 'getCircleHealth',
         tags: ['circles'],
         summary: 'Circle health figures (owner, admin)',
         description:

@@ -9,6 +9,7 @@ export const circleLeaderboardRoutes: FastifyPluginAsyncTypebox = async (app) =>
     '/circles/:circleId/leaderboard',
     {
       schema: {
+        operationId: 'getCircleLeaderboard',
         tags: ['circles'],
         summary: "The circle's points board (members)",
         description:

@@ -1,6 +1,7 @@
 import type { Role } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
 import { forbidden, notFound } from '../errors.js';
+import type { NotFoundSubject } from '../error-codes.js';
 import { findMembership } from './circles.repository.js';
 
 export const MANAGERS: readonly Role[] = ['owner', 'admin'];
@@ -14,7 +15,7 @@ export const MANAGERS: readonly Role[] = ['owner', 'admin'];
  */
 export function authorize<T extends { role: Role | null }>(
   row: T | undefined,
-  what: string,
+  what: NotFoundSubject,
   roles?: readonly Role[],
 ): T & { role: Role } {
   if (!row || !hasRole(row)) throw notFound(what);

@@ -27,6 +27,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'createCircle',
         tags,
         summary: 'Create a circle (the caller becomes its owner)',
         body: CreateCircleBody,
@@ -40,6 +41,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles',
     {
       schema: {
+        operationId: 'listMyCircles',
         tags,
         summary: 'Circles I belong to',
         querystring: ListQuery,
@@ -53,6 +55,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId',
     {
       schema: {
+        operationId: 'getCircle',
         tags,
         summary: 'A circle I belong to',
         params: CircleParams,
@@ -66,6 +69,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId',
     {
       schema: {
+        operationId: 'updateCircle',
         tags,
         summary: "Change the circle's name, description, join policy or time zone (owner)",
         params: CircleParams,
@@ -81,6 +85,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'createInvite',
         tags,
         summary: 'Create an invite code (owner, admin)',
         params: CircleParams,
@@ -98,6 +103,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/invites',
     {
       schema: {
+        operationId: 'listInvites',
         tags,
         summary: "The circle's invites that still exist (owner, admin)",
         params: CircleParams,
@@ -119,6 +125,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/invites/:code',
     {
       schema: {
+        operationId: 'revokeInvite',
         tags,
         summary: 'Revoke an invite: it admits nobody from now on (owner, admin)',
         params: InviteParams,
@@ -139,6 +146,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'joinCircle',
         tags,
         summary: 'Join a circle',
         params: CircleParams,
@@ -156,6 +164,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/members',
     {
       schema: {
+        operationId: 'listMembers',
         tags,
         summary: 'Members of a circle',
         params: CircleParams,
@@ -177,6 +186,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/members/:userId',
     {
       schema: {
+        operationId: 'changeMemberRole',
         tags,
         summary: "Change a member's role (owner)",
         params: MemberParams,
@@ -192,6 +202,7 @@ export const circleRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/members/:userId',
     {
       schema: {
+        operationId: 'removeMember',
         tags,
         summary: 'Remove a member, or leave',
         params: MemberParams,

@@ -34,6 +34,7 @@ export const CreateCircleBody = Obj(
     joinPolicy: JoinPolicySchema,
   },
   'New circle',
+  { examples: [{ name: '每日读书会', description: '每天读一章，一起翻译和批注经典。', joinPolicy: 'invite' }] },
 );
 
 export const UpdateCircleBody = Obj(
@@ -52,6 +53,7 @@ export const UpdateCircleBody = Obj(
     ),
   },
   'Changes to the circle (owner); fields left out stay as they are',
+  { examples: [{ description: '每天读一章：翻译、批注、讨论。', timezone: 'Asia/Shanghai' }] },
 );
 
 export const CircleList = Page(Circle, 'Circles the caller belongs to');
@@ -75,6 +77,7 @@ export const CreateInviteBody = Obj(
     ),
   },
   'Invite options',
+  { examples: [{ expiresInSeconds: 604800, maxUses: 20 }] },
 );
 
 export const Invite = Type.Object(
@@ -109,6 +112,7 @@ export const JoinBody = Obj(
     ),
   },
   'Join request',
+  { examples: [{ inviteCode: 'Q7KD-M2XP' }, {}] },
 );
 
 export const Member = Type.Object(
@@ -124,4 +128,6 @@ export const Member = Type.Object(
 );
 
 export const MemberList = Page(Member, 'Current members, oldest first');
-export const ChangeRoleBody = Obj({ role: RoleSchema }, 'New role; "owner" transfers ownership');
+export const ChangeRoleBody = Obj({ role: RoleSchema }, 'New role; "owner" transfers ownership', {
+  examples: [{ role: 'admin' }],
+});

@@ -24,6 +24,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'claimTask',
         tags,
         summary: 'Claim a task under a lease',
         params: TaskParams,
@@ -39,6 +40,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'claimNextTask',
         tags,
         summary: 'Claim the best claimable task for me',
         params: ProjectParams,
@@ -56,6 +58,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/me/claims',
     {
       schema: {
+        operationId: 'listMyClaims',
         tags,
         summary: 'My claims',
         querystring: MyClaimsQuery,
@@ -69,6 +72,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/projects/:projectId/claims',
     {
       schema: {
+        operationId: 'listProjectClaims',
         tags,
         summary: "A project's claims (owner, admin: everyone's; member: their own)",
         params: ProjectParams,
@@ -83,6 +87,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/tasks/:taskId/claims',
     {
       schema: {
+        operationId: 'listTaskClaims',
         tags,
         summary: "A task's claims: who holds it, who did it (owner, admin)",
         params: TaskParams,
@@ -97,6 +102,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/claims/:claimId',
     {
       schema: {
+        operationId: 'getClaim',
         tags,
         summary: 'A claim (claimant, owner, admin)',
         params: ClaimParams,
@@ -110,6 +116,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/claims/:claimId/extend',
     {
       schema: {
+        operationId: 'extendClaim',
         tags,
         summary: 'Extend my lease (heartbeat)',
         params: ClaimParams,
@@ -124,6 +131,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/claims/:claimId/release',
     {
       schema: {
+        operationId: 'releaseClaim',
         tags,
         summary: 'Give the task back before the lease ends',
         params: ClaimParams,
@@ -137,6 +145,7 @@ export const claimRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/claims/:claimId/revoke',
     {
       schema: {
+        operationId: 'revokeClaim',
         tags,
         summary: "Revoke someone's claim, with a reason (owner, admin)",
         params: ClaimParams,

@@ -39,6 +39,7 @@ export const ClaimParams = Obj({ claimId: Id('Claim id') });
 export const ClaimNextBody = Obj(
   { skills: Type.Optional(Skills) },
   "Skills to match; default: the caller's profile skills",
+  { examples: [{ skills: ['翻译'] }, {}] },
 );
 export const ExtendBody = Obj(
   {
@@ -52,6 +53,7 @@ export const ExtendBody = Obj(
     ),
   },
   'Lease extension',
+  { examples: [{ seconds: 7200 }] },
 );
 export const RevokeBody = Obj(
   {
@@ -62,6 +64,7 @@ export const RevokeBody = Obj(
     }),
   },
   'Revocation',
+  { examples: [{ reason: '三天没有进展，先把任务让给其他成员。' }] },
 );
 export const MyClaimsQuery = Obj({ ...PageQuery, status: Type.Optional(ClaimStatusSchema) });
 export const ClaimList = Page(Claim, "The caller's claims, newest first");

@@ -10,6 +10,7 @@ export const contributionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/projects/:projectId/contributions',
     {
       schema: {
+        operationId: 'listProjectContributions',
         tags,
         summary: 'Points per member in a project',
         params: ProjectParams,
@@ -32,6 +33,7 @@ export const contributionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'createAdjustment',
         tags,
         summary: "Add or deduct a member's points, with a reason (owner, admin)",
         params: ProjectParams,

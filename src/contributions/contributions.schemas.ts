@@ -26,6 +26,7 @@ export const AdjustmentBody = Obj(
     reason: Type.String({ minLength: 1, maxLength: 1000, description: "Why; shown on the member's statement" }),
   },
   'An owner adjustment',
+  { examples: [{ userId: '8d2f1c7e-3b4a-4f6e-9a1d-2c5b7e9f0a13', points: 150, reason: '额外整理了全章术语表' }] },
 );
 
 export const Contribution = Type.Object(

@@ -32,7 +32,12 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
     '/healthz',
     {
       config: { rateLimit: false },
-      schema: { ...common, summary: 'Liveness: the process is up', response: { 200: Status } },
+      schema: {
+        operationId: 'checkLiveness',
+        ...common,
+        summary: 'Liveness: the process is up',
+        response: { 200: Status },
+      },
     },
     async () => ({ status: 'ok' }),
   );
@@ -42,6 +47,7 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
     {
       config: { rateLimit: false },
       schema: {
+        operationId: 'checkReadiness',
         ...common,
         summary: 'Readiness: Postgres, and Redis when configured, answer',
         response: { 200: Status, ...problems(503) },

@@ -1,18 +1,18 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, type ErrorKind, type FieldError, invalid, unavailable } from '../errors.js';
+import { DomainError, type ErrorCode, type ErrorKind, type FieldError, invalid, unavailable } from '../errors.js';
 import { isBackendUnavailable } from '../infra/pg-errors.js';
 
 /** A problem+json answer: a status, a stable `code`, a detail, and the headers it needs. */
 interface Problem {
   status: number;
-  code: string;
+  code: ErrorCode;
   detail: string;
   errors?: FieldError[];
   headers?: Record<string, string>;
 }
 
 /** The one place a domain error's kind becomes an HTTP status. */
-const STATUS_OF: Record<ErrorKind, number> = {
+export const STATUS_OF: Record<ErrorKind, number> = {
   invalid: 400,
   unauthorized: 401,
   forbidden: 403,
@@ -51,13 +51,20 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
+/**
+ * A problem's `type`: the page this service serves for its code (src/http/problem-pages.ts). A
+ * relative reference, resolved against the request's own URL (RFC 9457 §3.1.1), so it names this
+ * service under whatever address the client reached it by, without trusting the Host header.
+ */
+export const problemTypeUri = (code: ErrorCode): string => `/problems/${code}`;
+
 function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
   if (problem.headers) reply.headers(problem.headers);
   return reply
     .code(problem.status)
     .type('application/problem+json')
     .send({
-      type: `https://circle-actions.dev/problems/${problem.code.replaceAll('_', '-')}`,
+      type: problemTypeUri(problem.code),
       title: TITLES[problem.status] ?? 'Error',
       status: problem.status,
       detail: problem.detail,
@@ -67,7 +74,7 @@ function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
 }
 
 // Fastify's own errors (parsing, size limits, content types) mapped to stable codes.
-const FASTIFY_CODES: Record<string, [number, string]> = {
+const FASTIFY_CODES: Record<string, [number, ErrorCode]> = {
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_content_length'],

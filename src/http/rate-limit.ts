@@ -1,8 +1,23 @@
 import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { rateLimited } from '../errors.js';
 import { ProcessWindowStore, SharedWindowStore } from './rate-limit-store.js';
+import { problems } from './schemas.js';
+
+// The handlers authRateLimit has made: a route running one of them spends the per-IP auth budget.
+const authLimiters = new WeakSet<object>();
+
+/**
+ * Whether a route answers 429, read from the same settings the limiter acts on: the global budget
+ * covers every route that does not opt out with `config.rateLimit: false`, and the auth budget
+ * every route whose preHandlers include an authRateLimit handler.
+ */
+export function isRateLimited(route: RouteOptions): boolean {
+  if (route.config?.rateLimit !== false) return true;
+  const pre = route.preHandler === undefined ? [] : [route.preHandler].flat();
+  return pre.some((hook) => authLimiters.has(hook));
+}
 
 /**
  * Per-user request budget (per IP before login), counted in Redis so every API process shares it;
@@ -17,6 +32,11 @@ import { ProcessWindowStore, SharedWindowStore } from './rate-limit-store.js';
  */
 export const rateLimitPlugin = fp(
   async (app) => {
+    // The OpenAPI document declares the 429 wherever a budget applies, so it cannot drift from it.
+    app.addHook('onRoute', (route) => {
+      if (!route.schema || route.schema.hide || !isRateLimited(route)) return;
+      route.schema = { ...route.schema, response: { ...(route.schema.response as object), ...problems(429) } };
+    });
     await app.register(rateLimit, {
       global: true,
       hook: 'preHandler',
@@ -42,9 +62,11 @@ export const rateLimitPlugin = fp(
  * route separately in the Redis store.) Use as the routes' preHandler with `config.rateLimit: false`.
  */
 export function authRateLimit(app: FastifyInstance) {
-  return app.rateLimit({
+  const limiter = app.rateLimit({
     max: app.config.rateLimit.authMax,
     timeWindow: 60_000,
     keyGenerator: (request: FastifyRequest) => `auth:${request.ip}`,
   });
+  authLimiters.add(limiter);
+  return limiter;
 }

@@ -1,11 +1,19 @@
 import { Type, type TSchema, type TProperties, type TObject } from 'typebox';
+import { ERROR_CODES, type ErrorCode } from '../error-codes.js';
 
 // Schema building blocks shared by every route. Every field carries a description so the
 // OpenAPI document explains itself.
 
-/** An object that rejects unknown fields. */
-export const Obj = <P extends TProperties>(properties: P, description?: string): TObject<P> =>
-  Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
+/**
+ * An object that rejects unknown fields. Request bodies pass `examples`: the OpenAPI document shows
+ * them, and test/http/openapi.test.ts checks each one against its schema.
+ */
+export const Obj = <P extends TProperties>(
+  properties: P,
+  description?: string,
+  options: { examples?: readonly Record<string, unknown>[] } = {},
+): TObject<P> =>
+  Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}), ...options });
 
 export const Id = (description: string) => Type.String({ format: 'uuid', description });
 
@@ -18,11 +26,16 @@ export const Timestamp = (description: string) =>
 
 export const Problem = Type.Object(
   {
-    type: Type.String({ description: 'URI identifying the problem type' }),
+    type: Type.String({ description: "The code's page on this service, /problems/{code} (a relative URI reference)" }),
     title: Type.String({ description: 'Short summary of the HTTP status' }),
     status: Type.Integer({ description: 'HTTP status code' }),
     detail: Type.String({ description: 'Human-readable explanation' }),
-    code: Type.String({ description: 'Stable snake_case error code for programs' }),
+    // Every code of the registry, so generated clients know them all (new codes change the document).
+    code: Type.Unsafe<ErrorCode>({
+      type: 'string',
+      enum: Object.keys(ERROR_CODES).sort(),
+      description: 'Stable snake_case error code for programs; GET /problems/{code} explains it',
+    }),
     errors: Type.Optional(
       Type.Array(
         Type.Object({

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { Type } from 'typebox';
 import { invalid, conflict, unprocessable } from '../errors.js';
 import { acquireKey, completeKey, releaseKey } from './idempotency.repository.js';
 import { appendRouteHook } from '../http/route-hooks.js';
@@ -16,6 +17,31 @@ declare module 'fastify' {
 }
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+/**
+ * Declares the header in the route's schema (and so in the OpenAPI document and the typed client)
+ * from the same `idempotent` flag that attaches the hooks. The schema only documents it: takeKey
+ * checks the value, so a bad key still answers invalid_idempotency_key.
+ */
+function declareKeyHeader(route: RouteOptions): void {
+  const schema = route.schema ?? {};
+  const headers = (schema.headers ?? { type: 'object', properties: {} }) as { properties?: Record<string, unknown> };
+  route.schema = {
+    ...schema,
+    headers: {
+      ...headers,
+      properties: {
+        ...headers.properties,
+        'Idempotency-Key': Type.String({
+          description:
+            'Makes the request safe to retry: 1-255 visible ASCII characters (e.g. a UUID), unique per request. ' +
+            'A replay within a day answers the first response (header idempotent-replayed: true); ' +
+            'the same key with another body is 422 idempotency_key_reused.',
+        }),
+      },
+    },
+  };
+}
 
 /**
  * Idempotency-Key for creating POSTs, stored in Postgres so every API process sees it:
@@ -83,6 +109,7 @@ export const idempotencyPlugin = fp(
       if (!route.config?.idempotent) return;
       appendRouteHook(route, 'preHandler', takeKey);
       appendRouteHook(route, 'onSend', storeResponse);
+      declareKeyHeader(route);
     });
   },
   { name: 'idempotency', dependencies: ['rate-limit'] },

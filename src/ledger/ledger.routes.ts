@@ -35,6 +35,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/me/balances',
     {
       schema: {
+        operationId: 'listMyBalances',
         tags,
         summary: 'My balances per circle and unit',
         response: { 200: Page(Balance, 'Balances'), ...problems(401) },
@@ -50,6 +51,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/me/ledger',
     {
       schema: {
+        operationId: 'listMyLedgerEntries',
         tags,
         summary: 'The ledger entries on my balances, newest first',
         querystring: Obj({ ...PageQuery }),

@@ -11,6 +11,7 @@ export const projectTaskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'addTasks',
         tags,
         summary: 'Add task trees in one transaction (owner, admin)',
         params: ProjectParams,
@@ -28,6 +29,7 @@ export const projectTaskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/projects/:projectId/tasks',
     {
       schema: {
+        operationId: 'listProjectTasks',
         tags,
         summary: 'Tasks of a project',
         params: ProjectParams,

@@ -12,6 +12,7 @@ export const projectRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'createProject',
         tags,
         summary: 'Create a project, optionally with its task tree (owner, admin)',
         params: CircleParams,
@@ -27,6 +28,7 @@ export const projectRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/projects',
     {
       schema: {
+        operationId: 'listCircleProjects',
         tags,
         summary: 'Projects of a circle',
         params: CircleParams,
@@ -48,6 +50,7 @@ export const projectRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/projects/:projectId',
     {
       schema: {
+        operationId: 'getProject',
         tags,
         summary: 'A project with its progress',
         params: ProjectParams,
@@ -61,6 +64,7 @@ export const projectRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/projects/:projectId',
     {
       schema: {
+        operationId: 'updateProject',
         tags,
         summary: 'Edit a project or change its status (owner, admin)',
         params: ProjectParams,

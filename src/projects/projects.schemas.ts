@@ -59,6 +59,27 @@ export const CreateProjectBody = Obj(
     tasks: Type.Optional(TaskForest),
   },
   'New project, optionally with its whole task breakdown',
+  {
+    examples: [
+      {
+        title: '《瓦尔登湖》第一章 翻译与批注',
+        description: '把第一章「经济」译成中文，并为难句写批注。',
+        rewardPool: { amount: 100000, unit: 'CNY_cents' },
+        leaseSeconds: 86400,
+        tasks: [
+          {
+            key: 'translate',
+            title: '翻译第一章',
+            children: [
+              { key: 'p1', title: '翻译第 1-10 段', weight: 3, skills: ['翻译'] },
+              { key: 'p2', title: '翻译第 11-20 段', weight: 3, skills: ['翻译'] },
+            ],
+          },
+          { title: '校对全章译文', weight: 2, skills: ['校对'], dependsOn: ['translate'] },
+        ],
+      },
+    ],
+  },
 );
 
 export const PatchProjectBody = Obj(
@@ -75,6 +96,7 @@ export const PatchProjectBody = Obj(
     reviewWindowSeconds: Type.Optional(ReviewWindowSeconds),
   },
   'Project changes',
+  { examples: [{ status: 'closed' }, { rewardPool: { amount: 120000, unit: 'CNY_cents' } }] },
 );
 
 const Progress = Type.Object(

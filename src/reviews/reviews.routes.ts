@@ -21,6 +21,7 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'submitWork',
         tags,
         summary: 'Submit work for my claim',
         params: ClaimParams,
@@ -36,6 +37,7 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/claims/:claimId/submissions',
     {
       schema: {
+        operationId: 'listSubmissions',
         tags,
         summary: "Every revision of a claim's work and its reviews (claimant, owner, admin)",
         params: ClaimParams,
@@ -50,6 +52,7 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'reviewSubmission',
         tags,
         summary: 'Review submitted work (owner, admin; never your own)',
         params: ClaimParams,
@@ -65,6 +68,7 @@ export const reviewRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/circles/:circleId/review-queue',
     {
       schema: {
+        operationId: 'listReviewQueue',
         tags,
         summary: 'Work waiting for review in a circle, oldest submission first (owner, admin)',
         params: CircleParams,

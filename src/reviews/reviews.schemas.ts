@@ -21,6 +21,14 @@ export const SubmitBody = Obj(
     ),
   },
   'A submission',
+  {
+    examples: [
+      {
+        content: '第 1-10 段译文：我写下这些文字的时候，独自住在森林里……',
+        links: ['https://example.com/walden/ch1-p1-10'],
+      },
+    ],
+  },
 );
 
 export const Submission = Type.Object(
@@ -51,6 +59,12 @@ export const ReviewBody = Obj(
     ),
   },
   'A review decision',
+  {
+    examples: [
+      { decision: 'accept', score: 120, feedback: '译文流畅，注释很用心。' },
+      { decision: 'revise', feedback: '第 3 段漏译了一句，请补上。' },
+    ],
+  },
 );
 
 export const Review = Type.Object(

@@ -20,6 +20,7 @@ export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { idempotent: true },
       schema: {
+        operationId: 'settleProject',
         tags,
         summary: 'Settle the reward pool by contribution (owner, admin); done by workers',
         params: ProjectParams,
@@ -37,6 +38,7 @@ export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/projects/:projectId/settlement-preview',
     {
       schema: {
+        operationId: 'previewSettlement',
         tags,
         summary: 'What settling now would pay; writes nothing (owner, admin)',
         params: ProjectParams,
@@ -51,6 +53,7 @@ export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/settlements/:settlementId',
     {
       schema: {
+        operationId: 'getSettlement',
         tags,
         summary: 'A settlement and its payouts',
         params: SettlementParams,
@@ -64,6 +67,7 @@ export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/settlements/:settlementId/statements/:userId',
     {
       schema: {
+        operationId: 'getSettlementStatement',
         tags,
         summary: "A member's statement: the contributions behind the points and the payout (that member; owner, admin)",
         params: StatementParams,
@@ -78,6 +82,7 @@ export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/settlements/:settlementId/payouts.csv',
     {
       schema: {
+        operationId: 'exportPayoutsCsv',
         tags,
         summary: 'Payouts as CSV',
         params: SettlementParams,

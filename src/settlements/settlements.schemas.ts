@@ -22,7 +22,9 @@ const PolicyFields = {
   ),
 };
 
-export const SettleBody = Obj({ ...PolicyFields }, 'Settlement policy; plain proportional when empty');
+export const SettleBody = Obj({ ...PolicyFields }, 'Settlement policy; plain proportional when empty', {
+  examples: [{}, { minPoints: 100, capBasisPoints: 4000 }],
+});
 export const PreviewQuery = Obj({ ...PolicyFields });
 export const SettlementParams = Obj({ settlementId: Id('Settlement id') });
 export const StatementParams = Obj({ settlementId: Id('Settlement id'), userId: Id('Member') });

@@ -11,6 +11,7 @@ export const taskManagementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/tasks/:taskId',
     {
       schema: {
+        operationId: 'updateTask',
         tags,
         summary: 'Edit an open task; history is never rewritten (owner, admin)',
         params: TaskParams,
@@ -25,6 +26,7 @@ export const taskManagementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/tasks/:taskId/cancel',
     {
       schema: {
+        operationId: 'cancelTask',
         tags,
         summary: 'Cancel a task and its open subtree, revoking live claims (owner, admin)',
         params: TaskParams,
@@ -39,6 +41,7 @@ export const taskManagementRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/tasks/:taskId/dependencies',
     {
       schema: {
+        operationId: 'setTaskDependencies',
         tags,
         summary: "Replace a task's dependencies within its project (owner, admin)",
         params: TaskParams,

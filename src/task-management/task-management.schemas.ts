@@ -43,6 +43,7 @@ export const EditTaskBody = Obj(
     ),
   },
   'Changes to an open task; fields left out stay as they are',
+  { examples: [{ title: '翻译第 1-12 段', weight: 4, priority: 10 }] },
 );
 
 export const CancelTaskBody = Obj(
@@ -54,6 +55,7 @@ export const CancelTaskBody = Obj(
     }),
   },
   'Cancellation',
+  { examples: [{ reason: '这一段已在上一期译完，不再需要。' }] },
 );
 
 export const DependenciesBody = Obj(
@@ -64,4 +66,5 @@ export const DependenciesBody = Obj(
     }),
   },
   "The task's dependencies",
+  { examples: [{ dependsOn: ['5e0b9a44-7c21-4d3f-8e6a-1f2b3c4d5e6f', 'b7c1d2e3-f4a5-4b6c-9d7e-8f9a0b1c2d3e'] }] },
 );

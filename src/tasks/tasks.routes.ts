@@ -10,6 +10,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/tasks/:taskId',
     {
       schema: {
+        operationId: 'getTask',
         tags,
         summary: 'A task with its live claims count',
         params: TaskParams,
@@ -23,6 +24,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/me/tasks',
     {
       schema: {
+        operationId: 'listMyClaimableTasks',
         tags,
         summary: 'Tasks I could claim now, in all my circles, in claims/next order',
         querystring: MyTasksQuery,

@@ -109,6 +109,22 @@ export const CreateTasksBody = Obj(
     tasks: TaskForest,
   },
   'Tasks to add',
+  {
+    examples: [
+      {
+        tasks: [
+          {
+            key: 'notes',
+            title: '为难句写批注',
+            children: [
+              { title: '批注第 1-10 段', weight: 2, skills: ['批注'] },
+              { title: '批注第 11-20 段', weight: 2, skills: ['批注'], slots: 2 },
+            ],
+          },
+        ],
+      },
+    ],
+  },
 );
 
 export const TaskItems = Type.Object(

@@ -8,7 +8,7 @@ t.test('an unknown route is 404 route_not_found', async (t) => {
   const res = await call(app, 'GET', '/v1/nowhere?x=1');
   t.ok(isProblem(res, 404, 'route_not_found'));
   t.match(res.body, {
-    type: 'https://circle-actions.dev/problems/route-not-found',
+    type: '/problems/route_not_found',
     title: 'Not Found',
     detail: 'No route GET /v1/nowhere.',
   });
