@@ -190,6 +190,16 @@ export const ERROR_CODES = {
     summary: 'No such challenge, or it belongs to a circle you are not a member of.',
     remedy: "List a circle's challenges with GET /v1/circles/{circleId}/challenges.",
   },
+  webhook_not_found: {
+    kind: 'not_found',
+    summary: 'No such webhook in this circle.',
+    remedy: "List the circle's webhooks with GET /v1/circles/{circleId}/webhooks.",
+  },
+  delivery_not_found: {
+    kind: 'not_found',
+    summary: 'No such delivery of this webhook.',
+    remedy: "List the webhook's deliveries with GET /v1/circles/{circleId}/webhooks/{webhookId}/deliveries.",
+  },
   problem_type_not_found: {
     kind: 'not_found',
     summary: 'The service answers with no error code of this name.',
@@ -431,6 +441,34 @@ export const ERROR_CODES = {
     kind: 'conflict',
     summary: 'You have used all the make-up check-ins the challenge allows.',
     remedy: 'Check in on time from now on.',
+  },
+
+  // Webhooks
+  invalid_webhook_url: {
+    kind: 'invalid',
+    summary: 'The webhook URL is not an absolute http or https URL, has no host, or carries credentials.',
+    remedy: 'Send an absolute http(s) URL without user name or password; deliveries are signed instead.',
+  },
+  webhook_url_not_allowed: {
+    kind: 'invalid',
+    summary: 'The webhook URL points at a loopback, private, link-local or otherwise internal address.',
+    remedy:
+      'Use a publicly reachable address. Operators of closed networks may allow private targets with WEBHOOK_ALLOW_PRIVATE=true.',
+  },
+  unknown_event_type: {
+    kind: 'invalid',
+    summary: 'An event type in `events` is not one webhooks can receive.',
+    remedy: 'Use the event types the documentation lists, or `*` for every type.',
+  },
+  webhook_disabled: {
+    kind: 'conflict',
+    summary: 'The webhook is disabled, so nothing can be redelivered through it.',
+    remedy: 'Enable it with PATCH {"enabled": true}, then redeliver.',
+  },
+  delivery_in_progress: {
+    kind: 'conflict',
+    summary: 'This message is still being delivered or waits for its next retry.',
+    remedy: 'Wait until its delivery has finished, then redeliver if it failed.',
   },
 
   // Idempotency, rate limits and availability

@@ -428,6 +428,93 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/circles/{circleId}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The circle's webhook endpoints, newest first (owner, admin) */
+        get: operations["listWebhooks"];
+        put?: never;
+        /** Add a webhook endpoint; the answer shows its signing secret, once (owner, admin) */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/circles/{circleId}/webhooks/{webhookId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a webhook endpoint and its delivery log (owner, admin) */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /** Change a webhook endpoint; enabled: true re-enables it after it was disabled (owner, admin) */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/v1/circles/{circleId}/webhooks/{webhookId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The delivery log: every attempt, newest first (owner, admin) */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/circles/{circleId}/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a delivery's message once more, with the same webhook-id (owner, admin) */
+        post: operations["redeliverWebhookMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/circles/{circleId}/webhooks/{webhookId}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new signing secret, shown once; the old one also signs for 24 hours (owner, admin) */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/claims/{claimId}": {
         parameters: {
             query?: never;
@@ -923,7 +1010,7 @@ export interface components {
              * @description Stable snake_case error code for programs; GET /problems/{code} explains it
              * @enum {string}
              */
-            code: "adjustment_below_zero" | "already_checked_in" | "already_claimed" | "already_contributed" | "already_member" | "already_settled" | "body_too_large" | "challenge_cancelled" | "challenge_ended" | "challenge_has_checkins" | "challenge_not_found" | "challenge_not_started" | "challenge_started" | "checkin_date_in_future" | "circle_not_found" | "claim_conflict" | "claim_expired" | "claim_limit_reached" | "claim_not_active" | "claim_not_found" | "claim_not_submitted" | "content_too_short" | "date_outside_challenge" | "dependency_cycle" | "duplicate_content" | "feedback_required" | "forbidden" | "handle_taken" | "idempotency_key_reused" | "idempotency_request_in_progress" | "internal_error" | "invalid_challenge_dates" | "invalid_content_length" | "invalid_credentials" | "invalid_current_password" | "invalid_cursor" | "invalid_date" | "invalid_dependencies" | "invalid_idempotency_key" | "invalid_json" | "invalid_refresh_token" | "invalid_request" | "invalid_status_transition" | "invalid_task_tree" | "invalid_timezone" | "invalid_token" | "invalid_url" | "invite_expired" | "invite_not_found" | "invite_revoked" | "invite_used_up" | "lease_limit_reached" | "makeup_window_passed" | "member_not_found" | "missing_token" | "no_claimable_task" | "no_makeups_left" | "not_a_member" | "owner_cannot_leave" | "owner_required" | "problem_type_not_found" | "project_cancelled" | "project_not_found" | "project_not_open" | "project_settled" | "rate_limited" | "reason_required" | "refresh_token_reused" | "route_not_found" | "service_unavailable" | "settlement_not_found" | "slots_below_live_claims" | "task_blocked" | "task_full" | "task_has_claims" | "task_not_found" | "task_not_leaf" | "task_not_open" | "token_expired" | "unsupported_media_type" | "uri_too_long" | "user_not_found";
+            code: "adjustment_below_zero" | "already_checked_in" | "already_claimed" | "already_contributed" | "already_member" | "already_settled" | "body_too_large" | "challenge_cancelled" | "challenge_ended" | "challenge_has_checkins" | "challenge_not_found" | "challenge_not_started" | "challenge_started" | "checkin_date_in_future" | "circle_not_found" | "claim_conflict" | "claim_expired" | "claim_limit_reached" | "claim_not_active" | "claim_not_found" | "claim_not_submitted" | "content_too_short" | "date_outside_challenge" | "delivery_in_progress" | "delivery_not_found" | "dependency_cycle" | "duplicate_content" | "feedback_required" | "forbidden" | "handle_taken" | "idempotency_key_reused" | "idempotency_request_in_progress" | "internal_error" | "invalid_challenge_dates" | "invalid_content_length" | "invalid_credentials" | "invalid_current_password" | "invalid_cursor" | "invalid_date" | "invalid_dependencies" | "invalid_idempotency_key" | "invalid_json" | "invalid_refresh_token" | "invalid_request" | "invalid_status_transition" | "invalid_task_tree" | "invalid_timezone" | "invalid_token" | "invalid_url" | "invalid_webhook_url" | "invite_expired" | "invite_not_found" | "invite_revoked" | "invite_used_up" | "lease_limit_reached" | "makeup_window_passed" | "member_not_found" | "missing_token" | "no_claimable_task" | "no_makeups_left" | "not_a_member" | "owner_cannot_leave" | "owner_required" | "problem_type_not_found" | "project_cancelled" | "project_not_found" | "project_not_open" | "project_settled" | "rate_limited" | "reason_required" | "refresh_token_reused" | "route_not_found" | "service_unavailable" | "settlement_not_found" | "slots_below_live_claims" | "task_blocked" | "task_full" | "task_has_claims" | "task_not_found" | "task_not_leaf" | "task_not_open" | "token_expired" | "unknown_event_type" | "unsupported_media_type" | "uri_too_long" | "user_not_found" | "webhook_disabled" | "webhook_not_found" | "webhook_url_not_allowed";
             /** @description Human-readable explanation */
             detail: string;
             /** @description Each invalid field */
@@ -4564,6 +4651,806 @@ export interface operations {
                         }[];
                         /** @description Cursor for the next page; null on the last page */
                         nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Problem details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page's nextCursor */
+                cursor?: string;
+                /** @description Page size (1-200, default 50) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Circle id */
+                circleId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The circle's webhook endpoints, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The circle's webhook endpoints, newest first */
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description Circle
+                             */
+                            circleId: string;
+                            /**
+                             * Format: date-time
+                             * @description Created
+                             */
+                            createdAt: string;
+                            /**
+                             * Format: uuid
+                             * @description Who created it
+                             */
+                            createdBy: string;
+                            /** @description Description */
+                            description: string;
+                            /** @description When it was disabled */
+                            disabledAt: string | null;
+                            /** @description failing (too many failed messages in a row) or manual */
+                            disabledReason: "failing" | "manual" | null;
+                            /** @description Whether deliveries are made */
+                            enabled: boolean;
+                            /** @description Subscribed event types, or ["*"] */
+                            events: string[];
+                            /** @description Messages failed in a row since the last success */
+                            failureStreak: number;
+                            /**
+                             * Format: uuid
+                             * @description Webhook id
+                             */
+                            id: string;
+                            /** @description Until when the secret before the last rotation still signs deliveries */
+                            previousSecretExpiresAt: string | null;
+                            /**
+                             * Format: date-time
+                             * @description Last changed
+                             */
+                            updatedAt: string;
+                            /** @description Delivery URL */
+                            url: string;
+                        }[];
+                        /** @description Cursor for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Problem details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: 1-255 visible ASCII characters (e.g. a UUID), unique per request. A replay within a day answers the first response (header idempotent-replayed: true); the same key with another body is 422 idempotency_key_reused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description Circle id */
+                circleId: string;
+            };
+            cookie?: never;
+        };
+        /** @description A webhook endpoint */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://bot.example.cn/circle-actions/hooks",
+                 *       "events": [
+                 *         "claim.created",
+                 *         "submission.created",
+                 *         "settlement.completed"
+                 *       ],
+                 *       "description": "飞书群机器人：新认领、新提交和结算通知"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description What the endpoint is for, up to 500 characters */
+                    description?: string;
+                    /** @description Event types to receive (1-50), or ["*"] for every type */
+                    events: string[];
+                    /** @description Where deliveries are POSTed: http or https; hosts that are or resolve to loopback, private, link-local or other non-public addresses are refused */
+                    url: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A webhook endpoint with its signing secret, shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description Circle
+                         */
+                        circleId: string;
+                        /**
+                         * Format: date-time
+                         * @description Created
+                         */
+                        createdAt: string;
+                        /**
+                         * Format: uuid
+                         * @description Who created it
+                         */
+                        createdBy: string;
+                        /** @description Description */
+                        description: string;
+                        /** @description When it was disabled */
+                        disabledAt: string | null;
+                        /** @description failing (too many failed messages in a row) or manual */
+                        disabledReason: "failing" | "manual" | null;
+                        /** @description Whether deliveries are made */
+                        enabled: boolean;
+                        /** @description Subscribed event types, or ["*"] */
+                        events: string[];
+                        /** @description Messages failed in a row since the last success */
+                        failureStreak: number;
+                        /**
+                         * Format: uuid
+                         * @description Webhook id
+                         */
+                        id: string;
+                        /** @description Until when the secret before the last rotation still signs deliveries */
+                        previousSecretExpiresAt: string | null;
+                        /** @description The signing secret (whsec_ + base64), shown only now: verify deliveries with it */
+                        secret: string;
+                        /**
+                         * Format: date-time
+                         * @description Last changed
+                         */
+                        updatedAt: string;
+                        /** @description Delivery URL */
+                        url: string;
+                    };
+                };
+            };
+            /** @description Problem details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Circle id */
+                circleId: string;
+                /** @description Webhook id */
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Problem details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Circle id */
+                circleId: string;
+                /** @description Webhook id */
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        /** @description Changes to a webhook endpoint; fields left out stay */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "events": [
+                 *         "*"
+                 *       ],
+                 *       "enabled": true
+                 *     }
+                 */
+                "application/json": {
+                    /** @description What the endpoint is for, up to 500 characters */
+                    description?: string;
+                    /** @description false stops deliveries; true re-enables an endpoint, e.g. after auto-disable */
+                    enabled?: boolean;
+                    /** @description Event types to receive (1-50), or ["*"] for every type */
+                    events?: string[];
+                    /** @description Where deliveries are POSTed: http or https; hosts that are or resolve to loopback, private, link-local or other non-public addresses are refused */
+                    url?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A webhook endpoint (never its secret) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description Circle
+                         */
+                        circleId: string;
+                        /**
+                         * Format: date-time
+                         * @description Created
+                         */
+                        createdAt: string;
+                        /**
+                         * Format: uuid
+                         * @description Who created it
+                         */
+                        createdBy: string;
+                        /** @description Description */
+                        description: string;
+                        /** @description When it was disabled */
+                        disabledAt: string | null;
+                        /** @description failing (too many failed messages in a row) or manual */
+                        disabledReason: "failing" | "manual" | null;
+                        /** @description Whether deliveries are made */
+                        enabled: boolean;
+                        /** @description Subscribed event types, or ["*"] */
+                        events: string[];
+                        /** @description Messages failed in a row since the last success */
+                        failureStreak: number;
+                        /**
+                         * Format: uuid
+                         * @description Webhook id
+                         */
+                        id: string;
+                        /** @description Until when the secret before the last rotation still signs deliveries */
+                        previousSecretExpiresAt: string | null;
+                        /**
+                         * Format: date-time
+                         * @description Last changed
+                         */
+                        updatedAt: string;
+                        /** @description Delivery URL */
+                        url: string;
+                    };
+                };
+            };
+            /** @description Problem details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Opaque cursor from the previous page's nextCursor */
+                cursor?: string;
+                /** @description Page size (1-200, default 50) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Circle id */
+                circleId: string;
+                /** @description Webhook id */
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook's delivery attempts, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The webhook's delivery attempts, newest first */
+                        items: {
+                            /** @description Attempt number of the message, from 1 */
+                            attempt: number;
+                            /** @description How long the attempt took, in milliseconds */
+                            durationMs: number;
+                            /** @description What went wrong, if it failed */
+                            error: string | null;
+                            /** @description The event delivered */
+                            eventId: number;
+                            /** @description Its type */
+                            eventType: string;
+                            /**
+                             * Format: date-time
+                             * @description When it ended
+                             */
+                            finishedAt: string;
+                            /**
+                             * Format: uuid
+                             * @description Delivery (attempt) id
+                             */
+                            id: string;
+                            /** @description The message, sent as webhook-id (the same on every attempt) */
+                            messageId: string;
+                            /** @description succeeded (2xx), http_error (other status), timeout, refused (address not allowed), network_error */
+                            outcome: "succeeded" | "http_error" | "timeout" | "refused" | "network_error";
+                            /** @description The receiver's HTTP status, if any */
+                            responseStatus: number | null;
+                            /**
+                             * Format: date-time
+                             * @description When the attempt started
+                             */
+                            startedAt: string;
+                            /** @description Outcome in short */
+                            status: "succeeded" | "failed";
+                            /** @description automatic (first try or retry) or redelivery (asked for by hand) */
+                            trigger: "automatic" | "redelivery";
+                            /**
+                             * Format: uuid
+                             * @description Webhook
+                             */
+                            webhookId: string;
+                        }[];
+                        /** @description Cursor for the next page; null on the last page */
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Problem details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    redeliverWebhookMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Circle id */
+                circleId: string;
+                /** @description Delivery (attempt) id */
+                deliveryId: string;
+                /** @description Webhook id */
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A redelivery, queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The attempt number it will be */
+                        attempt: number;
+                        /** @description The message being sent again (same webhook-id) */
+                        messageId: string;
+                        /**
+                         * @description Queued
+                         * @enum {string}
+                         */
+                        status: "pending";
+                        /**
+                         * Format: uuid
+                         * @description Webhook
+                         */
+                        webhookId: string;
+                    };
+                };
+            };
+            /** @description Problem details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Problem details */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Circle id */
+                circleId: string;
+                /** @description Webhook id */
+                webhookId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A webhook endpoint with its signing secret, shown once */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description Circle
+                         */
+                        circleId: string;
+                        /**
+                         * Format: date-time
+                         * @description Created
+                         */
+                        createdAt: string;
+                        /**
+                         * Format: uuid
+                         * @description Who created it
+                         */
+                        createdBy: string;
+                        /** @description Description */
+                        description: string;
+                        /** @description When it was disabled */
+                        disabledAt: string | null;
+                        /** @description failing (too many failed messages in a row) or manual */
+                        disabledReason: "failing" | "manual" | null;
+                        /** @description Whether deliveries are made */
+                        enabled: boolean;
+                        /** @description Subscribed event types, or ["*"] */
+                        events: string[];
+                        /** @description Messages failed in a row since the last success */
+                        failureStreak: number;
+                        /**
+                         * Format: uuid
+                         * @description Webhook id
+                         */
+                        id: string;
+                        /** @description Until when the secret before the last rotation still signs deliveries */
+                        previousSecretExpiresAt: string | null;
+                        /** @description The signing secret (whsec_ + base64), shown only now: verify deliveries with it */
+                        secret: string;
+                        /**
+                         * Format: date-time
+                         * @description Last changed
+                         */
+                        updatedAt: string;
+                        /** @description Delivery URL */
+                        url: string;
                     };
                 };
             };

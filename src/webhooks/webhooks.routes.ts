@@ -25,6 +25,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { idempotent: true },
       schema: {
         tags,
+        operationId: 'createWebhook',
         summary: 'Add a webhook endpoint; the answer shows its signing secret, once (owner, admin)',
         params: CircleParams,
         body: CreateWebhookBody,
@@ -40,6 +41,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'listWebhooks',
         summary: "The circle's webhook endpoints, newest first (owner, admin)",
         params: CircleParams,
         querystring: WebhookListQuery,
@@ -61,6 +63,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'updateWebhook',
         summary: 'Change a webhook endpoint; enabled: true re-enables it after it was disabled (owner, admin)',
         params: WebhookParams,
         body: EditWebhookBody,
@@ -76,6 +79,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'deleteWebhook',
         summary: 'Delete a webhook endpoint and its delivery log (owner, admin)',
         params: WebhookParams,
         response: { 204: { type: 'null', description: 'Deleted' }, ...problems(400, 401, 403, 404) },
@@ -92,6 +96,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'rotateWebhookSecret',
         summary: 'A new signing secret, shown once; the old one also signs for 24 hours (owner, admin)',
         params: WebhookParams,
         response: { 200: WebhookWithSecret, ...problems(400, 401, 403, 404) },
@@ -105,6 +110,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'listWebhookDeliveries',
         summary: 'The delivery log: every attempt, newest first (owner, admin)',
         params: WebhookParams,
         querystring: DeliveryListQuery,
@@ -127,6 +133,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags,
+        operationId: 'redeliverWebhookMessage',
         summary: "Send a delivery's message once more, with the same webhook-id (owner, admin)",
         params: DeliveryParams,
         response: { 202: Redelivery, ...problems(400, 401, 403, 404, 409) },

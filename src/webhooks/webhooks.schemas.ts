@@ -23,6 +23,15 @@ export const DeliveryParams = Obj({
 export const CreateWebhookBody = Obj(
   { url: Url, events: Events, description: Type.Optional(Description) },
   'A webhook endpoint',
+  {
+    examples: [
+      {
+        url: 'https://bot.example.cn/circle-actions/hooks',
+        events: ['claim.created', 'submission.created', 'settlement.completed'],
+        description: '飞书群机器人：新认领、新提交和结算通知',
+      },
+    ],
+  },
 );
 
 export const EditWebhookBody = Obj(
@@ -35,6 +44,7 @@ export const EditWebhookBody = Obj(
     ),
   },
   'Changes to a webhook endpoint; fields left out stay',
+  { examples: [{ events: ['*'], enabled: true }] },
 );
 
 const webhookProperties = {
