@@ -17,6 +17,8 @@ import { sql, type Kysely } from 'kysely';
 //   every snapshot, so the first fold of a circle takes them.
 // - (circle_id, xact_id) indexes: the rows a circle's watermark does not cover yet are a range of
 //   them (xact_id >= the watermark's xmin).
+// - memberships_current_idx: a circle's current members but the owner (whom every health figure
+//   counts), index only, in member order: the report merges them with the rollups without a sort.
 // Circle id first in every key: the schema stays ready for distribution by circle.
 // Frozen in time: imports nothing from src/.
 export async function up(db: Kysely<any>): Promise<void> {
@@ -28,6 +30,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     CREATE INDEX contributions_circle_xact_idx ON contributions (circle_id, xact_id);
     CREATE INDEX claims_circle_xact_idx ON claims (circle_id, xact_id);
     CREATE INDEX submissions_circle_xact_idx ON submissions (circle_id, xact_id);
+    CREATE INDEX memberships_current_idx ON memberships (circle_id, user_id) WHERE left_at IS NULL AND role <> 'owner';
 
     CREATE TABLE circle_member_days (
       circle_id uuid NOT NULL REFERENCES circles (id),
@@ -52,7 +55,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`
     DROP TABLE circle_rollup_watermarks, circle_member_days;
-    DROP INDEX submissions_circle_xact_idx, claims_circle_xact_idx, contributions_circle_xact_idx;
+    DROP INDEX memberships_current_idx, submissions_circle_xact_idx, claims_circle_xact_idx, contributions_circle_xact_idx;
     ALTER TABLE submissions DROP COLUMN xact_id;
     ALTER TABLE claims DROP COLUMN xact_id;
   `.execute(db);

@@ -2,8 +2,17 @@ import type { AppContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { MANAGERS, requireMember } from '../circles/access.js';
 import type { Db } from '../infra/db.js';
-import { addDays, LOOKBACK_DAYS, memberFigures, roundRatio, weeklyCounts, type MemberActivity } from './figures.js';
-import { rollupsServe, withTail } from './rollups.js';
+import {
+  activeDaysWithin,
+  addDays,
+  LOOKBACK_DAYS,
+  memberFigures,
+  SEED_MIN_DAYS,
+  roundRatio,
+  weeklyCounts,
+  type MemberActivity,
+} from './figures.js';
+import { daysFromMasks, rollupsServe, withTail } from './rollups.js';
 import * as repo from './circle-health.repository.js';
 import * as rollups from './rollups.repository.js';
 
@@ -79,14 +88,31 @@ async function memberActivity(db: Db, circleId: string, clock: repo.CircleClock,
         return (await repo.memberActivity(trx, circleId, clock, windowDays)).map(toActivity);
       const days = {
         today: clock.today,
+        windowDays,
         since: addDays(clock.today, -(LOOKBACK_DAYS - 1)),
         windowStart: addDays(clock.today, -(windowDays - 1)),
       };
       const rows = await rollups.rolledUpActivity(trx, circleId, days);
       const tail = await rollups.tailActivity(trx, circleId, clock.timezone, state.foldedThrough, days);
-      return withTail(
-        rows.map(toActivity),
+      const members = withTail(
+        rows.map(
+          (r): MemberActivity => ({
+            userId: r.user_id,
+            handle: '',
+            points: r.points,
+            activeDaysAgo: daysFromMasks([r.days0, r.days1, r.days2]),
+          }),
+        ),
         new Map(tail.map((t) => [t.user_id, { points: t.points, daysAgo: t.days_ago }])),
       );
+      // Only seed members are shown by handle (and ordered by it): read the handles of those who
+      // can be, not of every member.
+      const candidates = members.filter((m) => activeDaysWithin(m, 7) >= SEED_MIN_DAYS);
+      const handles = await rollups.memberHandles(
+        trx,
+        candidates.map((m) => m.userId),
+      );
+      for (const m of candidates) m.handle = handles.get(m.userId) ?? '';
+      return members;
     });
 }

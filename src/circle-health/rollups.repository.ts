@@ -1,7 +1,7 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/db.js';
-import type { RollupState } from './rollups.js';
+import { DAYS_PER_MASK, type RollupState } from './rollups.js';
 
 // The SQL of the daily rollups: folding source rows into circle_member_days under the circle's
 // watermark, and reading rollups and tail for a health report.
@@ -136,6 +136,8 @@ export async function circlesBehind(db: Db, afterId: string | null, limit: numbe
 export interface DayWindow {
   /** The local date now. */
   today: string;
+  /** The report's window in days, today included. */
+  windowDays: number;
   /** The first local day any activity figure looks at. */
   since: string;
   /** The first local day of the report's window, for points. */
@@ -144,29 +146,36 @@ export interface DayWindow {
 
 export interface RolledUpMemberRow {
   user_id: string;
-  handle: string;
   points: number;
-  days_ago: number[];
+  /** Active days as bit masks, DAYS_PER_MASK days each, from today back (see daysFromMasks). */
+  days0: number;
+  days1: number;
+  days2: number;
 }
 
 /**
  * Every current member but the owner, with their points in the window and active days since
- * `since` as the rollups have them. Reads the circle's rollups in member order along their key
- * (no sort), one row per member and active day.
+ * `since` as the rollups have them. Reads the circle's rollups and members in member order along
+ * their keys (no sort), one row per member and active day. Days come as bit masks (rows dated
+ * after today count for points only, as in every figure). No handles: see memberHandles.
  */
 export async function rolledUpActivity(db: Executor, circleId: string, days: DayWindow): Promise<RolledUpMemberRow[]> {
   const result = await sql<RolledUpMemberRow>`
     WITH r AS (
       SELECT user_id,
-             sum(points) FILTER (WHERE local_date >= ${days.windowStart}::date) AS points,
-             array_agg(${days.today}::date - local_date) AS days_ago
-      FROM circle_member_days
-      WHERE circle_id = ${circleId}::uuid AND local_date >= ${days.since}::date
+             sum(points) FILTER (WHERE d < ${days.windowDays}) AS points,
+             coalesce(bit_or(1 << d) FILTER (WHERE d BETWEEN 0 AND ${DAYS_PER_MASK - 1}), 0) AS days0,
+             coalesce(bit_or(1 << (d - ${DAYS_PER_MASK})) FILTER (WHERE d BETWEEN ${DAYS_PER_MASK} AND ${2 * DAYS_PER_MASK - 1}), 0) AS days1,
+             coalesce(bit_or(1 << (d - ${2 * DAYS_PER_MASK})) FILTER (WHERE d BETWEEN ${2 * DAYS_PER_MASK} AND ${3 * DAYS_PER_MASK - 1}), 0) AS days2
+      FROM (
+        SELECT user_id, points, ${days.today}::date - local_date AS d FROM circle_member_days
+        WHERE circle_id = ${circleId}::uuid AND local_date >= ${days.since}::date
+      ) x
       GROUP BY user_id
     )
-    SELECT m.user_id, u.handle, coalesce(r.points, 0)::bigint AS points, coalesce(r.days_ago, '{}') AS days_ago
+    SELECT m.user_id, coalesce(r.points, 0)::bigint AS points,
+           coalesce(r.days0, 0) AS days0, coalesce(r.days1, 0) AS days1, coalesce(r.days2, 0) AS days2
     FROM memberships m
-    JOIN users u ON u.id = m.user_id
     LEFT JOIN r ON r.user_id = m.user_id
     WHERE m.circle_id = ${circleId}::uuid AND m.left_at IS NULL AND m.role <> 'owner'
     ORDER BY m.user_id`.execute(db);
@@ -195,6 +204,14 @@ export async function tailActivity(
     WHERE local_date >= ${days.since}::date
     GROUP BY user_id`.execute(db);
   return result.rows;
+}
+
+/** Handles of the given users. */
+export async function memberHandles(db: Executor, userIds: readonly string[]): Promise<Map<string, string>> {
+  if (userIds.length === 0) return new Map();
+  const result = await sql<{ id: string; handle: string }>`
+    SELECT id, handle FROM users WHERE id = ANY(${userIds}::uuid[])`.execute(db);
+  return new Map(result.rows.map((r) => [r.id, r.handle]));
 }
 
 /** How many rows of a circle's rollups there are (for reports and tests). */

@@ -29,6 +29,31 @@ export const rollupsServe = (
 export const foldKind = (state: RollupState | undefined, timezone: string): 'incremental' | 'rebuild' =>
   rollupsServe(state, timezone) ? 'incremental' : 'rebuild';
 
+/**
+ * A member's active days as the rollup read returns them: bit d of mask i is the day
+ * i * DAYS_PER_MASK + d days ago. Integers of 30 bits travel as plain int4 and parse cheaply,
+ * where an array per member of 100,000 would not; three cover the LOOKBACK_DAYS.
+ */
+export const DAYS_PER_MASK = 30;
+
+export function daysFromMasks(masks: readonly number[]): number[] {
+  const days: number[] = [];
+  masks.forEach((mask, i) => {
+    for (let bit = 0; bit < DAYS_PER_MASK; bit++) if ((mask >>> bit) & 1) days.push(i * DAYS_PER_MASK + bit);
+  });
+  return days;
+}
+
+/** The masks of a set of days ago (the inverse of daysFromMasks; days out of range are left out). */
+export function masksFromDays(daysAgo: readonly number[], masks: number): number[] {
+  const out = Array.from({ length: masks }, () => 0);
+  for (const d of daysAgo) {
+    const i = Math.floor(d / DAYS_PER_MASK);
+    if (d >= 0 && i < masks) out[i] = (out[i] as number) | (1 << (d % DAYS_PER_MASK));
+  }
+  return out;
+}
+
 /** One member's activity in the rows not folded yet: net points in the window, active days. */
 export interface TailActivity {
   points: number;
