@@ -16,11 +16,17 @@ import { challengeClosingProcessor, sweepEndedChallenges } from './challenges/ch
 import { noticeMissedDays } from './challenges/missed-days.js';
 import type { JobContext } from './jobs/worker-runtime.js';
 import { requeueOverdueMessages, webhookDeliveryProcessor, webhookFanOut } from './webhooks/webhook-delivery.job.js';
+import { circleRollupsProcessor, enqueueFold, sweepRollupsBehind } from './circle-health/rollups.job.js';
 
 /** The work each outbox event type triggers when the relay moves it on. */
 const eventHandlers: EventHandlers = {
   'settlement.requested': async (event, queues) => {
     if (event.subject_id) await enqueueSettlement(queues, event.subject_id);
+  },
+  // A new zone makes the circle's rollups count the wrong days: rebuild them (health reports read
+  // the source rows meanwhile). Other changes just fold what is new, which is harmless.
+  'circle.updated': async (event, queues) => {
+    if (event.subject_id) await enqueueFold(queues, event.subject_id, `event-${event.id}`);
   },
 };
 
@@ -41,6 +47,7 @@ const maintenanceTasks: MaintenanceTasks = {
   'notice-missed-challenge-days': async (ctx) => ({ noticed: await noticeMissedDays(ctx.db, Date.now()) }),
   'remind-ending-leases': async (ctx) => ({ reminded: await remindEndingLeases(ctx.db) }),
   'requeue-overdue-webhook-messages': async (ctx) => ({ requeued: await requeueOverdueMessages(ctx) }),
+  'fold-circle-rollups': async (ctx) => ({ enqueued: await sweepRollupsBehind(ctx) }),
 };
 
 export const processors: ProcessorMap = {
@@ -50,6 +57,7 @@ export const processors: ProcessorMap = {
   settlements: settlementProcessor,
   'challenge-closing': challengeClosingProcessor,
   'webhook-delivery': webhookDeliveryProcessor,
+  'circle-rollups': circleRollupsProcessor,
 };
 
 /**

@@ -280,6 +280,36 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       SELECT e.id, e.type FROM events e
       WHERE e.type LIKE 'webhook.%' AND strpos(e.payload::text, 'whsec_') > 0`,
   },
+  {
+    name: 'circle_rollups_match_source',
+    description:
+      "each circle's daily rollups equal its claims, submissions and contributions up to its watermark, day by day in the rollups' zone; no rollups without a watermark",
+    // The source rows a watermark covers: their transaction is visible in it, or they predate
+    // xact_id. Rows committed since are the tail no rollup may hold yet.
+    query: sql`
+      WITH w AS (
+        SELECT circle_id, folded_through, timezone FROM circle_rollup_watermarks WHERE folded_through IS NOT NULL
+      ), src AS (
+        SELECT circle_id, user_id, created_at, 0::bigint AS points, xact_id FROM claims
+        UNION ALL
+        SELECT circle_id, user_id, created_at, 0::bigint, xact_id FROM submissions
+        UNION ALL
+        SELECT circle_id, user_id, created_at, points::bigint, xact_id FROM contributions
+      ), expected AS (
+        SELECT s.circle_id, s.user_id, (s.created_at AT TIME ZONE w.timezone)::date AS local_date,
+               sum(s.points) AS points, count(*)::int AS activities
+        FROM src s JOIN w ON w.circle_id = s.circle_id
+        WHERE s.xact_id IS NULL OR pg_visible_in_snapshot(s.xact_id, w.folded_through)
+        GROUP BY 1, 2, 3
+      )
+      SELECT coalesce(e.circle_id, d.circle_id) AS circle_id, coalesce(e.user_id, d.user_id) AS user_id,
+             coalesce(e.local_date, d.local_date) AS local_date,
+             e.points AS source_points, d.points AS rolled_up_points,
+             e.activities AS source_activities, d.activities AS rolled_up_activities
+      FROM expected e
+      FULL JOIN circle_member_days d ON d.circle_id = e.circle_id AND d.user_id = e.user_id AND d.local_date = e.local_date
+      WHERE e.points IS DISTINCT FROM d.points OR e.activities IS DISTINCT FROM d.activities`,
+  },
 ];
 
 export const INVARIANT_NAMES = CHECKS.map((c) => c.name);

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../infra/postgres.js';
+import type { Executor } from '../infra/db.js';
 import { LOOKBACK_DAYS } from './figures.js';
 
 // The reads behind a circle's health report. Local days are counted in the circle's time zone by
@@ -40,7 +41,7 @@ export interface MemberActivityRow {
  * earned points over the last LOOKBACK_DAYS. Each source is a range of its by-circle-and-time index.
  */
 export async function memberActivity(
-  db: Db,
+  db: Executor,
   circleId: string,
   clock: CircleClock,
   windowDays: number,

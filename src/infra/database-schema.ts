@@ -150,6 +150,8 @@ export interface ClaimsTable {
   revoke_reason: string | null;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  /** The writing transaction (xid8 as text), set by the database; null on rows older than it. */
+  xact_id: ColumnType<string | null, never, never>;
 }
 
 export interface SubmissionsTable {
@@ -162,6 +164,8 @@ export interface SubmissionsTable {
   links: ColumnType<string[], string[] | undefined, string[]>;
   review_due_at: Timestamp;
   created_at: CreatedAt;
+  /** The writing transaction (xid8 as text), set by the database; null on rows older than it. */
+  xact_id: ColumnType<string | null, never, never>;
 }
 
 export interface ReviewsTable {
@@ -381,6 +385,24 @@ export interface WebhookAttemptsTable {
   finished_at: CreatedAt;
 }
 
+/** A circle member's activity on one local day, folded from the source rows (migration 0010). */
+export interface CircleMemberDaysTable {
+  circle_id: string;
+  user_id: string;
+  local_date: ColumnType<string, string, never>;
+  points: ColumnType<string, number | string, number | string>;
+  activities: number;
+}
+
+/** How far a circle's rollups are folded, and in which zone (migration 0010). */
+export interface CircleRollupWatermarksTable {
+  circle_id: string;
+  /** pg_snapshot text: every source row whose transaction is visible in it is in the rollups. */
+  folded_through: string | null;
+  timezone: string | null;
+  folded_at: NullableTimestamp;
+}
+
 export interface Database {
   users: UsersTable;
   refresh_tokens: RefreshTokensTable;
@@ -407,4 +429,6 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_messages: WebhookMessagesTable;
   webhook_attempts: WebhookAttemptsTable;
+  circle_member_days: CircleMemberDaysTable;
+  circle_rollup_watermarks: CircleRollupWatermarksTable;
 }

@@ -18,6 +18,8 @@ export interface QueuePayloads {
   'challenge-closing': { challengeId: string };
   /** One attempt of a webhook message, id = message and attempt number (src/webhooks). */
   'webhook-delivery': { circleId: string; messageId: string; attempt: number };
+  /** Folds a circle's new activity rows into its daily rollups, or rebuilds them (src/circle-health). */
+  'circle-rollups': { circleId: string };
 }
 
 export type MaintenanceTask =
@@ -29,7 +31,8 @@ export type MaintenanceTask =
   | 'close-ended-challenges'
   | 'notice-missed-challenge-days'
   | 'remind-ending-leases'
-  | 'requeue-overdue-webhook-messages';
+  | 'requeue-overdue-webhook-messages'
+  | 'fold-circle-rollups';
 
 export type QueueName = keyof QueuePayloads;
 

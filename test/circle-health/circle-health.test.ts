@@ -1,9 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { Db } from '../../src/infra/postgres.js';
 import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type TestUser } from '../helper.js';
 import { addTasks, claimTask, createProject, joinMembers, submitWork } from '../marketplace-helpers.js';
 import { checkIn, createChallenge } from '../challenge-helpers.js';
+import { foldCircleRollups } from '../../src/circle-health/rollup-fold.js';
 
 // GET /v1/circles/:id/health on a constructed circle: activity written straight into the database
 // at chosen local days of the circle's zone (the test's control of time), and the figures worked
@@ -51,6 +53,20 @@ async function submittedAfter(db: Db, taskId: string, userId: string, daysAgo: n
     FROM claim`.execute(db);
 }
 
+/**
+ * The report as the API gives it now (from the source rows, or from rollups plus the rows not
+ * folded yet, whichever the circle's state calls for), checked against the report once every row
+ * is folded: both ways to the figures must agree.
+ */
+async function healthChecked(t: Test, app: FastifyInstance, db: Db, circleId: string, token: string, query = '') {
+  const path = `/v1/circles/${circleId}/health${query}`;
+  const res = await call(app, 'GET', path, { token });
+  if (res.status !== 200) return res;
+  await foldCircleRollups(db, circleId);
+  t.same((await call(app, 'GET', path, { token })).body, res.body, `${path}: the same with every row folded`);
+  return res;
+}
+
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 t.test('health figures of a constructed circle, counted in its time zone, match the hand-worked answers', async (t) => {
@@ -59,6 +75,8 @@ t.test('health figures of a constructed circle, counted in its time zone, match 
   const circle = await createCircle(app, owner);
   const zoned = await call(app, 'PATCH', `/v1/circles/${circle.id}`, { token: owner.token, body: { timezone: ZONE } });
   t.equal(zoned.body.timezone, ZONE);
+  // Rollups folded before any activity: every row below is the tail a report adds to them.
+  t.same(await foldCircleRollups(db, circle.id), { folded: true, rebuilt: true, rows: 0 });
   const [ann, bob, cat, dan, eve, fay, gus, hal, ivy, jon] = (await joinMembers(app, circle.id, 10)) as TestUser[];
   // hal is an admin: admins count as members in every figure; only the owner is left out.
   await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${hal!.id}`, {
@@ -135,7 +153,9 @@ t.test('health figures of a constructed circle, counted in its time zone, match 
   const stranger = await registerUser(app, 'stranger');
   t.ok(isProblem(await call(app, 'GET', `/v1/circles/${circle.id}/health`, { token: stranger.token }), 404));
 
-  const res = await call(app, 'GET', `/v1/circles/${circle.id}/health?window=30d`, { token: owner.token });
+  // First from the tail (nothing folded since the fold above), then from the rollups alone; the
+  // 7-day window below reads them from the rollups.
+  const res = await healthChecked(t, app, db, circle.id, owner.token, '?window=30d');
   t.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
   const h = res.body;
   const today = new Intl.DateTimeFormat('en-CA', { timeZone: ZONE, dateStyle: 'short' }).format(new Date());
@@ -177,7 +197,7 @@ t.test('health figures of a constructed circle, counted in its time zone, match 
   t.same(h.checkinRates, [], 'no challenges');
 
   // The 7-day window: only points of the last 7 local days count.
-  const week = (await call(app, 'GET', `/v1/circles/${circle.id}/health?window=7d`, { token: owner.token })).body;
+  const week = (await healthChecked(t, app, db, circle.id, owner.token, '?window=7d')).body;
   // Active in 7 days: ann, bob, cat, dan, eve (day 6), ivy: 6. Points: 100, 80, 45, 40, 20: 285
   t.equal(week.activeMembers, 6);
   t.equal(week.windowStart, day(6));
@@ -204,8 +224,9 @@ t.test('local days follow the circle’s zone: the same instants fall on other d
               (((now() AT TIME ZONE ${ZONE})::date - 1)::timestamp + make_interval(hours => ${hours})) AT TIME ZONE ${ZONE})`.execute(
       db,
     );
-  const health = async () =>
-    (await call(app, 'GET', `/v1/circles/${circle.id}/health?window=7d`, { token: owner.token })).body;
+  // Each read comes from the source rows (never folded, or folded in the zone before), then from
+  // the rollups the fold rebuilt in the new zone.
+  const health = async () => (await healthChecked(t, app, db, circle.id, owner.token, '?window=7d')).body;
   const patch = (body: Record<string, unknown>) =>
     call(app, 'PATCH', `/v1/circles/${circle.id}`, { token: owner.token, body });
 
@@ -302,7 +323,7 @@ t.test("each live challenge's check-in rate for yesterday: participants who chec
     [201, 201, 201, 201, 201],
   );
   // dan never checked in: not taking part. The owner's make-up is left out like every owner figure.
-  const h = await call(app, 'GET', `/v1/circles/${circle.id}/health`, { token: owner.token });
+  const h = await healthChecked(t, app, db, circle.id, owner.token);
   t.equal(h.status, 200);
   t.same(h.body.checkinRates, [
     { challengeId: live.id, title: 'Daily reading', checkedIn: 2, participants: 3, rate: 0.6667 },
@@ -313,7 +334,7 @@ t.test("each live challenge's check-in rate for yesterday: participants who chec
     (await call(app, 'DELETE', `/v1/circles/${circle.id}/members/${cat!.id}`, { token: cat!.token })).status,
     204,
   );
-  const after = await call(app, 'GET', `/v1/circles/${circle.id}/health`, { token: owner.token });
+  const after = await healthChecked(t, app, db, circle.id, owner.token);
   t.same(after.body.checkinRates, [
     { challengeId: live.id, title: 'Daily reading', checkedIn: 1, participants: 2, rate: 0.5 },
   ]);

@@ -12,6 +12,7 @@ import { childEnv } from '../service-process.js';
 import { addDays } from '../../src/challenges/challenge-days.js';
 import { deliverAttempt } from '../../src/webhooks/webhook-delivery.job.js';
 import { createWebhook, messagesOf, relay, startReceiver } from '../webhooks/webhook-helpers.js';
+import { foldCircleRollups } from '../../src/circle-health/rollup-fold.js';
 
 // The invariant check itself: it passes on a healthy database, and each invariant is seen to
 // fail when its promise is broken behind the service's back (in SQL, in a database of its own).
@@ -115,6 +116,14 @@ t.test('each invariant holds on a healthy database and is reported when broken',
     ).status,
     200,
   );
+  // A circle of its own with folded rollups, so the breaks of the other circle's rows leave them be.
+  const folded = await createCircle(app, owner);
+  const [cat] = await joinMembers(app, folded.id, 1);
+  const foldedProject = await createProject(app, owner, folded.id, { rewardPool: { amount: 10, unit: 'credits' } });
+  const [foldedTask] = await addTasks(app, owner, foldedProject.id, [{ title: 'Folded task' }]);
+  await claimTask(app, cat!, foldedTask!.id);
+  await adjust(app, owner, foldedProject.id, cat!.id, 5);
+  t.equal((await foldCircleRollups(db, folded.id)).rows, 2, "the claim and the adjustment folded into cat's day");
 
   await assertInvariants(t, db);
   t.same(
@@ -124,6 +133,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'active_claims_hold_member_slots',
       'challenge_participants_match_checkins',
       'checkin_points_match_checkins',
+      'circle_rollups_match_source',
       'circle_timezones_known',
       'closed_challenges_summarised_once',
       'contributions_unchanged',
@@ -428,6 +438,28 @@ t.test('each invariant holds on a healthy database and is reported when broken',
         SELECT circle_id, 'claim.lease_ending', id, user_id, true,
                jsonb_build_object('leaseStartedAt', '2030-01-01T00:00:00.000000Z', 'expiresAt', now() + interval '1 hour')
         FROM claims, generate_series(1, 2) WHERE id = ${releasedClaim.body.id}`.execute(trx);
+      },
+    ],
+    [
+      'circle_rollups_match_source',
+      "a point added to cat's rolled-up day",
+      async (trx) => {
+        await sql`UPDATE circle_member_days SET points = points + 1 WHERE circle_id = ${folded.id}`.execute(trx);
+      },
+    ],
+    [
+      'circle_rollups_match_source',
+      "cat's rolled-up day lost",
+      async (trx) => {
+        await sql`DELETE FROM circle_member_days WHERE circle_id = ${folded.id}`.execute(trx);
+      },
+    ],
+    [
+      'circle_rollups_match_source',
+      'a rolled-up day of a circle never folded',
+      async (trx) => {
+        await sql`INSERT INTO circle_member_days (circle_id, user_id, local_date, points, activities)
+          VALUES (${circle.id}, ${ann!.id}, current_date, 1, 1)`.execute(trx);
       },
     ],
     [

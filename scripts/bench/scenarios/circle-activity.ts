@@ -1,4 +1,6 @@
 import { findMembership } from '../../../src/circles/circles.repository.js';
+import { foldCircleRollups } from '../../../src/circle-health/rollup-fold.js';
+import { createDb } from '../../../src/infra/postgres.js';
 import { boardPage, nowMicros } from '../../../src/circle-leaderboard/circle-leaderboard.repository.js';
 import { currentSnapshot } from '../../../src/infra/snapshots.js';
 import { api, mintAccessToken } from '../lib/service.js';
@@ -14,7 +16,8 @@ import { median, ms, serviceProcesses, type BenchContext } from './context.js';
 // `circleRows` contribution rows over the last 60 days (check-ins, and one in 20 an owner
 // adjustment, one in 7 of those negative), concentrated the way real circles are (a fifth of the
 // rows go to the first 1% of members), plus claims and first submissions over 90 days for the
-// activity figures.
+// activity figures. The daily rollups the health report reads are folded as the rows arrive,
+// by the service's own fold (the worker's sweep would do the same a little later).
 
 interface BigCircle {
   owner: Owner;
@@ -44,6 +47,14 @@ function bigCircle(ctx: BenchContext): Promise<BigCircle> {
         'INSERT INTO bench_circle_members SELECT i, id FROM unnest($1::uuid[]) WITH ORDINALITY AS x(id, i)',
         [members],
       );
+      const db = createDb(ctx.databaseUrl, 1);
+      let folded = 0;
+      const fold = async (what: string) => {
+        const t0 = performance.now();
+        const result = await foldCircleRollups(db, circleId);
+        folded += result.rows;
+        progress(`${what}; rollups: ${fmt(folded)} rows folded (${fmt(result.rows)} in ${ms(performance.now() - t0)})`);
+      };
       const n = members.length;
       const heavy = Math.max(1, Math.floor(n / 100));
       const chunk = 100_000;
@@ -62,7 +73,7 @@ function bigCircle(ctx: BenchContext): Promise<BigCircle> {
           JOIN bench_circle_members m ON m.i = CASE WHEN g % 5 = 0 THEN 1 + (g / 5) % $6::int ELSE 1 + (g::bigint * 7919) % $5::int END`,
           [circleId, owner.id, start, end, n, heavy],
         );
-        progress(`contributions: ${fmt(end + 1)}/${fmt(s.circleRows)}`);
+        await fold(`contributions: ${fmt(end + 1)}/${fmt(s.circleRows)}`);
       }
       progress(`contributions: ${fmt(s.circleRows)} seeded`, true);
       await seedTasks(ctx.pool, circleId, projectId, CLAIM_TASKS);
@@ -88,10 +99,13 @@ function bigCircle(ctx: BenchContext): Promise<BigCircle> {
           FROM c WHERE abs(hashtext(id::text)) % 2 = 0`,
           [circleId, projectId, start, end, n, CLAIM_TASKS],
         );
-        progress(`claims: ${fmt(end + 1)}/${fmt(claims)}`);
+        await fold(`claims: ${fmt(end + 1)}/${fmt(claims)}`);
       }
-      progress(`claims: ${fmt(claims)} seeded`, true);
-      await ctx.pool.query('VACUUM ANALYZE contributions, claims, submissions, users, memberships');
+      progress(`claims: ${fmt(claims)} seeded; rollups: ${fmt(folded)} rows folded`, true);
+      await db.destroy();
+      await ctx.pool.query(
+        'VACUUM ANALYZE contributions, claims, submissions, users, memberships, circle_member_days, circle_rollup_watermarks',
+      );
       const readers = members.slice(0, s.readUsers);
       return { owner, circleId, members, tokens: readers.map((id) => mintAccessToken(id)) };
     },
