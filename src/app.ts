@@ -11,6 +11,8 @@ import { authPlugin } from './http/auth.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
 import { openApiPlugin } from './http/openapi.js';
 import { metricsPlugin } from './http/metrics.js';
+import { corsPlugin } from './http/cors.js';
+import { loggerOptions } from './infra/logger.js';
 import { idempotencyPlugin } from './idempotency/idempotency.plugin.js';
 import { healthRoutes } from './health/health.routes.js';
 import { authRoutes, meRoutes } from './accounts/accounts.routes.js';
@@ -32,8 +34,22 @@ import { webhookRoutes } from './webhooks/webhooks.routes.js';
 
 export interface BuildOptions {
   config: Config;
-  /** A logger to share (the server's), or false to silence (tests). Default: pino at LOG_LEVEL. */
+  /**
+   * A logger to share (the server's, from src/infra/logger.ts, which redacts credentials), or
+   * false to silence (tests). Default: pino at LOG_LEVEL with the same redaction.
+   */
   logger?: FastifyBaseLogger | false;
+}
+
+/**
+ * TRUST_PROXY as Fastify takes it. A hop count becomes a function trusting the nearest N hops
+ * (the socket's peer is hop 0): Fastify itself ignores X-Forwarded-For for a bare number, since
+ * a count cannot tell the proxy from a client connecting directly. The operator who sets a count
+ * promises that only the proxies reach the service (README, "Behind a proxy").
+ */
+function trustProxyOption(setting: Config['trustProxy']) {
+  if (typeof setting !== 'number') return setting;
+  return (_address: string, hop: number) => hop < setting;
 }
 
 /**
@@ -41,7 +57,7 @@ export interface BuildOptions {
  */
 export async function buildApp({ config, logger }: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger } : { logger: logger === false ? false : { level: config.logLevel } }),
+    ...(logger ? { loggerInstance: logger } : { logger: logger === false ? false : loggerOptions(config.logLevel) }),
     bodyLimit: config.bodyLimitBytes,
     // Every request gets an id that appears on each of its log lines and in the x-request-id header.
     requestIdHeader: 'x-request-id',
@@ -49,7 +65,9 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
     routerOptions: { maxParamLength: 200 },
     // Router-level errors (bad percent-encoding, over-long path segments) as problem+json too.
     frameworkErrors,
-    trustProxy: false,
+    // Off unless TRUST_PROXY names the proxies in front: request.ip (rate limits, logs) is then
+    // the client's address from X-Forwarded-For, never a header anyone else could set.
+    trustProxy: trustProxyOption(config.trustProxy),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onSend', async (request, reply) => {
@@ -69,6 +87,7 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   app.addSchema(Problem);
 
   await app.register(configPlugin, { config });
+  await app.register(corsPlugin);
   await app.register(infrastructurePlugin);
   await app.register(queuesPlugin);
   await app.register(openApiPlugin);

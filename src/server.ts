@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace';
-import { pino } from 'pino';
-import { ConfigError, loadSettings, withServices, type Config, type Settings } from './config.js';
+import type { Logger } from 'pino';
+import { createLogger } from './infra/logger.js';
+import { ConfigError, loadEnvFileIfPresent, loadSettings, withServices, type Config, type Settings } from './config.js';
 import { createDatabaseIfMissing, createDb } from './infra/postgres.js';
 import { migrateToLatest } from './infra/migrations.js';
 import { prepareQueueStore } from './jobs/queue-backend.js';
@@ -14,6 +15,7 @@ import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
 
 function readSettings(): Settings {
   try {
+    loadEnvFileIfPresent();
     return loadSettings();
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -24,7 +26,7 @@ function readSettings(): Settings {
   }
 }
 
-async function prepareDatabase(config: Config, log: pino.Logger): Promise<void> {
+async function prepareDatabase(config: Config, log: Logger): Promise<void> {
   if (await createDatabaseIfMissing(config.databaseUrl)) log.info('database created');
   const db = createDb(config.databaseUrl, 1);
   try {
@@ -54,7 +56,7 @@ async function stopRunning(): Promise<void> {
 
 async function main(): Promise<void> {
   const settings = readSettings();
-  const log = pino({ level: settings.logLevel });
+  const log = createLogger(settings.logLevel);
 
   closeWithGrace({ delay: 15_000, logger: log }, async ({ signal, err }) => {
     shuttingDown = true;
