@@ -12,6 +12,11 @@ import { rateLimitPlugin } from './http/rate-limit.js';
 import { openApiPlugin } from './http/openapi.js';
 import { metricsPlugin } from './http/metrics.js';
 import { corsPlugin } from './http/cors.js';
+import { queueDashboardPlugin } from './http/queue-dashboard.js';
+import type { MetricSource } from './metric-source.js';
+import { queueDepthSource } from './jobs/queue-metrics.js';
+import { settlementSource } from './settlements/settlement-metrics.js';
+import { overdueLeasesSource } from './claims/lease-metrics.js';
 import { loggerOptions } from './infra/logger.js';
 import { idempotencyPlugin } from './idempotency/idempotency.plugin.js';
 import { healthRoutes } from './health/health.routes.js';
@@ -39,6 +44,13 @@ export interface BuildOptions {
    * false to silence (tests). Default: pino at LOG_LEVEL with the same redaction.
    */
   logger?: FastifyBaseLogger | false;
+  /** Figures counted in this process beyond the app's own: the worker role's job metrics. */
+  metricSources?: MetricSource[];
+  /**
+   * `api` (default): everything. `operations`: only what a worker process serves, health,
+   * metrics and the operator pages, so its orchestrator can probe it and Prometheus scrape it.
+   */
+  serve?: 'api' | 'operations';
 }
 
 /**
@@ -55,7 +67,12 @@ function trustProxyOption(setting: Config['trustProxy']) {
 /**
  * Assembles the HTTP API. It never listens: src/server.ts does, and tests use app.inject().
  */
-export async function buildApp({ config, logger }: BuildOptions): Promise<FastifyInstance> {
+export async function buildApp({
+  config,
+  logger,
+  metricSources = [],
+  serve = 'api',
+}: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: logger === false ? false : loggerOptions(config.logLevel) }),
     bodyLimit: config.bodyLimitBytes,
@@ -90,13 +107,21 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   await app.register(corsPlugin);
   await app.register(infrastructurePlugin);
   await app.register(queuesPlugin);
-  await app.register(openApiPlugin);
-  await app.register(metricsPlugin);
+  // The document lists the routes registered after it: a worker process serves none of the API's.
+  if (serve === 'api') await app.register(openApiPlugin);
+  // Shared figures are read at scrape time, so any process reports them; the business areas
+  // provide them, http/metrics.ts only serves them.
+  await app.register(metricsPlugin, {
+    sources: [queueDepthSource(app.queues), settlementSource(app.db), overdueLeasesSource(app.db), ...metricSources],
+  });
   await app.register(authPlugin);
   await app.register(rateLimitPlugin);
   await app.register(idempotencyPlugin);
 
   await app.register(healthRoutes);
+  await app.register(queueDashboardPlugin);
+  if (serve === 'operations') return app;
+
   await app.register(
     async (v1) => {
       // Registering, logging in and refreshing are the only routes of /v1 open without a token

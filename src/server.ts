@@ -6,7 +6,7 @@ import { createDatabaseIfMissing, createDb } from './infra/postgres.js';
 import { migrateToLatest } from './infra/migrations.js';
 import { prepareQueueStore } from './jobs/queue-backend.js';
 import { buildApp } from './app.js';
-import { startWorkerRole } from './worker.js';
+import { startWorkerRole, workerMetrics } from './worker.js';
 import { EmbeddedMode } from './embedded-mode.js';
 import { DataFolderInUseError } from './infra/data-folder-lock.js';
 import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
@@ -76,9 +76,17 @@ async function main(): Promise<void> {
   await prepareDatabase(config, log);
   await prepareQueueStore(config, log);
 
-  if (config.role !== 'worker') running.app = await buildApp({ config, logger: log });
-  if (config.role !== 'api') running.workers = await startWorkerRole(config, running.app?.log ?? log);
-  if (running.app) await running.app.listen({ host: config.host, port: config.port });
+  // Every role listens: a worker process serves its health, its job metrics and the operator
+  // pages (serve: 'operations'), so it can be probed and scraped like the API.
+  const metrics = config.role === 'api' ? undefined : workerMetrics();
+  running.app = await buildApp({
+    config,
+    logger: log,
+    metricSources: metrics?.sources,
+    serve: config.role === 'worker' ? 'operations' : 'api',
+  });
+  if (metrics) running.workers = await startWorkerRole(config, running.app.log, metrics);
+  await running.app.listen({ host: config.host, port: config.port });
   log.info({ role: config.role }, 'circle-actions started');
 }
 
