@@ -17,6 +17,7 @@ import type { MetricSource } from './metric-source.js';
 import { queueDepthSource } from './jobs/queue-metrics.js';
 import { settlementSource } from './settlements/settlement-metrics.js';
 import { overdueLeasesSource } from './claims/lease-metrics.js';
+import { pendingWebhooksSource } from './webhooks/webhook-metrics.js';
 import { loggerOptions } from './infra/logger.js';
 import { idempotencyPlugin } from './idempotency/idempotency.plugin.js';
 import { healthRoutes } from './health/health.routes.js';
@@ -112,7 +113,13 @@ export async function buildApp({
   // Shared figures are read at scrape time, so any process reports them; the business areas
   // provide them, http/metrics.ts only serves them.
   await app.register(metricsPlugin, {
-    sources: [queueDepthSource(app.queues), settlementSource(app.db), overdueLeasesSource(app.db), ...metricSources],
+    sources: [
+      queueDepthSource(app.queues),
+      settlementSource(app.db),
+      overdueLeasesSource(app.db),
+      pendingWebhooksSource(app.db),
+      ...metricSources,
+    ],
   });
   await app.register(authPlugin);
   await app.register(rateLimitPlugin);

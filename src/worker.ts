@@ -6,6 +6,7 @@ import { openQueueConnection } from './jobs/queue-backend.js';
 import { startWorkers, type JobObserver, type ProcessorMap } from './jobs/worker-runtime.js';
 import { JobMetrics } from './jobs/job-metrics.js';
 import { LeaseExpiryMetrics } from './claims/lease-metrics.js';
+import { WebhookDeliveryMetrics } from './webhooks/webhook-metrics.js';
 import type { MetricSource } from './metric-source.js';
 import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
 import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.job.js';
@@ -62,7 +63,8 @@ export const processors: ProcessorMap = {
 export function workerMetrics(): { observers: JobObserver[]; sources: MetricSource[] } {
   const jobs = new JobMetrics();
   const leases = new LeaseExpiryMetrics();
-  return { observers: [jobs, leases], sources: [jobs, leases] };
+  const webhooks = new WebhookDeliveryMetrics();
+  return { observers: [jobs, leases, webhooks], sources: [jobs, leases, webhooks] };
 }
 
 /**

@@ -40,6 +40,7 @@ export const QUEUE_NAMES = [
   'review-deadline',
   'settlements',
   'challenge-closing',
+  'webhook-delivery',
 ] as const satisfies readonly QueueName[];
 // A queue added to QueuePayloads but not to QUEUE_NAMES fails to compile here.
 const everyQueueNamed: Exclude<QueueName, (typeof QUEUE_NAMES)[number]> extends never ? true : never = true;

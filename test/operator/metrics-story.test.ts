@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { LeaseExpiryMetrics } from '../../src/claims/lease-metrics.js';
 import { gaugeReadAtScrape } from '../../src/metric-source.js';
+import { WebhookDeliveryMetrics } from '../../src/webhooks/webhook-metrics.js';
 import { buildApp } from '../../src/app.js';
 import { workerMetrics } from '../../src/worker.js';
 import { createTestEnv, onEachQueueBackend, queueBackendEnv, registerUser, createCircle, call } from '../helper.js';
@@ -82,7 +83,14 @@ onEachQueueBackend(t, 'a scrape after claim, expiry and settlement reports the s
   t.equal(s.get('circle_actions_settlements{status="completed"}'), 1);
   t.equal(s.get('circle_actions_settlements{status="failed"}'), 0);
   t.equal(s.get('circle_actions_leases_overdue'), 0, 'no lease is left overdue');
-  for (const queue of ['maintenance', 'claim-expiry', 'review-deadline', 'settlements', 'challenge-closing'])
+  for (const queue of [
+    'maintenance',
+    'claim-expiry',
+    'review-deadline',
+    'settlements',
+    'challenge-closing',
+    'webhook-delivery',
+  ])
     for (const state of ['waiting', 'active', 'delayed', 'failed'])
       t.ok(s.has(`circle_actions_queue_jobs{queue="${queue}",state="${state}"}`), `${queue} ${state} is reported`);
   t.ok(
@@ -94,7 +102,7 @@ onEachQueueBackend(t, 'a scrape after claim, expiry and settlement reports the s
     'maintenance runs are timed',
   );
   t.equal(s.get('circle_actions_job_failures_total{queue="settlements"}') ?? 0, 0, 'no settlement run failed');
-  for (const source of ['queues', 'settlements', 'leases'])
+  for (const source of ['queues', 'settlements', 'leases', 'webhooks'])
     t.equal(s.get(`circle_actions_metric_source_up{source="${source}"}`), 1, `${source} read`);
 
   // Another API process (no workers) reads the same shared figures; job figures are the worker's.
@@ -123,12 +131,26 @@ t.test('leases expired are counted by what expired them, from the runs of this p
   t.match(text, 'circle_actions_leases_expired_total{by="sweep"} 3');
 });
 
+t.test('webhook delivery jobs are counted by outcome', async (t) => {
+  const metrics = new WebhookDeliveryMetrics();
+  const registry = new Registry();
+  metrics.register(registry);
+  metrics.completed('webhook-delivery', {}, { result: 'succeeded' });
+  metrics.completed('webhook-delivery', {}, { result: 'retrying' });
+  metrics.completed('webhook-delivery', {}, { result: 'retrying' });
+  metrics.completed('settlements', {}, { result: 'succeeded' });
+  const text = await registry.metrics();
+  t.match(text, 'circle_actions_webhook_deliveries_total{outcome="succeeded"} 1');
+  t.match(text, 'circle_actions_webhook_deliveries_total{outcome="retrying"} 2');
+  t.match(text, 'circle_actions_webhook_deliveries_total{outcome="failed"} 0');
+});
+
 t.test('a source that cannot read its store leaves its figures out; the scrape still answers', async (t) => {
   const { config } = await createTestEnv(t);
   const broken = gaugeReadAtScrape({
-    source: 'webhooks',
-    name: 'circle_actions_webhook_deliveries',
-    help: 'Deliveries by outcome',
+    source: 'unreachable',
+    name: 'circle_actions_unreachable_figure',
+    help: 'A figure whose store is down',
     labelNames: ['outcome'],
     read: async () => {
       throw new Error('store unreachable');
@@ -144,9 +166,9 @@ t.test('a source that cannot read its store leaves its figures out; the scrape s
   const app = await buildApp({ config, logger: false, metricSources: [broken, working] });
   t.teardown(() => app.close());
   const s = await scrape(app);
-  t.equal(s.get('circle_actions_metric_source_up{source="webhooks"}'), 0);
+  t.equal(s.get('circle_actions_metric_source_up{source="unreachable"}'), 0);
   t.notOk(
-    [...s.keys()].some((k) => k.startsWith('circle_actions_webhook_deliveries{')),
+    [...s.keys()].some((k) => k.startsWith('circle_actions_unreachable_figure{')),
     'no stale figures',
   );
   t.equal(s.get('circle_actions_metric_source_up{source="example"}'), 1);

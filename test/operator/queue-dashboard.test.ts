@@ -38,7 +38,7 @@ onEachQueueBackend(t, 'with OPERATOR_TOKEN the dashboard answers the operator on
   );
   t.same(
     (queues.body.queues as { name: string }[]).map((q) => q.name).sort(),
-    ['challenge-closing', 'claim-expiry', 'maintenance', 'review-deadline', 'settlements'],
+    ['challenge-closing', 'claim-expiry', 'maintenance', 'review-deadline', 'settlements', 'webhook-delivery'],
     'every queue is shown',
   );
   t.ok(
