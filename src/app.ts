@@ -12,6 +12,14 @@ import { rateLimitPlugin } from './http/rate-limit.js';
 import { openApiPlugin } from './http/openapi.js';
 import { metricsPlugin } from './http/metrics.js';
 import { problemPages } from './http/problem-pages.js';
+import { corsPlugin } from './http/cors.js';
+import { queueDashboardPlugin } from './http/queue-dashboard.js';
+import type { MetricSource } from './metric-source.js';
+import { queueDepthSource } from './jobs/queue-metrics.js';
+import { settlementSource } from './settlements/settlement-metrics.js';
+import { overdueLeasesSource } from './claims/lease-metrics.js';
+import { pendingWebhooksSource } from './webhooks/webhook-metrics.js';
+import { loggerOptions } from './infra/logger.js';
 import { idempotencyPlugin } from './idempotency/idempotency.plugin.js';
 import { healthRoutes } from './health/health.routes.js';
 import { authRoutes, meRoutes } from './accounts/accounts.routes.js';
@@ -33,16 +41,42 @@ import { webhookRoutes } from './webhooks/webhooks.routes.js';
 
 export interface BuildOptions {
   config: Config;
-  /** A logger to share (the server's), or false to silence (tests). Default: pino at LOG_LEVEL. */
+  /**
+   * A logger to share (the server's, from src/infra/logger.ts, which redacts credentials), or
+   * false to silence (tests). Default: pino at LOG_LEVEL with the same redaction.
+   */
   logger?: FastifyBaseLogger | false;
+  /** Figures counted in this process beyond the app's own: the worker role's job metrics. */
+  metricSources?: MetricSource[];
+  /**
+   * `api` (default): everything. `operations`: only what a worker process serves, health,
+   * metrics and the operator pages, so its orchestrator can probe it and Prometheus scrape it.
+   */
+  serve?: 'api' | 'operations';
+}
+
+/**
+ * TRUST_PROXY as Fastify takes it. A hop count becomes a function trusting the nearest N hops
+ * (the socket's peer is hop 0): Fastify itself ignores X-Forwarded-For for a bare number, since
+ * a count cannot tell the proxy from a client connecting directly. The operator who sets a count
+ * promises that only the proxies reach the service (README, "Behind a proxy").
+ */
+function trustProxyOption(setting: Config['trustProxy']) {
+  if (typeof setting !== 'number') return setting;
+  return (_address: string, hop: number) => hop < setting;
 }
 
 /**
  * Assembles the HTTP API. It never listens: src/server.ts does, and tests use app.inject().
  */
-export async function buildApp({ config, logger }: BuildOptions): Promise<FastifyInstance> {
+export async function buildApp({
+  config,
+  logger,
+  metricSources = [],
+  serve = 'api',
+}: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger } : { logger: logger === false ? false : { level: config.logLevel } }),
+    ...(logger ? { loggerInstance: logger } : { logger: logger === false ? false : loggerOptions(config.logLevel) }),
     bodyLimit: config.bodyLimitBytes,
     // Every request gets an id that appears on each of its log lines and in the x-request-id header.
     requestIdHeader: 'x-request-id',
@@ -50,7 +84,9 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
     routerOptions: { maxParamLength: 200 },
     // Router-level errors (bad percent-encoding, over-long path segments) as problem+json too.
     frameworkErrors,
-    trustProxy: false,
+    // Off unless TRUST_PROXY names the proxies in front: request.ip (rate limits, logs) is then
+    // the client's address from X-Forwarded-For, never a header anyone else could set.
+    trustProxy: trustProxyOption(config.trustProxy),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onSend', async (request, reply) => {
@@ -70,16 +106,31 @@ export async function buildApp({ config, logger }: BuildOptions): Promise<Fastif
   app.addSchema(Problem);
 
   await app.register(configPlugin, { config });
+  await app.register(corsPlugin);
   await app.register(infrastructurePlugin);
   await app.register(queuesPlugin);
-  await app.register(openApiPlugin);
-  await app.register(metricsPlugin);
+  // The document lists the routes registered after it: a worker process serves none of the API's.
+  if (serve === 'api') await app.register(openApiPlugin);
+  // Shared figures are read at scrape time, so any process reports them; the business areas
+  // provide them, http/metrics.ts only serves them.
+  await app.register(metricsPlugin, {
+    sources: [
+      queueDepthSource(app.queues),
+      settlementSource(app.db),
+      overdueLeasesSource(app.db),
+      pendingWebhooksSource(app.db),
+      ...metricSources,
+    ],
+  });
   await app.register(authPlugin);
   await app.register(rateLimitPlugin);
   await app.register(idempotencyPlugin);
 
   await app.register(healthRoutes);
   await app.register(problemPages);
+  await app.register(queueDashboardPlugin);
+  if (serve === 'operations') return app;
+
   await app.register(
     async (v1) => {
       // Registering, logging in and refreshing are the only routes of /v1 open without a token

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 
@@ -126,9 +128,25 @@ const EnvSchema = Type.Object({
     default: 5,
     description: 'Consecutive failed messages after which an endpoint is disabled until re-enabled by hand',
   }),
+  OPERATOR_TOKEN: Type.String({
+    default: '',
+    description: 'Token for the operator pages under /admin (bearer, or basic auth password); empty: no /admin',
+  }),
+  TRUST_PROXY: Type.String({
+    default: '',
+    description:
+      'Proxies whose X-Forwarded-For is believed: a hop count (1, 2) or addresses/CIDRs, comma-separated; empty: none',
+  }),
+  CORS_ORIGINS: Type.String({
+    default: '',
+    description: 'Browser origins allowed to call the API, comma-separated exact origins or *; empty: no CORS headers',
+  }),
 });
 
 export type Env = Static<typeof EnvSchema>;
+
+/** The name of every setting the service reads (`.env.example` lists each; a test keeps them in step). */
+export const SETTING_NAMES = Object.keys(EnvSchema.properties) as (keyof typeof EnvSchema.properties)[];
 
 export interface Config {
   databaseUrl: string;
@@ -159,6 +177,12 @@ export interface Config {
     retryBaseMs: number;
     disableAfterFailures: number;
   };
+  /** Empty: the operator pages (/admin) are not served at all. */
+  operatorToken: string;
+  /** Fastify's `trustProxy`: false, a hop count, or the proxies' addresses and CIDRs. */
+  trustProxy: false | number | string[];
+  /** null: no CORS headers; '*': any origin; else the exact origins allowed. */
+  corsOrigins: null | '*' | string[];
 }
 
 /**
@@ -174,19 +198,29 @@ export interface Settings extends Omit<Config, 'databaseUrl' | 'jwt'> {
 export class ConfigError extends Error {}
 
 // Settings whose values must not reach logs: a secret, or a URL that may carry a password.
-const SECRET_SETTINGS = new Set(['JWT_SECRET', 'METRICS_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
+const SECRET_SETTINGS = new Set(['JWT_SECRET', 'METRICS_TOKEN', 'OPERATOR_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
 
 function invalid(name: string, text: string | undefined, problem: string): ConfigError {
   const shown = SECRET_SETTINGS.has(name) ? '(value hidden)' : JSON.stringify(text ?? '');
   return new ConfigError(`invalid setting ${name}=${shown}: ${problem}`);
 }
 
+/**
+ * For entry points only, before the settings are read: loads `.env` from the working directory
+ * into process.env when the file exists (Node's own parser). A variable the real environment
+ * already has wins over the file, so a deployment can override what a checked-in file says.
+ */
+export function loadEnvFileIfPresent(path = '.env'): boolean {
+  if (!existsSync(path)) return false;
+  process.loadEnvFile(path);
+  return true;
+}
+
 /** Reads and validates the environment; throws ConfigError naming the first bad setting. */
 export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
-  const known = Object.keys(EnvSchema.properties) as (keyof typeof EnvSchema.properties)[];
   // Empty strings count as unset so `FOO=` in a .env file falls back to the default.
   const raw: Record<string, string> = {};
-  for (const key of known) {
+  for (const key of SETTING_NAMES) {
     const value = env[key];
     if (value === undefined || value === '') continue;
     // Conversion alone would read "3000.9" as 3000 and "0x10" as 16: a typo must not pass as a number.
@@ -239,7 +273,71 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
       retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
       disableAfterFailures: e.WEBHOOK_DISABLE_AFTER_FAILURES,
     },
+    operatorToken: e.OPERATOR_TOKEN,
+    trustProxy: parseTrustProxy(raw.TRUST_PROXY),
+    corsOrigins: parseCorsOrigins(raw.CORS_ORIGINS),
   };
+}
+
+/** The names proxy-addr (Fastify's trustProxy) knows for well-known ranges. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isAddressOrCidr(text: string): boolean {
+  if (PROXY_RANGE_NAMES.has(text)) return true;
+  const [address = '', bits, ...rest] = text.split('/');
+  const family = isIP(address);
+  if (!family || rest.length) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * TRUST_PROXY: unset (nobody's X-Forwarded-For is believed: request.ip is the peer), a hop count
+ * (the last N proxies in front of the service), or the proxies' addresses and CIDRs. `true`
+ * (believe any client) is refused on purpose: anyone could then pick the address their rate limit
+ * is counted under.
+ */
+export function parseTrustProxy(text: string | undefined): Config['trustProxy'] {
+  const value = text?.trim() ?? '';
+  if (value === '' || value === 'false' || value === '0') return false;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops > 100) throw invalid('TRUST_PROXY', text, 'a hop count must be between 1 and 100');
+    return hops;
+  }
+  const entries = value.split(',').map((entry) => entry.trim());
+  const bad = entries.find((entry) => !isAddressOrCidr(entry));
+  if (bad !== undefined)
+    throw invalid(
+      'TRUST_PROXY',
+      text,
+      `${JSON.stringify(bad)} is not an IP address or CIDR; give a hop count (1, 2) or addresses/CIDRs separated by commas`,
+    );
+  return entries;
+}
+
+/** CORS_ORIGINS: unset (no CORS), `*`, or exact origins (scheme://host[:port], no path). */
+export function parseCorsOrigins(text: string | undefined): Config['corsOrigins'] {
+  const value = text?.trim() ?? '';
+  if (value === '') return null;
+  if (value === '*') return '*';
+  const origins = value.split(',').map((entry) => entry.trim());
+  for (const origin of origins) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    // An origin is exactly what a browser sends in its Origin header: no path, no trailing slash.
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin)
+      throw invalid(
+        'CORS_ORIGINS',
+        text,
+        `${JSON.stringify(origin)} is not an origin like https://app.example.com (scheme, host and port only), or *`,
+      );
+  }
+  return origins;
 }
 
 /** The settings of a process on external services: DATABASE_URL and JWT_SECRET are required. */

@@ -1,11 +1,12 @@
 import closeWithGrace from 'close-with-grace';
-import { pino } from 'pino';
-import { ConfigError, loadSettings, withServices, type Config, type Settings } from './config.js';
+import type { Logger } from 'pino';
+import { createLogger } from './infra/logger.js';
+import { ConfigError, loadEnvFileIfPresent, loadSettings, withServices, type Config, type Settings } from './config.js';
 import { createDatabaseIfMissing, createDb } from './infra/postgres.js';
 import { migrateToLatest } from './infra/migrations.js';
 import { prepareQueueStore } from './jobs/queue-backend.js';
 import { buildApp } from './app.js';
-import { startWorkerRole } from './worker.js';
+import { startWorkerRole, workerMetrics } from './worker.js';
 import { EmbeddedMode } from './embedded-mode.js';
 import { DataFolderInUseError } from './infra/data-folder-lock.js';
 import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
@@ -14,6 +15,7 @@ import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
 
 function readSettings(): Settings {
   try {
+    loadEnvFileIfPresent();
     return loadSettings();
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -24,7 +26,7 @@ function readSettings(): Settings {
   }
 }
 
-async function prepareDatabase(config: Config, log: pino.Logger): Promise<void> {
+async function prepareDatabase(config: Config, log: Logger): Promise<void> {
   if (await createDatabaseIfMissing(config.databaseUrl)) log.info('database created');
   const db = createDb(config.databaseUrl, 1);
   try {
@@ -54,7 +56,7 @@ async function stopRunning(): Promise<void> {
 
 async function main(): Promise<void> {
   const settings = readSettings();
-  const log = pino({ level: settings.logLevel });
+  const log = createLogger(settings.logLevel);
 
   closeWithGrace({ delay: 15_000, logger: log }, async ({ signal, err }) => {
     shuttingDown = true;
@@ -74,9 +76,17 @@ async function main(): Promise<void> {
   await prepareDatabase(config, log);
   await prepareQueueStore(config, log);
 
-  if (config.role !== 'worker') running.app = await buildApp({ config, logger: log });
-  if (config.role !== 'api') running.workers = await startWorkerRole(config, running.app?.log ?? log);
-  if (running.app) await running.app.listen({ host: config.host, port: config.port });
+  // Every role listens: a worker process serves its health, its job metrics and the operator
+  // pages (serve: 'operations'), so it can be probed and scraped like the API.
+  const metrics = config.role === 'api' ? undefined : workerMetrics();
+  running.app = await buildApp({
+    config,
+    logger: log,
+    metricSources: metrics?.sources,
+    serve: config.role === 'worker' ? 'operations' : 'api',
+  });
+  if (metrics) running.workers = await startWorkerRole(config, running.app.log, metrics);
+  await running.app.listen({ host: config.host, port: config.port });
   log.info({ role: config.role }, 'circle-actions started');
 }
 

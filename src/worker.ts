@@ -3,7 +3,11 @@ import type { Config } from './config.js';
 import { createDb } from './infra/postgres.js';
 import { Queues } from './jobs/queues.js';
 import { openQueueConnection } from './jobs/queue-backend.js';
-import { startWorkers, type ProcessorMap } from './jobs/worker-runtime.js';
+import { startWorkers, type JobObserver, type ProcessorMap } from './jobs/worker-runtime.js';
+import { JobMetrics } from './jobs/job-metrics.js';
+import { LeaseExpiryMetrics } from './claims/lease-metrics.js';
+import { WebhookDeliveryMetrics } from './webhooks/webhook-metrics.js';
+import type { MetricSource } from './metric-source.js';
 import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
 import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.job.js';
 import { relayOutbox, type EventHandlers, type OutboxSubscriber } from './events/outbox-relay.js';
@@ -61,10 +65,25 @@ export const processors: ProcessorMap = {
 };
 
 /**
+ * What a worker process counts about its own job runs, for /metrics: created before the workers
+ * start so the process's app can serve them (src/server.ts).
+ */
+export function workerMetrics(): { observers: JobObserver[]; sources: MetricSource[] } {
+  const jobs = new JobMetrics();
+  const leases = new LeaseExpiryMetrics();
+  const webhooks = new WebhookDeliveryMetrics();
+  return { observers: [jobs, leases, webhooks], sources: [jobs, leases, webhooks] };
+}
+
+/**
  * The worker role: consumes every queue and keeps the repeating schedules declared. Runs beside
  * the API in one process (ROLE=all) or on its own (ROLE=worker), any number of copies.
  */
-export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
+export async function startWorkerRole(
+  config: Config,
+  log: FastifyBaseLogger,
+  metrics: { observers: JobObserver[] } = workerMetrics(),
+) {
   const db = createDb(config.databaseUrl, config.databasePoolSize);
   const onError = (err: Error) => log.debug({ err }, 'queue store connection error');
   const consumer = openQueueConnection(config, 'worker', onError);
@@ -75,6 +94,7 @@ export async function startWorkerRole(config: Config, log: FastifyBaseLogger) {
   // A settlement holds a whole project in memory and one transaction: one at a time per process.
   const running = await startWorkers(consumer, { db, queues, config, log }, processors, {
     concurrency: { settlements: 1 },
+    observers: metrics.observers,
   });
   log.info({ queues: Object.keys(processors) }, 'workers started');
   return {

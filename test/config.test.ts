@@ -157,3 +157,54 @@ t.test('a secret is not echoed back in the error', async (t) => {
     );
   }
 });
+
+t.test('TRUST_PROXY: off, a hop count, or proxies by address; anything else stops start-up', async (t) => {
+  t.equal(loadSettings({}).trustProxy, false, 'off by default');
+  t.equal(loadSettings({ TRUST_PROXY: 'false' }).trustProxy, false);
+  t.equal(loadSettings({ TRUST_PROXY: '0' }).trustProxy, false);
+  t.equal(loadSettings({ TRUST_PROXY: '1' }).trustProxy, 1);
+  t.equal(loadSettings({ TRUST_PROXY: ' 2 ' }).trustProxy, 2);
+  t.same(loadSettings({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,::1, fd00::/8, loopback' }).trustProxy, [
+    '10.0.0.0/8',
+    '192.168.1.7',
+    '::1',
+    'fd00::/8',
+    'loopback',
+  ]);
+  for (const bad of ['true', 'yes', '10.0.0.0/33', '10.0.0/8', 'proxy.internal', '1,2', '10.0.0.1,', '::1/129', '101'])
+    t.throws(
+      () => loadSettings({ TRUST_PROXY: bad }),
+      { message: new RegExp(`^invalid setting TRUST_PROXY=${JSON.stringify(bad).replace(/[.*/]/g, '\\$&')}: `) },
+      `${bad} is refused`,
+    );
+  t.throws(() => loadSettings({ TRUST_PROXY: 'true' }), {
+    message:
+      'invalid setting TRUST_PROXY="true": "true" is not an IP address or CIDR; give a hop count (1, 2) or addresses/CIDRs separated by commas',
+  });
+});
+
+t.test('CORS_ORIGINS: none, *, or exact origins', async (t) => {
+  t.equal(loadSettings({}).corsOrigins, null, 'no CORS by default');
+  t.equal(loadSettings({ CORS_ORIGINS: '*' }).corsOrigins, '*');
+  t.same(loadSettings({ CORS_ORIGINS: 'https://a.example.com, http://localhost:5173' }).corsOrigins, [
+    'https://a.example.com',
+    'http://localhost:5173',
+  ]);
+  for (const bad of [
+    'https://a.example.com/',
+    'a.example.com',
+    'https://a.example.com/app',
+    'ftp://a.example.com',
+    '*.example.com',
+  ])
+    t.throws(
+      () => loadSettings({ CORS_ORIGINS: bad }),
+      { message: /^invalid setting CORS_ORIGINS=.*is not an origin/ },
+      bad,
+    );
+});
+
+t.test('OPERATOR_TOKEN is empty (no operator pages) by default', async (t) => {
+  t.equal(loadSettings({}).operatorToken, '');
+  t.equal(loadSettings({ OPERATOR_TOKEN: 'op' }).operatorToken, 'op');
+});

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Job, Queue } from 'bullmq';
 import type { Config } from '../src/config.js';
 import type { Db } from '../src/infra/postgres.js';
-import { processors, startWorkerRole } from '../src/worker.js';
+import { processors, startWorkerRole, type workerMetrics } from '../src/worker.js';
 import { startWorkers as startProcessors } from '../src/jobs/worker-runtime.js';
 import { expiryDueAt, expiryJobId } from '../src/claims/claim-expiry.job.js';
 import { Queues, storedJobId } from '../src/jobs/queues.js';
@@ -221,9 +221,12 @@ export async function processorWorkers(t: Test, db: Db, config: Config) {
   return queues;
 }
 
-/** Starts the real worker role (every queue and the sweeps) on the test's config; closed at teardown. */
-export async function startWorkers(t: Test, config: Config) {
-  const workers = await startWorkerRole(config, silentLog as never);
+/**
+ * Starts the real worker role (every queue and the sweeps) on the test's config; closed at
+ * teardown. `metrics`: the worker's job figures (src/worker.ts workerMetrics), to serve them.
+ */
+export async function startWorkers(t: Test, config: Config, metrics?: ReturnType<typeof workerMetrics>) {
+  const workers = await startWorkerRole(config, silentLog as never, metrics);
   t.teardown(() => workers.close());
   return workers;
 }

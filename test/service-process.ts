@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 
@@ -49,11 +50,24 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `src/server.ts` with `env` over this process's environment; killed at teardown. */
-export function spawnServer(t: Test, env: Record<string, string>): ServerProcess {
-  const child = spawn(NODE, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: resolve('.'),
-    env: childEnv(env),
+/** tsx's loader by its path, so a child started in another working directory finds it too. */
+const TSX_LOADER = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
+
+/**
+ * Starts `src/server.ts` with `env` over this process's environment; killed at teardown. `cwd`:
+ * the working directory it starts in (where it looks for `.env`), the project's by default;
+ * `without`: variables of this process's environment the child does not inherit.
+ */
+export function spawnServer(
+  t: Test,
+  env: Record<string, string>,
+  options: { cwd?: string; without?: readonly string[] } = {},
+): ServerProcess {
+  const childEnvironment = childEnv(env);
+  for (const name of options.without ?? []) delete childEnvironment[name];
+  const child = spawn(NODE, ['--import', TSX_LOADER, resolve('src/server.ts')], {
+    cwd: options.cwd ?? resolve('.'),
+    env: childEnvironment,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: ServerProcess['logs'] = [];

@@ -121,6 +121,14 @@ export function frameworkErrors(err: FastifyError, _request: FastifyRequest, rep
   return sendProblem(reply, toProblem(err));
 }
 
+/**
+ * Answers an error as problem+json from a hook inside a plugin that installs its own error
+ * handler (the operator dashboard's), where a thrown error would reach that handler instead.
+ */
+export function replyWithError(reply: FastifyReply, err: Error): FastifyReply {
+  return sendProblem(reply, toProblem(err as FastifyError));
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const problem = toProblem(err);

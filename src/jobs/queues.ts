@@ -36,6 +36,20 @@ export type MaintenanceTask =
 
 export type QueueName = keyof QueuePayloads;
 
+/** Every queue by name, for what walks them all (metrics, the operator dashboard). */
+export const QUEUE_NAMES = [
+  'maintenance',
+  'claim-expiry',
+  'review-deadline',
+  'settlements',
+  'challenge-closing',
+  'webhook-delivery',
+  'circle-rollups',
+] as const satisfies readonly QueueName[];
+// A queue added to QueuePayloads but not to QUEUE_NAMES fails to compile here.
+const everyQueueNamed: Exclude<QueueName, (typeof QUEUE_NAMES)[number]> extends never ? true : never = true;
+void everyQueueNamed;
+
 export interface EnqueueOptions extends Omit<JobsOptions, 'jobId'> {
   /** Business key: enqueueing the same key twice yields one job (idempotent producers). */
   jobId: string;

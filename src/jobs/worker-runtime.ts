@@ -11,8 +11,17 @@ export type Processor<N extends QueueName> = (payload: QueuePayloads[N], ctx: Jo
 
 export type ProcessorMap = { [N in QueueName]: Processor<N> };
 
+/** Hears every job run of this process's workers: for metrics. Must not throw. */
+export interface JobObserver {
+  /** A run of a job carrying `payload` that returned `result` after `seconds`. */
+  completed?(queue: QueueName, payload: unknown, result: unknown, seconds: number): void;
+  /** A run that threw after `seconds`. */
+  failed?(queue: QueueName, seconds: number): void;
+}
+
 export interface WorkerOptions {
   concurrency?: Partial<Record<QueueName, number>>;
+  observers?: JobObserver[];
 }
 
 /**
@@ -28,7 +37,21 @@ export async function startWorkers(
 ) {
   const workers = (Object.keys(processors) as QueueName[]).map((name) => {
     const processor = processors[name] as Processor<QueueName>;
-    const worker = openWorker(name, (job) => processor(job.data as QueuePayloads[QueueName], ctx, job), connection, {
+    const observers = options.observers ?? [];
+    const run = async (job: Job) => {
+      const started = performance.now();
+      try {
+        const result = await processor(job.data as QueuePayloads[QueueName], ctx, job);
+        const seconds = (performance.now() - started) / 1000;
+        for (const observer of observers) observer.completed?.(name, job.data, result, seconds);
+        return result;
+      } catch (err) {
+        const seconds = (performance.now() - started) / 1000;
+        for (const observer of observers) observer.failed?.(name, seconds);
+        throw err;
+      }
+    };
+    const worker = openWorker(name, run, connection, {
       prefix: ctx.config.queuePrefix,
       concurrency: options.concurrency?.[name] ?? 4,
       lockSeconds: ctx.config.jobLockSeconds,

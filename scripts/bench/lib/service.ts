@@ -86,7 +86,8 @@ export async function startService(o: {
   const api = startRole('api', env, o.cpuProfileDir);
   const url = `http://127.0.0.1:${port}`;
   await waitFor('API', api, async () => (await fetch(`${url}/readyz`)).ok);
-  const worker = startRole('worker', env, o.cpuProfileDir);
+  // The worker serves its health and metrics on a port of its own (0: any free one).
+  const worker = startRole('worker', { ...env, PORT: '0' }, o.cpuProfileDir);
   const config = loadConfig(env);
   const connection = openQueueConnection(config, 'worker');
   const queues = new Queues(connection, config.queuePrefix);

@@ -1,0 +1,22 @@
+import t from 'tap';
+import { buildApp } from '../../src/app.js';
+import { call, createTestEnv, isProblem } from '../helper.js';
+
+// A worker process (ROLE=worker) listens too, serving only what operations need: health for its
+// orchestrator, /metrics for Prometheus (its job figures live in that process) and, with a token,
+// the queue dashboard. None of the API.
+
+t.test('serve: operations answers health, metrics and the dashboard, and no API route', async (t) => {
+  const { config } = await createTestEnv(t, { OPERATOR_TOKEN: 'op-token' });
+  const app = await buildApp({ config, logger: false, serve: 'operations' });
+  await app.ready();
+  t.teardown(() => app.close());
+  t.equal((await call(app, 'GET', '/healthz')).status, 200);
+  t.equal((await call(app, 'GET', '/readyz')).status, 200);
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+  t.equal(metrics.statusCode, 200);
+  t.match(metrics.body, /circle_actions_queue_jobs\{queue="settlements",state="waiting"\}/);
+  t.equal((await call(app, 'GET', '/admin/queues', { token: 'op-token' })).status, 200);
+  for (const url of ['/v1/me', '/openapi.json', '/docs'])
+    t.ok(isProblem(await call(app, 'GET', url), 404, 'route_not_found'), `${url} is not served`);
+});
