@@ -176,10 +176,32 @@ onEachQueueBackend(
   async (t, backend) => {
     const { app, config } = await buildTestApp(t, queueBackendEnv(backend));
     const queue = queueHandle(t, config, 'claim-expiry');
-    const dueAt = expiryDueAt(new Date(Date.now() + 60_000));
     const lease = (endsAt: number) => ({ id: crypto.randomUUID(), expires_at: new Date(endsAt) });
 
-    await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 600));
+    // A request-path enqueue that takes over its time limit is forgotten on purpose, so the next
+    // lease of that second tries again (tested below). On a loaded machine the first enqueue of a
+    // fresh queue can take that long: the premise "the first enqueue succeeded" is observed, and
+    // the scenario starts over on a later second until it holds.
+    const add = app.queues.add.bind(app.queues);
+    let lastAdd: Promise<unknown> = Promise.resolve();
+    app.queues.add = (...args: Parameters<typeof add>) => {
+      const adding = add(...args);
+      lastAdd = adding;
+      return adding;
+    };
+    let dueAt = 0;
+    for (let attempt = 1; ; attempt++) {
+      dueAt = expiryDueAt(new Date(Date.now() + 60_000 * attempt));
+      await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 600));
+      const inTime = await lastAdd.then(
+        () => true,
+        () => false,
+      );
+      if (inTime) break;
+      t.comment(`the first enqueue of ${new Date(dueAt).toISOString()} ran over its time limit; another second`);
+      t.ok(attempt < 10, 'an enqueue finishes in time within ten tries');
+      if (attempt >= 10) return;
+    }
     const jobId = claimExpiryJobId(new Date(dueAt - 600).toISOString());
     t.equal(await queue.remove(jobId), 1, 'the first lease of the second enqueued its job (removed here)');
     await scheduleClaimExpiry(app.queues, app.log, lease(dueAt - 100));
