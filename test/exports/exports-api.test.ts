@@ -253,6 +253,17 @@ t.test('a database failure mid-stream ends the response and is logged; the proce
     t.ok(error, `the response was destroyed, not ended as if complete (${rows} rows, ${error?.message})`);
     t.ok(rows < 10_000, 'not every row was sent');
   });
+  // Failing on the first page, before any byte was sent: an ordinary 500 problem, no CSV headers.
+  await sql`ALTER TABLE users RENAME COLUMN display_name TO display_name_gone`.execute(db);
+  const early = await app.inject({
+    method: 'GET',
+    url: `/v1/projects/${project.id}/contributions.csv`,
+    headers: { authorization: `Bearer ${ann!.token}` },
+  });
+  await sql`ALTER TABLE users RENAME COLUMN display_name_gone TO display_name`.execute(db);
+  t.equal(early.statusCode, 500);
+  t.match(String(early.headers['content-type']), /^application\/problem\+json/);
+  t.equal(early.headers['content-disposition'], undefined, 'no download is announced');
   t.ok(
     lines.some((l) => l.includes('display_name')),
     'the database error is logged',
