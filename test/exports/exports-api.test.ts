@@ -280,7 +280,6 @@ t.test('a database failure mid-stream ends the response and is logged; the proce
 t.test("GET /me/ledger.csv: the caller's entries only, the fields of /me/ledger", async (t) => {
   const { app, db } = await buildTestApp(t);
   const {
-    owner,
     circle,
     members: [ann, ben],
   } = await circleWithRoles(app, { members: 2 });
@@ -356,5 +355,4 @@ t.test("GET /me/ledger.csv: the caller's entries only, the fields of /me/ledger"
   });
   t.equal(mine.body, `${BOM}${header!.join(',')}\r\n`, 'no entries: the header alone');
   t.ok(isProblem(await call(app, 'GET', '/v1/me/ledger.csv'), 401));
-  void owner;
 });
