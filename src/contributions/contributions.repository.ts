@@ -90,3 +90,41 @@ export async function projectTotals(db: Db, projectId: string, limit: number, af
     .limit(limit + 1)
     .execute();
 }
+
+/** The last contribution id now: an export walks up to it, so rows arriving meanwhile don't stretch it. */
+export async function lastContributionId(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('contributions')
+    .select(sql<number>`coalesce(max(id), 0)::bigint`.as('id'))
+    .executeTakeFirstOrThrow();
+  return Number(row.id);
+}
+
+/** One page of a project's contribution rows for export, by id, with the member and task named. */
+export async function projectContributionsPage(
+  db: Db,
+  projectId: string,
+  range: { after: number | null; upTo: number },
+  limit: number,
+) {
+  return db
+    .selectFrom('contributions')
+    .innerJoin('users', 'users.id', 'contributions.user_id')
+    .leftJoin('tasks', 'tasks.id', 'contributions.task_id')
+    .select([
+      'contributions.id',
+      'contributions.created_at',
+      'users.handle',
+      'users.display_name',
+      'contributions.source',
+      'contributions.points',
+      'tasks.title as task_title',
+      'contributions.reason',
+    ])
+    .where('contributions.project_id', '=', projectId)
+    .where('contributions.id', '>', range.after ?? 0)
+    .where('contributions.id', '<=', range.upTo)
+    .orderBy('contributions.id')
+    .limit(limit)
+    .execute();
+}

@@ -1,6 +1,7 @@
 import type { AppContext } from '../context.js';
 import { invalid, conflict } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
+import { walkKeyset } from '../infra/keyset-walk.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, authorize } from '../circles/access.js';
 import { findMembership } from '../circles/circles.repository.js';
@@ -42,6 +43,38 @@ export async function listProjectContributions(
     })),
     nextCursor: page.nextCursor,
   };
+}
+
+/** Rows per query of an export: large enough to be cheap per row, small enough to hold. */
+export const EXPORT_PAGE_SIZE = 1000;
+
+/**
+ * Every contribution row of a project, oldest first, for a CSV export: the caller's access is
+ * checked here, before anything is sent; the rows are then read page by page as the client takes
+ * them, up to the last row that existed when the export began.
+ */
+export async function exportProjectContributions(ctx: AppContext, userId: string, projectId: string) {
+  const project = authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project');
+  const upTo = await repo.lastContributionId(ctx.db);
+  const pages = walkKeyset(
+    'project-contributions',
+    EXPORT_PAGE_SIZE,
+    (after: number | null, limit) => repo.projectContributionsPage(ctx.db, projectId, { after, upTo }, limit),
+    (row) => Number(row.id),
+  );
+  async function* rows() {
+    for await (const page of pages)
+      yield page.map((r) => ({
+        createdAt: r.created_at,
+        handle: r.handle,
+        displayName: r.display_name,
+        source: r.source,
+        points: r.points,
+        taskTitle: r.task_title,
+        reason: r.reason,
+      }));
+  }
+  return { project: { id: project.id, title: project.title }, pages: rows() };
 }
 
 /**

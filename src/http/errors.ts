@@ -133,6 +133,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const problem = toProblem(err);
     if (problem.status >= 500) request.log.error({ err }, 'request failed');
+    // A download that failed before its first byte (a CSV export's first page) is a problem, not a file.
+    reply.removeHeader('content-disposition');
     return sendProblem(reply, problem);
   });
   app.setNotFoundHandler((request, reply) =>

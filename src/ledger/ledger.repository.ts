@@ -125,8 +125,9 @@ export async function memberBalances(db: Db, userId: string) {
     .execute();
 }
 
-export async function memberLedgerEntries(db: Db, userId: string, limit: number, beforeId: number | null) {
-  let q = db
+/** The entries on a member's balances, with their transaction. */
+function memberEntries(db: Db, userId: string) {
+  return db
     .selectFrom('ledger_entries')
     .innerJoin('ledger_accounts', 'ledger_accounts.id', 'ledger_entries.account_id')
     .innerJoin('ledger_transactions', 'ledger_transactions.id', 'ledger_entries.transaction_id')
@@ -143,9 +144,37 @@ export async function memberLedgerEntries(db: Db, userId: string, limit: number,
     ])
     .where('ledger_accounts.owner_id', '=', userId)
     .where('ledger_accounts.kind', '=', 'member_balance');
+}
+
+export async function memberLedgerEntries(db: Db, userId: string, limit: number, beforeId: number | null) {
+  let q = memberEntries(db, userId);
   if (beforeId !== null) q = q.where('ledger_entries.id', '<', beforeId);
   return q
     .orderBy('ledger_entries.id', 'desc')
     .limit(limit + 1)
+    .execute();
+}
+
+/** The last ledger entry id now: an export walks up to it. */
+export async function lastLedgerEntryId(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('ledger_entries')
+    .select(sql<number>`coalesce(max(id), 0)::bigint`.as('id'))
+    .executeTakeFirstOrThrow();
+  return Number(row.id);
+}
+
+/** One page of a member's entries for export, oldest first. */
+export async function memberLedgerPage(
+  db: Db,
+  userId: string,
+  range: { after: number | null; upTo: number },
+  limit: number,
+) {
+  return memberEntries(db, userId)
+    .where('ledger_entries.id', '>', range.after ?? 0)
+    .where('ledger_entries.id', '<=', range.upTo)
+    .orderBy('ledger_entries.id')
+    .limit(limit)
     .execute();
 }

@@ -1,8 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { csvStream, sendCsv } from '../http/csv.js';
 import { Id, Obj, Page, PageQuery, Timestamp, problems } from '../http/schemas.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { memberBalances, memberLedgerEntries } from './ledger.repository.js';
+import { walkKeyset } from '../infra/keyset-walk.js';
+import { lastLedgerEntryId, memberBalances, memberLedgerEntries, memberLedgerPage } from './ledger.repository.js';
+
+/** Rows per query of the CSV export. */
+const EXPORT_PAGE_SIZE = 1000;
 
 const Balance = Type.Object(
   {
@@ -78,6 +83,60 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
         })),
         nextCursor: page.nextCursor,
       };
+    },
+  );
+
+  app.get(
+    '/me/ledger.csv',
+    {
+      schema: {
+        operationId: 'exportMyLedgerCsv',
+        tags,
+        summary: 'The ledger entries on my balances as CSV, oldest first, streamed',
+        description:
+          'The fields of GET /v1/me/ledger, one line per entry: id, circle_id, unit, amount, transaction_id, kind, ' +
+          'settlement_id, description, created_at (ISO 8601). UTF-8 with a byte-order mark, CRLF line ends, ' +
+          'RFC 4180 quoting, text cells guarded against spreadsheet formulas. The entries are those that existed ' +
+          'when the export began.',
+        produces: ['text/csv'],
+        response: { 200: Type.String({ description: 'CSV with a header row, one line per entry' }), ...problems(401) },
+      },
+    },
+    async (request, reply) => {
+      const userId = request.user.sub;
+      const upTo = await lastLedgerEntryId(app.db);
+      const pages = walkKeyset(
+        'my-ledger',
+        EXPORT_PAGE_SIZE,
+        (after: number | null, limit) => memberLedgerPage(app.db, userId, { after, upTo }, limit),
+        (row) => Number(row.id),
+      );
+      async function* batches() {
+        for await (const page of pages)
+          yield page.map((r) => [
+            String(r.id),
+            r.circle_id,
+            r.unit,
+            r.amount,
+            r.transaction_id,
+            r.kind,
+            r.settlement_id,
+            r.description,
+            r.created_at,
+          ]);
+      }
+      const header = [
+        'id',
+        'circle_id',
+        'unit',
+        'amount',
+        'transaction_id',
+        'kind',
+        'settlement_id',
+        'description',
+        'created_at',
+      ];
+      return sendCsv(reply, { asciiName: 'ledger.csv' }, csvStream(header, batches()));
     },
   );
 };

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { csvLine, sendCsv } from '../http/csv.js';
 import { ProjectParams, problems } from '../http/schemas.js';
 import {
   Accepted,
@@ -91,11 +92,30 @@ export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const csv = await settlements.payoutsCsv(app, request.user.sub, request.params.settlementId);
-      return reply
-        .type('text/csv; charset=utf-8')
-        .header('content-disposition', `attachment; filename="payouts-${request.params.settlementId}.csv"`)
-        .send(csv);
+      const payouts = await settlements.payoutsForExport(app, request.user.sub, request.params.settlementId);
+      // One row per member paid: small enough to build whole. Its format predates the exports and
+      // stays as clients know it: LF line ends and no byte-order mark (all cells are ASCII).
+      const header = [
+        'user_id',
+        'handle',
+        'points',
+        'amount',
+        'share_numerator',
+        'share_denominator',
+        'rounded_up',
+        'capped',
+      ];
+      const rows = payouts.map((p) =>
+        csvLine(
+          [p.user_id, p.handle, p.points, p.amount, p.share_numerator, p.share_denominator, p.rounded_up, p.capped],
+          '\n',
+        ),
+      );
+      return sendCsv(
+        reply,
+        { asciiName: `payouts-${request.params.settlementId}.csv` },
+        csvLine(header, '\n') + rows.join(''),
+      );
     },
   );
 };

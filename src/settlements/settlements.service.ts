@@ -188,25 +188,8 @@ export async function getStatement(ctx: AppContext, userId: string, settlementId
   };
 }
 
-const csvField = (v: string) => (/[",\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
-
-export async function payoutsCsv(ctx: AppContext, userId: string, settlementId: string): Promise<string> {
+/** The payouts of a settlement the caller may read (none until it completes), in payout order. */
+export async function payoutsForExport(ctx: AppContext, userId: string, settlementId: string) {
   const s = await loadForMember(ctx, userId, settlementId);
-  const payouts = s.status === 'completed' ? await repo.listPayouts(ctx.db, settlementId) : [];
-  const lines = ['user_id,handle,points,amount,share_numerator,share_denominator,rounded_up,capped'];
-  for (const p of payouts) {
-    lines.push(
-      [
-        p.user_id,
-        csvField(p.handle),
-        p.points,
-        p.amount,
-        p.share_numerator,
-        p.share_denominator,
-        p.rounded_up,
-        p.capped,
-      ].join(','),
-    );
-  }
-  return `${lines.join('\n')}\n`;
+  return s.status === 'completed' ? repo.listPayouts(ctx.db, settlementId) : [];
 }

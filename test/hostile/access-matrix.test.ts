@@ -107,6 +107,7 @@ const EXPECTED: Record<string, Cell> = {
   'GET /v1/me/tasks': { expect: all(200) },
   'GET /v1/me/balances': { expect: all(200) },
   'GET /v1/me/ledger': { expect: all(200) },
+  'GET /v1/me/ledger.csv': { expect: all(200) },
   'POST /v1/circles': { expect: all(201), body: () => ({ name: 'Another circle', joinPolicy: 'open' }) },
   'GET /v1/circles': { expect: all(200) },
   'GET /v1/circles/{circleId}': { expect: inCircle(200, 200, 200) },
@@ -146,6 +147,7 @@ const EXPECTED: Record<string, Cell> = {
     body: () => ({ tasks: [{ title: 'Added' }] }),
   },
   'GET /v1/projects/{projectId}/tasks': { expect: inCircle(200, 200, 200) },
+  'GET /v1/projects/{projectId}/contributions.csv': { expect: inCircle(200, 200, 200) },
   'GET /v1/tasks/{taskId}': { expect: inCircle(200, 200, 200) },
   'PATCH /v1/tasks/{taskId}': { expect: inCircle(403, 200, 200), body: () => ({ title: 'Renamed task' }) },
   'POST /v1/tasks/{taskId}/cancel': {
