@@ -1,7 +1,7 @@
 import { type Selectable, sql, type Transaction } from 'kysely';
 import type { ChallengesTable, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
-import { fromMicros, micros } from '../infra/sql.js';
+import { micros, newestFirstPage } from '../infra/sql.js';
 
 /** A challenge row as Postgres returns it. */
 export type ChallengeRow = Selectable<ChallengesTable>;
@@ -75,17 +75,12 @@ export async function hasCheckins(trx: Transaction<Database>, challengeId: strin
 
 /** The circle's challenges, newest first, keyset-paginated on (created_at, id). */
 export async function listChallenges(db: Db, circleId: string, limit: number, after: [number, string] | null) {
-  let q = db
+  const q = db
     .selectFrom('challenges')
     .selectAll()
     .select(micros('challenges.created_at').as('cursor_ts'))
     .where('circle_id', '=', circleId);
-  if (after) q = q.where(sql<boolean>`(created_at, id) < (${fromMicros(after[0])}, ${after[1]}::uuid)`);
-  return q
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
-    .execute();
+  return newestFirstPage(q, limit, after).execute();
 }
 
 /** A member's counts and streak state in a challenge, if they have checked in. */

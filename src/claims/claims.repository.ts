@@ -1,7 +1,7 @@
 import { type Selectable, sql, type Transaction } from 'kysely';
 import type { ClaimStatus, ClaimsTable, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
-import { fromMicros, micros } from '../infra/sql.js';
+import { micros, newestFirstPage } from '../infra/sql.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 import { isUniqueViolation } from '../infra/pg-errors.js';
@@ -475,12 +475,7 @@ export async function listClaimsOfUser(
     .select([...CLAIM_COLUMNS, micros('claims.created_at').as('cursor_ts')])
     .where('user_id', '=', userId);
   if (status) q = q.where('status', '=', status);
-  if (after) q = q.where(sql<boolean>`(created_at, id) < (${fromMicros(after[0])}, ${after[1]}::uuid)`);
-  return q
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
-    .execute();
+  return newestFirstPage(q, limit, after).execute();
 }
 
 /**
@@ -499,10 +494,5 @@ export async function listClaims(
   if (filters.status) q = q.where('status', '=', filters.status);
   if (filters.taskId) q = q.where('task_id', '=', filters.taskId);
   if (filters.userId) q = q.where('user_id', '=', filters.userId);
-  if (after) q = q.where(sql<boolean>`(created_at, id) < (${fromMicros(after[0])}, ${after[1]}::uuid)`);
-  return q
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
-    .execute();
+  return newestFirstPage(q, limit, after).execute();
 }

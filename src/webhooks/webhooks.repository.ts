@@ -7,7 +7,7 @@ import type {
   WebhookMessagesTable,
 } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
-import { fromMicros, micros } from '../infra/sql.js';
+import { micros, newestFirstPage } from '../infra/sql.js';
 
 export type EndpointRow = Selectable<WebhookEndpointsTable>;
 export type MessageRow = Selectable<WebhookMessagesTable>;
@@ -41,17 +41,12 @@ export async function lockEndpoint(trx: Transaction<Database>, circleId: string,
 
 /** The circle's endpoints, newest first, keyset-paginated on (created_at in µs, id). */
 export async function listEndpoints(db: Db, circleId: string, limit: number, after: [number, string] | null) {
-  let q = db
+  const q = db
     .selectFrom('webhook_endpoints')
     .selectAll()
     .select(micros('webhook_endpoints.created_at').as('cursor_ts'))
     .where('circle_id', '=', circleId);
-  if (after) q = q.where(sql<boolean>`(created_at, id) < (${fromMicros(after[0])}, ${after[1]}::uuid)`);
-  return q
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit + 1)
-    .execute();
+  return newestFirstPage(q, limit, after).execute();
 }
 
 export async function updateEndpoint(
