@@ -155,6 +155,15 @@ export async function resetClaims(ctx: BenchContext, projectId: string): Promise
     await client.query('SELECT id FROM tasks WHERE project_id = $1 ORDER BY id FOR UPDATE', [projectId]);
     await client.query('DELETE FROM claims WHERE project_id = $1', [projectId]);
     await client.query('UPDATE tasks SET live_claims = 0 WHERE project_id = $1 AND live_claims <> 0', [projectId]);
+    // The circle's daily rollups counted the deleted claims as activity, and rows are never deleted
+    // in the product. Marking the watermark unfolded (it waits for a fold in progress) makes the
+    // next fold rebuild them from the rows left; health reads the raw rows meanwhile.
+    const circle = 'SELECT circle_id FROM projects WHERE id = $1';
+    await client.query(
+      `UPDATE circle_rollup_watermarks SET folded_through = NULL, timezone = NULL WHERE circle_id = (${circle})`,
+      [projectId],
+    );
+    await client.query(`DELETE FROM circle_member_days WHERE circle_id = (${circle})`, [projectId]);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK');
