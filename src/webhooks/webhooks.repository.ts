@@ -1,4 +1,4 @@
-import { type Selectable, sql, type Transaction } from 'kysely';
+import { type Insertable, type Selectable, sql, type Transaction } from 'kysely';
 import type {
   Database,
   WebhookAttemptOutcome,
@@ -203,18 +203,8 @@ export async function updateMessage(
 
 export async function insertAttempt(
   trx: Transaction<Database>,
-  row: {
-    circle_id: string;
-    endpoint_id: string;
-    message_id: string;
-    attempt: number;
-    trigger: 'automatic' | 'redelivery';
-    outcome: WebhookAttemptOutcome;
-    response_status: number | null;
-    duration_ms: number;
-    error: string | null;
-    started_at: Date;
-  },
+  // The table's own insert shape, less what Postgres fills in.
+  row: Omit<Insertable<WebhookAttemptsTable>, 'id' | 'seq' | 'finished_at'>,
 ) {
   await trx.insertInto('webhook_attempts').values(row).execute();
 }
