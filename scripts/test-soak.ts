@@ -75,23 +75,30 @@ function startLoad(): { stop: () => Promise<void>; rounds: () => string } {
     rounds: () => `${rounds} bench rounds${failed ? `, ${failed} failed` : ''}`,
     stop: async () => {
       stopping = true;
-      const child = current;
-      if (child?.pid && child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        process.kill(-child.pid, 'SIGTERM');
-        await exited;
-      }
+      await stopGroup(current);
       log.end();
     },
   };
 }
+
+/** Stops a process started `detached` together with everything it started (its process group). */
+async function stopGroup(child: ChildProcess | undefined): Promise<void> {
+  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  process.kill(-child.pid, 'SIGTERM');
+  await exited;
+}
+
+let runningSuite: ChildProcess | undefined;
 
 /** One `npm test`, its output in .soak/run-N.log, a progress line as each test file finishes. */
 function runSuite(run: number, runs: number): Promise<RunResult> {
   const started = Date.now();
   const logPath = path.join(OUT, `run-${run}.log`);
   const log = createWriteStream(logPath);
-  const child = spawn('npm', ['test'], { cwd: ROOT, env: process.env });
+  // detached, so that stopping the soak stops tap and every test file it started.
+  const child = spawn('npm', ['test'], { cwd: ROOT, env: process.env, detached: true });
+  runningSuite = child;
   let text = '';
   let done = 0;
   const loadSeen: number[] = [];
@@ -159,7 +166,12 @@ async function main(): Promise<void> {
 
   const load = values['no-load'] ? undefined : startLoad();
   const stopLoad = async () => load?.stop();
-  process.once('SIGINT', () => void stopLoad().then(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.log(`\n${signal}: stopping the test run and the load`);
+      void Promise.all([stopLoad(), stopGroup(runningSuite)]).then(() => process.exit(130));
+    });
+  }
 
   const results: RunResult[] = [];
   for (let run = 1; run <= runs; run++) {
