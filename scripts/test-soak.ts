@@ -90,6 +90,7 @@ async function stopGroup(child: ChildProcess | undefined): Promise<void> {
 }
 
 let runningSuite: ChildProcess | undefined;
+let stopped = false;
 
 /** One `npm test`, its output in .soak/run-N.log, a progress line as each test file finishes. */
 function runSuite(run: number, runs: number): Promise<RunResult> {
@@ -168,6 +169,7 @@ async function main(): Promise<void> {
   const stopLoad = async () => load?.stop();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
+      stopped = true;
       console.log(`\n${signal}: stopping the test run and the load`);
       void Promise.all([stopLoad(), stopGroup(runningSuite)]).then(() => process.exit(130));
     });
@@ -176,6 +178,7 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   for (let run = 1; run <= runs; run++) {
     const result = await runSuite(run, runs);
+    if (stopped) return;
     results.push(result);
     console.log(
       `  run ${run}/${runs} ${result.passed ? 'passed' : 'FAILED'}: ${result.assertions} assertions, ` +
