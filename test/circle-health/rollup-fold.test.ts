@@ -104,10 +104,46 @@ async function healthEqualsRaw(t: Test, app: FastifyInstance, db: Db, circleId: 
   return report;
 }
 
+/**
+ * A zone without daylight saving in which it is now between 08:30 and 15:30, so that events an
+ * hour or two apart fall on one local day at whatever hour the test runs (in UTC, a run soon after
+ * midnight put an hour-old row on the day before and split a member's day in two).
+ */
+function zoneNearMidday(now = new Date()): string {
+  const zones = [
+    'Pacific/Kiritimati',
+    'Asia/Tokyo',
+    'Asia/Dhaka',
+    'Asia/Dubai',
+    'UTC',
+    'America/Sao_Paulo',
+    'Pacific/Honolulu',
+  ];
+  const hourIn = (zone: string) =>
+    Number(new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: 'numeric', hourCycle: 'h23' }).format(now));
+  return zones.reduce((best, zone) => (Math.abs(hourIn(zone) - 12) < Math.abs(hourIn(best) - 12) ? zone : best));
+}
+
+t.test('zoneNearMidday finds a zone near noon at every hour of the day', async (t) => {
+  const midnight = Date.UTC(2026, 11, 5);
+  for (let hour = 0; hour < 24; hour += 0.5) {
+    const at = new Date(midnight + hour * 3_600_000);
+    const zone = zoneNearMidday(at);
+    const local = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: 'numeric', hourCycle: 'h23' }).format(at);
+    t.ok(Number(local) >= 8 && Number(local) <= 15, `${at.toISOString()}: ${zone} at ${local}h`);
+  }
+});
+
 t.test('rows committed out of id and time order are folded once each, whenever they commit', async (t) => {
   const { app, db } = await buildTestApp(t);
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
+  // ben's points an hour ago and his claim now must share a local day.
+  const zone = await call(app, 'PATCH', `/v1/circles/${circle.id}`, {
+    token: owner.token,
+    body: { timezone: zoneNearMidday() },
+  });
+  t.equal(zone.status, 200, 'the circle keeps a zone where it is now mid-day');
   const [ann, ben] = (await joinMembers(app, circle.id, 2)) as TestUser[];
   const project = await createProject(app, owner, circle.id);
   const [task] = await addTasks(app, owner, project.id, [{ title: 'Work' }]);
