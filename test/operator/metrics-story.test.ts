@@ -1,5 +1,6 @@
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { Registry } from 'prom-client';
 import { LeaseExpiryMetrics } from '../../src/claims/lease-metrics.js';
 import { gaugeReadAtScrape } from '../../src/metric-source.js';
@@ -60,12 +61,19 @@ onEachQueueBackend(t, 'a scrape after claim, expiry and settlement reports the s
   const [ann, ben] = await joinMembers(app, circle.id, 2);
   const project = await createProject(app, owner, circle.id, {
     rewardPool: { amount: 100, unit: 'credits' },
-    leaseSeconds: 1,
   });
   const [done, left] = await addTasks(app, owner, project.id, [{ title: 'Done' }, { title: 'Left to expire' }]);
   await completeTask(app, owner, ann!, done!.id);
   const claim = await claimTask(app, ben!, left!.id);
   t.equal(claim.status, 201);
+  // ben's lease runs out: its deadline is moved a second into the past in database time and the
+  // sweep expires it. (With 1 s leases instead, ann's own claim ran out before her submission on
+  // a loaded machine.)
+  await db
+    .updateTable('claims')
+    .set({ expires_at: sql<Date>`now() - interval '1 second'` })
+    .where('id', '=', claim.body.id)
+    .execute();
   const expired = await waitFor(async () => {
     const res = await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: ben!.token });
     return res.body.status === 'expired';
