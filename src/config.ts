@@ -19,6 +19,12 @@ const EnvSchema = Type.Object({
     description: 'Where the embedded PostgreSQL and the generated JWT secret live when DATABASE_URL is unset',
   }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20, description: 'Connections per process' }),
+  DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 600_000,
+    default: 5_000,
+    description: 'How long a request waits for a database connection before it is answered 503',
+  }),
   REDIS_URL: Type.Optional(
     Type.String({
       minLength: 1,
@@ -152,6 +158,8 @@ export interface Config {
   databaseUrl: string;
   dataDir: string;
   databasePoolSize: number;
+  /** How long a query waits for a pooled connection (all busy, or a new one opening) before failing. */
+  databaseConnectTimeoutMs: number;
   /** Unset: the queues run on Postgres and rate limits are counted per process. */
   redisUrl: string | null;
   queueBackend: 'redis' | 'postgres';
@@ -244,6 +252,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     databaseUrl: e.DATABASE_URL ?? null,
     dataDir: e.DATA_DIR,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     redisUrl: e.REDIS_URL ?? null,
     queueBackend,
     host: e.HOST,

@@ -84,7 +84,7 @@ export async function startWorkerRole(
   log: FastifyBaseLogger,
   metrics: { observers: JobObserver[] } = workerMetrics(),
 ) {
-  const db = createDb(config.databaseUrl, config.databasePoolSize);
+  const db = createDb(config.databaseUrl, config.databasePoolSize, config.databaseConnectTimeoutMs);
   const onError = (err: Error) => log.debug({ err }, 'queue store connection error');
   const consumer = openQueueConnection(config, 'worker', onError);
   const producer = openQueueConnection(config, 'worker', onError);

@@ -11,6 +11,7 @@ t.test('defaults apply when nothing is set; no database and no secret are made u
     databaseUrl: null,
     dataDir: './.data',
     databasePoolSize: 20,
+    databaseConnectTimeoutMs: 5_000,
     redisUrl: null,
     queueBackend: 'postgres',
     host: '127.0.0.1',

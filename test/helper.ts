@@ -59,6 +59,10 @@ export async function createTestEnv(t: Test, env: Record<string, string> = {}): 
   const config = loadConfig({
     DATABASE_URL: databaseUrl(name),
     DATABASE_POOL_SIZE: '10',
+    // The pool's deadline is a timer in this process, and test files share two cores with each
+    // other (and with a benchmark during a soak): a stall of the event loop past 5 s would fail a
+    // request whose connection had come. Tests of the deadline itself set their own.
+    DATABASE_CONNECT_TIMEOUT_MS: '30000',
     REDIS_URL,
     QUEUE_PREFIX: `catest${suffix}`,
     LOG_LEVEL: 'silent',

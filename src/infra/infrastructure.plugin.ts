@@ -27,7 +27,7 @@ export const configPlugin = fp(
 export const infrastructurePlugin = fp(
   async (app) => {
     const { config } = app;
-    const db = createDb(config.databaseUrl, config.databasePoolSize);
+    const db = createDb(config.databaseUrl, config.databasePoolSize, config.databaseConnectTimeoutMs);
     // The rate limiter asks Redis on most requests of a member who is not in a busy stretch (a rush
     // of claims spread over thousands of members). Auto-pipelining sends every command issued in one
     // event-loop turn as one write, and Redis answers them from one read: in the claim_next bench

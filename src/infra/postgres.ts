@@ -16,13 +16,15 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
 // Most of the code imports the handle types from here, beside createDb.
 export type { Db, Executor } from './db.js';
 
-export function createDb(databaseUrl: string, poolSize: number): Db {
+export function createDb(databaseUrl: string, poolSize: number, connectTimeoutMs = 5_000): Db {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: poolSize,
     Client: PreparingClient,
-    // Fail fast while Postgres is down instead of queueing requests forever.
-    connectionTimeoutMillis: 5_000,
+    // Fail fast while Postgres is down or every connection is busy, instead of queueing requests
+    // forever. The deadline is a timer in this process: an event loop stalled past it (a starved
+    // CPU) fails the wait even if the connection came, so a heavily loaded host may need it longer.
+    connectionTimeoutMillis: connectTimeoutMs,
     idleTimeoutMillis: 30_000,
   });
   // An idle client losing its connection (Postgres restarted, backend terminated) emits 'error' on
