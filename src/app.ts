@@ -69,13 +69,26 @@ function trustProxyOption(setting: Config['trustProxy']) {
 /**
  * Assembles the HTTP API. It never listens: src/server.ts does, and tests use app.inject().
  */
-export async function buildApp({
-  config,
-  logger,
-  metricSources = [],
-  serve = 'api',
-}: BuildOptions): Promise<FastifyInstance> {
-  const app = Fastify({
+export async function buildApp(options: BuildOptions): Promise<FastifyInstance> {
+  const app = createFastify(options);
+  try {
+    await registerEverything(app, options);
+  } catch (err) {
+    // The plugins loaded before the one that failed hold connections (the database pool, Redis):
+    // close them, or the process that asked for the app could not exit.
+    await app.close().catch(() => {});
+    throw err;
+  }
+  return app;
+}
+
+// A plugin here is an async function whose waits on other services have deadlines of their own.
+// Fastify's 10 s default, meant for a plugin that never calls `done`, fired on a start-up slowed
+// by a starved CPU (a test process at load 17); a minute still names a plugin that hangs.
+const PLUGIN_TIMEOUT_MS = 60_000;
+
+function createFastify({ config, logger }: BuildOptions) {
+  return Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: logger === false ? false : loggerOptions(config.logLevel) }),
     bodyLimit: config.bodyLimitBytes,
     // Every request gets an id that appears on each of its log lines and in the x-request-id header.
@@ -87,8 +100,14 @@ export async function buildApp({
     // Off unless TRUST_PROXY names the proxies in front: request.ip (rate limits, logs) is then
     // the client's address from X-Forwarded-For, never a header anyone else could set.
     trustProxy: trustProxyOption(config.trustProxy),
+    pluginTimeout: PLUGIN_TIMEOUT_MS,
   }).withTypeProvider<TypeBoxTypeProvider>();
+}
 
+async function registerEverything(
+  app: ReturnType<typeof createFastify>,
+  { config, metricSources = [], serve = 'api' }: BuildOptions,
+): Promise<void> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -129,7 +148,7 @@ export async function buildApp({
   await app.register(healthRoutes);
   await app.register(problemPages);
   await app.register(queueDashboardPlugin);
-  if (serve === 'operations') return app;
+  if (serve === 'operations') return;
 
   await app.register(
     async (v1) => {
@@ -159,6 +178,4 @@ export async function buildApp({
     },
     { prefix: '/v1' },
   );
-
-  return app;
 }

@@ -127,8 +127,8 @@ export async function buildTestApp(
 ): Promise<TestEnv & { app: FastifyInstance }> {
   const testEnv = await createTestEnv(t, env);
   const app = await buildApp({ config: testEnv.config, logger: false });
-  await app.ready();
   t.teardown(() => app.close());
+  await app.ready();
   return { ...testEnv, app };
 }
 

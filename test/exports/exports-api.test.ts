@@ -214,8 +214,8 @@ t.test('a database failure mid-stream ends the response and is logged; the proce
     },
   });
   const app = await buildApp({ config: env.config, logger: pino({ level: 'warn' }, sink) });
-  await app.ready();
   t.teardown(() => app.close());
+  await app.ready();
   const { db } = env;
   const {
     owner,

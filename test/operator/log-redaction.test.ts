@@ -31,8 +31,8 @@ t.test('a login, a bearer request and a failing request log no password, token o
     err.request = { headers: { authorization: request.headers.authorization }, body: request.body };
     throw err;
   });
-  await app.ready();
   t.teardown(() => app.close());
+  await app.ready();
 
   const user = await registerUser(app, 'logged');
   const login = await call(app, 'POST', '/v1/auth/login', {

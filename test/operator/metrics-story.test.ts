@@ -52,8 +52,8 @@ onEachQueueBackend(t, 'a scrape after claim, expiry and settlement reports the s
   const metrics = workerMetrics();
   // ROLE=all: the API and the workers in one process, the app serving the workers' figures.
   const app = await buildApp({ config, logger: false, metricSources: metrics.sources });
-  await app.ready();
   t.teardown(() => app.close());
+  await app.ready();
   await startWorkers(t, config, metrics);
 
   const owner = await registerUser(app, 'owner');
@@ -126,8 +126,8 @@ onEachQueueBackend(t, 'a scrape after claim, expiry and settlement reports the s
 
   // Another API process (no workers) reads the same shared figures; job figures are the worker's.
   const apiOnly = await buildApp({ config, logger: false });
-  await apiOnly.ready();
   t.teardown(() => apiOnly.close());
+  await apiOnly.ready();
   const other = await waitFor(async () => {
     const s = await scrape(apiOnly);
     return everySourceRead(s) ? s : undefined;

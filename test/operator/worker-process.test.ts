@@ -10,8 +10,8 @@ import { waitFor } from '../marketplace-helpers.js';
 t.test('serve: operations answers health, metrics and the dashboard, and no API route', async (t) => {
   const { config } = await createTestEnv(t, { OPERATOR_TOKEN: 'op-token' });
   const app = await buildApp({ config, logger: false, serve: 'operations' });
-  await app.ready();
   t.teardown(() => app.close());
+  await app.ready();
   t.equal((await call(app, 'GET', '/healthz')).status, 200);
   t.equal((await call(app, 'GET', '/readyz')).status, 200);
   // A source that misses a scrape's 2 s budget (a cold process on a busy machine) is left out of
