@@ -180,8 +180,9 @@ t.test('with no Redis at all: queues in Postgres, worked by the same process; ra
       .n;
   await waitFor(async () => (await unrelayed()) === 0, 30_000);
   t.equal(await unrelayed(), 0, 'every event was relayed by a job from the Postgres queue');
-  const ready = await fetch(`${api}/readyz`);
-  t.equal(ready.status, 200, 'ready without Redis');
+  // Readiness probes have 2 s deadlines a loaded machine can miss: wait for it, as a probe retries.
+  const ready = await waitFor(async () => (await fetch(`${api}/readyz`)).status === 200, 20_000);
+  t.ok(ready, 'ready without Redis');
   t.notOk(
     server.logs.some((l) => /redis/i.test(JSON.stringify(l))),
     'nothing in the logs mentions Redis',

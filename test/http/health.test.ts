@@ -2,14 +2,14 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { buildApp } from '../../src/app.js';
 import { QUEUE_SCHEMA } from '../../src/jobs/queue-backend.js';
-import { buildTestApp, call, createTestEnv, isProblem, queueBackendEnv } from '../helper.js';
+import { buildTestApp, call, createTestEnv, isProblem, queueBackendEnv, readyz } from '../helper.js';
 
 t.test('healthz and readyz answer when Postgres and Redis are up', async (t) => {
   const { app } = await buildTestApp(t);
   const live = await call(app, 'GET', '/healthz');
   t.equal(live.status, 200);
   t.same(live.body, { status: 'ok' });
-  const ready = await call(app, 'GET', '/readyz');
+  const ready = await readyz(app);
   t.equal(ready.status, 200);
   t.same(ready.body, { status: 'ok' });
   t.ok(live.headers['x-request-id'], 'every response carries its request id');
@@ -28,7 +28,7 @@ t.test('readyz answers 503 problem+json naming what is down', async (t) => {
 t.test('without Redis, readyz checks Postgres and the queue tables, and names them when missing', async (t) => {
   const { app, db } = await buildTestApp(t, queueBackendEnv('postgres'));
   t.equal(app.rateLimitRedis, null);
-  const ready = await call(app, 'GET', '/readyz');
+  const ready = await readyz(app);
   t.equal(ready.status, 200, JSON.stringify(ready.body));
   await sql`DROP SCHEMA ${sql.id(QUEUE_SCHEMA)} CASCADE`.execute(db);
   const missing = await call(app, 'GET', '/readyz');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
-import { call, createTestEnv, isProblem } from '../helper.js';
+import { call, createTestEnv, isProblem, readyz } from '../helper.js';
 import { waitFor } from '../marketplace-helpers.js';
 
 // A worker process (ROLE=worker) listens too, serving only what operations need: health for its
@@ -13,7 +13,7 @@ t.test('serve: operations answers health, metrics and the dashboard, and no API 
   t.teardown(() => app.close());
   await app.ready();
   t.equal((await call(app, 'GET', '/healthz')).status, 200);
-  t.equal((await call(app, 'GET', '/readyz')).status, 200);
+  t.equal((await readyz(app)).status, 200);
   // A source that misses a scrape's 2 s budget (a cold process on a busy machine) is left out of
   // that scrape by design: wait for a scrape in which the queues were read.
   const metrics = await waitFor(async () => {
