@@ -189,20 +189,6 @@ export async function call<T = any>(
   };
 }
 
-/**
- * /readyz once it answers 200, or its last answer after `timeoutMs`. Its probes have 2 s deadlines
- * that a starved test process can miss (a 503 is then the right answer), so a check that an app
- * with everything up is ready retries, as an orchestrator's probe does.
- */
-export async function readyz(app: FastifyInstance, timeoutMs = 20_000): Promise<Reply> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await call(app, 'GET', '/readyz');
-    if (res.status === 200 || Date.now() >= deadline) return res;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 export interface TestUser {
   id: string;
   handle: string;

@@ -188,6 +188,24 @@ export async function waitFor<T>(probe: () => Promise<T>, timeoutMs = 10_000, in
   }
 }
 
+/**
+ * /readyz once it answers 200, or its last answer after `timeoutMs`. Its probes have 2 s deadlines
+ * that a starved test process can miss (a 503 is then the right answer), so a check that an app
+ * with everything up is ready retries, as an orchestrator's probe does.
+ */
+export async function readyz(app: FastifyInstance, timeoutMs = 20_000): Promise<Reply> {
+  let last: Reply | undefined;
+  await waitFor(
+    async () => {
+      last = await call(app, 'GET', '/readyz');
+      return last.status === 200;
+    },
+    timeoutMs,
+    200,
+  );
+  return last as Reply;
+}
+
 const silentLog = {
   debug() {},
   info() {},

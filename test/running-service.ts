@@ -22,8 +22,8 @@ export async function startService(t: Test, backend: QueueBackendName): Promise<
     PASSWORD_HASH_COST: '10',
     // Kind to a database server shared with other test files.
     DATABASE_POOL_SIZE: '4',
-    // As in createTestEnv: a loaded test machine must not turn a slow connection into a 503.
-    DATABASE_CONNECT_TIMEOUT_MS: '30000',
+    // The test environment's deadline (createTestEnv says why it is long).
+    DATABASE_CONNECT_TIMEOUT_MS: String(config.databaseConnectTimeoutMs),
   });
   await waitUntilReady(server, port);
   return { baseUrl: `http://127.0.0.1:${port}` };

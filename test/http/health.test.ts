@@ -2,7 +2,8 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { buildApp } from '../../src/app.js';
 import { QUEUE_SCHEMA } from '../../src/jobs/queue-backend.js';
-import { buildTestApp, call, createTestEnv, isProblem, queueBackendEnv, readyz } from '../helper.js';
+import { buildTestApp, call, createTestEnv, isProblem, queueBackendEnv } from '../helper.js';
+import { readyz } from '../marketplace-helpers.js';
 
 t.test('healthz and readyz answer when Postgres and Redis are up', async (t) => {
   const { app } = await buildTestApp(t);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { buildApp } from '../../src/app.js';
-import { call, createTestEnv, isProblem, readyz } from '../helper.js';
-import { waitFor } from '../marketplace-helpers.js';
+import { call, createTestEnv, isProblem } from '../helper.js';
+import { readyz, waitFor } from '../marketplace-helpers.js';
 
 // A worker process (ROLE=worker) listens too, serving only what operations need: health for its
 // orchestrator, /metrics for Prometheus (its job figures live in that process) and, with a token,
