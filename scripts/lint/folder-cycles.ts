@@ -2,13 +2,16 @@
 // dependency-cruiser's own cycle rule cannot see: it checks modules, and a folder cycle may pass
 // through different files on each side. Reads dependency-cruiser's JSON for the graph collapsed to
 // one node per folder (`depcruise src --collapse '^src/[^/]+/' -T json`) on standard input.
-import { readFileSync } from 'node:fs';
-
 interface CruiseResult {
   modules: { source: string; dependencies: { resolved: string }[] }[];
 }
 
-const result = JSON.parse(readFileSync(0, 'utf8')) as CruiseResult;
+// Standard input is read as a stream, not with readFileSync(0, 'utf8'): on a pipe whose writer is
+// still writing, Node 24's UTF-8 fast path for readFileSync aborted the process now and then
+// ("malloc(): invalid size"), failing the lint with nothing wrong in the code.
+const chunks: Buffer[] = [];
+for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+const result = JSON.parse(Buffer.concat(chunks).toString('utf8')) as CruiseResult;
 const isFolder = (path: string) => /^src\/[^/]+\/$/.test(path);
 const edges = new Map<string, string[]>();
 for (const m of result.modules) {
