@@ -59,6 +59,18 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
         AND (EXISTS (SELECT 1 FROM payouts p WHERE p.settlement_id = s.id) OR EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.settlement_id = s.id))`,
   },
   {
+    name: 'projects_settled_announced_once',
+    description:
+      'a project has at most one project.settled event, and only once it is settled (a re-request after a failed settlement announces nothing)',
+    // At most, not exactly: projects frozen before the event existed have none.
+    query: sql`
+      SELECT e.subject_id AS project_id, count(*) AS events, max(p.status) AS status
+      FROM events e LEFT JOIN projects p ON p.id = e.subject_id
+      WHERE e.type = 'project.settled'
+      GROUP BY e.subject_id
+      HAVING count(*) > 1 OR bool_and(p.status = 'settled') IS NOT TRUE`,
+  },
+  {
     name: 'ledger_transactions_balanced',
     description: "every ledger transaction's entries sum to zero",
     query: sql`SELECT transaction_id, sum(amount) AS total FROM ledger_entries GROUP BY transaction_id HAVING sum(amount) <> 0`,

@@ -31,8 +31,8 @@ const payoutView = (p: Payout, handles: Map<string, string>) => ({
 
 /**
  * Requests settlement: freezes the cutoff, writes the settlement row and its outbox event in one
- * transaction, and marks the project settled so no claim, review or adjustment can change the
- * points behind it. Workers do the split (202 Accepted).
+ * transaction, and marks the project settled (with its `project.settled` event) so no claim,
+ * review or adjustment can change the points behind it. Workers do the split (202 Accepted).
  */
 export async function requestSettlement(ctx: AppContext, userId: string, projectId: string, policy: PolicyInput) {
   const settlement = await ctx.db.transaction().execute(async (trx) => {
@@ -43,7 +43,8 @@ export async function requestSettlement(ctx: AppContext, userId: string, project
     }
     // A project whose settlement failed stays frozen ('settled') and may be requested again, over
     // the same contributions; any other project must be open or closed.
-    if (p.status !== 'settled') {
+    const freezing = p.status !== 'settled';
+    if (freezing) {
       assertProjectEditable(p.status);
       if (p.status === 'draft')
         throw conflict('project_not_open', 'A draft project has nothing to settle; open it first.');
@@ -58,7 +59,6 @@ export async function requestSettlement(ctx: AppContext, userId: string, project
       capBasisPoints: policy.capBasisPoints ?? null,
       requestedBy: userId,
     });
-    await updateProject(trx, projectId, { status: 'settled' });
     await recordEvent(trx, {
       circleId: p.circle_id,
       type: 'settlement.requested',
@@ -66,6 +66,18 @@ export async function requestSettlement(ctx: AppContext, userId: string, project
       actorId: userId,
       payload: { projectId },
     });
+    if (freezing) {
+      // The freeze is the project's status change, announced like every other one; a re-request
+      // after a failed settlement finds the project frozen already and announces nothing.
+      await updateProject(trx, projectId, { status: 'settled' });
+      await recordEvent(trx, {
+        circleId: p.circle_id,
+        type: 'project.settled',
+        subjectId: projectId,
+        actorId: userId,
+        payload: { from: p.status, to: 'settled', settlementId: created.id },
+      });
+    }
     return created;
   });
   // Fast path; the outbox relay delivers it anyway if Redis is unreachable right now.

@@ -146,6 +146,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'one_lease_reminder_per_lease',
       'one_live_claim_per_member_and_task',
       'payout_notices_match_payouts',
+      'projects_settled_announced_once',
       'settlement_ledger_matches_payouts',
       'settlement_sums',
       'submitted_claims_queued_by_latest_submission',
@@ -460,6 +461,23 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       async (trx) => {
         await sql`INSERT INTO circle_member_days (circle_id, user_id, local_date, points, activities)
           VALUES (${circle.id}, ${ann!.id}, current_date, 1, 1)`.execute(trx);
+      },
+    ],
+    [
+      'projects_settled_announced_once',
+      'a settled project announced twice',
+      async (trx) => {
+        await sql`INSERT INTO events (circle_id, type, subject_id, actor_id, payload)
+          SELECT circle_id, type, subject_id, actor_id, payload FROM events
+          WHERE type = 'project.settled' AND subject_id = ${project.id}`.execute(trx);
+      },
+    ],
+    [
+      'projects_settled_announced_once',
+      'an open project announced settled',
+      async (trx) => {
+        await sql`INSERT INTO events (circle_id, type, subject_id, payload)
+          VALUES (${folded.id}, 'project.settled', ${foldedProject.id}, '{}')`.execute(trx);
       },
     ],
     [

@@ -21,9 +21,13 @@ import {
   createProject,
   eventTypes,
   joinMembers,
+  processorWorkers,
   startWorkers,
   submitWork,
 } from '../marketplace-helpers.js';
+import { Webhook } from 'standardwebhooks';
+import { failSettlement } from '../../src/settlements/settlements.repository.js';
+import { createWebhook, messagesOf, messagesSettle, relay, startReceiver } from '../webhooks/webhook-helpers.js';
 import {
   adjust,
   assertInvariants,
@@ -219,6 +223,88 @@ t.test(
       [[alice!.id, 600, true, { numerator: '3', denominator: '5' }]],
     );
     t.same(await eventTypes(db, first.body.id), ['settlement.requested', 'settlement.completed']);
+    await assertInvariants(t, db);
+  },
+);
+
+t.test(
+  'the freeze writes project.settled once, in its transaction, and a webhook receives it; a re-request after a failure writes none',
+  async (t) => {
+    const { app, db, config } = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true' });
+    const receiver = await startReceiver(t);
+    const {
+      owner,
+      circle,
+      admin,
+      members: [alice],
+    } = await circleWithRoles(app, { members: 1 });
+    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.settled'] });
+    const project = await createProject(app, owner, circle.id, {
+      title: 'Harvest',
+      rewardPool: { amount: 100, unit: 'credits' },
+    });
+    const [task] = await addTasks(app, owner, project.id, [{ title: 'Work' }]);
+    await completeTask(app, owner, alice!, task!.id);
+    const settledEvents = () =>
+      db.selectFrom('events').selectAll().where('type', '=', 'project.settled').orderBy('id').execute();
+
+    const first = await requestSettlementId(app, admin, project.id);
+    const events = await settledEvents();
+    t.equal(events.length, 1, 'the freeze wrote one project.settled');
+    t.match(events[0], {
+      circle_id: circle.id,
+      subject_id: project.id,
+      actor_id: admin.id,
+      recipient_only: false,
+      payload: { from: 'open', to: 'settled', settlementId: first },
+    });
+    const frozen = await db
+      .selectFrom('projects')
+      .select(['status', 'updated_at'])
+      .where('id', '=', project.id)
+      .executeTakeFirstOrThrow();
+    t.equal(frozen.status, 'settled');
+    t.equal(
+      events[0]!.created_at.getTime(),
+      frozen.updated_at.getTime(),
+      'written in the transaction that froze the project',
+    );
+    const feed = await call(app, 'GET', `/v1/circles/${circle.id}/events?types=project.settled`, {
+      token: alice!.token,
+    });
+    t.same(
+      feed.body.items.map((i: { summary: string }) => i.summary),
+      [`${admin.handle} settled the project “Harvest”`],
+      'the feed says so',
+    );
+
+    // The settlement fails before any worker takes it (as its last attempt would mark it); the
+    // workers then find it finished.
+    t.ok(await failSettlement(db, first, 'failed for the test'), 'the settlement failed');
+    const queues = await processorWorkers(t, db, config);
+    await relay(db, queues, config);
+    const [delivered] = await receiver.requests(1);
+    const body = new Webhook(hook.secret).verify(delivered!.body, delivered!.headers) as Record<string, any>;
+    t.match(body, {
+      type: 'project.settled',
+      data: {
+        eventId: Number(events[0]!.id),
+        circleId: circle.id,
+        subjectId: project.id,
+        actorId: admin.id,
+        payload: { from: 'open', to: 'settled', settlementId: first },
+      },
+    });
+    t.match(await messagesSettle(db, hook.id, 1), [{ event_type: 'project.settled', status: 'succeeded' }]);
+
+    // Requested again over the frozen project: a new settlement, no second freeze to announce.
+    const again = await requestSettlementId(app, owner, project.id);
+    t.not(again, first);
+    t.equal(await waitForSettled(db, again), 'completed');
+    t.equal((await settledEvents()).length, 1, 'the re-request wrote no second project.settled');
+    await relay(db, queues, config);
+    t.equal((await messagesOf(db, hook.id)).length, 1, 'so the webhook has nothing more to send');
+    t.equal(receiver.received.length, 1);
     await assertInvariants(t, db);
   },
 );

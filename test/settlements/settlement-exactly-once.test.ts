@@ -341,6 +341,11 @@ onEachQueueBackend(
     t.equal(again.status, 202, 'a failed settlement can be requested again');
     t.not(again.body.id, id);
     t.ok(isProblem(await requestSettlement(app, a.owner, a.project.id), 409, 'already_settled'), 'but only once');
+    t.same(
+      (await eventTypes(db, a.project.id)).filter((type) => type === 'project.settled'),
+      ['project.settled'],
+      'the project was frozen, and announced, once',
+    );
     t.equal(await waitForSettled(db, again.body.id, 30_000), 'completed');
     t.match(await settlementFootprint(db, again.body.id), {
       payouts: 3,
