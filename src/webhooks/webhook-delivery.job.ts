@@ -12,30 +12,42 @@ import { postWebhook } from './http-delivery.js';
 import { signedHeaders, signingSecrets } from './signing.js';
 import * as repo from './webhooks.repository.js';
 
-// Delivering webhook messages, at least once. Each attempt is its own job, keyed by message and
-// attempt number, so a job enqueued twice runs once and an attempt is recorded once: the result
-// is written only if the message still waits for exactly that attempt (under its lock). A
-// failed attempt schedules the next one with backoff; the last automatic one failing ends the
-// message, and enough consecutive ended messages disable the endpoint. A sweep re-enqueues
-// messages whose job was lost. Messages are independent: no ordering between them is kept.
+// Delivering webhook messages, at least once. Each attempt is its own job, keyed by message,
+// attempt number and the time the attempt falls due (the message's next_attempt_at), so a job
+// enqueued twice runs once and an attempt is recorded once: the result is written only if the
+// message still waits for exactly that attempt (under its lock). A failed attempt schedules the
+// next one with backoff; the last automatic one failing ends the message, and enough consecutive
+// ended messages disable the endpoint. A sweep re-enqueues messages whose job was lost, under the
+// same key. Messages are independent: no ordering between them is kept.
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** How late a pending message's attempt must be before the sweep thinks its job lost. */
 const OVERDUE_GRACE_MS = 60_000;
 const SWEEP_BATCH = 500;
 
-export const deliveryJobKey = (messageId: string, attempt: number) => `webhook-delivery:${messageId}:${attempt}`;
+/**
+ * The business key of one attempt. The due time is part of it because an attempt number alone
+ * can come round again: an endpoint disabled while a retry waited in its backoff and then
+ * re-enabled gets a redelivery with that same number, and BullMQ would ignore it while the old
+ * job waits or is kept as finished. A re-enqueue of a lost job reads the same due time from the
+ * message, so it still de-duplicates.
+ */
+export const deliveryJobKey = (messageId: string, attempt: number, dueAt: Date) =>
+  `webhook-delivery:${messageId}:${attempt}:${dueAt.getTime()}`;
 
-/** Enqueues one attempt of a message; a failure is logged and left to the sweep. */
+/**
+ * Enqueues one attempt of a message, due at `dueAt` (the message's next_attempt_at as stored); a
+ * failure is logged and left to the sweep.
+ */
 export async function enqueueDelivery(
   queues: Queues,
   log: Logger,
-  message: { circleId: string; messageId: string; attempt: number },
+  { dueAt, ...message }: { circleId: string; messageId: string; attempt: number; dueAt: Date },
   delayMs = 0,
 ): Promise<void> {
   try {
     await queues.add('webhook-delivery', message, {
-      jobId: deliveryJobKey(message.messageId, message.attempt),
+      jobId: deliveryJobKey(message.messageId, message.attempt, dueAt),
       ...(delayMs > 0 ? { delay: delayMs } : {}),
     });
   } catch (err) {
@@ -109,11 +121,9 @@ export async function deliverAttempt(
     const succeeded = result.outcome === 'succeeded';
     if (!succeeded && attempt < locked.final_attempt) {
       const delay = retryDelayMs(attempt + 1, settings.retryBaseMs);
-      await repo.updateMessage(trx, circleId, messageId, {
-        attempts: attempt,
-        next_attempt_at: new Date(Date.now() + delay),
-      });
-      return delay;
+      const dueAt = new Date(Date.now() + delay);
+      await repo.updateMessage(trx, circleId, messageId, { attempts: attempt, next_attempt_at: dueAt });
+      return { delay, dueAt };
     }
     await repo.updateMessage(trx, circleId, messageId, {
       status: succeeded ? 'succeeded' : 'failed',
@@ -132,8 +142,9 @@ export async function deliverAttempt(
     }
     return succeeded ? 'succeeded' : 'failed';
   });
-  if (typeof retryIn === 'number') {
-    await enqueueDelivery(ctx.queues, ctx.log, { circleId, messageId, attempt: attempt + 1 }, retryIn);
+  if (typeof retryIn === 'object') {
+    const { delay, dueAt } = retryIn;
+    await enqueueDelivery(ctx.queues, ctx.log, { circleId, messageId, attempt: attempt + 1, dueAt }, delay);
     return 'retrying';
   }
   return retryIn;
@@ -165,15 +176,29 @@ export function webhookFanOut(config: Config, log: Logger): OutboxSubscriber {
     if (messages.length === 0) return undefined;
     return async (queues) => {
       for (const m of messages)
-        await enqueueDelivery(queues, log, { circleId: m.circle_id, messageId: m.id, attempt: 1 });
+        await enqueueDelivery(queues, log, {
+          circleId: m.circle_id,
+          messageId: m.id,
+          attempt: 1,
+          dueAt: m.next_attempt_at,
+        });
     };
   };
 }
 
-/** The safety net for lost delivery jobs: re-enqueues every pending message whose attempt is overdue. */
+/**
+ * The safety net for lost delivery jobs: re-enqueues every pending message whose attempt is
+ * overdue, under the key its lost job had (the same due time), so a job that is merely late is
+ * not doubled.
+ */
 export async function requeueOverdueMessages(ctx: Pick<AppContext, 'db' | 'queues' | 'log'>): Promise<number> {
   const due = await repo.overdueMessages(ctx.db, OVERDUE_GRACE_MS, SWEEP_BATCH);
   for (const m of due)
-    await enqueueDelivery(ctx.queues, ctx.log, { circleId: m.circle_id, messageId: m.id, attempt: m.attempts + 1 });
+    await enqueueDelivery(ctx.queues, ctx.log, {
+      circleId: m.circle_id,
+      messageId: m.id,
+      attempt: m.attempts + 1,
+      dueAt: m.next_attempt_at,
+    });
   return due.length;
 }

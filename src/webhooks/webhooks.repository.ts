@@ -128,7 +128,7 @@ export async function deleteEndpoint(trx: Transaction<Database>, circleId: strin
  */
 export async function fanOutEvents(trx: Transaction<Database>, eventIds: number[], maxAttempts: number) {
   if (eventIds.length === 0) return [];
-  const rows = await sql<{ circle_id: string; id: string }>`
+  const rows = await sql<{ circle_id: string; id: string; next_attempt_at: Date }>`
     INSERT INTO webhook_messages (circle_id, endpoint_id, event_id, event_type, body, final_attempt, next_attempt_at)
     SELECT w.circle_id, w.id, e.id, e.type,
            jsonb_build_object(
@@ -144,7 +144,7 @@ export async function fanOutEvents(trx: Transaction<Database>, eventIds: number[
     WHERE e.id = ANY (${eventIds}::bigint[]) AND NOT e.recipient_only
     ORDER BY e.id, w.id
     ON CONFLICT DO NOTHING
-    RETURNING circle_id, id`.execute(trx);
+    RETURNING circle_id, id, next_attempt_at`.execute(trx);
   return rows.rows;
 }
 
@@ -248,19 +248,23 @@ export async function findAttempt(db: Executor, circleId: string, endpointId: st
     .executeTakeFirst();
 }
 
-/** Pending messages of enabled endpoints whose next attempt is overdue by `graceMs` (a lost job). */
+/**
+ * Pending messages of enabled endpoints whose next attempt is overdue by `graceMs` (a lost job),
+ * with the time it fell due.
+ */
 export async function overdueMessages(db: Db, graceMs: number, limit: number) {
   return db
     .selectFrom('webhook_messages as m')
     .innerJoin('webhook_endpoints as w', (join) =>
       join.onRef('w.circle_id', '=', 'm.circle_id').onRef('w.id', '=', 'm.endpoint_id'),
     )
-    .select(['m.circle_id', 'm.id', 'm.attempts'])
+    .select(['m.circle_id', 'm.id', 'm.attempts', 'm.next_attempt_at'])
     .where('m.status', '=', 'pending')
     .where('w.enabled', '=', true)
     .where('m.next_attempt_at', '<', sql<Date>`now() - make_interval(secs => ${graceMs / 1000})`)
     .orderBy('m.next_attempt_at')
     .limit(limit)
+    .$narrowType<{ next_attempt_at: Date }>()
     .execute();
 }
 

@@ -247,11 +247,12 @@ export async function redeliver(
     if (message.status === 'pending')
       throw conflict('delivery_in_progress', 'This message is still being delivered; wait for it to finish.');
     const attempt = message.attempts + 1;
+    const dueAt = new Date();
     await repo.updateMessage(trx, circleId, message.id, {
       status: 'pending',
       final_attempt: attempt,
       redelivery: true,
-      next_attempt_at: new Date(),
+      next_attempt_at: dueAt,
       completed_at: null,
     });
     await recordEvent(trx, {
@@ -261,8 +262,10 @@ export async function redeliver(
       actorId: userId,
       payload: { messageId: message.id, eventId: message.event_id, attempt },
     });
-    return { messageId: message.id, attempt };
+    return { messageId: message.id, attempt, dueAt };
   });
+  const { messageId, attempt } = queued;
+  // Its own job even when a job of this attempt number already exists (see deliveryJobKey).
   await enqueueDelivery(ctx.queues, ctx.log, { circleId, ...queued });
-  return { webhookId, ...queued, status: 'pending' as const };
+  return { webhookId, messageId, attempt, status: 'pending' as const };
 }

@@ -11,10 +11,11 @@ import {
   queueBackendEnv,
   registerUser,
 } from '../helper.js';
-import { createProject, processorWorkers } from '../marketplace-helpers.js';
+import { createProject, finishedJob, processorWorkers, waitFor } from '../marketplace-helpers.js';
 import { assertInvariants } from '../settlement-helpers.js';
 import { deliveryCountsByOutcome } from '../../src/webhooks/webhooks.repository.js';
-import { requeueOverdueMessages } from '../../src/webhooks/webhook-delivery.job.js';
+import { deliveryJobKey, requeueOverdueMessages } from '../../src/webhooks/webhook-delivery.job.js';
+import { storedJobId } from '../../src/jobs/queues.js';
 import {
   answer,
   attemptsOf,
@@ -358,6 +359,72 @@ onEachQueueBackend(
   },
 );
 
+for (const oldJob of ['still waiting', 'finished'] as const) {
+  onEachQueueBackend(
+    t,
+    `a redelivery after the endpoint was disabled and re-enabled mid-backoff is sent at once (the retry it replaces ${oldJob})`,
+    async (t, backend) => {
+      // The first retry waits 30 to 60 minutes.
+      const { app, db, config } = await buildTestApp(t, env(backend, { WEBHOOK_RETRY_BASE_MS: '3600000' }));
+      const queues = await processorWorkers(t, db, config);
+      const deliveries = queues.get('webhook-delivery');
+      const receiver = await startReceiver(t, answer(503, 'busy'));
+      const owner = await registerUser(app, 'owner');
+      const circle = await createCircle(app, owner);
+      const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+      await createProject(app, owner, circle.id);
+      await relay(db, queues, config);
+      const [failed] = await attemptsReach(db, hook.id, 1);
+      t.match(failed, { attempt: 1, outcome: 'http_error', response_status: 503 });
+      t.ok(
+        await waitFor(async () => (await deliveries.getDelayedCount()) === 1, 10_000, 25),
+        'attempt 2 waits in its backoff',
+      );
+      const [retry] = await deliveries.getDelayed();
+      t.ok(retry!.delay >= 30 * 60_000, 'for half an hour at least');
+      const [waiting] = await messagesOf(db, hook.id);
+      t.equal(
+        retry!.id,
+        storedJobId(deliveryJobKey(waiting!.id, 2, waiting!.next_attempt_at!)),
+        'keyed by message, attempt and the due time the sweep would read',
+      );
+
+      const url = `/v1/circles/${circle.id}/webhooks/${hook.id}`;
+      await call(app, 'PATCH', url, { token: owner.token, body: { enabled: false } });
+      t.match(await messagesOf(db, hook.id), [{ status: 'failed', attempts: 1 }], 'disabling ended the message');
+      if (oldJob === 'finished') {
+        // The retry runs now, finds its message ended and sends nothing; BullMQ keeps it as completed.
+        await retry!.promote();
+        const done = await finishedJob(deliveries, retry!.id!);
+        t.same(done.returnvalue, { result: 'skipped' });
+      }
+      t.equal(receiver.received.length, 1);
+      receiver.behave(answer(200));
+      t.equal((await call(app, 'PATCH', url, { token: owner.token, body: { enabled: true } })).status, 200);
+      const asked = Date.now();
+      const res = await call(app, 'POST', `${url}/deliveries/${failed!.id}/redeliver`, { token: owner.token });
+      t.equal(res.status, 202);
+      t.match(res.body, { messageId: failed!.message_id, attempt: 2, status: 'pending' });
+
+      // Its own job: delivered now, not swallowed by the job of the retry it replaces.
+      const attempts = await attemptsReach(db, hook.id, 2, 15_000);
+      t.match(attempts[1], { attempt: 2, trigger: 'redelivery', outcome: 'succeeded' });
+      t.ok(Date.now() - asked < 15_000, 'promptly');
+      const received = await receiver.requests(2);
+      t.equal(received[1]!.headers['webhook-id'], failed!.message_id, 'the same webhook-id');
+      t.match(await messagesOf(db, hook.id), [{ status: 'succeeded', attempts: 2 }]);
+      if (oldJob === 'still waiting') {
+        // The replaced retry, when its time comes, finds the attempt made and sends nothing.
+        await retry!.promote();
+        const done = await finishedJob(deliveries, retry!.id!);
+        t.same(done.returnvalue, { result: 'skipped' });
+      }
+      t.equal(receiver.received.length, 2, 'each attempt sent once');
+      await assertInvariants(t, db);
+    },
+  );
+}
+
 onEachQueueBackend(
   t,
   'with private targets refused, literal private hosts are refused at creation and a name resolving to loopback at delivery',
@@ -410,15 +477,23 @@ onEachQueueBackend(t, 'a message whose job was lost is delivered by the sweep', 
   await createProject(app, owner, circle.id);
   // Fanned out, then the queue store loses the job before any worker runs.
   await relay(db, app.queues, config);
-  t.equal((await messagesOf(db, hook.id)).length, 1);
+  const deliveries = app.queues.get('webhook-delivery');
+  const [fannedOut] = await messagesOf(db, hook.id);
+  t.same(
+    (await deliveries.getWaiting()).map((job) => job.id),
+    [storedJobId(deliveryJobKey(fannedOut!.id, 1, fannedOut!.next_attempt_at!))],
+    'the first attempt is keyed by the due time the sweep reads from the message',
+  );
   await flushQueueStore(config);
-  const queues = await processorWorkers(t, db, config);
-  const ctx = { db, queues, config, log: app.log };
+  const ctx = { db, queues: app.queues, config, log: app.log };
   t.equal(await requeueOverdueMessages(ctx), 0, 'not yet overdue: the job may just be waiting');
   await sql`UPDATE webhook_messages SET next_attempt_at = now() - interval '2 minutes' WHERE endpoint_id = ${hook.id}`.execute(
     db,
   );
   t.equal(await requeueOverdueMessages(ctx), 1);
+  t.equal(await requeueOverdueMessages(ctx), 1, 'swept again before any worker ran');
+  t.equal(await deliveries.getWaitingCount(), 1, 'still one job: a re-enqueue keeps its key');
+  await processorWorkers(t, db, config);
   const [message] = await messagesSettle(db, hook.id, 1);
   t.equal(message!.status, 'succeeded');
   t.equal((await receiver.requests(1)).length, 1);
