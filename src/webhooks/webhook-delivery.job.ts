@@ -86,7 +86,8 @@ export async function deliverAttempt(
 ): Promise<string> {
   const m = await repo.findMessageForDelivery(ctx.db, circleId, messageId);
   const due = m?.status === 'pending' && m.attempts === attempt - 1;
-  if (!m || !due || !m.url || !m.enabled || !m.secret) return 'skipped';
+  if (!m || !due || !m.url || !m.secret) return 'skipped';
+  if (!m.enabled) return endIfDisabled(ctx, circleId, m.endpoint_id, messageId);
   const startedAt = new Date();
   const secrets = signingSecrets(
     { secret: m.secret, previous_secret: m.previous_secret, previous_secret_expires_at: m.previous_secret_expires_at },
@@ -148,6 +149,32 @@ export async function deliverAttempt(
     return 'retrying';
   }
   return retryIn;
+}
+
+/**
+ * Ends a pending message of a disabled endpoint as failed, sending nothing. Disabling ends the
+ * endpoint's pending messages, but the outbox relay may have read the endpoint as enabled just
+ * before and commit a message after: without this it would stay pending for good. Not counted in
+ * the endpoint's failing streak: no attempt was made.
+ */
+async function endIfDisabled(
+  ctx: AppContext,
+  circleId: string,
+  endpointId: string,
+  messageId: string,
+): Promise<'failed' | 'stale'> {
+  return ctx.db.transaction().execute(async (trx) => {
+    const endpoint = await repo.lockEndpoint(trx, circleId, endpointId);
+    const locked = await repo.lockMessage(trx, circleId, messageId);
+    // Re-enabled in the meantime (its message is deliverable again) or finished elsewhere.
+    if (!endpoint || endpoint.enabled || locked?.status !== 'pending') return 'stale';
+    await repo.updateMessage(trx, circleId, messageId, {
+      status: 'failed',
+      next_attempt_at: null,
+      completed_at: new Date(),
+    });
+    return 'failed';
+  });
 }
 
 export const webhookDeliveryProcessor: Processor<'webhook-delivery'> = async (

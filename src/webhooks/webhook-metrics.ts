@@ -10,8 +10,9 @@ const OUTCOMES = ['succeeded', 'failed', 'retrying', 'skipped', 'stale'] as cons
 
 /**
  * Webhook delivery attempts by outcome, counted from the delivery jobs' results in the process
- * that ran them: `succeeded`, `failed` (the message gave up), `retrying` (an attempt failed and
- * another is scheduled), `skipped` and `stale` (nothing to do: disabled endpoint, a repeat).
+ * that ran them: `succeeded`, `failed` (the message gave up, or was ended unsent because its
+ * endpoint is disabled), `retrying` (an attempt failed and another is scheduled), `skipped` and
+ * `stale` (nothing to do: a message already ended, a repeat).
  */
 export class WebhookDeliveryMetrics implements JobObserver, MetricSource {
   readonly name = 'webhook-deliveries';

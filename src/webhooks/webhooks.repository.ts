@@ -249,18 +249,15 @@ export async function findAttempt(db: Executor, circleId: string, endpointId: st
 }
 
 /**
- * Pending messages of enabled endpoints whose next attempt is overdue by `graceMs` (a lost job),
- * with the time it fell due.
+ * Pending messages whose next attempt is overdue by `graceMs` (a lost job), with the time it fell
+ * due. Those of a disabled endpoint are included: their job ends them (a message the relay
+ * committed just as its endpoint was disabled), which a lost job would never do.
  */
 export async function overdueMessages(db: Db, graceMs: number, limit: number) {
   return db
     .selectFrom('webhook_messages as m')
-    .innerJoin('webhook_endpoints as w', (join) =>
-      join.onRef('w.circle_id', '=', 'm.circle_id').onRef('w.id', '=', 'm.endpoint_id'),
-    )
     .select(['m.circle_id', 'm.id', 'm.attempts', 'm.next_attempt_at'])
     .where('m.status', '=', 'pending')
-    .where('w.enabled', '=', true)
     .where('m.next_attempt_at', '<', sql<Date>`now() - make_interval(secs => ${graceMs / 1000})`)
     .orderBy('m.next_attempt_at')
     .limit(limit)

@@ -13,8 +13,9 @@ import {
 } from '../helper.js';
 import { createProject, finishedJob, processorWorkers, waitFor } from '../marketplace-helpers.js';
 import { assertInvariants } from '../settlement-helpers.js';
-import { deliveryCountsByOutcome } from '../../src/webhooks/webhooks.repository.js';
-import { deliveryJobKey, requeueOverdueMessages } from '../../src/webhooks/webhook-delivery.job.js';
+import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
+import { deliveryCountsByOutcome, lockEndpoint } from '../../src/webhooks/webhooks.repository.js';
+import { deliveryJobKey, disableEndpoint, requeueOverdueMessages } from '../../src/webhooks/webhook-delivery.job.js';
 import { storedJobId } from '../../src/jobs/queues.js';
 import {
   answer,
@@ -499,3 +500,79 @@ onEachQueueBackend(t, 'a message whose job was lost is delivered by the sweep', 
   t.equal((await receiver.requests(1)).length, 1);
   await assertInvariants(t, db);
 });
+
+onEachQueueBackend(
+  t,
+  'a message fanned out just as its endpoint was disabled ends failed, by its job or, the job lost, by the sweep',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, env(backend));
+    const receiver = await startReceiver(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+    const url = `/v1/circles/${circle.id}/webhooks/${hook.id}`;
+
+    // The race, forced: the disabling transaction holds the endpoint's row while the relay's
+    // fan-out reads the endpoint as enabled and then waits on that row (its foreign-key check);
+    // the disabling ends the endpoint's pending messages, which cannot include the one not yet
+    // committed, and the relay then commits it and enqueues its job.
+    async function fanOutWhileDisabling(relayQueues: typeof app.queues) {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let holding!: (pid: number) => void;
+      const holder = new Promise<number>((resolve) => {
+        holding = resolve;
+      });
+      const disabling = db.transaction().execute(async (trx) => {
+        const endpoint = await lockEndpoint(trx, circle.id, hook.id);
+        holding(await backendPid(trx));
+        await gate;
+        await disableEndpoint(trx, endpoint!, 'manual', owner.id);
+      });
+      const pid = await holder;
+      const relaying = relay(db, relayQueues, config);
+      t.match((await waitUntilBlockedBy(db, pid)).query, /INSERT INTO webhook_messages|webhook_endpoints/);
+      release();
+      await disabling;
+      await relaying;
+    }
+
+    // Its job lost: the sweep re-enqueues it, and the job ends it.
+    await createProject(app, owner, circle.id, { title: 'Lost' });
+    await fanOutWhileDisabling(app.queues);
+    const [lost] = await messagesOf(db, hook.id);
+    t.match(lost, { status: 'pending', attempts: 0 }, 'a pending message of a disabled endpoint');
+    t.match(await db.selectFrom('webhook_endpoints').select(['enabled', 'disabled_reason']).executeTakeFirst(), {
+      enabled: false,
+      disabled_reason: 'manual',
+    });
+    await flushQueueStore(config);
+    const queues = await processorWorkers(t, db, config);
+    await sql`UPDATE webhook_messages SET next_attempt_at = now() - interval '2 minutes' WHERE id = ${lost!.id}`.execute(
+      db,
+    );
+    t.equal(await requeueOverdueMessages({ db, queues, log: app.log }), 1, 'the sweep takes it up');
+    t.match(await messagesSettle(db, hook.id, 1), [{ id: lost!.id, status: 'failed', attempts: 0 }]);
+
+    // Its job runs: it ends the message.
+    t.equal((await call(app, 'PATCH', url, { token: owner.token, body: { enabled: true } })).status, 200);
+    await createProject(app, owner, circle.id, { title: 'Raced' });
+    await fanOutWhileDisabling(queues);
+    const messages = await messagesSettle(db, hook.id, 2);
+    t.match(messages[1], { status: 'failed', attempts: 0, next_attempt_at: null });
+    t.ok(messages[1]!.completed_at, 'ended');
+    const job = await waitFor(
+      async () =>
+        (await queues.get('webhook-delivery').getCompleted()).find((j) => j.data.messageId === messages[1]!.id),
+      10_000,
+      25,
+    );
+    t.match(job, { data: { attempt: 1 }, returnvalue: { result: 'failed' } }, 'by its first attempt, unsent');
+    t.same(await attemptsOf(db, hook.id), [], 'no attempt was made');
+    t.equal(receiver.received.length, 0, 'nothing was sent to the disabled endpoint');
+    t.equal(await requeueOverdueMessages({ db, queues, log: app.log }), 0, 'nothing left for the sweep');
+    await assertInvariants(t, db);
+  },
+);
