@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { ClaimStatus } from '../infra/database-schema.js';
 import { invalid, conflict, forbidden, notFound } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { recordEvent } from '../events/events.repository.js';
+import { type NewEvent, recordEvent, recordEvents } from '../events/events.repository.js';
 import { MANAGERS, authorize } from '../circles/access.js';
 import { normalizeSkills } from '../accounts/skills.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
@@ -25,6 +25,25 @@ export const claimLimits = (config: Pick<Config, 'maxLiveClaimsPerMember' | 'max
   memberCap: config.maxLiveClaimsPerMember,
   maxLeaseSeconds: config.maxLeaseSeconds,
 });
+
+/**
+ * The `claim.revoked` events for claims just revoked, one each, whoever revoked them (a manager,
+ * a task's cancellation): in the circle's feed and in the member's inbox (the recipient).
+ * `actorId` null means the service revoked them on its own.
+ */
+export function claimRevokedEvents(
+  claims: readonly Pick<repo.ClaimRow, 'id' | 'circle_id' | 'user_id' | 'task_id'>[],
+  revocation: { actorId: string | null; reason: string },
+): NewEvent[] {
+  return claims.map((c) => ({
+    circleId: c.circle_id,
+    type: 'claim.revoked',
+    subjectId: c.id,
+    actorId: revocation.actorId,
+    recipientId: c.user_id,
+    payload: { taskId: c.task_id, reason: revocation.reason },
+  }));
+}
 
 export const toClaimView = (c: repo.ClaimRow) => ({
   id: c.id,
@@ -200,14 +219,7 @@ export async function revokeClaim(ctx: AppContext, userId: string, claimId: stri
     assertProjectEditable(current.project_status);
     const ended = await repo.endClaim(trx, claimId, ['active', 'submitted'], 'revoked', reason);
     if (!ended) throw conflict('claim_not_active', `The claim is ${current.status}.`);
-    await recordEvent(trx, {
-      circleId: current.circle_id,
-      type: 'claim.revoked',
-      subjectId: claimId,
-      actorId: userId,
-      recipientId: current.user_id,
-      payload: { taskId: current.task_id, reason },
-    });
+    await recordEvents(trx, claimRevokedEvents([ended], { actorId: userId, reason }));
     return toClaimView(ended);
   });
 }
