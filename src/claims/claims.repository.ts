@@ -328,11 +328,48 @@ export async function revokeLiveClaimsOn(
   reason: string,
 ): Promise<ClaimRow[]> {
   if (taskIds.length === 0) return [];
+  return revokeClaims(trx, sql`c.task_id = ANY(${taskIds}::uuid[]) AND c.status IN ('active', 'submitted')`, reason);
+}
+
+/**
+ * Revokes the active claims a member still holds in a circle they left, with the reason, and frees
+ * their slots: every one while they are out of the circle, and when they have come back, those
+ * made before their current membership began (what they claimed since is theirs). Submitted work
+ * stays for review. Locks the claims, in id order, before their tasks (the order reviews and task
+ * cancellations take). Only active claims change, so running it again revokes nothing more.
+ * Returns the revoked claims.
+ */
+export async function revokeClaimsOfDepartedMember(
+  trx: Transaction<Database>,
+  circleId: string,
+  userId: string,
+  reason: string,
+): Promise<ClaimRow[]> {
+  const held = await sql<{ id: string }>`
+    SELECT c.id FROM claims c
+    WHERE c.circle_id = ${circleId}::uuid AND c.user_id = ${userId}::uuid AND c.status = 'active'
+      AND NOT EXISTS (
+        SELECT 1 FROM memberships m
+        WHERE m.circle_id = c.circle_id AND m.user_id = c.user_id AND m.left_at IS NULL AND m.joined_at <= c.created_at)
+    ORDER BY c.id
+    FOR UPDATE OF c`.execute(trx);
+  if (held.rows.length === 0) return [];
+  // A claim submitted while this waited for its lock is no longer active and stays for review.
+  const ids = held.rows.map((r) => r.id);
+  return revokeClaims(trx, sql`c.id = ANY(${ids}::uuid[]) AND c.status = 'active'`, reason);
+}
+
+/**
+ * Revokes the claims matching `which` (a condition on claims `c`, which the caller has locked)
+ * with the reason and frees their slots, set-based like expiry: each claim leaves a live state
+ * once, so each slot is given back once.
+ */
+async function revokeClaims(trx: Transaction<Database>, which: RawBuilder<unknown>, reason: string) {
   const result = await sql<ClaimRow & FreedSlot>`
     WITH ended AS (
       UPDATE claims c SET status = 'revoked', member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
       FROM claims prior
-      WHERE prior.id = c.id AND c.task_id = ANY(${taskIds}::uuid[]) AND c.status IN ('active', 'submitted')
+      WHERE prior.id = c.id AND ${which}
       RETURNING ${sql.join(CLAIM_COLUMNS.map((column) => sql.ref(`c.${column}`)))}, prior.member_slot AS freed_slot
     ), freed AS (
       UPDATE tasks t SET live_claims = t.live_claims - x.n

@@ -28,8 +28,8 @@ export const claimLimits = (config: Pick<Config, 'maxLiveClaimsPerMember' | 'max
 
 /**
  * The `claim.revoked` events for claims just revoked, one each, whoever revoked them (a manager,
- * a task's cancellation): in the circle's feed and in the member's inbox (the recipient).
- * `actorId` null means the service revoked them on its own.
+ * a task's cancellation, the member's departure from the circle): in the circle's feed and in the
+ * member's inbox (the recipient). `actorId` null means the service revoked them on its own.
  */
 export function claimRevokedEvents(
   claims: readonly Pick<repo.ClaimRow, 'id' | 'circle_id' | 'user_id' | 'task_id'>[],
