@@ -14,6 +14,7 @@ import { relayOutbox, type EventHandlers, type OutboxSubscriber } from './events
 import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
 import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
 import { remindEndingLeases } from './claims/lease-reminder.job.js';
+import { revokeClaimsOfDepartedMembers } from './claims/departed-members.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/review-deadline.job.js';
 import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
 import { challengeClosingProcessor, sweepEndedChallenges } from './challenges/challenge-closing.job.js';
@@ -34,8 +35,14 @@ const eventHandlers: EventHandlers = {
   },
 };
 
-/** What every relayed batch of events feeds, whatever their types: the webhooks' messages. */
-const outboxSubscribers = (ctx: JobContext): OutboxSubscriber[] => [webhookFanOut(ctx.config, ctx.log)];
+/**
+ * What every relayed batch of events feeds, in the relay's transaction: the webhooks' messages,
+ * and the revocation of the claims members left behind in a circle (member.left).
+ */
+const outboxSubscribers = (ctx: JobContext): OutboxSubscriber[] => [
+  webhookFanOut(ctx.config, ctx.log),
+  revokeClaimsOfDepartedMembers,
+];
 
 /** One pass of the outbox relay, as the maintenance schedule runs it. */
 export const relayEvents = (ctx: JobContext) => relayOutbox(ctx.db, ctx.queues, eventHandlers, outboxSubscribers(ctx));

@@ -66,7 +66,10 @@ export function summarize(e: EventFacts): string {
     case 'claim.released':
       return `${actor} released ${task}`;
     case 'claim.revoked':
-      return `${actor} revoked ${possessive(member)} claim on ${task}${because}`;
+      // No actor: the service revoked it (the member left the circle).
+      return e.actorHandle
+        ? `${actor} revoked ${possessive(member)} claim on ${task}${because}`
+        : `${possessive(member)} claim on ${task} was revoked${because}`;
     case 'claim.expired':
       return `${possessive(member)} lease on ${task} expired`;
     case 'claim.lease_ending':

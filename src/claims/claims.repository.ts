@@ -1,4 +1,4 @@
-import { type Selectable, sql, type Transaction } from 'kysely';
+import { type RawBuilder, type Selectable, sql, type Transaction } from 'kysely';
 import type { ClaimStatus, ClaimsTable, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import { micros, newestFirstPage } from '../infra/sql.js';
@@ -40,11 +40,19 @@ const memberSlot = (userId: string, cap: number) => sql`
   WHERE NOT EXISTS (SELECT 1 FROM claims c WHERE c.user_id = ${userId}::uuid AND c.status = 'active' AND c.member_slot = s)
   ORDER BY s LIMIT 1`;
 
+/** The settings that bound a claim (claims.service's ClaimLimits, which this file cannot import). */
+type Limits = { memberCap: number; maxLeaseSeconds: number };
+
+// A lease of the project's length, but never longer than MAX_LEASE_SECONDS: the first lease of a
+// claim and the one a revise starts are capped as extensions are.
+const leaseEnd = (leaseSeconds: number | RawBuilder<unknown>, maxLeaseSeconds: number) =>
+  sql`now() + make_interval(secs => LEAST(${leaseSeconds}::int, ${maxLeaseSeconds}::int))`;
+
 // Inserting the claim and its event, given a CTE `bumped(id, circle_id, project_id, lease_seconds)`.
-const insertClaim = (userId: string) => sql`
+const insertClaim = (userId: string, maxLeaseSeconds: number) => sql`
   ins AS (
     INSERT INTO claims (circle_id, project_id, task_id, user_id, member_slot, expires_at)
-    SELECT b.circle_id, b.project_id, b.id, ${userId}::uuid, slot.member_slot, now() + make_interval(secs => b.lease_seconds)
+    SELECT b.circle_id, b.project_id, b.id, ${userId}::uuid, slot.member_slot, ${leaseEnd(sql.ref('b.lease_seconds'), maxLeaseSeconds)}
     FROM bumped b, slot
     RETURNING ${CLAIM_RETURNING}
   ), ev AS (
@@ -59,7 +67,7 @@ const insertClaim = (userId: string) => sql`
  * version; the CHECK constraint on tasks and the unique index on live claims back it up.
  * Returns nothing when the task can't be claimed now (the caller asks diagnoseClaim why).
  */
-export async function claimTask(db: Db, taskId: string, userId: string, cap: number): Promise<ClaimRow | undefined> {
+export async function claimTask(db: Db, taskId: string, userId: string, limits: Limits): Promise<ClaimRow | undefined> {
   const result = await sql<ClaimRow>`
     WITH target AS (
       SELECT t.id, p.lease_seconds
@@ -67,7 +75,7 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
       JOIN projects p ON p.id = t.project_id AND p.status = 'open'
       JOIN memberships m ON m.circle_id = t.circle_id AND m.user_id = ${userId}::uuid AND m.left_at IS NULL
       WHERE t.id = ${taskId}::uuid
-    ), slot AS (${memberSlot(userId, cap)}),
+    ), slot AS (${memberSlot(userId, limits.memberCap)}),
     bumped AS (
       UPDATE tasks t SET live_claims = t.live_claims + 1
       FROM target, slot
@@ -76,7 +84,7 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
         -- unique index claims_one_per_member_and_task settles concurrent claims.
         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted', 'accepted'))
       RETURNING t.id, t.circle_id, t.project_id, target.lease_seconds
-    ), ${insertClaim(userId)}`.execute(db);
+    ), ${insertClaim(userId, limits.maxLeaseSeconds)}`.execute(db);
   return result.rows[0];
 }
 
@@ -85,7 +93,8 @@ export async function claimTask(db: Db, taskId: string, userId: string, cap: num
 const claimNext = compiledQueryShapes(
   (
     _db,
-    a: { projectId: string; userId: string; skills: string[] | null; cap: number },
+    // Flat arguments: each is a placeholder while the statement is compiled (compiled-queries.ts).
+    a: { projectId: string; userId: string; skills: string[] | null; memberCap: number; maxLeaseSeconds: number },
     shape: { skipLocked: boolean },
   ) => sql<ClaimRow>`
     WITH project AS (
@@ -93,7 +102,7 @@ const claimNext = compiledQueryShapes(
       FROM projects p
       JOIN memberships m ON m.circle_id = p.circle_id AND m.user_id = ${a.userId}::uuid AND m.left_at IS NULL
       WHERE p.id = ${a.projectId}::uuid AND p.status = 'open'
-    ), slot AS (${memberSlot(a.userId, a.cap)}),
+    ), slot AS (${memberSlot(a.userId, a.memberCap)}),
     candidate AS (
       SELECT t.id, project.lease_seconds
       FROM tasks t, project, slot,
@@ -113,7 +122,7 @@ const claimNext = compiledQueryShapes(
       UPDATE tasks t SET live_claims = t.live_claims + 1
       FROM candidate WHERE t.id = candidate.id
       RETURNING t.id, t.circle_id, t.project_id, candidate.lease_seconds
-    ), ${insertClaim(a.userId)}`,
+    ), ${insertClaim(a.userId, a.maxLeaseSeconds)}`,
   { name: 'claim_next' },
 );
 
@@ -132,10 +141,11 @@ export async function claimNextTask(
   projectId: string,
   userId: string,
   skills: string[] | null,
-  cap: number,
+  limits: Limits,
   { skipLocked = true }: { skipLocked?: boolean } = {},
 ): Promise<ClaimRow | undefined> {
-  const result = await claimNext({ skipLocked }).execute(db, { projectId, userId, skills, cap });
+  const { memberCap, maxLeaseSeconds } = limits;
+  const result = await claimNext({ skipLocked }).execute(db, { projectId, userId, skills, memberCap, maxLeaseSeconds });
   return result.rows[0];
 }
 
@@ -318,11 +328,48 @@ export async function revokeLiveClaimsOn(
   reason: string,
 ): Promise<ClaimRow[]> {
   if (taskIds.length === 0) return [];
+  return revokeClaims(trx, sql`c.task_id = ANY(${taskIds}::uuid[]) AND c.status IN ('active', 'submitted')`, reason);
+}
+
+/**
+ * Revokes the active claims a member still holds in a circle they left, with the reason, and frees
+ * their slots: every one while they are out of the circle, and when they have come back, those
+ * made before their current membership began (what they claimed since is theirs). Submitted work
+ * stays for review. Locks the claims, in id order, before their tasks (the order reviews and task
+ * cancellations take). Only active claims change, so running it again revokes nothing more.
+ * Returns the revoked claims.
+ */
+export async function revokeClaimsOfDepartedMember(
+  trx: Transaction<Database>,
+  circleId: string,
+  userId: string,
+  reason: string,
+): Promise<ClaimRow[]> {
+  const held = await sql<{ id: string }>`
+    SELECT c.id FROM claims c
+    WHERE c.circle_id = ${circleId}::uuid AND c.user_id = ${userId}::uuid AND c.status = 'active'
+      AND NOT EXISTS (
+        SELECT 1 FROM memberships m
+        WHERE m.circle_id = c.circle_id AND m.user_id = c.user_id AND m.left_at IS NULL AND m.joined_at <= c.created_at)
+    ORDER BY c.id
+    FOR UPDATE OF c`.execute(trx);
+  if (held.rows.length === 0) return [];
+  // A claim submitted while this waited for its lock is no longer active and stays for review.
+  const ids = held.rows.map((r) => r.id);
+  return revokeClaims(trx, sql`c.id = ANY(${ids}::uuid[]) AND c.status = 'active'`, reason);
+}
+
+/**
+ * Revokes the claims matching `which` (a condition on claims `c`, which the caller has locked)
+ * with the reason and frees their slots, set-based like expiry: each claim leaves a live state
+ * once, so each slot is given back once.
+ */
+async function revokeClaims(trx: Transaction<Database>, which: RawBuilder<unknown>, reason: string) {
   const result = await sql<ClaimRow & FreedSlot>`
     WITH ended AS (
       UPDATE claims c SET status = 'revoked', member_slot = NULL, revoke_reason = ${reason}, updated_at = now()
       FROM claims prior
-      WHERE prior.id = c.id AND c.task_id = ANY(${taskIds}::uuid[]) AND c.status IN ('active', 'submitted')
+      WHERE prior.id = c.id AND ${which}
       RETURNING ${sql.join(CLAIM_COLUMNS.map((column) => sql.ref(`c.${column}`)))}, prior.member_slot AS freed_slot
     ), freed AS (
       UPDATE tasks t SET live_claims = t.live_claims - x.n
@@ -374,20 +421,21 @@ export async function rejectClaim(trx: Transaction<Database>, claimId: string): 
 
 /**
  * Sends submitted work back for revision: the claim is active again on a fresh lease of
- * `leaseSeconds`, keeping its task slot, and takes a member slot like a new claim: the lowest free
+ * `leaseSeconds` (at most MAX_LEASE_SECONDS, like every lease), keeping its task slot, and takes a
+ * member slot like a new claim: the lowest free
  * regular one, or at the cap the highest free overflow one (-1 first), so the revise always succeeds
  * and the claim counts against the cap either way.
  *
  * A claim or revise of the same member committing the same slot meanwhile is a unique violation:
  * the statement is retried under a savepoint (keeping the reviewer's transaction), and sees that
- * slot taken. Each conflict is a slot someone else won, and a member has only `cap` regular slots
- * and one overflow slot per live revision, so the retries end.
+ * slot taken. Each conflict is a slot someone else won, and a member has only `memberCap` regular
+ * slots and one overflow slot per live revision, so the retries end.
  */
 export async function reviseClaim(
   trx: Transaction<Database>,
   claimId: string,
   leaseSeconds: number,
-  cap: number,
+  limits: Limits,
 ): Promise<{ id: string; expires_at: Date }> {
   for (;;) {
     await sql`SAVEPOINT revise_member_slot`.execute(trx);
@@ -395,9 +443,9 @@ export async function reviseClaim(
       const result = await sql<{ id: string; expires_at: Date }>`
         UPDATE claims c
         SET status = 'active', updated_at = now(),
-            lease_started_at = now(), expires_at = now() + make_interval(secs => ${leaseSeconds}),
+            lease_started_at = now(), expires_at = ${leaseEnd(leaseSeconds, limits.maxLeaseSeconds)},
             member_slot = coalesce(
-              (SELECT s FROM generate_series(1, ${cap}::int) AS s
+              (SELECT s FROM generate_series(1, ${limits.memberCap}::int) AS s
                WHERE NOT EXISTS (SELECT 1 FROM claims o WHERE o.user_id = c.user_id AND o.status = 'active' AND o.member_slot = s)
                ORDER BY s LIMIT 1),
               (SELECT -s FROM generate_series(1, (SELECT count(*)::int + 1 FROM claims o WHERE o.user_id = c.user_id AND o.status = 'active')) AS s
@@ -448,17 +496,28 @@ export async function expireOverdueClaims(db: Db, limit: number) {
   });
 }
 
+/** Whether an active claim's lease already runs at least `seconds` from now (database time). */
+export async function leaseOutlasts(trx: Transaction<Database>, claimId: string, seconds: number): Promise<boolean> {
+  const result = await sql<{ outlasts: boolean }>`
+    SELECT expires_at >= now() + make_interval(secs => ${seconds}) AS outlasts
+    FROM claims WHERE id = ${claimId}::uuid AND status = 'active'`.execute(trx);
+  return result.rows[0]?.outlasts ?? false;
+}
+
+/**
+ * Moves an active claim's deadline to `seconds` from now, but no further than `maxLeaseSeconds`
+ * from the lease start, and only ever later: returns nothing when the lease would not move later.
+ */
 export async function extendLease(
   trx: Transaction<Database>,
   claimId: string,
   seconds: number,
   maxLeaseSeconds: number,
 ) {
+  const extendedTo = sql`LEAST(now() + make_interval(secs => ${seconds}), lease_started_at + make_interval(secs => ${maxLeaseSeconds}))`;
   const result = await sql<ClaimRow>`
-    UPDATE claims
-    SET expires_at = LEAST(now() + make_interval(secs => ${seconds}), lease_started_at + make_interval(secs => ${maxLeaseSeconds})),
-        updated_at = now()
-    WHERE id = ${claimId}::uuid AND status = 'active'
+    UPDATE claims SET expires_at = ${extendedTo}, updated_at = now()
+    WHERE id = ${claimId}::uuid AND status = 'active' AND ${extendedTo} > expires_at
     RETURNING ${CLAIM_RETURNING}`.execute(trx);
   return result.rows[0];
 }

@@ -27,7 +27,9 @@ export const Claim = Type.Object(
     userId: Id('Member holding the claim'),
     status: ClaimStatusSchema,
     expiresAt: Timestamp('Lease deadline: an active claim not submitted by then expires'),
-    leaseStartedAt: Timestamp('When the current lease began (extensions are capped from here)'),
+    leaseStartedAt: Timestamp(
+      'When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here',
+    ),
     revokeReason: Type.Union([Type.String(), Type.Null()], { description: 'Why a manager revoked it, if they did' }),
     createdAt: Timestamp('When it was claimed'),
     updatedAt: Timestamp('When its status or lease last changed'),
@@ -48,7 +50,7 @@ export const ExtendBody = Obj(
         minimum: 1,
         maximum: 30 * 86400,
         description:
-          "New lease length from now (default: the project's lease length); capped by the longest lease allowed",
+          "New lease length from now (default: the project's lease length); capped by the longest lease allowed. Asking for no more than the lease has left changes nothing (200, the claim as it is)",
       }),
     ),
   },

@@ -1,8 +1,9 @@
 import type { AppContext } from '../context.js';
+import type { Config } from '../config.js';
 import type { ClaimStatus } from '../infra/database-schema.js';
 import { invalid, conflict, forbidden, notFound } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { recordEvent } from '../events/events.repository.js';
+import { type NewEvent, recordEvent, recordEvents } from '../events/events.repository.js';
 import { MANAGERS, authorize } from '../circles/access.js';
 import { normalizeSkills } from '../accounts/skills.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
@@ -11,6 +12,38 @@ import { findTaskWithRole } from '../tasks/tasks.repository.js';
 import { scheduleClaimExpiry } from './claim-expiry.job.js';
 import { isUniqueViolation } from '../infra/pg-errors.js';
 import * as repo from './claims.repository.js';
+
+/** The settings that bound every claim, as the claim, revise and extend statements take them. */
+export interface ClaimLimits {
+  /** MAX_LIVE_CLAIMS_PER_MEMBER: the active claims a member holds in regular slots. */
+  memberCap: number;
+  /** MAX_LEASE_SECONDS: the longest a lease runs from its start (a claim, a revise), extensions included. */
+  maxLeaseSeconds: number;
+}
+
+export const claimLimits = (config: Pick<Config, 'maxLiveClaimsPerMember' | 'maxLeaseSeconds'>): ClaimLimits => ({
+  memberCap: config.maxLiveClaimsPerMember,
+  maxLeaseSeconds: config.maxLeaseSeconds,
+});
+
+/**
+ * The `claim.revoked` events for claims just revoked, one each, whoever revoked them (a manager,
+ * a task's cancellation, the member's departure from the circle): in the circle's feed and in the
+ * member's inbox (the recipient). `actorId` null means the service revoked them on its own.
+ */
+export function claimRevokedEvents(
+  claims: readonly Pick<repo.ClaimRow, 'id' | 'circle_id' | 'user_id' | 'task_id'>[],
+  revocation: { actorId: string | null; reason: string },
+): NewEvent[] {
+  return claims.map((c) => ({
+    circleId: c.circle_id,
+    type: 'claim.revoked',
+    subjectId: c.id,
+    actorId: revocation.actorId,
+    recipientId: c.user_id,
+    payload: { taskId: c.task_id, reason: revocation.reason },
+  }));
+}
 
 export const toClaimView = (c: repo.ClaimRow) => ({
   id: c.id,
@@ -59,7 +92,7 @@ async function refusal(
   userId: string,
   where: { taskId: string } | { projectId: string },
 ): Promise<never> {
-  const cap = ctx.config.maxLiveClaimsPerMember;
+  const cap = claimLimits(ctx.config).memberCap;
   const why = await repo.diagnoseClaim(ctx.db, userId, cap, where);
   if (!why.projectStatus) throw notFound('taskId' in where ? 'task' : 'project');
   assertProjectOpen(why.projectStatus);
@@ -90,8 +123,8 @@ async function afterClaim(ctx: AppContext, claim: repo.ClaimRow) {
 }
 
 export async function claimTask(ctx: AppContext, userId: string, taskId: string) {
-  const cap = ctx.config.maxLiveClaimsPerMember;
-  const claim = await withSlotRetry(cap, () => repo.claimTask(ctx.db, taskId, userId, cap));
+  const limits = claimLimits(ctx.config);
+  const claim = await withSlotRetry(limits.memberCap, () => repo.claimTask(ctx.db, taskId, userId, limits));
   if (!claim) return refusal(ctx, userId, { taskId });
   return afterClaim(ctx, claim);
 }
@@ -99,11 +132,13 @@ export async function claimTask(ctx: AppContext, userId: string, taskId: string)
 /** Skills from the request, else the caller's profile skills (read by the claim statement); none means any task. */
 export async function claimNextTask(ctx: AppContext, userId: string, projectId: string, skills?: string[]) {
   const normalized = skills ? normalizeSkills(skills) : null;
-  const cap = ctx.config.maxLiveClaimsPerMember;
+  const limits = claimLimits(ctx.config);
   const run = (skipLocked: boolean) =>
-    withSlotRetry(cap, () => repo.claimNextTask(ctx.db, projectId, userId, normalized, cap, { skipLocked }), {
-      retrySameTask: true,
-    });
+    withSlotRetry(
+      limits.memberCap,
+      () => repo.claimNextTask(ctx.db, projectId, userId, normalized, limits, { skipLocked }),
+      { retrySameTask: true },
+    );
   // Skipping locked rows keeps concurrent callers apart, but comes back empty while a multi-slot
   // task still has room and every candidate is locked by someone claiming one of its slots. So
   // before answering no_claimable_task, look once more, this time waiting on the locks.
@@ -128,24 +163,30 @@ export async function getClaim(ctx: AppContext, userId: string, claimId: string)
   return toClaimView(claim);
 }
 
+/**
+ * The heartbeat: the lease runs `seconds` (default: the project's lease length) from now, capped at
+ * MAX_LEASE_SECONDS from its start. Asking for no more than the lease has left answers the claim
+ * as it is: a lease is never shortened, and nothing changed that needs an event.
+ */
 export async function extendClaim(ctx: AppContext, userId: string, claimId: string, seconds?: number) {
-  const claim = await ctx.db.transaction().execute(async (trx) => {
+  const { claim, extended } = await ctx.db.transaction().execute(async (trx) => {
     const current = authorizeClaimant(await repo.lockClaimWithRole(trx, claimId, userId), userId);
     if (current.status !== 'active' || current.expires_at <= new Date())
       throw conflict('claim_not_active', `The claim is ${current.status === 'active' ? 'expired' : current.status}.`);
-    const extended = await repo.extendLease(trx, claimId, seconds ?? current.lease_seconds, ctx.config.maxLeaseSeconds);
-    if (!extended || extended.expires_at <= current.expires_at)
-      throw conflict('lease_limit_reached', 'The lease is already at its longest allowed length.');
+    const wanted = seconds ?? current.lease_seconds;
+    if (await repo.leaseOutlasts(trx, claimId, wanted)) return { claim: current, extended: false };
+    const moved = await repo.extendLease(trx, claimId, wanted, claimLimits(ctx.config).maxLeaseSeconds);
+    if (!moved) throw conflict('lease_limit_reached', 'The lease is already at its longest allowed length.');
     await recordEvent(trx, {
       circleId: current.circle_id,
       type: 'claim.extended',
       subjectId: claimId,
       actorId: userId,
-      payload: { expiresAt: extended.expires_at },
+      payload: { expiresAt: moved.expires_at },
     });
-    return extended;
+    return { claim: moved, extended: true };
   });
-  await scheduleClaimExpiry(ctx.queues, ctx.log, claim);
+  if (extended) await scheduleClaimExpiry(ctx.queues, ctx.log, claim);
   return toClaimView(claim);
 }
 
@@ -178,14 +219,7 @@ export async function revokeClaim(ctx: AppContext, userId: string, claimId: stri
     assertProjectEditable(current.project_status);
     const ended = await repo.endClaim(trx, claimId, ['active', 'submitted'], 'revoked', reason);
     if (!ended) throw conflict('claim_not_active', `The claim is ${current.status}.`);
-    await recordEvent(trx, {
-      circleId: current.circle_id,
-      type: 'claim.revoked',
-      subjectId: claimId,
-      actorId: userId,
-      recipientId: current.user_id,
-      payload: { taskId: current.task_id, reason },
-    });
+    await recordEvents(trx, claimRevokedEvents([ended], { actorId: userId, reason }));
     return toClaimView(ended);
   });
 }

@@ -5582,7 +5582,7 @@ export interface operations {
                         id: string;
                         /**
                          * Format: date-time
-                         * @description When the current lease began (extensions are capped from here)
+                         * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                          */
                         leaseStartedAt: string;
                         /**
@@ -5678,7 +5678,7 @@ export interface operations {
                  *     }
                  */
                 "application/json": {
-                    /** @description New lease length from now (default: the project's lease length); capped by the longest lease allowed */
+                    /** @description New lease length from now (default: the project's lease length); capped by the longest lease allowed. Asking for no more than the lease has left changes nothing (200, the claim as it is) */
                     seconds?: number;
                 };
             };
@@ -5713,7 +5713,7 @@ export interface operations {
                         id: string;
                         /**
                          * Format: date-time
-                         * @description When the current lease began (extensions are capped from here)
+                         * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                          */
                         leaseStartedAt: string;
                         /**
@@ -5840,7 +5840,7 @@ export interface operations {
                         id: string;
                         /**
                          * Format: date-time
-                         * @description When the current lease began (extensions are capped from here)
+                         * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                          */
                         leaseStartedAt: string;
                         /**
@@ -6114,7 +6114,7 @@ export interface operations {
                         id: string;
                         /**
                          * Format: date-time
-                         * @description When the current lease began (extensions are capped from here)
+                         * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                          */
                         leaseStartedAt: string;
                         /**
@@ -6696,7 +6696,7 @@ export interface operations {
                             id: string;
                             /**
                              * Format: date-time
-                             * @description When the current lease began (extensions are capped from here)
+                             * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                              */
                             leaseStartedAt: string;
                             /**
@@ -7617,7 +7617,7 @@ export interface operations {
                             id: string;
                             /**
                              * Format: date-time
-                             * @description When the current lease began (extensions are capped from here)
+                             * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                              */
                             leaseStartedAt: string;
                             /**
@@ -7749,7 +7749,7 @@ export interface operations {
                         id: string;
                         /**
                          * Format: date-time
-                         * @description When the current lease began (extensions are capped from here)
+                         * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                          */
                         leaseStartedAt: string;
                         /**
@@ -9458,7 +9458,7 @@ export interface operations {
                             id: string;
                             /**
                              * Format: date-time
-                             * @description When the current lease began (extensions are capped from here)
+                             * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                              */
                             leaseStartedAt: string;
                             /**
@@ -9582,7 +9582,7 @@ export interface operations {
                         id: string;
                         /**
                          * Format: date-time
-                         * @description When the current lease began (extensions are capped from here)
+                         * @description When the current lease began (a claim or a revise): the lease, extensions included, runs at most MAX_LEASE_SECONDS from here
                          */
                         leaseStartedAt: string;
                         /**

@@ -19,6 +19,7 @@ import {
   submitClaim,
 } from '../claims/claims.repository.js';
 import { scheduleClaimExpiry } from '../claims/claim-expiry.job.js';
+import { type ClaimLimits, claimLimits } from '../claims/claims.service.js';
 import { insertContribution } from '../contributions/contributions.repository.js';
 import { recordAcceptedWork } from '../tasks/task-completion.js';
 import { findTaskWeight } from '../tasks/tasks.repository.js';
@@ -93,8 +94,9 @@ type LockedClaim = NonNullable<Awaited<ReturnType<typeof lockClaim>>>;
 /**
  * Applies a review decision to a claim already locked by the caller's transaction. Accepting writes
  * the contribution (weight x score) and completes the task when it has its required accepts.
- * Revising needs the member cap (the claim takes a member slot again), so only a reviewer's
- * decision, not the automatic accept, can be a revise: `memberCap` comes with it.
+ * Revising needs the claim limits (the claim takes a member slot again, on a lease no longer than
+ * allowed), so only a reviewer's decision, not the automatic accept, can be a revise: `limits`
+ * come with it.
  */
 async function applyDecision(
   trx: Transaction<Database>,
@@ -107,7 +109,7 @@ async function applyDecision(
     feedback: string;
     automatic: boolean;
   },
-  memberCap?: number,
+  limits?: ClaimLimits,
 ) {
   assertProjectEditable(await lockProjectShared(trx, claim.project_id));
   const review = await repo.insertReview(trx, {
@@ -158,8 +160,8 @@ async function applyDecision(
   } else if (decision.decision === 'reject') {
     await rejectClaim(trx, claim.id);
   } else {
-    if (memberCap === undefined) throw new Error('a revise needs the member cap');
-    revised = await reviseClaim(trx, claim.id, claim.lease_seconds, memberCap);
+    if (limits === undefined) throw new Error('a revise needs the claim limits');
+    revised = await reviseClaim(trx, claim.id, claim.lease_seconds, limits);
   }
   await recordEvents(trx, events);
   return { review, points, revised };
@@ -197,7 +199,7 @@ export async function reviewClaim(
         feedback,
         automatic: false,
       },
-      ctx.config.maxLiveClaimsPerMember,
+      claimLimits(ctx.config),
     );
     return { ...result, submissionId: submission.id };
   });

@@ -7,6 +7,7 @@ import { recordEvent, recordEvents } from '../events/events.repository.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import { lockProjectShared, lockProjectWithRole } from '../projects/projects.repository.js';
 import { lockLiveClaimsOn, revokeLiveClaimsOn } from '../claims/claims.repository.js';
+import { claimRevokedEvents } from '../claims/claims.service.js';
 import { afterTaskDone, afterTasksCancelled } from '../tasks/task-completion.js';
 import { toTaskView } from '../tasks/tasks.service.js';
 import * as taskRepo from '../tasks/tasks.repository.js';
@@ -90,17 +91,7 @@ export async function cancelTask(ctx: AppContext, userId: string, taskId: string
     // Finished by someone else between the read and the locks.
     if (!cancelled.includes(taskId)) throw notOpen('no longer open');
     const revoked = await revokeLiveClaimsOn(trx, cancelled, reason);
-    await recordEvents(
-      trx,
-      revoked.map((c) => ({
-        circleId: c.circle_id,
-        type: 'claim.revoked',
-        subjectId: c.id,
-        actorId: userId,
-        recipientId: c.user_id,
-        payload: { taskId: c.task_id, reason },
-      })),
-    );
+    await recordEvents(trx, claimRevokedEvents(revoked, { actorId: userId, reason }));
     await afterTasksCancelled(trx, cancelled, task.parent_id, { circleId: task.circle_id, actorId: userId, reason });
     return taskView(trx, taskId, task.project_status);
   });

@@ -6,6 +6,7 @@ import { createDb } from '../../src/infra/postgres.js';
 import { PreparingClient, statementName } from '../../src/infra/prepared-statements.js';
 import { compiledQuery } from '../../src/infra/compiled-queries.js';
 import { claimNextTask } from '../../src/claims/claims.repository.js';
+import { claimLimits } from '../../src/claims/claims.service.js';
 import { buildTestApp, createCircle, registerUser } from '../helper.js';
 import { createProject, addTasks, joinMembers } from '../marketplace-helpers.js';
 
@@ -26,6 +27,7 @@ t.test('the claim statement is prepared once per connection and prepared again o
     { title: 'd', weight: 1 },
   ]);
 
+  const limits = claimLimits(config);
   const db = createDb(config.databaseUrl, 1);
   t.teardown(() => db.destroy());
   const prepared = async () =>
@@ -33,8 +35,8 @@ t.test('the claim statement is prepared once per connection and prepared again o
       .rows;
   const backend = async () => (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db)).rows[0]!.pid;
 
-  const first = await claimNextTask(db, project.id, members[0]!.id, null, 10);
-  const second = await claimNextTask(db, project.id, members[1]!.id, ['design'], 10);
+  const first = await claimNextTask(db, project.id, members[0]!.id, null, limits);
+  const second = await claimNextTask(db, project.id, members[1]!.id, ['design'], limits);
   t.ok(first && second, 'both claims made');
   t.not(first!.task_id, second!.task_id);
   const statements = await prepared();
@@ -43,7 +45,7 @@ t.test('the claim statement is prepared once per connection and prepared again o
   t.match(statements[0]!.statement, /FOR UPDATE OF t\s+SKIP LOCKED/);
 
   // The waiting variant (no SKIP LOCKED) is another shape, so a second name.
-  await claimNextTask(db, project.id, members[2]!.id, null, 10, { skipLocked: false });
+  await claimNextTask(db, project.id, members[2]!.id, null, limits, { skipLocked: false });
   t.same((await prepared()).map((s) => s.name).sort(), ['claim_next', 'claim_next_skipLocked']);
   t.notMatch(
     (await prepared()).find((s) => s.name === 'claim_next')!.statement,
@@ -65,7 +67,7 @@ t.test('the claim statement is prepared once per connection and prepared again o
       if (attempt >= 20) throw err;
     }
   }
-  const again = await claimNextTask(db, project.id, members[0]!.id, null, 10);
+  const again = await claimNextTask(db, project.id, members[0]!.id, null, limits);
   t.ok(again, 'claims again on the new connection');
   t.not(await backend(), old);
   t.equal((await prepared()).length, 1);
@@ -99,7 +101,10 @@ t.test(
     });
     t.teardown(() => db.destroy());
     await sql`ANALYZE tasks, claims`.execute(db);
-    t.ok(await claimNextTask(db, project.id, member!.id, ['design'], 10), 'a claim, which prepares the statement');
+    t.ok(
+      await claimNextTask(db, project.id, member!.id, ['design'], claimLimits(config)),
+      'a claim, which prepares the statement',
+    );
     const statement = last!;
     const name = statementName(statement.sql)!;
     t.equal(name, 'claim_next_skipLocked');

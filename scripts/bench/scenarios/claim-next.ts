@@ -1,4 +1,6 @@
 import { claimNextTask } from '../../../src/claims/claims.repository.js';
+import { claimLimits } from '../../../src/claims/claims.service.js';
+import { loadConfig } from '../../../src/config.js';
 import { checkInvariants } from '../../../src/audit/invariants.js';
 import { createDb } from '../../../src/infra/postgres.js';
 import { captureDb } from '../lib/database.js';
@@ -38,13 +40,15 @@ export const MINIMAL_CLAIM = `
 export async function claimNext(ctx: BenchContext): Promise<void> {
   const m = await getMarketplace(ctx);
   const s = ctx.opts.sizes;
-  const cap = ctx.maxLiveClaims;
+  // The limits the service resolved from the environment it was started with.
+  const limits = claimLimits(loadConfig(ctx.service.env));
+  const cap = limits.memberCap;
   const label = 'claim_next';
 
   // The endpoint's SQL, built by the service's own repository function (no skills in the body: the
   // statement reads the member's profile skills itself), prepared as the service prepares it.
   const capture = captureDb();
-  await claimNextTask(capture.db, m.projectId, '@user', null, cap, { skipLocked: true });
+  await claimNextTask(capture.db, m.projectId, '@user', null, limits, { skipLocked: true });
   const steps = capture.queries;
 
   let i = 0;
