@@ -3,6 +3,7 @@ import type { ClaimStatus } from '../infra/database-schema.js';
 import { invalid, conflict, forbidden, notFound } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
+import { withCommitMark } from '../events/commit-marks.js';
 import { MANAGERS, authorize } from '../circles/access.js';
 import { normalizeSkills } from '../accounts/skills.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
@@ -91,7 +92,9 @@ async function afterClaim(ctx: AppContext, claim: repo.ClaimRow) {
 
 export async function claimTask(ctx: AppContext, userId: string, taskId: string) {
   const cap = ctx.config.maxLiveClaimsPerMember;
-  const claim = await withSlotRetry(cap, () => repo.claimTask(ctx.db, taskId, userId, cap));
+  const claim = await withSlotRetry(cap, () =>
+    withCommitMark(ctx.db, (db) => repo.claimTask(db, taskId, userId, cap), Boolean),
+  );
   if (!claim) return refusal(ctx, userId, { taskId });
   return afterClaim(ctx, claim);
 }
@@ -101,9 +104,16 @@ export async function claimNextTask(ctx: AppContext, userId: string, projectId: 
   const normalized = skills ? normalizeSkills(skills) : null;
   const cap = ctx.config.maxLiveClaimsPerMember;
   const run = (skipLocked: boolean) =>
-    withSlotRetry(cap, () => repo.claimNextTask(ctx.db, projectId, userId, normalized, cap, { skipLocked }), {
-      retrySameTask: true,
-    });
+    withSlotRetry(
+      cap,
+      () =>
+        withCommitMark(
+          ctx.db,
+          (db) => repo.claimNextTask(db, projectId, userId, normalized, cap, { skipLocked }),
+          Boolean,
+        ),
+      { retrySameTask: true },
+    );
   // Skipping locked rows keeps concurrent callers apart, but comes back empty while a multi-slot
   // task still has room and every candidate is locked by someone claiming one of its slots. So
   // before answering no_claimable_task, look once more, this time waiting on the locks.
