@@ -487,6 +487,12 @@ export const ERROR_CODES = {
     summary: 'A request with this Idempotency-Key is still being processed.',
     remedy: 'Retry shortly with the same key: you will get its answer.',
   },
+  idempotency_response_lost: {
+    kind: 'conflict',
+    summary: 'The request with this Idempotency-Key was applied, but the server stopped before storing its answer.',
+    remedy:
+      'Do not send it again with a new key: read the resource (list or get it) to see what the request created or changed.',
+  },
   rate_limited: {
     kind: 'rate_limited',
     summary: 'You have sent more requests than your budget allows in the current minute.',

@@ -4,6 +4,7 @@ import type { ClaimStatus } from '../infra/database-schema.js';
 import { invalid, conflict, forbidden, notFound } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { type NewEvent, recordEvent, recordEvents } from '../events/events.repository.js';
+import { withCommitMark } from '../events/commit-marks.js';
 import { MANAGERS, authorize } from '../circles/access.js';
 import { normalizeSkills } from '../accounts/skills.js';
 import { assertProjectEditable, assertProjectOpen } from '../projects/project-rules.js';
@@ -124,7 +125,9 @@ async function afterClaim(ctx: AppContext, claim: repo.ClaimRow) {
 
 export async function claimTask(ctx: AppContext, userId: string, taskId: string) {
   const limits = claimLimits(ctx.config);
-  const claim = await withSlotRetry(limits.memberCap, () => repo.claimTask(ctx.db, taskId, userId, limits));
+  const claim = await withSlotRetry(limits.memberCap, () =>
+    withCommitMark(ctx.db, (db) => repo.claimTask(db, taskId, userId, limits), Boolean),
+  );
   if (!claim) return refusal(ctx, userId, { taskId });
   return afterClaim(ctx, claim);
 }
@@ -136,7 +139,12 @@ export async function claimNextTask(ctx: AppContext, userId: string, projectId: 
   const run = (skipLocked: boolean) =>
     withSlotRetry(
       limits.memberCap,
-      () => repo.claimNextTask(ctx.db, projectId, userId, normalized, limits, { skipLocked }),
+      () =>
+        withCommitMark(
+          ctx.db,
+          (db) => repo.claimNextTask(db, projectId, userId, normalized, limits, { skipLocked }),
+          Boolean,
+        ),
       { retrySameTask: true },
     );
   // Skipping locked rows keeps concurrent callers apart, but comes back empty while a multi-slot

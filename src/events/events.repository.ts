@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../infra/database-schema.js';
+import { applyCommitMark } from './commit-marks.js';
 
 export interface NewEvent {
   circleId: string | null;
@@ -15,10 +16,12 @@ export interface NewEvent {
 
 /**
  * Appends to the outbox. Takes a Transaction on purpose: an event must commit or roll back with
- * the change it describes, never on its own.
+ * the change it describes, never on its own. The request's commit mark, if it has one, is written
+ * here too (see commit-marks.ts).
  */
 export async function recordEvents(trx: Transaction<Database>, events: NewEvent[]): Promise<void> {
   if (events.length === 0) return;
+  await applyCommitMark(trx);
   await trx
     .insertInto('events')
     .values(

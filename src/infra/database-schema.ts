@@ -67,6 +67,10 @@ export interface IdempotencyKeysTable {
   response_status: number | null;
   response_type: string | null;
   response_body: string | null;
+  /** The request holding the key (see migration 0012); null on keys from before it. */
+  holder: string | null;
+  /** When the request's change committed; null until then, and for requests that changed nothing. */
+  applied_at: Date | null;
   created_at: CreatedAt;
 }
 

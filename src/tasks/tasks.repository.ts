@@ -2,6 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Database, TaskStatus } from '../infra/database-schema.js';
 import type { Executor } from '../infra/postgres.js';
 import type { FlatTask } from './task-tree.js';
+import { applyCommitMark } from '../events/commit-marks.js';
 import { callerMembershipOn } from '../circles/circles.repository.js';
 import { compiledQuery, compiledQueryShapes } from '../infra/compiled-queries.js';
 
@@ -95,6 +96,7 @@ export async function insertTaskForest(
     INSERT INTO events (circle_id, type, subject_id, actor_id, payload)
     SELECT ${circleId}::uuid, 'task.created', id, ${actorId}::uuid, jsonb_build_object('projectId', ${projectId}::text)
     FROM unnest(${tasks.map((t) => t.id)}::uuid[]) AS id`.execute(trx);
+  await applyCommitMark(trx);
 }
 
 export async function findTasksByIds(db: Executor, ids: string[]) {

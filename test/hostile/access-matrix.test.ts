@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -11,6 +12,7 @@ import {
   openApiComponents,
   routeTable,
   snapshot,
+  changedTableNames,
   v1Routes,
   type Actor,
   type RouteInfo,
@@ -274,6 +276,7 @@ t.test(
     t.same(stale, [], 'every row of the expectation table is a documented route');
 
     let requests = 0;
+    let keyed = 0;
     let refused = 0;
     let validated = 0;
     for (const route of routes) {
@@ -295,7 +298,11 @@ t.test(
         const body = cell?.body ? await cell.body(world) : route.body ? {} : undefined;
         const url = fillPath(route.path, params);
         const before = await snapshot(world.db);
-        const res = await call(world.app, route.method, url, { token, body });
+        // A request expected to succeed on an idempotent route carries a key: its change must
+        // mark the key as applied in the change's own transaction (see below).
+        const key = succeeds && route.idempotent ? randomUUID() : undefined;
+        const headers: Record<string, string> = key ? { 'idempotency-key': key } : {};
+        const res = await call(world.app, route.method, url, { token, body, headers });
         requests++;
         const label = `${route.key} as ${actor}: ${res.status} ${res.status >= 400 ? JSON.stringify(res.body) : ''}`;
         if (res.status >= 400) {
@@ -304,6 +311,22 @@ t.test(
           t.equal(changed, '', `${route.key} as ${actor}: refused with ${res.status}, the database is unchanged`);
         } else if (res.status < 300) {
           t.ok(route.responses.includes(res.status), `${route.key} as ${actor}: ${res.status} is documented`);
+          if (key) {
+            keyed++;
+            const changed = changedTableNames(before, await snapshot(world.db)).filter(
+              (table) => table !== 'public.idempotency_keys',
+            );
+            const row = await world.db
+              .selectFrom('idempotency_keys')
+              .select('applied_at')
+              .where('key', '=', key)
+              .executeTakeFirstOrThrow();
+            t.equal(
+              row.applied_at !== null,
+              changed.length > 0,
+              `${route.key} as ${actor}: its key is marked applied exactly when it changed something (${changed.join(' ')})`,
+            );
+          }
           const validate = validatorFor(route, res.status);
           if (validate) {
             validated++;
@@ -327,7 +350,7 @@ t.test(
       }
     }
     t.comment(
-      `SUMMARY hostile/access-matrix routes=${routes.length} actors=${ACTORS.length} requests=${requests} refusedUnchanged=${refused} bodiesValidated=${validated}`,
+      `SUMMARY hostile/access-matrix routes=${routes.length} actors=${ACTORS.length} requests=${requests} keyed=${keyed} refusedUnchanged=${refused} bodiesValidated=${validated}`,
     );
   },
 );

@@ -51,6 +51,8 @@ export interface RouteInfo {
   /** The JSON body schema documented for each status, where the answer is JSON. */
   responseSchemas: Record<number, JsonSchema>;
   anonymous: boolean;
+  /** Declares the Idempotency-Key header: a creating POST whose retries are safe. */
+  idempotent: boolean;
 }
 
 /** The shared schemas of /openapi.json, which the route schemas refer to (#/components/schemas/...). */
@@ -93,6 +95,7 @@ export async function routeTable(app: FastifyInstance): Promise<RouteInfo[]> {
           }),
         ),
         anonymous: Array.isArray(op.security) && op.security.length === 0,
+        idempotent: params.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key'),
       });
     }
   }
@@ -354,12 +357,18 @@ export async function snapshot(db: Db): Promise<string> {
 
 const parse = (text: string) => new Map(text.split(',').map((part) => part.split('=') as [string, string]));
 
+/** The tables (and `catalogue`) whose part of two snapshots differs. */
+export function changedTableNames(before: string, after: string): string[] {
+  const a = parse(before),
+    b = parse(after);
+  return [...new Set([...a.keys(), ...b.keys()])].filter((table) => a.get(table) !== b.get(table));
+}
+
 /** Names the tables whose part of two snapshots differs, with both values. */
 export function changedTables(before: string, after: string): string {
   const a = parse(before),
     b = parse(after);
-  return [...new Set([...a.keys(), ...b.keys()])]
-    .filter((table) => a.get(table) !== b.get(table))
+  return changedTableNames(before, after)
     .map((table) => {
       if (table !== 'catalogue') return `${table} ${a.get(table) ?? '(absent)'} -> ${b.get(table) ?? '(absent)'}`;
       const was = new Set(a.get(table)?.split(' ')),

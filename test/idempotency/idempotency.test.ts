@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import t from 'tap';
 import { controlClock } from '../clock.js';
 import { buildTestApp, call, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
 import type { FastifyInstance } from 'fastify';
+import { heldTransaction } from '../activity/held-transaction.js';
+import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 
 // Idempotency-Key on creating POSTs: replays, reuse with another body, concurrent duplicates,
 // expiry and per-user scope. Checked on POST /v1/circles, whose route is marked idempotent.
@@ -101,24 +104,97 @@ t.test('concurrent duplicates create exactly one circle', async (t) => {
   t.equal(count.n, 5);
 });
 
-t.test('a request still in progress answers 409; an abandoned one may be retried', async (t) => {
+t.test('a request still in progress answers 409; one abandoned before its change may be retried', async (t) => {
   const { app, db } = await buildTestApp(t);
   const user = await registerUser(app);
-  // As if another process had taken the key and not finished yet.
+  // As if another process had taken the key and died before its change committed.
   const first = await createCircle(app, user, 'slow');
+  await db.deleteFrom('circles').execute();
   await db
     .updateTable('idempotency_keys')
-    .set({ response_status: null, response_type: null, response_body: null })
+    .set({ response_status: null, response_type: null, response_body: null, applied_at: null })
     .execute();
   const busy = await createCircle(app, user, 'slow');
   t.ok(isProblem(busy, 409, 'idempotency_request_in_progress'));
   t.equal(busy.headers['idempotent-replayed'], undefined);
 
-  // Its process died: after 5 minutes the key is free again.
+  // After 5 minutes the key is free again, and the retry does the work.
   await sql`UPDATE idempotency_keys SET created_at = now() - interval '6 minutes'`.execute(db);
   const retried = await createCircle(app, user, 'slow');
   t.equal(retried.status, 201);
   t.not(retried.body.id, first.body.id);
+  t.same(await db.selectFrom('circles').select('id').execute(), [{ id: retried.body.id }]);
+  const replay = await createCircle(app, user, 'slow');
+  t.equal(replay.body.id, retried.body.id, "the retry's answer is now the one replayed");
+});
+
+t.test('a change that committed is never applied again, even when its response was lost', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  const first = await createCircle(app, user, 'crash');
+  const key = await db.selectFrom('idempotency_keys').select(['applied_at', 'holder']).executeTakeFirstOrThrow();
+  t.ok(key.applied_at, 'the change marked its key in its own transaction');
+  t.ok(key.holder);
+  // As if the process died after the commit and before it stored the response.
+  await db
+    .updateTable('idempotency_keys')
+    .set({ response_status: null, response_type: null, response_body: null })
+    .execute();
+  t.ok(
+    isProblem(await createCircle(app, user, 'crash'), 409, 'idempotency_request_in_progress'),
+    'at first it may still be finishing',
+  );
+
+  await sql`UPDATE idempotency_keys SET created_at = now() - interval '6 minutes'`.execute(db);
+  const retried = await createCircle(app, user, 'crash');
+  t.ok(isProblem(retried, 409, 'idempotency_response_lost'), `not run again (${retried.status})`);
+  t.notOk(retried.headers['idempotent-replayed']);
+  t.same(await db.selectFrom('circles').select('id').execute(), [{ id: first.body.id }], 'still one circle');
+  t.equal((await db.selectFrom('events').select('id').execute()).length, 1, 'and one event');
+
+  // A day later the key has expired like any other and names a new request.
+  await sql`UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`.execute(db);
+  t.equal((await createCircle(app, user, 'crash')).status, 201);
+});
+
+t.test('a request whose key was taken over while it ran rolls its change back', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  // Hold the key's row, so the request stops at the mark in its transaction; meanwhile a retry
+  // takes the key over as abandoned (a new holder).
+  let request!: ReturnType<typeof createCircle>;
+  const held = await heldTransaction(db, async (trx) => {
+    request = createCircle(app, user, 'overtaken');
+    for (;;) {
+      const row = await trx.selectFrom('idempotency_keys').select('key').forUpdate().executeTakeFirst();
+      if (row) break;
+    }
+    await waitUntilBlockedBy(db, await backendPid(trx));
+    await trx
+      .updateTable('idempotency_keys')
+      .set({ holder: randomUUID(), created_at: sql`now() - interval '6 minutes'` })
+      .execute();
+  });
+  await held.commit();
+  const answer = await request;
+  t.ok(isProblem(answer, 409, 'idempotency_request_in_progress'), `the late request gives way (${answer.status})`);
+  t.same(await db.selectFrom('circles').select('id').execute(), [], 'its circle rolled back');
+  t.same(await db.selectFrom('events').select('id').execute(), [], 'and its event');
+});
+
+t.test('the same body with its keys in another order is the same request', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app);
+  const first = await createCircle(app, user, 'order', { name: 'Readers', joinPolicy: 'open', description: 'Books' });
+  const reordered = await createCircle(app, user, 'order', {
+    description: 'Books',
+    joinPolicy: 'open',
+    name: 'Readers',
+  });
+  t.equal(reordered.status, 201, `a replay, not 422 (${reordered.status})`);
+  t.equal(reordered.headers['idempotent-replayed'], 'true');
+  t.equal(reordered.body.id, first.body.id);
+  t.equal((await db.selectFrom('circles').select('id').execute()).length, 1);
 });
 
 t.test('invalid keys are 400 invalid_idempotency_key', async (t) => {
