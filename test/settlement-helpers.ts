@@ -1,6 +1,7 @@
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import { sql, type RawBuilder } from 'kysely';
+import type { Executor } from '../src/infra/db.js';
 import type { Db } from '../src/infra/postgres.js';
 import { checkInvariants, INVARIANT_NAMES } from '../src/audit/invariants.js';
 import { splitPool, splitResultHash, type SplitResult } from '../src/settlements/split.js';
@@ -152,4 +153,45 @@ export async function seedContributions(
     db,
   );
   await sql`ANALYZE contributions`.execute(db);
+}
+
+/** A member's balance account and the circle's funding account in `unit`, created if missing. */
+export async function ledgerAccounts(
+  db: Db,
+  circleId: string,
+  userId: string,
+  unit = 'points',
+): Promise<{ member: string; funding: string }> {
+  const rows = await sql<{ id: string; kind: string }>`
+    INSERT INTO ledger_accounts (circle_id, kind, owner_id, unit)
+    VALUES (${circleId}::uuid, 'member_balance', ${userId}::uuid, ${unit}),
+           (${circleId}::uuid, 'owner_funding', ${circleId}::uuid, ${unit})
+    ON CONFLICT (circle_id, kind, owner_id, unit) DO UPDATE SET unit = EXCLUDED.unit
+    RETURNING id, kind`.execute(db);
+  const id = (kind: string) => rows.rows.find((r) => r.kind === kind)!.id;
+  return { member: id('member_balance'), funding: id('owner_funding') };
+}
+
+/**
+ * Books `count` payouts of 1..count units to the member's account in one ledger transaction (each
+ * its own entry, in id order) against the funding account, set-based, and returns the member
+ * entries' ids. Balances are not moved, so writers holding their transaction open never wait on
+ * each other's account locks: tests using it read entries only.
+ */
+export async function bookLedgerEntries(
+  db: Executor,
+  s: { circleId: string; accounts: { member: string; funding: string }; count: number; description: string },
+): Promise<number[]> {
+  const tx = await sql<{ id: string }>`
+    INSERT INTO ledger_transactions (circle_id, kind, description)
+    VALUES (${s.circleId}::uuid, 'settlement_payout', ${s.description}) RETURNING id`.execute(db);
+  const transactionId = tx.rows[0]!.id;
+  const entries = await sql<{ id: number }>`
+    INSERT INTO ledger_entries (transaction_id, account_id, amount)
+    SELECT ${transactionId}::uuid, ${s.accounts.member}::uuid, g FROM generate_series(1, ${s.count}::int) g ORDER BY g
+    RETURNING id`.execute(db);
+  await sql`
+    INSERT INTO ledger_entries (transaction_id, account_id, amount)
+    VALUES (${transactionId}::uuid, ${s.accounts.funding}::uuid, ${-(s.count * (s.count + 1)) / 2})`.execute(db);
+  return entries.rows.map((r) => Number(r.id)).sort((a, b) => a - b);
 }

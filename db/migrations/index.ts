@@ -9,6 +9,7 @@ import * as challenges from './0007_challenges.js';
 import * as circleActivity from './0008_circle_activity.js';
 import * as webhooks from './0009_webhooks.js';
 import * as circleMemberDays from './0010_circle_member_days.js';
+import * as ledgerEntryWriters from './0011_ledger_entry_writers.js';
 import * as idempotencyOutcomes from './0012_idempotency_outcomes.js';
 
 // The schema's history, in order. Listed explicitly (rather than read from the folder) so the same
@@ -24,5 +25,6 @@ export const migrations: Record<string, Migration> = {
   '0008_circle_activity': circleActivity,
   '0009_webhooks': webhooks,
   '0010_circle_member_days': circleMemberDays,
+  '0011_ledger_entry_writers': ledgerEntryWriters,
   '0012_idempotency_outcomes': idempotencyOutcomes,
 };

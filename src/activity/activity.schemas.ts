@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Id, Obj, Page, PageQuery, Timestamp } from '../http/schemas.js';
+import { Id, Obj, Page, SnapshotPageQuery, Timestamp } from '../http/schemas.js';
 
 const EventType = '[a-z][a-z_]*\\.[a-z][a-z_]*';
 
@@ -11,10 +11,7 @@ export const EventsQuery = Obj({
       description: 'Only these event types, comma-separated (up to 20), e.g. review.created,claim.expired',
     }),
   ),
-  ...PageQuery,
-  cursor: Type.Optional(
-    Type.String({ maxLength: 4096, description: "Opaque cursor from the previous page's nextCursor" }),
-  ),
+  ...SnapshotPageQuery,
 });
 
 export const EventItem = Type.Object(

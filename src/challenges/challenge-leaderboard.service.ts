@@ -23,7 +23,7 @@ export async function challengeLeaderboard(
   const challenge = authorize(await findChallengeWithRole(ctx.db, challengeId, userId), 'challenge');
   const sort = query.sort ?? 'checkins';
   const limit = query.limit ?? 50;
-  const key = decodeCursor(query.cursor, ['string', 'number', 'number', 'number', 'uuid']);
+  const key = decodeCursor(query.cursor, ['string', 'int32', 'int32', 'int32', 'uuid']);
   if (key && key[0] !== sort) throw invalid('invalid_cursor', 'The cursor belongs to another sort order.');
   const today = challengeDayAt(clockNow(), challenge.timezone, challenge.day_starts_at);
   const rows = await leaderboardPage(ctx.db, {

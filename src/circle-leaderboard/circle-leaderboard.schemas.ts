@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Id, Obj, PageQuery } from '../http/schemas.js';
+import { Id, Obj, SnapshotPageQuery } from '../http/schemas.js';
 
 export const LeaderboardQuery = Obj({
   window: Type.Optional(
@@ -9,10 +9,7 @@ export const LeaderboardQuery = Obj({
     }),
   ),
   me: Type.Optional(Type.Boolean({ description: "true: also answer the caller's own row as `me`" })),
-  ...PageQuery,
-  cursor: Type.Optional(
-    Type.String({ maxLength: 4096, description: "Opaque cursor from the previous page's nextCursor" }),
-  ),
+  ...SnapshotPageQuery,
 });
 
 const rowFields = {

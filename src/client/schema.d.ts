@@ -697,7 +697,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The ledger entries on my balances, newest first */
+        /**
+         * The ledger entries on my balances, newest first
+         * @description A walk with nextCursor serves exactly the entries committed when its first page was read, each once.
+         */
         get: operations["listMyLedgerEntries"];
         put?: never;
         post?: never;
@@ -716,7 +719,7 @@ export interface paths {
         };
         /**
          * The ledger entries on my balances as CSV, oldest first, streamed
-         * @description The fields of GET /v1/me/ledger, one line per entry: id, circle_id, unit, amount, transaction_id, kind, settlement_id, description, created_at (ISO 8601). UTF-8 with a byte-order mark, CRLF line ends, RFC 4180 quoting, text cells guarded against spreadsheet formulas. The entries are those that existed when the export began.
+         * @description The fields of GET /v1/me/ledger, one line per entry: id, circle_id, unit, amount, transaction_id, kind, settlement_id, description, created_at (ISO 8601). UTF-8 with a byte-order mark, CRLF line ends, RFC 4180 quoting, text cells guarded against spreadsheet formulas. The entries are exactly those committed when the export began, each once.
          */
         get: operations["exportMyLedgerCsv"];
         put?: never;
@@ -856,7 +859,7 @@ export interface paths {
         };
         /**
          * Every contribution row of a project as CSV, oldest first, streamed (members)
-         * @description UTF-8 with a byte-order mark, CRLF line ends, RFC 4180 quoting; text cells starting with = + - @ or a tab or carriage return get a leading apostrophe so spreadsheets show them as text. Columns: created_at (ISO 8601), handle, display_name, source, points, task_title, reason. The rows are those that existed when the export began.
+         * @description UTF-8 with a byte-order mark, CRLF line ends, RFC 4180 quoting; text cells starting with = + - @ or a tab or carriage return get a leading apostrophe so spreadsheets show them as text. Columns: created_at (ISO 8601), handle, display_name, source, points, task_title, reason. The rows are exactly those committed when the export began, each once.
          */
         get: operations["exportProjectContributionsCsv"];
         put?: never;

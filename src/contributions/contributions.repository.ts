@@ -1,6 +1,7 @@
 import { type Selectable, sql, type Transaction } from 'kysely';
 import type { ContributionSource, ContributionsTable, Database } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
+import { visibleIn } from '../infra/snapshots.js';
 
 /** A contribution row as Postgres returns it. */
 export type ContributionRow = Selectable<ContributionsTable>;
@@ -91,20 +92,14 @@ export async function projectTotals(db: Db, projectId: string, limit: number, af
     .execute();
 }
 
-/** The last contribution id now: an export walks up to it, so rows arriving meanwhile don't stretch it. */
-export async function lastContributionId(db: Db): Promise<number> {
-  const row = await db
-    .selectFrom('contributions')
-    .select(sql<number>`coalesce(max(id), 0)::bigint`.as('id'))
-    .executeTakeFirstOrThrow();
-  return Number(row.id);
-}
-
-/** One page of a project's contribution rows for export, by id, with the member and task named. */
+/**
+ * One page of a project's contribution rows for export, by id, with the member and task named:
+ * the rows after `after` that are visible in `snapshot`, the snapshot the export began in.
+ */
 export async function projectContributionsPage(
   db: Db,
   projectId: string,
-  range: { after: number | null; upTo: number },
+  range: { after: number | null; snapshot: string },
   limit: number,
 ) {
   return db
@@ -123,7 +118,7 @@ export async function projectContributionsPage(
     ])
     .where('contributions.project_id', '=', projectId)
     .where('contributions.id', '>', range.after ?? 0)
-    .where('contributions.id', '<=', range.upTo)
+    .where(visibleIn('contributions', range.snapshot))
     .orderBy('contributions.id')
     .limit(limit)
     .execute();

@@ -40,8 +40,8 @@ export const contributionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'UTF-8 with a byte-order mark, CRLF line ends, RFC 4180 quoting; text cells starting with = + - @ or a ' +
           'tab or carriage return get a leading apostrophe so spreadsheets show them as text. Columns: ' +
-          'created_at (ISO 8601), handle, display_name, source, points, task_title, reason. The rows are those ' +
-          'that existed when the export began.',
+          'created_at (ISO 8601), handle, display_name, source, points, task_title, reason. The rows are exactly ' +
+          'those committed when the export began, each once.',
         params: ProjectParams,
         produces: ['text/csv'],
         response: {

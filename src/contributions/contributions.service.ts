@@ -1,7 +1,8 @@
 import type { AppContext } from '../context.js';
 import { invalid, conflict } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { walkKeyset } from '../infra/keyset-walk.js';
+import { EXPORT_PAGE_SIZE, walkKeyset } from '../infra/keyset-walk.js';
+import { currentSnapshot } from '../infra/snapshots.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, authorize } from '../circles/access.js';
 import { findMembership } from '../circles/circles.repository.js';
@@ -45,21 +46,18 @@ export async function listProjectContributions(
   };
 }
 
-/** Rows per query of an export: large enough to be cheap per row, small enough to hold. */
-export const EXPORT_PAGE_SIZE = 1000;
-
 /**
  * Every contribution row of a project, oldest first, for a CSV export: the caller's access is
  * checked here, before anything is sent; the rows are then read page by page as the client takes
- * them, up to the last row that existed when the export began.
+ * them, exactly those committed when the export began (its snapshot), each once.
  */
 export async function exportProjectContributions(ctx: AppContext, userId: string, projectId: string) {
   const project = authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project');
-  const upTo = await repo.lastContributionId(ctx.db);
+  const snapshot = await currentSnapshot(ctx.db);
   const pages = walkKeyset(
     'project-contributions',
     EXPORT_PAGE_SIZE,
-    (after: number | null, limit) => repo.projectContributionsPage(ctx.db, projectId, { after, upTo }, limit),
+    (after: number | null, limit) => repo.projectContributionsPage(ctx.db, projectId, { after, snapshot }, limit),
     (row) => Number(row.id),
   );
   async function* rows() {

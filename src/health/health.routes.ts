@@ -2,24 +2,13 @@ import { sql } from 'kysely';
 import { Type } from 'typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { unavailable } from '../errors.js';
+import { withDeadline } from '../infra/deadline.js';
 import { problems } from '../http/schemas.js';
 
 const Status = Type.Object(
   { status: Type.String({ description: '"ok" when healthy' }) },
   { description: 'Health status' },
 );
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Liveness (the process answers) and readiness for load balancers: Postgres, the queue store (Redis,
@@ -56,7 +45,7 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
     async () => {
       const failures = new Set<string>();
       const check = (name: string, probe: Promise<unknown>) =>
-        withTimeout(probe, 2_000).catch(() => failures.add(name));
+        withDeadline(probe, 2_000, `readiness check of ${name}`).catch(() => failures.add(name));
       const queueStore = app.queueConnection.backend === 'redis' ? 'redis' : 'postgres queue tables';
       await Promise.all([
         check('postgres', sql`SELECT 1`.execute(app.db)),

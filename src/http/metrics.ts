@@ -2,24 +2,11 @@ import { timingSafeEqual } from 'node:crypto';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { unauthorized } from '../errors.js';
+import { withDeadline } from '../infra/deadline.js';
 import type { MetricSource } from '../metric-source.js';
 
 /** How long a scrape waits for one source's figures. */
 const SOURCE_TIMEOUT_MS = 2_000;
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timed out')), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export interface MetricsOptions {
   /** Figures beyond HTTP and the process: queue depths, settlements, jobs... (src/metric-source.ts). */
@@ -62,7 +49,7 @@ export const metricsPlugin = fp<MetricsOptions>(
       Promise.all(
         sources.map(async (source) => {
           if (!source.refresh) return;
-          const ok = await withTimeout(source.refresh(), SOURCE_TIMEOUT_MS).then(
+          const ok = await withDeadline(source.refresh(), SOURCE_TIMEOUT_MS, `metric source ${source.name}`).then(
             () => true,
             () => false,
           );

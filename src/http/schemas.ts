@@ -58,6 +58,18 @@ export const PageQuery = {
   ),
 };
 
+/**
+ * Paging of a walk pinned to a database snapshot (feeds, inboxes, boards, the member's ledger): its
+ * cursor carries the snapshot's text, which grows with the transactions in flight, so it may be
+ * longer than others.
+ */
+export const SnapshotPageQuery = {
+  ...PageQuery,
+  cursor: Type.Optional(
+    Type.String({ maxLength: 4096, description: "Opaque cursor from the previous page's nextCursor" }),
+  ),
+};
+
 export const Page = <T extends TSchema>(item: T, description: string) =>
   Type.Object(
     {

@@ -9,16 +9,26 @@ export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
-/** What one position of a cursor key must hold: a safe integer, any string, or a UUID. */
-export type CursorPart = 'number' | 'string' | 'uuid';
+/**
+ * What one position of a cursor key must hold: a safe integer (for bigint columns and
+ * microseconds), an integer within Postgres's `integer` (for keys the SQL compares with an int
+ * column or casts to `::int`), a string Postgres can store (no NUL), or a UUID.
+ */
+export type CursorPart = 'number' | 'int32' | 'string' | 'uuid';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+const isText = (value: unknown): value is string => typeof value === 'string' && !value.includes('\u0000');
 
 function fits(value: unknown, part: CursorPart | undefined): boolean {
   if (part === 'number') return Number.isSafeInteger(value);
+  if (part === 'int32')
+    return Number.isInteger(value) && (value as number) >= INT32_MIN && (value as number) <= INT32_MAX;
   if (part === 'uuid') return typeof value === 'string' && UUID.test(value);
-  if (part === 'string') return typeof value === 'string';
-  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+  if (part === 'string') return isText(value);
+  return isText(value) || (typeof value === 'number' && Number.isFinite(value));
 }
 
 /**

@@ -268,6 +268,8 @@ export interface LedgerEntriesTable {
   account_id: string;
   amount: number;
   created_at: CreatedAt;
+  /** The writing transaction (xid8 as text), set by the database; null on rows older than it. */
+  xact_id: ColumnType<string | null, never, never>;
 }
 
 export type ChallengeStatus = 'active' | 'cancelled' | 'closed';

@@ -2,7 +2,12 @@ import { channel } from 'node:diagnostics_channel';
 
 // Walks a table in keyset pages (one query per page, ordered by a unique key, each page starting
 // after the last key served) for exports too large to hold in memory. No transaction spans the
-// walk: a slow reader must not hold a pooled connection for minutes.
+// walk: a slow reader must not hold a pooled connection for minutes. What the walk serves is fixed
+// by the caller's page query, which pins the snapshot the export began in (snapshots.ts): a key
+// range alone would not do, as a writer can commit a lower key after a higher one was served.
+
+/** Rows per query of an export: large enough to be cheap per row, small enough to hold. */
+export const EXPORT_PAGE_SIZE = 1000;
 
 /** Published once per page read: `{walk, page, rows}`. Observability and tests watch it. */
 export const keysetPageChannel = channel('circle-actions:keyset-page');

@@ -18,8 +18,16 @@ export async function currentSnapshot(db: Executor): Promise<string> {
 }
 
 /**
- * Checks a snapshot that came back in a client's cursor before it reaches SQL: a forged one would
- * fail there as a 500 instead of a 400.
+ * A transaction id Postgres accepts as a snapshot's bound: below 2^63 (xid8 is signed on the way
+ * out) and valid, which Postgres judges on the low 32 bits alone (FullTransactionIdIsValid): 0,
+ * 2^32, 2 * 2^32... are the invalid transaction id of some epoch.
+ */
+const validBound = (xid: bigint) => xid < 2n ** 63n && xid % 2n ** 32n !== 0n;
+
+/**
+ * Checks a snapshot that came back in a client's cursor before it reaches SQL, by Postgres's own
+ * rules for pg_snapshot input (valid xmin and xmax, xmin <= xmax, in-progress ids in [xmin, xmax)
+ * and increasing): a forged one would fail there as a 500 instead of a 400.
  */
 export function parseSnapshot(text: string): string {
   const match = SNAPSHOT.exec(text);
@@ -28,7 +36,7 @@ export function parseSnapshot(text: string): string {
     const xmax = BigInt(match[2] as string);
     const xip = match[3] ? match[3].split(',').map(BigInt) : [];
     const ordered = xip.every((x, i) => x >= xmin && x < xmax && (i === 0 || x > (xip[i - 1] as bigint)));
-    if (xmin <= xmax && xmax < 2n ** 63n && ordered) return text;
+    if (validBound(xmin) && validBound(xmax) && xmin <= xmax && ordered) return text;
   }
   throw invalid('invalid_cursor', 'The cursor is not one this API issued.');
 }

@@ -11,6 +11,7 @@ import {
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { BaseLogger } from 'pino';
+import { withDeadline } from '../infra/deadline.js';
 import { checkEvictionPolicy, createRequestRedis, createWorkerRedis, waitUntilReady } from '../infra/redis.js';
 
 // The one place that knows where the queues live: BullMQ over Redis, or BullMQ's PostgreSQL
@@ -130,18 +131,15 @@ class PostgresQueueConnection implements QueueConnectionBase {
     return null;
   }
 
-  async waitUntilReady(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((done) => {
-      timer = setTimeout(() => done(false), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.ping().then(() => true), timeout]);
-    } catch {
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
+  waitUntilReady(timeoutMs: number): Promise<boolean> {
+    return withDeadline(
+      this.ping().then(
+        () => true,
+        () => false,
+      ),
+      timeoutMs,
+      () => false,
+    );
   }
 
   async ping(): Promise<void> {

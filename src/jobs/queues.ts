@@ -1,4 +1,5 @@
 import type { JobsOptions, Queue } from 'bullmq';
+import { withDeadline } from '../infra/deadline.js';
 import { isDefunct, openQueue, type QueueConnection } from './queue-backend.js';
 
 /**
@@ -101,19 +102,11 @@ export class Queues {
     }
     const unavailable = this.connection.unavailable();
     if (unavailable) throw new Error(`${unavailable}; job ${options.jobId} not enqueued`);
-    const adding = this.get(name).add(name, payload, jobOptions);
-    adding.catch(() => {});
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        adding,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`enqueueing ${options.jobId} timed out`)), ENQUEUE_TIMEOUT_MS);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await withDeadline(
+      this.get(name).add(name, payload, jobOptions),
+      ENQUEUE_TIMEOUT_MS,
+      `enqueueing ${options.jobId}`,
+    );
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database, LedgerAccountKind } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
+import { visibleIn } from '../infra/snapshots.js';
 
 async function ensureAccount(
   trx: Transaction<Database>,
@@ -146,34 +147,33 @@ function memberEntries(db: Db, userId: string) {
     .where('ledger_accounts.kind', '=', 'member_balance');
 }
 
-export async function memberLedgerEntries(db: Db, userId: string, limit: number, beforeId: number | null) {
-  let q = memberEntries(db, userId);
-  if (beforeId !== null) q = q.where('ledger_entries.id', '<', beforeId);
+/**
+ * A page of a member's entries, newest first, below `beforeId`, as `snapshot` saw them (see
+ * src/infra/snapshots.ts): one row more than `limit`, to tell whether another page follows.
+ */
+export async function memberLedgerEntries(
+  db: Db,
+  userId: string,
+  page: { snapshot: string; beforeId: number | null; limit: number },
+) {
+  let q = memberEntries(db, userId).where(visibleIn('ledger_entries', page.snapshot));
+  if (page.beforeId !== null) q = q.where('ledger_entries.id', '<', page.beforeId);
   return q
     .orderBy('ledger_entries.id', 'desc')
-    .limit(limit + 1)
+    .limit(page.limit + 1)
     .execute();
 }
 
-/** The last ledger entry id now: an export walks up to it. */
-export async function lastLedgerEntryId(db: Db): Promise<number> {
-  const row = await db
-    .selectFrom('ledger_entries')
-    .select(sql<number>`coalesce(max(id), 0)::bigint`.as('id'))
-    .executeTakeFirstOrThrow();
-  return Number(row.id);
-}
-
-/** One page of a member's entries for export, oldest first. */
+/** One page of a member's entries for export, oldest first: those after `after` visible in `snapshot`. */
 export async function memberLedgerPage(
   db: Db,
   userId: string,
-  range: { after: number | null; upTo: number },
+  range: { after: number | null; snapshot: string },
   limit: number,
 ) {
   return memberEntries(db, userId)
     .where('ledger_entries.id', '>', range.after ?? 0)
-    .where('ledger_entries.id', '<=', range.upTo)
+    .where(visibleIn('ledger_entries', range.snapshot))
     .orderBy('ledger_entries.id')
     .limit(limit)
     .execute();

@@ -33,7 +33,7 @@ export async function listTasks(
 ) {
   const project = authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project');
   const limit = query.limit ?? 50;
-  const after = decodeCursor(query.cursor, query.claimable ? ['number', 'number'] : ['number']) as number[] | null;
+  const after = decodeCursor(query.cursor, query.claimable ? ['int32', 'number'] : ['number']) as number[] | null;
   const rows = await taskRepo.listTasks(ctx.db, projectId, query, limit, after);
   const page = pageOf(rows, limit, (t) => (query.claimable ? [t.priority, t.seq] : [t.seq]));
   return { items: page.items.map((t) => toTaskView(t, project.status)), nextCursor: page.nextCursor };

@@ -92,7 +92,7 @@ export async function listMyClaimableTasks(
   query: { skill?: string; limit?: number; cursor?: string },
 ) {
   const limit = query.limit ?? 50;
-  const after = decodeCursor(query.cursor, ['number', 'number']) as number[] | null;
+  const after = decodeCursor(query.cursor, ['int32', 'number']) as number[] | null;
   const rows = await repo.listClaimableForMember(ctx.db, userId, query.skill, limit, after);
   const page = pageOf(rows, limit, (t) => [t.priority, t.seq]);
   return { items: page.items.map((t) => toTaskView(t, 'open')), nextCursor: page.nextCursor };

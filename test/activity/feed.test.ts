@@ -10,7 +10,7 @@ import {
   review,
   submitWork,
 } from '../marketplace-helpers.js';
-import { heldTransaction } from './held-transaction.js';
+import { heldTransaction } from '../held-transaction.js';
 import type { FastifyInstance } from 'fastify';
 
 // The circle's activity feed: what members read, in which words, and a walk over pages that

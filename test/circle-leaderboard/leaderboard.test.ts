@@ -5,7 +5,7 @@ import type { Db } from '../../src/infra/postgres.js';
 import { buildTestApp, call, isProblem, type TestUser } from '../helper.js';
 import { circleWithRoles, createProject } from '../marketplace-helpers.js';
 import { adjust } from '../settlement-helpers.js';
-import { heldTransaction } from '../activity/held-transaction.js';
+import { heldTransaction } from '../held-transaction.js';
 
 // GET /v1/circles/:id/leaderboard: points from every source in a rolling window, ranked with a
 // deterministic tie order, the caller's own row, and pages of one board while points keep coming.

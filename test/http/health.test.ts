@@ -36,3 +36,15 @@ t.test('without Redis, readyz checks Postgres and the queue tables, and names th
   t.ok(isProblem(missing, 503, 'service_unavailable'), JSON.stringify(missing.body));
   t.equal(missing.body.detail, 'Not ready: postgres queue tables unreachable.');
 });
+
+t.test('a probe that never answers makes readyz 503 at its 2 s deadline, naming it', async (t) => {
+  const { app } = await buildTestApp(t);
+  // The queue store's ping hangs, as a store that accepts the connection and then says nothing.
+  app.queueConnection.ping = () => new Promise<void>(() => {});
+  const started = Date.now();
+  const ready = await call(app, 'GET', '/readyz');
+  const elapsed = Date.now() - started;
+  t.ok(isProblem(ready, 503, 'service_unavailable'), JSON.stringify(ready.body));
+  t.equal(ready.body.detail, 'Not ready: redis unreachable.');
+  t.ok(elapsed >= 1_900 && elapsed < 15_000, `answered after ${elapsed} ms`);
+});

@@ -4,7 +4,7 @@ import t from 'tap';
 import { controlClock } from '../clock.js';
 import { buildTestApp, call, flushPrefix, isProblem, registerUser, type TestUser } from '../helper.js';
 import type { FastifyInstance } from 'fastify';
-import { heldTransaction } from '../activity/held-transaction.js';
+import { heldTransaction } from '../held-transaction.js';
 import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 
 // Idempotency-Key on creating POSTs: replays, reuse with another body, concurrent duplicates,

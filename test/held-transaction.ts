@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely';
-import type { Database } from '../../src/infra/database-schema.js';
-import type { Db } from '../../src/infra/postgres.js';
+import type { Database } from '../src/infra/database-schema.js';
+import type { Db } from '../src/infra/postgres.js';
 
 /**
  * Runs `write` in a transaction and keeps it open until `commit()` is called: rows it wrote hold
