@@ -50,20 +50,6 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/**
- * Whether Intl knows the zone by this IANA name. Offsets such as "+08:00" and abbreviations are
- * refused: a challenge follows its place's clock changes, which only a named zone carries.
- */
-export function isTimeZone(timeZone: string): boolean {
-  if (!/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(timeZone) || timeZone.length > 64) return false;
-  try {
-    formatterFor(timeZone);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The local calendar date of an instant in a zone. */
 export function localDateAt(instant: number, timeZone: string): LocalDate {
   return formatterFor(timeZone).format(instant);

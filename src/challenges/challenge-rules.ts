@@ -1,5 +1,6 @@
 import { conflict, invalid, type FieldError } from '../errors.js';
-import { type LocalDate, addDays, challengeDayAt, daysBetween, isLocalDate, isTimeZone } from './challenge-days.js';
+import { assertIanaTimeZone } from '../circles/timezones.js';
+import { type LocalDate, addDays, challengeDayAt, daysBetween, isLocalDate } from './challenge-days.js';
 import { contentLength, normalizeContent } from './checkin-content.js';
 
 // The rules of a check-in challenge as plain functions: no database, no HTTP, no clock (the
@@ -49,7 +50,8 @@ export const RULE_DEFAULTS = {
 } as const;
 
 /**
- * Checks a challenge's calendar: a zone Intl knows by its IANA name (400 invalid_timezone), real
+ * Checks a challenge's calendar: an IANA zone name Intl knows, by the circles' rule (400
+ * invalid_timezone; whether Postgres knows it too is the service's question), real
  * dates (400 invalid_date), and a span of 1 to MAX_CHALLENGE_DAYS days that has not ended yet in
  * its own zone at `now` (400 invalid_challenge_dates).
  */
@@ -57,10 +59,7 @@ export function checkSchedule(
   rules: Pick<ChallengeRules, 'startsOn' | 'endsOn' | 'timezone' | 'dayStartsAt'>,
   now: number,
 ) {
-  if (!isTimeZone(rules.timezone))
-    throw invalid('invalid_timezone', 'timezone must be an IANA time zone name such as Asia/Shanghai.', [
-      { path: 'body/timezone', message: 'is not a known IANA time zone' },
-    ]);
+  assertIanaTimeZone(rules.timezone);
   const bad: FieldError[] = (['startsOn', 'endsOn'] as const)
     .filter((field) => !isLocalDate(rules[field]))
     .map((field) => ({ path: `body/${field}`, message: 'is not a calendar date (YYYY-MM-DD)' }));

@@ -1,13 +1,13 @@
 import type { AppContext } from '../context.js';
 import { randomBytes } from 'node:crypto';
 import type { JoinPolicy, Role } from '../infra/database-schema.js';
-import { conflict, forbidden, invalid, notFound, unauthorized } from '../errors.js';
+import { conflict, forbidden, notFound, unauthorized } from '../errors.js';
 import { isForeignKeyViolation } from '../infra/pg-errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, requireMember } from './access.js';
 import * as repo from './circles.repository.js';
-import { isIanaTimeZone } from './timezones.js';
+import { assertIanaTimeZone, assertPostgresKnowsTimeZone } from './timezones.js';
 
 type CircleRow = {
   id: string;
@@ -89,24 +89,17 @@ export async function getCircle(ctx: AppContext, userId: string, circleId: strin
 
 type CircleChanges = { name?: string; description?: string; joinPolicy?: JoinPolicy; timezone?: string };
 
-const badTimezone = (name: string) =>
-  invalid('invalid_timezone', `"${name}" is not an IANA time zone name such as "Asia/Shanghai" or "UTC".`, [
-    { path: 'body/timezone', message: 'must be an IANA time zone name' },
-  ]);
-
 /**
  * Changes a circle's settings; owner only (admins 403). One `circle.updated` event lists each
  * field that changed, from and to; a request that changes nothing records none.
  */
 export async function updateCircle(ctx: AppContext, userId: string, circleId: string, input: CircleChanges) {
-  if (input.timezone !== undefined && !isIanaTimeZone(input.timezone)) throw badTimezone(input.timezone);
+  if (input.timezone !== undefined) assertIanaTimeZone(input.timezone);
   return ctx.db.transaction().execute(async (trx) => {
     await requireMember(trx, circleId, userId, ['owner']);
     const current = await repo.lockCircle(trx, circleId);
     if (!current) throw notFound('circle');
-    // Postgres counts the local days, so it must know the zone too (its tz database can lag Node's).
-    if (input.timezone !== undefined && !(await repo.knowsTimeZone(trx, input.timezone)))
-      throw badTimezone(input.timezone);
+    if (input.timezone !== undefined) await assertPostgresKnowsTimeZone(trx, input.timezone);
     const next = {
       name: input.name ?? current.name,
       description: input.description ?? current.description,

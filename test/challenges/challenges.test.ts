@@ -86,6 +86,43 @@ t.test('owners and admins create; members read; bad calendars are 400 and create
   );
 });
 
+t.test(
+  'a zone is an IANA name Node and Postgres both know, spelled exactly: abbreviations and other cases are 400',
+  async (t) => {
+    clockAt(t, '2026-04-01T04:00:00Z');
+    const { app, db } = await buildTestApp(t, LONG_TOKENS);
+    const { owner, circle } = await openCircle(app);
+    const url = `/v1/circles/${circle.id}/challenges`;
+    const c = await createChallenge(app, owner, circle.id, base);
+    // Intl reads BST as Asia/Dhaka, IST as Asia/Calcutta and CST as America/Chicago, and takes any
+    // letter case; Postgres reads the abbreviations otherwise and knows only the exact spelling.
+    const refused = ['BST', 'IST', 'CST', 'EST', 'GMT', 'europe/london', 'ASIA/SHANGHAI', 'utc', 'Asia/shanghai'];
+    const counts = await rowCounts(db);
+    for (const timezone of refused) {
+      const created = await call(app, 'POST', url, {
+        token: owner.token,
+        body: { title: 'T', pointsPerCheckin: 1, ...base, timezone },
+      });
+      t.ok(
+        isProblem(created, 400, 'invalid_timezone'),
+        `create in ${timezone}: ${created.status} ${created.body.code}`,
+      );
+      t.same(created.body.errors, [{ path: 'body/timezone', message: 'must be an IANA time zone name' }]);
+      const edited = await call(app, 'PATCH', `/v1/challenges/${c.id}`, { token: owner.token, body: { timezone } });
+      t.ok(isProblem(edited, 400, 'invalid_timezone'), `move to ${timezone}: ${edited.status} ${edited.body.code}`);
+    }
+    t.same(await rowCounts(db), counts, 'no challenge created or changed, no event written');
+    const row = await db.selectFrom('challenges').select('timezone').where('id', '=', c.id).executeTakeFirstOrThrow();
+    t.equal(row.timezone, 'Asia/Shanghai');
+    for (const timezone of ['Europe/London', 'UTC', 'Asia/Kolkata'])
+      t.equal(
+        (await call(app, 'PATCH', `/v1/challenges/${c.id}`, { token: owner.token, body: { timezone } })).status,
+        200,
+        timezone,
+      );
+  },
+);
+
 t.test('edits: rules before the first day only; zone and day start never once anyone checked in', async (t) => {
   const clock = clockAt(t, '2026-04-01T04:00:00Z');
   const { app, db } = await buildTestApp(t, LONG_TOKENS);
