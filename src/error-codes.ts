@@ -82,8 +82,8 @@ export const ERROR_CODES = {
   },
   invalid_date: {
     kind: 'invalid',
-    summary: 'A date is not a real local calendar day in the form YYYY-MM-DD.',
-    remedy: 'Send dates as YYYY-MM-DD, for example 2026-03-01.',
+    summary: 'A date is not a real local calendar day in the form YYYY-MM-DD from 1900-01-01 to 9998-12-31.',
+    remedy: 'Send dates as YYYY-MM-DD, for example 2026-03-01, no later than 9998-12-31.',
   },
   invalid_timezone: {
     kind: 'invalid',

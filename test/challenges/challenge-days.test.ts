@@ -1,6 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import {
+  LAST_YEAR,
   addDays,
   challengeDayAt,
   challengeDayStart,
@@ -98,6 +99,10 @@ t.test('dates', async (t) => {
   t.notOk(isLocalDate('2026-1-01'));
   t.notOk(isLocalDate('2026-13-01'));
   t.notOk(isLocalDate('0000-01-01'));
+  t.ok(isLocalDate(`${LAST_YEAR}-12-31`));
+  t.equal(LAST_YEAR, 9998, 'the day after the last date still has a four-digit year');
+  t.notOk(isLocalDate('9999-01-01'));
+  t.equal(addDays('9998-12-31', 1), '9999-01-01');
   t.equal(addDays('2026-12-31', 1), '2027-01-01');
   t.equal(addDays('2024-03-01', -1), '2024-02-29');
   t.equal(daysBetween('2025-12-25', '2026-01-07'), 13);
