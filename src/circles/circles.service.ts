@@ -195,10 +195,15 @@ export async function revokeInvite(ctx: AppContext, userId: string, circleId: st
   });
 }
 
+const alreadyMember = () => conflict('already_member', 'You are already a member of this circle.');
+
 /**
- * Joins a circle. Open circles need no code. For invite-only circles a caller without a code gets
- * the outsider's 404, so the circle's existence stays private; a code that does not belong to the
- * circle is also 404, while a real one that ran out says so.
+ * Joins a circle. Open circles need no code. An invite-only circle is told apart from one that
+ * does not exist only by a code it issued: without a code, or with one it never issued (made up,
+ * or another circle's), the answer is the outsider's 404 circle_not_found, the same bytes as for
+ * an unknown circle id. A real code that was revoked, expired or ran out says so (409): its holder
+ * was given it. A current member is told so (409 already_member) before any code is looked at:
+ * they know the circle exists, and a code of theirs is never spent.
  */
 export async function joinCircle(ctx: AppContext, userId: string, circleId: string, inviteCode?: string) {
   return ctx.db
@@ -206,19 +211,22 @@ export async function joinCircle(ctx: AppContext, userId: string, circleId: stri
     .execute(async (trx) => {
       const circle = await repo.findCircle(trx, circleId);
       if (!circle) throw notFound('circle');
+      if (await repo.findMembership(trx, circleId, userId)) throw alreadyMember();
       if (circle.join_policy === 'invite' || inviteCode !== undefined) {
         if (inviteCode === undefined) throw notFound('circle');
         const used = await repo.useInvite(trx, circleId, inviteCode);
         if (!used) {
           const invite = await repo.findInvite(trx, circleId, inviteCode);
-          if (!invite) throw notFound('invite');
+          // An open circle's existence is no secret (anyone may join it), so its answer can be precise.
+          if (!invite) throw notFound(circle.join_policy === 'invite' ? 'circle' : 'invite');
           if (invite.revoked_at) throw conflict('invite_revoked', 'This invite was revoked by the circle.');
           if (invite.expired) throw conflict('invite_expired', 'This invite has expired.');
           throw conflict('invite_used_up', 'This invite has been used as often as it allows.');
         }
       }
+      // Nothing again when a join of the same caller committed since the check above.
       const joined = await repo.upsertMember(trx, circleId, userId);
-      if (!joined) throw conflict('already_member', 'You are already a member of this circle.');
+      if (!joined) throw alreadyMember();
       await recordEvent(trx, { circleId, type: 'member.joined', subjectId: userId, actorId: userId });
       return toMemberView(circleId, await repo.readMember(trx, circleId, userId));
     })
