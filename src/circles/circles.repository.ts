@@ -90,10 +90,10 @@ export async function findCircle(db: Executor, circleId: string) {
 }
 
 export async function insertInvite(
-  db: Db,
+  trx: Transaction<Database>,
   invite: { code: string; circleId: string; createdBy: string; expiresAt: Date; maxUses: number | null },
 ) {
-  return db
+  return trx
     .insertInto('invites')
     .values({
       code: invite.code,

@@ -4,7 +4,7 @@ import type { JoinPolicy, Role } from '../infra/database-schema.js';
 import { conflict, forbidden, notFound, unauthorized } from '../errors.js';
 import { isForeignKeyViolation } from '../infra/pg-errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { recordEvent } from '../events/events.repository.js';
+import { type NewEvent, recordEvent, recordEvents } from '../events/events.repository.js';
 import { MANAGERS, requireMember } from './access.js';
 import * as repo from './circles.repository.js';
 import { assertIanaTimeZone, assertPostgresKnowsTimeZone } from './timezones.js';
@@ -126,24 +126,37 @@ export async function updateCircle(ctx: AppContext, userId: string, circleId: st
 
 const INVITE_TTL_DEFAULT = 7 * 86400;
 
+/**
+ * Issues an invite code (owner, admin), with its `invite.created` event in the same transaction.
+ * The code itself stays out of the event, as it does for `invite.revoked`: every member reads the
+ * activity feed, and webhooks carry it out of the circle.
+ */
 export async function createInvite(
   ctx: AppContext,
   userId: string,
   circleId: string,
   input: { expiresInSeconds?: number; maxUses?: number },
 ) {
-  await requireMember(ctx.db, circleId, userId, MANAGERS);
-  // 16 random bytes: unguessable, and short enough to paste into a chat.
-  const code = randomBytes(16).toString('base64url');
-  const expiresAt = new Date(Date.now() + (input.expiresInSeconds ?? INVITE_TTL_DEFAULT) * 1000);
-  const invite = await repo.insertInvite(ctx.db, {
-    code,
-    circleId,
-    createdBy: userId,
-    expiresAt,
-    maxUses: input.maxUses ?? null,
+  return ctx.db.transaction().execute(async (trx) => {
+    await requireMember(trx, circleId, userId, MANAGERS);
+    // 16 random bytes: unguessable, and short enough to paste into a chat.
+    const code = randomBytes(16).toString('base64url');
+    const expiresAt = new Date(Date.now() + (input.expiresInSeconds ?? INVITE_TTL_DEFAULT) * 1000);
+    const invite = await repo.insertInvite(trx, {
+      code,
+      circleId,
+      createdBy: userId,
+      expiresAt,
+      maxUses: input.maxUses ?? null,
+    });
+    await recordEvent(trx, {
+      circleId,
+      type: 'invite.created',
+      actorId: userId,
+      payload: { expiresAt: invite.expires_at, maxUses: invite.max_uses },
+    });
+    return { code: invite.code, expiresAt: invite.expires_at, maxUses: invite.max_uses };
   });
-  return { code: invite.code, expiresAt: invite.expires_at, maxUses: invite.max_uses };
 }
 
 type InviteRow = {
@@ -243,7 +256,8 @@ export async function listMembers(ctx: AppContext, userId: string, circleId: str
 
 /**
  * Changes a member's role; owner only. Making someone the owner transfers ownership: the previous
- * owner becomes an admin in the same transaction, so a circle always has exactly one owner.
+ * owner becomes an admin in the same transaction, so a circle always has exactly one owner. Every
+ * role that changes has its `member.role_changed` event, the previous owner's included.
  */
 export async function changeRole(ctx: AppContext, actorId: string, circleId: string, targetId: string, role: Role) {
   return ctx.db.transaction().execute(async (trx) => {
@@ -263,15 +277,24 @@ export async function changeRole(ctx: AppContext, actorId: string, circleId: str
     } else if (target.role !== role) {
       await repo.setRole(trx, circleId, targetId, role);
     }
-    if (target.role !== role) {
-      await recordEvent(trx, {
+    const changed: NewEvent[] = [];
+    if (target.role !== role)
+      changed.push({
         circleId,
         type: 'member.role_changed',
         subjectId: targetId,
         actorId,
         payload: { from: target.role, to: role },
       });
-    }
+    if (role === 'owner' && targetId !== actorId)
+      changed.push({
+        circleId,
+        type: 'member.role_changed',
+        subjectId: actorId,
+        actorId,
+        payload: { from: 'owner', to: 'admin', newOwnerId: targetId },
+      });
+    await recordEvents(trx, changed);
     return toMemberView(circleId, await repo.readMember(trx, circleId, targetId));
   });
 }
