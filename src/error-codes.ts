@@ -82,8 +82,8 @@ export const ERROR_CODES = {
   },
   invalid_date: {
     kind: 'invalid',
-    summary: 'A date is not a real local calendar day in the form YYYY-MM-DD.',
-    remedy: 'Send dates as YYYY-MM-DD, for example 2026-03-01.',
+    summary: 'A date is not a real local calendar day in the form YYYY-MM-DD from 1900-01-01 to 9998-12-31.',
+    remedy: 'Send dates as YYYY-MM-DD, for example 2026-03-01, no later than 9998-12-31.',
   },
   invalid_timezone: {
     kind: 'invalid',
@@ -147,13 +147,16 @@ export const ERROR_CODES = {
   },
   circle_not_found: {
     kind: 'not_found',
-    summary: 'No such circle, or you are not a member of it (outsiders are told nothing more).',
-    remedy: 'Check the id; join the circle first if it is one you should see.',
+    summary:
+      'No such circle, or you are not a member of it (outsiders are told nothing more). Joining an invite-only circle without one of its own invite codes answers this too.',
+    remedy:
+      'Check the id; join the circle first if it is one you should see. For an invite-only circle, check the invite code with whoever invited you.',
   },
   invite_not_found: {
     kind: 'not_found',
-    summary: 'No such invite code in this circle.',
-    remedy: 'Check the code with whoever invited you.',
+    summary:
+      'No such invite code in this circle: revoking a code the circle never issued, or joining an open circle with one.',
+    remedy: 'Check the code with whoever invited you; an open circle needs no code.',
   },
   member_not_found: {
     kind: 'not_found',

@@ -38,7 +38,12 @@ export function summarize(e: EventFacts): string {
     case 'member.left':
       return e.payload.removed ? `${actor} removed ${member} from the circle` : `${member} left the circle`;
     case 'member.role_changed':
+      // The previous owner's side of a transfer: their own act, not a role someone gave them.
+      if (e.payload.from === 'owner' && text(e.payload.newOwnerId))
+        return `${member} handed over ownership and is now ${text(e.payload.to) ?? 'a member'}`;
       return `${actor} made ${member} ${text(e.payload.to) ?? 'a member'}`;
+    case 'invite.created':
+      return `${actor} created an invite`;
     case 'invite.revoked':
       return `${actor} revoked an invite`;
     case 'project.created':

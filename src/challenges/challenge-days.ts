@@ -11,12 +11,23 @@ export type LocalDate = string;
 const DAY_MS = 86_400_000;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
-/** Whether `text` is a real calendar date in 'YYYY-MM-DD' form (2026-02-30 is not). */
+/** The first year a challenge date may fall in. */
+export const FIRST_YEAR = 1900;
+/**
+ * The last year a challenge date may fall in. A challenge is worked out a day beyond its dates (it
+ * ends when the day after its last begins; streaks are read on that day afterwards), and a date
+ * past 9999-12-31 no longer has four digits, so no date of the year 9999 itself is taken.
+ */
+export const LAST_YEAR = 9998;
+/** The range as words, for error messages. */
+export const DATE_RANGE = `${FIRST_YEAR}-01-01 to ${LAST_YEAR}-12-31`;
+
+/** Whether `text` is a real calendar date in 'YYYY-MM-DD' form (2026-02-30 is not), FIRST_YEAR to LAST_YEAR. */
 export function isLocalDate(text: string): boolean {
   const m = DATE.exec(text);
   if (!m) return false;
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (y < 1900 || y > 9999) return false;
+  if (y < FIRST_YEAR || y > LAST_YEAR) return false;
   const back = new Date(Date.UTC(y, mo - 1, d));
   return back.getUTCFullYear() === y && back.getUTCMonth() === mo - 1 && back.getUTCDate() === d;
 }
@@ -48,20 +59,6 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
     formatters.set(timeZone, f);
   }
   return f;
-}
-
-/**
- * Whether Intl knows the zone by this IANA name. Offsets such as "+08:00" and abbreviations are
- * refused: a challenge follows its place's clock changes, which only a named zone carries.
- */
-export function isTimeZone(timeZone: string): boolean {
-  if (!/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(timeZone) || timeZone.length > 64) return false;
-  try {
-    formatterFor(timeZone);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The local calendar date of an instant in a zone. */

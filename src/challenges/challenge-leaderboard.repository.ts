@@ -24,12 +24,13 @@ const KEYS: Record<LeaderboardSort, [string, string, string]> = {
 };
 
 /**
- * One page of a challenge's leaderboard, in SQL. The current streak is projected from each
- * member's stored state to `day` as streakOn does (src/challenges/streaks.ts): the run is alive
- * while the days missed since the last check-in fit the freezes left. Ranks count the members
- * strictly ahead (equal keys share a rank), over the whole board, before the page is cut.
- * `after` is the last row's key; `only` returns that member's row alone, a zero row when they
- * have not checked in.
+ * One page of a challenge's leaderboard, in SQL: the circle's current members who checked in, as
+ * the circle's own board counts (a member who left drops off, their check-ins kept, and is back
+ * on rejoining). The current streak is projected from each member's stored state to `day` as
+ * streakOn does (src/challenges/streaks.ts): the run is alive while the days missed since the last
+ * check-in fit the freezes left. Ranks count the members strictly ahead (equal keys share a
+ * rank), over the whole board, before the page is cut. `after` is the last row's key; `only`
+ * returns that member's row alone, a zero row when they have not checked in.
  */
 export async function leaderboardPage(
   db: Db,
@@ -58,7 +59,9 @@ export async function leaderboardPage(
       SELECT p.user_id, p.checkins, p.best_streak AS best,
              CASE WHEN p.last_date IS NOT NULL AND ${q.day}::date - p.last_date - 1 <= ${q.freezes}::int - p.freezes_used
                   THEN p.run ELSE 0 END AS current
-      FROM challenge_participants p WHERE p.challenge_id = ${q.challengeId}::uuid
+      FROM challenge_participants p
+      JOIN memberships m ON m.circle_id = p.circle_id AND m.user_id = p.user_id AND m.left_at IS NULL
+      WHERE p.challenge_id = ${q.challengeId}::uuid
       ${caller}
     ), r AS (
       SELECT s.*, ${a} AS k1, ${b} AS k2, ${c} AS k3,

@@ -1,5 +1,6 @@
 import { conflict, invalid, type FieldError } from '../errors.js';
-import { type LocalDate, addDays, challengeDayAt, daysBetween, isLocalDate, isTimeZone } from './challenge-days.js';
+import { assertIanaTimeZone } from '../circles/timezones.js';
+import { DATE_RANGE, type LocalDate, addDays, challengeDayAt, daysBetween, isLocalDate } from './challenge-days.js';
 import { contentLength, normalizeContent } from './checkin-content.js';
 
 // The rules of a check-in challenge as plain functions: no database, no HTTP, no clock (the
@@ -49,22 +50,20 @@ export const RULE_DEFAULTS = {
 } as const;
 
 /**
- * Checks a challenge's calendar: a zone Intl knows by its IANA name (400 invalid_timezone), real
- * dates (400 invalid_date), and a span of 1 to MAX_CHALLENGE_DAYS days that has not ended yet in
- * its own zone at `now` (400 invalid_challenge_dates).
+ * Checks a challenge's calendar: an IANA zone name Intl knows, by the circles' rule (400
+ * invalid_timezone; whether Postgres knows it too is the service's question), real dates from
+ * FIRST_YEAR to LAST_YEAR (400 invalid_date), and a span of 1 to MAX_CHALLENGE_DAYS days that has
+ * not ended yet in its own zone at `now` (400 invalid_challenge_dates).
  */
 export function checkSchedule(
   rules: Pick<ChallengeRules, 'startsOn' | 'endsOn' | 'timezone' | 'dayStartsAt'>,
   now: number,
 ) {
-  if (!isTimeZone(rules.timezone))
-    throw invalid('invalid_timezone', 'timezone must be an IANA time zone name such as Asia/Shanghai.', [
-      { path: 'body/timezone', message: 'is not a known IANA time zone' },
-    ]);
+  assertIanaTimeZone(rules.timezone);
   const bad: FieldError[] = (['startsOn', 'endsOn'] as const)
     .filter((field) => !isLocalDate(rules[field]))
-    .map((field) => ({ path: `body/${field}`, message: 'is not a calendar date (YYYY-MM-DD)' }));
-  if (bad.length) throw invalid('invalid_date', 'Dates are local calendar days, YYYY-MM-DD.', bad);
+    .map((field) => ({ path: `body/${field}`, message: `is not a calendar date (YYYY-MM-DD) from ${DATE_RANGE}` }));
+  if (bad.length) throw invalid('invalid_date', `Dates are local calendar days, YYYY-MM-DD, from ${DATE_RANGE}.`, bad);
   const days = daysBetween(rules.startsOn, rules.endsOn) + 1;
   if (days < 1)
     throw invalid('invalid_challenge_dates', 'The challenge must end on or after the day it starts.', [
@@ -148,8 +147,8 @@ export function planCheckin(
   makeUpsUsed: number,
 ): { localDate: LocalDate; makeUp: boolean } {
   if (date !== undefined && !isLocalDate(date))
-    throw invalid('invalid_date', 'date is a local calendar day, YYYY-MM-DD.', [
-      { path: 'body/date', message: 'is not a calendar date' },
+    throw invalid('invalid_date', `date is a local calendar day, YYYY-MM-DD, from ${DATE_RANGE}.`, [
+      { path: 'body/date', message: `is not a calendar date from ${DATE_RANGE}` },
     ]);
   if (date !== undefined && date > today)
     throw invalid('checkin_date_in_future', `It is ${today} in the challenge's zone; ${date} has not come yet.`, [

@@ -3,6 +3,7 @@ import { conflict, invalid } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, authorize, requireMember } from '../circles/access.js';
+import { assertPostgresKnowsTimeZone } from '../circles/timezones.js';
 import { addDays, challengeDayAt, challengeDayStart } from './challenge-days.js';
 import {
   type ChallengeRules,
@@ -79,6 +80,8 @@ export async function createChallenge(ctx: AppContext, userId: string, circleId:
   const rules: ChallengeRules = { ...RULE_DEFAULTS, ...input };
   checkSchedule(rules, now);
   const challenge = await ctx.db.transaction().execute(async (trx) => {
+    // Postgres counts the challenge's days too (the health report's check-in rates).
+    await assertPostgresKnowsTimeZone(trx, rules.timezone);
     const challenge = await repo.insertChallenge(trx, {
       circle_id: circleId,
       title,
@@ -187,6 +190,7 @@ export async function editChallenge(ctx: AppContext, userId: string, challengeId
       status: current.status,
     };
     const changes = planChallengeEdit(before, trimmed, { now, hasCheckins });
+    if (changes.timezone !== undefined) await assertPostgresKnowsTimeZone(trx, changes.timezone);
     const fields = Object.keys(changes) as (keyof typeof COLUMN_OF)[];
     if (fields.length === 0) return { row: current, moved: false };
     const after = { ...rulesOf(current), ...changes };

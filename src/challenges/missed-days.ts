@@ -1,14 +1,19 @@
 import { sql } from 'kysely';
+import type { ChallengeStatus } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
 import { addDays, challengeDayAt } from './challenge-days.js';
 
+// Closed challenges count: the last day is announced the day after it, when the closing job has
+// usually closed the challenge already. A cancelled challenge stops being announced.
+const ANNOUNCED: ChallengeStatus[] = ['active', 'closed'];
+
 /**
- * For each running challenge, once per challenge day: every member whose streak was alive when
- * yesterday began and who did not check in yesterday gets a `challenge.day_missed` event
- * addressed to them (recipient_id, kept out of the circle's feed; also payload.userId), saying whether a freeze kept the streak (`streakKept`) or it
- * ended. The challenge's `missed_days_noticed_through` advances in the same transaction as the
- * events, under the row's lock, so each day is announced once however many workers sweep.
- * Returns the events written.
+ * For each challenge not cancelled, once per challenge day: every member whose streak was alive
+ * when yesterday began and who did not check in yesterday gets a `challenge.day_missed` event
+ * addressed to them (recipient_id, kept out of the circle's feed; also payload.userId), saying
+ * whether a freeze kept the streak (`streakKept`) or it ended. The challenge's
+ * `missed_days_noticed_through` advances in the same transaction as the events, under the row's
+ * lock, so each day is announced once however many workers sweep. Returns the events written.
  */
 export async function noticeMissedDays(db: Db, now: number): Promise<number> {
   // Coarse bounds from the UTC date (every zone's date is within a day of it); the exact
@@ -17,7 +22,7 @@ export async function noticeMissedDays(db: Db, now: number): Promise<number> {
   const running = await db
     .selectFrom('challenges')
     .select(['id', 'timezone', 'day_starts_at', 'starts_on', 'ends_on', 'missed_days_noticed_through'])
-    .where('status', '=', 'active')
+    .where('status', 'in', ANNOUNCED)
     .where('starts_on', '<=', utcDate)
     .where('ends_on', '>=', addDays(utcDate, -2))
     .execute();
@@ -31,7 +36,7 @@ export async function noticeMissedDays(db: Db, now: number): Promise<number> {
         .updateTable('challenges')
         .set({ missed_days_noticed_through: yesterday })
         .where('id', '=', c.id)
-        .where('status', '=', 'active')
+        .where('status', 'in', ANNOUNCED)
         .where((eb) =>
           eb.or([eb('missed_days_noticed_through', 'is', null), eb('missed_days_noticed_through', '<', yesterday)]),
         )

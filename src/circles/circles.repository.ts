@@ -81,14 +81,6 @@ export async function updateCircle(
   return trx.updateTable('circles').set(next).where('id', '=', circleId).returningAll().executeTakeFirstOrThrow();
 }
 
-/** Whether Postgres knows this time zone name (pg_timezone_names reads its tz database). */
-export async function knowsTimeZone(trx: Transaction<Database>, name: string): Promise<boolean> {
-  const row = await sql<{
-    known: boolean;
-  }>`SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = ${name}) AS known`.execute(trx);
-  return row.rows[0]?.known === true;
-}
-
 export async function findCircle(db: Executor, circleId: string) {
   return db
     .selectFrom('circles')
@@ -98,10 +90,10 @@ export async function findCircle(db: Executor, circleId: string) {
 }
 
 export async function insertInvite(
-  db: Db,
+  trx: Transaction<Database>,
   invite: { code: string; circleId: string; createdBy: string; expiresAt: Date; maxUses: number | null },
 ) {
-  return db
+  return trx
     .insertInto('invites')
     .values({
       code: invite.code,

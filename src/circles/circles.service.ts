@@ -1,13 +1,13 @@
 import type { AppContext } from '../context.js';
 import { randomBytes } from 'node:crypto';
 import type { JoinPolicy, Role } from '../infra/database-schema.js';
-import { conflict, forbidden, invalid, notFound, unauthorized } from '../errors.js';
+import { conflict, forbidden, notFound, unauthorized } from '../errors.js';
 import { isForeignKeyViolation } from '../infra/pg-errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { recordEvent } from '../events/events.repository.js';
+import { type NewEvent, recordEvent, recordEvents } from '../events/events.repository.js';
 import { MANAGERS, requireMember } from './access.js';
 import * as repo from './circles.repository.js';
-import { isIanaTimeZone } from './timezones.js';
+import { assertIanaTimeZone, assertPostgresKnowsTimeZone } from './timezones.js';
 
 type CircleRow = {
   id: string;
@@ -89,24 +89,17 @@ export async function getCircle(ctx: AppContext, userId: string, circleId: strin
 
 type CircleChanges = { name?: string; description?: string; joinPolicy?: JoinPolicy; timezone?: string };
 
-const badTimezone = (name: string) =>
-  invalid('invalid_timezone', `"${name}" is not an IANA time zone name such as "Asia/Shanghai" or "UTC".`, [
-    { path: 'body/timezone', message: 'must be an IANA time zone name' },
-  ]);
-
 /**
  * Changes a circle's settings; owner only (admins 403). One `circle.updated` event lists each
  * field that changed, from and to; a request that changes nothing records none.
  */
 export async function updateCircle(ctx: AppContext, userId: string, circleId: string, input: CircleChanges) {
-  if (input.timezone !== undefined && !isIanaTimeZone(input.timezone)) throw badTimezone(input.timezone);
+  if (input.timezone !== undefined) assertIanaTimeZone(input.timezone);
   return ctx.db.transaction().execute(async (trx) => {
     await requireMember(trx, circleId, userId, ['owner']);
     const current = await repo.lockCircle(trx, circleId);
     if (!current) throw notFound('circle');
-    // Postgres counts the local days, so it must know the zone too (its tz database can lag Node's).
-    if (input.timezone !== undefined && !(await repo.knowsTimeZone(trx, input.timezone)))
-      throw badTimezone(input.timezone);
+    if (input.timezone !== undefined) await assertPostgresKnowsTimeZone(trx, input.timezone);
     const next = {
       name: input.name ?? current.name,
       description: input.description ?? current.description,
@@ -133,24 +126,37 @@ export async function updateCircle(ctx: AppContext, userId: string, circleId: st
 
 const INVITE_TTL_DEFAULT = 7 * 86400;
 
+/**
+ * Issues an invite code (owner, admin), with its `invite.created` event in the same transaction.
+ * The code itself stays out of the event, as it does for `invite.revoked`: every member reads the
+ * activity feed, and webhooks carry it out of the circle.
+ */
 export async function createInvite(
   ctx: AppContext,
   userId: string,
   circleId: string,
   input: { expiresInSeconds?: number; maxUses?: number },
 ) {
-  await requireMember(ctx.db, circleId, userId, MANAGERS);
-  // 16 random bytes: unguessable, and short enough to paste into a chat.
-  const code = randomBytes(16).toString('base64url');
-  const expiresAt = new Date(Date.now() + (input.expiresInSeconds ?? INVITE_TTL_DEFAULT) * 1000);
-  const invite = await repo.insertInvite(ctx.db, {
-    code,
-    circleId,
-    createdBy: userId,
-    expiresAt,
-    maxUses: input.maxUses ?? null,
+  return ctx.db.transaction().execute(async (trx) => {
+    await requireMember(trx, circleId, userId, MANAGERS);
+    // 16 random bytes: unguessable, and short enough to paste into a chat.
+    const code = randomBytes(16).toString('base64url');
+    const expiresAt = new Date(Date.now() + (input.expiresInSeconds ?? INVITE_TTL_DEFAULT) * 1000);
+    const invite = await repo.insertInvite(trx, {
+      code,
+      circleId,
+      createdBy: userId,
+      expiresAt,
+      maxUses: input.maxUses ?? null,
+    });
+    await recordEvent(trx, {
+      circleId,
+      type: 'invite.created',
+      actorId: userId,
+      payload: { expiresAt: invite.expires_at, maxUses: invite.max_uses },
+    });
+    return { code: invite.code, expiresAt: invite.expires_at, maxUses: invite.max_uses };
   });
-  return { code: invite.code, expiresAt: invite.expires_at, maxUses: invite.max_uses };
 }
 
 type InviteRow = {
@@ -202,10 +208,15 @@ export async function revokeInvite(ctx: AppContext, userId: string, circleId: st
   });
 }
 
+const alreadyMember = () => conflict('already_member', 'You are already a member of this circle.');
+
 /**
- * Joins a circle. Open circles need no code. For invite-only circles a caller without a code gets
- * the outsider's 404, so the circle's existence stays private; a code that does not belong to the
- * circle is also 404, while a real one that ran out says so.
+ * Joins a circle. Open circles need no code. An invite-only circle is told apart from one that
+ * does not exist only by a code it issued: without a code, or with one it never issued (made up,
+ * or another circle's), the answer is the outsider's 404 circle_not_found, the same bytes as for
+ * an unknown circle id. A real code that was revoked, expired or ran out says so (409): its holder
+ * was given it. A current member is told so (409 already_member) before any code is looked at:
+ * they know the circle exists, and a code of theirs is never spent.
  */
 export async function joinCircle(ctx: AppContext, userId: string, circleId: string, inviteCode?: string) {
   return ctx.db
@@ -213,19 +224,22 @@ export async function joinCircle(ctx: AppContext, userId: string, circleId: stri
     .execute(async (trx) => {
       const circle = await repo.findCircle(trx, circleId);
       if (!circle) throw notFound('circle');
+      if (await repo.findMembership(trx, circleId, userId)) throw alreadyMember();
       if (circle.join_policy === 'invite' || inviteCode !== undefined) {
         if (inviteCode === undefined) throw notFound('circle');
         const used = await repo.useInvite(trx, circleId, inviteCode);
         if (!used) {
           const invite = await repo.findInvite(trx, circleId, inviteCode);
-          if (!invite) throw notFound('invite');
+          // An open circle's existence is no secret (anyone may join it), so its answer can be precise.
+          if (!invite) throw notFound(circle.join_policy === 'invite' ? 'circle' : 'invite');
           if (invite.revoked_at) throw conflict('invite_revoked', 'This invite was revoked by the circle.');
           if (invite.expired) throw conflict('invite_expired', 'This invite has expired.');
           throw conflict('invite_used_up', 'This invite has been used as often as it allows.');
         }
       }
+      // Nothing again when a join of the same caller committed since the check above.
       const joined = await repo.upsertMember(trx, circleId, userId);
-      if (!joined) throw conflict('already_member', 'You are already a member of this circle.');
+      if (!joined) throw alreadyMember();
       await recordEvent(trx, { circleId, type: 'member.joined', subjectId: userId, actorId: userId });
       return toMemberView(circleId, await repo.readMember(trx, circleId, userId));
     })
@@ -242,7 +256,8 @@ export async function listMembers(ctx: AppContext, userId: string, circleId: str
 
 /**
  * Changes a member's role; owner only. Making someone the owner transfers ownership: the previous
- * owner becomes an admin in the same transaction, so a circle always has exactly one owner.
+ * owner becomes an admin in the same transaction, so a circle always has exactly one owner. Every
+ * role that changes has its `member.role_changed` event, the previous owner's included.
  */
 export async function changeRole(ctx: AppContext, actorId: string, circleId: string, targetId: string, role: Role) {
   return ctx.db.transaction().execute(async (trx) => {
@@ -262,15 +277,24 @@ export async function changeRole(ctx: AppContext, actorId: string, circleId: str
     } else if (target.role !== role) {
       await repo.setRole(trx, circleId, targetId, role);
     }
-    if (target.role !== role) {
-      await recordEvent(trx, {
+    const changed: NewEvent[] = [];
+    if (target.role !== role)
+      changed.push({
         circleId,
         type: 'member.role_changed',
         subjectId: targetId,
         actorId,
         payload: { from: target.role, to: role },
       });
-    }
+    if (role === 'owner' && targetId !== actorId)
+      changed.push({
+        circleId,
+        type: 'member.role_changed',
+        subjectId: actorId,
+        actorId,
+        payload: { from: 'owner', to: 'admin', newOwnerId: targetId },
+      });
+    await recordEvents(trx, changed);
     return toMemberView(circleId, await repo.readMember(trx, circleId, targetId));
   });
 }

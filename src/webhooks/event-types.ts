@@ -17,6 +17,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'claim.released',
   'claim.revoked',
   'contribution.recorded',
+  'invite.created',
   'invite.revoked',
   'member.joined',
   'member.left',

@@ -223,3 +223,64 @@ t.test('a day missed while a streak was alive: one notice per member and day, ke
     'not in the circle feed',
   );
 });
+
+t.test('the last day is announced after the challenge closed; a cancelled challenge is not', async (t) => {
+  const clock = clockAt(t, '2026-11-01T04:00:00Z');
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, circle, members } = await openCircle(app, 2);
+  const [ann, ben] = members;
+  const rules = { startsOn: '2026-11-01', endsOn: '2026-11-03', timezone: 'Asia/Shanghai' };
+  const closing = await createChallenge(app, owner, circle.id, rules);
+  const cancelled = await createChallenge(app, owner, circle.id, rules);
+  // Both check in on the first two days of both; on the last day only ben checks in.
+  for (let day = 0; day < 3; day++) {
+    const a = await relogin(app, ann!);
+    const b = await relogin(app, ben!);
+    if (day < 2) for (const c of [closing, cancelled]) t.equal((await checkIn(app, a, c.id)).status, 201);
+    t.equal((await checkIn(app, b, closing.id)).status, 201);
+    if (day < 2) t.equal((await checkIn(app, b, cancelled.id)).status, 201);
+    if (day === 2) {
+      const cancel = await call(app, 'POST', `/v1/challenges/${cancelled.id}/cancel`, {
+        token: (await relogin(app, owner)).token,
+        body: { reason: 'Called off on its last day' },
+      });
+      t.equal(cancel.status, 200);
+    }
+    clock.advance(DAY);
+  }
+  clock.restore();
+  // The closing job runs at the end of the last day, before the sweep's first pass of 4 November.
+  t.equal(await closeChallengeIfDue(db, closing.id), true, 'closed at the end of 3 November');
+  const notices = () =>
+    db
+      .selectFrom('events')
+      .select(['subject_id', 'recipient_id', 'payload'])
+      .where('type', '=', 'challenge.day_missed')
+      .execute();
+
+  t.equal(await noticeMissedDays(db, Date.parse('2026-11-04T04:00:00Z')), 1, "ann's missed last day");
+  t.same(await notices(), [
+    {
+      subject_id: closing.id,
+      recipient_id: ann!.id,
+      payload: {
+        userId: ann!.id,
+        challengeId: closing.id,
+        localDate: '2026-11-03',
+        streak: 2,
+        streakKept: false,
+        freezesLeft: 0,
+      },
+    },
+  ]);
+  t.equal(await noticeMissedDays(db, Date.parse('2026-11-04T10:00:00Z')), 0, 'once');
+  t.equal(await noticeMissedDays(db, Date.parse('2026-11-05T04:00:00Z')), 0, 'nothing after the last day');
+  t.equal((await notices()).length, 1, 'the cancelled challenge announced nothing');
+  const row = await db
+    .selectFrom('challenges')
+    .select(['status', 'missed_days_noticed_through'])
+    .where('id', '=', closing.id)
+    .executeTakeFirstOrThrow();
+  t.same(row, { status: 'closed', missed_days_noticed_through: '2026-11-03' });
+  await assertInvariants(t, db);
+});

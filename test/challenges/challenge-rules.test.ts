@@ -116,6 +116,12 @@ t.test('checkSchedule', async (t) => {
     code(() => checkSchedule({ ...schedule, timezone: 'Mars/Base' }, now)),
     'invalid:invalid_timezone',
   );
+  for (const timezone of ['BST', 'IST', 'CST'])
+    t.equal(
+      code(() => checkSchedule({ ...schedule, timezone }, now)),
+      'invalid:invalid_timezone',
+      timezone,
+    );
   t.equal(
     code(() => checkSchedule({ ...schedule, endsOn: '2026-02-30' }, now)),
     'invalid:invalid_date',

@@ -86,6 +86,43 @@ t.test('owners and admins create; members read; bad calendars are 400 and create
   );
 });
 
+t.test(
+  'a zone is an IANA name Node and Postgres both know, spelled exactly: abbreviations and other cases are 400',
+  async (t) => {
+    clockAt(t, '2026-04-01T04:00:00Z');
+    const { app, db } = await buildTestApp(t, LONG_TOKENS);
+    const { owner, circle } = await openCircle(app);
+    const url = `/v1/circles/${circle.id}/challenges`;
+    const c = await createChallenge(app, owner, circle.id, base);
+    // Intl reads BST as Asia/Dhaka, IST as Asia/Calcutta and CST as America/Chicago, and takes any
+    // letter case; Postgres reads the abbreviations otherwise and knows only the exact spelling.
+    const refused = ['BST', 'IST', 'CST', 'EST', 'GMT', 'europe/london', 'ASIA/SHANGHAI', 'utc', 'Asia/shanghai'];
+    const counts = await rowCounts(db);
+    for (const timezone of refused) {
+      const created = await call(app, 'POST', url, {
+        token: owner.token,
+        body: { title: 'T', pointsPerCheckin: 1, ...base, timezone },
+      });
+      t.ok(
+        isProblem(created, 400, 'invalid_timezone'),
+        `create in ${timezone}: ${created.status} ${created.body.code}`,
+      );
+      t.same(created.body.errors, [{ path: 'body/timezone', message: 'must be an IANA time zone name' }]);
+      const edited = await call(app, 'PATCH', `/v1/challenges/${c.id}`, { token: owner.token, body: { timezone } });
+      t.ok(isProblem(edited, 400, 'invalid_timezone'), `move to ${timezone}: ${edited.status} ${edited.body.code}`);
+    }
+    t.same(await rowCounts(db), counts, 'no challenge created or changed, no event written');
+    const row = await db.selectFrom('challenges').select('timezone').where('id', '=', c.id).executeTakeFirstOrThrow();
+    t.equal(row.timezone, 'Asia/Shanghai');
+    for (const timezone of ['Europe/London', 'UTC', 'Asia/Kolkata'])
+      t.equal(
+        (await call(app, 'PATCH', `/v1/challenges/${c.id}`, { token: owner.token, body: { timezone } })).status,
+        200,
+        timezone,
+      );
+  },
+);
+
 t.test('edits: rules before the first day only; zone and day start never once anyone checked in', async (t) => {
   const clock = clockAt(t, '2026-04-01T04:00:00Z');
   const { app, db } = await buildTestApp(t, LONG_TOKENS);
@@ -174,4 +211,76 @@ t.test('cancelling: once, by a manager; check-ins stop, points stay', async (t) 
     types.map((e) => e.type),
     ['challenge.created', 'challenge.cancelled'],
   );
+});
+
+t.test('dates run up to 9998-12-31: the last possible challenge works end to end, 9999 is 400', async (t) => {
+  // The last day of the year 9998 in Kiritimati (UTC+14): its end, the start of 9999-01-01 there,
+  // and the day streaks are read on afterwards lie in 9999.
+  const clock = clockAt(t, '9998-12-30T12:00:00Z');
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, member, circle } = await openCircle(app);
+  const url = `/v1/circles/${circle.id}/challenges`;
+  const last = { startsOn: '9998-12-01', endsOn: '9998-12-31', timezone: 'Pacific/Kiritimati' };
+  const created = await call(app, 'POST', url, {
+    token: owner.token,
+    body: { title: 'The last December', pointsPerCheckin: 3, makeUpAllowance: 1, ...last },
+  });
+  t.equal(created.status, 201, `${created.status} ${created.body.code}`);
+  t.match(created.body, { ...last, today: '9998-12-31', endsAt: '9998-12-31T10:00:00.000Z' });
+  const id = created.body.id;
+  t.equal((await checkIn(app, member, id)).status, 201, 'a check-in on the last day');
+  const makeUp = await checkIn(app, member, id, { date: '9998-12-30' });
+  t.equal(makeUp.status, 201);
+  t.match(makeUp.body, { localDate: '9998-12-30', makeUp: true, streak: { current: 2, best: 2 } });
+  const mine = await call(app, 'GET', `/v1/challenges/${id}/checkins`, { token: member.token });
+  t.same(
+    mine.body.items.map((c: { localDate: string }) => c.localDate),
+    ['9998-12-31', '9998-12-30'],
+  );
+  const board = async () => {
+    const res = await call(app, 'GET', `/v1/challenges/${id}/leaderboard`, {
+      token: (await relogin(app, member)).token,
+    });
+    t.equal(res.status, 200);
+    return res.body.items.map((r: { userId: string; checkins: number; currentStreak: number }) => [
+      r.userId,
+      r.checkins,
+      r.currentStreak,
+    ]);
+  };
+  t.same(await board(), [[member.id, 2, 2]]);
+
+  // A day later is refused, never a 500: creating, and moving a challenge there.
+  const upcoming = await createChallenge(app, owner, circle.id, {
+    startsOn: '9998-12-31',
+    endsOn: '9998-12-31',
+    timezone: 'UTC',
+  });
+  const counts = await rowCounts(db);
+  for (const dates of [
+    { startsOn: '9999-01-01', endsOn: '9999-12-31' },
+    { startsOn: '9998-12-31', endsOn: '9999-01-01' },
+  ]) {
+    const res = await call(app, 'POST', url, {
+      token: owner.token,
+      body: { title: 'T', pointsPerCheckin: 1, timezone: 'UTC', ...dates },
+    });
+    t.ok(isProblem(res, 400, 'invalid_date'), `create ${JSON.stringify(dates)}: ${res.status} ${res.body.code}`);
+    t.ok(
+      res.body.errors?.some(
+        (e: { path: string; message: string }) => e.path === 'body/endsOn' && /9998-12-31/.test(e.message),
+      ),
+      'the field and the last date allowed',
+    );
+    const moved = await call(app, 'PATCH', `/v1/challenges/${upcoming.id}`, { token: owner.token, body: dates });
+    t.ok(isProblem(moved, 400, 'invalid_date'), `move ${JSON.stringify(dates)}: ${moved.status} ${moved.body.code}`);
+  }
+  t.same(await rowCounts(db), counts, 'refusals wrote nothing');
+
+  clock.set('9998-12-31T11:00:00Z'); // 1 January 9999 in Kiritimati: the challenge is over
+  t.same(await board(), [[member.id, 2, 2]], 'streaks stand as they were at the end');
+  const after = await call(app, 'GET', `/v1/challenges/${id}`, { token: (await relogin(app, member)).token });
+  t.equal(after.status, 200);
+  t.match(after.body, { today: '9999-01-01', me: { checkins: 2, streak: { current: 2, best: 2 } } });
+  t.ok(isProblem(await checkIn(app, await relogin(app, member), id), 409, 'challenge_ended'));
 });

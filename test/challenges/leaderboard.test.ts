@@ -126,3 +126,65 @@ t.test('paging while new members check in: no one on the board is repeated or sk
     );
   }
 });
+
+t.test('members who left are not on the board nor counted in ranks; paging stays consistent', async (t) => {
+  clockAt(t, '2026-10-20T04:00:00Z');
+  const { app } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, circle, members } = await openCircle(app, 6);
+  const c = await createChallenge(app, owner, circle.id, {
+    startsOn: '2026-10-01',
+    endsOn: '2026-10-31',
+    timezone: 'Asia/Shanghai',
+    makeUpAllowance: 5,
+    makeUpWindowDays: 7,
+  });
+  const [ann, ben, cat, dan, eve, fay] = members as [TestUser, TestUser, TestUser, TestUser, TestUser, TestUser];
+  await checkInDays(app, ben, c.id, [0, 1, 2, 3, 4, 5]); // 6: the top, until he leaves
+  await checkInDays(app, eve, c.id, [0, 1, 2, 3, 4]); // 5: removed by the owner
+  await checkInDays(app, ann, c.id, [0, 1, 2, 3]); // 4
+  await checkInDays(app, cat, c.id, [0, 1, 2]); // 3
+  await checkInDays(app, dan, c.id, [0, 1]); // 2
+  await checkInDays(app, fay, c.id, [0]); // 1
+  const leave = async (who: TestUser, by: TestUser = who) =>
+    t.equal((await call(app, 'DELETE', `/v1/circles/${circle.id}/members/${who.id}`, { token: by.token })).status, 204);
+  await leave(ben);
+  await leave(eve, owner);
+  const byId = new Map(members.map((m, i) => [m.id, ['ann', 'ben', 'cat', 'dan', 'eve', 'fay'][i]]));
+
+  /** Every page of the board in one sort; `between` runs after each page. */
+  const walk = async (sort: string, between: (page: number) => Promise<void> = async () => {}) => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let page = 0;
+    do {
+      const res: Reply = await call(
+        app,
+        'GET',
+        `/v1/challenges/${c.id}/leaderboard?sort=${sort}&limit=1${cursor ? `&cursor=${cursor}` : ''}`,
+        { token: owner.token },
+      );
+      t.equal(res.status, 200);
+      seen.push(...res.body.items.map((i: { rank: number; userId: string }) => `${i.rank}:${byId.get(i.userId)}`));
+      cursor = res.body.nextCursor;
+      await between(++page);
+    } while (cursor);
+    return seen;
+  };
+  for (const sort of ['checkins', 'current', 'best'])
+    t.same(await walk(sort), ['1:ann', '2:cat', '3:dan', '4:fay'], `${sort}: current members, ranked among themselves`);
+  const mine = await call(app, 'GET', `/v1/challenges/${c.id}/leaderboard?me=true`, { token: ann.token });
+  t.same(
+    mine.body.items.map((i: { rank: number; userId: string }) => [i.rank, i.userId]),
+    [[1, ann.id]],
+  );
+
+  // cat leaves while the board is paged after ann's row: served once at most, nobody else skipped.
+  const paged = await walk('checkins', async (page) => {
+    if (page === 1) await leave(cat);
+  });
+  t.same(paged, ['1:ann', '2:dan', '3:fay'], 'cat gone from the later pages, the rest in order');
+
+  // Rejoining brings ben back with the check-ins he made.
+  t.equal((await call(app, 'POST', `/v1/circles/${circle.id}/members`, { token: ben.token, body: {} })).status, 201);
+  t.same(await walk('checkins'), ['1:ben', '2:ann', '3:dan', '4:fay']);
+});

@@ -76,3 +76,42 @@ t.test('a revoked invite admits nobody and leaves the list; revoking is for mana
   t.equal(events[0]!.actor_id, admin.id);
   t.notOk(JSON.stringify(events[0]!.payload).includes(code), 'the code stays out of the activity feed');
 });
+
+t.test('creating an invite writes invite.created, without the code; members read it in the feed', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const { owner, admin, circle, member } = await circleWithRoles(app, { joinPolicy: 'invite' });
+  const url = `/v1/circles/${circle.id}/invites`;
+  const createdEvents = () =>
+    db
+      .selectFrom('events')
+      .select(['type', 'actor_id', 'subject_id', 'recipient_id', 'payload'])
+      .where('circle_id', '=', circle.id)
+      .where('type', '=', 'invite.created')
+      .orderBy('id')
+      .execute();
+  const before = (await createdEvents()).length;
+  const made = await call(app, 'POST', url, { token: admin.token, body: { expiresInSeconds: 3600, maxUses: 3 } });
+  t.equal(made.status, 201);
+  const events = (await createdEvents()).slice(before);
+  t.same(events, [
+    {
+      type: 'invite.created',
+      actor_id: admin.id,
+      subject_id: null,
+      recipient_id: null,
+      payload: { expiresAt: made.body.expiresAt, maxUses: 3 },
+    },
+  ]);
+  t.notOk(JSON.stringify(events).includes(made.body.code), 'the code stays out of the event');
+
+  // Refused attempts write nothing.
+  t.ok(isProblem(await call(app, 'POST', url, { token: member.token, body: {} }), 403, 'forbidden'));
+  t.equal((await createdEvents()).length, before + 1);
+
+  const feed = await call(app, 'GET', `/v1/circles/${circle.id}/events?types=invite.created`, { token: member.token });
+  t.equal(feed.status, 200);
+  t.same(feed.body.items[0].summary, `${admin.handle} created an invite`);
+  t.notOk(JSON.stringify(feed.body).includes(made.body.code), 'nor in the feed');
+  const unlimited = await call(app, 'POST', url, { token: owner.token, body: {} });
+  t.same((await createdEvents()).at(-1)?.payload, { expiresAt: unlimited.body.expiresAt, maxUses: null });
+});

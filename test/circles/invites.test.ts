@@ -1,6 +1,7 @@
 import t from 'tap';
 import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import { circleWithRoles } from '../marketplace-helpers.js';
+import { rowCounts } from '../hostile/world.js';
 
 // Invite codes and joining: who may invite, what a code allows, and every way a join can fail.
 
@@ -88,7 +89,7 @@ t.test('joining: open circles need no code; invite circles need a valid one', as
     token: user.token,
     body: { inviteCode: 'nope' },
   });
-  t.ok(isProblem(badCode, 404, 'invite_not_found'));
+  t.ok(isProblem(badCode, 404, 'circle_not_found'), 'a made-up code: the outsider’s answer');
 
   // A real code, but for another circle.
   const otherInvite = await call(app, 'POST', `/v1/circles/${other.id}/invites`, { token: owner.token, body: {} });
@@ -96,7 +97,7 @@ t.test('joining: open circles need no code; invite circles need a valid one', as
     token: user.token,
     body: { inviteCode: otherInvite.body.code },
   });
-  t.ok(isProblem(wrongCircle, 404, 'invite_not_found'));
+  t.ok(isProblem(wrongCircle, 404, 'circle_not_found'), 'another circle’s code: the outsider’s answer');
 
   const missing = await call(app, 'POST', '/v1/circles/00000000-0000-4000-8000-000000000000/members', {
     token: user.token,
@@ -241,4 +242,71 @@ t.test('a member who left can join again', async (t) => {
     types.map((e) => e.type),
     ['circle.created', 'member.joined', 'member.left', 'member.joined'],
   );
+});
+
+t.test('an invite-only circle is told from none only by its own codes; members are told they are in', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const closed = await createCircle(app, owner, 'invite');
+  const other = await createCircle(app, owner, 'invite');
+  const open = await createCircle(app, owner, 'open');
+  const outsider = await registerUser(app, 'outsider');
+  const otherCode = (await call(app, 'POST', `/v1/circles/${other.id}/invites`, { token: owner.token, body: {} })).body
+    .code;
+  /** The raw answer to a join: every byte a client could tell circles apart by. */
+  const join = async (circleId: string, token: string, body: unknown) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: `/v1/circles/${circleId}/members`,
+      headers: { authorization: `Bearer ${token}` },
+      payload: body as object,
+    });
+    return {
+      status: res.statusCode,
+      type: res.headers['content-type'],
+      length: res.headers['content-length'],
+      body: res.body,
+    };
+  };
+  const unknownCircle = '00000000-0000-4000-8000-000000000000';
+  const counts = await rowCounts(db);
+  const nowhere = await join(unknownCircle, outsider.token, { inviteCode: 'made-up-code' });
+  t.equal(nowhere.status, 404);
+  t.equal(JSON.parse(nowhere.body).code, 'circle_not_found');
+  for (const [what, circleId, body] of [
+    ['an unknown circle, no code', unknownCircle, {}],
+    ['an unknown circle, another circle’s code', unknownCircle, { inviteCode: otherCode }],
+    ['the invite-only circle, no code', closed.id, {}],
+    ['the invite-only circle, a made-up code', closed.id, { inviteCode: 'made-up-code' }],
+    ['the invite-only circle, another circle’s code', closed.id, { inviteCode: otherCode }],
+  ] as const)
+    t.same(await join(circleId, outsider.token, body), nowhere, what);
+  t.same(await rowCounts(db), counts, 'nothing written, no invite spent');
+  // An open circle hides nothing from joiners: a code it never issued is named as such.
+  const openBad = await call(app, 'POST', `/v1/circles/${open.id}/members`, {
+    token: outsider.token,
+    body: { inviteCode: 'made-up-code' },
+  });
+  t.ok(isProblem(openBad, 404, 'invite_not_found'));
+
+  // Current members (any role) asking to join: 409 already_member, with or without a code, and
+  // a valid code is not spent.
+  const code = (await call(app, 'POST', `/v1/circles/${closed.id}/invites`, { token: owner.token, body: {} })).body
+    .code;
+  const member = await registerUser(app, 'member');
+  t.equal((await join(closed.id, member.token, { inviteCode: code })).status, 201);
+  const before = await rowCounts(db);
+  for (const [who, body] of [
+    [member, {}],
+    [member, { inviteCode: 'made-up-code' }],
+    [member, { inviteCode: code }],
+    [member, { inviteCode: otherCode }],
+    [owner, {}],
+  ] as const) {
+    const res = await call(app, 'POST', `/v1/circles/${closed.id}/members`, { token: who.token, body });
+    t.ok(isProblem(res, 409, 'already_member'), `${JSON.stringify(body)}: ${res.status} ${res.body.code}`);
+  }
+  t.same(await rowCounts(db), before, 'members asking again change nothing');
+  const uses = await db.selectFrom('invites').select('uses').where('code', '=', code).executeTakeFirstOrThrow();
+  t.equal(uses.uses, 1, 'only the join that admitted the member spent a use');
 });

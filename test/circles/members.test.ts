@@ -171,6 +171,31 @@ t.test('ownership transfer keeps exactly one owner', async (t) => {
   t.equal(row.owner_id, member.id);
   t.equal((await call(app, 'GET', `/v1/circles/${circle.id}`, { token: member.token })).body.ownerId, member.id);
 
+  // Both roles changed, so both have their event, written in the one transaction of the transfer.
+  const changes = await db
+    .selectFrom('events')
+    .select(['subject_id', 'actor_id', 'payload', 'xact_id'])
+    .where('type', '=', 'member.role_changed')
+    .where('circle_id', '=', circle.id)
+    .orderBy('id')
+    .execute();
+  t.same(
+    changes.map(({ xact_id, ...e }) => e),
+    [
+      { subject_id: member.id, actor_id: owner.id, payload: { from: 'member', to: 'owner' } },
+      { subject_id: owner.id, actor_id: owner.id, payload: { from: 'owner', to: 'admin', newOwnerId: member.id } },
+    ],
+    'the new owner and the former owner',
+  );
+  t.equal(changes[0]!.xact_id, changes[1]!.xact_id, 'one transaction');
+  const feed = await call(app, 'GET', `/v1/circles/${circle.id}/events?types=member.role_changed`, {
+    token: member.token,
+  });
+  t.same(
+    feed.body.items.map((i: { summary: string }) => i.summary),
+    [`${owner.handle} handed over ownership and is now admin`, `${owner.handle} made ${member.handle} owner`],
+  );
+
   // The former owner is now an admin and has lost the owner's powers.
   const back = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${owner.id}`, {
     token: owner.token,

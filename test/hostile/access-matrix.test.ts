@@ -128,8 +128,9 @@ const EXPECTED: Record<string, Cell> = {
         .body.code,
     }),
   },
-  // The main circle is invite-only: joining without a code is the outsider's 404 for everyone.
-  'POST /v1/circles/{circleId}/members': { expect: inCircle(404, 404, 404), body: () => ({}) },
+  // The main circle is invite-only: joining without a code is the outsider's 404; its members
+  // know it exists and are told they are in it already.
+  'POST /v1/circles/{circleId}/members': { expect: inCircle(409, 409, 409), body: () => ({}) },
   'GET /v1/circles/{circleId}/members': { expect: inCircle(200, 200, 200) },
   'PATCH /v1/circles/{circleId}/members/{userId}': {
     expect: inCircle(403, 403, 200),

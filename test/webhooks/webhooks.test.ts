@@ -4,7 +4,7 @@ import { circleWithRoles } from '../marketplace-helpers.js';
 import { snapshot } from '../hostile/world.js';
 import { WEBHOOK_EVENT_TYPES } from '../../src/webhooks/event-types.js';
 import { deliveryCountsByOutcome } from '../../src/webhooks/webhooks.repository.js';
-import { createWebhook } from './webhook-helpers.js';
+import { createWebhook, messagesOf, relay } from './webhook-helpers.js';
 import { summarize } from '../../src/activity/summaries.js';
 
 // Managing a circle's webhooks over HTTP: who may, what is checked, what is shown (the secret
@@ -129,7 +129,7 @@ t.test('every offered type is accepted, and the list pages newest first', async 
   t.equal(res.status, 404, 'someone else’s circle');
   const { owner: o2, circle: c2 } = await circleWithRoles(app);
   const ids: string[] = [];
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i * 8 < WEBHOOK_EVENT_TYPES.length; i++) {
     const events = WEBHOOK_EVENT_TYPES.slice(i * 8, i * 8 + 8);
     ids.push((await createWebhook(app, o2, c2.id, { url: `https://example.com/${i}`, events: [...events] })).id);
   }
@@ -174,4 +174,41 @@ t.test('webhook events read as sentences in the feed, without URL or secret', as
   );
   t.equal(said('webhook.secret_rotated'), 'ann rotated a webhook’s signing secret');
   t.equal(said('webhook.redelivery_requested'), 'ann asked for a webhook delivery to be sent again');
+});
+
+t.test('invite.created and both sides of an ownership transfer reach subscribers; the code never does', async (t) => {
+  const { app, db, config } = await buildTestApp(t);
+  const { owner, admin, circle } = await circleWithRoles(app);
+  const hook = await createWebhook(app, owner, circle.id, {
+    url: 'https://hooks.example.com/members',
+    events: ['invite.created', 'member.role_changed'],
+  });
+  const invite = await call(app, 'POST', `/v1/circles/${circle.id}/invites`, { token: admin.token, body: {} });
+  t.equal(invite.status, 201);
+  const transfer = await call(app, 'PATCH', `/v1/circles/${circle.id}/members/${admin.id}`, {
+    token: owner.token,
+    body: { role: 'owner' },
+  });
+  t.equal(transfer.status, 200);
+  await relay(db, app.queues, config);
+  const messages = await messagesOf(db, hook.id);
+  t.same(
+    messages.map((m) => m.event_type),
+    ['invite.created', 'member.role_changed', 'member.role_changed'],
+  );
+  const data = messages.map((m) => JSON.parse(m.body).data);
+  t.same(data[0].payload, { expiresAt: invite.body.expiresAt, maxUses: null });
+  t.notOk(
+    messages.some((m) => m.body.includes(invite.body.code)),
+    'the invite code is in no message',
+  );
+  t.same(
+    data.slice(1).map((d) => [d.subjectId, d.payload]),
+    [
+      [admin.id, { from: 'admin', to: 'owner' }],
+      [owner.id, { from: 'owner', to: 'admin', newOwnerId: admin.id }],
+    ],
+  );
+  const facts = { actorHandle: 'ann', memberHandle: 'ann', taskTitle: null, projectTitle: null };
+  t.equal(summarize({ ...facts, type: 'invite.created', payload: {} }), 'ann created an invite');
 });
