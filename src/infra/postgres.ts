@@ -16,7 +16,12 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v);
 // Most of the code imports the handle types from here, beside createDb.
 export type { Db, Executor } from './db.js';
 
-export function createDb(databaseUrl: string, poolSize: number, connectTimeoutMs = 5_000): Db {
+/**
+ * The connection pool every database handle uses (prepared statements, deadlines, and the error
+ * listeners without which a dropped connection would crash the process). Exported on its own for
+ * the few callers that need Kysely options of their own around it (a query log in a test).
+ */
+export function createPool(databaseUrl: string, poolSize: number, connectTimeoutMs = 5_000): pg.Pool {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: poolSize,
@@ -29,6 +34,8 @@ export function createDb(databaseUrl: string, poolSize: number, connectTimeoutMs
   });
   // An idle client losing its connection (Postgres restarted, backend terminated) emits 'error' on
   // the pool; without a listener that would crash the process. The pool replaces the client itself.
+  // This includes a pool being ended: pool.end() resolves once its clients are told to close, not
+  // once their backends are gone, so a backend terminated in between still reports to the pool.
   pool.on('error', () => {});
   // A connection terminated while checked out (pg_terminate_backend, a restart) also emits 'error'
   // on its client; unheard, that would crash the process. The query in flight fails on its own
@@ -36,7 +43,13 @@ export function createDb(databaseUrl: string, poolSize: number, connectTimeoutMs
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return pool;
+}
+
+export function createDb(databaseUrl: string, poolSize: number, connectTimeoutMs = 5_000): Db {
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: createPool(databaseUrl, poolSize, connectTimeoutMs) }),
+  });
 }
 
 /** Creates the database named in the URL if it does not exist; safe when several processes race. */

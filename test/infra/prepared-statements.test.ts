@@ -1,9 +1,8 @@
 import t from 'tap';
-import pg from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import type { Database } from '../../src/infra/database-schema.js';
-import { createDb } from '../../src/infra/postgres.js';
-import { PreparingClient, statementName } from '../../src/infra/prepared-statements.js';
+import { createDb, createPool } from '../../src/infra/postgres.js';
+import { statementName } from '../../src/infra/prepared-statements.js';
 import { compiledQuery } from '../../src/infra/compiled-queries.js';
 import { claimNextTask } from '../../src/claims/claims.repository.js';
 import { claimLimits } from '../../src/claims/claims.service.js';
@@ -92,9 +91,8 @@ t.test(
     );
 
     let last: { sql: string; parameters: readonly unknown[] } | null = null;
-    const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1, Client: PreparingClient });
     const db = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool }),
+      dialect: new PostgresDialect({ pool: createPool(config.databaseUrl, 1) }),
       log: (e) => {
         if (e.level === 'query') last = e.query;
       },
@@ -140,8 +138,7 @@ t.test(
 
 t.test('only statements defined with a name run prepared; the rest run unnamed', async (t) => {
   const { config } = await buildTestApp(t);
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1, Client: PreparingClient });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = createDb(config.databaseUrl, 1);
   t.teardown(() => db.destroy());
   const named = compiledQuery((_db, a: { n: number }) => sql<{ n: number }>`SELECT ${a.n}::int AS n`, {
     name: 'test_named',
