@@ -7,7 +7,7 @@ import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { createDb, type Db } from '../src/infra/postgres.js';
 import { QUEUE_SCHEMA } from '../src/jobs/queue-backend.js';
-import { TEMPLATE_DB, databaseUrl, withAdminClient } from './setup/test-database.js';
+import { TEMPLATE_DB, TEST_CONNECT_TIMEOUT_MS, databaseUrl, withAdminClient } from './setup/test-database.js';
 
 // The one way tests build the service: a database and a queue prefix of their own (so files run
 // in parallel without seeing each other), real Postgres and Redis, torn down afterwards.
@@ -59,10 +59,7 @@ export async function createTestEnv(t: Test, env: Record<string, string> = {}): 
   const config = loadConfig({
     DATABASE_URL: databaseUrl(name),
     DATABASE_POOL_SIZE: '10',
-    // The pool's deadline is a timer in this process, and test files share two cores with each
-    // other (and with a benchmark during a soak): a stall of the event loop past 5 s would fail a
-    // request whose connection had come. Tests of the deadline itself set their own.
-    DATABASE_CONNECT_TIMEOUT_MS: '30000',
+    DATABASE_CONNECT_TIMEOUT_MS: String(TEST_CONNECT_TIMEOUT_MS),
     REDIS_URL,
     QUEUE_PREFIX: `catest${suffix}`,
     LOG_LEVEL: 'silent',
@@ -73,7 +70,7 @@ export async function createTestEnv(t: Test, env: Record<string, string> = {}): 
     JWT_SECRET: 'test-secret-that-is-long-enough-for-hs256-0123456789',
     ...env,
   });
-  const db = createDb(config.databaseUrl, 5);
+  const db = createDb(config.databaseUrl, 5, TEST_CONNECT_TIMEOUT_MS);
   t.teardown(async () => {
     await db.destroy();
     await flushPrefix(config.queuePrefix);
@@ -107,7 +104,7 @@ export async function flushPrefix(prefix: string): Promise<void> {
  */
 export async function flushQueueStore(config: Config): Promise<void> {
   if (config.queueBackend === 'redis') return flushPrefix(config.queuePrefix);
-  const db = createDb(config.databaseUrl, 1);
+  const db = createDb(config.databaseUrl, 1, TEST_CONNECT_TIMEOUT_MS);
   try {
     await sql`
       DO $$ DECLARE tables text;

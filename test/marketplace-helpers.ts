@@ -189,16 +189,21 @@ export async function waitFor<T>(probe: () => Promise<T>, timeoutMs = 10_000, in
 }
 
 /**
- * /readyz once it answers 200, or its last answer after `timeoutMs`. Its probes have 2 s deadlines
- * that a starved test process can miss (a 503 is then the right answer), so a check that an app
- * with everything up is ready retries, as an orchestrator's probe does.
+ * /readyz once its answer is `wanted` (by default 200), or its last answer after `timeoutMs`. Its
+ * probes have 2 s deadlines that a starved test process can miss (the store is then named as
+ * unreachable, rightly), so a check retries as an orchestrator's probe does: an app with everything
+ * up until it is ready, an app with one store down until the answer names that store alone.
  */
-export async function readyz(app: FastifyInstance, timeoutMs = 20_000): Promise<Reply> {
+export async function readyz(
+  app: FastifyInstance,
+  wanted: (reply: Reply) => boolean = (r) => r.status === 200,
+  timeoutMs = 20_000,
+): Promise<Reply> {
   let last: Reply | undefined;
   await waitFor(
     async () => {
       last = await call(app, 'GET', '/readyz');
-      return last.status === 200;
+      return wanted(last);
     },
     timeoutMs,
     200,
@@ -261,6 +266,15 @@ export function queueHandle(t: Test, config: Config, name: 'claim-expiry' | 'rev
     await connection.close();
   });
   return queues.get(name);
+}
+
+/**
+ * A job a request enqueued. The request may answer before its enqueue has landed (an enqueue on the
+ * request path has a 2 s limit, and a starved process can run past it while the add goes on), so
+ * this waits for the job instead of looking once.
+ */
+export async function enqueuedJob(queue: Queue, jobId: string, timeoutMs = 10_000): Promise<Job | undefined> {
+  return waitFor(() => queue.getJob(jobId), timeoutMs, 25);
 }
 
 /** Waits until a BullMQ job has finished (completed, or failed for good) and returns it. */

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import {
+  enqueuedJob,
   circleWithRoles,
   claimExpiryJobId,
   claimTask,
@@ -35,7 +36,7 @@ t.test('extend moves the deadline forward, capped by MAX_LEASE_SECONDS from the 
   t.equal(longer.status, 200);
   t.ok(new Date(longer.body.expiresAt) > new Date(claim.body.expiresAt), 'moved forward');
   t.equal(longer.body.leaseStartedAt, claim.body.leaseStartedAt, 'the lease start stays');
-  t.ok(await queue.getJob(claimExpiryJobId(longer.body.expiresAt)), 'a job for the new deadline');
+  t.ok(await enqueuedJob(queue, claimExpiryJobId(longer.body.expiresAt)), 'a job for the new deadline');
 
   const capped = await call(app, 'POST', url, { token: alice!.token, body: { seconds: 100000 } });
   t.equal(capped.status, 200);

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import {
+  enqueuedJob,
   addTasks,
   claimExpiryJobId,
   claimNext,
@@ -40,7 +41,10 @@ t.test('the first lease of a claim is capped at MAX_LEASE_SECONDS, by claim and 
   const claimed = await claimTask(app, alice, task.id);
   t.equal(claimed.status, 201);
   t.equal(leaseLength(claimed.body), MAX, 'a 3600 s project lease runs 300 s');
-  t.ok(await queue.getJob(claimExpiryJobId(claimed.body.expiresAt)), 'its expiry job is due at the capped deadline');
+  t.ok(
+    await enqueuedJob(queue, claimExpiryJobId(claimed.body.expiresAt)),
+    'its expiry job is due at the capped deadline',
+  );
   t.ok(
     isProblem(
       await call(app, 'POST', `/v1/claims/${claimed.body.id}/extend`, { token: alice.token, body: { seconds: 3600 } }),

@@ -15,6 +15,7 @@ import {
   registerUser,
 } from '../helper.js';
 import {
+  enqueuedJob,
   claimExpiryJobId,
   claimTask,
   eventTypes,
@@ -131,14 +132,15 @@ onEachQueueBackend(
     for (const member of members) claims.push((await claimTask(app, member, task.id)).body);
     const jobIds = new Set(claims.map((c) => claimExpiryJobId(c.expiresAt)));
     for (const c of claims) {
-      const job = await queue.getJob(claimExpiryJobId(c.expiresAt));
+      const job = await enqueuedJob(queue, claimExpiryJobId(c.expiresAt));
       t.ok(job, 'a delayed job for the second the lease ends in');
       t.equal(await job!.getState(), 'delayed');
       const late = job!.data.dueAt - new Date(c.expiresAt).getTime();
       t.ok(late >= 0 && late < 1000, `due at the end of the deadline's second (${late} ms after it)`);
     }
+    // How many seconds the three deadlines fall in depends on how fast the claims ran; a second
+    // shared by several leases, at chosen times, is the next test's.
     t.equal(await queue.getDelayedCount(), jobIds.size, 'one job per second, not one per claim');
-    t.ok(jobIds.size <= 2, 'three claims in a row fall in one or two seconds');
 
     const job = (await queue.getJob([...jobIds][0]!))!;
     const ctx = { db, queues: app.queues, config, log: app.log };

@@ -160,20 +160,20 @@ t.test('a change that committed is never applied again, even when its response w
 t.test('a request whose key was taken over while it ran rolls its change back', async (t) => {
   const { app, db } = await buildTestApp(t);
   const user = await registerUser(app);
-  // Hold the key's row, so the request stops at the mark in its transaction; meanwhile a retry
+  // Lock the circles table before the request starts: it takes its key (committed on its own) and
+  // then stops at its circle's insert, inside its change and before the mark. Meanwhile a retry
   // takes the key over as abandoned (a new holder).
   let request!: ReturnType<typeof createCircle>;
   const held = await heldTransaction(db, async (trx) => {
+    await sql`LOCK TABLE circles IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
     request = createCircle(app, user, 'overtaken');
-    for (;;) {
-      const row = await trx.selectFrom('idempotency_keys').select('key').forUpdate().executeTakeFirst();
-      if (row) break;
-    }
-    await waitUntilBlockedBy(db, await backendPid(trx));
-    await trx
+    const blocked = await waitUntilBlockedBy(db, await backendPid(trx));
+    t.match(blocked.query, /insert into "?circles"?/i, 'the request waits at its circle, inside its change');
+    const taken = await trx
       .updateTable('idempotency_keys')
       .set({ holder: randomUUID(), created_at: sql`now() - interval '6 minutes'` })
-      .execute();
+      .executeTakeFirst();
+    t.equal(taken.numUpdatedRows, 1n, 'the key was taken before the change began');
   });
   await held.commit();
   const answer = await request;

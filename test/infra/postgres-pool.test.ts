@@ -11,7 +11,7 @@ import { withAdminClient } from '../setup/test-database.js';
 
 t.test('an idle connection terminated under the pool is replaced, and the process carries on', async (t) => {
   const { config } = await createTestEnv(t);
-  const pool = createPool(config.databaseUrl, 1);
+  const pool = createPool(config.databaseUrl, 1, config.databaseConnectTimeoutMs);
   t.teardown(() => pool.end());
   const before = (await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   t.equal(pool.idleCount, 1, 'the connection waits idle in the pool');

@@ -27,7 +27,7 @@ t.test('the claim statement is prepared once per connection and prepared again o
   ]);
 
   const limits = claimLimits(config);
-  const db = createDb(config.databaseUrl, 1);
+  const db = createDb(config.databaseUrl, 1, config.databaseConnectTimeoutMs);
   t.teardown(() => db.destroy());
   const prepared = async () =>
     (await sql<{ name: string; statement: string }>`SELECT name, statement FROM pg_prepared_statements`.execute(db))
@@ -54,7 +54,7 @@ t.test('the claim statement is prepared once per connection and prepared again o
 
   // A terminated backend: the pool replaces the connection and pg prepares the statement again.
   const old = await backend();
-  const admin = createDb(config.databaseUrl, 1);
+  const admin = createDb(config.databaseUrl, 1, config.databaseConnectTimeoutMs);
   t.teardown(() => admin.destroy());
   await sql`SELECT pg_terminate_backend(${old}::int)`.execute(admin);
   // Queries fail until pg has seen the connection end and the pool has dropped it.
@@ -92,7 +92,7 @@ t.test(
 
     let last: { sql: string; parameters: readonly unknown[] } | null = null;
     const db = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: createPool(config.databaseUrl, 1) }),
+      dialect: new PostgresDialect({ pool: createPool(config.databaseUrl, 1, config.databaseConnectTimeoutMs) }),
       log: (e) => {
         if (e.level === 'query') last = e.query;
       },
@@ -138,7 +138,7 @@ t.test(
 
 t.test('only statements defined with a name run prepared; the rest run unnamed', async (t) => {
   const { config } = await buildTestApp(t);
-  const db = createDb(config.databaseUrl, 1);
+  const db = createDb(config.databaseUrl, 1, config.databaseConnectTimeoutMs);
   t.teardown(() => db.destroy());
   const named = compiledQuery((_db, a: { n: number }) => sql<{ n: number }>`SELECT ${a.n}::int AS n`, {
     name: 'test_named',

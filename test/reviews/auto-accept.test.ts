@@ -3,6 +3,7 @@ import { storedJobId } from '../../src/jobs/queues.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from '../../src/reviews/review-deadline.job.js';
 import { buildTestApp, call, createCircle, onEachQueueBackend, queueBackendEnv, registerUser } from '../helper.js';
 import {
+  enqueuedJob,
   claimTask,
   joinMembers,
   projectWithTask,
@@ -78,7 +79,7 @@ onEachQueueBackend(t, 'with the review-deadline job removed, the sweep accepts i
   const claim = await claimTask(app, alice!, task.id);
   const submission = await submitWork(app, alice!, claim.body.id);
   const jobId = storedJobId(`submission:${submission.body.id}`);
-  const job = await queue.getJob(jobId);
+  const job = await enqueuedJob(queue, jobId);
   t.ok(job, 'a delayed job keyed by the submission');
   t.same(job!.data, { submissionId: submission.body.id });
   t.equal(await queue.remove(jobId), 1, 'removed from the queue store');
@@ -110,7 +111,7 @@ t.test('the deadline job does nothing before the deadline, after a human review,
   // Reviewed by a human in time: the job later finds nothing to do.
   const reviewed = await claimTask(app, alice!, task.id);
   const s1 = await submitWork(app, alice!, reviewed.body.id);
-  const job = (await queue.getJob(`submission_${s1.body.id}`))!;
+  const job = (await enqueuedJob(queue, `submission_${s1.body.id}`))!;
   t.same(await reviewDeadlineProcessor({ submissionId: s1.body.id }, ctx, job), { accepted: false }, 'not due yet');
   t.equal((await review(app, owner, reviewed.body.id, { decision: 'accept', score: 50 })).status, 201);
 

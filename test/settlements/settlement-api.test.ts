@@ -230,7 +230,9 @@ t.test(
 t.test(
   'the freeze writes project.settled once, in its transaction, and a webhook receives it; a re-request after a failure writes none',
   async (t) => {
-    const { app, db, config } = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true' });
+    // A first attempt that fails (a delivery timing out in a starved process) is retried at once,
+    // not after the default 30 s, which the waits below would not outlast.
+    const { app, db, config } = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RETRY_BASE_MS: '20' });
     const receiver = await startReceiver(t);
     const {
       owner,

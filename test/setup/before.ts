@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { createDb } from '../../src/infra/postgres.js';
 import { migrateToLatest } from '../../src/infra/migrations.js';
 import { prepareQueueStore } from '../../src/jobs/queue-backend.js';
-import { TEMPLATE_DB, databaseUrl, withAdminClient } from './test-database.js';
+import { TEMPLATE_DB, TEST_CONNECT_TIMEOUT_MS, databaseUrl, withAdminClient } from './test-database.js';
 
 const exists = await withAdminClient(
   async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [TEMPLATE_DB])).rowCount === 1,
@@ -15,7 +15,7 @@ const exists = await withAdminClient(
 if (!exists) {
   const building = `ca_building_${randomBytes(6).toString('hex')}`;
   await withAdminClient((c) => c.query(`CREATE DATABASE ${building}`));
-  const db = createDb(databaseUrl(building), 1);
+  const db = createDb(databaseUrl(building), 1, TEST_CONNECT_TIMEOUT_MS);
   await migrateToLatest(db);
   await db.destroy();
   const store = { queueBackend: 'postgres', databaseUrl: databaseUrl(building), redisUrl: null } as const;

@@ -22,6 +22,14 @@ export const TEMPLATE_DB = (() => {
   return `ca_template_${hash.digest('hex').slice(0, 16)}`;
 })();
 
+/**
+ * How long a test's connection may wait for Postgres. The pool's deadline is a timer in the test
+ * process, and test files share two cores with each other (and with a benchmark during a soak): an
+ * event loop stalled past the service's default 5 s would fail a wait whose connection had come.
+ * Every handle a test opens uses it, the app's and the test's own; tests of the deadline set theirs.
+ */
+export const TEST_CONNECT_TIMEOUT_MS = 30_000;
+
 export function databaseUrl(name: string): string {
   const url = new URL(SERVER_URL);
   url.pathname = `/${name}`;

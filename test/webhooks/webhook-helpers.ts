@@ -61,10 +61,26 @@ export async function startReceiver(t: Test, behaviour: Behaviour = answer(200))
     behave(next: Behaviour) {
       current = next;
     },
-    /** Resolves once `count` requests have arrived in all. */
-    requests(count: number): Promise<Received[]> {
+    /**
+     * Resolves once `count` requests have arrived in all; rejects after `timeoutMs`, so a delivery
+     * that never comes fails its test with what did arrive instead of hanging the file.
+     */
+    requests(count: number, timeoutMs = 60_000): Promise<Received[]> {
       if (received.length >= count) return Promise.resolve(received);
-      return new Promise((resolve) => waiters.push({ count, resolve: () => resolve(received) }));
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          reject(new Error(`the receiver got ${received.length} of ${count} requests within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const waiter = {
+          count,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve(received);
+          },
+        };
+        waiters.push(waiter);
+      });
     },
   };
 }
