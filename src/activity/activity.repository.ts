@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../infra/postgres.js';
 import { visibleIn } from '../infra/snapshots.js';
+import { UUID } from '../infra/uuid.js';
 
 /** An event as the feed and the inbox read it: the row and the names its summary needs. */
 export interface EventRow {
@@ -19,10 +20,10 @@ export interface EventRow {
   project_title: string | null;
 }
 
-const UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 // A payload id as a uuid, or null: payloads are free-form JSON, and a value that is not a uuid must
 // not make the cast fail the whole page.
-const payloadId = (key: string) => sql`CASE WHEN e.payload ->> ${key} ~ ${UUID} THEN (e.payload ->> ${key})::uuid END`;
+const payloadId = (key: string) =>
+  sql`CASE WHEN e.payload ->> ${key} ~* ${UUID.source} THEN (e.payload ->> ${key})::uuid END`;
 
 /**
  * One page of events, newest first, with the names for their summaries. `page` is the bare event

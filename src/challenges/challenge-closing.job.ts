@@ -4,9 +4,9 @@ import type { Db } from '../infra/postgres.js';
 import type { Queues } from '../jobs/queues.js';
 import type { Processor } from '../jobs/worker-runtime.js';
 import { closeChallengeIfDue, endedChallenges } from './challenge-closing.js';
+import { isUuid } from '../infra/uuid.js';
 
 const SWEEP_BATCH = 200;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The business key of a challenge's closing job. It names the end too: an edit that moves the end
@@ -40,8 +40,7 @@ export async function scheduleChallengeClosing(
 
 /** Closes the challenge if its last day is over and it is still active; a no-op otherwise. */
 export const challengeClosingProcessor: Processor<'challenge-closing'> = async ({ challengeId }, ctx) => {
-  if (typeof challengeId !== 'string' || !UUID.test(challengeId))
-    throw new UnrecoverableError(`invalid challenge id ${JSON.stringify(challengeId)}`);
+  if (!isUuid(challengeId)) throw new UnrecoverableError(`invalid challenge id ${JSON.stringify(challengeId)}`);
   return { closed: await closeChallengeIfDue(ctx.db, challengeId) };
 };
 

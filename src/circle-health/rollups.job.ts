@@ -6,8 +6,8 @@ import type { Queues } from '../jobs/queues.js';
 import type { Processor } from '../jobs/worker-runtime.js';
 import { foldCircleRollups } from './rollup-fold.js';
 import { circlesBehind } from './rollups.repository.js';
+import { isUuid } from '../infra/uuid.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SWEEP_BATCH = 500;
 
 /**
@@ -19,8 +19,7 @@ export const foldJobKey = (circleId: string, cause: string) => `circle-rollups:$
 
 /** Folds the circle's new rows into its rollups (or rebuilds them); safe to run any number of times. */
 export const circleRollupsProcessor: Processor<'circle-rollups'> = async ({ circleId }, ctx) => {
-  if (typeof circleId !== 'string' || !UUID.test(circleId))
-    throw new UnrecoverableError(`invalid circle id ${JSON.stringify(circleId)}`);
+  if (!isUuid(circleId)) throw new UnrecoverableError(`invalid circle id ${JSON.stringify(circleId)}`);
   return foldCircleRollups(ctx.db, circleId);
 };
 

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import jwt from '@fastify/jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { unauthorized } from '../errors.js';
+import { isUuid } from '../infra/uuid.js';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
@@ -23,8 +24,6 @@ const TOKEN_EXPIRED = 'FAST_JWT_EXPIRED';
 
 // Enough for every member active in the last few minutes on one API process (LRU beyond that).
 const VERIFIED_TOKENS_CACHED = 10_000;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Access tokens are short-lived HS256 JWTs. The algorithm is pinned (so `alg: none` or a
@@ -68,11 +67,10 @@ export const authPlugin = fp(
       // Only a holder of the signing key can mint a token, but its subject still reaches SQL as a
       // uuid: anything else must be a 401 here, not a cast error (500) in the first query.
       const sub = payload?.sub;
-      if (typeof sub !== 'string' || !UUID.test(sub))
-        throw unauthorized('invalid_token', 'The access token is not valid.');
+      if (!isUuid(sub)) throw unauthorized('invalid_token', 'The access token is not valid.');
       // The session id only narrows what a password change keeps; one that is not a uuid keeps nothing.
       const sid = payload.sid;
-      request.user = typeof sid === 'string' && UUID.test(sid) ? { sub, sid } : { sub };
+      request.user = isUuid(sid) ? { sub, sid } : { sub };
     });
   },
   { name: 'auth', dependencies: ['config'] },

@@ -1,5 +1,6 @@
 import { Type, type TSchema, type TProperties, type TObject } from 'typebox';
 import { ERROR_CODES, type ErrorCode } from '../error-codes.js';
+import { LOWERCASE } from './validation.js';
 
 // Schema building blocks shared by every route. Every field carries a description so the
 // OpenAPI document explains itself.
@@ -15,7 +16,8 @@ export const Obj = <P extends TProperties>(
 ): TObject<P> =>
   Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}), ...options });
 
-export const Id = (description: string) => Type.String({ format: 'uuid', description });
+// Ids arrive in any case and are lower-cased as they are validated (src/http/validation.ts).
+export const Id = (description: string) => Type.String({ format: 'uuid', [LOWERCASE]: true, description });
 
 // The routes of projects, tasks, claims, contributions and settlements all hang off a project:
 // its path parameter lives here so none of those folders imports another's schemas for it.

@@ -3,9 +3,13 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
 import { invalid, type FieldError } from '../errors.js';
+import { UUID } from '../infra/uuid.js';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
+
+/** The schema keyword that lower-cases a string field as the request is validated. */
+export const LOWERCASE = 'x-lowercase';
 
 function makeAjv(coerceTypes: boolean | 'array'): Ajv {
   const ajv = new Ajv({
@@ -17,6 +21,28 @@ function makeAjv(coerceTypes: boolean | 'array'): Ajv {
     strict: false,
   });
   addFormats(ajv);
+  // ajv-formats' "uuid" also passes "urn:uuid:…", which Postgres cannot cast: a 500 on every id.
+  ajv.addFormat('uuid', UUID);
+  // Ids are compared as text all through the rules (a task depending on itself, a member leaving
+  // versus being removed), so an id is lower-cased once, here, as it arrives, and every comparison
+  // after sees the spelling Postgres returns. The schemas mark such fields (see Id in schemas.ts).
+  ajv.addKeyword({
+    keyword: LOWERCASE,
+    type: 'string',
+    modifying: true,
+    schemaType: 'boolean',
+    errors: false,
+    validate: (
+      on: boolean,
+      data: string,
+      _parent: unknown,
+      at?: { parentData: unknown; parentDataProperty: string | number },
+    ) => {
+      if (on && at?.parentData && typeof at.parentData === 'object')
+        (at.parentData as Record<string | number, unknown>)[at.parentDataProperty] = data.toLowerCase();
+      return true;
+    },
+  });
   return ajv;
 }
 

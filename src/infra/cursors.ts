@@ -1,4 +1,5 @@
 import { invalid } from '../errors.js';
+import { isUuid } from './uuid.js';
 
 // Keyset pagination: the cursor is the sort key of the last row served, base64url-encoded so
 // clients treat it as opaque. Stable under inserts, and an index range scan however deep the page.
@@ -16,7 +17,6 @@ export function encodeCursor(key: CursorKey): string {
  */
 export type CursorPart = 'number' | 'int32' | 'string' | 'uuid';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -26,7 +26,7 @@ function fits(value: unknown, part: CursorPart | undefined): boolean {
   if (part === 'number') return Number.isSafeInteger(value);
   if (part === 'int32')
     return Number.isInteger(value) && (value as number) >= INT32_MIN && (value as number) <= INT32_MAX;
-  if (part === 'uuid') return typeof value === 'string' && UUID.test(value);
+  if (part === 'uuid') return isUuid(value);
   if (part === 'string') return isText(value);
   return isText(value) || (typeof value === 'number' && Number.isFinite(value));
 }

@@ -109,6 +109,29 @@ export class Queues {
     );
   }
 
+  /**
+   * Enqueues again a job a sweep found its work undone for. A plain add is a no-op while BullMQ
+   * keeps a finished job under the key (one that failed after all its attempts, or stalled too
+   * often as its workers died, is kept for days), so that job is retried in place, its attempts
+   * counted afresh. Returns what was done: 'retried' means a finished job ran out of attempts
+   * without doing the work, which the caller may want to log.
+   */
+  async requeue<N extends QueueName>(
+    name: N,
+    payload: QueuePayloads[N],
+    options: EnqueueOptions,
+  ): Promise<'added' | 'retried'> {
+    const job = await this.get(name).getJob(storedJobId(options.jobId));
+    const state = job ? await job.getState() : undefined;
+    if (job && (state === 'failed' || state === 'completed')) {
+      // Refused when another sweep retried it first (it is no longer in that state): as good.
+      await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true }).catch(() => {});
+      return 'retried';
+    }
+    await this.add(name, payload, options);
+    return 'added';
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }

@@ -1,21 +1,24 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../context.js';
 import type { Db } from '../infra/postgres.js';
-import { storedJobId, type Queues } from '../jobs/queues.js';
+import type { Queues } from '../jobs/queues.js';
 import type { Processor } from '../jobs/worker-runtime.js';
 import { recordEvent } from '../events/events.repository.js';
 import { settleProject } from './settle-project.js';
 import { failSettlement, unfinishedSettlements } from './settlements.repository.js';
+import { isUuid } from '../infra/uuid.js';
 
 /** The business key of a settlement's job. */
 export const settlementJobKey = (settlementId: string) => `settlement:${settlementId}`;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The job id is the settlement id: enqueueing it twice (relay, sweep, request) yields one job. */
 export async function enqueueSettlement(queues: Queues, settlementId: string): Promise<void> {
   await queues.add('settlements', { settlementId }, { jobId: settlementJobKey(settlementId) });
 }
+
+/** What a failed settlement tells its circle; nothing was paid, and the project can be settled again. */
+export const FAILURE_REASON =
+  'The settlement could not be completed after repeated attempts and paid nothing out. Request it again; if it fails again, contact support.';
 
 /**
  * Settles the project. Safe under duplicate delivery and retries (see settleProject). When the
@@ -23,13 +26,17 @@ export async function enqueueSettlement(queues: Queues, settlementId: string): P
  */
 export const settlementProcessor: Processor<'settlements'> = async ({ settlementId }, ctx, job) => {
   // A payload no settlement can match fails for good at once instead of retrying for minutes.
-  if (typeof settlementId !== 'string' || !UUID.test(settlementId))
-    throw new UnrecoverableError(`invalid settlement id ${JSON.stringify(settlementId)}`);
+  if (!isUuid(settlementId)) throw new UnrecoverableError(`invalid settlement id ${JSON.stringify(settlementId)}`);
   try {
     return { outcome: await settleProject(ctx.db, settlementId) };
   } catch (err) {
     const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    if (lastAttempt) await markFailed(ctx.db, settlementId, err instanceof Error ? err.message : String(err));
+    if (lastAttempt) {
+      // The cause is the operators' (it may name hosts, tables or constraints): the log has it,
+      // members read only that it failed and what they can do.
+      ctx.log.error({ err, settlementId }, 'settlement failed on its last attempt');
+      await markFailed(ctx.db, settlementId, FAILURE_REASON);
+    }
     throw err;
   }
 };
@@ -59,20 +66,9 @@ export async function requeueUnfinishedSettlements(
   graceSeconds = 5,
 ): Promise<number> {
   const ids = await unfinishedSettlements(ctx.db, graceSeconds, 1000);
-  const queue = ctx.queues.get('settlements');
   for (const id of ids) {
-    const job = await queue.getJob(storedJobId(settlementJobKey(id)));
-    const state = job ? await job.getState() : undefined;
-    if (job && (state === 'failed' || state === 'completed')) {
-      // Refused when another sweep retried it first (it is no longer in that state): fine.
-      const retried = await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true }).then(
-        () => true,
-        () => false,
-      );
-      if (retried) ctx.log.warn({ settlementId: id, state }, 'unfinished settlement had a finished job; retried it');
-    } else {
-      await enqueueSettlement(ctx.queues, id);
-    }
+    const done = await ctx.queues.requeue('settlements', { settlementId: id }, { jobId: settlementJobKey(id) });
+    if (done === 'retried') ctx.log.warn({ settlementId: id }, 'unfinished settlement had a finished job; retried it');
   }
   return ids.length;
 }

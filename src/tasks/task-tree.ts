@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FieldError } from '../errors.js';
 import { normalizeSkills } from '../accounts/skills.js';
+import { UUID } from '../infra/uuid.js';
 
 // Task-tree validation and flattening, as a plain function: no database, no HTTP.
 // Limits are part of the public contract (see the OpenAPI description of TaskNode).
@@ -40,8 +41,6 @@ export interface FlatTask {
 }
 
 export type TreeResult = { ok: true; tasks: FlatTask[] } | { ok: false; errors: FieldError[] };
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Flattens a TaskNode forest into rows (parents before children), resolving `key` references.
@@ -109,7 +108,13 @@ export function flattenTaskTree(roots: TaskNodeInput[], baseDepth = -1, newId: (
     task.dependsOnExisting = [...new Set(task.dependsOnExisting)];
   }
   if (errors.length === 0) {
-    const cycle = findCycle(new Map(tasks.map((t) => [t.id, t.dependsOnNew])));
+    // A parent waits for its children, so a task depending on its own new ancestor is a cycle too.
+    const cycle = findCycle(
+      waitGraph(
+        tasks.flatMap((t) => t.dependsOnNew.map((dependsOnId) => ({ taskId: t.id, dependsOnId }))),
+        tasks,
+      ),
+    );
     if (cycle)
       errors.push({
         path: 'body/tasks',
@@ -124,8 +129,7 @@ const titleOf = (tasks: FlatTask[], id: string) => JSON.stringify(tasks.find((t)
 /**
  * Finds one cycle in a graph given as each node's outgoing edges (a task to what it waits for), or
  * null, searching from `starts` (every node by default); the cycle is returned as a path that starts and
- * ends on the same node. New tasks cannot be
- * depended on by existing ones, so for a new forest the graph of the new tasks alone is enough.
+ * ends on the same node.
  * Iterative DFS: deep chains of thousands of tasks must not overflow the stack.
  */
 export function findCycle(
@@ -159,29 +163,55 @@ export function findCycle(
   return null;
 }
 
+type Edge = { taskId: string; dependsOnId: string };
+type TreeLink = { id: string; parentId: string | null };
+
 /**
- * What a task waits for once its dependencies are replaced by `dependsOn`, as a graph for
- * findCycle: every task of the project waits for its dependencies, and a parent for its children
- * (it is done only when they are), so a task depending on its own ancestor is a cycle too.
- * Returns a cycle the changed task runs into, or null.
+ * What each task waits for, as a graph for findCycle: every task waits for its dependencies, and a
+ * parent for its children (it is done only when they are), so a task depending on its own ancestor
+ * is a cycle too.
  */
-export function dependencyCycle(
-  taskId: string,
-  dependsOn: readonly string[],
-  project: {
-    dependencies: readonly { taskId: string; dependsOnId: string }[];
-    tree: readonly { id: string; parentId: string | null }[];
-  },
-): string[] | null {
+function waitGraph(dependencies: Iterable<Edge>, tree: Iterable<TreeLink>): Map<string, string[]> {
   const edges = new Map<string, string[]>();
   const add = (from: string, to: string) => {
     const list = edges.get(from);
     if (list) list.push(to);
     else edges.set(from, [to]);
   };
-  for (const d of project.dependencies) if (d.taskId !== taskId) add(d.taskId, d.dependsOnId);
-  for (const id of dependsOn) add(taskId, id);
-  for (const t of project.tree) if (t.parentId) add(t.parentId, t.id);
-  // Searched from the changed task only: what it cannot reach, it cannot close a cycle with.
-  return findCycle(edges, [taskId]);
+  for (const d of dependencies) add(d.taskId, d.dependsOnId);
+  for (const t of tree) if (t.parentId) add(t.parentId, t.id);
+  return edges;
+}
+
+/**
+ * A cycle the changed task runs into once its dependencies are replaced by `dependsOn`, or null.
+ * Searched from the changed task only: what it cannot reach, it cannot close a cycle with.
+ */
+export function dependencyCycle(
+  taskId: string,
+  dependsOn: readonly string[],
+  project: { dependencies: readonly Edge[]; tree: readonly TreeLink[] },
+): string[] | null {
+  const kept = project.dependencies.filter((d) => d.taskId !== taskId);
+  const changed = dependsOn.map((dependsOnId) => ({ taskId, dependsOnId }));
+  return findCycle(waitGraph([...kept, ...changed], project.tree), [taskId]);
+}
+
+/**
+ * A cycle that new tasks close once hung into an existing project, or null. Only tasks added under
+ * an existing parent can: an existing task that reaches that parent (depending on it, or on one of
+ * its ancestors) would wait for the new tasks, so a new task must not wait for it.
+ */
+export function forestCycle(
+  tasks: readonly FlatTask[],
+  project: { dependencies: readonly Edge[]; tree: readonly TreeLink[] },
+): string[] | null {
+  const added = tasks.flatMap((t) =>
+    [...t.dependsOnNew, ...t.dependsOnExisting].map((dependsOnId) => ({ taskId: t.id, dependsOnId })),
+  );
+  const graph = waitGraph([...project.dependencies, ...added], [...project.tree, ...tasks]);
+  return findCycle(
+    graph,
+    tasks.map((t) => t.id),
+  );
 }

@@ -4,7 +4,7 @@ import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { invalid, conflict } from '../errors.js';
 import { authorize } from '../circles/access.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { flattenTaskTree, type TaskNodeInput } from './task-tree.js';
+import { flattenTaskTree, forestCycle, type TaskNodeInput } from './task-tree.js';
 import * as repo from './tasks.repository.js';
 
 type TaskWithDeps = repo.TaskRow & { depends_on: string[] };
@@ -72,6 +72,21 @@ export async function addTaskForest(
       'dependsOn names tasks that are not in this project.',
       missing.map((id) => ({ path: 'body/tasks', message: `task ${id} is not a task of this project` })),
     );
+  }
+  // Under an existing parent, an existing task the new ones depend on may itself wait for that
+  // parent. The project row is locked, so the graph read here is the one the tasks join.
+  if (parentId && existing.length) {
+    const graph = await repo.projectTaskGraph(trx, project.id);
+    const cycle = forestCycle(tasks, { dependencies: graph.dependencies, tree: graph.tasks });
+    if (cycle) {
+      const titles = new Map([...graph.tasks, ...tasks].map((t) => [t.id, t.title]));
+      throw invalid('invalid_task_tree', 'The task tree is invalid; see errors.', [
+        {
+          path: 'body/tasks',
+          message: `dependency cycle: ${cycle.map((id) => JSON.stringify(titles.get(id) ?? id)).join(' -> ')}`,
+        },
+      ]);
+    }
   }
   // Only an open dependency blocks: done work is there, cancelled work never will be.
   const finished = new Set(found.filter((f) => f.status !== 'open').map((f) => f.id));

@@ -11,6 +11,7 @@ import { retryDelayMs } from './backoff.js';
 import { postWebhook } from './http-delivery.js';
 import { signedHeaders, signingSecrets } from './signing.js';
 import * as repo from './webhooks.repository.js';
+import { isUuid } from '../infra/uuid.js';
 
 // Delivering webhook messages, at least once. Each attempt is its own job, keyed by message,
 // attempt number and the time the attempt falls due (the message's next_attempt_at), so a job
@@ -20,7 +21,6 @@ import * as repo from './webhooks.repository.js';
 // ended messages disable the endpoint. A sweep re-enqueues messages whose job was lost, under the
 // same key. Messages are independent: no ordering between them is kept.
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** How late a pending message's attempt must be before the sweep thinks its job lost. */
 const OVERDUE_GRACE_MS = 60_000;
 const SWEEP_BATCH = 500;
@@ -181,7 +181,7 @@ export const webhookDeliveryProcessor: Processor<'webhook-delivery'> = async (
   { circleId, messageId, attempt },
   ctx,
 ) => {
-  if (typeof circleId !== 'string' || !UUID.test(circleId) || typeof messageId !== 'string' || !UUID.test(messageId))
+  if (!isUuid(circleId) || !isUuid(messageId))
     throw new UnrecoverableError(`invalid webhook message ${JSON.stringify({ circleId, messageId })}`);
   if (!Number.isSafeInteger(attempt) || attempt < 1)
     throw new UnrecoverableError(`invalid attempt number ${JSON.stringify(attempt)}`);
@@ -216,16 +216,23 @@ export function webhookFanOut(config: Config, log: Logger): OutboxSubscriber {
 /**
  * The safety net for lost delivery jobs: re-enqueues every pending message whose attempt is
  * overdue, under the key its lost job had (the same due time), so a job that is merely late is
- * not doubled.
+ * not doubled. A job that failed for good under that key (its store or the database unreachable
+ * through all its retries) is retried in place: adding it again would be a no-op while it is kept.
  */
-export async function requeueOverdueMessages(ctx: Pick<AppContext, 'db' | 'queues' | 'log'>): Promise<number> {
-  const due = await repo.overdueMessages(ctx.db, OVERDUE_GRACE_MS, SWEEP_BATCH);
-  for (const m of due)
-    await enqueueDelivery(ctx.queues, ctx.log, {
-      circleId: m.circle_id,
-      messageId: m.id,
-      attempt: m.attempts + 1,
-      dueAt: m.next_attempt_at,
-    });
+export async function requeueOverdueMessages(
+  ctx: Pick<AppContext, 'db' | 'queues' | 'log'>,
+  graceMs = OVERDUE_GRACE_MS,
+): Promise<number> {
+  const due = await repo.overdueMessages(ctx.db, graceMs, SWEEP_BATCH);
+  for (const m of due) {
+    const attempt = m.attempts + 1;
+    const done = await ctx.queues.requeue(
+      'webhook-delivery',
+      { circleId: m.circle_id, messageId: m.id, attempt },
+      { jobId: deliveryJobKey(m.id, attempt, m.next_attempt_at) },
+    );
+    if (done === 'retried')
+      ctx.log.warn({ messageId: m.id, attempt }, 'overdue webhook attempt had a finished job; retried it');
+  }
   return due.length;
 }

@@ -115,6 +115,7 @@ const hostileScalar = fc.oneof(
     '0000000-0000-4000-8000-000000000000',
     'g0000000-0000-4000-8000-000000000000',
     '{00000000-0000-4000-8000-000000000000}',
+    'urn:uuid:00000000-0000-4000-8000-000000000000',
     '2026-02-30T25:61:00Z',
     'x'.repeat(201),
     'x'.repeat(5001),
@@ -244,6 +245,17 @@ function paramsArbitrary(route: RouteInfo, world: World): fc.Arbitrary<Record<st
     fc.oneof(
       { weight: 2, arbitrary: fc.constant({ text: real[name] ?? NOWHERE, raw: false }) },
       { weight: 1, arbitrary: fc.uuid().map((text) => ({ text, raw: false })) },
+      // The real id spelled otherwise: in capitals it is the same id; wrapped it is no id at all.
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom(
+            (id: string) => id.toUpperCase(),
+            (id: string) => `urn:uuid:${id}`,
+            (id: string) => `{${id}}`,
+          )
+          .map((spell) => ({ text: spell(real[name] ?? NOWHERE), raw: false })),
+      },
       { weight: 3, arbitrary: queryText.map((text) => ({ text, raw: false })) },
       {
         weight: 1,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { DomainError } from '../../src/errors.js';
 import { cancelReason, checkDependencies, planTaskEdit } from '../../src/task-management/task-edit-rules.js';
-import { dependencyCycle, findCycle } from '../../src/tasks/task-tree.js';
+import { dependencyCycle, findCycle, forestCycle, type FlatTask } from '../../src/tasks/task-tree.js';
 
 // The rules of changing a task after posting, without a database.
 
@@ -97,6 +97,24 @@ t.test('findCycle and dependencyCycle', async (t) => {
   t.same(dependencyCycle('k', ['p'], project), ['k', 'p', 'k'], 'a child waiting for its parent');
   t.equal(dependencyCycle('p', ['k'], project), null, 'a parent waiting for its child is redundant, not a cycle');
   t.equal(dependencyCycle('a', ['p'], project), null);
+
+  // New tasks hung under the existing 'k' (child of 'p'): 'x' waits for 'n1' (its parent 'k').
+  const hung = { ...project, dependencies: [...project.dependencies, { taskId: 'x', dependsOnId: 'k' }] };
+  const task = (id: string, parentId: string, dependsOnNew: string[], dependsOnExisting: string[]) =>
+    ({ id, parentId, dependsOnNew, dependsOnExisting }) as unknown as FlatTask;
+  t.same(forestCycle([task('n1', 'k', [], ['x'])], hung), ['n1', 'x', 'k', 'n1'], 'a new task waiting for a waiter');
+  t.same(
+    forestCycle([task('n1', 'k', [], ['p'])], hung),
+    ['n1', 'p', 'k', 'n1'],
+    'a new task waiting for its grandparent',
+  );
+  t.same(
+    forestCycle([task('n1', 'k', [], []), task('n2', 'n1', [], ['x'])], hung)?.slice(0, 2),
+    ['n1', 'n2'],
+    'a new grandchild waiting for a waiter',
+  );
+  t.equal(forestCycle([task('n1', 'k', [], ['a', 'c'])], hung), null, 'unrelated tasks are fine');
+  t.equal(forestCycle([task('n1', 'p', [], ['k'])], hung), null, 'a sibling that waits for nothing new is fine');
 });
 
 t.test('checkDependencies', async (t) => {

@@ -175,6 +175,49 @@ t.test('dependsOn by task id: same project works, another project is refused and
   );
 });
 
+t.test('tasks added under a parent cannot wait for what waits for that parent', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const project = await createProject(app, owner, circle.id);
+  const [epic, release, other] = await addTasks(app, owner, project.id, [
+    { key: 'epic', title: 'Epic' },
+    { title: 'Release', dependsOn: ['epic'] },
+    { title: 'Other' },
+  ]);
+  const [part] = await addTasks(app, owner, project.id, [{ title: 'Part' }], epic!.id);
+  const before = {
+    tasks: await countRows(db, 'tasks'),
+    deps: await countRows(db, 'task_dependencies'),
+    events: await countRows(db, 'events'),
+  };
+  // Release waits for Epic, which waits for its children: a child of Epic (or of its child)
+  // waiting for Release, or for Epic itself, would never be claimable.
+  for (const [parentId, dependsOn] of [
+    [epic!.id, release!.id],
+    [part!.id, release!.id],
+    [part!.id, epic!.id.toUpperCase()],
+  ] as const) {
+    const res = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
+      token: owner.token,
+      body: { parentId, tasks: [{ title: 'Fine' }, { title: 'Stuck', dependsOn: [dependsOn] }] },
+    });
+    t.ok(isProblem(res, 400, 'invalid_task_tree'), `under ${parentId === epic!.id ? 'Epic' : 'Part'}`);
+    t.match(res.body.errors, [{ path: 'body/tasks', message: /^dependency cycle: .*"Stuck"/ }]);
+  }
+  t.same(
+    {
+      tasks: await countRows(db, 'tasks'),
+      deps: await countRows(db, 'task_dependencies'),
+      events: await countRows(db, 'events'),
+    },
+    before,
+    'nothing created',
+  );
+  const [fine] = await addTasks(app, owner, project.id, [{ title: 'Fine', dependsOn: [other!.id] }], epic!.id);
+  t.match(fine, { blocked: true, dependsOn: [other!.id] }, 'waiting for an unrelated task is fine');
+});
+
 t.test('a dependency finishing while a dependent is being added does not leave it blocked forever', async (t) => {
   const { app, db } = await buildTestApp(t);
   const owner = await registerUser(app, 'owner');

@@ -155,6 +155,14 @@ t.test('dependency cycles are refused', async (t) => {
     /dependency cycle: .*"A".*"C".*"B"|dependency cycle: .*"B".*"A".*"C"|dependency cycle: .*"C".*"B".*"A"/,
   );
 
+  // A parent waits for its children: a task depending on its own new ancestor waits forever.
+  const ancestor = errorsOf([
+    { key: 'root', title: 'Root', children: [{ title: 'Mid', children: [{ title: 'Leaf', dependsOn: ['root'] }] }] },
+  ]);
+  t.match(ancestor, [{ path: 'body/tasks', message: /^dependency cycle: .*"Leaf".*"Root"/ }]);
+  // Waiting for one's own descendant is redundant, not a cycle.
+  t.equal(flat([{ title: 'Root', dependsOn: ['leaf'], children: [{ key: 'leaf', title: 'Leaf' }] }]).length, 2);
+
   // A diamond is not a cycle.
   t.equal(
     flat([

@@ -16,7 +16,9 @@ import { assertInvariants } from '../settlement-helpers.js';
 import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { deliveryCountsByOutcome, lockEndpoint } from '../../src/webhooks/webhooks.repository.js';
 import { deliveryJobKey, disableEndpoint, requeueOverdueMessages } from '../../src/webhooks/webhook-delivery.job.js';
+import { UnrecoverableError } from 'bullmq';
 import { storedJobId } from '../../src/jobs/queues.js';
+import { openQueueConnection, openWorker } from '../../src/jobs/queue-backend.js';
 import {
   answer,
   attemptsOf,
@@ -498,6 +500,40 @@ onEachQueueBackend(t, 'a message whose job was lost is delivered by the sweep', 
   const [message] = await messagesSettle(db, hook.id, 1);
   t.equal(message!.status, 'succeeded');
   t.equal((await receiver.requests(1)).length, 1);
+  await assertInvariants(t, db);
+});
+
+onEachQueueBackend(t, 'a message whose job failed for good is retried by the sweep', async (t, backend) => {
+  const { app, db, config } = await buildTestApp(t, env(backend));
+  const receiver = await startReceiver(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+  await createProject(app, owner, circle.id);
+  // A worker failing the job at once, as the real one does when the database stays unreachable
+  // through all its attempts: the job is kept failed under the key the sweep computes.
+  const connection = openQueueConnection(config, 'worker');
+  const saboteur = openWorker(
+    'webhook-delivery',
+    async () => {
+      throw new UnrecoverableError('Connection terminated unexpectedly');
+    },
+    connection,
+    { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
+  );
+  await relay(db, app.queues, config);
+  const [message] = await messagesOf(db, hook.id);
+  const key = storedJobId(deliveryJobKey(message!.id, 1, message!.next_attempt_at!));
+  const failed = await finishedJob(app.queues.get('webhook-delivery'), key);
+  await saboteur.close();
+  await connection.close();
+  t.equal(await failed.getState(), 'failed', 'the job failed in the store');
+  t.match(await messagesOf(db, hook.id), [{ status: 'pending', attempts: 0 }], 'while its message still waits');
+
+  await processorWorkers(t, db, config);
+  t.equal(await requeueOverdueMessages({ db, queues: app.queues, log: app.log }, 0), 1, 'the sweep takes it up');
+  t.match(await messagesSettle(db, hook.id, 1), [{ id: message!.id, status: 'succeeded', attempts: 1 }]);
+  t.equal((await receiver.requests(1)).length, 1, 'delivered once');
   await assertInvariants(t, db);
 });
 
