@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
+import type { Executor } from '../infra/db.js';
 
 const USER_COLUMNS = ['id', 'handle', 'display_name', 'skills', 'created_at'] as const;
 
@@ -20,7 +21,7 @@ export async function findUserByHandle(db: Db, handle: string) {
     .executeTakeFirst();
 }
 
-export async function findUserById(db: Db, id: string) {
+export async function findUserById(db: Executor, id: string) {
   return db.selectFrom('users').select(USER_COLUMNS).where('id', '=', id).executeTakeFirst();
 }
 
@@ -41,7 +42,7 @@ export async function updateUser(db: Db, id: string, changes: { display_name?: s
 }
 
 export async function insertRefreshToken(
-  db: Db,
+  db: Executor,
   token: { userId: string; familyId: string; hash: Buffer; ttlSeconds: number },
 ): Promise<void> {
   await db
@@ -59,7 +60,7 @@ export async function insertRefreshToken(
  * Marks the token rotated if it is still usable and returns its owner. Exactly one concurrent
  * caller wins the UPDATE; every other presentation of the same token is a reuse.
  */
-export async function rotateRefreshToken(db: Db, hash: Buffer) {
+export async function rotateRefreshToken(db: Executor, hash: Buffer) {
   return db
     .updateTable('refresh_tokens')
     .set({ rotated_at: sql<Date>`now()` })

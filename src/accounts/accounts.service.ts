@@ -3,6 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { DomainError, conflict, unauthorized, notFound } from '../errors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { isUniqueViolation } from '../infra/pg-errors.js';
+import type { Executor } from '../infra/db.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 import * as repo from './accounts.repository.js';
 import { normalizeSkills } from './skills.js';
@@ -37,9 +38,14 @@ let decoyHash: Promise<string> | undefined;
  */
 type SessionContext = AppContext & { jwt: { sign(payload: { sub: string; sid: string }): string } };
 
-async function issueTokens(ctx: SessionContext, userId: string, familyId: string = randomUUID()) {
+async function issueTokens(
+  ctx: SessionContext,
+  userId: string,
+  familyId: string = randomUUID(),
+  db: Executor = ctx.db,
+) {
   const refreshToken = randomBytes(32).toString('base64url');
-  await repo.insertRefreshToken(ctx.db, {
+  await repo.insertRefreshToken(db, {
     userId,
     familyId,
     hash: hashToken(refreshToken),
@@ -85,8 +91,17 @@ export async function login(ctx: SessionContext, input: { handle: string; passwo
  */
 export async function refresh(ctx: SessionContext, refreshToken: string) {
   const hash = hashToken(refreshToken);
-  const rotated = await repo.rotateRefreshToken(ctx.db, hash);
-  if (!rotated) {
+  // Spending the old token and storing the new one commit together: a rotation cut off between
+  // them would leave the client holding a spent token, and its retry would revoke the family.
+  const issued = await ctx.db.transaction().execute(async (trx) => {
+    const rotated = await repo.rotateRefreshToken(trx, hash);
+    if (!rotated) return null;
+    const user = await repo.findUserById(trx, rotated.user_id);
+    if (!user) return undefined;
+    return { user: toUserView(user), ...(await issueTokens(ctx, user.id, rotated.family_id, trx)) };
+  });
+  if (issued) return issued;
+  if (issued === null) {
     const known = await repo.findRefreshToken(ctx.db, hash);
     if (known?.rotated_at) {
       await repo.revokeFamily(ctx.db, known.family_id);
@@ -95,11 +110,8 @@ export async function refresh(ctx: SessionContext, refreshToken: string) {
         'This refresh token was already used; all sessions from it are revoked.',
       );
     }
-    throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
   }
-  const user = await repo.findUserById(ctx.db, rotated.user_id);
-  if (!user) throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
-  return { user: toUserView(user), ...(await issueTokens(ctx, user.id, rotated.family_id)) };
+  throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
 }
 
 /**

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import t from 'tap';
+import { sql } from 'kysely';
 import { controlClock } from '../clock.js';
 import { buildTestApp, call, isProblem, registerUser } from '../helper.js';
 
@@ -147,6 +148,31 @@ t.test('refresh rotates the token; reusing an old one revokes the whole family',
   const login = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: PASSWORD } });
   const fresh = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: login.body.refreshToken } });
   t.equal(fresh.status, 200);
+});
+
+t.test('a rotation that fails to store the new token spends nothing: the retry works', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const user = await registerUser(app, 'rotating');
+  // The database refuses the new token, as a connection cut between the two writes would leave it.
+  await sql`
+    CREATE FUNCTION refuse_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'refresh_tokens is read-only for maintenance'; END $$;
+    CREATE TRIGGER refuse_tokens BEFORE INSERT ON refresh_tokens FOR EACH ROW EXECUTE FUNCTION refuse_tokens();`.execute(
+    db,
+  );
+  const cut = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } });
+  t.equal(cut.status, 500);
+  await sql`DROP TRIGGER refuse_tokens ON refresh_tokens; DROP FUNCTION refuse_tokens();`.execute(db);
+  t.same(
+    await db.selectFrom('refresh_tokens').select(['rotated_at', 'revoked_at']).execute(),
+    [{ rotated_at: null, revoked_at: null }],
+    'the presented token is not spent',
+  );
+
+  const retried = await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } });
+  t.equal(retried.status, 200, 'the retry rotates it, instead of revoking the session as a reuse');
+  const me = await call(app, 'GET', '/v1/me', { token: retried.body.accessToken });
+  t.equal(me.status, 200);
 });
 
 t.test('unknown and expired refresh tokens are 401 invalid_refresh_token', async (t) => {
