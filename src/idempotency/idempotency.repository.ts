@@ -17,7 +17,8 @@ export type KeyState =
 
 /**
  * Claims (userId, key) for this request, atomically, under a new holder token. An expired key, or
- * one abandoned before its change committed, is taken over; otherwise the existing row tells the
+ * one abandoned before its change committed by a request with the same hash (the client retrying
+ * it; another request under its key is a mistake, 422, as long as the key lives), is taken over; otherwise the existing row tells the
  * caller whether to replay, refuse or wait. A key whose change committed is never taken over while
  * it lives: running its request again would apply the change twice.
  */
@@ -31,6 +32,7 @@ export async function acquireKey(db: Db, userId: string, key: string, requestHas
           response_type = NULL, response_body = NULL, applied_at = NULL, created_at = now()
       WHERE idempotency_keys.created_at < now() - make_interval(hours => ${KEY_TTL_HOURS})
          OR (idempotency_keys.response_status IS NULL AND idempotency_keys.applied_at IS NULL
+             AND idempotency_keys.request_hash = EXCLUDED.request_hash
              AND idempotency_keys.created_at < now() - make_interval(secs => ${STALE_IN_PROGRESS_SECONDS}))
     RETURNING user_id`.execute(db);
   if (taken.rows.length > 0) return { kind: 'acquired', holder };

@@ -118,8 +118,14 @@ t.test('a request still in progress answers 409; one abandoned before its change
   t.ok(isProblem(busy, 409, 'idempotency_request_in_progress'));
   t.equal(busy.headers['idempotent-replayed'], undefined);
 
-  // After 5 minutes the key is free again, and the retry does the work.
+  // After 5 minutes the key is free again for the same request, and the retry does the work;
+  // another request under the key is still the client's mistake.
   await sql`UPDATE idempotency_keys SET created_at = now() - interval '6 minutes'`.execute(db);
+  const held = await db.selectFrom('idempotency_keys').selectAll().execute();
+  const other = await createCircle(app, user, 'slow', { name: 'Writers', joinPolicy: 'open' });
+  t.ok(isProblem(other, 422, 'idempotency_key_reused'), 'another body does not take the abandoned key over');
+  t.same(await db.selectFrom('idempotency_keys').selectAll().execute(), held, 'and leaves it as it was');
+  t.same(await db.selectFrom('circles').select('id').execute(), [], 'creating nothing');
   const retried = await createCircle(app, user, 'slow');
   t.equal(retried.status, 201);
   t.not(retried.body.id, first.body.id);
