@@ -91,7 +91,7 @@ export async function updateProject(
     const project = authorize(await repo.lockProjectWithRole(trx, projectId, userId), 'project', MANAGERS);
     const current = project;
     assertTransition(current.status, input.status ?? current.status);
-    const updated = await repo.updateProject(trx, projectId, {
+    const asked = {
       ...(input.title !== undefined && { title: input.title }),
       ...(input.description !== undefined && { description: input.description }),
       ...(input.status !== undefined && { status: input.status }),
@@ -101,7 +101,14 @@ export async function updateProject(
       }),
       ...(input.leaseSeconds !== undefined && { lease_seconds: input.leaseSeconds }),
       ...(input.reviewWindowSeconds !== undefined && { review_window_seconds: input.reviewWindowSeconds }),
-    });
+    };
+    // A PATCH that sets what is already there changes nothing, so it writes and announces nothing
+    // (clients that send the whole form back on save would otherwise flood the feed and webhooks).
+    const changes = Object.fromEntries(
+      Object.entries(asked).filter(([column, value]) => current[column as keyof typeof asked] !== value),
+    ) as typeof asked;
+    if (Object.keys(changes).length === 0) return toProjectView(current, await repo.projectProgress(trx, projectId));
+    const updated = await repo.updateProject(trx, projectId, changes);
     const type =
       input.status && input.status !== current.status
         ? `project.${input.status === 'open' ? 'opened' : input.status}`
