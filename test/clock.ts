@@ -19,3 +19,22 @@ export function controlClock(t: Test): { advance(ms: number): void } {
     },
   };
 }
+
+/**
+ * Makes this process's `new Date()` (no arguments) read `offsetMs` off, as on a host whose clock
+ * is skewed from the database's, until the test ends. Date.now() keeps real time (tokens stay
+ * valid), and dates built from a value (the driver's) are untouched.
+ */
+export function skewHostClock(t: Test, offsetMs: number): void {
+  const RealDate = globalThis.Date;
+  class SkewedDate extends RealDate {
+    constructor(...args: ConstructorParameters<typeof RealDate> | []) {
+      if (args.length === 0) super(RealDate.now() + offsetMs);
+      else super(...(args as ConstructorParameters<typeof RealDate>));
+    }
+  }
+  globalThis.Date = SkewedDate as DateConstructor;
+  t.teardown(() => {
+    globalThis.Date = RealDate;
+  });
+}

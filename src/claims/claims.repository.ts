@@ -216,12 +216,16 @@ const CLAIM_DETAIL = [
   'projects.review_window_seconds',
 ] as const;
 
+// Whether the lease has run out, by the database's clock: the expiry job decides by it, so a
+// request deciding by its own host's clock could disagree with the job by that host's skew.
+const LEASE_OVER = sql<boolean>`claims.expires_at <= now()`.as('lease_over');
+
 const claimWithRole = (db: Executor, claimId: string, userId: string) =>
   db
     .selectFrom('claims')
     .innerJoin('projects', 'projects.id', 'claims.project_id')
     .leftJoin('memberships', (j) => j.on(callerMembershipOn('claims.circle_id', userId)))
-    .select([...CLAIM_DETAIL, 'memberships.role'])
+    .select([...CLAIM_DETAIL, 'memberships.role', LEASE_OVER])
     .where('claims.id', '=', claimId);
 
 /** A claim with its project's settings and the caller's role in the circle (null: not a member). */

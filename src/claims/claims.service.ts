@@ -179,7 +179,7 @@ export async function getClaim(ctx: AppContext, userId: string, claimId: string)
 export async function extendClaim(ctx: AppContext, userId: string, claimId: string, seconds?: number) {
   const { claim, extended } = await ctx.db.transaction().execute(async (trx) => {
     const current = authorizeClaimant(await repo.lockClaimWithRole(trx, claimId, userId), userId);
-    if (current.status !== 'active' || current.expires_at <= new Date())
+    if (current.status !== 'active' || current.lease_over)
       throw conflict('claim_not_active', `The claim is ${current.status === 'active' ? 'expired' : current.status}.`);
     const wanted = seconds ?? current.lease_seconds;
     if (await repo.leaseOutlasts(trx, claimId, wanted)) return { claim: current, extended: false };

@@ -113,11 +113,13 @@ export async function overdueSubmissions(db: Executor, limit: number) {
   return result.rows.map((r) => r.id);
 }
 
-export async function findSubmission(db: Executor, submissionId: string) {
+/** A submission whose review window has closed, by the database's clock (the one deadlines use). */
+export async function findOverdueSubmission(db: Executor, submissionId: string) {
   return db
     .selectFrom('submissions')
-    .select(['id', 'claim_id', 'review_due_at'])
+    .select(['id', 'claim_id'])
     .where('id', '=', submissionId)
+    .where('review_due_at', '<=', sql<Date>`now()`)
     .executeTakeFirst();
 }
 

@@ -63,7 +63,7 @@ export async function submitWork(
     const claim = authorize(await lockClaimWithRole(trx, claimId, userId), 'claim');
     if (claim.user_id !== userId) throw forbidden('Only the member who holds this claim can submit work for it.');
     assertProjectEditable(claim.project_status);
-    if (claim.status === 'expired' || (claim.status === 'active' && claim.expires_at <= new Date())) {
+    if (claim.status === 'expired' || (claim.status === 'active' && claim.lease_over)) {
       throw conflict('claim_expired', 'The lease on this claim has run out; claim the task again.');
     }
     if (claim.status !== 'active') throw conflict('claim_not_active', `The claim is ${claim.status}.`);
@@ -227,8 +227,8 @@ export async function reviewClaim(
  */
 export async function acceptIfOverdue(db: Db, submissionId: string): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
-    const submission = await repo.findSubmission(trx, submissionId);
-    if (!submission || submission.review_due_at > new Date()) return false;
+    const submission = await repo.findOverdueSubmission(trx, submissionId);
+    if (!submission) return false;
     const claim = await lockClaim(trx, submission.claim_id);
     if (claim?.status !== 'submitted') return false;
     const projectStatus = await lockProjectShared(trx, claim.project_id);
