@@ -466,7 +466,7 @@ onEachQueueBackend(
     await relay(db, queues, config);
     const [attempt] = await attemptsReach(db, hook.id, 1);
     t.equal(attempt!.outcome, 'refused');
-    t.match(attempt!.error, /localhost resolves to .*(loopback)/);
+    t.equal(attempt!.error, 'localhost resolves to a loopback address, which webhooks may not reach');
     t.equal(receiver.received.length, 0, 'the receiver heard nothing');
   },
 );

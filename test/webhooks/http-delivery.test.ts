@@ -1,3 +1,6 @@
+import { createSocket } from 'node:dgram';
+import { pbkdf2 } from 'node:crypto';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { RESPONSE_CAP, postWebhook } from '../../src/webhooks/http-delivery.js';
 import { answer, startReceiver } from './webhook-helpers.js';
@@ -84,10 +87,43 @@ t.test('refused addresses: literal, and names resolving to them, checked at conn
   });
   t.match(await postWebhook(`http://localhost:${receiver.port}/hook`, headers, '{}', closed), {
     outcome: 'refused',
-    error: /localhost resolves to .* \(loopback\)/,
+    error: 'localhost resolves to a loopback address, which webhooks may not reach',
   });
   t.match(await postWebhook('http://[::ffff:7f00:1]:9/', headers, '{}', closed), { outcome: 'refused' });
   t.equal(receiver.received.length, 0);
   t.match(await postWebhook(`http://localhost:${receiver.port}/hook`, headers, '{}', open), { outcome: 'succeeded' });
   t.match(await postWebhook('http://no-such-host.invalid/', headers, '{}', open), { outcome: 'network_error' });
+});
+
+t.test('a name whose DNS never answers: attempts end at their deadline and hold no thread', async (t) => {
+  // A DNS server that hears every query and answers none.
+  const silent = createSocket('udp4');
+  const asked = new Set<string>();
+  silent.on('message', (query) => {
+    // The question's name starts at byte 12: length-prefixed labels.
+    const labels: string[] = [];
+    for (let i = 12; query[i]; i += query[i]! + 1) labels.push(query.toString('latin1', i + 1, i + 1 + query[i]!));
+    asked.add(labels.join('.'));
+  });
+  await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+  t.teardown(() => silent.close());
+  const options = { ...open, timeoutMs: 400, dnsServers: [`127.0.0.1:${silent.address().port}`] };
+
+  // More attempts than libuv has threads (four): were each to hold one while its name resolved,
+  // the key derivation below would wait for them all to give up.
+  let ended = 0;
+  const attempts = Array.from({ length: 8 }, (_, i) =>
+    postWebhook(`http://receiver-${i}.example/`, headers, '{}', options).then((result) => {
+      ended++;
+      return result;
+    }),
+  );
+  await promisify(pbkdf2)('secret', 'salt', 1, 32, 'sha256');
+  t.equal(ended, 0, 'the thread pool served other work while every attempt still waited on DNS');
+  for (const result of await Promise.all(attempts)) t.match(result, { outcome: 'timeout', responseStatus: null });
+  t.same(
+    [...asked].sort(),
+    Array.from({ length: 8 }, (_, i) => `receiver-${i}.example`).sort(),
+    'each name was asked of the configured server',
+  );
 });
