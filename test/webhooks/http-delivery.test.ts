@@ -9,7 +9,10 @@ import { answer, startReceiver } from './webhook-helpers.js';
 // whole attempt, a cap on what is read), redirects are not followed, and the address a name
 // resolves to is checked where the connection is made.
 
-const open = { timeoutMs: 400, allowPrivate: true };
+// Attempts expected to be answered get a deadline no loaded machine reaches; the short one is for
+// attempts that must end at it (their receiver, or their DNS, never answers).
+const open = { timeoutMs: 30_000, allowPrivate: true };
+const short = { timeoutMs: 400, allowPrivate: true };
 const headers = { 'webhook-id': 'msg', 'webhook-timestamp': '1', 'webhook-signature': 'v1,x' };
 
 t.test('a 2xx succeeds; other statuses and redirects fail with the status', async (t) => {
@@ -37,11 +40,12 @@ t.test('a 2xx succeeds; other statuses and redirects fail with the status', asyn
 
 t.test('a receiver that never answers: the attempt ends at the deadline', async (t) => {
   const receiver = await startReceiver(t, () => {});
-  const started = Date.now();
-  const result = await postWebhook(receiver.url, headers, '{}', open);
-  const took = Date.now() - started;
+  const started = performance.now();
+  const result = await postWebhook(receiver.url, headers, '{}', short);
+  const took = performance.now() - started;
   t.match(result, { outcome: 'timeout', responseStatus: null });
-  t.ok(took >= 390 && took < 2_000, `ended after ${took} ms`);
+  // Not before the deadline; an attempt that never ended would fail the test by its own timeout.
+  t.ok(took >= 390, `ended after ${Math.round(took)} ms`);
 });
 
 t.test('a receiver that answers 200 and trickles forever: the deadline still ends it', async (t) => {
@@ -51,10 +55,8 @@ t.test('a receiver that answers 200 and trickles forever: the deadline still end
     res.writeHead(200);
     timer = setInterval(() => res.write('.'), 20);
   });
-  const started = Date.now();
-  const result = await postWebhook(receiver.url, headers, '{}', open);
+  const result = await postWebhook(receiver.url, headers, '{}', short);
   t.match(result, { outcome: 'timeout', responseStatus: 200 });
-  t.ok(Date.now() - started < 2_000);
 });
 
 t.test('a receiver streaming a huge answer: reading stops at the cap', async (t) => {
@@ -71,16 +73,14 @@ t.test('a receiver streaming a huge answer: reading stops at the cap', async (t)
     res.on('error', () => {});
     pump();
   });
-  const started = Date.now();
-  const result = await postWebhook(receiver.url, headers, '{}', { ...open, timeoutMs: 10_000 });
-  t.match(result, { outcome: 'succeeded', responseStatus: 200 });
-  t.ok(Date.now() - started < 5_000, 'well before the deadline');
+  const result = await postWebhook(receiver.url, headers, '{}', open);
+  t.match(result, { outcome: 'succeeded', responseStatus: 200 }, 'ended by the cap, not by the deadline');
   t.ok(written < 64 * RESPONSE_CAP, `the receiver got to write ${written} bytes, not a gigabyte`);
 });
 
 t.test('refused addresses: literal, and names resolving to them, checked at connect time', async (t) => {
   const receiver = await startReceiver(t);
-  const closed = { timeoutMs: 400, allowPrivate: false };
+  const closed = { ...open, allowPrivate: false };
   t.match(await postWebhook(receiver.url, headers, '{}', closed), {
     outcome: 'refused',
     error: /127\.0\.0\.1 \(loopback\)/,
@@ -107,7 +107,8 @@ t.test('a name whose DNS never answers: attempts end at their deadline and hold 
   });
   await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
   t.teardown(() => silent.close());
-  const options = { ...open, timeoutMs: 400, dnsServers: [`127.0.0.1:${silent.address().port}`] };
+  // Long enough that the key derivation's answer is always heard before any deadline passes.
+  const options = { ...open, timeoutMs: 3_000, dnsServers: [`127.0.0.1:${silent.address().port}`] };
 
   // More attempts than libuv has threads (four): were each to hold one while its name resolved,
   // the key derivation below would wait for them all to give up.
