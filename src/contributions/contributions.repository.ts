@@ -67,8 +67,18 @@ export async function memberProjectPoints(
   return row.points;
 }
 
-/** Per-member totals for a project, aggregated in SQL, highest first, keyset-paginated. */
-export async function projectTotals(db: Db, projectId: string, limit: number, after: [number, string] | null) {
+/**
+ * Per-member totals for a project, aggregated in SQL, highest first, keyset-paginated, counting the
+ * contributions visible in `snapshot` (the walk's first page's): points earned meanwhile would
+ * move members across the page boundary, serving one twice and skipping another.
+ */
+export async function projectTotals(
+  db: Db,
+  projectId: string,
+  snapshot: string,
+  limit: number,
+  after: [number, string] | null,
+) {
   const totals = db
     .selectFrom('contributions')
     .innerJoin('users', 'users.id', 'contributions.user_id')
@@ -79,6 +89,7 @@ export async function projectTotals(db: Db, projectId: string, limit: number, af
       sql<number>`(count(*) FILTER (WHERE contributions.source = 'task'))::int`.as('accepted_tasks'),
     ])
     .where('contributions.project_id', '=', projectId)
+    .where(visibleIn('contributions', snapshot))
     .groupBy(['contributions.user_id', 'users.handle']);
   let q = db.selectFrom(totals.as('t')).selectAll();
   if (after)

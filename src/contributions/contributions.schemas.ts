@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Id, Obj, Page, PageQuery, Timestamp } from '../http/schemas.js';
+import { Id, Obj, Page, SnapshotPageQuery, Timestamp } from '../http/schemas.js';
 
 export const MemberTotal = Type.Object(
   {
@@ -12,7 +12,7 @@ export const MemberTotal = Type.Object(
 );
 
 export const ContributionTotals = Page(MemberTotal, 'Contributors, highest points first');
-export const ContributionsQuery = Obj({ ...PageQuery });
+export const ContributionsQuery = Obj({ ...SnapshotPageQuery });
 
 export const AdjustmentBody = Obj(
   {

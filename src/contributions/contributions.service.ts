@@ -2,7 +2,7 @@ import type { AppContext } from '../context.js';
 import { invalid, conflict } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { EXPORT_PAGE_SIZE, walkKeyset } from '../infra/keyset-walk.js';
-import { currentSnapshot } from '../infra/snapshots.js';
+import { currentSnapshot, parseSnapshot } from '../infra/snapshots.js';
 import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, authorize } from '../circles/access.js';
 import { findMembership } from '../circles/circles.repository.js';
@@ -32,9 +32,10 @@ export async function listProjectContributions(
   cursor?: string,
 ) {
   authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project');
-  const after = decodeCursor(cursor, ['number', 'uuid']) as [number, string] | null;
-  const rows = await repo.projectTotals(ctx.db, projectId, limit, after);
-  const page = pageOf(rows, limit, (r) => [r.points, r.user_id]);
+  const key = decodeCursor(cursor, ['string', 'number', 'uuid']) as [string, number, string] | null;
+  const snapshot = key ? parseSnapshot(key[0]) : await currentSnapshot(ctx.db);
+  const rows = await repo.projectTotals(ctx.db, projectId, snapshot, limit, key ? [key[1], key[2]] : null);
+  const page = pageOf(rows, limit, (r) => [snapshot, r.points, r.user_id]);
   return {
     items: page.items.map((r) => ({
       userId: r.user_id,

@@ -97,6 +97,39 @@ t.test('GET /projects/:id/contributions: totals per member, highest first, paged
   );
   t.equal(pages, 4);
 
+  // Points earned during a walk move no one across its pages: the walk counts what was committed
+  // when its first page was read. m3, last, jumps to the top between pages.
+  const first: Reply = await call(app, 'GET', `/v1/projects/${project.id}/contributions?limit=2`, {
+    token: owner.token,
+  });
+  const adjusted = await call(app, 'POST', `/v1/projects/${project.id}/adjustments`, {
+    token: owner.token,
+    body: { userId: m3!.id, points: 1000, reason: 'Ran the launch' },
+  });
+  t.equal(adjusted.status, 201);
+  const rest: Reply = await call(
+    app,
+    'GET',
+    `/v1/projects/${project.id}/contributions?limit=10&cursor=${first.body.nextCursor}`,
+    { token: owner.token },
+  );
+  t.same(
+    [...first.body.items, ...rest.body.items].map((r: { userId: string; points: number }) => [r.userId, r.points]),
+    expected.map(([id, points]) => [id, points]),
+    'each member once, as the walk began',
+  );
+  const fresh = await call(app, 'GET', `/v1/projects/${project.id}/contributions?limit=1`, { token: owner.token });
+  t.match(fresh.body.items, [{ userId: m3!.id, points: 1200 }], 'a new walk sees the new standings');
+  const forged = Buffer.from(JSON.stringify(['9:1:5', 500, m0!.id])).toString('base64url');
+  t.ok(
+    isProblem(
+      await call(app, 'GET', `/v1/projects/${project.id}/contributions?cursor=${forged}`, { token: owner.token }),
+      400,
+      'invalid_cursor',
+    ),
+    'a cursor with a snapshot Postgres would refuse',
+  );
+
   t.ok(
     isProblem(
       await call(app, 'GET', `/v1/projects/${project.id}/contributions`, { token: outsider.token }),
