@@ -124,8 +124,9 @@ export async function completionsByDay(
  * have a check-in for yesterday's challenge day. Yesterday is the challenge's own: the day before
  * the one it is now in its zone, days starting `day_starts_at` minutes after local midnight (the
  * same rule as src/challenges/challenge-days.ts: the local date of now minus the day start). A
- * make-up for yesterday counts, as it fills that day's streak. Live: active, and yesterday is one
- * of its days.
+ * make-up for yesterday counts, as it fills that day's streak. Live: yesterday is one of its days
+ * and it was not cancelled (closed is fine: the closing job runs as its last day ends, the day
+ * the owner reads that day's rate).
  */
 export async function checkinRatesYesterday(
   db: Db,
@@ -137,7 +138,7 @@ export async function checkinRatesYesterday(
              ((now() - make_interval(mins => c.day_starts_at)) AT TIME ZONE c.timezone)::date - 1 AS yesterday,
              c.starts_on, c.ends_on
       FROM challenges c
-      WHERE c.circle_id = ${circleId}::uuid AND c.status = 'active'
+      WHERE c.circle_id = ${circleId}::uuid AND c.status IN ('active', 'closed')
     )
     SELECT l.id, l.title,
            count(p.user_id)::int AS participants,

@@ -343,4 +343,14 @@ t.test("each live challenge's check-in rate for yesterday: participants who chec
     3,
     'three check-ins for yesterday in the table, owner included',
   );
+
+  // Yesterday was its last day, and the closing job has run: that day's rate is still the owner's
+  // to see today. A cancelled challenge's is not.
+  await sql`UPDATE challenges SET ends_on = ${yesterday}, status = 'closed', closed_at = now() WHERE id = ${live.id}`.execute(
+    db,
+  );
+  const closed = await healthChecked(t, app, db, circle.id, owner.token);
+  t.same(closed.body.checkinRates, after.body.checkinRates, 'a challenge closed after its last day shows that day');
+  await sql`UPDATE challenges SET status = 'cancelled', closed_at = NULL WHERE id = ${live.id}`.execute(db);
+  t.same((await healthChecked(t, app, db, circle.id, owner.token)).body.checkinRates, [], 'a cancelled one does not');
 });
