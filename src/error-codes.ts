@@ -361,6 +361,11 @@ export const ERROR_CODES = {
     summary: 'Only submitted work can be reviewed, and this claim is in another state.',
     remedy: 'Read the claim; review it once the member has submitted.',
   },
+  claimant_departed: {
+    kind: 'conflict',
+    summary: 'The member who submitted this work has left the circle, so it cannot go back to them for revision.',
+    remedy: 'Accept or reject the work as it is.',
+  },
   feedback_required: {
     kind: 'invalid',
     summary: 'A reject or revise decision needs feedback telling the member why.',

@@ -301,7 +301,7 @@ export async function eventTypes(db: Db, subjectId: string): Promise<string[]> {
 
 export async function countRows(
   db: Db,
-  table: 'tasks' | 'task_dependencies' | 'events' | 'claims' | 'contributions' | 'projects',
+  table: 'tasks' | 'task_dependencies' | 'events' | 'claims' | 'contributions' | 'projects' | 'reviews',
 ): Promise<number> {
   const row = await db
     .selectFrom(table)

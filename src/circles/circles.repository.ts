@@ -24,6 +24,21 @@ export async function findMembership(db: Executor, circleId: string, userId: str
     .executeTakeFirst();
 }
 
+/**
+ * The same, share-locked: a departure (which updates the row) waits for the caller's transaction,
+ * or has committed and the member is not found.
+ */
+export async function lockMembershipShared(trx: Transaction<Database>, circleId: string, userId: string) {
+  return trx
+    .selectFrom('memberships')
+    .select(['role', 'joined_at'])
+    .where('circle_id', '=', circleId)
+    .where('user_id', '=', userId)
+    .where('left_at', 'is', null)
+    .forShare()
+    .executeTakeFirst();
+}
+
 export async function insertCircle(
   trx: Transaction<Database>,
   c: { name: string; description: string; joinPolicy: JoinPolicy; ownerId: string },

@@ -9,6 +9,7 @@ import { MANAGERS, authorize, requireMember } from '../circles/access.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import { lockProjectShared } from '../projects/projects.repository.js';
+import { lockMembershipShared } from '../circles/circles.repository.js';
 import {
   acceptClaim,
   findClaimWithRole,
@@ -185,6 +186,13 @@ export async function reviewClaim(
     assertProjectEditable(claim.project_status);
     if (claim.status !== 'submitted')
       throw conflict('claim_not_submitted', `The claim is ${claim.status}; only submitted work can be reviewed.`);
+    // Revised work goes back to its member on a new lease: one who has left the circle cannot
+    // take it up, and the claim would hold its slot until the lease ran out.
+    if (input.decision === 'revise' && !(await lockMembershipShared(trx, claim.circle_id, claim.user_id)))
+      throw conflict(
+        'claimant_departed',
+        'The member who submitted this work has left the circle; accept or reject it.',
+      );
     // A submitted claim always has work under review: its latest submission.
     const submission = await repo.latestSubmission(trx, claimId);
     if (!submission) throw new Error(`submitted claim ${claimId} has no submission`);

@@ -1,8 +1,11 @@
 import t from 'tap';
 import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import {
+  addTasks,
   circleWithRoles,
   claimTask,
+  countRows,
+  createProject,
   eventTypes,
   joinMembers,
   projectWithTask,
@@ -326,3 +329,37 @@ t.test(
     );
   },
 );
+
+t.test('work of a member who has left cannot go back to them for revision; accepting it still can', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice, bob] = await joinMembers(app, circle.id, 2);
+  const project = await createProject(app, owner, circle.id);
+  const [first, second] = await addTasks(app, owner, project.id, [{ title: 'First' }, { title: 'Second' }]);
+  const submitted = async (member: typeof alice, taskId: string) => {
+    const claim = await claimTask(app, member!, taskId);
+    t.equal((await submitWork(app, member!, claim.body.id)).status, 201);
+    return claim.body.id as string;
+  };
+  const aliceClaim = await submitted(alice, first!.id);
+  const bobClaim = await submitted(bob, second!.id);
+  const leave = (member: typeof alice) =>
+    call(app, 'DELETE', `/v1/circles/${circle.id}/members/${member!.id}`, { token: member!.token });
+  t.equal((await leave(alice)).status, 204);
+  t.equal((await leave(bob)).status, 204);
+
+  const reviewsBefore = await countRows(db, 'reviews');
+  const refused = await review(app, owner, aliceClaim, { decision: 'revise', feedback: 'Add sources' });
+  t.ok(isProblem(refused, 409, 'claimant_departed'));
+  t.equal(await countRows(db, 'reviews'), reviewsBefore, 'no review recorded');
+  t.match(await db.selectFrom('claims').select('status').where('id', '=', aliceClaim).executeTakeFirst(), {
+    status: 'submitted',
+  });
+  t.equal((await review(app, owner, aliceClaim, { decision: 'accept' })).status, 201, 'accepting still works');
+
+  // Back in the circle, the member can take revisions again.
+  t.equal((await call(app, 'POST', `/v1/circles/${circle.id}/members`, { token: bob!.token, body: {} })).status, 201);
+  const revised = await review(app, owner, bobClaim, { decision: 'revise', feedback: 'Add sources' });
+  t.equal(revised.status, 201, 'a member who came back gets the revision');
+});
