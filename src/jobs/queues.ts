@@ -113,17 +113,22 @@ export class Queues {
    * Enqueues again a job a sweep found its work undone for. A plain add is a no-op while BullMQ
    * keeps a finished job under the key (one that failed after all its attempts, or stalled too
    * often as its workers died, is kept for days), so that job is retried in place, its attempts
-   * counted afresh. Returns what was done: 'retried' means a finished job ran out of attempts
-   * without doing the work, which the caller may want to log.
+   * counted afresh. How often it was retried so is kept in its data (`requeued`): a job that
+   * kills every worker running it must not be retried forever, so past `maxRetries` nothing is
+   * done and 'exhausted' tells the caller to give the work up.
    */
   async requeue<N extends QueueName>(
     name: N,
     payload: QueuePayloads[N],
     options: EnqueueOptions,
-  ): Promise<'added' | 'retried'> {
+    maxRetries = Number.POSITIVE_INFINITY,
+  ): Promise<'added' | 'retried' | 'exhausted'> {
     const job = await this.get(name).getJob(storedJobId(options.jobId));
     const state = job ? await job.getState() : undefined;
     if (job && (state === 'failed' || state === 'completed')) {
+      const requeued = Number((job.data as { requeued?: unknown }).requeued ?? 0) || 0;
+      if (requeued >= maxRetries) return 'exhausted';
+      await job.updateData({ ...job.data, requeued: requeued + 1 });
       // Refused when another sweep retried it first (it is no longer in that state): as good.
       await job.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true }).catch(() => {});
       return 'retried';

@@ -55,6 +55,14 @@ async function markFailed(db: Db, settlementId: string, reason: string): Promise
 }
 
 /**
+ * How often the sweep gives a settlement's finished job a new life. A job whose workers die every
+ * time (it stalls, and BullMQ fails it without the processor's last attempt marking the
+ * settlement) would otherwise be retried forever, taking a worker down each time; past this the
+ * settlement is marked failed, and the project can be settled again by a new request.
+ */
+export const MAX_SWEEP_RETRIES = 3;
+
+/**
  * The safety net for a Redis that lost its jobs (restart without persistence, flush): every
  * settlement still unfinished after a grace period is enqueued again under its own id. A job that
  * BullMQ finished without settling (failed for stalling too often: its workers died mid-job; the
@@ -67,8 +75,17 @@ export async function requeueUnfinishedSettlements(
 ): Promise<number> {
   const ids = await unfinishedSettlements(ctx.db, graceSeconds, 1000);
   for (const id of ids) {
-    const done = await ctx.queues.requeue('settlements', { settlementId: id }, { jobId: settlementJobKey(id) });
+    const done = await ctx.queues.requeue(
+      'settlements',
+      { settlementId: id },
+      { jobId: settlementJobKey(id) },
+      MAX_SWEEP_RETRIES,
+    );
     if (done === 'retried') ctx.log.warn({ settlementId: id }, 'unfinished settlement had a finished job; retried it');
+    if (done === 'exhausted') {
+      ctx.log.error({ settlementId: id }, 'settlement job kept ending without settling; marked failed');
+      await markFailed(ctx.db, id, FAILURE_REASON);
+    }
   }
   return ids.length;
 }

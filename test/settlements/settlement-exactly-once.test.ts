@@ -7,7 +7,12 @@ import type { Db } from '../../src/infra/postgres.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
 import { openQueueConnection, openWorker } from '../../src/jobs/queue-backend.js';
 import { settleProject } from '../../src/settlements/settle-project.js';
-import { FAILURE_REASON, settlementJobKey } from '../../src/settlements/settlement.job.js';
+import {
+  FAILURE_REASON,
+  MAX_SWEEP_RETRIES,
+  requeueUnfinishedSettlements,
+  settlementJobKey,
+} from '../../src/settlements/settlement.job.js';
 import {
   buildTestApp,
   call,
@@ -25,6 +30,7 @@ import {
   finishedJob,
   joinMembers,
   processorWorkers,
+  waitFor,
   startWorkers,
 } from '../marketplace-helpers.js';
 import {
@@ -263,6 +269,51 @@ onEachQueueBackend(
       'the sweep gave the job a new life and the settlement completed',
     );
     t.match(await settlementFootprint(db, id), { payouts: 4, payees: 4, ledgerTransactions: 2, completedEvents: 1 });
+    await assertInvariants(t, db);
+  },
+);
+
+onEachQueueBackend(
+  t,
+  'a settlement whose job keeps ending without settling is retried a few times by the sweep, then failed',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, queueBackendEnv(backend));
+    const a = await projectWithContributors(app, 500, 2);
+    const id = await requestSettlementId(app, a.owner, a.project.id);
+    // Every run of its job dies as a worker killed mid-job does, more often than BullMQ allows.
+    const connection = openQueueConnection(config, 'worker');
+    const saboteur = openWorker(
+      'settlements',
+      async () => {
+        throw new UnrecoverableError('job stalled more than allowable limit');
+      },
+      connection,
+      { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
+    );
+    t.teardown(async () => {
+      await saboteur.close();
+      await connection.close();
+    });
+    const queues = producers(t, config);
+    const key = storedJobId(settlementJobKey(id));
+    const ctx = { db, queues, log: app.log };
+    const failedRuns = async (runs: number) =>
+      waitFor(async () => {
+        const job = await queues.get('settlements').getJob(key);
+        return job && (await job.getState()) === 'failed' && Number(job.data.requeued ?? 0) === runs - 1;
+      }, 30_000);
+    t.ok(await failedRuns(1), 'its first run failed');
+    for (let retry = 1; retry <= MAX_SWEEP_RETRIES; retry++) {
+      t.equal(await requeueUnfinishedSettlements(ctx, 0), 1, `sweep ${retry} retries it`);
+      t.ok(await failedRuns(retry + 1), `and run ${retry + 1} failed too`);
+      t.equal(await settlementStatus(db, id), 'pending');
+    }
+    t.equal(await requeueUnfinishedSettlements(ctx, 0), 1, 'the next sweep gives it up');
+    t.equal(await settlementStatus(db, id), 'failed');
+    t.same(await eventTypes(db, id), ['settlement.requested', 'settlement.failed']);
+    t.equal(await requeueUnfinishedSettlements(ctx, 0), 0, 'and no sweep takes it up again');
+    const view = await call(app, 'GET', `/v1/settlements/${id}`, { token: a.owner.token });
+    t.match(view.body, { status: 'failed', failureReason: FAILURE_REASON });
     await assertInvariants(t, db);
   },
 );
