@@ -34,6 +34,10 @@ export async function closeChallengeIfDue(db: Db, challengeId: string): Promise<
     const longest = await trx
       .selectFrom('challenge_participants as p')
       .innerJoin('users as u', 'u.id', 'p.user_id')
+      // Named streaks are members', as on the leaderboard; the totals above count everyone's.
+      .innerJoin('memberships as m', (j) =>
+        j.onRef('m.circle_id', '=', 'p.circle_id').onRef('m.user_id', '=', 'p.user_id').on('m.left_at', 'is', null),
+      )
       .select(['p.user_id', 'u.handle', 'p.best_streak', 'p.checkins'])
       .where('p.challenge_id', '=', challengeId)
       .orderBy('p.best_streak', 'desc')

@@ -8,8 +8,9 @@ import { addDays, challengeDayAt } from './challenge-days.js';
 const ANNOUNCED: ChallengeStatus[] = ['active', 'closed'];
 
 /**
- * For each challenge not cancelled, once per challenge day: every member whose streak was alive
- * when yesterday began and who did not check in yesterday gets a `challenge.day_missed` event
+ * For each challenge not cancelled, once per challenge day: every member (still in the circle: one
+ * who left hears nothing more from it) whose streak was alive when yesterday began and who did not
+ * check in yesterday gets a `challenge.day_missed` event
  * addressed to them (recipient_id, kept out of the circle's feed; also payload.userId), saying
  * whether a freeze kept the streak (`streakKept`) or it ended. The challenge's
  * `missed_days_noticed_through` advances in the same transaction as the events, under the row's
@@ -50,6 +51,8 @@ export async function noticeMissedDays(db: Db, now: number): Promise<number> {
           UPDATE challenge_participants p SET missed_noticed_on = ${y}
           WHERE p.challenge_id = ${c.id}::uuid AND p.last_date < ${y}
             AND ${y} - p.last_date - 1 <= ${freezes} - p.freezes_used
+            AND EXISTS (SELECT 1 FROM memberships m
+                        WHERE m.circle_id = p.circle_id AND m.user_id = p.user_id AND m.left_at IS NULL)
           RETURNING p.user_id, p.run, ${y} - p.last_date <= ${freezes} - p.freezes_used AS kept,
                     ${freezes} - p.freezes_used - (${y} - p.last_date) AS freezes_left
         )

@@ -284,3 +284,41 @@ t.test('the last day is announced after the challenge closed; a cancelled challe
   t.same(row, { status: 'closed', missed_days_noticed_through: '2026-11-03' });
   await assertInvariants(t, db);
 });
+
+t.test('a member who left gets no missed-day notice and is not named in the closing summary', async (t) => {
+  const clock = clockAt(t, '2026-11-01T04:00:00Z');
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, circle, members } = await openCircle(app, 2);
+  const [ann, ben] = members;
+  const c = await createChallenge(app, owner, circle.id, {
+    startsOn: '2026-11-01',
+    endsOn: '2026-11-02',
+    timezone: 'Asia/Shanghai',
+  });
+  // Both check in on the first day.
+  for (const who of [ann, ben]) t.equal((await checkIn(app, await relogin(app, who!), c.id)).status, 201);
+  const left = await call(app, 'DELETE', `/v1/circles/${circle.id}/members/${ann!.id}`, {
+    token: (await relogin(app, ann!)).token,
+  });
+  t.equal(left.status, 204, 'ann leaves the circle');
+  clock.restore();
+
+  // Noon on 3 November in Shanghai: both missed 2 November with a streak alive; ann is gone.
+  t.equal(await noticeMissedDays(db, Date.parse('2026-11-03T04:00:00Z')), 1);
+  t.same(
+    (await db.selectFrom('events').select('recipient_id').where('type', '=', 'challenge.day_missed').execute()).map(
+      (e) => e.recipient_id,
+    ),
+    [ben!.id],
+    'only the member still in the circle is told',
+  );
+
+  t.equal(await closeChallengeIfDue(db, c.id), true);
+  const [closed] = await closedEvents(db, c.id);
+  t.match(closed!.payload, { participants: 2, checkins: 2 }, 'the totals count what happened');
+  t.same(
+    (closed!.payload as { longestStreaks: { userId: string }[] }).longestStreaks.map((s) => s.userId),
+    [ben!.id],
+    'the streaks it names are of members, as on the leaderboard',
+  );
+});
