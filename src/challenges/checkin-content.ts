@@ -1,8 +1,18 @@
 import { createHash } from 'node:crypto';
 
-// What makes two check-ins "the same content": compared after Unicode NFKC (full-width and
-// compatibility forms fold to their plain letters), case folding, and whitespace collapsed, so
-// re-posting yesterday's passage with different spacing or capitals is still a repeat.
+// What makes two check-ins "the same content": compared after invisible characters are dropped,
+// Unicode NFKC (full-width and compatibility forms fold to their plain letters), case folding, and
+// whitespace collapsed, so re-posting yesterday's passage with different spacing or capitals is
+// still a repeat.
+
+/**
+ * Characters that show nothing: format controls (zero-width space and joiners, the byte-order mark,
+ * soft hyphens, direction marks) and variation selectors. Left in, "\u200b" three times would pass
+ * a minimum length of 3, and one slipped into yesterday's passage would make it new. They are
+ * dropped before measuring and comparing; the stored text keeps them. (An emoji sequence joined by
+ * U+200D then counts as its parts, a leniency only for check-ins made of emoji.)
+ */
+const INVISIBLE = /[\p{Cf}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/gu;
 
 /**
  * The comparable form of a check-in's text. Case folding goes down, up and down again, which
@@ -12,6 +22,7 @@ import { createHash } from 'node:crypto';
  */
 export function normalizeContent(text: string): string {
   return text
+    .replace(INVISIBLE, '')
     .normalize('NFKC')
     .toLowerCase()
     .toUpperCase()

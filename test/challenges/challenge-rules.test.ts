@@ -76,6 +76,17 @@ t.test('content: normalized (NFKC, case folded, whitespace collapsed) and measur
   t.equal(normalizeContent('e\u0301'), 'é', 'composed');
   t.equal(contentLength('慢慢来，比较快。'), 8, 'CJK characters count one each');
   t.equal(contentLength('👍🏽ok'), 3, 'an emoji with its skin tone is one character');
+  t.equal(normalizeContent('\u200b\u200c\u200d\ufeff\u00ad\u2060'), '', 'invisible characters are nothing');
+  t.equal(
+    normalizeContent('re\u200bad\u2060 chap\ufe0fter 3'),
+    normalizeContent('read chapter 3'),
+    'and hide no repeat',
+  );
+  t.equal(
+    code(() => checkContent('\u200b'.repeat(20), 3)),
+    'invalid:content_too_short',
+    'nor make a check-in long enough',
+  );
   t.equal(contentKey('a'), contentKey(normalizeContent(' A ')));
   t.not(contentKey('a'), contentKey('b'));
   t.equal(checkContent('  Ten chars!  ', 10), 'ten chars!');
