@@ -24,6 +24,8 @@ import { isUuid } from '../infra/uuid.js';
 /** How late a pending message's attempt must be before the sweep thinks its job lost. */
 const OVERDUE_GRACE_MS = 60_000;
 const SWEEP_BATCH = 500;
+/** How often the sweep gives an attempt's finished job a new life before it ends the message. */
+export const MAX_SWEEP_RETRIES = 3;
 
 /**
  * The business key of one attempt. The due time is part of it because an attempt number alone
@@ -230,9 +232,31 @@ export async function requeueOverdueMessages(
       'webhook-delivery',
       { circleId: m.circle_id, messageId: m.id, attempt },
       { jobId: deliveryJobKey(m.id, attempt, m.next_attempt_at) },
+      MAX_SWEEP_RETRIES,
     );
     if (done === 'retried')
       ctx.log.warn({ messageId: m.id, attempt }, 'overdue webhook attempt had a finished job; retried it');
+    if (done === 'exhausted') {
+      ctx.log.error({ messageId: m.id, attempt }, 'webhook attempt job kept ending without running; message ended');
+      await endUndeliverable(ctx.db, m.circle_id, m.id, m.attempts);
+    }
   }
   return due.length;
+}
+
+/**
+ * Ends, as failed, a message whose attempt's job kept dying before it could record anything (the
+ * sweep gave up on it): retried for ever, it would take a worker down each time. Not counted in
+ * the endpoint's failing streak, since the receiver was never the problem.
+ */
+async function endUndeliverable(db: AppContext['db'], circleId: string, messageId: string, attempts: number) {
+  await db.transaction().execute(async (trx) => {
+    const locked = await repo.lockMessage(trx, circleId, messageId);
+    if (locked?.status !== 'pending' || locked.attempts !== attempts) return;
+    await repo.updateMessage(trx, circleId, messageId, {
+      status: 'failed',
+      next_attempt_at: null,
+      completed_at: new Date(),
+    });
+  });
 }

@@ -15,7 +15,12 @@ import { createProject, finishedJob, processorWorkers, waitFor } from '../market
 import { assertInvariants } from '../settlement-helpers.js';
 import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { deliveryCountsByOutcome, lockEndpoint } from '../../src/webhooks/webhooks.repository.js';
-import { deliveryJobKey, disableEndpoint, requeueOverdueMessages } from '../../src/webhooks/webhook-delivery.job.js';
+import {
+  MAX_SWEEP_RETRIES as WEBHOOK_SWEEP_RETRIES,
+  deliveryJobKey,
+  disableEndpoint,
+  requeueOverdueMessages,
+} from '../../src/webhooks/webhook-delivery.job.js';
 import { UnrecoverableError } from 'bullmq';
 import { storedJobId } from '../../src/jobs/queues.js';
 import { openQueueConnection, openWorker } from '../../src/jobs/queue-backend.js';
@@ -536,6 +541,57 @@ onEachQueueBackend(t, 'a message whose job failed for good is retried by the swe
   t.equal((await receiver.requests(1)).length, 1, 'delivered once');
   await assertInvariants(t, db);
 });
+
+onEachQueueBackend(
+  t,
+  'a message whose job keeps dying is retried a few times by the sweep, then ended',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, env(backend));
+    const receiver = await startReceiver(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+    await createProject(app, owner, circle.id);
+    const connection = openQueueConnection(config, 'worker');
+    const saboteur = openWorker(
+      'webhook-delivery',
+      async () => {
+        throw new UnrecoverableError('job stalled more than allowable limit');
+      },
+      connection,
+      { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
+    );
+    t.teardown(async () => {
+      await saboteur.close();
+      await connection.close();
+    });
+    await relay(db, app.queues, config);
+    const [message] = await messagesOf(db, hook.id);
+    const key = storedJobId(deliveryJobKey(message!.id, 1, message!.next_attempt_at!));
+    const failedRuns = (runs: number) =>
+      waitFor(async () => {
+        const job = await app.queues.get('webhook-delivery').getJob(key);
+        return job && (await job.getState()) === 'failed' && Number(job.data.requeued ?? 0) === runs - 1;
+      }, 30_000);
+    const ctx = { db, queues: app.queues, log: app.log };
+    t.ok(await failedRuns(1));
+    for (let retry = 1; retry <= WEBHOOK_SWEEP_RETRIES; retry++) {
+      t.equal(await requeueOverdueMessages(ctx, 0), 1, `sweep ${retry} retries it`);
+      t.ok(await failedRuns(retry + 1), `and run ${retry + 1} died too`);
+    }
+    t.equal(await requeueOverdueMessages(ctx, 0), 1, 'the next sweep gives it up');
+    t.match(await messagesOf(db, hook.id), [{ status: 'failed', attempts: 0, next_attempt_at: null }]);
+    t.equal(await requeueOverdueMessages(ctx, 0), 0, 'and no sweep takes it up again');
+    t.same(await attemptsOf(db, hook.id), [], 'no attempt was recorded');
+    t.match(
+      await db.selectFrom('webhook_endpoints').select(['enabled', 'failure_streak']).executeTakeFirst(),
+      { enabled: true, failure_streak: 0 },
+      'the receiver was never the problem',
+    );
+    t.equal(receiver.received.length, 0);
+    await assertInvariants(t, db);
+  },
+);
 
 onEachQueueBackend(
   t,
