@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
  * dropped before measuring and comparing; the stored text keeps them. (An emoji sequence joined by
  * U+200D then counts as its parts, a leniency only for check-ins made of emoji.)
  */
-const INVISIBLE = /[\p{Cf}\u{FE00}-\u{FE0F}\u{E0100}-\u{E01EF}]/gu;
+const INVISIBLE = /\p{Cf}|\p{Variation_Selector}/gu;
 
 /**
  * The comparable form of a check-in's text. Case folding goes down, up and down again, which
