@@ -179,6 +179,8 @@ export async function getClaim(ctx: AppContext, userId: string, claimId: string)
 export async function extendClaim(ctx: AppContext, userId: string, claimId: string, seconds?: number) {
   const { claim, extended } = await ctx.db.transaction().execute(async (trx) => {
     const current = authorizeClaimant(await repo.lockClaimWithRole(trx, claimId, userId), userId);
+    // A settled or cancelled project takes no more work: a longer lease would lead nowhere.
+    assertProjectEditable(current.project_status);
     if (current.status !== 'active' || current.lease_over)
       throw conflict('claim_not_active', `The claim is ${current.status === 'active' ? 'expired' : current.status}.`);
     const wanted = seconds ?? current.lease_seconds;

@@ -246,3 +246,22 @@ t.test('GET /claims/:id: the claimant and managers see it, other members 403, ou
     isProblem(await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: outsider.token }), 404, 'claim_not_found'),
   );
 });
+
+t.test('a lease in a cancelled project cannot be extended: its work can no longer be submitted', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice] = await joinMembers(app, circle.id, 1);
+  const { project, task } = await projectWithTask(app, owner, circle.id);
+  const claim = await claimTask(app, alice!, task.id);
+  const cancelled = await call(app, 'PATCH', `/v1/projects/${project.id}`, {
+    token: owner.token,
+    body: { status: 'cancelled' },
+  });
+  t.equal(cancelled.status, 200);
+  const before = await db.selectFrom('claims').select(['expires_at', 'status']).executeTakeFirstOrThrow();
+  const extended = await call(app, 'POST', `/v1/claims/${claim.body.id}/extend`, { token: alice!.token, body: {} });
+  t.ok(isProblem(extended, 409, 'project_cancelled'));
+  t.same(await db.selectFrom('claims').select(['expires_at', 'status']).executeTakeFirstOrThrow(), before);
+  t.same(await eventTypes(db, claim.body.id), ['claim.created'], 'no claim.extended');
+});
