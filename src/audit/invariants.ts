@@ -254,6 +254,13 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       WHERE NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = c.timezone)`,
   },
   {
+    name: 'challenge_timezones_known',
+    description: "every challenge's time zone is one Postgres knows, so its days, closing and notices can be computed",
+    query: sql`
+      SELECT c.id, c.timezone FROM challenges c
+      WHERE NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = c.timezone)`,
+  },
+  {
     name: 'webhook_deliveries_match_their_endpoint',
     description:
       "every delivery attempt belongs to its message's endpoint and circle, and every message to an endpoint of its own circle",

@@ -132,6 +132,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'account_balances_match_entries',
       'active_claims_hold_member_slots',
       'challenge_participants_match_checkins',
+      'challenge_timezones_known',
       'checkin_points_match_checkins',
       'circle_rollups_match_source',
       'circle_timezones_known',
@@ -485,6 +486,13 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'a circle in a zone no tz database has',
       async (trx) => {
         await sql`UPDATE circles SET timezone = 'Mars/Olympus' WHERE id = ${circle.id}`.execute(trx);
+      },
+    ],
+    [
+      'challenge_timezones_known',
+      'a challenge in a zone no tz database has',
+      async (trx) => {
+        await sql`UPDATE challenges SET timezone = 'Mars/Olympus' WHERE id = ${challenge.body.id}`.execute(trx);
       },
     ],
   ];
