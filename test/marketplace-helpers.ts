@@ -7,7 +7,8 @@ import { processors, startWorkerRole, type workerMetrics } from '../src/worker.j
 import { startWorkers as startProcessors } from '../src/jobs/worker-runtime.js';
 import { expiryDueAt, expiryJobId } from '../src/claims/claim-expiry.job.js';
 import { Queues, storedJobId } from '../src/jobs/queues.js';
-import { openQueueConnection } from '../src/jobs/queue-backend.js';
+import { UnrecoverableError } from 'bullmq';
+import { openQueueConnection, openWorker } from '../src/jobs/queue-backend.js';
 import type { TaskNodeInput } from '../src/tasks/task-tree.js';
 import { addMember, call, createCircle, registerUser, type Reply, type TestUser } from './helper.js';
 
@@ -242,6 +243,44 @@ export async function processorWorkers(t: Test, db: Db, config: Config) {
     await producer.close();
   });
   return queues;
+}
+
+/**
+ * A worker on `name` that fails every job at once, as BullMQ fails a job whose workers died more
+ * often than it allows (or the real processor does when its store stays unreachable). Closed at
+ * teardown, or earlier by the returned close.
+ */
+export function saboteurWorker(t: Test, config: Config, name: 'settlements' | 'webhook-delivery') {
+  const connection = openQueueConnection(config, 'worker');
+  const worker = openWorker(
+    name,
+    async () => {
+      throw new UnrecoverableError('job stalled more than allowable limit');
+    },
+    connection,
+    { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
+  );
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= worker.close().then(() => connection.close());
+    return closed;
+  };
+  t.teardown(close);
+  return { close };
+}
+
+/**
+ * Waits until the job under `jobId` has failed for the `run`th time: failed, and retried in place
+ * by the sweep (Queues.requeue counts that in its data) `run - 1` times.
+ */
+export async function failedRun(queue: Queue, jobId: string, run: number): Promise<Job> {
+  const job = await waitFor(async () => {
+    const found = await queue.getJob(jobId);
+    const requeued = Number(found?.data.requeued ?? 0);
+    return found && requeued === run - 1 && (await found.getState()) === 'failed' ? found : undefined;
+  }, 30_000);
+  if (!job) throw new Error(`job ${jobId} did not fail for the ${run}th time`);
+  return job;
 }
 
 /**

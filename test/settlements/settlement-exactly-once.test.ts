@@ -1,11 +1,10 @@
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
-import { UnrecoverableError } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../src/config.js';
 import type { Db } from '../../src/infra/postgres.js';
 import { Queues, storedJobId } from '../../src/jobs/queues.js';
-import { openQueueConnection, openWorker } from '../../src/jobs/queue-backend.js';
+import { openQueueConnection } from '../../src/jobs/queue-backend.js';
 import { settleProject } from '../../src/settlements/settle-project.js';
 import {
   FAILURE_REASON,
@@ -30,7 +29,8 @@ import {
   finishedJob,
   joinMembers,
   processorWorkers,
-  waitFor,
+  failedRun,
+  saboteurWorker,
   startWorkers,
 } from '../marketplace-helpers.js';
 import {
@@ -246,19 +246,10 @@ onEachQueueBackend(
 
     // Something other than the processor fails the job for good: BullMQ does this to a job whose
     // worker died more than maxStalledCount times; the settlement row never heard of it.
-    const connection = openQueueConnection(config, 'worker');
-    const saboteur = openWorker(
-      'settlements',
-      async () => {
-        throw new UnrecoverableError('job stalled more than allowable limit');
-      },
-      connection,
-      { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
-    );
+    const saboteur = saboteurWorker(t, config, 'settlements');
     const queues = producers(t, config);
-    const failedJob = await finishedJob(queues.get('settlements'), storedJobId(settlementJobKey(id)));
+    const failedJob = await failedRun(queues.get('settlements'), storedJobId(settlementJobKey(id)), 1);
     await saboteur.close();
-    await connection.close();
     t.equal(await failedJob.getState(), 'failed', 'the job is failed in the store');
     t.equal(await settlementStatus(db, id), 'pending', 'while the settlement is still pending');
 
@@ -281,31 +272,14 @@ onEachQueueBackend(
     const a = await projectWithContributors(app, 500, 2);
     const id = await requestSettlementId(app, a.owner, a.project.id);
     // Every run of its job dies as a worker killed mid-job does, more often than BullMQ allows.
-    const connection = openQueueConnection(config, 'worker');
-    const saboteur = openWorker(
-      'settlements',
-      async () => {
-        throw new UnrecoverableError('job stalled more than allowable limit');
-      },
-      connection,
-      { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
-    );
-    t.teardown(async () => {
-      await saboteur.close();
-      await connection.close();
-    });
+    saboteurWorker(t, config, 'settlements');
     const queues = producers(t, config);
     const key = storedJobId(settlementJobKey(id));
     const ctx = { db, queues, log: app.log };
-    const failedRuns = async (runs: number) =>
-      waitFor(async () => {
-        const job = await queues.get('settlements').getJob(key);
-        return job && (await job.getState()) === 'failed' && Number(job.data.requeued ?? 0) === runs - 1;
-      }, 30_000);
-    t.ok(await failedRuns(1), 'its first run failed');
+    await failedRun(queues.get('settlements'), key, 1);
     for (let retry = 1; retry <= MAX_SWEEP_RETRIES; retry++) {
       t.equal(await requeueUnfinishedSettlements(ctx, 0), 1, `sweep ${retry} retries it`);
-      t.ok(await failedRuns(retry + 1), `and run ${retry + 1} failed too`);
+      await failedRun(queues.get('settlements'), key, retry + 1);
       t.equal(await settlementStatus(db, id), 'pending');
     }
     t.equal(await requeueUnfinishedSettlements(ctx, 0), 1, 'the next sweep gives it up');

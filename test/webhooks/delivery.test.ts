@@ -11,7 +11,14 @@ import {
   queueBackendEnv,
   registerUser,
 } from '../helper.js';
-import { createProject, finishedJob, processorWorkers, waitFor } from '../marketplace-helpers.js';
+import {
+  createProject,
+  failedRun,
+  finishedJob,
+  processorWorkers,
+  saboteurWorker,
+  waitFor,
+} from '../marketplace-helpers.js';
 import { assertInvariants } from '../settlement-helpers.js';
 import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { deliveryCountsByOutcome, lockEndpoint } from '../../src/webhooks/webhooks.repository.js';
@@ -21,9 +28,7 @@ import {
   disableEndpoint,
   requeueOverdueMessages,
 } from '../../src/webhooks/webhook-delivery.job.js';
-import { UnrecoverableError } from 'bullmq';
 import { storedJobId } from '../../src/jobs/queues.js';
-import { openQueueConnection, openWorker } from '../../src/jobs/queue-backend.js';
 import {
   answer,
   attemptsOf,
@@ -517,21 +522,12 @@ onEachQueueBackend(t, 'a message whose job failed for good is retried by the swe
   await createProject(app, owner, circle.id);
   // A worker failing the job at once, as the real one does when the database stays unreachable
   // through all its attempts: the job is kept failed under the key the sweep computes.
-  const connection = openQueueConnection(config, 'worker');
-  const saboteur = openWorker(
-    'webhook-delivery',
-    async () => {
-      throw new UnrecoverableError('Connection terminated unexpectedly');
-    },
-    connection,
-    { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
-  );
+  const saboteur = saboteurWorker(t, config, 'webhook-delivery');
   await relay(db, app.queues, config);
   const [message] = await messagesOf(db, hook.id);
   const key = storedJobId(deliveryJobKey(message!.id, 1, message!.next_attempt_at!));
-  const failed = await finishedJob(app.queues.get('webhook-delivery'), key);
+  const failed = await failedRun(app.queues.get('webhook-delivery'), key, 1);
   await saboteur.close();
-  await connection.close();
   t.equal(await failed.getState(), 'failed', 'the job failed in the store');
   t.match(await messagesOf(db, hook.id), [{ status: 'pending', attempts: 0 }], 'while its message still waits');
 
@@ -552,32 +548,15 @@ onEachQueueBackend(
     const circle = await createCircle(app, owner);
     const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
     await createProject(app, owner, circle.id);
-    const connection = openQueueConnection(config, 'worker');
-    const saboteur = openWorker(
-      'webhook-delivery',
-      async () => {
-        throw new UnrecoverableError('job stalled more than allowable limit');
-      },
-      connection,
-      { prefix: config.queuePrefix, concurrency: 1, lockSeconds: config.jobLockSeconds },
-    );
-    t.teardown(async () => {
-      await saboteur.close();
-      await connection.close();
-    });
+    saboteurWorker(t, config, 'webhook-delivery');
     await relay(db, app.queues, config);
     const [message] = await messagesOf(db, hook.id);
     const key = storedJobId(deliveryJobKey(message!.id, 1, message!.next_attempt_at!));
-    const failedRuns = (runs: number) =>
-      waitFor(async () => {
-        const job = await app.queues.get('webhook-delivery').getJob(key);
-        return job && (await job.getState()) === 'failed' && Number(job.data.requeued ?? 0) === runs - 1;
-      }, 30_000);
     const ctx = { db, queues: app.queues, log: app.log };
-    t.ok(await failedRuns(1));
+    await failedRun(app.queues.get('webhook-delivery'), key, 1);
     for (let retry = 1; retry <= WEBHOOK_SWEEP_RETRIES; retry++) {
       t.equal(await requeueOverdueMessages(ctx, 0), 1, `sweep ${retry} retries it`);
-      t.ok(await failedRuns(retry + 1), `and run ${retry + 1} died too`);
+      await failedRun(app.queues.get('webhook-delivery'), key, retry + 1);
     }
     t.equal(await requeueOverdueMessages(ctx, 0), 1, 'the next sweep gives it up');
     t.match(await messagesOf(db, hook.id), [{ status: 'failed', attempts: 0, next_attempt_at: null }]);
