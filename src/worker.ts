@@ -15,6 +15,7 @@ import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
 import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
 import { remindEndingLeases } from './claims/lease-reminder.job.js';
 import { revokeClaimsOfDepartedMembers } from './claims/departed-members.js';
+import { revokeClaimsOfEndedProjects } from './claims/ended-projects.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/review-deadline.job.js';
 import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
 import { challengeClosingProcessor, sweepEndedChallenges } from './challenges/challenge-closing.job.js';
@@ -42,6 +43,7 @@ const eventHandlers: EventHandlers = {
 const outboxSubscribers = (ctx: JobContext): OutboxSubscriber[] => [
   webhookFanOut(ctx.config, ctx.log),
   revokeClaimsOfDepartedMembers,
+  revokeClaimsOfEndedProjects,
 ];
 
 /** One pass of the outbox relay, as the maintenance schedule runs it. */

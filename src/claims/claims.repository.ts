@@ -364,6 +364,27 @@ export async function revokeClaimsOfDepartedMember(
 }
 
 /**
+ * Revokes every live claim (active or submitted) of a project that takes no more work: cancelled,
+ * or frozen for settlement. Active work can no longer be submitted there, nor submitted work
+ * reviewed, so each would hold its task slot and its member's cap for good. Locked first, in id
+ * order, like every set-based change of claims.
+ */
+export async function revokeLiveClaimsOfProject(
+  trx: Transaction<Database>,
+  projectId: string,
+  reason: string,
+): Promise<ClaimRow[]> {
+  const held = await sql<{ id: string }>`
+    SELECT c.id FROM claims c
+    WHERE c.project_id = ${projectId}::uuid AND c.status IN ('active', 'submitted')
+    ORDER BY c.id
+    FOR UPDATE OF c`.execute(trx);
+  if (held.rows.length === 0) return [];
+  const ids = held.rows.map((r) => r.id);
+  return revokeClaims(trx, sql`c.id = ANY(${ids}::uuid[]) AND c.status IN ('active', 'submitted')`, reason);
+}
+
+/**
  * Revokes the claims matching `which` (a condition on claims `c`, which the caller has locked)
  * with the reason and frees their slots, set-based like expiry: each claim leaves a live state
  * once, so each slot is given back once.
