@@ -338,6 +338,13 @@ export async function eventTypes(db: Db, subjectId: string): Promise<string[]> {
   return rows.map((r) => r.type);
 }
 
+/** What creating tasks writes: a refused request must leave all three counts as they were. */
+export const taskTreeFootprint = async (db: Db) => ({
+  tasks: await countRows(db, 'tasks'),
+  deps: await countRows(db, 'task_dependencies'),
+  events: await countRows(db, 'events'),
+});
+
 export async function countRows(
   db: Db,
   table: 'tasks' | 'task_dependencies' | 'events' | 'claims' | 'contributions' | 'projects' | 'reviews',

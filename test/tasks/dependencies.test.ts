@@ -6,7 +6,7 @@ import {
   addTasks,
   claimTask,
   completeTask,
-  countRows,
+  taskTreeFootprint,
   createProject,
   eventTypes,
   joinMembers,
@@ -151,11 +151,7 @@ t.test('dependsOn by task id: same project works, another project is refused and
 
   const other = await createProject(app, owner, circle.id);
   const [foreign] = await addTasks(app, owner, other.id, [{ title: 'Foreign' }]);
-  const before = {
-    tasks: await countRows(db, 'tasks'),
-    deps: await countRows(db, 'task_dependencies'),
-    events: await countRows(db, 'events'),
-  };
+  const before = await taskTreeFootprint(db);
   for (const ref of [foreign!.id, crypto.randomUUID()]) {
     const res = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
       token: owner.token,
@@ -164,15 +160,7 @@ t.test('dependsOn by task id: same project works, another project is refused and
     t.ok(isProblem(res, 400, 'invalid_task_tree'));
     t.match(res.body.errors, [{ path: 'body/tasks', message: new RegExp(ref) }]);
   }
-  t.same(
-    {
-      tasks: await countRows(db, 'tasks'),
-      deps: await countRows(db, 'task_dependencies'),
-      events: await countRows(db, 'events'),
-    },
-    before,
-    'nothing created',
-  );
+  t.same(await taskTreeFootprint(db), before, 'nothing created');
 });
 
 t.test('tasks added under a parent cannot wait for what waits for that parent', async (t) => {
@@ -186,11 +174,7 @@ t.test('tasks added under a parent cannot wait for what waits for that parent', 
     { title: 'Other' },
   ]);
   const [part] = await addTasks(app, owner, project.id, [{ title: 'Part' }], epic!.id);
-  const before = {
-    tasks: await countRows(db, 'tasks'),
-    deps: await countRows(db, 'task_dependencies'),
-    events: await countRows(db, 'events'),
-  };
+  const before = await taskTreeFootprint(db);
   // Release waits for Epic, which waits for its children: a child of Epic (or of its child)
   // waiting for Release, or for Epic itself, would never be claimable.
   for (const [parentId, dependsOn] of [
@@ -205,15 +189,7 @@ t.test('tasks added under a parent cannot wait for what waits for that parent', 
     t.ok(isProblem(res, 400, 'invalid_task_tree'), `under ${parentId === epic!.id ? 'Epic' : 'Part'}`);
     t.match(res.body.errors, [{ path: 'body/tasks', message: /^dependency cycle: .*"Stuck"/ }]);
   }
-  t.same(
-    {
-      tasks: await countRows(db, 'tasks'),
-      deps: await countRows(db, 'task_dependencies'),
-      events: await countRows(db, 'events'),
-    },
-    before,
-    'nothing created',
-  );
+  t.same(await taskTreeFootprint(db), before, 'nothing created');
   const [fine] = await addTasks(app, owner, project.id, [{ title: 'Fine', dependsOn: [other!.id] }], epic!.id);
   t.match(fine, { blocked: true, dependsOn: [other!.id] }, 'waiting for an unrelated task is fine');
 });

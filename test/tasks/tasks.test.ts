@@ -1,5 +1,4 @@
 import t from 'tap';
-import type { Db } from '../../src/infra/postgres.js';
 import { MAX_TREE_DEPTH, MAX_TREE_NODES } from '../../src/tasks/task-tree.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import {
@@ -7,6 +6,7 @@ import {
   addTasks,
   claimTask,
   countRows,
+  taskTreeFootprint,
   createProject,
   joinMembers,
   type TaskNode,
@@ -19,12 +19,6 @@ const chain = (levels: number): TaskNode => {
   for (let i = levels - 1; i >= 1; i--) node = { title: `level ${i}`, children: [node] };
   return node;
 };
-
-const snapshot = async (db: Db) => ({
-  tasks: await countRows(db, 'tasks'),
-  deps: await countRows(db, 'task_dependencies'),
-  events: await countRows(db, 'events'),
-});
 
 t.test('POST /projects/:id/tasks creates a forest in one go and GET reads it back', async (t) => {
   const { app, db } = await buildTestApp(t);
@@ -229,7 +223,7 @@ t.test('a refused tree creates nothing, and errors name the path', async (t) => 
     .executeTakeFirstOrThrow();
   t.equal(deepest.depth, MAX_TREE_DEPTH - 1);
   t.match(deep, { title: 'level 1', blocked: false }, 'the chain is answered root first');
-  const before = await snapshot(db);
+  const before = await taskTreeFootprint(db);
 
   const leaves = (n: number) => Array.from({ length: n }, (_, i) => ({ title: `T${i}` }));
   const cases: [string, Record<string, unknown>, string, string][] = [
@@ -314,7 +308,7 @@ t.test('a refused tree creates nothing, and errors name the path', async (t) => 
       `${name}: errors name ${path} (got ${JSON.stringify(res.body.errors?.slice(0, 3))})`,
     );
   }
-  t.same(await snapshot(db), before, 'no task, dependency or event was created by any of them');
+  t.same(await taskTreeFootprint(db), before, 'no task, dependency or event was created by any of them');
 
   // The same limits apply when the tree comes with a new project: no project either.
   const projects = await countRows(db, 'projects');
@@ -324,7 +318,7 @@ t.test('a refused tree creates nothing, and errors name the path', async (t) => 
   });
   t.ok(isProblem(refused, 400, 'invalid_task_tree'));
   t.equal(await countRows(db, 'projects'), projects, 'no project created');
-  t.same(await snapshot(db), before);
+  t.same(await taskTreeFootprint(db), before);
   t.same(
     await db.selectFrom('tasks').select(['id', 'title']).where('title', '=', 'Existing').execute(),
     [{ id: existing!.id, title: 'Existing' }],

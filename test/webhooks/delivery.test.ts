@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import {
@@ -513,27 +513,36 @@ onEachQueueBackend(t, 'a message whose job was lost is delivered by the sweep', 
   await assertInvariants(t, db);
 });
 
-onEachQueueBackend(t, 'a message whose job failed for good is retried by the sweep', async (t, backend) => {
+/**
+ * One message fanned out to a receiver while a saboteur fails its first attempt's job at once, as
+ * the real worker does when the database stays unreachable through all its retries (or BullMQ
+ * does to a job whose workers keep dying): the job is kept failed under the key the sweep computes.
+ */
+async function messageWithFailedJob(t: Test, backend: 'redis' | 'postgres') {
   const { app, db, config } = await buildTestApp(t, env(backend));
   const receiver = await startReceiver(t);
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
   const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
   await createProject(app, owner, circle.id);
-  // A worker failing the job at once, as the real one does when the database stays unreachable
-  // through all its attempts: the job is kept failed under the key the sweep computes.
   const saboteur = saboteurWorker(t, config, 'webhook-delivery');
   await relay(db, app.queues, config);
   const [message] = await messagesOf(db, hook.id);
   const key = storedJobId(deliveryJobKey(message!.id, 1, message!.next_attempt_at!));
   const failed = await failedRun(app.queues.get('webhook-delivery'), key, 1);
+  const ctx = { db, queues: app.queues, log: app.log };
+  return { app, db, config, receiver, hook, message: message!, key, failed, saboteur, ctx };
+}
+
+onEachQueueBackend(t, 'a message whose job failed for good is retried by the sweep', async (t, backend) => {
+  const { db, config, receiver, hook, message, failed, saboteur, ctx } = await messageWithFailedJob(t, backend);
   await saboteur.close();
   t.equal(await failed.getState(), 'failed', 'the job failed in the store');
   t.match(await messagesOf(db, hook.id), [{ status: 'pending', attempts: 0 }], 'while its message still waits');
 
   await processorWorkers(t, db, config);
-  t.equal(await requeueOverdueMessages({ db, queues: app.queues, log: app.log }, 0), 1, 'the sweep takes it up');
-  t.match(await messagesSettle(db, hook.id, 1), [{ id: message!.id, status: 'succeeded', attempts: 1 }]);
+  t.equal(await requeueOverdueMessages(ctx, 0), 1, 'the sweep takes it up');
+  t.match(await messagesSettle(db, hook.id, 1), [{ id: message.id, status: 'succeeded', attempts: 1 }]);
   t.equal((await receiver.requests(1)).length, 1, 'delivered once');
   await assertInvariants(t, db);
 });
@@ -542,18 +551,7 @@ onEachQueueBackend(
   t,
   'a message whose job keeps dying is retried a few times by the sweep, then ended',
   async (t, backend) => {
-    const { app, db, config } = await buildTestApp(t, env(backend));
-    const receiver = await startReceiver(t);
-    const owner = await registerUser(app, 'owner');
-    const circle = await createCircle(app, owner);
-    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
-    await createProject(app, owner, circle.id);
-    saboteurWorker(t, config, 'webhook-delivery');
-    await relay(db, app.queues, config);
-    const [message] = await messagesOf(db, hook.id);
-    const key = storedJobId(deliveryJobKey(message!.id, 1, message!.next_attempt_at!));
-    const ctx = { db, queues: app.queues, log: app.log };
-    await failedRun(app.queues.get('webhook-delivery'), key, 1);
+    const { app, db, receiver, hook, key, ctx } = await messageWithFailedJob(t, backend);
     for (let retry = 1; retry <= WEBHOOK_SWEEP_RETRIES; retry++) {
       t.equal(await requeueOverdueMessages(ctx, 0), 1, `sweep ${retry} retries it`);
       await failedRun(app.queues.get('webhook-delivery'), key, retry + 1);
