@@ -77,19 +77,21 @@ onEachQueueBackend(t, 'a scrape after claim, expiry and settlement reports the s
   const expired = await waitFor(async () => {
     const res = await call(app, 'GET', `/v1/claims/${claim.body.id}`, { token: ben!.token });
     return res.body.status === 'expired';
-  }, 20_000);
+  }, 60_000);
   t.ok(expired, 'the lease expired');
   const settlementId = await requestSettlementId(app, owner, project.id);
   t.equal(await waitForSettled(db, settlementId), 'completed');
 
-  // The worker's counters are bumped after its transaction commits: wait for the figures.
+  // The worker's counters are bumped after its transaction commits: wait for the figures. Each
+  // source has 2 s to answer a scrape, which a starved process can miss several times in a row:
+  // the waits here are as long as the other observable-event waits of the suite (60 s).
   const figures = await waitFor(async () => {
     const s = await scrape(app);
     const byJob = s.get('circle_actions_leases_expired_total{by="job"}') ?? 0;
     const bySweep = s.get('circle_actions_leases_expired_total{by="sweep"}') ?? 0;
     const settled = s.get('circle_actions_job_duration_seconds_count{queue="settlements",outcome="completed"}') ?? 0;
     return byJob + bySweep >= 1 && settled >= 1 && everySourceRead(s) ? s : undefined;
-  }, 20_000);
+  }, 60_000);
   t.ok(figures, 'the expiry and the settlement job are counted');
   const s = figures!;
   t.equal(
@@ -131,8 +133,8 @@ onEachQueueBackend(t, 'a scrape after claim, expiry and settlement reports the s
   const other = await waitFor(async () => {
     const s = await scrape(apiOnly);
     return everySourceRead(s) ? s : undefined;
-  }, 20_000);
-  if (!other) throw new Error('a source of the API process stayed unread for 20 s');
+  }, 60_000);
+  if (!other) throw new Error('a source of the API process stayed unread for 60 s');
   t.equal(other.get('circle_actions_settlements{status="completed"}'), 1, 'settlements, read from Postgres');
   t.ok(other.has('circle_actions_queue_jobs{queue="maintenance",state="delayed"}'), 'queue depths, from the store');
   t.notOk(
