@@ -14,14 +14,17 @@ export const callerMembershipOn = (
 ) =>
   sql<boolean>`memberships.circle_id = ${sql.ref(circleColumn)} AND memberships.user_id = ${userId}::uuid AND memberships.left_at IS NULL`;
 
-export async function findMembership(db: Executor, circleId: string, userId: string) {
-  return db
+/** A user's current membership of a circle, as a query to run plainly or under a lock. */
+const currentMembership = (db: Executor, circleId: string, userId: string) =>
+  db
     .selectFrom('memberships')
     .select(['role', 'joined_at'])
     .where('circle_id', '=', circleId)
     .where('user_id', '=', userId)
-    .where('left_at', 'is', null)
-    .executeTakeFirst();
+    .where('left_at', 'is', null);
+
+export async function findMembership(db: Executor, circleId: string, userId: string) {
+  return currentMembership(db, circleId, userId).executeTakeFirst();
 }
 
 /**
@@ -29,14 +32,7 @@ export async function findMembership(db: Executor, circleId: string, userId: str
  * or has committed and the member is not found.
  */
 export async function lockMembershipShared(trx: Transaction<Database>, circleId: string, userId: string) {
-  return trx
-    .selectFrom('memberships')
-    .select(['role', 'joined_at'])
-    .where('circle_id', '=', circleId)
-    .where('user_id', '=', userId)
-    .where('left_at', 'is', null)
-    .forShare()
-    .executeTakeFirst();
+  return currentMembership(trx, circleId, userId).forShare().executeTakeFirst();
 }
 
 export async function insertCircle(
