@@ -126,7 +126,20 @@ export async function buildTestApp(
   const app = await buildApp({ config: testEnv.config, logger: false });
   t.teardown(() => app.close());
   await app.ready();
+  await untilQueueStoreUp(app, env);
   return { ...testEnv, app };
+}
+
+/**
+ * The app starts even when its fail-fast queue connection is not up yet (it waits 2 s, then serves
+ * what it can and leaves the rest to the sweeps), and its request-path enqueues fail at once until
+ * it is. On a loaded machine that lasts seconds, so a test whose requests must enqueue would fail
+ * for no fault of the code: the test's own store is waited for here, the event observed. A test
+ * that names another Redis (one that is down on purpose) is not held up.
+ */
+async function untilQueueStoreUp(app: FastifyInstance, env: Record<string, string>): Promise<void> {
+  if (env.REDIS_URL) return;
+  if (!(await app.queueConnection.waitUntilReady(60_000))) throw new Error('the test queue store is not reachable');
 }
 
 /**
@@ -143,6 +156,7 @@ export async function buildTestAppWith(
   t.teardown(() => app.close());
   await prepare(app);
   await app.ready();
+  await untilQueueStoreUp(app, env);
   return { ...testEnv, app };
 }
 
