@@ -57,6 +57,25 @@ export async function insertRefreshToken(
 }
 
 /**
+ * Session changes of one user take turns on the user's row: a refresh, a logout, a reuse
+ * revocation and a password change each hold it until they commit. Without that, a revocation
+ * whose UPDATE began while a refresh was storing its new token would never see that token, and
+ * the session it meant to end would go on (its snapshot predates the insert). FOR NO KEY UPDATE:
+ * the lock a password change's own UPDATE of the row takes, so it queues with them too.
+ */
+export async function lockSessions(trx: Transaction<Database>, userId: string): Promise<void> {
+  await sql`SELECT 1 FROM users WHERE id = ${userId}::uuid FOR NO KEY UPDATE`.execute(trx);
+}
+
+/** lockSessions for the owner of a refresh token; returns that owner, or nothing for an unknown token. */
+export async function lockSessionsOfToken(trx: Transaction<Database>, hash: Buffer): Promise<string | undefined> {
+  const result = await sql<{ id: string }>`
+    SELECT id FROM users WHERE id = (SELECT user_id FROM refresh_tokens WHERE token_hash = ${hash})
+    FOR NO KEY UPDATE`.execute(trx);
+  return result.rows[0]?.id;
+}
+
+/**
  * Marks the token rotated if it is still usable and returns its owner. Exactly one concurrent
  * caller wins the UPDATE; every other presentation of the same token is a reuse.
  */
@@ -72,7 +91,7 @@ export async function rotateRefreshToken(db: Executor, hash: Buffer) {
     .executeTakeFirst();
 }
 
-export async function findRefreshToken(db: Db, hash: Buffer) {
+export async function findRefreshToken(db: Executor, hash: Buffer) {
   return db
     .selectFrom('refresh_tokens')
     .select(['family_id', 'rotated_at', 'revoked_at'])
@@ -80,13 +99,15 @@ export async function findRefreshToken(db: Db, hash: Buffer) {
     .executeTakeFirst();
 }
 
-export async function revokeFamily(db: Db, familyId: string): Promise<void> {
-  await db
+/** Revokes every live token of a family; true if any was live. */
+export async function revokeFamily(trx: Transaction<Database>, familyId: string): Promise<boolean> {
+  const result = await trx
     .updateTable('refresh_tokens')
     .set({ revoked_at: sql<Date>`now()` })
     .where('family_id', '=', familyId)
     .where('revoked_at', 'is', null)
-    .execute();
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
 /**

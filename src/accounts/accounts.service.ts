@@ -93,25 +93,38 @@ export async function refresh(ctx: SessionContext, refreshToken: string) {
   const hash = hashToken(refreshToken);
   // Spending the old token and storing the new one commit together: a rotation cut off between
   // them would leave the client holding a spent token, and its retry would revoke the family.
-  const issued = await ctx.db.transaction().execute(async (trx) => {
+  const outcome = await ctx.db.transaction().execute(async (trx) => {
+    const userId = await repo.lockSessionsOfToken(trx, hash);
+    if (!userId) return 'invalid' as const;
     const rotated = await repo.rotateRefreshToken(trx, hash);
-    if (!rotated) return null;
+    if (!rotated) {
+      const known = await repo.findRefreshToken(trx, hash);
+      if (!known?.rotated_at) return 'invalid' as const;
+      if (await repo.revokeFamily(trx, known.family_id)) {
+        await recordEvent(trx, {
+          circleId: null,
+          type: 'session.ended',
+          subjectId: userId,
+          actorId: userId,
+          payload: { reason: 'refresh_token_reused' },
+        });
+      }
+      return 'reused' as const;
+    }
     const user = await repo.findUserById(trx, rotated.user_id);
-    if (!user) return undefined;
+    if (!user) return 'invalid' as const;
     return { user: toUserView(user), ...(await issueTokens(ctx, user.id, rotated.family_id, trx)) };
   });
-  if (issued) return issued;
-  if (issued === null) {
-    const known = await repo.findRefreshToken(ctx.db, hash);
-    if (known?.rotated_at) {
-      await repo.revokeFamily(ctx.db, known.family_id);
-      throw unauthorized(
-        'refresh_token_reused',
-        'This refresh token was already used; all sessions from it are revoked.',
-      );
-    }
+  if (outcome === 'reused') {
+    throw unauthorized(
+      'refresh_token_reused',
+      'This refresh token was already used; all sessions from it are revoked.',
+    );
   }
-  throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
+  if (outcome === 'invalid') {
+    throw unauthorized('invalid_refresh_token', 'The refresh token is not valid or has expired.');
+  }
+  return outcome;
 }
 
 /**
@@ -121,6 +134,7 @@ export async function refresh(ctx: SessionContext, refreshToken: string) {
  */
 export async function logout(ctx: AppContext, userId: string, refreshToken: string): Promise<void> {
   await ctx.db.transaction().execute(async (trx) => {
+    await repo.lockSessions(trx, userId);
     const familyId = await repo.revokeFamilyOfToken(trx, userId, hashToken(refreshToken));
     if (!familyId) return;
     await recordEvent(trx, { circleId: null, type: 'session.ended', subjectId: userId, actorId: userId });
@@ -146,6 +160,9 @@ export async function changePassword(
   const newHash = await hashPassword(input.newPassword, ctx.config.passwordHashCost);
   await ctx.db.transaction().execute(async (trx) => {
     // Changed by a concurrent request since it was verified: the password given is no longer current.
+    // Its UPDATE takes the user's row, the lock session changes take turns on (repo.lockSessions),
+    // so a refresh in flight either commits first and has its new token revoked below, or waits
+    // and finds its family revoked.
     if (!(await repo.replacePasswordHash(trx, userId, stored, newHash))) throw wrong();
     const revokedSessions = await repo.revokeFamiliesExcept(trx, userId, sessionId ?? null);
     await recordEvent(trx, {

@@ -3,6 +3,7 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { controlClock } from '../clock.js';
 import { buildTestApp, call, isProblem, registerUser } from '../helper.js';
+import { eventTypes } from '../marketplace-helpers.js';
 
 // Register, login, refresh-token rotation, and every way an access token can be wrong.
 
@@ -143,6 +144,15 @@ t.test('refresh rotates the token; reusing an old one revokes the whole family',
     rows.every((r) => r.revoked_at !== null),
     'every token of the family is revoked',
   );
+  const ended = await db
+    .selectFrom('events')
+    .select(['type', 'payload'])
+    .where('subject_id', '=', user.id)
+    .orderBy('id')
+    .execute();
+  t.same(ended, [{ type: 'session.ended', payload: { reason: 'refresh_token_reused' } }], 'the revocation is recorded');
+  t.ok(isProblem(await call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } }), 401));
+  t.equal((await eventTypes(db, user.id)).length, 1, 'presented again, it revokes nothing more and records nothing');
 
   // Another login starts a separate family that the revocation did not touch.
   const login = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: PASSWORD } });

@@ -1,5 +1,8 @@
 import t from 'tap';
-import { buildTestApp, call, isProblem, registerUser } from '../helper.js';
+import { sql } from 'kysely';
+import type { Db } from '../../src/infra/postgres.js';
+import { buildTestApp, call, isProblem, registerUser, type Reply } from '../helper.js';
+import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { eventTypes } from '../marketplace-helpers.js';
 
 // Ending sessions: POST /v1/auth/logout and POST /v1/me/password.
@@ -91,4 +94,69 @@ t.test('a password change keeps the caller signed in and ends every other sessio
     .where('subject_id', '=', user.id)
     .executeTakeFirstOrThrow();
   t.match(event, { type: 'user.password_changed', payload: { revokedSessions: 2 }, circle_id: null });
+});
+
+/** Waits until `count` backends of the test's database wait on a lock. */
+async function lockWaiters(db: Db, count: number): Promise<void> {
+  for (const deadline = Date.now() + 20_000; ; ) {
+    const { rows } = await sql<{ n: number }>`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
+    if ((rows[0]?.n ?? 0) >= count) return;
+    if (Date.now() > deadline) throw new Error(`fewer than ${count} backends waited on a lock`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+t.test('a refresh in flight does not outlive the logout or password change that ends its session', async (t) => {
+  for (const ending of ['logout', 'password change'] as const) {
+    t.test(ending, async (t) => {
+      const { app, db } = await buildTestApp(t);
+      const user = await registerUser(app, ending === 'logout' ? 'racer' : 'changer');
+      const refresh = (refreshToken: string) => call(app, 'POST', '/v1/auth/refresh', { body: { refreshToken } });
+      // The session that ends: the logout names it; the password change keeps the caller's own
+      // (registerUser's) and ends this one.
+      const phone = await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: PASSWORD } });
+      const phoneSession: string = app.jwt.decode<{ sid: string }>(phone.body.accessToken)!.sid;
+      // The test holds the user's row. A refresh that did not take turns with the others would
+      // spend its token, then wait to store the new one (its foreign key needs the row), and the
+      // logout's revocation would begin meanwhile, queued behind the spent token, with a snapshot
+      // that can never see the new one. Both requests are seen waiting before the row is let go.
+      let refreshing!: Promise<Reply>;
+      let ended!: Promise<Reply>;
+      await db.transaction().execute(async (trx) => {
+        await sql`SELECT 1 FROM users WHERE id = ${user.id}::uuid FOR UPDATE`.execute(trx);
+        refreshing = refresh(phone.body.refreshToken);
+        await waitUntilBlockedBy(db, await backendPid(trx));
+        ended =
+          ending === 'logout'
+            ? call(app, 'POST', '/v1/auth/logout', {
+                token: user.token,
+                body: { refreshToken: phone.body.refreshToken },
+              })
+            : call(app, 'POST', '/v1/me/password', {
+                token: user.token,
+                body: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD },
+              });
+        await lockWaiters(db, 2);
+      });
+      const [refreshed, end] = await Promise.all([refreshing, ended]);
+      t.equal(end.status, 204, `the ${ending} succeeded`);
+      if (refreshed.status === 200) {
+        t.ok(
+          isProblem(await refresh(refreshed.body.refreshToken), 401, 'invalid_refresh_token'),
+          'the token the refresh issued ended with its session',
+        );
+      } else {
+        t.ok(isProblem(refreshed, 401, 'invalid_refresh_token'), 'or the refresh found its session ended');
+      }
+      const live = await db
+        .selectFrom('refresh_tokens')
+        .select('family_id')
+        .where('family_id', '=', phoneSession)
+        .where('revoked_at', 'is', null)
+        .execute();
+      t.same(live, [], 'no token of the ended session is live');
+    });
+  }
 });
