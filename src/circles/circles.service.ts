@@ -141,12 +141,11 @@ export async function createInvite(
     await requireMember(trx, circleId, userId, MANAGERS);
     // 16 random bytes: unguessable, and short enough to paste into a chat.
     const code = randomBytes(16).toString('base64url');
-    const expiresAt = new Date(Date.now() + (input.expiresInSeconds ?? INVITE_TTL_DEFAULT) * 1000);
     const invite = await repo.insertInvite(trx, {
       code,
       circleId,
       createdBy: userId,
-      expiresAt,
+      ttlSeconds: input.expiresInSeconds ?? INVITE_TTL_DEFAULT,
       maxUses: input.maxUses ?? null,
     });
     await recordEvent(trx, {

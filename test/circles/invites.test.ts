@@ -1,5 +1,7 @@
 import t from 'tap';
-import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
+import { sql } from 'kysely';
+import { skewHostClock } from '../clock.js';
+import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import { circleWithRoles } from '../marketplace-helpers.js';
 import { rowCounts } from '../hostile/world.js';
 
@@ -309,4 +311,36 @@ t.test('an invite-only circle is told from none only by its own codes; members a
   t.same(await rowCounts(db), before, 'members asking again change nothing');
   const uses = await db.selectFrom('invites').select('uses').where('code', '=', code).executeTakeFirstOrThrow();
   t.equal(uses.uses, 1, 'only the join that admitted the member spent a use');
+});
+
+t.test('an invite lives as long as asked by the database clock, whatever the API host says', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner, 'invite');
+  const joiner = await registerUser(app, 'joiner');
+  // The invite is made on a host whose clock runs two minutes behind the database's, for a
+  // minute: by the host's reckoning it would have expired before it was made.
+  const realNow = Date.now;
+  Date.now = () => realNow() - 120_000;
+  skewHostClock(t, -120_000);
+  let invite: Reply;
+  try {
+    invite = await call(app, 'POST', `/v1/circles/${circle.id}/invites`, {
+      token: owner.token,
+      body: { expiresInSeconds: 60 },
+    });
+  } finally {
+    Date.now = realNow;
+  }
+  t.equal(invite.status, 201);
+  const { rows } = await sql<{ ttl: number }>`
+    SELECT extract(epoch FROM expires_at - created_at)::int AS ttl FROM invites WHERE code = ${invite.body.code}`.execute(
+    db,
+  );
+  t.same(rows, [{ ttl: 60 }], 'a minute after it was made, by the database clock');
+  const joined = await call(app, 'POST', `/v1/circles/${circle.id}/members`, {
+    token: joiner.token,
+    body: { inviteCode: invite.body.code },
+  });
+  t.equal(joined.status, 201, 'and it admits within that minute');
 });
