@@ -65,10 +65,17 @@ async function eventPage(db: Db, where: ReturnType<typeof sql>, options: PageOpt
 /**
  * The circle's activity feed: every event of the circle but the notices meant for one member,
  * newest first, below `beforeId`, as the snapshot `snapshot` saw them (see src/infra/snapshots.ts).
+ * Without `management`, the webhook events are left out too: webhooks are the owner's and admins'
+ * (DESIGN.md section 7), and their payloads name the receivers' hosts and the events they hear.
  * Walks events_feed_idx, or events_feed_type_idx when filtered by type.
  */
-export async function circleFeed(db: Db, circleId: string, options: PageOptions): Promise<EventRow[]> {
-  return eventPage(db, sql`e.circle_id = ${circleId}::uuid AND NOT e.recipient_only`, options);
+export async function circleFeed(
+  db: Db,
+  circleId: string,
+  options: PageOptions & { management: boolean },
+): Promise<EventRow[]> {
+  const audience = options.management ? sql`` : sql`AND e.type NOT LIKE 'webhook.%'`;
+  return eventPage(db, sql`e.circle_id = ${circleId}::uuid AND NOT e.recipient_only ${audience}`, options);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { AppContext } from '../context.js';
 import { decodeCursor, encodeCursor } from '../infra/cursors.js';
 import { currentSnapshot, parseSnapshot } from '../infra/snapshots.js';
-import { requireMember } from '../circles/access.js';
+import { MANAGERS, requireMember } from '../circles/access.js';
 import * as repo from './activity.repository.js';
 import { summarize } from './summaries.js';
 
@@ -60,8 +60,9 @@ async function walk(
 }
 
 export async function listCircleEvents(ctx: AppContext, userId: string, circleId: string, request: PageRequest) {
-  await requireMember(ctx.db, circleId, userId);
-  return walk(ctx, request, (o) => repo.circleFeed(ctx.db, circleId, o));
+  const role = await requireMember(ctx.db, circleId, userId);
+  const management = MANAGERS.includes(role);
+  return walk(ctx, request, (o) => repo.circleFeed(ctx.db, circleId, { ...o, management }));
 }
 
 export async function listMyEvents(ctx: AppContext, userId: string, request: PageRequest) {

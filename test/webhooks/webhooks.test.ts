@@ -212,3 +212,27 @@ t.test('invite.created and both sides of an ownership transfer reach subscribers
   const facts = { actorHandle: 'ann', memberHandle: 'ann', taskTitle: null, projectTitle: null };
   t.equal(summarize({ ...facts, type: 'invite.created', payload: {} }), 'ann created an invite');
 });
+
+t.test('webhook events reach the feed of owners and admins only', async (t) => {
+  const { app } = await buildTestApp(t);
+  const { owner, admin, member, circle } = await circleWithRoles(app);
+  const created = await call(app, 'POST', `/v1/circles/${circle.id}/webhooks`, {
+    token: admin.token,
+    body: { url: 'https://ci.internal.example:8443/hook', events: ['task.completed'] },
+  });
+  t.equal(created.status, 201);
+  const feed = async (token: string, query = '') => {
+    const res = await call(app, 'GET', `/v1/circles/${circle.id}/events${query}`, { token });
+    t.equal(res.status, 200);
+    return (res.body.items as { type: string; data: unknown }[]).filter((e) => e.type.startsWith('webhook.'));
+  };
+  for (const manager of [owner, admin]) {
+    t.match(
+      await feed(manager.token),
+      [{ type: 'webhook.created', data: { origin: 'https://ci.internal.example:8443', events: ['task.completed'] } }],
+      'a manager sees which receiver was added',
+    );
+  }
+  t.same(await feed(member.token), [], 'a member does not: the receiver is not theirs to know');
+  t.same(await feed(member.token, '?types=webhook.created'), [], 'not even by asking for the type');
+});
