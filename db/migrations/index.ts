@@ -11,6 +11,7 @@ import * as webhooks from './0009_webhooks.js';
 import * as circleMemberDays from './0010_circle_member_days.js';
 import * as ledgerEntryWriters from './0011_ledger_entry_writers.js';
 import * as idempotencyOutcomes from './0012_idempotency_outcomes.js';
+import * as challengeCancelledOn from './0013_challenge_cancelled_on.js';
 
 // The schema's history, in order. Listed explicitly (rather than read from the folder) so the same
 // list works from TypeScript sources in development and from compiled JavaScript in production.
@@ -27,4 +28,5 @@ export const migrations: Record<string, Migration> = {
   '0010_circle_member_days': circleMemberDays,
   '0011_ledger_entry_writers': ledgerEntryWriters,
   '0012_idempotency_outcomes': idempotencyOutcomes,
+  '0013_challenge_cancelled_on': challengeCancelledOn,
 };

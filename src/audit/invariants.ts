@@ -154,12 +154,13 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
   },
   {
     name: 'one_checkin_per_member_day',
-    description: 'no member has two check-ins on one day of a challenge, and every check-in lies within its challenge',
+    description:
+      'no member has two check-ins on one day of a challenge, and every check-in lies within its challenge, on or before the day it was cancelled',
     query: sql`
       SELECT k.challenge_id, k.user_id, k.local_date, count(*) AS checkins
       FROM checkins k JOIN challenges c ON c.id = k.challenge_id
-      GROUP BY k.challenge_id, k.user_id, k.local_date, c.starts_on, c.ends_on
-      HAVING count(*) > 1 OR k.local_date NOT BETWEEN c.starts_on AND c.ends_on`,
+      GROUP BY k.challenge_id, k.user_id, k.local_date, c.starts_on, c.ends_on, c.cancelled_on
+      HAVING count(*) > 1 OR k.local_date NOT BETWEEN c.starts_on AND c.ends_on OR k.local_date > c.cancelled_on`,
   },
   {
     name: 'checkin_points_match_checkins',

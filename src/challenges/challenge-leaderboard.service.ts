@@ -28,7 +28,7 @@ export async function challengeLeaderboard(
   const today = challengeDayAt(clockNow(), challenge.timezone, challenge.day_starts_at);
   const rows = await leaderboardPage(ctx.db, {
     challengeId,
-    day: evaluationDay(today, challenge.ends_on),
+    day: evaluationDay(today, challenge.ends_on, challenge.cancelled_on),
     freezes: challenge.freezes_per_member,
     sort,
     limit: query.me ? 1 : limit,

@@ -172,6 +172,12 @@ export function planCheckin(
   return { localDate: date, makeUp: true };
 }
 
-/** The day streaks are evaluated on: today, or for a challenge that has ended, the day after its last. */
-export const evaluationDay = (today: LocalDate, endsOn: LocalDate): LocalDate =>
-  today > endsOn ? addDays(endsOn, 1) : today;
+/**
+ * The day streaks are evaluated on: today; for a challenge that has ended, the day after its last;
+ * for a cancelled one, the day it was cancelled on (that day was still open, so a member who had
+ * not checked in yet has not missed it). Streaks stand as they were when the challenge stopped.
+ */
+export const evaluationDay = (today: LocalDate, endsOn: LocalDate, cancelledOn: LocalDate | null = null): LocalDate => {
+  const day = today > endsOn ? addDays(endsOn, 1) : today;
+  return cancelledOn !== null && cancelledOn < day ? cancelledOn : day;
+};

@@ -44,7 +44,14 @@ export async function insertChallenge(
   trx: Transaction<Database>,
   row: Omit<
     ChallengeRow,
-    'id' | 'status' | 'cancel_reason' | 'missed_days_noticed_through' | 'created_at' | 'updated_at' | 'closed_at'
+    | 'id'
+    | 'status'
+    | 'cancel_reason'
+    | 'cancelled_on'
+    | 'missed_days_noticed_through'
+    | 'created_at'
+    | 'updated_at'
+    | 'closed_at'
   >,
 ) {
   return trx.insertInto('challenges').values(row).returningAll().executeTakeFirstOrThrow();

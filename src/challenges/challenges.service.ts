@@ -138,7 +138,11 @@ export async function getChallenge(ctx: AppContext, userId: string, challengeId:
     freezesUsed: p?.freezes_used ?? 0,
     lastDate: p?.last_date ?? null,
   };
-  const streak = streakOn(state, evaluationDay(view.today, challenge.ends_on), challenge.freezes_per_member);
+  const streak = streakOn(
+    state,
+    evaluationDay(view.today, challenge.ends_on, challenge.cancelled_on),
+    challenge.freezes_per_member,
+  );
   return {
     ...view,
     me: {
@@ -224,7 +228,11 @@ export async function cancelChallenge(ctx: AppContext, userId: string, challenge
     if (challengeDayAt(now, current.timezone, current.day_starts_at) > current.ends_on)
       throw conflict('challenge_ended', `The challenge ended on ${current.ends_on}; it is being closed.`);
     const cancelReason = reason?.trim() || null;
-    const updated = await repo.updateChallenge(trx, challengeId, { status: 'cancelled', cancel_reason: cancelReason });
+    const updated = await repo.updateChallenge(trx, challengeId, {
+      status: 'cancelled',
+      cancel_reason: cancelReason,
+      cancelled_on: challengeDayAt(now, current.timezone, current.day_starts_at),
+    });
     await recordEvent(trx, {
       circleId: current.circle_id,
       type: 'challenge.cancelled',

@@ -294,6 +294,8 @@ export interface ChallengesTable {
   status: ColumnType<ChallengeStatus, ChallengeStatus | undefined, ChallengeStatus>;
   ends_at: Timestamp;
   cancel_reason: string | null;
+  /** The challenge day it was cancelled on: its streaks are evaluated up to that day. */
+  cancelled_on: ColumnType<string | null, string | null | undefined, string | null>;
   missed_days_noticed_through: ColumnType<string | null, string | null | undefined, string | null>;
   created_by: string;
   created_at: CreatedAt;

@@ -1,4 +1,7 @@
 import t from 'tap';
+import { sql } from 'kysely';
+import * as challengeCancelledOn from '../../db/migrations/0013_challenge_cancelled_on.js';
+import { addDays, challengeDayAt } from '../../src/challenges/challenge-days.js';
 import { buildTestApp, call, isProblem } from '../helper.js';
 import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
 import { rowCounts } from '../hostile/world.js';
@@ -283,4 +286,70 @@ t.test('dates run up to 9998-12-31: the last possible challenge works end to end
   t.equal(after.status, 200);
   t.match(after.body, { today: '9999-01-01', me: { checkins: 2, streak: { current: 2, best: 2 } } });
   t.ok(isProblem(await checkIn(app, await relogin(app, member), id), 409, 'challenge_ended'));
+});
+
+t.test("a cancelled challenge's streaks stand as they were on the day it was cancelled", async (t) => {
+  const clock = clockAt(t, '2026-04-10T04:00:00Z');
+  const { app } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, circle, member } = await openCircle(app);
+  const challenge = await createChallenge(app, owner, circle.id, { ...base, freezesPerMember: 1 });
+  // Three days in a row, then the challenge is called off on the fourth, before the member's
+  // check-in of that day: a day still open, not a missed one.
+  for (let day = 0; day < 3; day++) {
+    t.equal((await checkIn(app, await relogin(app, member), challenge.id)).status, 201);
+    clock.advance(86_400_000);
+  }
+  const cancel = await call(app, 'POST', `/v1/challenges/${challenge.id}/cancel`, {
+    token: (await relogin(app, owner)).token,
+    body: { reason: 'Called off' },
+  });
+  t.equal(cancel.status, 200);
+  const standing = async () => {
+    const reader = await relogin(app, member);
+    const read = await call(app, 'GET', `/v1/challenges/${challenge.id}`, { token: reader.token });
+    const board = await call(app, 'GET', `/v1/challenges/${challenge.id}/leaderboard?sort=current`, {
+      token: reader.token,
+    });
+    return { me: read.body.me, board: board.body.items.map((r: { currentStreak: number }) => r.currentStreak) };
+  };
+  const onTheDay = await standing();
+  t.match(onTheDay, { me: { streak: { current: 3, best: 3 }, freezesLeft: 1 }, board: [3] }, 'on the day');
+  for (const later of ['2026-04-16T04:00:00Z', '2026-05-30T04:00:00Z']) {
+    clock.set(later);
+    t.same(await standing(), onTheDay, `and the same on ${later.slice(0, 10)}`);
+  }
+});
+
+t.test('migration 0013 dates the challenges cancelled before it by their cancellation', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const { owner, circle } = await openCircle(app);
+  const zone = { timezone: 'America/New_York', dayStartsAt: 120 };
+  const startsOn = challengeDayAt(Date.now(), zone.timezone, zone.dayStartsAt);
+  const rules = { ...zone, startsOn, endsOn: addDays(startsOn, 5) };
+  const [byEvent, byUpdate, ended, running] = [
+    await createChallenge(app, owner, circle.id, rules),
+    await createChallenge(app, owner, circle.id, rules),
+    await createChallenge(app, owner, circle.id, { ...rules, endsOn: startsOn }),
+    await createChallenge(app, owner, circle.id, rules),
+  ];
+  for (const c of [byEvent, byUpdate, ended]) {
+    const cancel = await call(app, 'POST', `/v1/challenges/${c.id}/cancel`, { token: owner.token, body: {} });
+    t.equal(cancel.status, 200);
+  }
+  // The instants the backfill reads, in December (New York at UTC-5) and two hours before a day
+  // starts there: 06:30Z is 01:30 local, still the day before; 12:00Z is 07:00, that day.
+  const at = (day: string, time: string) => `${day}T${time}Z`;
+  await sql`UPDATE events SET created_at = ${at(addDays(startsOn, 2), '06:30:00')}::timestamptz
+    WHERE type = 'challenge.cancelled' AND subject_id IN (${byEvent.id}::uuid, ${ended.id}::uuid)`.execute(db);
+  await sql`DELETE FROM events WHERE type = 'challenge.cancelled' AND subject_id = ${byUpdate.id}::uuid`.execute(db);
+  await sql`UPDATE challenges SET updated_at = ${at(addDays(startsOn, 3), '12:00:00')}::timestamptz`.execute(db);
+
+  await challengeCancelledOn.down(db);
+  await challengeCancelledOn.up(db);
+  const rows = await db.selectFrom('challenges').select(['id', 'cancelled_on']).execute();
+  const dayOf = new Map(rows.map((r) => [r.id, r.cancelled_on]));
+  t.equal(dayOf.get(byEvent.id), addDays(startsOn, 1), 'the day of its cancellation event, in its zone and day start');
+  t.equal(dayOf.get(byUpdate.id), addDays(startsOn, 3), 'without the event, the day of its last update');
+  t.equal(dayOf.get(ended.id), startsOn, 'never after its last day');
+  t.equal(dayOf.get(running.id), null, 'a running challenge has none');
 });

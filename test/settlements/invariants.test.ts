@@ -362,6 +362,15 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       },
     ],
     [
+      'one_checkin_per_member_day',
+      'a challenge cancelled the day before a check-in of it',
+      async (trx) => {
+        await sql`UPDATE challenges SET status = 'cancelled',
+          cancelled_on = (SELECT local_date - 1 FROM checkins WHERE id = ${checkin.body.id})
+          WHERE id = ${challenge.body.id}`.execute(trx);
+      },
+    ],
+    [
       'checkin_points_match_checkins',
       'a check-in worth more than its contribution paid',
       async (trx) => {
