@@ -28,3 +28,23 @@ export async function waitUntilBlockedBy(
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/** How many backends of the test's database wait on a lock, whoever holds it. */
+export async function lockWaiterCount(db: Db): Promise<number> {
+  const { rows } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
+  return rows[0]?.n ?? 0;
+}
+
+/**
+ * Waits until `count` backends of the test's database wait on a lock: for races where what a
+ * request queues behind depends on the code under test. Throws after `timeoutMs`.
+ */
+export async function waitUntilLockWaiters(db: Db, count: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await lockWaiterCount(db)) < count) {
+    if (Date.now() >= deadline) throw new Error(`fewer than ${count} backends waited on a lock within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -40,6 +40,16 @@ const memberSlot = (userId: string, cap: number) => sql`
   WHERE NOT EXISTS (SELECT 1 FROM claims c WHERE c.user_id = ${userId}::uuid AND c.status = 'active' AND c.member_slot = s)
   ORDER BY s LIMIT 1`;
 
+/**
+ * Both claim statements hold the claimer's membership row until they commit. A claim that read
+ * the membership and then waited for a task's row would otherwise commit after a departure, and
+ * after the relay had revoked the member's claims (departed-members.ts): an active claim of a
+ * non-member, holding a slot until its lease ran out. Held, the departure waits for the claim and
+ * is relayed after it; or it committed first, and the lock finds no current membership. FOR SHARE,
+ * not FOR KEY SHARE: a departure is an update of non-key columns, which FOR KEY SHARE lets through.
+ */
+const MEMBERSHIP_HELD = sql`FOR SHARE OF m`;
+
 /** The settings that bound a claim (claims.service's ClaimLimits, which this file cannot import). */
 type Limits = { memberCap: number; maxLeaseSeconds: number };
 
@@ -75,6 +85,7 @@ export async function claimTask(db: Db, taskId: string, userId: string, limits: 
       JOIN projects p ON p.id = t.project_id AND p.status = 'open'
       JOIN memberships m ON m.circle_id = t.circle_id AND m.user_id = ${userId}::uuid AND m.left_at IS NULL
       WHERE t.id = ${taskId}::uuid
+      ${MEMBERSHIP_HELD}
     ), slot AS (${memberSlot(userId, limits.memberCap)}),
     bumped AS (
       UPDATE tasks t SET live_claims = t.live_claims + 1
@@ -102,6 +113,13 @@ const claimNext = compiledQueryShapes(
       FROM projects p
       JOIN memberships m ON m.circle_id = p.circle_id AND m.user_id = ${a.userId}::uuid AND m.left_at IS NULL
       WHERE p.id = ${a.projectId}::uuid AND p.status = 'open'
+    ), held AS (
+      -- Locked apart from project: a CTE with a locking clause is materialized, and planned from a
+      -- materialized project the candidate would no longer walk the claimable index in order.
+      SELECT 1 FROM projects p
+      JOIN memberships m ON m.circle_id = p.circle_id AND m.user_id = ${a.userId}::uuid AND m.left_at IS NULL
+      WHERE p.id = ${a.projectId}::uuid
+      ${MEMBERSHIP_HELD}
     ), slot AS (${memberSlot(a.userId, a.memberCap)}),
     candidate AS (
       SELECT t.id, project.lease_seconds
@@ -120,7 +138,7 @@ const claimNext = compiledQueryShapes(
       FOR UPDATE OF t ${shape.skipLocked ? sql`SKIP LOCKED` : sql``}
     ), bumped AS (
       UPDATE tasks t SET live_claims = t.live_claims + 1
-      FROM candidate WHERE t.id = candidate.id
+      FROM candidate, held WHERE t.id = candidate.id
       RETURNING t.id, t.circle_id, t.project_id, candidate.lease_seconds
     ), ${insertClaim(a.userId, a.maxLeaseSeconds)}`,
   { name: 'claim_next' },

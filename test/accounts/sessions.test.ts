@@ -1,8 +1,7 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import type { Db } from '../../src/infra/postgres.js';
 import { buildTestApp, call, isProblem, registerUser, type Reply } from '../helper.js';
-import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
+import { backendPid, waitUntilBlockedBy, waitUntilLockWaiters } from '../lock-waits.js';
 import { eventTypes } from '../marketplace-helpers.js';
 
 // Ending sessions: POST /v1/auth/logout and POST /v1/me/password.
@@ -96,18 +95,6 @@ t.test('a password change keeps the caller signed in and ends every other sessio
   t.match(event, { type: 'user.password_changed', payload: { revokedSessions: 2 }, circle_id: null });
 });
 
-/** Waits until `count` backends of the test's database wait on a lock. */
-async function lockWaiters(db: Db, count: number): Promise<void> {
-  for (const deadline = Date.now() + 20_000; ; ) {
-    const { rows } = await sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(db);
-    if ((rows[0]?.n ?? 0) >= count) return;
-    if (Date.now() > deadline) throw new Error(`fewer than ${count} backends waited on a lock`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 t.test('a refresh in flight does not outlive the logout or password change that ends its session', async (t) => {
   for (const ending of ['logout', 'password change'] as const) {
     t.test(ending, async (t) => {
@@ -138,7 +125,7 @@ t.test('a refresh in flight does not outlive the logout or password change that 
                 token: user.token,
                 body: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD },
               });
-        await lockWaiters(db, 2);
+        await waitUntilLockWaiters(db, 2);
       });
       const [refreshed, end] = await Promise.all([refreshing, ended]);
       t.equal(end.status, 204, `the ${ending} succeeded`);

@@ -1,8 +1,11 @@
 import t from 'tap';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import type { Database } from '../../src/infra/database-schema.js';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../src/infra/postgres.js';
-import { DEPARTED_REASON } from '../../src/claims/departed-members.js';
+import { DEPARTED_REASON, revokeClaimsOfDepartedMembers } from '../../src/claims/departed-members.js';
+import { relayOutbox } from '../../src/events/outbox-relay.js';
+import { backendPid, lockWaiterCount, waitUntilBlockedBy } from '../lock-waits.js';
 import {
   buildTestApp,
   call,
@@ -11,6 +14,7 @@ import {
   onEachQueueBackend,
   queueBackendEnv,
   registerUser,
+  type Reply,
   type TestUser,
 } from '../helper.js';
 import {
@@ -186,3 +190,77 @@ onEachQueueBackend(
     await assertInvariants(t, db);
   },
 );
+
+// How each claim route is held up after it has read the membership: a task's row the test holds
+// for POST /tasks/:id/claims; for claims/next, which passes over locked tasks, an uncommitted
+// claim of the same member in the same member slot, which its insert must wait on and which the
+// test then rolls back.
+const HOLDS = {
+  'POST /tasks/:id/claims': async (trx: Transaction<Database>, ids: { taskId: string }) => {
+    await sql`SELECT 1 FROM tasks WHERE id = ${ids.taskId}::uuid FOR UPDATE`.execute(trx);
+  },
+  'POST /projects/:id/claims/next': async (trx: Transaction<Database>, ids: { taskId: string; userId: string }) => {
+    await sql`INSERT INTO claims (circle_id, project_id, task_id, user_id, member_slot, expires_at)
+      SELECT circle_id, project_id, id, ${ids.userId}::uuid, 1, now() + interval '1 hour' FROM tasks
+      WHERE id = ${ids.taskId}::uuid`.execute(trx);
+  },
+};
+
+for (const [route, hold] of Object.entries(HOLDS)) {
+  t.test(`${route}: a claim in flight when its member leaves is revoked with the departure, or refused`, async (t) => {
+    const { app, db } = await buildTestApp(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const [alice] = await joinMembers(app, circle.id, 1);
+    const project = await createProject(app, owner, circle.id);
+    const [task] = await addTasks(app, owner, project.id, [{ title: 'Contested' }]);
+    const relay = () => relayOutbox(db, app.queues, {}, [revokeClaimsOfDepartedMembers]);
+    const claim = () =>
+      route.includes('next')
+        ? call(app, 'POST', `/v1/projects/${project.id}/claims/next`, { token: alice!.token, body: {} })
+        : call(app, 'POST', `/v1/tasks/${task!.id}/claims`, { token: alice!.token });
+
+    // Alice's claim has read her membership and waits on the test. She leaves meanwhile, and the
+    // relay runs on whatever departure has committed: without a lock on the membership it finds
+    // no claim to revoke, and the claim commits after it.
+    let claiming!: Promise<Reply>;
+    let leaving!: Promise<Reply>;
+    const rolledBack = new Error('the hold is let go');
+    await db
+      .transaction()
+      .execute(async (trx) => {
+        await hold(trx, { taskId: task!.id, userId: alice!.id });
+        claiming = claim();
+        await waitUntilBlockedBy(db, await backendPid(trx));
+        let left = false;
+        leaving = leave(app, alice!, circle.id, alice!).finally(() => {
+          left = true;
+        });
+        // The departure either returns or queues behind the claim.
+        t.ok(await waitFor(async () => left || (await lockWaiterCount(db)) >= 2, 20_000, 10));
+        await relay();
+        throw rolledBack;
+      })
+      .catch((err: unknown) => {
+        if (err !== rolledBack) throw err;
+      });
+    const [claimed, departed] = await Promise.all([claiming, leaving]);
+    t.equal(departed.status, 204, 'she left');
+    await relay();
+    const live = await db
+      .selectFrom('claims')
+      .select('id')
+      .where('user_id', '=', alice!.id)
+      .where('status', '=', 'active')
+      .execute();
+    t.same(live, [], 'she holds no claim in a circle she left');
+    if (claimed.status === 201) {
+      t.same(await eventTypes(db, claimed.body.id), ['claim.created', 'claim.revoked'], 'revoked with the departure');
+    } else {
+      t.equal(claimed.status, 404, 'or the claim found her gone');
+    }
+    const row = await db.selectFrom('tasks').select('live_claims').where('id', '=', task!.id).executeTakeFirstOrThrow();
+    t.equal(row.live_claims, 0, 'the slot is free again');
+    await assertInvariants(t, db);
+  });
+}
