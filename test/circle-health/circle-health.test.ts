@@ -351,6 +351,8 @@ t.test("each live challenge's check-in rate for yesterday: participants who chec
   );
   const closed = await healthChecked(t, app, db, circle.id, owner.token);
   t.same(closed.body.checkinRates, after.body.checkinRates, 'a challenge closed after its last day shows that day');
-  await sql`UPDATE challenges SET status = 'cancelled', closed_at = NULL WHERE id = ${live.id}`.execute(db);
+  await sql`UPDATE challenges SET status = 'cancelled', cancelled_on = starts_on, closed_at = NULL WHERE id = ${live.id}`.execute(
+    db,
+  );
   t.same((await healthChecked(t, app, db, circle.id, owner.token)).body.checkinRates, [], 'a cancelled one does not');
 });

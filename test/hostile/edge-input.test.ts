@@ -349,7 +349,7 @@ t.test('validly signed tokens that are still wrong: non-uuid subject, unknown ac
 });
 
 t.test(
-  'the one refused request allowed to write: a replayed refresh token revokes its family, nothing else',
+  'the one refused request allowed to write: a replayed refresh token revokes its family and records it, nothing else',
   async (t) => {
     const { app, db } = await buildTestApp(t);
     const user = await registerUser(app);
@@ -362,8 +362,13 @@ t.test(
     t.ok(isProblem(replay, 401, 'refresh_token_reused'), JSON.stringify(replay.body));
     const revoked = await db.selectFrom('refresh_tokens').where('revoked_at', 'is not', null).execute();
     t.equal(revoked.length, 2, 'the replay revoked both tokens of the family');
-    t.equal(await snapshot(db), before, 'the snapshot ignores only that column: nothing else changed');
+    t.equal(await snapshot(db), before, 'the snapshot ignores only that column and that event: nothing else changed');
     await sql`UPDATE refresh_tokens SET rotated_at = now()`.execute(db);
     t.not(await snapshot(db), before, 'any other column of refresh_tokens still counts');
+    const afterColumn = await snapshot(db);
+    await sql`INSERT INTO events (type, subject_id, payload) VALUES ('session.ended', ${user.id}::uuid, '{}')`.execute(
+      db,
+    );
+    t.not(await snapshot(db), afterColumn, 'and any other event');
   },
 );

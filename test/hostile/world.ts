@@ -299,16 +299,25 @@ export function fillPath(path: string, params: Record<string, string>): string {
 }
 
 /**
- * The only changes a refused request may make, each with its reason. A table named here is compared
- * on its rows' contents without these columns; every other table on its rows' versions.
+ * The only changes a refused request may make, each with its reason: a column of a table (the table
+ * is then compared on its rows' contents without it), or rows of a table (left out of its count
+ * and versions). Every other table is compared on its rows' versions.
  */
-export const REFUSED_REQUESTS_MAY_CHANGE: { table: string; column: string; reason: string }[] = [
+export const REFUSED_REQUESTS_MAY_CHANGE: ({ table: string; reason: string } & (
+  | { column: string }
+  | { rowsWhere: string }
+))[] = [
   {
     table: 'public.refresh_tokens',
     column: 'revoked_at',
     reason:
       'replaying a refresh token that was already rotated is answered 401 and revokes its whole family: ' +
       'a stolen token must not outlive its detection',
+  },
+  {
+    table: 'public.events',
+    rowsWhere: "type = 'session.ended' AND payload ->> 'reason' = 'refresh_token_reused'",
+    reason: 'that revocation is a change like any other, and is recorded with its event',
   },
 ];
 
@@ -322,12 +331,18 @@ const CATALOGUE = sql<{ name: string }>`
 /** What one table contributes to a snapshot. */
 function probe(name: string) {
   const [schema, table] = name.split('.') as [string, string];
-  const excluded = REFUSED_REQUESTS_MAY_CHANGE.filter((c) => c.table === name).map((c) => c.column);
+  const allowed = REFUSED_REQUESTS_MAY_CHANGE.filter((c) => c.table === name);
+  const excluded = allowed.flatMap((c) => ('column' in c ? [c.column] : []));
+  const rows = allowed.flatMap((c) =>
+    'rowsWhere' in c ? [sql`AND NOT coalesce((${sql.raw(c.rowsWhere)}), false)`] : [],
+  );
   if (excluded.length === 0) {
-    return sql`(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM ${sql.table(`${schema}.${table}`)})`;
+    return sql`(SELECT count(*) || ':' || coalesce(max(xmin::text::bigint), 0) FROM ${sql.table(`${schema}.${table}`)} t
+      WHERE true ${sql.join(rows, sql` `)})`;
   }
   return sql`(SELECT count(*) || ':' || md5(coalesce(string_agg(r, ',' ORDER BY r), ''))
-    FROM (SELECT (to_jsonb(t) - ${excluded}::text[])::text AS r FROM ${sql.table(`${schema}.${table}`)} t) x)`;
+    FROM (SELECT (to_jsonb(t) - ${excluded}::text[])::text AS r FROM ${sql.table(`${schema}.${table}`)} t
+      WHERE true ${sql.join(rows, sql` `)}) x)`;
 }
 
 const tablesOf = new WeakMap<Db, string>();
