@@ -48,3 +48,36 @@ export async function waitUntilLockWaiters(db: Db, count: number, timeoutMs = 20
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/**
+ * Settles when `pending` does, or as soon as Postgres shows a backend queued behind `holderPid`:
+ * for proving a request does NOT wait on a lock the test holds (the old code's request would
+ * wait for good, so a plain await could only end in a time-out). Throws after `timeoutMs`.
+ */
+export async function answeredOrBlocked<T>(
+  db: Db,
+  holderPid: number,
+  pending: Promise<T>,
+  timeoutMs = 20_000,
+): Promise<{ answered: T } | { blocked: string }> {
+  let outcome: { answered: T } | undefined;
+  let failure: { error: unknown } | undefined;
+  pending.then(
+    (value) => {
+      outcome = { answered: value };
+    },
+    (error: unknown) => {
+      failure = { error };
+    },
+  );
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (failure) throw failure.error;
+    if (outcome) return outcome;
+    const waiting = await sql<{ query: string }>`
+      SELECT query FROM pg_stat_activity WHERE ${holderPid}::int = ANY(pg_blocking_pids(pid))`.execute(db);
+    if (waiting.rows[0]) return { blocked: waiting.rows[0].query.replace(/\s+/g, ' ').trim().slice(0, 160) };
+    if (Date.now() >= deadline) throw new Error(`neither answered nor blocked on ${holderPid} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

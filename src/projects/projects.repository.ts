@@ -69,7 +69,7 @@ const projectWithRole = compiledQueryShapes(
       .leftJoin('memberships', (j) => j.on(callerMembershipOn('projects.circle_id', a.userId)))
       .select([...PROJECT_COLUMNS, 'memberships.role'])
       .where('projects.id', '=', a.projectId);
-    return shape.lock ? q.forUpdate('projects') : q;
+    return shape.lock ? q.forNoKeyUpdate('projects') : q;
   },
 );
 
@@ -78,7 +78,14 @@ export async function findProjectWithRole(db: Executor, projectId: string, userI
   return (await projectWithRole({ lock: false }).execute(db, { projectId, userId })).rows[0];
 }
 
-/** The same, with the project's row locked against updates until the transaction ends. */
+/**
+ * The same, with the project's row locked against other writers until the transaction ends.
+ * FOR NO KEY UPDATE, not FOR UPDATE: every claim insert checks its project_id foreign key with a
+ * KEY SHARE lock, which FOR UPDATE blocks. Under FOR UPDATE a task post or a settle request held
+ * up every claim in the project, and a claim holding task X deadlocked with a post naming X as
+ * parent or dependency. This mode still conflicts with itself and with the FOR SHARE that reviews,
+ * edits and cancels take, which is all the serialization the writers rely on.
+ */
 export async function lockProjectWithRole(trx: Transaction<Database>, projectId: string, userId: string) {
   return (await projectWithRole({ lock: true }).execute(trx, { projectId, userId })).rows[0];
 }
