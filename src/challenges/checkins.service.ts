@@ -4,6 +4,7 @@ import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { isUniqueViolation } from '../infra/pg-errors.js';
 import { recordEvent } from '../events/events.repository.js';
 import { authorize } from '../circles/access.js';
+import { lockMembershipShared } from '../circles/circles.repository.js';
 import { insertContribution } from '../contributions/contributions.repository.js';
 import { challengeDayAt, isLocalDate } from './challenge-days.js';
 import { assertChallengeActive, checkContent, evaluationDay, planCheckin } from './challenge-rules.js';
@@ -40,7 +41,7 @@ export interface CheckinInput {
 
 /**
  * One transaction: the challenge share-locked (its zone and day start cannot change meanwhile),
- * the member's participant row locked (their check-ins run one at a time), the day planned, the
+ * the caller's membership share-locked (they cannot leave meanwhile), the member's participant row locked (their check-ins run one at a time), the day planned, the
  * check-in and its contribution written, the streak state saved, the event recorded. The unique
  * constraints on (challenge, member, day) and (challenge, member, content) stand behind the
  * checks made under the lock.
@@ -48,7 +49,13 @@ export interface CheckinInput {
 export async function checkIn(ctx: AppContext, userId: string, challengeId: string, input: CheckinInput) {
   const now = clockNow();
   return ctx.db.transaction().execute(async (trx) => {
-    const challenge = authorize(await lockChallengeWithRole(trx, challengeId, userId, 'share'), 'challenge');
+    const found = await lockChallengeWithRole(trx, challengeId, userId, 'share');
+    // The caller's membership share-locked too, as claims do: a departure committing while this
+    // check-in runs would otherwise leave a check-in, and its points, of someone no longer in the
+    // circle. Now the departure waits for this transaction, or it committed first and the caller
+    // is not found.
+    const membership = found?.role ? await lockMembershipShared(trx, found.circle_id, userId) : undefined;
+    const challenge = authorize(found && { ...found, role: membership?.role ?? null }, 'challenge');
     assertChallengeActive(challenge.status);
     const rules = rulesOf(challenge);
     const normalized = checkContent(input.content, rules.minContentLength);

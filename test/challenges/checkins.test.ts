@@ -1,6 +1,9 @@
 import t from 'tap';
+import { sql } from 'kysely';
 import { assertInvariants } from '../settlement-helpers.js';
-import { buildTestApp, call, isProblem } from '../helper.js';
+import { buildTestApp, call, isProblem, type Reply } from '../helper.js';
+import { backendPid, lockWaiterCount, waitUntilBlockedBy } from '../lock-waits.js';
+import { waitFor } from '../marketplace-helpers.js';
 import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
 import { rowCounts } from '../hostile/world.js';
 
@@ -275,4 +278,52 @@ t.test('check-ins need a running challenge the caller belongs to', async (t) => 
   t.equal((await checkIn(app, m, later.id)).status, 201, 'the last minute of the last day');
   clock.advance(2 * 60_000);
   t.ok(isProblem(await checkIn(app, await relogin(app, owner), later.id), 409, 'challenge_ended'));
+});
+
+t.test('a check-in in flight when its member leaves commits before the departure, or is refused', async (t) => {
+  clockAt(t, '2026-09-01T04:00:00Z');
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, circle, member } = await openCircle(app);
+  const c = await createChallenge(app, owner, circle.id, {
+    startsOn: '2026-09-01',
+    endsOn: '2026-09-07',
+    timezone: 'Asia/Shanghai',
+  });
+
+  // The test holds the member's participant row (an insert not yet committed), so the check-in
+  // waits inside its transaction, past the point where it read the membership. The member leaves
+  // meanwhile. Without a lock on the membership the departure commits at once, and the check-in
+  // after it: a check-in, and its points, of someone no longer in the circle.
+  const finished: string[] = [];
+  let checkingIn!: Promise<Reply>;
+  let leaving!: Promise<Reply>;
+  const rolledBack = new Error('the hold is let go');
+  await db
+    .transaction()
+    .execute(async (trx) => {
+      await sql`INSERT INTO challenge_participants (challenge_id, user_id, circle_id)
+        VALUES (${c.id}::uuid, ${member.id}::uuid, ${circle.id}::uuid)`.execute(trx);
+      checkingIn = checkIn(app, member, c.id).finally(() => finished.push('check-in'));
+      await waitUntilBlockedBy(db, await backendPid(trx));
+      leaving = call(app, 'DELETE', `/v1/circles/${circle.id}/members/${member.id}`, { token: member.token }).finally(
+        () => finished.push('departure'),
+      );
+      // The departure either returns or queues behind the check-in.
+      t.ok(await waitFor(async () => finished.includes('departure') || (await lockWaiterCount(db)) >= 2, 20_000, 10));
+      throw rolledBack;
+    })
+    .catch((err: unknown) => {
+      if (err !== rolledBack) throw err;
+    });
+  const [checkedIn, departed] = await Promise.all([checkingIn, leaving]);
+  t.equal(departed.status, 204, 'the member left');
+  const stored = await db.selectFrom('checkins').select('id').where('user_id', '=', member.id).execute();
+  if (checkedIn.status === 201) {
+    t.same(finished, ['check-in', 'departure'], 'the departure waited for the check-in');
+    t.equal(stored.length, 1);
+  } else {
+    t.ok(isProblem(checkedIn, 404, 'challenge_not_found'), 'or the check-in found no member');
+    t.equal(stored.length, 0, 'and stored nothing');
+  }
+  await assertInvariants(t, db);
 });
