@@ -506,6 +506,12 @@ export const ERROR_CODES = {
     summary: 'You have sent more requests than your budget allows in the current minute.',
     remedy: 'Wait the seconds given in the Retry-After header, then retry.',
   },
+  write_conflict: {
+    kind: 'unavailable',
+    summary:
+      'The request collided with another one changing the same records (a deadlock, or a serialization failure) and was rolled back: nothing was changed.',
+    remedy: 'Send it again after the seconds given in Retry-After; with an Idempotency-Key, retrying a write is safe.',
+  },
   service_unavailable: {
     kind: 'unavailable',
     summary: 'A service the request needs (the database or the queue store) is unreachable right now.',

@@ -36,4 +36,5 @@ export const conflict = (code: ErrorCodeOf<'conflict'>, detail: string) => new D
 export const unprocessable = (code: ErrorCodeOf<'unprocessable'>, detail: string) =>
   new DomainError('unprocessable', code, detail);
 export const rateLimited = (detail: string) => new DomainError('rate_limited', 'rate_limited', detail);
-export const unavailable = (detail: string) => new DomainError('unavailable', 'service_unavailable', detail);
+export const unavailable = (detail: string, code: ErrorCodeOf<'unavailable'> = 'service_unavailable') =>
+  new DomainError('unavailable', code, detail);

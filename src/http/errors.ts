@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, type ErrorCode, type ErrorKind, type FieldError, invalid, unavailable } from '../errors.js';
-import { isBackendUnavailable } from '../infra/pg-errors.js';
+import { isBackendUnavailable, isWriteConflict } from '../infra/pg-errors.js';
 
 /** A problem+json answer: a status, a stable `code`, a detail, and the headers it needs. */
 interface Problem {
@@ -23,15 +23,16 @@ export const STATUS_OF: Record<ErrorKind, number> = {
   unavailable: 503,
 };
 
-// A 503 tells clients when to come back: the backing service is usually back within seconds.
-const HEADERS_OF: Partial<Record<ErrorKind, Record<string, string>>> = { unavailable: { 'retry-after': '5' } };
+// A 503 tells clients when to come back: a backing service is usually back within seconds, and a
+// write that collided with another can go again at once.
+const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = { service_unavailable: 5, write_conflict: 1 };
 
 const fromDomain = (err: DomainError): Problem => ({
   status: STATUS_OF[err.kind],
   code: err.code,
   detail: err.message,
   errors: err.errors,
-  headers: HEADERS_OF[err.kind],
+  headers: err.code in RETRY_AFTER_SECONDS ? { 'retry-after': String(RETRY_AFTER_SECONDS[err.code]) } : undefined,
 });
 
 const TITLES: Record<number, string> = {
@@ -106,6 +107,13 @@ function toProblem(err: FastifyError & { validation?: unknown[]; validationConte
   if (err.statusCode === 429)
     return { status: 429, code: 'rate_limited', detail: 'Too many requests; retry after the time in Retry-After.' };
   if (isBackendUnavailable(err)) return fromDomain(unavailable('A backing service is unreachable; try again shortly.'));
+  if (isWriteConflict(err))
+    return fromDomain(
+      unavailable(
+        'The request collided with another one changing the same records; nothing was changed.',
+        'write_conflict',
+      ),
+    );
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
     return { status: err.statusCode, code: 'invalid_request', detail: err.message };
   }

@@ -31,6 +31,13 @@ export const isForeignKeyViolation = (err: unknown, constraint?: string | RegExp
 export const isDuplicateDatabase = (err: unknown) =>
   (err as PgError | null | undefined)?.code === '42P04' || isUniqueViolation(err);
 
+// Two transactions that cannot both go on: Postgres rolled one back (deadlock_detected,
+// serialization_failure). Nothing it did remains, so the same request can simply be sent again.
+const WRITE_CONFLICT = new Set(['40P01', '40001']);
+
+export const isWriteConflict = (err: unknown) =>
+  WRITE_CONFLICT.has((err as PgError | null | undefined)?.code as string);
+
 // Postgres and network failures that mean "the database is unreachable right now", not a bug:
 // admin/crash shutdown, cannot connect now, connection exceptions, too many connections.
 const UNAVAILABLE_PG = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);

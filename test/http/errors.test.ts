@@ -1,5 +1,7 @@
 import t from 'tap';
+import { sql } from 'kysely';
 import { buildTestApp, buildTestAppWith, call, isProblem, registerUser } from '../helper.js';
+import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 
 // Bad input of every kind gets a problem+json answer with a stable code, and changes nothing.
 
@@ -144,6 +146,33 @@ t.test('an unexpected error is 500 internal_error and does not leak its message'
   t.ok(isProblem(down, 503, 'service_unavailable'), 'an unreachable backing service is 503, to be retried');
   t.equal(down.headers['retry-after'], '5');
   t.notMatch(down.body.detail, /5432/);
+});
+
+t.test('a request that deadlocks with another is 503 write_conflict, to be sent again', async (t) => {
+  // A real deadlock: the route takes lock A then B, the test's transaction B then A. The test's
+  // session waits 30 s before looking for deadlocks, the route's session the usual 1 s, so it is
+  // the route's transaction Postgres rolls back.
+  const { app, db } = await buildTestAppWith(t, {}, (app) => {
+    app.post('/collide', async () =>
+      app.db.transaction().execute(async (trx) => {
+        await sql`SELECT pg_advisory_xact_lock(7070, 1)`.execute(trx);
+        await sql`SELECT pg_advisory_xact_lock(7070, 2)`.execute(trx);
+        return { collided: false };
+      }),
+    );
+  });
+  let answer!: Promise<Awaited<ReturnType<typeof call>>>;
+  await db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL deadlock_timeout = '30s'`.execute(trx);
+    await sql`SELECT pg_advisory_xact_lock(7070, 2)`.execute(trx);
+    answer = call(app, 'POST', '/collide', { body: {} });
+    await waitUntilBlockedBy(db, await backendPid(trx));
+    await sql`SELECT pg_advisory_xact_lock(7070, 1)`.execute(trx);
+  });
+  const res = await answer;
+  t.ok(isProblem(res, 503, 'write_conflict'), JSON.stringify(res.body));
+  t.equal(res.headers['retry-after'], '1', 'it can go again at once');
+  t.notMatch(res.body.detail, /deadlock|advisory|pid/i, 'no database detail leaks');
 });
 
 t.test('validation errors list every invalid field with its path', async (t) => {
