@@ -1,5 +1,5 @@
 import type { AppContext } from '../context.js';
-import { invalid, conflict } from '../errors.js';
+import { invalid, conflict, forbidden } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { EXPORT_PAGE_SIZE, walkKeyset } from '../infra/keyset-walk.js';
 import { currentSnapshot, parseSnapshot } from '../infra/snapshots.js';
@@ -77,8 +77,9 @@ export async function exportProjectContributions(ctx: AppContext, userId: string
 }
 
 /**
- * An owner's correction to a member's points: a new, compensating ledger row with a reason,
- * never an edit. A member's total in a project can't be pushed below zero.
+ * An owner's or admin's correction to a member's points: a new, compensating ledger row with a
+ * reason, never an edit. A member's total in a project can't be pushed below zero, and no manager
+ * adjusts their own.
  */
 export async function adjustContribution(
   ctx: AppContext,
@@ -93,6 +94,9 @@ export async function adjustContribution(
     ]);
   return ctx.db.transaction().execute(async (trx) => {
     const project = authorize(await lockProjectWithRole(trx, projectId, actorId), 'project', MANAGERS);
+    // As nobody reviews their own work: points a manager gives themselves would come out of the
+    // pool the other members share. Another owner or admin can make the adjustment.
+    if (input.userId === actorId) throw forbidden('Nobody adjusts their own points; another owner or admin can.');
     assertProjectEditable(project.status);
     const member = await findMembership(trx, project.circle_id, input.userId);
     if (!member)

@@ -185,6 +185,12 @@ t.test('adjustments: compensating rows with a reason, by owner or admin, never b
   t.ok(
     isProblem(await adjust(outsider.token, { userId: alice!.id, points: 10, reason: 'x' }), 404, 'project_not_found'),
   );
+  // As nobody reviews their own work, no manager adjusts their own points: another one can.
+  for (const manager of [owner, admin]) {
+    const self = await adjust(manager.token, { userId: manager.id, points: 1000, reason: 'coordination' });
+    t.ok(isProblem(self, 403, 'forbidden'), 'managers cannot adjust their own points');
+    t.match(self.body.detail, /own points/);
+  }
   t.ok(isProblem(await adjust(owner.token, { userId: outsider.id, points: 10, reason: 'x' }), 400, 'not_a_member'));
   const blank = await adjust(owner.token, { userId: alice!.id, points: 10, reason: '   ' });
   t.ok(isProblem(blank, 400, 'reason_required'));
