@@ -383,6 +383,13 @@ export const ERROR_CODES = {
     summary: 'The project has already been settled, or its settlement is under way.',
     remedy: 'Read the existing settlement (GET /v1/settlements/{settlementId}).',
   },
+  reviews_overdue: {
+    kind: 'conflict',
+    summary:
+      'Submitted work in the project has passed its review deadline and is about to be accepted automatically; settling now would leave it out.',
+    remedy:
+      'Request the settlement again in a minute, once the automatic accepts are recorded (or review the work now).',
+  },
 
   // Check-in challenges
   invalid_challenge_dates: {

@@ -48,6 +48,14 @@ export async function requestSettlement(ctx: AppContext, userId: string, project
       assertProjectEditable(p.status);
       if (p.status === 'draft')
         throw conflict('project_not_open', 'A draft project has nothing to settle; open it first.');
+      // Work past its review deadline is owed an automatic accept at score 100, which the
+      // deadline job or the sweep records within seconds. Settling first would revoke it with the
+      // project's end and pay its member nothing; whether they were paid would hang on worker lag.
+      if (await repo.hasOverdueSubmissions(trx, projectId))
+        throw conflict(
+          'reviews_overdue',
+          'Work in this project has passed its review deadline and is being accepted automatically; settle again in a minute.',
+        );
     }
     const created = await repo.insertSettlement(trx, {
       circleId: p.circle_id,

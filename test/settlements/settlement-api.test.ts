@@ -26,6 +26,9 @@ import {
   submitWork,
 } from '../marketplace-helpers.js';
 import { Webhook } from 'standardwebhooks';
+import { sql } from 'kysely';
+import { acceptIfOverdue } from '../../src/reviews/reviews.service.js';
+import { snapshot } from '../hostile/world.js';
 import { failSettlement } from '../../src/settlements/settlements.repository.js';
 import { createWebhook, messagesOf, messagesSettle, relay, startReceiver } from '../webhooks/webhook-helpers.js';
 import {
@@ -379,6 +382,46 @@ onEachQueueBackend(
     await assertInvariants(t, db);
   },
 );
+
+t.test('work past its review deadline holds a settlement back until it is accepted', async (t) => {
+  // The deadline promises an automatic accept at score 100; the deadline job or the sweep records
+  // it within seconds. No worker runs here, so the test stands in that gap for as long as it likes.
+  const { app, db } = await buildTestApp(t);
+  const { owner, circle, members } = await circleWithRoles(app, { members: 1 });
+  const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 1000, unit: 'credits' } });
+  const [task] = await addTasks(app, owner, project.id, [{ title: 'Translate', weight: 3 }]);
+  const claim = await claimTask(app, members[0]!, task!.id);
+  t.equal((await submitWork(app, members[0]!, claim.body.id)).status, 201);
+  const overdue = () =>
+    sql`UPDATE submissions SET review_due_at = clock_timestamp() - interval '1 second'
+      WHERE claim_id = ${claim.body.id}::uuid`.execute(db);
+
+  await overdue();
+  const before = await snapshot(db);
+  const refused = await requestSettlement(app, owner, project.id);
+  t.ok(isProblem(refused, 409, 'reviews_overdue'), JSON.stringify(refused.body));
+  t.equal(await snapshot(db), before, 'the refusal changed nothing');
+  t.equal(
+    (await db.selectFrom('projects').select('status').where('id', '=', project.id).executeTakeFirstOrThrow()).status,
+    'open',
+  );
+
+  // The sweep's accept, then the settlement pays the member for the work.
+  const [submission] = await db.selectFrom('submissions').select('id').where('claim_id', '=', claim.body.id).execute();
+  t.ok(await acceptIfOverdue(db, submission!.id), 'the work is accepted automatically');
+  const settlement = await requestSettlement(app, owner, project.id);
+  t.equal(settlement.status, 202);
+  const cutoff = await db
+    .selectFrom('contributions')
+    .select(['user_id', 'points'])
+    .where('project_id', '=', project.id)
+    .execute();
+  t.same(
+    cutoff.map((c) => [c.user_id, Number(c.points)]),
+    [[members[0]!.id, 300]],
+    'the accepted work is behind the cutoff',
+  );
+});
 
 t.test('reading a settlement: preview, payouts, statements, CSV, balances and the ledger', async (t) => {
   const { app, db, config } = await buildTestApp(t);
