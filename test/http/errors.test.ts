@@ -1,6 +1,6 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { buildTestApp, buildTestAppWith, call, isProblem, registerUser } from '../helper.js';
+import { buildTestApp, buildTestAppWith, call, isProblem, registerUser, type Reply } from '../helper.js';
 import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 
 // Bad input of every kind gets a problem+json answer with a stable code, and changes nothing.
@@ -161,7 +161,7 @@ t.test('a request that deadlocks with another is 503 write_conflict, to be sent 
       }),
     );
   });
-  let answer!: Promise<Awaited<ReturnType<typeof call>>>;
+  let answer!: Promise<Reply>;
   await db.transaction().execute(async (trx) => {
     await sql`SET LOCAL deadlock_timeout = '30s'`.execute(trx);
     await sql`SELECT pg_advisory_xact_lock(7070, 2)`.execute(trx);
