@@ -177,15 +177,16 @@ export type ChallengeEdit = Partial<Omit<NewChallenge, 'description'> & { descri
  * `changes: {field: {from, to}}`; an edit that changes nothing records none.
  */
 export async function editChallenge(ctx: AppContext, userId: string, challengeId: string, edit: ChallengeEdit) {
-  const now = clockNow();
   if (edit.title !== undefined && !edit.title.trim()) throw blankTitle();
   const trimmed = edit.title === undefined ? edit : { ...edit, title: edit.title.trim() };
-  const { row, moved } = await ctx.db.transaction().execute(async (trx) => {
+  const { row, moved, now } = await ctx.db.transaction().execute(async (trx) => {
     const current = authorize(
       await repo.lockChallengeWithRole(trx, challengeId, userId, 'update'),
       'challenge',
       MANAGERS,
     );
+    // Read under the lock: an edit that waited for a check-in in flight sees its day started.
+    const now = clockNow();
     const hasCheckins = await repo.hasCheckins(trx, challengeId);
     const before = {
       ...rulesOf(current),
@@ -196,7 +197,7 @@ export async function editChallenge(ctx: AppContext, userId: string, challengeId
     const changes = planChallengeEdit(before, trimmed, { now, hasCheckins });
     if (changes.timezone !== undefined) await assertPostgresKnowsTimeZone(trx, changes.timezone);
     const fields = Object.keys(changes) as (keyof typeof COLUMN_OF)[];
-    if (fields.length === 0) return { row: current, moved: false };
+    if (fields.length === 0) return { row: current, moved: false, now };
     const after = { ...rulesOf(current), ...changes };
     const updated = await repo.updateChallenge(trx, challengeId, {
       ...Object.fromEntries(fields.map((f) => [COLUMN_OF[f], changes[f]])),
@@ -209,7 +210,7 @@ export async function editChallenge(ctx: AppContext, userId: string, challengeId
       actorId: userId,
       payload: { changes: Object.fromEntries(fields.map((f) => [f, { from: before[f], to: changes[f] }])) },
     });
-    return { row: updated, moved: updated.ends_at.getTime() !== current.ends_at.getTime() };
+    return { row: updated, moved: updated.ends_at.getTime() !== current.ends_at.getTime(), now };
   });
   if (moved) await scheduleChallengeClosing(ctx.queues, ctx.log, { id: row.id, endsAt: row.ends_at });
   return toChallengeView(row, now);
@@ -217,13 +218,15 @@ export async function editChallenge(ctx: AppContext, userId: string, challengeId
 
 /** Cancels a challenge that is still running or upcoming; check-ins made and their points stay. */
 export async function cancelChallenge(ctx: AppContext, userId: string, challengeId: string, reason?: string) {
-  const now = clockNow();
   return ctx.db.transaction().execute(async (trx) => {
     const current = authorize(
       await repo.lockChallengeWithRole(trx, challengeId, userId, 'update'),
       'challenge',
       MANAGERS,
     );
+    // Read under the lock, after any check-in in flight committed: the day it cancels on is never
+    // before a day someone checked in for.
+    const now = clockNow();
     assertChallengeActive(current.status);
     if (challengeDayAt(now, current.timezone, current.day_starts_at) > current.ends_on)
       throw conflict('challenge_ended', `The challenge ended on ${current.ends_on}; it is being closed.`);

@@ -47,7 +47,6 @@ export interface CheckinInput {
  * checks made under the lock.
  */
 export async function checkIn(ctx: AppContext, userId: string, challengeId: string, input: CheckinInput) {
-  const now = clockNow();
   return ctx.db.transaction().execute(async (trx) => {
     const found = await lockChallengeWithRole(trx, challengeId, userId, 'share');
     // The caller's membership share-locked too, as claims do: a departure committing while this
@@ -59,8 +58,12 @@ export async function checkIn(ctx: AppContext, userId: string, challengeId: stri
     assertChallengeActive(challenge.status);
     const rules = rulesOf(challenge);
     const normalized = checkContent(input.content, rules.minContentLength);
-    const today = challengeDayAt(now, rules.timezone, rules.dayStartsAt);
     const member = await repo.lockParticipant(trx, { challengeId, userId, circleId: challenge.circle_id });
+    // The day is read once every lock is held, not when the request arrived: a cancel or an edit
+    // waiting on this check-in reads the clock after it commits, so across midnight the two can
+    // never see the days the wrong way round (a check-in dated after the day its challenge was
+    // cancelled on).
+    const today = challengeDayAt(clockNow(), rules.timezone, rules.dayStartsAt);
     const { localDate, makeUp } = planCheckin(rules, today, input.date, member.make_ups_used);
     const key = contentKey(normalized);
     const clash = await repo.findClash(trx, { challengeId, userId, localDate, contentKey: key });

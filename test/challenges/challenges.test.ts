@@ -5,6 +5,9 @@ import { addDays, challengeDayAt } from '../../src/challenges/challenge-days.js'
 import { buildTestApp, call, isProblem } from '../helper.js';
 import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
 import { rowCounts } from '../hostile/world.js';
+import { heldTransaction } from '../held-transaction.js';
+import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
+import { assertInvariants } from '../settlement-helpers.js';
 
 // Creating, listing, reading, editing and cancelling challenges: who may, what is checked, and the
 // rule that a challenge's calendar is fixed once it runs.
@@ -214,6 +217,31 @@ t.test('cancelling: once, by a manager; check-ins stop, points stay', async (t) 
     types.map((e) => e.type),
     ['challenge.created', 'challenge.cancelled'],
   );
+});
+
+t.test('a cancel that waited for a check-in across midnight cancels on the later day', async (t) => {
+  // A check-in holds the challenge shared while it runs; a cancel waits for it. Check-ins that
+  // arrive meanwhile share the lock at once (Postgres lets share lockers pass a waiting writer).
+  // The cancel must read the clock once it holds the lock: read on arrival, it would cancel on
+  // a day before a check-in it let through, and the streaks would stop before that check-in.
+  const clock = clockAt(t, '2026-04-12T15:59:59.500Z'); // 23:59:59.5 on 12 April in Shanghai
+  const { app, db } = await buildTestApp(t, LONG_TOKENS);
+  const { owner, admin, member, circle } = await openCircle(app);
+  const c = await createChallenge(app, owner, circle.id, base);
+  const inFlight = await heldTransaction(db, async (trx) => {
+    await sql`SELECT 1 FROM challenges WHERE id = ${c.id}::uuid FOR SHARE`.execute(trx);
+    return backendPid(trx);
+  });
+  const cancelling = call(app, 'POST', `/v1/challenges/${c.id}/cancel`, { token: admin.token, body: {} });
+  await waitUntilBlockedBy(db, inFlight.value);
+  clock.set('2026-04-12T16:00:01Z'); // 00:00:01 on 13 April
+  const late = await checkIn(app, member, c.id);
+  t.match(late, { status: 201, body: { localDate: '2026-04-13' } }, 'a check-in passes the waiting cancel');
+  await inFlight.commit();
+  t.equal((await cancelling).status, 200);
+  const row = await db.selectFrom('challenges').select('cancelled_on').where('id', '=', c.id).executeTakeFirstOrThrow();
+  t.equal(row.cancelled_on, '2026-04-13', 'cancelled on the day it got the lock');
+  await assertInvariants(t, db);
 });
 
 t.test('dates run up to 9998-12-31: the last possible challenge works end to end, 9999 is 400', async (t) => {
