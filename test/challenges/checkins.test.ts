@@ -294,7 +294,6 @@ t.test('a check-in in flight when its member leaves commits before the departure
   // waits inside its transaction, past the point where it read the membership. The member leaves
   // meanwhile. Without a lock on the membership the departure commits at once, and the check-in
   // after it: a check-in, and its points, of someone no longer in the circle.
-  const finished: string[] = [];
   let checkingIn!: Promise<Reply>;
   let leaving!: Promise<Reply>;
   const rolledBack = new Error('the hold is let go');
@@ -303,13 +302,16 @@ t.test('a check-in in flight when its member leaves commits before the departure
     .execute(async (trx) => {
       await sql`INSERT INTO challenge_participants (challenge_id, user_id, circle_id)
         VALUES (${c.id}::uuid, ${member.id}::uuid, ${circle.id}::uuid)`.execute(trx);
-      checkingIn = checkIn(app, member, c.id).finally(() => finished.push('check-in'));
+      checkingIn = checkIn(app, member, c.id);
       await waitUntilBlockedBy(db, await backendPid(trx));
+      let left = false;
       leaving = call(app, 'DELETE', `/v1/circles/${circle.id}/members/${member.id}`, { token: member.token }).finally(
-        () => finished.push('departure'),
+        () => {
+          left = true;
+        },
       );
       // The departure either returns or queues behind the check-in.
-      t.ok(await waitFor(async () => finished.includes('departure') || (await lockWaiterCount(db)) >= 2, 20_000, 10));
+      t.ok(await waitFor(async () => left || (await lockWaiterCount(db)) >= 2, 20_000, 10));
       throw rolledBack;
     })
     .catch((err: unknown) => {
@@ -319,7 +321,15 @@ t.test('a check-in in flight when its member leaves commits before the departure
   t.equal(departed.status, 204, 'the member left');
   const stored = await db.selectFrom('checkins').select('id').where('user_id', '=', member.id).execute();
   if (checkedIn.status === 201) {
-    t.same(finished, ['check-in', 'departure'], 'the departure waited for the check-in');
+    // Event ids are handed out as the rows are written: the departure wrote its event only once
+    // the check-in had committed, or before it, while the check-in waited on the test.
+    const [recorded, departure] = await Promise.all(
+      ['checkin.recorded', 'member.left'].map(
+        async (type) =>
+          (await db.selectFrom('events').select('id').where('type', '=', type).executeTakeFirstOrThrow()).id,
+      ),
+    );
+    t.ok(Number(recorded) < Number(departure), 'the departure waited for the check-in');
     t.equal(stored.length, 1);
   } else {
     t.ok(isProblem(checkedIn, 404, 'challenge_not_found'), 'or the check-in found no member');

@@ -27,11 +27,11 @@ t.test('a manager write holding the project holds up no claim, and cannot deadlo
     return backendPid(trx);
   });
 
-  const claim = await answeredOrBlocked(db, writer.value, claimTask(app, alice!, first!.id));
+  const claim = await answeredOrBlocked(db, writer.value, claimTask(app, alice!, first!.id), 60_000);
   t.ok('answered' in claim, `a claim is answered while the project is held (${JSON.stringify(claim)})`);
   if ('answered' in claim) t.equal(claim.answered.status, 201);
 
-  const next = await answeredOrBlocked(db, writer.value, claimNext(app, bob!, project.id));
+  const next = await answeredOrBlocked(db, writer.value, claimNext(app, bob!, project.id), 60_000);
   t.ok('answered' in next, `claims/next is answered while the project is held (${JSON.stringify(next)})`);
   if ('answered' in next) t.match(next.answered, { status: 201, body: { taskId: second!.id } });
 
