@@ -41,10 +41,11 @@ export interface CheckinInput {
 
 /**
  * One transaction: the challenge share-locked (its zone and day start cannot change meanwhile),
- * the caller's membership share-locked (they cannot leave meanwhile), the member's participant row locked (their check-ins run one at a time), the day planned, the
- * check-in and its contribution written, the streak state saved, the event recorded. The unique
- * constraints on (challenge, member, day) and (challenge, member, content) stand behind the
- * checks made under the lock.
+ * the caller's membership share-locked (they cannot leave meanwhile), the member's participant
+ * row locked (their check-ins run one at a time), the day planned, the check-in and its
+ * contribution written, the streak state saved, the event recorded. The unique constraints on
+ * (challenge, member, day) and (challenge, member, content) stand behind the checks made under
+ * the lock.
  */
 export async function checkIn(ctx: AppContext, userId: string, challengeId: string, input: CheckinInput) {
   return ctx.db.transaction().execute(async (trx) => {
