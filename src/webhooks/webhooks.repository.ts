@@ -29,20 +29,13 @@ export async function findEndpoint(db: Executor, circleId: string, endpointId: s
     .executeTakeFirst();
 }
 
-/**
- * The endpoint, locked against other writers (management requests, the delivery job recording an
- * attempt) until the transaction ends. FOR NO KEY UPDATE, not FOR UPDATE: the relay's fan-out
- * inserts messages whose foreign key holds KEY SHARE on the endpoint until its whole batch
- * commits, and FOR UPDATE would make every delivery and edit of that endpoint wait for the batch.
- * A delete takes the stronger lock itself.
- */
 export async function lockEndpoint(trx: Transaction<Database>, circleId: string, endpointId: string) {
   return trx
     .selectFrom('webhook_endpoints')
     .selectAll()
     .where('circle_id', '=', circleId)
     .where('id', '=', endpointId)
-    .forNoKeyUpdate()
+    .forUpdate()
     .executeTakeFirst();
 }
 

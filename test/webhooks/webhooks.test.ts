@@ -1,7 +1,4 @@
 import t from 'tap';
-import { sql } from 'kysely';
-import { heldTransaction } from '../held-transaction.js';
-import { answeredOrBlocked, backendPid } from '../lock-waits.js';
 import { buildTestApp, call, isProblem, registerUser } from '../helper.js';
 import { circleWithRoles } from '../marketplace-helpers.js';
 import { snapshot } from '../hostile/world.js';
@@ -238,36 +235,4 @@ t.test('webhook events reach the feed of owners and admins only', async (t) => {
   }
   t.same(await feed(member.token), [], 'a member does not: the receiver is not theirs to know');
   t.same(await feed(member.token, '?types=webhook.created'), [], 'not even by asking for the type');
-});
-
-t.test('a fan-out batch in flight holds up no change to its endpoints', async (t) => {
-  // The relay inserts an endpoint's messages early in a batch that may run on for a while (claim
-  // revocations follow in the same transaction); each insert's foreign key holds KEY SHARE on the
-  // endpoint until the batch commits. Edits and delivery records of the endpoint must not queue
-  // behind it. The test plays the relay's half-done batch itself.
-  const { app, db } = await buildTestApp(t);
-  const { owner, circle } = await circleWithRoles(app);
-  const hook = await createWebhook(app, owner, circle.id, { url: 'https://hooks.example.com/a', events: ['*'] });
-  const batch = await heldTransaction(db, async (trx) => {
-    await sql`
-      INSERT INTO webhook_messages (circle_id, endpoint_id, event_id, event_type, body, final_attempt, next_attempt_at)
-      VALUES (${circle.id}::uuid, ${hook.id}::uuid, 1, 'task.created', '{}', 1, now())`.execute(trx);
-    return backendPid(trx);
-  });
-  const base = `/v1/circles/${circle.id}/webhooks/${hook.id}`;
-  const edit = await answeredOrBlocked(
-    db,
-    batch.value,
-    call(app, 'PATCH', base, { token: owner.token, body: { description: 'During a batch' } }),
-  );
-  t.ok('answered' in edit, `an edit is answered during the batch (${JSON.stringify(edit)})`);
-  if ('answered' in edit) t.equal(edit.answered.status, 200);
-  const rotate = await answeredOrBlocked(
-    db,
-    batch.value,
-    call(app, 'POST', `${base}/rotate-secret`, { token: owner.token }),
-  );
-  t.ok('answered' in rotate, `a rotation is answered during the batch (${JSON.stringify(rotate)})`);
-  await batch.commit();
-  t.equal((await messagesOf(db, hook.id)).length, 1, "the batch's message was stored");
 });
