@@ -124,7 +124,7 @@ export async function revokeFamilyOfToken(trx: Transaction<Database>, userId: st
   return result.rows[0]?.family_id;
 }
 
-export async function findPasswordHash(db: Db, userId: string) {
+export async function findPasswordHash(db: Executor, userId: string) {
   const row = await db.selectFrom('users').select('password_hash').where('id', '=', userId).executeTakeFirst();
   return row?.password_hash;
 }

@@ -78,10 +78,19 @@ export async function login(ctx: SessionContext, input: { handle: string; passwo
     await verifyPassword(input.password, await decoyHash);
     throw unauthorized('invalid_credentials', 'Handle or password is wrong.');
   }
-  if (!(await verifyPassword(input.password, user.password_hash))) {
-    throw unauthorized('invalid_credentials', 'Handle or password is wrong.');
-  }
-  return { user: toUserView(user), ...(await issueTokens(ctx, user.id)) };
+  const invalid = () => unauthorized('invalid_credentials', 'Handle or password is wrong.');
+  if (!(await verifyPassword(input.password, user.password_hash))) throw invalid();
+  // The password is checked outside any lock (scrypt takes about 100 ms). A password change that
+  // commits meanwhile revokes every session stored so far, but not the one this login is about to
+  // store: whoever knew the old password would keep a session. So the session is stored under the
+  // user's session lock, and only if the hash is still the one verified.
+  const tokens = await ctx.db.transaction().execute(async (trx) => {
+    await repo.lockSessions(trx, user.id);
+    if ((await repo.findPasswordHash(trx, user.id)) !== user.password_hash) return undefined;
+    return issueTokens(ctx, user.id, undefined, trx);
+  });
+  if (!tokens) throw invalid();
+  return { user: toUserView(user), ...tokens };
 }
 
 /**

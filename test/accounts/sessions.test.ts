@@ -1,7 +1,8 @@
 import t from 'tap';
 import { sql } from 'kysely';
 import { buildTestApp, call, isProblem, registerUser, type Reply } from '../helper.js';
-import { backendPid, waitUntilBlockedBy, waitUntilLockWaiters } from '../lock-waits.js';
+import { hashPassword } from '../../src/accounts/passwords.js';
+import { answeredOrBlocked, backendPid, waitUntilBlockedBy, waitUntilLockWaiters } from '../lock-waits.js';
 import { eventTypes } from '../marketplace-helpers.js';
 
 // Ending sessions: POST /v1/auth/logout and POST /v1/me/password.
@@ -146,4 +147,40 @@ t.test('a refresh in flight does not outlive the logout or password change that 
       t.same(live, [], 'no token of the ended session is live');
     });
   }
+});
+
+t.test('a login in flight does not outlive a password change that commits before it stores its session', async (t) => {
+  const { app, db, config } = await buildTestApp(t);
+  const user = await registerUser(app, 'intruded');
+  const sessionsBefore = await db
+    .selectFrom('refresh_tokens')
+    .select('family_id')
+    .where('user_id', '=', user.id)
+    .execute();
+  // The test stands in for a password change: it holds the lock the change's UPDATE takes, lets
+  // the login (with the old password) verify meanwhile, and replaces the hash before committing.
+  // A login that stored its session without taking turns would answer 200 at once, its session
+  // out of reach of the change that was committing.
+  const newHash = await hashPassword(NEW_PASSWORD, config.passwordHashCost);
+  let logging!: Promise<Reply>;
+  let seen!: { answered: Reply } | { blocked: string };
+  await db.transaction().execute(async (trx) => {
+    await sql`SELECT 1 FROM users WHERE id = ${user.id}::uuid FOR NO KEY UPDATE`.execute(trx);
+    logging = call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: PASSWORD } });
+    seen = await answeredOrBlocked(db, await backendPid(trx), logging);
+    await trx.updateTable('users').set({ password_hash: newHash }).where('id', '=', user.id).execute();
+  });
+  t.ok('blocked' in seen, 'the login waited for the session lock before storing its session');
+  t.ok(isProblem(await logging, 401, 'invalid_credentials'), 'and then found the password it verified replaced');
+  const sessionsAfter = await db
+    .selectFrom('refresh_tokens')
+    .select('family_id')
+    .where('user_id', '=', user.id)
+    .execute();
+  t.same(sessionsAfter, sessionsBefore, 'no session was stored');
+  t.equal(
+    (await call(app, 'POST', '/v1/auth/login', { body: { handle: user.handle, password: NEW_PASSWORD } })).status,
+    200,
+    'the new password logs in',
+  );
 });
