@@ -56,7 +56,9 @@ const EnvSchema = Type.Object({
   JWT_ISSUER: Type.String({ minLength: 1, default: 'circle-actions' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'circle-actions-api' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 10, maximum: 86400, default: 900 }),
-  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, default: 30 * 86400 }),
+  // Both lifetimes end up in SQL intervals (the lease one cast ::int): a year bounds them well
+  // inside what Postgres takes, so a value that passed start-up cannot fail every request later.
+  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 365 * 86400, default: 30 * 86400 }),
   PASSWORD_HASH_COST: Type.Integer({
     minimum: 10,
     maximum: 20,
@@ -88,6 +90,7 @@ const EnvSchema = Type.Object({
   }),
   MAX_LEASE_SECONDS: Type.Integer({
     minimum: 1,
+    maximum: 365 * 86400,
     default: 7 * 86400,
     description: 'Longest a lease may run, including extensions',
   }),
@@ -245,6 +248,15 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     throw invalid(name, raw[name], first.message);
   }
   const e = withDefaults as Env;
+  if (e.DATABASE_URL !== undefined)
+    checkServiceUrl(
+      'DATABASE_URL',
+      e.DATABASE_URL,
+      ['postgres:', 'postgresql:'],
+      'postgres://user:password@host:5432/name',
+    );
+  if (e.REDIS_URL !== undefined)
+    checkServiceUrl('REDIS_URL', e.REDIS_URL, ['redis:', 'rediss:'], 'redis://user:password@host:6379/0');
   const queueBackend = e.QUEUE_BACKEND ?? (e.REDIS_URL ? 'redis' : 'postgres');
   if (queueBackend === 'redis' && !e.REDIS_URL)
     throw invalid('QUEUE_BACKEND', raw.QUEUE_BACKEND, 'the redis backend needs REDIS_URL, which is not set');
@@ -286,6 +298,27 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     corsOrigins: parseCorsOrigins(raw.CORS_ORIGINS),
   };
+}
+
+/**
+ * A connection URL must parse here, where the error names the setting and hides its value: an
+ * unencoded `/`, `#` or `?` in a password breaks the parse, and the parser's own error, thrown
+ * later by a client, carries the whole URL, password included, into the start-up log.
+ */
+function checkServiceUrl(name: string, text: string, schemes: string[], example: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    // reported below
+  }
+  const problem =
+    !url || !schemes.includes(url.protocol)
+      ? `not a URL like ${example} (a / # ? or @ in the user name or password must be percent-encoded)`
+      : name === 'DATABASE_URL' && url.pathname.replace(/^\//, '') === ''
+        ? `names no database: ${example}`
+        : undefined;
+  if (problem) throw invalid(name, text, problem);
 }
 
 /** The names proxy-addr (Fastify's trustProxy) knows for well-known ranges. */

@@ -159,6 +159,42 @@ t.test('a secret is not echoed back in the error', async (t) => {
   }
 });
 
+t.test('a connection URL that does not parse is refused by name, its password never shown', async (t) => {
+  const cases: [string, string][] = [
+    ['DATABASE_URL', 'postgres://ca:pa#ss/w0rd-secret@db.example:5432/ca'],
+    ['DATABASE_URL', 'postgres://ca:pa/ss?w0rd-secret@db.example:5432/ca'],
+    ['DATABASE_URL', 'mysql://ca:w0rd-secret@db.example:3306/ca'],
+    ['DATABASE_URL', 'postgres://ca:w0rd-secret@db.example:5432'],
+    ['REDIS_URL', 'redis://:pa#w0rd-secret@cache.example:6379'],
+    ['REDIS_URL', 'cache.example:6379'],
+  ];
+  for (const [name, value] of cases) {
+    let error: unknown;
+    try {
+      loadSettings({ [name]: value });
+    } catch (err) {
+      error = err;
+    }
+    t.ok(error instanceof ConfigError, `${name} ${value}: ConfigError`);
+    t.match((error as Error)?.message, new RegExp(`^invalid setting ${name}=\\(value hidden\\): `), 'named');
+    t.notMatch((error as Error)?.message, /secret/, 'the password is not in the message');
+  }
+  for (const value of ['postgres://ca:pa%23ss@db.example:5432/ca', 'postgresql://db.example/ca']) {
+    t.equal(loadSettings({ DATABASE_URL: value }).databaseUrl, value, `${value} is accepted`);
+  }
+  t.equal(
+    loadSettings({ REDIS_URL: 'rediss://:p%2Fw@cache.example:6380/1' }).redisUrl,
+    'rediss://:p%2Fw@cache.example:6380/1',
+  );
+});
+
+t.test('lifetimes that end up in SQL intervals have maxima', async (t) => {
+  for (const name of ['MAX_LEASE_SECONDS', 'REFRESH_TOKEN_TTL_SECONDS']) {
+    t.throws(() => loadSettings({ [name]: String(2 ** 31) }), { message: new RegExp(`^invalid setting ${name}=`) });
+    t.doesNotThrow(() => loadSettings({ [name]: String(365 * 86400) }), `${name}: a year is allowed`);
+  }
+});
+
 t.test('TRUST_PROXY: off, a hop count, or proxies by address; anything else stops start-up', async (t) => {
   t.equal(loadSettings({}).trustProxy, false, 'off by default');
   t.equal(loadSettings({ TRUST_PROXY: 'false' }).trustProxy, false);
