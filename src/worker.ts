@@ -12,6 +12,7 @@ import { keepSchedules, upsertSchedules } from './jobs/schedules.js';
 import { maintenanceProcessor, type MaintenanceTasks } from './jobs/maintenance.job.js';
 import { relayOutbox, type EventHandlers, type OutboxSubscriber } from './events/outbox-relay.js';
 import { purgeExpiredKeys } from './idempotency/idempotency.repository.js';
+import { purgeEndedSessions } from './accounts/accounts.repository.js';
 import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
 import { remindEndingLeases } from './claims/lease-reminder.job.js';
 import { revokeClaimsOfDepartedMembers } from './claims/departed-members.js';
@@ -52,6 +53,7 @@ export const relayEvents = (ctx: JobContext) => relayOutbox(ctx.db, ctx.queues, 
 /** The domains' housekeeping, run by the maintenance queue on the schedules of src/jobs/schedules.ts. */
 const maintenanceTasks: MaintenanceTasks = {
   'purge-idempotency-keys': async (ctx) => ({ purged: await purgeExpiredKeys(ctx.db) }),
+  'purge-ended-sessions': async (ctx) => ({ purged: await purgeEndedSessions(ctx.db) }),
   'expire-overdue-claims': async (ctx) => ({ expired: await sweepOverdueClaims(ctx) }),
   'accept-overdue-submissions': async (ctx) => ({ accepted: await sweepOverdueSubmissions(ctx) }),
   'relay-outbox': async (ctx) => ({ relayed: await relayEvents(ctx) }),

@@ -12,6 +12,7 @@ import * as circleMemberDays from './0010_circle_member_days.js';
 import * as ledgerEntryWriters from './0011_ledger_entry_writers.js';
 import * as idempotencyOutcomes from './0012_idempotency_outcomes.js';
 import * as challengeCancelledOn from './0013_challenge_cancelled_on.js';
+import * as refreshTokenPurge from './0014_refresh_token_purge.js';
 
 // The schema's history, in order. Listed explicitly (rather than read from the folder) so the same
 // list works from TypeScript sources in development and from compiled JavaScript in production.
@@ -29,4 +30,5 @@ export const migrations: Record<string, Migration> = {
   '0011_ledger_entry_writers': ledgerEntryWriters,
   '0012_idempotency_outcomes': idempotencyOutcomes,
   '0013_challenge_cancelled_on': challengeCancelledOn,
+  '0014_refresh_token_purge': refreshTokenPurge,
 };

@@ -163,3 +163,27 @@ export async function revokeFamiliesExcept(
     SELECT count(DISTINCT family_id)::int AS families FROM revoked`.execute(trx);
   return result.rows[0]?.families ?? 0;
 }
+
+const PURGE_BATCH = 5_000;
+
+/**
+ * Deletes refresh tokens that can no longer be presented to any effect: expired ones (a rotated
+ * token's reuse is detected until its own expiry, then it is just unknown) and revoked ones (their
+ * session is over; presenting one is refused either way). In batches, so no statement holds many
+ * row locks or runs long; returns how many went.
+ */
+export async function purgeEndedSessions(db: Db): Promise<number> {
+  let purged = 0;
+  for (;;) {
+    const result = await sql`
+      DELETE FROM refresh_tokens WHERE id IN (
+        SELECT id FROM refresh_tokens WHERE expires_at < now()
+        UNION
+        SELECT id FROM refresh_tokens WHERE revoked_at IS NOT NULL
+        LIMIT ${PURGE_BATCH}
+      )`.execute(db);
+    const deleted = Number(result.numAffectedRows ?? 0);
+    purged += deleted;
+    if (deleted < PURGE_BATCH) return purged;
+  }
+}

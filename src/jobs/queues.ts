@@ -25,6 +25,7 @@ export interface QueuePayloads {
 
 export type MaintenanceTask =
   | 'purge-idempotency-keys'
+  | 'purge-ended-sessions'
   | 'expire-overdue-claims'
   | 'accept-overdue-submissions'
   | 'relay-outbox'

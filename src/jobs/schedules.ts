@@ -6,6 +6,7 @@ function intervals(config: Config): Record<MaintenanceTask, number> {
   const sweep = config.sweepIntervalSeconds * 1000;
   return {
     'purge-idempotency-keys': 3600_000,
+    'purge-ended-sessions': 3600_000,
     'expire-overdue-claims': sweep,
     'accept-overdue-submissions': sweep,
     // The relay is on the path of every settlement request, so it runs often.

@@ -58,6 +58,49 @@ onEachQueueBackend(t, 'purge-idempotency-keys deletes expired keys and keeps fre
   t.equal((await db.selectFrom('idempotency_keys').select('key').execute()).length, 3);
 });
 
+onEachQueueBackend(
+  t,
+  'purge-ended-sessions deletes expired and revoked refresh tokens, keeps the rest',
+  async (t, backend) => {
+    const { db, queues, queue } = await workersFor(t, backend);
+    const [user] = await sql<{ id: string }>`
+    INSERT INTO users (handle, password_hash, display_name) VALUES ('sleeper', 'x', 'Sleeper') RETURNING id`
+      .execute(db)
+      .then((r) => r.rows);
+    const live = '00000000-0000-4000-8000-00000000000a';
+    const ended = '00000000-0000-4000-8000-00000000000b';
+    // A live session (its current token, one rotated an hour ago, one rotated long enough ago to have
+    // expired), and an ended one (revoked a minute ago).
+    await sql`
+    INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at, rotated_at, revoked_at) VALUES
+      (${user!.id}, ${live}, '\\x01', now() + interval '30 days', NULL, NULL),
+      (${user!.id}, ${live}, '\\x02', now() + interval '29 days', now() - interval '1 hour', NULL),
+      (${user!.id}, ${live}, '\\x03', now() - interval '1 minute', now() - interval '31 days', NULL),
+      (${user!.id}, ${ended}, '\\x04', now() + interval '20 days', NULL, now() - interval '1 minute'),
+      (${user!.id}, ${ended}, '\\x05', now() + interval '19 days', now() - interval '1 day', now() - interval '1 minute')`.execute(
+      db,
+    );
+    const tokens = async () =>
+      (
+        await sql<{ hash: string }>`SELECT encode(token_hash, 'hex') AS hash FROM refresh_tokens ORDER BY 1`.execute(db)
+      ).rows.map((r) => r.hash);
+
+    await queues.add('maintenance', { task: 'purge-ended-sessions' }, { jobId: 'sessions:1' });
+    const job = await finishedJob(queue, storedJobId('sessions:1'));
+    t.equal(job.failedReason, undefined, 'the job succeeded');
+    t.same(job.returnvalue, { purged: 3 });
+    t.same(
+      await tokens(),
+      ['01', '02'],
+      "the live session's current token and the rotated one still detecting reuse stay",
+    );
+
+    await queues.add('maintenance', { task: 'purge-ended-sessions' }, { jobId: 'sessions:2' });
+    t.same((await finishedJob(queue, storedJobId('sessions:2'))).returnvalue, { purged: 0 }, 'nothing more to purge');
+    t.same(await tokens(), ['01', '02']);
+  },
+);
+
 const keys = async (db: Db) => (await db.selectFrom('idempotency_keys').select('key').execute()).map((k) => k.key);
 
 onEachQueueBackend(t, 'a job id is a business key: adding it twice runs the job once', async (t, backend) => {
@@ -110,5 +153,6 @@ onEachQueueBackend(
     t.ok(ids.includes('purge-idempotency-keys'));
     t.equal(new Set(ids).size, ids.length, 'no duplicates');
     t.equal(schedulers.find((s) => s.key === 'purge-idempotency-keys')?.every, 3600_000);
+    t.equal(schedulers.find((s) => s.key === 'purge-ended-sessions')?.every, 3600_000);
   },
 );
