@@ -20,6 +20,8 @@ export class EmbeddedMode {
   constructor(
     private readonly settings: Settings,
     private readonly log: Logger,
+    /** Called if the embedded server stops while the service still needs it. */
+    private readonly onServerLost: () => void = () => {},
   ) {
     this.dataDir = resolve(settings.dataDir);
   }
@@ -32,7 +34,7 @@ export class EmbeddedMode {
     if (this.lock.tookOverFrom)
       log.warn({ previousPid: this.lock.tookOverFrom.pid }, 'took over the data folder from a process that is gone');
 
-    this.postgres = new EmbeddedPostgres({ dataDir, database: DATABASE, log });
+    this.postgres = new EmbeddedPostgres({ dataDir, database: DATABASE, log, onUnexpectedExit: this.onServerLost });
     const server = await this.postgres.start();
     log.info(
       { dataDir, port: server.port, connection: this.postgres.statePath },

@@ -54,11 +54,30 @@ async function stopRunning(): Promise<void> {
   await running.embedded?.stop();
 }
 
+/** The longest a shutdown may take before the process exits anyway (close-with-grace's delay). */
+const SHUTDOWN_GRACE_MS = 15_000;
+
+/**
+ * The embedded PostgreSQL died under the service (killed, out of memory): nothing the service
+ * does can work again, yet /healthz would go on answering 200. It stops what runs and exits
+ * non-zero, so a supervisor (or the person at the terminal) sees it and starts it again, which
+ * recovers the data folder as after a crash.
+ */
+function stopAfterDatabaseLoss(log: Logger): void {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  log.fatal('the embedded PostgreSQL is gone: stopping the service (start it again to recover)');
+  setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
+  void stopRunning()
+    .catch((err) => log.error({ err }, 'while stopping'))
+    .finally(() => process.exit(1));
+}
+
 async function main(): Promise<void> {
   const settings = readSettings();
   const log = createLogger(settings.logLevel);
 
-  closeWithGrace({ delay: 15_000, logger: log }, async ({ signal, err }) => {
+  closeWithGrace({ delay: SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
     shuttingDown = true;
     if (err) log.error({ err }, 'shutting down after an error');
     else log.info({ signal }, 'shutting down');
@@ -70,7 +89,7 @@ async function main(): Promise<void> {
   let config: Config;
   if (settings.databaseUrl) config = withServices(settings, {});
   else {
-    running.embedded = new EmbeddedMode(settings, log);
+    running.embedded = new EmbeddedMode(settings, log, () => stopAfterDatabaseLoss(log));
     config = await running.embedded.start();
   }
   await prepareDatabase(config, log);

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
@@ -64,3 +65,28 @@ t.test(
     t.notOk(existsSync(join(dataDir, 'circle-actions.lock')), 'the folder is free again');
   },
 );
+
+t.test('a service whose embedded PostgreSQL dies stops and exits non-zero, so it can be started again', async (t) => {
+  const { dataDir, queuePrefix } = await freshDataFolder(t);
+  const service = await startReady(t, dataDir, queuePrefix, 'start');
+  const postmaster = Number((await readFile(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  t.ok(
+    serviceProcesses(service).some((p) => p.pid === postmaster && p.command === 'postgres'),
+    "the server is the service's own",
+  );
+  process.kill(postmaster, 'SIGKILL');
+  // The service's own stop is bounded by its 15 s grace; a minute leaves room for a loaded machine.
+  const exit = await Promise.race([service.exited, new Promise((done) => setTimeout(done, 60_000, 'still running'))]);
+  t.equal(exit, 1, 'the service exits non-zero, instead of answering /healthz with no database');
+  t.ok(
+    service.logs.some(
+      (l) => l.msg === 'the embedded PostgreSQL is gone: stopping the service (start it again to recover)',
+    ),
+    'and says why',
+  );
+  t.notOk(existsSync(join(dataDir, 'circle-actions.lock')), 'the folder is free again');
+
+  const next = await startReady(t, dataDir, queuePrefix, 'start after the loss');
+  await expectStatus(next, 200, 'GET', '/readyz');
+  await stopService(t, next, 'SIGTERM', dataDir);
+});

@@ -245,6 +245,11 @@ export interface EmbeddedPostgresOptions {
   /** The database the connection URL names (created by the caller). */
   database: string;
   log: Logger;
+  /**
+   * Called once if the server stops when nobody asked it to (killed, crashed): the caller's
+   * connections cannot come back, so it should stop too.
+   */
+  onUnexpectedExit?: () => void;
 }
 
 /**
@@ -337,7 +342,9 @@ export class EmbeddedPostgres {
       await logFile.close();
     }
     this.child.once('exit', (code, signal) => {
-      if (!this.stopping) log.error({ code, signal }, 'the embedded PostgreSQL stopped unexpectedly');
+      if (this.stopping) return;
+      log.error({ code, signal }, 'the embedded PostgreSQL stopped unexpectedly');
+      this.options.onUnexpectedExit?.();
     });
     await this.waitUntilReady();
     log.debug({ serverPid: this.child.pid, port }, 'embedded PostgreSQL ready');
