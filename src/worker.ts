@@ -16,7 +16,7 @@ import { purgeEndedSessions } from './accounts/accounts.repository.js';
 import { claimExpiryProcessor, sweepOverdueClaims } from './claims/claim-expiry.job.js';
 import { remindEndingLeases } from './claims/lease-reminder.job.js';
 import { revokeClaimsOfDepartedMembers } from './claims/departed-members.js';
-import { revokeClaimsOfEndedProjects } from './claims/ended-projects.js';
+import { revokeClaimsOfEndedProjects, revokeStrandedClaims } from './claims/ended-projects.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from './reviews/review-deadline.job.js';
 import { enqueueSettlement, requeueUnfinishedSettlements, settlementProcessor } from './settlements/settlement.job.js';
 import { challengeClosingProcessor, sweepEndedChallenges } from './challenges/challenge-closing.job.js';
@@ -54,7 +54,10 @@ export const relayEvents = (ctx: JobContext) => relayOutbox(ctx.db, ctx.queues, 
 const maintenanceTasks: MaintenanceTasks = {
   'purge-idempotency-keys': async (ctx) => ({ purged: await purgeExpiredKeys(ctx.db) }),
   'purge-ended-sessions': async (ctx) => ({ purged: await purgeEndedSessions(ctx.db) }),
-  'expire-overdue-claims': async (ctx) => ({ expired: await sweepOverdueClaims(ctx) }),
+  'expire-overdue-claims': async (ctx) => ({
+    expired: await sweepOverdueClaims(ctx),
+    revoked: await revokeStrandedClaims(ctx.db),
+  }),
   'accept-overdue-submissions': async (ctx) => ({ accepted: await sweepOverdueSubmissions(ctx) }),
   'relay-outbox': async (ctx) => ({ relayed: await relayEvents(ctx) }),
   'requeue-unfinished-settlements': async (ctx) => ({ requeued: await requeueUnfinishedSettlements(ctx) }),

@@ -397,9 +397,42 @@ export async function revokeLiveClaimsOfProject(
     WHERE c.project_id = ${projectId}::uuid AND c.status IN ('active', 'submitted')
     ORDER BY c.id
     FOR UPDATE OF c`.execute(trx);
-  if (held.rows.length === 0) return [];
-  const ids = held.rows.map((r) => r.id);
-  return revokeClaims(trx, sql`c.id = ANY(${ids}::uuid[]) AND c.status IN ('active', 'submitted')`, reason);
+  return revokeLiveClaims(
+    trx,
+    held.rows.map((r) => r.id),
+    reason,
+  );
+}
+
+/**
+ * Live claims left in projects that ended (cancelled or settled), locked in id order, at most
+ * `limit`, with their project's status. Normally none: the end's outbox event revokes them. But a
+ * claim statement reads its project's status from its snapshot, so one that waited on its task's
+ * row while the project ended, and committed after the event was relayed, leaves a claim behind.
+ * Claims locked elsewhere are skipped: the next sweep takes them.
+ */
+export async function lockLiveClaimsOfEndedProjects(
+  trx: Transaction<Database>,
+  limit: number,
+): Promise<{ id: string; project_status: 'cancelled' | 'settled' }[]> {
+  const held = await sql<{ id: string; project_status: 'cancelled' | 'settled' }>`
+    SELECT c.id, p.status AS project_status
+    FROM claims c JOIN projects p ON p.id = c.project_id
+    WHERE c.status IN ('active', 'submitted') AND p.status IN ('cancelled', 'settled')
+    ORDER BY c.id
+    LIMIT ${limit}
+    FOR UPDATE OF c SKIP LOCKED`.execute(trx);
+  return held.rows;
+}
+
+/** Revokes the given live claims (locked by the caller) with the reason; returns them. */
+export async function revokeLiveClaims(
+  trx: Transaction<Database>,
+  claimIds: string[],
+  reason: string,
+): Promise<ClaimRow[]> {
+  if (claimIds.length === 0) return [];
+  return revokeClaims(trx, sql`c.id = ANY(${claimIds}::uuid[]) AND c.status IN ('active', 'submitted')`, reason);
 }
 
 /**

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { sql } from 'kysely';
 import type { Db } from '../../src/infra/postgres.js';
 import { PROJECT_ENDED_REASON } from '../../src/claims/ended-projects.js';
 import {
@@ -20,6 +21,7 @@ import {
   waitFor,
 } from '../marketplace-helpers.js';
 import { adjust, assertInvariants, requestSettlementId } from '../settlement-helpers.js';
+import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 
 // A project cancelled, or frozen for settlement, takes no more work: the outbox relay hands its
 // project.cancelled or project.settled event to a subscriber that revokes the project's active
@@ -91,6 +93,79 @@ onEachQueueBackend(
       'each in its member inbox, revoked by the service',
     );
     t.equal((await claimTask(app, alice!, other!.id)).status, 201, "alice's cap is free again");
+    await assertInvariants(t, db);
+  },
+);
+
+onEachQueueBackend(
+  t,
+  'a claim that commits after its project ended and the end was relayed is revoked by the sweep',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, { ...queueBackendEnv(backend), SWEEP_INTERVAL_SECONDS: '1' });
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const [alice] = await joinMembers(app, circle.id, 1);
+    const project = await createProject(app, owner, circle.id, {
+      title: 'Ending',
+      rewardPool: { amount: 100, unit: 'credits' },
+    });
+    const [task] = await addTasks(app, owner, project.id, [{ title: 'Contended' }]);
+    await startWorkers(t, config);
+
+    // The test holds the task's row: the claim reads the project as open, then waits on the row.
+    // Meanwhile the project is cancelled and the relay revokes its live claims, of which the claim
+    // in flight is not one yet. Let go, the claim commits into the cancelled project.
+    let claiming!: ReturnType<typeof claimTask>;
+    await db.transaction().execute(async (trx) => {
+      await sql`SELECT 1 FROM tasks WHERE id = ${task!.id}::uuid FOR NO KEY UPDATE`.execute(trx);
+      claiming = claimTask(app, alice!, task!.id);
+      await waitUntilBlockedBy(db, await backendPid(trx));
+      const cancel = await call(app, 'PATCH', `/v1/projects/${project.id}`, {
+        token: owner.token,
+        body: { status: 'cancelled' },
+      });
+      t.equal(cancel.status, 200, 'the project is cancelled while the claim waits');
+      const relayed = await waitFor(
+        async () =>
+          (await db
+            .selectFrom('events')
+            .select('id')
+            .where('type', '=', 'project.cancelled')
+            .where('relayed_at', 'is not', null)
+            .executeTakeFirst()) !== undefined,
+        60_000,
+      );
+      t.ok(relayed, 'and its end is relayed before the claim commits');
+    });
+    const claimed = await claiming;
+    t.equal(claimed.status, 201, 'the claim committed into the ended project');
+
+    const revoked = await waitFor(async () => {
+      const row = await db
+        .selectFrom('claims')
+        .select(['status', 'revoke_reason', 'member_slot'])
+        .where('id', '=', claimed.body.id)
+        .executeTakeFirstOrThrow();
+      return row.status === 'revoked' ? row : undefined;
+    }, 60_000);
+    t.match(
+      revoked,
+      { status: 'revoked', revoke_reason: PROJECT_ENDED_REASON['project.cancelled'], member_slot: null },
+      'the sweep revoked it, as the relay would have',
+    );
+    const events = await db
+      .selectFrom('events')
+      .select(['actor_id', 'recipient_id'])
+      .where('type', '=', 'claim.revoked')
+      .where('subject_id', '=', claimed.body.id)
+      .execute();
+    t.same(events, [{ actor_id: null, recipient_id: alice!.id }], 'with its event in the member inbox');
+    const { live_claims } = await db
+      .selectFrom('tasks')
+      .select('live_claims')
+      .where('id', '=', task!.id)
+      .executeTakeFirstOrThrow();
+    t.equal(live_claims, 0, 'and its slot given back');
     await assertInvariants(t, db);
   },
 );
