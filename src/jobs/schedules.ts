@@ -23,13 +23,23 @@ function intervals(config: Config): Record<MaintenanceTask, number> {
 }
 
 /**
+ * How each scheduled run is kept. One attempt: the next run is at most an interval away and does
+ * the same work, so retries of runs that failed (in a database outage, say) would only pile up
+ * and, once it is over, take the maintenance slots from fresh runs. Failed runs are kept by count
+ * for the operator pages, not for the week other jobs' failures are.
+ */
+const RUN_OPTIONS = { attempts: 1, removeOnFail: { count: 1000 } };
+
+const template = (task: MaintenanceTask) => ({ name: task, data: { task }, opts: RUN_OPTIONS });
+
+/**
  * Repeating jobs, declared with upsertJobScheduler so every worker process can declare them at
  * start without creating duplicates (the scheduler id is the key).
  */
 export async function upsertSchedules(queues: Queues, config: Config): Promise<void> {
   const maintenance = queues.get('maintenance');
   for (const [task, ms] of Object.entries(intervals(config)) as [MaintenanceTask, number][]) {
-    await maintenance.upsertJobScheduler(task, { every: ms }, { name: task, data: { task } });
+    await maintenance.upsertJobScheduler(task, { every: ms }, template(task));
   }
 }
 
@@ -42,7 +52,7 @@ export async function restoreMissingSchedules(queues: Queues, config: Config): P
   const restored: MaintenanceTask[] = [];
   for (const [task, ms] of Object.entries(intervals(config)) as [MaintenanceTask, number][]) {
     if (await maintenance.getJobScheduler(task)) continue;
-    await maintenance.upsertJobScheduler(task, { every: ms }, { name: task, data: { task } });
+    await maintenance.upsertJobScheduler(task, { every: ms }, template(task));
     restored.push(task);
   }
   return restored;

@@ -154,5 +154,12 @@ onEachQueueBackend(
     t.equal(new Set(ids).size, ids.length, 'no duplicates');
     t.equal(schedulers.find((s) => s.key === 'purge-idempotency-keys')?.every, 3600_000);
     t.equal(schedulers.find((s) => s.key === 'purge-ended-sessions')?.every, 3600_000);
+    for (const scheduler of schedulers) {
+      t.match(
+        scheduler.template?.opts,
+        { attempts: 1, removeOnFail: { count: 1000 } },
+        `${scheduler.key}: each run is one attempt, failures kept by count`,
+      );
+    }
   },
 );
