@@ -47,10 +47,11 @@ const running: {
 let shuttingDown = false;
 
 async function stopRunning(): Promise<void> {
-  // Stop taking requests first (in-flight ones finish), then let running jobs finish, then stop
-  // the embedded database they all used.
-  await running.app?.close();
-  await running.workers?.close();
+  // Requests and jobs wind down together: the server stops taking requests and finishes those in
+  // flight while the workers stop taking jobs and finish theirs. One after the other, the workers
+  // would go on starting jobs while the requests drained, and the grace period would run out
+  // on them. The embedded database they all use stops last.
+  await Promise.all([running.app?.close(), running.workers?.close()]);
   await running.embedded?.stop();
 }
 
