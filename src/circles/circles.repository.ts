@@ -79,9 +79,14 @@ export async function listCirclesOfUser(db: Db, userId: string, limit: number, a
     .execute();
 }
 
-/** The circle's row, locked until the transaction ends: for changing its settings. */
+/**
+ * The circle's row, locked until the transaction ends: for changing its settings. FOR NO KEY
+ * UPDATE, the lock a settings UPDATE takes anyway: every row inserted in the circle (claims,
+ * memberships, events, tasks) has its circle_id foreign key checked with a KEY SHARE lock on this
+ * row, which FOR UPDATE would queue behind the whole edit.
+ */
 export async function lockCircle(trx: Transaction<Database>, circleId: string) {
-  return trx.selectFrom('circles').selectAll().where('id', '=', circleId).forUpdate().executeTakeFirst();
+  return trx.selectFrom('circles').selectAll().where('id', '=', circleId).forNoKeyUpdate().executeTakeFirst();
 }
 
 export async function updateCircle(
