@@ -18,6 +18,11 @@ const EnvSchema = Type.Object({
     default: './.data',
     description: 'Where the embedded PostgreSQL and the generated JWT secret live when DATABASE_URL is unset',
   }),
+  MIGRATE_ON_START: Type.Union([Type.Literal('true'), Type.Literal('false')], {
+    default: 'true',
+    description:
+      'false leaves migrating to `npm run migrate` (a deploy step); a process then refuses to start on a database that lacks migrations',
+  }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20, description: 'Connections per process' }),
   DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({
     minimum: 100,
@@ -160,6 +165,8 @@ export const SETTING_NAMES = Object.keys(EnvSchema.properties) as (keyof typeof 
 export interface Config {
   databaseUrl: string;
   dataDir: string;
+  /** false: start-up only checks the schema is current, leaving migrating to the migrate command. */
+  migrateOnStart: boolean;
   databasePoolSize: number;
   /** How long a query waits for a pooled connection (all busy, or a new one opening) before failing. */
   databaseConnectTimeoutMs: number;
@@ -263,6 +270,7 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
   return {
     databaseUrl: e.DATABASE_URL ?? null,
     dataDir: e.DATA_DIR,
+    migrateOnStart: e.MIGRATE_ON_START === 'true',
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     redisUrl: e.REDIS_URL ?? null,

@@ -3,7 +3,13 @@ import type { Logger } from 'pino';
 import { createLogger } from './infra/logger.js';
 import { ConfigError, loadEnvFileIfPresent, loadSettings, withServices, type Config, type Settings } from './config.js';
 import { createDatabaseIfMissing, createDb } from './infra/postgres.js';
-import { migrateToLatest } from './infra/migrations.js';
+import {
+  MigrationLockTimeoutError,
+  SchemaBehindError,
+  assertMigrated,
+  logMigrationProgress,
+  migrateToLatest,
+} from './infra/migrations.js';
 import { prepareQueueStore } from './jobs/queue-backend.js';
 import { buildApp } from './app.js';
 import { startWorkerRole, workerMetrics } from './worker.js';
@@ -27,10 +33,14 @@ function readSettings(): Settings {
 }
 
 async function prepareDatabase(config: Config, log: Logger): Promise<void> {
+  if (!config.migrateOnStart) {
+    await assertMigrated(config.databaseUrl);
+    return;
+  }
   if (await createDatabaseIfMissing(config.databaseUrl)) log.info('database created');
   const db = createDb(config.databaseUrl, 1);
   try {
-    const applied = await migrateToLatest(db);
+    const applied = await migrateToLatest(db, { progress: logMigrationProgress(log) });
     if (applied.length) log.info({ applied }, 'migrations applied');
   } finally {
     await db.destroy();
@@ -112,7 +122,11 @@ async function main(): Promise<void> {
 
 /** Start-up problems the operator fixes: one line, no stack. */
 const forOperator = (err: unknown) =>
-  err instanceof ConfigError || err instanceof DataFolderInUseError || err instanceof EmbeddedPostgresError;
+  err instanceof ConfigError ||
+  err instanceof DataFolderInUseError ||
+  err instanceof EmbeddedPostgresError ||
+  err instanceof MigrationLockTimeoutError ||
+  err instanceof SchemaBehindError;
 
 main().catch(async (err) => {
   // A signal during start-up: the shutdown under way stops what started and exits.

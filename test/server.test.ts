@@ -4,6 +4,8 @@ import pg from 'pg';
 import { LATEST_SCHEMA_VERSION } from 'bullmq';
 import { QUEUE_SCHEMA } from '../src/jobs/queue-backend.js';
 import { migrations } from '../db/migrations/index.js';
+import { createDb } from '../src/infra/postgres.js';
+import { migrateToLatest } from '../src/infra/migrations.js';
 import { REDIS_URL, flushPrefix } from './helper.js';
 import { databaseUrl, withAdminClient } from './setup/test-database.js';
 import {
@@ -91,6 +93,9 @@ t.test('the server creates and migrates a missing database, serves, and exits 0 
   t.ok(await databaseExists(db.name), 'the database was created');
   t.same(await appliedMigrations(db.name), Object.keys(migrations).sort(), 'and fully migrated');
   t.ok(server.logs.some((l) => l.msg === 'database created'));
+  const steps = (msg: string) => server.logs.filter((l) => l.msg === msg).map((l) => l.migration);
+  t.same(steps('applying migration'), Object.keys(migrations), 'each migration reported as it starts');
+  t.same(steps('migration applied'), Object.keys(migrations), 'and as it ends');
 
   // It really serves the API: register over HTTP.
   const res = await fetch(`http://127.0.0.1:${server.port}/v1/auth/register`, {
@@ -130,6 +135,37 @@ t.test('two processes starting at once on one fresh database both come up; migra
   for (const server of servers) server.child.kill('SIGTERM');
   t.same(await Promise.all(servers.map((s) => s.exited)), [0, 0]);
 });
+
+t.test(
+  'with MIGRATE_ON_START=false a process refuses a database behind the code, and starts once it is migrated',
+  async (t) => {
+    const db = await freshDatabase(t);
+    const env = { ...baseEnv(db), MIGRATE_ON_START: 'false' };
+    const missing = startServer(t, env, await freePort());
+    t.equal(await missing.exited, 1, 'no database: start-up fails');
+    t.match(missing.stderr(), /the database does not exist and MIGRATE_ON_START=false: run `npm run migrate`/);
+    t.notOk(await databaseExists(db.name), 'and creates nothing');
+
+    await withAdminClient((c) => c.query(`CREATE DATABASE ${db.name}`));
+    const behind = startServer(t, env, await freePort());
+    t.equal(await behind.exited, 1, 'an empty database: start-up fails');
+    t.match(behind.stderr(), /the database lacks \d+ migration\(s\) \(0001_foundation, /);
+    t.same(await appliedMigrations(db.name).catch(() => []), [], 'and migrates nothing');
+
+    // The deploy step.
+    const migrating = createDb(db.url, 1);
+    await migrateToLatest(migrating);
+    await migrating.destroy();
+    const server = startServer(t, env, await freePort());
+    await waitUntilReady(server);
+    t.notOk(
+      server.logs.some((l) => l.msg === 'applying migration'),
+      'a migrated database: the process starts without migrating',
+    );
+    server.child.kill('SIGTERM');
+    t.equal(await server.exited, 0);
+  },
+);
 
 t.test('with no Redis at all: queues in Postgres, worked by the same process; rate limits per process', async (t) => {
   const db = await freshDatabase(t);

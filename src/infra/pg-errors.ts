@@ -38,6 +38,9 @@ const WRITE_CONFLICT = new Set(['40P01', '40001']);
 export const isWriteConflict = (err: unknown) =>
   WRITE_CONFLICT.has((err as PgError | null | undefined)?.code as string);
 
+/** A statement that gave up waiting for a lock after `lock_timeout` (lock_not_available). */
+export const isLockTimeout = (err: unknown) => (err as PgError | null | undefined)?.code === '55P03';
+
 // Postgres and network failures that mean "the database is unreachable right now", not a bug:
 // admin/crash shutdown, cannot connect now, connection exceptions, too many connections.
 const UNAVAILABLE_PG = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);
