@@ -114,12 +114,13 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  // Guessing the current password is credential guessing: it spends the per-IP login budget too.
-  const authLimit = authRateLimit(app);
+  // Guessing the current password is credential guessing: it spends the per-IP login budget too,
+  // and a budget of the same size per user, so a stolen access token used from many addresses
+  // gets no more guesses than one address would.
   app.post(
     '/me/password',
     {
-      preHandler: authLimit,
+      preHandler: authRateLimit(app, { perUser: true }),
       schema: {
         operationId: 'changeMyPassword',
         tags,

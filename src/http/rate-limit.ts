@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { rateLimited } from '../errors.js';
 import { ProcessWindowStore, SharedWindowStore } from './rate-limit-store.js';
 import { problems } from './schemas.js';
@@ -58,15 +58,39 @@ export const rateLimitPlugin = fp(
 
 /**
  * One small per-IP budget against credential stuffing, shared by login, register and refresh:
- * switching routes buys an attacker nothing. (A per-route `config.rateLimit` would count each
- * route separately in the Redis store.) Use as the routes' preHandler with `config.rateLimit: false`.
+ * switching routes buys an attacker nothing. Use as the routes' preHandler with
+ * `config.rateLimit: false`. `perUser` also counts the same budget per signed-in user, for guesses
+ * made with a session's token, which an attacker could otherwise spread over many addresses.
+ *
+ * Counted with the plugin's createRateLimit, not its route handlers: a request runs only the first
+ * of those handlers (the plugin marks it as limited), so a second budget, or the global one, would
+ * be skipped without a word.
  */
-export function authRateLimit(app: FastifyInstance) {
-  const limiter = app.rateLimit({
-    max: app.config.rateLimit.authMax,
-    timeWindow: 60_000,
-    keyGenerator: (request: FastifyRequest) => `auth:${request.ip}`,
-  });
+export function authRateLimit(app: FastifyInstance, options: { perUser?: boolean } = {}) {
+  const budget = (key: (request: FastifyRequest) => string) =>
+    app.createRateLimit({ max: app.config.rateLimit.authMax, timeWindow: 60_000, keyGenerator: key });
+  const budgets = [budget((request) => `auth:${request.ip}`)];
+  if (options.perUser) budgets.push(budget((request) => `auth-user:${request.user?.sub ?? request.ip}`));
+  const limiter = async (request: FastifyRequest, reply: FastifyReply) => {
+    let tightest: { max: number; remaining: number; ttlInSeconds: number; isExceeded: boolean } | undefined;
+    for (const spend of budgets) {
+      const spent = await spend(request);
+      if (spent.isAllowed) continue; // on the allow list (none is configured)
+      if (!tightest || spent.isExceeded || spent.remaining < tightest.remaining) tightest = spent;
+      if (spent.isExceeded) break;
+    }
+    if (!tightest) return;
+    // The tightest budget is the one a client must heed: its figures go in the headers.
+    reply.header('x-ratelimit-limit', tightest.max);
+    reply.header('x-ratelimit-remaining', tightest.remaining);
+    reply.header('x-ratelimit-reset', tightest.ttlInSeconds);
+    if (tightest.isExceeded) {
+      reply.header('retry-after', tightest.ttlInSeconds);
+      throw rateLimited(
+        `Rate limit of ${tightest.max} attempts per minute exceeded; retry after ${tightest.ttlInSeconds} s.`,
+      );
+    }
+  };
   authLimiters.add(limiter);
   return limiter;
 }

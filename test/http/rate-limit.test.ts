@@ -133,3 +133,26 @@ t.test('login, register and refresh share one per-IP budget', async (t) => {
   });
   t.equal(fourth.status, 429, 'the fourth, on any of them, is limited');
 });
+
+t.test('password change guesses are limited per user too, wherever they come from', async (t) => {
+  // Each guess from an address of its own (a proxy in front, trusted for one hop): the per-IP
+  // budget never fills, the user's does.
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3', TRUST_PROXY: '1' });
+  const user = await registerUser(app, 'guessed');
+  const guess = (i: number) =>
+    call(app, 'POST', '/v1/me/password', {
+      token: user.token,
+      headers: { 'x-forwarded-for': `203.0.113.${i}` },
+      body: { currentPassword: `guess number ${i}`, newPassword: 'a brand new passphrase' },
+    });
+  for (let i = 1; i <= 3; i++) t.ok(isProblem(await guess(i), 403, 'invalid_current_password'), `guess ${i} is judged`);
+  const fourth = await guess(4);
+  t.ok(isProblem(fourth, 429, 'rate_limited'), 'the fourth, from yet another address, is limited');
+  const other = await registerUser(app, 'bystander');
+  const theirs = await call(app, 'POST', '/v1/me/password', {
+    token: other.token,
+    headers: { 'x-forwarded-for': '203.0.113.99' },
+    body: { currentPassword: 'not theirs either', newPassword: 'a brand new passphrase' },
+  });
+  t.ok(isProblem(theirs, 403, 'invalid_current_password'), "another user's budget is their own");
+});
