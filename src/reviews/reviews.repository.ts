@@ -123,6 +123,15 @@ export async function findOverdueSubmission(db: Executor, submissionId: string) 
     .executeTakeFirst();
 }
 
+/** How long until the submission's review window closes by the database's clock (negative once it has). */
+export async function msUntilReviewDue(db: Executor, submissionId: string): Promise<number | undefined> {
+  const { rows } = await sql<{ ms: number }>`
+    SELECT extract(epoch FROM review_due_at - now())::float8 * 1000 AS ms FROM submissions WHERE id = ${submissionId}::uuid`.execute(
+    db,
+  );
+  return rows[0]?.ms;
+}
+
 export type ReviewQueueRow = {
   claim_id: string;
   task_id: string;

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { sql } from 'kysely';
 import { storedJobId } from '../../src/jobs/queues.js';
 import { reviewDeadlineProcessor, sweepOverdueSubmissions } from '../../src/reviews/review-deadline.job.js';
 import { buildTestApp, call, createCircle, onEachQueueBackend, queueBackendEnv, registerUser } from '../helper.js';
@@ -112,6 +113,10 @@ t.test('the deadline job does nothing before the deadline, after a human review,
   const reviewed = await claimTask(app, alice!, task.id);
   const s1 = await submitWork(app, alice!, reviewed.body.id);
   const job = (await enqueuedJob(queue, `submission_${s1.body.id}`))!;
+  // Well before its deadline (a run within seconds of it waits it out, below).
+  await sql`UPDATE submissions SET review_due_at = now() + interval '1 hour' WHERE id = ${s1.body.id}::uuid`.execute(
+    db,
+  );
   t.same(await reviewDeadlineProcessor({ submissionId: s1.body.id }, ctx, job), { accepted: false }, 'not due yet');
   t.equal((await review(app, owner, reviewed.body.id, { decision: 'accept', score: 50 })).status, 201);
 
@@ -164,4 +169,27 @@ t.test('the deadline job does nothing before the deadline, after a human review,
     acceptedCount: 2,
     liveClaims: 0,
   });
+});
+
+t.test('a deadline job run a little before the deadline by the database clock waits for it', async (t) => {
+  // What a job from a host whose clock runs ahead does: it fires before Postgres says the window
+  // has closed. Ended there, it would leave the work to the next sweep.
+  const { app, db, config } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice] = await joinMembers(app, circle.id, 1);
+  const ctx = { db, queues: app.queues, config, log: app.log };
+  const { task } = await projectWithTask(app, owner, circle.id, {}, { reviewWindowSeconds: 3600 });
+  const claim = await claimTask(app, alice!, task.id);
+  const submission = await submitWork(app, alice!, claim.body.id);
+  await sql`UPDATE submissions SET review_due_at = now() + interval '3 seconds' WHERE id = ${submission.body.id}::uuid`.execute(
+    db,
+  );
+  const job = (await enqueuedJob(queueHandle(t, config, 'review-deadline'), `submission_${submission.body.id}`))!;
+  t.same(
+    await reviewDeadlineProcessor({ submissionId: submission.body.id }, ctx, job),
+    { accepted: true },
+    'accepted at the deadline, not left to the sweep',
+  );
+  t.match(await acceptedAutomatically(app, alice!.token, claim.body.id), { decision: 'accept', automatic: true });
 });
