@@ -185,12 +185,12 @@ export async function updateTask(trx: Transaction<Database>, taskId: string, cha
     .executeTakeFirstOrThrow();
 }
 
-// A task and every task below it, at any depth.
+// A task and every task below it, at any depth (the root at depth 0).
 const subtree = (rootId: string) => sql`
   WITH RECURSIVE sub AS (
-    SELECT id FROM tasks WHERE id = ${rootId}::uuid
+    SELECT id, 0 AS depth FROM tasks WHERE id = ${rootId}::uuid
     UNION ALL
-    SELECT c.id FROM tasks c JOIN sub ON c.parent_id = sub.id
+    SELECT c.id, sub.depth + 1 FROM tasks c JOIN sub ON c.parent_id = sub.id
   )`;
 
 /** The open tasks of a task's subtree (itself included), read without locks. */
@@ -207,6 +207,15 @@ export async function openSubtreeIds(trx: Transaction<Database>, rootId: string)
  * Returns the cancelled ids; the task itself is among them only if it was still open.
  */
 export async function cancelOpenSubtree(trx: Transaction<Database>, rootId: string): Promise<string[]> {
+  // Locked deepest first, then by id, before the update: the order everything else that locks
+  // several tasks of a tree takes them in (a completion or a cancel locks its task, then the
+  // ancestors upward). Top-down, this cancel and one of a task below it, each holding the task the
+  // other wanted next, would deadlock.
+  await sql`
+    ${subtree(rootId)}
+    SELECT t.id FROM tasks t JOIN sub ON sub.id = t.id WHERE t.status = 'open'
+    ORDER BY sub.depth DESC, t.id
+    FOR UPDATE OF t`.execute(trx);
   const result = await sql<{ id: string }>`
     ${subtree(rootId)}
     UPDATE tasks t SET status = 'cancelled' FROM sub WHERE t.id = sub.id AND t.status = 'open'

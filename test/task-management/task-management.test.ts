@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { sql } from 'kysely';
 import { recordAcceptedWork } from '../../src/tasks/task-completion.js';
 import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
@@ -317,5 +318,47 @@ t.test('a dependency completing while it is being added is not lost', async (t) 
   const put = await putting;
   t.equal(put.status, 200);
   t.match(put.body, { blocked: false, dependsOn: [dep!.id] }, 'the dependency is done, so nothing blocks');
+  await assertInvariants(t, db);
+});
+
+t.test('cancelling a task and, at once, a task below it does not deadlock', async (t) => {
+  const { app, db, owner, project } = await setup(t, 0);
+  const [parent] = await addTasks(app, owner, project.id, [
+    { title: 'Parent', children: [{ title: 'Child' }, { title: 'Sibling' }] },
+  ]);
+  const tasks = await db.selectFrom('tasks').select(['id', 'title']).where('project_id', '=', project.id).execute();
+  const child = tasks.find((task) => task.title === 'Child')!.id;
+  // The test plays the cancel of the child: it holds the child's row, as that cancel's update
+  // does, and then wants the parent, as its roll-up does. The parent's cancel runs meanwhile.
+  let cancelling!: Promise<Reply>;
+  let parentLock: unknown;
+  await db.transaction().execute(async (trx) => {
+    await sql`SELECT 1 FROM tasks WHERE id = ${child}::uuid FOR UPDATE`.execute(trx);
+    cancelling = call(app, 'POST', `/v1/tasks/${parent!.id}/cancel`, {
+      token: owner.token,
+      body: { reason: 'Dropped' },
+    });
+    await waitUntilBlockedBy(db, await backendPid(trx));
+    // A cancel that took the parent before the child now holds what this wants: a deadlock, and
+    // Postgres rolls back one side.
+    parentLock = await sql`SELECT 1 FROM tasks WHERE id = ${parent!.id}::uuid FOR UPDATE`.execute(trx).then(
+      () => 'taken',
+      (err: unknown) => err,
+    );
+  });
+  t.equal(parentLock, 'taken', "the child's side takes the parent: the cancel above has not taken it yet");
+  const cancelled = await cancelling;
+  t.equal(cancelled.status, 200, `the parent's cancel then goes through (${JSON.stringify(cancelled.body)})`);
+  const statuses = await db
+    .selectFrom('tasks')
+    .select(['title', 'status'])
+    .where('project_id', '=', project.id)
+    .orderBy('title')
+    .execute();
+  t.same(statuses, [
+    { title: 'Child', status: 'cancelled' },
+    { title: 'Parent', status: 'cancelled' },
+    { title: 'Sibling', status: 'cancelled' },
+  ]);
   await assertInvariants(t, db);
 });
