@@ -106,7 +106,7 @@ export async function deliverAttempt(
 
   const retryIn = await ctx.db.transaction().execute(async (trx) => {
     // The endpoint before the message, as everywhere that locks both.
-    const endpoint = await repo.lockEndpoint(trx, circleId, m.endpoint_id);
+    const endpoint = await repo.lockEndpoint(trx, circleId, m.endpoint_id, 'edit');
     const locked = await repo.lockMessage(trx, circleId, messageId);
     if (!endpoint || !locked || locked.status !== 'pending' || locked.attempts !== attempt - 1) return 'stale';
     await repo.insertAttempt(trx, {
@@ -140,8 +140,11 @@ export async function deliverAttempt(
       // A message that used up its automatic attempts: one more in the endpoint's failing streak.
       const streak = endpoint.failure_streak + 1;
       const counted = await repo.updateEndpoint(trx, circleId, endpoint.id, { failure_streak: streak });
-      if (streak >= settings.disableAfterFailures && counted.enabled)
+      if (streak >= settings.disableAfterFailures && counted.enabled) {
+        // Disabling waits for a fan-out in flight (lockEndpoint says why).
+        await repo.lockEndpoint(trx, circleId, endpoint.id, 'end');
         await disableEndpoint(trx, counted, 'failing', null);
+      }
     }
     return succeeded ? 'succeeded' : 'failed';
   });
@@ -166,7 +169,7 @@ async function endIfDisabled(
   messageId: string,
 ): Promise<'failed' | 'stale'> {
   return ctx.db.transaction().execute(async (trx) => {
-    const endpoint = await repo.lockEndpoint(trx, circleId, endpointId);
+    const endpoint = await repo.lockEndpoint(trx, circleId, endpointId, 'edit');
     const locked = await repo.lockMessage(trx, circleId, messageId);
     // Re-enabled in the meantime (its message is deliverable again) or finished elsewhere.
     if (!endpoint || endpoint.enabled || locked?.status !== 'pending') return 'stale';

@@ -29,14 +29,25 @@ export async function findEndpoint(db: Executor, circleId: string, endpointId: s
     .executeTakeFirst();
 }
 
-export async function lockEndpoint(trx: Transaction<Database>, circleId: string, endpointId: string) {
-  return trx
+/**
+ * The endpoint's row, locked until the transaction ends. The outbox relay's fan-out checks each
+ * message's endpoint with a KEY SHARE lock it holds until its whole batch commits. `'edit'` (FOR
+ * NO KEY UPDATE), for changes that leave the endpoint enabled, lets that lock be: an edit or a
+ * delivery record does not wait for a batch. `'end'` (FOR UPDATE), to disable or delete it, waits
+ * for a fan-out in flight, so the messages it commits are among the pending ones disabling ends.
+ */
+export async function lockEndpoint(
+  trx: Transaction<Database>,
+  circleId: string,
+  endpointId: string,
+  purpose: 'edit' | 'end',
+) {
+  const q = trx
     .selectFrom('webhook_endpoints')
     .selectAll()
     .where('circle_id', '=', circleId)
-    .where('id', '=', endpointId)
-    .forUpdate()
-    .executeTakeFirst();
+    .where('id', '=', endpointId);
+  return (purpose === 'end' ? q.forUpdate() : q.forNoKeyUpdate()).executeTakeFirst();
 }
 
 /** The circle's endpoints, newest first, keyset-paginated on (created_at in µs, id). */

@@ -113,7 +113,7 @@ export async function updateWebhook(
   if (input.url !== undefined) checkUrl(ctx, input.url);
   const events = input.events === undefined ? undefined : checkEvents(input.events);
   const updated = await ctx.db.transaction().execute(async (trx) => {
-    let endpoint = await repo.lockEndpoint(trx, circleId, webhookId);
+    let endpoint = await repo.lockEndpoint(trx, circleId, webhookId, input.enabled === false ? 'end' : 'edit');
     if (!endpoint) throw notFound('webhook');
     const changes: Parameters<typeof repo.updateEndpoint>[3] = {};
     const changed: string[] = [];
@@ -158,7 +158,7 @@ export async function updateWebhook(
 export async function deleteWebhook(ctx: AppContext, userId: string, circleId: string, webhookId: string) {
   await requireMember(ctx.db, circleId, userId, MANAGERS);
   await ctx.db.transaction().execute(async (trx) => {
-    const endpoint = await repo.lockEndpoint(trx, circleId, webhookId);
+    const endpoint = await repo.lockEndpoint(trx, circleId, webhookId, 'end');
     if (!endpoint) throw notFound('webhook');
     await repo.deleteEndpoint(trx, circleId, webhookId);
     await recordEvent(trx, {
@@ -175,7 +175,7 @@ export async function rotateSecret(ctx: AppContext, userId: string, circleId: st
   await requireMember(ctx.db, circleId, userId, MANAGERS);
   const secret = generateSecret();
   const endpoint = await ctx.db.transaction().execute(async (trx) => {
-    const endpoint = await repo.lockEndpoint(trx, circleId, webhookId);
+    const endpoint = await repo.lockEndpoint(trx, circleId, webhookId, 'edit');
     if (!endpoint) throw notFound('webhook');
     const rotated = await repo.replaceSecret(trx, circleId, webhookId, secret, SECRET_GRACE_MS);
     await recordEvent(trx, {
@@ -236,7 +236,7 @@ export async function redeliver(
 ) {
   await requireMember(ctx.db, circleId, userId, MANAGERS);
   const queued = await ctx.db.transaction().execute(async (trx) => {
-    const endpoint = await repo.lockEndpoint(trx, circleId, webhookId);
+    const endpoint = await repo.lockEndpoint(trx, circleId, webhookId, 'edit');
     if (!endpoint) throw notFound('webhook');
     const delivery = await repo.findAttempt(trx, circleId, webhookId, deliveryId);
     if (!delivery) throw notFound('delivery');

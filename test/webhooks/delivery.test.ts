@@ -595,7 +595,7 @@ onEachQueueBackend(
         holding = resolve;
       });
       const disabling = db.transaction().execute(async (trx) => {
-        const endpoint = await lockEndpoint(trx, circle.id, hook.id);
+        const endpoint = await lockEndpoint(trx, circle.id, hook.id, 'end');
         holding(await backendPid(trx));
         await gate;
         await disableEndpoint(trx, endpoint!, 'manual', owner.id);
