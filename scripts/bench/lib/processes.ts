@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { availableParallelism, tmpdir } from 'node:os';
+import { SETTING_NAMES } from '../../../src/config.js';
 
 // Processes the bench starts (the service's roles, the SQL load and bare route children) and what
 // it reads about them from /proc: CPU time and peak memory. Every child is stopped on exit, error
@@ -92,6 +93,8 @@ export interface ServiceProcess {
 const WORKER_NODE_FLAGS = ['--max-semi-space-size=16'];
 
 /** Starts one role of the service the way an operator would: node on the built output. */
+const UNSET_SETTINGS: Record<string, string> = Object.fromEntries(SETTING_NAMES.map((name) => [name, '']));
+
 export function startRole(
   role: 'api' | 'worker',
   env: Record<string, string>,
@@ -104,7 +107,9 @@ export function startRole(
   const child = track(
     spawn(NODE, [...args, 'dist/src/server.js'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ROLE: role },
+      // Every setting the bench does not give is set empty (unset, for the service): otherwise the
+      // server would read a developer's .env from the working directory into the measurement.
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...UNSET_SETTINGS, ...env, ROLE: role },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
