@@ -11,9 +11,10 @@ const Status = Type.Object(
 );
 
 /**
- * Liveness (the process answers) and readiness for load balancers: Postgres, the queue store (Redis,
- * or BullMQ's tables in Postgres through the producers' own pool) and Redis for the rate limits
- * when it is configured.
+ * Liveness (the process answers) and readiness for load balancers: Postgres (through a connection
+ * of its own, so a busy request pool does not read as an outage), the queue store (Redis, or
+ * BullMQ's tables in Postgres through the producers' own pool) and Redis for the rate limits when
+ * it is configured.
  */
 export const healthRoutes: FastifyPluginAsync = async (app) => {
   const common = { tags: ['health'], security: [] };
@@ -48,7 +49,7 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
         withDeadline(probe, 2_000, `readiness check of ${name}`).catch(() => failures.add(name));
       const queueStore = app.queueConnection.backend === 'redis' ? 'redis' : 'postgres queue tables';
       await Promise.all([
-        check('postgres', sql`SELECT 1`.execute(app.db)),
+        check('postgres', sql`SELECT 1`.execute(app.readinessDb)),
         check(queueStore, app.queueConnection.ping()),
         app.rateLimitRedis && check('redis', app.rateLimitRedis.ping()),
       ]);

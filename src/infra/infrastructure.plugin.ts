@@ -9,6 +9,11 @@ declare module 'fastify' {
     config: Config;
     db: Db;
     /**
+     * One connection of its own for /readyz: a probe queued behind the request pool would fail
+     * whenever the service is merely busy, and a load balancer would take a busy instance out.
+     */
+    readinessDb: Db;
+    /**
      * Fail-fast Redis for the rate limiter's counts, auto-pipelined (see infrastructurePlugin);
      * null without REDIS_URL, when each process counts on its own.
      */
@@ -39,11 +44,13 @@ export const infrastructurePlugin = fp(
       rateLimitRedis.on('error', (err) => app.log.debug({ err }, 'redis connection error'));
       await waitUntilReady(rateLimitRedis, 2_000);
     }
+    const readinessDb = createDb(config.databaseUrl, 1, config.databaseConnectTimeoutMs);
     app.decorate('db', db);
+    app.decorate('readinessDb', readinessDb);
     app.decorate('rateLimitRedis', rateLimitRedis);
     app.addHook('onClose', async () => {
       rateLimitRedis?.disconnect();
-      await db.destroy();
+      await Promise.all([db.destroy(), readinessDb.destroy()]);
     });
   },
   { name: 'infrastructure', dependencies: ['config'] },

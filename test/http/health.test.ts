@@ -4,6 +4,7 @@ import { buildApp } from '../../src/app.js';
 import { QUEUE_SCHEMA } from '../../src/jobs/queue-backend.js';
 import { type Reply, buildTestApp, call, createTestEnv, isProblem, queueBackendEnv } from '../helper.js';
 import { readyz, waitFor } from '../marketplace-helpers.js';
+import { heldTransaction } from '../held-transaction.js';
 
 /** A 503 that names exactly this store as unreachable: what the test broke, and nothing that is up. */
 const naming = (what: string) => (r: Reply) => r.status === 503 && r.body?.detail === `Not ready: ${what} unreachable.`;
@@ -60,4 +61,13 @@ t.test('a probe that never answers makes readyz 503 at its 2 s deadline, naming 
   t.ok(isProblem(ready, 503, 'service_unavailable'), JSON.stringify(ready.body));
   t.equal(ready.body.detail, 'Not ready: redis unreachable.');
   t.ok(elapsed >= 1_900 && elapsed < 15_000, `answered after ${elapsed} ms`);
+});
+
+t.test('readyz stays 200 while every connection of the request pool is busy', async (t) => {
+  const { app } = await buildTestApp(t, { DATABASE_POOL_SIZE: '1' });
+  // The pool's only connection, held as a long request would hold it.
+  const busy = await heldTransaction(app.db, (trx) => sql`SELECT 1`.execute(trx));
+  const ready = await readyz(app);
+  t.equal(ready.status, 200, `a busy service is still ready (${JSON.stringify(ready.body)})`);
+  await busy.commit();
 });
