@@ -215,6 +215,9 @@ export interface Settings extends Omit<Config, 'databaseUrl' | 'jwt'> {
 
 export class ConfigError extends Error {}
 
+/** The shortest METRICS_TOKEN or OPERATOR_TOKEN accepted. */
+export const MIN_ACCESS_TOKEN_LENGTH = 16;
+
 // Settings whose values must not reach logs: a secret, or a URL that may carry a password.
 const SECRET_SETTINGS = new Set(['JWT_SECRET', 'METRICS_TOKEN', 'OPERATOR_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
 
@@ -255,6 +258,10 @@ export function loadSettings(env: Record<string, string | undefined> = process.e
     throw invalid(name, raw[name], first.message);
   }
   const e = withDefaults as Env;
+  // Guessed over the network, with no budget on wrong guesses: a short token is no lock at all.
+  for (const name of ['METRICS_TOKEN', 'OPERATOR_TOKEN'] as const)
+    if (e[name] !== '' && e[name].length < MIN_ACCESS_TOKEN_LENGTH)
+      throw invalid(name, raw[name], `must be empty (off) or at least ${MIN_ACCESS_TOKEN_LENGTH} characters`);
   if (e.DATABASE_URL !== undefined)
     checkServiceUrl(
       'DATABASE_URL',

@@ -70,7 +70,7 @@ t.test('values are read and converted from their text', async (t) => {
     AUTH_RATE_LIMIT_MAX: '2',
     QUEUE_PREFIX: '{ca}',
     JWT_SECRET: 'x'.repeat(32),
-    METRICS_TOKEN: 'm',
+    METRICS_TOKEN: 'metrics-token-of-a-fair-length',
   });
   t.equal(config.port, 8080);
   t.equal(config.role, 'worker');
@@ -78,7 +78,7 @@ t.test('values are read and converted from their text', async (t) => {
   t.same(config.rateLimit, { max: 5, authMax: 2 });
   t.equal(config.queuePrefix, '{ca}');
   t.equal(config.jwt.secret, 'x'.repeat(32));
-  t.equal(config.metricsToken, 'm');
+  t.equal(config.metricsToken, 'metrics-token-of-a-fair-length');
   t.equal(loadConfig({ ...external, WEBHOOK_ALLOW_PRIVATE: 'true' }).webhooks.allowPrivate, true);
   t.throws(() => loadConfig({ ...external, WEBHOOK_ALLOW_PRIVATE: 'yes' }), { message: /WEBHOOK_ALLOW_PRIVATE/ });
 });
@@ -243,5 +243,14 @@ t.test('CORS_ORIGINS: none, *, or exact origins', async (t) => {
 
 t.test('OPERATOR_TOKEN is empty (no operator pages) by default', async (t) => {
   t.equal(loadSettings({}).operatorToken, '');
-  t.equal(loadSettings({ OPERATOR_TOKEN: 'op' }).operatorToken, 'op');
+  t.equal(loadSettings({ OPERATOR_TOKEN: 'operator-token-16' }).operatorToken, 'operator-token-16');
+});
+
+t.test('METRICS_TOKEN and OPERATOR_TOKEN are off or long enough not to be guessed', async (t) => {
+  for (const name of ['METRICS_TOKEN', 'OPERATOR_TOKEN']) {
+    t.throws(() => loadSettings({ [name]: 'x'.repeat(15) }), {
+      message: `invalid setting ${name}=(value hidden): must be empty (off) or at least 16 characters`,
+    });
+    t.doesNotThrow(() => loadSettings({ [name]: 'x'.repeat(16) }));
+  }
 });

@@ -15,7 +15,7 @@ t.test('metrics are open without METRICS_TOKEN and count requests by route patte
 });
 
 t.test('with METRICS_TOKEN, scrapers must present it', async (t) => {
-  const { app } = await buildTestApp(t, { METRICS_TOKEN: 'scrape-secret' });
+  const { app } = await buildTestApp(t, { METRICS_TOKEN: 'scrape-secret-of-the-test' });
   const anonymous = await call(app, 'GET', '/metrics');
   t.ok(isProblem(anonymous, 401, 'invalid_token'));
   const wrong = await call(app, 'GET', '/metrics', { headers: { authorization: 'Bearer nope' } });
@@ -23,7 +23,7 @@ t.test('with METRICS_TOKEN, scrapers must present it', async (t) => {
   const right = await app.inject({
     method: 'GET',
     url: '/metrics',
-    headers: { authorization: 'Bearer scrape-secret' },
+    headers: { authorization: 'Bearer scrape-secret-of-the-test' },
   });
   t.equal(right.statusCode, 200);
   t.match(right.body, /http_request_duration_seconds_bucket/);

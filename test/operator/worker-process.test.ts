@@ -8,7 +8,7 @@ import { readyz, waitFor } from '../marketplace-helpers.js';
 // the queue dashboard. None of the API.
 
 t.test('serve: operations answers health, metrics and the dashboard, and no API route', async (t) => {
-  const { config } = await createTestEnv(t, { OPERATOR_TOKEN: 'op-token' });
+  const { config } = await createTestEnv(t, { OPERATOR_TOKEN: 'operator-token-of-the-worker' });
   const app = await buildApp({ config, logger: false, serve: 'operations' });
   t.teardown(() => app.close());
   await app.ready();
@@ -22,7 +22,7 @@ t.test('serve: operations answers health, metrics and the dashboard, and no API 
   }, 20_000);
   t.equal(metrics?.statusCode, 200);
   t.match(metrics?.body, /circle_actions_queue_jobs\{queue="settlements",state="waiting"\}/);
-  t.equal((await call(app, 'GET', '/admin/queues', { token: 'op-token' })).status, 200);
+  t.equal((await call(app, 'GET', '/admin/queues', { token: 'operator-token-of-the-worker' })).status, 200);
   for (const url of ['/v1/me', '/openapi.json', '/docs'])
     t.ok(isProblem(await call(app, 'GET', url), 404, 'route_not_found'), `${url} is not served`);
 });
