@@ -2,7 +2,7 @@ import type { AppContext } from '../context.js';
 import { conflict, invalid } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
-import { MANAGERS, authorize, requireMember } from '../circles/access.js';
+import { MANAGERS, authorize, requireMember, requireRole } from '../circles/access.js';
 import { assertPostgresKnowsTimeZone } from '../circles/timezones.js';
 import { addDays, challengeDayAt, challengeDayStart } from './challenge-days.js';
 import {
@@ -80,6 +80,7 @@ export async function createChallenge(ctx: AppContext, userId: string, circleId:
   const rules: ChallengeRules = { ...RULE_DEFAULTS, ...input };
   checkSchedule(rules, now);
   const challenge = await ctx.db.transaction().execute(async (trx) => {
+    await requireRole(trx, circleId, userId, MANAGERS);
     // Postgres counts the challenge's days too (the health report's check-in rates).
     await assertPostgresKnowsTimeZone(trx, rules.timezone);
     const challenge = await repo.insertChallenge(trx, {

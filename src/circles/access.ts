@@ -1,8 +1,9 @@
-import type { Role } from '../infra/database-schema.js';
+import type { Transaction } from 'kysely';
+import type { Database, Role } from '../infra/database-schema.js';
 import type { Db } from '../infra/postgres.js';
 import { forbidden, notFound } from '../errors.js';
 import type { NotFoundSubject } from '../error-codes.js';
-import { findMembership } from './circles.repository.js';
+import { findMembership, lockMembershipShared } from './circles.repository.js';
 
 export const MANAGERS: readonly Role[] = ['owner', 'admin'];
 
@@ -28,4 +29,19 @@ const hasRole = <T extends { role: Role | null }>(row: T): row is T & { role: Ro
 export async function requireMember(db: Db, circleId: string, userId: string, roles?: readonly Role[]): Promise<Role> {
   const membership = await findMembership(db, circleId, userId);
   return authorize(membership, 'circle', roles).role;
+}
+
+/**
+ * requireMember for a write, in its transaction: the caller's membership is share-locked until the
+ * write commits, so a demotion or a departure (an update of that row) waits for the write, or
+ * committed first and is seen here. Checked with a plain read, a write by an admin demoted while
+ * it ran would commit after the demotion.
+ */
+export async function requireRole(
+  trx: Transaction<Database>,
+  circleId: string,
+  userId: string,
+  roles?: readonly Role[],
+): Promise<Role> {
+  return authorize(await lockMembershipShared(trx, circleId, userId), 'circle', roles).role;
 }

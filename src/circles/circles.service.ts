@@ -5,7 +5,7 @@ import { conflict, forbidden, notFound, unauthorized } from '../errors.js';
 import { isForeignKeyViolation } from '../infra/pg-errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { type NewEvent, recordEvent, recordEvents } from '../events/events.repository.js';
-import { MANAGERS, requireMember } from './access.js';
+import { MANAGERS, requireMember, requireRole } from './access.js';
 import * as repo from './circles.repository.js';
 import { assertIanaTimeZone, assertPostgresKnowsTimeZone } from './timezones.js';
 
@@ -96,7 +96,7 @@ type CircleChanges = { name?: string; description?: string; joinPolicy?: JoinPol
 export async function updateCircle(ctx: AppContext, userId: string, circleId: string, input: CircleChanges) {
   if (input.timezone !== undefined) assertIanaTimeZone(input.timezone);
   return ctx.db.transaction().execute(async (trx) => {
-    await requireMember(trx, circleId, userId, ['owner']);
+    await requireRole(trx, circleId, userId, ['owner']);
     const current = await repo.lockCircle(trx, circleId);
     if (!current) throw notFound('circle');
     if (input.timezone !== undefined) await assertPostgresKnowsTimeZone(trx, input.timezone);
@@ -138,7 +138,7 @@ export async function createInvite(
   input: { expiresInSeconds?: number; maxUses?: number },
 ) {
   return ctx.db.transaction().execute(async (trx) => {
-    await requireMember(trx, circleId, userId, MANAGERS);
+    await requireRole(trx, circleId, userId, MANAGERS);
     // 16 random bytes: unguessable, and short enough to paste into a chat.
     const code = randomBytes(16).toString('base64url');
     const invite = await repo.insertInvite(trx, {
@@ -191,7 +191,7 @@ export async function listInvites(ctx: AppContext, userId: string, circleId: str
  */
 export async function revokeInvite(ctx: AppContext, userId: string, circleId: string, code: string): Promise<void> {
   await ctx.db.transaction().execute(async (trx) => {
-    await requireMember(trx, circleId, userId, MANAGERS);
+    await requireRole(trx, circleId, userId, MANAGERS);
     const revoked = await repo.revokeInvite(trx, circleId, code);
     if (!revoked) {
       if (!(await repo.findInvite(trx, circleId, code))) throw notFound('invite');

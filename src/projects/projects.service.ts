@@ -2,7 +2,7 @@ import type { AppContext } from '../context.js';
 import type { ProjectStatus } from '../infra/database-schema.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
-import { MANAGERS, authorize, requireMember } from '../circles/access.js';
+import { MANAGERS, authorize, requireMember, requireRole } from '../circles/access.js';
 import { addTaskForest } from '../tasks/tasks.service.js';
 import type { TaskNodeInput } from '../tasks/task-tree.js';
 import { assertTransition } from './project-rules.js';
@@ -44,6 +44,7 @@ export async function createProject(
 ) {
   await requireMember(ctx.db, circleId, userId, MANAGERS);
   return ctx.db.transaction().execute(async (trx) => {
+    await requireRole(trx, circleId, userId, MANAGERS);
     const project = await repo.insertProject(trx, {
       circleId,
       title: input.title,

@@ -2,7 +2,7 @@ import type { AppContext } from '../context.js';
 import { conflict, invalid, notFound } from '../errors.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
 import { recordEvent } from '../events/events.repository.js';
-import { MANAGERS, requireMember } from '../circles/access.js';
+import { MANAGERS, requireMember, requireRole } from '../circles/access.js';
 import { checkWebhookUrl } from './address-policy.js';
 import { normalizeEventTypes, unknownEventTypes } from './event-types.js';
 import { SECRET_GRACE_MS, generateSecret } from './signing.js';
@@ -60,6 +60,7 @@ export async function createWebhook(ctx: AppContext, userId: string, circleId: s
   const events = checkEvents(input.events);
   const secret = generateSecret();
   const endpoint = await ctx.db.transaction().execute(async (trx) => {
+    await requireRole(trx, circleId, userId, MANAGERS);
     const endpoint = await repo.insertEndpoint(trx, {
       circle_id: circleId,
       url: input.url,
@@ -113,6 +114,7 @@ export async function updateWebhook(
   if (input.url !== undefined) checkUrl(ctx, input.url);
   const events = input.events === undefined ? undefined : checkEvents(input.events);
   const updated = await ctx.db.transaction().execute(async (trx) => {
+    await requireRole(trx, circleId, userId, MANAGERS);
     let endpoint = await repo.lockEndpoint(trx, circleId, webhookId, input.enabled === false ? 'end' : 'edit');
     if (!endpoint) throw notFound('webhook');
     const changes: Parameters<typeof repo.updateEndpoint>[3] = {};
@@ -158,6 +160,7 @@ export async function updateWebhook(
 export async function deleteWebhook(ctx: AppContext, userId: string, circleId: string, webhookId: string) {
   await requireMember(ctx.db, circleId, userId, MANAGERS);
   await ctx.db.transaction().execute(async (trx) => {
+    await requireRole(trx, circleId, userId, MANAGERS);
     const endpoint = await repo.lockEndpoint(trx, circleId, webhookId, 'end');
     if (!endpoint) throw notFound('webhook');
     await repo.deleteEndpoint(trx, circleId, webhookId);
@@ -175,6 +178,7 @@ export async function rotateSecret(ctx: AppContext, userId: string, circleId: st
   await requireMember(ctx.db, circleId, userId, MANAGERS);
   const secret = generateSecret();
   const endpoint = await ctx.db.transaction().execute(async (trx) => {
+    await requireRole(trx, circleId, userId, MANAGERS);
     const endpoint = await repo.lockEndpoint(trx, circleId, webhookId, 'edit');
     if (!endpoint) throw notFound('webhook');
     const rotated = await repo.replaceSecret(trx, circleId, webhookId, secret, SECRET_GRACE_MS);
@@ -236,6 +240,7 @@ export async function redeliver(
 ) {
   await requireMember(ctx.db, circleId, userId, MANAGERS);
   const queued = await ctx.db.transaction().execute(async (trx) => {
+    await requireRole(trx, circleId, userId, MANAGERS);
     const endpoint = await repo.lockEndpoint(trx, circleId, webhookId, 'edit');
     if (!endpoint) throw notFound('webhook');
     const delivery = await repo.findAttempt(trx, circleId, webhookId, deliveryId);

@@ -1,0 +1,76 @@
+import t from 'tap';
+import { sql } from 'kysely';
+import { buildTestApp, call, type Reply } from '../helper.js';
+import { answeredOrBlocked, backendPid } from '../lock-waits.js';
+import { circleWithRoles, createProject } from '../marketplace-helpers.js';
+import { heldTransaction } from '../held-transaction.js';
+import { createWebhook } from '../webhooks/webhook-helpers.js';
+
+// A manager's write checks the caller's role in its own transaction, share-locked: an admin
+// demoted while the write is in flight either had the write commit first, or sees the demotion and
+// is refused. The test holds the demotion (an update of the admin's membership) open, sends the
+// write, and sees it wait for the demotion and then answer 403; with a plain read of the role the
+// write would go through at once, by an admin who is one no longer.
+
+t.test("an admin's write waits for a demotion in flight, then is refused", async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const { owner, circle, admin } = await circleWithRoles(app);
+  const base = `/v1/circles/${circle.id}`;
+  const invite = (await call(app, 'POST', `${base}/invites`, { token: owner.token, body: {} })).body.code as string;
+  const hook = await createWebhook(app, owner, circle.id, { url: 'https://example.com/a', events: ['*'] });
+  const doomed = await createWebhook(app, owner, circle.id, { url: 'https://example.com/b', events: ['*'] });
+  const project = await createProject(app, owner, circle.id);
+  const today = new Date().toISOString().slice(0, 10);
+
+  const writes: [string, () => Promise<Reply>][] = [
+    ['create an invite', () => call(app, 'POST', `${base}/invites`, { token: admin.token, body: {} })],
+    ['revoke an invite', () => call(app, 'DELETE', `${base}/invites/${invite}`, { token: admin.token })],
+    [
+      'create a webhook',
+      () =>
+        call(app, 'POST', `${base}/webhooks`, {
+          token: admin.token,
+          body: { url: 'https://example.com/c', events: ['*'] },
+        }),
+    ],
+    [
+      'edit a webhook',
+      () => call(app, 'PATCH', `${base}/webhooks/${hook.id}`, { token: admin.token, body: { description: 'Edited' } }),
+    ],
+    [
+      "rotate a webhook's secret",
+      () => call(app, 'POST', `${base}/webhooks/${hook.id}/rotate-secret`, { token: admin.token, body: {} }),
+    ],
+    ['delete a webhook', () => call(app, 'DELETE', `${base}/webhooks/${doomed.id}`, { token: admin.token })],
+    ['create a project', () => call(app, 'POST', `${base}/projects`, { token: admin.token, body: { title: 'Late' } })],
+    [
+      'create a challenge',
+      () =>
+        call(app, 'POST', `${base}/challenges`, {
+          token: admin.token,
+          body: { title: 'Late', startsOn: today, endsOn: today, timezone: 'UTC', pointsPerCheckin: 1 },
+        }),
+    ],
+  ];
+  const setRole = (role: 'admin' | 'member') =>
+    sql`UPDATE memberships SET role = ${role} WHERE circle_id = ${circle.id}::uuid AND user_id = ${admin.id}::uuid`;
+
+  for (const [what, write] of writes) {
+    const demotion = await heldTransaction(db, async (trx) => {
+      await setRole('member').execute(trx);
+      return backendPid(trx);
+    });
+    const sent = write();
+    const seen = await answeredOrBlocked(db, demotion.value, sent, 60_000);
+    t.ok('blocked' in seen, `${what}: waits for the demotion in flight`);
+    await demotion.commit();
+    const answer = await sent;
+    t.equal(answer.status, 403, `${what}: then refused (${answer.status} ${JSON.stringify(answer.body)})`);
+    await setRole('admin').execute(db);
+  }
+  t.equal(
+    (await db.selectFrom('projects').select('id').where('circle_id', '=', circle.id).execute()).length,
+    1,
+    `no project but the owner's (${project.id})`,
+  );
+});
