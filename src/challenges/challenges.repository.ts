@@ -2,6 +2,7 @@ import { type Selectable, sql, type Transaction } from 'kysely';
 import type { ChallengesTable, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import { micros, newestFirstPage } from '../infra/sql.js';
+import { lockMembershipShared } from '../circles/circles.repository.js';
 
 /** A challenge row as Postgres returns it. */
 export type ChallengeRow = Selectable<ChallengesTable>;
@@ -37,7 +38,12 @@ export async function lockChallengeWithRole(
     .selectAll('challenges')
     .select('memberships.role')
     .where('challenges.id', '=', challengeId);
-  return (mode === 'update' ? q.forUpdate('challenges') : q.forShare('challenges')).executeTakeFirst();
+  const challenge = await (mode === 'update' ? q.forUpdate('challenges') : q.forShare('challenges')).executeTakeFirst();
+  if (mode === 'share' || !challenge?.role) return challenge;
+  // As lockProjectWithRole: the role read again with the membership share-locked, so a demotion in
+  // flight waits for the change. (Check-ins lock the membership themselves.)
+  const membership = await lockMembershipShared(trx, challenge.circle_id, userId);
+  return { ...challenge, role: membership?.role ?? null };
 }
 
 export async function insertChallenge(

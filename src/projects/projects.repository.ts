@@ -2,7 +2,7 @@ import { type Selectable, sql, type Transaction } from 'kysely';
 import type { Db, Executor } from '../infra/postgres.js';
 import { fromMicros, micros } from '../infra/sql.js';
 import type { Database, ProjectStatus, ProjectsTable } from '../infra/database-schema.js';
-import { callerMembershipOn } from '../circles/circles.repository.js';
+import { callerMembershipOn, lockMembershipShared } from '../circles/circles.repository.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 
 const PROJECT_COLUMNS = [
@@ -87,7 +87,13 @@ export async function findProjectWithRole(db: Executor, projectId: string, userI
  * edits and cancels take, which is all the serialization the writers rely on.
  */
 export async function lockProjectWithRole(trx: Transaction<Database>, projectId: string, userId: string) {
-  return (await projectWithRole({ lock: true }).execute(trx, { projectId, userId })).rows[0];
+  const project = (await projectWithRole({ lock: true }).execute(trx, { projectId, userId })).rows[0];
+  if (!project?.role) return project;
+  // The role came joined to the project, unlocked: a demotion in flight would not wait for this
+  // write. The membership is share-locked too (the nullable side of an outer join cannot be), and
+  // its role read again under the lock.
+  const membership = await lockMembershipShared(trx, project.circle_id, userId);
+  return { ...project, role: membership?.role ?? null };
 }
 
 export async function listProjects(db: Db, circleId: string, limit: number, after: [number, string] | null) {

@@ -5,6 +5,7 @@ import { answeredOrBlocked, backendPid } from '../lock-waits.js';
 import { circleWithRoles, createProject } from '../marketplace-helpers.js';
 import { heldTransaction } from '../held-transaction.js';
 import { createWebhook } from '../webhooks/webhook-helpers.js';
+import { createChallenge } from '../challenge-helpers.js';
 
 // A manager's write checks the caller's role in its own transaction, share-locked: an admin
 // demoted while the write is in flight either had the write commit first, or sees the demotion and
@@ -21,6 +22,7 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
   const doomed = await createWebhook(app, owner, circle.id, { url: 'https://example.com/b', events: ['*'] });
   const project = await createProject(app, owner, circle.id);
   const today = new Date().toISOString().slice(0, 10);
+  const challenge = await createChallenge(app, owner, circle.id, { startsOn: today, endsOn: today, timezone: 'UTC' });
 
   const writes: [string, () => Promise<Reply>][] = [
     ['create an invite', () => call(app, 'POST', `${base}/invites`, { token: admin.token, body: {} })],
@@ -51,6 +53,22 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
           body: { title: 'Late', startsOn: today, endsOn: today, timezone: 'UTC', pointsPerCheckin: 1 },
         }),
     ],
+    [
+      'edit a project',
+      () => call(app, 'PATCH', `/v1/projects/${project.id}`, { token: admin.token, body: { title: 'Renamed' } }),
+    ],
+    [
+      'post tasks',
+      () =>
+        call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
+          token: admin.token,
+          body: { tasks: [{ title: 'Late' }] },
+        }),
+    ],
+    [
+      'edit a challenge',
+      () => call(app, 'PATCH', `/v1/challenges/${challenge.id}`, { token: admin.token, body: { title: 'Renamed' } }),
+    ],
   ];
   const setRole = (role: 'admin' | 'member') =>
     sql`UPDATE memberships SET role = ${role} WHERE circle_id = ${circle.id}::uuid AND user_id = ${admin.id}::uuid`;
@@ -68,9 +86,12 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
     t.equal(answer.status, 403, `${what}: then refused (${answer.status} ${JSON.stringify(answer.body)})`);
     await setRole('admin').execute(db);
   }
-  t.equal(
-    (await db.selectFrom('projects').select('id').where('circle_id', '=', circle.id).execute()).length,
-    1,
-    `no project but the owner's (${project.id})`,
+  const projects = await db.selectFrom('projects').select(['id', 'title']).where('circle_id', '=', circle.id).execute();
+  t.same(
+    projects.map((p) => p.id),
+    [project.id],
+    "no project but the owner's",
   );
+  t.not(projects[0]?.title, 'Renamed', 'as the owner named it');
+  t.same(await db.selectFrom('tasks').select('id').where('project_id', '=', project.id).execute(), [], 'no task');
 });
