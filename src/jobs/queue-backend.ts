@@ -181,8 +181,10 @@ export function openQueueConnection(
   return new RedisQueueConnection(redis);
 }
 
-// Handles whose store could not be reached when they were built. On Postgres, BullMQ checks the
-// store once per handle and keeps a failed check for good: such a handle never works again.
+// Handles whose store could not be reached when they were built. BullMQ readies each handle once
+// and keeps a failure for good, on either backend: on Postgres its check of the store, on Redis
+// its wait for a connection still opening (an error meanwhile, a connect that timed out). Such a
+// handle never works again.
 const defunctQueues = new WeakSet<Queue>();
 
 /** True for a queue handle that can never work again and must be replaced by a fresh one. */
@@ -212,8 +214,8 @@ export function openQueue(name: string, connection: QueueConnection, prefix: str
       { connection: connection.pool, defaultJobOptions: jobOptions },
       createPostgresBackend,
     ) as unknown as Queue;
-    queue.waitUntilReady().catch(() => defunctQueues.add(queue));
   }
+  queue.waitUntilReady().catch(() => defunctQueues.add(queue));
   // Connection errors are reported by the calls that hit them; don't let the emitter crash us.
   queue.on('error', () => {});
   return queue;

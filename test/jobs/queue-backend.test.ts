@@ -131,3 +131,32 @@ t.test('on the redis backend, start-up checks the eviction policy and readiness 
   t.equal(await unreachable.waitUntilReady(200), false);
   t.match(unreachable.unavailable(), /^Redis is /);
 });
+
+t.test('on the redis backend, a queue handle whose start failed is replaced', async (t) => {
+  // BullMQ readies a handle once: it waits for the connection, then asks Redis for its version,
+  // and a failure of that command (the 2 s command limit of a request connection, on a loaded
+  // machine) fails the handle for good. An API process whose handle failed so failed every
+  // enqueue and metrics read through it until it was restarted.
+  const { config } = await createTestEnv(t, queueBackendEnv('redis'));
+  const connection = openQueueConnection(config, 'request');
+  const queues = new Queues(connection, config.queuePrefix, true);
+  t.teardown(async () => {
+    await queues.close();
+    await connection.close();
+  });
+  if (connection.backend !== 'redis') throw new Error('a redis connection was expected');
+  t.equal(await connection.waitUntilReady(10_000), true);
+  // The version check times out, once: a fault injected on the real connection.
+  const info = connection.redis.info.bind(connection.redis);
+  connection.redis.info = (() => {
+    connection.redis.info = info;
+    return Promise.reject(new Error('Command timed out'));
+  }) as typeof info;
+  const early = queues.get('maintenance');
+  await t.rejects(early.waitUntilReady(), /Command timed out/, 'the handle built then has failed for good');
+  await t.rejects(early.getJobCounts('waiting'), /Command timed out/, 'and fails every call');
+  await queues.add('maintenance', { task: 'relay-outbox' }, { jobId: 'after' });
+  t.not(queues.get('maintenance'), early, 'a fresh handle replaced it');
+  t.ok(await queues.get('maintenance').getJob('after'), 'which enqueues');
+  t.equal((await queues.get('maintenance').getJobCounts('waiting')).waiting, 1, 'and reads the queue');
+});
