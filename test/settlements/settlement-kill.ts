@@ -43,6 +43,9 @@ function startWorkerProcess(t: Test, config: Config): WorkerProcess {
     cwd: resolve('.'),
     env: childEnv({
       ROLE: 'worker',
+      // A worker process serves its health on PORT: any free port, since the Redis and Postgres
+      // variants of this scenario run side by side and would both take the default.
+      PORT: '0',
       DATABASE_URL: config.databaseUrl,
       DATABASE_POOL_SIZE: '4',
       REDIS_URL: config.redisUrl ?? '',
