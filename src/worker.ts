@@ -47,8 +47,13 @@ const outboxSubscribers = (ctx: JobContext): OutboxSubscriber[] => [
   revokeClaimsOfEndedProjects,
 ];
 
-/** One pass of the outbox relay, as the maintenance schedule runs it. */
-export const relayEvents = (ctx: JobContext) => relayOutbox(ctx.db, ctx.queues, eventHandlers, outboxSubscribers(ctx));
+/**
+ * One pass of the outbox relay, as the maintenance schedule runs it. Its enqueues fail fast: they
+ * run inside the relay's transaction, which must not outlive a queue store outage (the batch rolls
+ * back and the next pass, a second later, relays it again).
+ */
+export const relayEvents = (ctx: JobContext) =>
+  relayOutbox(ctx.db, ctx.queues.failingFast(), eventHandlers, outboxSubscribers(ctx));
 
 /** The domains' housekeeping, run by the maintenance queue on the schedules of src/jobs/schedules.ts. */
 const maintenanceTasks: MaintenanceTasks = {

@@ -33,7 +33,9 @@ export type OutboxSubscriber = (
  * Moves committed outbox events to where they trigger work. Events are marked relayed only in the
  * transaction that enqueued their jobs, after the enqueue succeeded: a crash in between re-relays
  * them, which is harmless because every job id is a business key. Events that trigger no job are
- * simply marked. Concurrent relays on several workers split the backlog (SKIP LOCKED).
+ * simply marked. Concurrent relays on several workers split the backlog (SKIP LOCKED). Give it a
+ * producer that fails fast (Queues.failingFast): its enqueues run while its transaction holds the
+ * batch's rows, so one that waited for an unreachable queue store would hold them as long.
  */
 export async function relayOutbox(
   db: Db,

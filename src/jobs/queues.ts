@@ -70,16 +70,29 @@ const ENQUEUE_TIMEOUT_MS = 2_000;
  * The producer side, on either queue backend. With `failFast` (request paths) an enqueue fails at
  * once while the store is known to be unreachable, and within ENQUEUE_TIMEOUT_MS otherwise: BullMQ
  * itself would wait for the connection to come back, holding the request. Callers treat a failed
- * enqueue as "the sweep will do it".
+ * enqueue as "the sweep will do it", or roll back and try again later (the outbox relay).
  */
 export class Queues {
-  private readonly queues = new Map<QueueName, Queue>();
+  private readonly queues: Map<QueueName, Queue>;
 
   constructor(
     private readonly connection: QueueConnection,
     readonly prefix: string,
     private readonly failFast = false,
-  ) {}
+    /** Another producer whose queue handles this one shares (see failingFast). */
+    sharing?: Queues,
+  ) {
+    this.queues = sharing ? sharing.queues : new Map();
+  }
+
+  /**
+   * This producer, failing fast, over the same queue handles. For enqueues made while holding a
+   * transaction: waiting out an outage there would pin row locks, a connection and the vacuum
+   * horizon for as long as it lasts, where failing rolls the work back for a later run to redo.
+   */
+  failingFast(): Queues {
+    return this.failFast ? this : new Queues(this.connection, this.prefix, true, this);
+  }
 
   get(name: QueueName): Queue {
     let queue = this.queues.get(name);

@@ -2,6 +2,10 @@ import t from 'tap';
 import { sql } from 'kysely';
 import type { Test } from 'tap';
 import { buildApp } from '../../src/app.js';
+import { openQueueConnection } from '../../src/jobs/queue-backend.js';
+import { Queues, storedJobId } from '../../src/jobs/queues.js';
+import { foldJobKey } from '../../src/circle-health/rollups.job.js';
+import { relayEvents } from '../../src/worker.js';
 import { call, createCircle, registerUser, type TestUser } from '../helper.js';
 import { addTasks, claimTask, createProject, joinMembers, submitWork } from '../marketplace-helpers.js';
 import {
@@ -287,5 +291,75 @@ t.test(
       violations,
       statuses: JSON.stringify(statuses).replaceAll(' ', '_'),
     });
+  },
+);
+
+t.test(
+  'a relay in flight when Redis goes down lets go of its transaction and relays the batch once Redis is back',
+  async (t: Test) => {
+    const env = await faultEnv(t);
+    const redis = await privateRedis(t, { persistent: true });
+    const { app, owner, circle } = await marketplace(env, redis.url);
+    t.teardown(() => app.close());
+    // A circle edit's event triggers a job when relayed (a rollup fold), and nothing on the request path.
+    const edited = await call(app, 'PATCH', `/v1/circles/${circle.id}`, {
+      token: owner.token,
+      body: { name: 'Renamed while Redis fails' },
+    });
+    t.equal(edited.status, 200, 'the circle edit is stored');
+    const event = await env.db
+      .selectFrom('events')
+      .select(['id', 'relayed_at'])
+      .where('type', '=', 'circle.updated')
+      .where('subject_id', '=', circle.id)
+      .executeTakeFirstOrThrow();
+    t.equal(event.relayed_at, null, 'its event waits for the relay');
+
+    // The worker's own producer, as its maintenance jobs get it: it waits through an outage.
+    const config = { ...env.config, redisUrl: redis.url };
+    const producer = openQueueConnection(config, 'worker', () => {});
+    const queues = new Queues(producer, config.queuePrefix);
+    t.teardown(async () => {
+      await queues.close();
+      await producer.close();
+    });
+    const ctx = { db: env.db, queues, config, log: app.log };
+    t.ok(await producer.waitUntilReady(5_000), 'the worker producer reached Redis');
+
+    await redis.kill();
+    const started = Date.now();
+    const outcome = await Promise.race([
+      relayEvents(ctx).then(
+        () => 'relayed' as const,
+        () => 'failed' as const,
+      ),
+      new Promise<'still waiting'>((done) => setTimeout(() => done('still waiting'), 10_000)),
+    ]);
+    t.equal(outcome, 'failed', 'with Redis down the relay pass fails instead of waiting for it');
+    t.ok(Date.now() - started < 5_000, `it failed within 5 s (${Date.now() - started} ms)`);
+    const open = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`.execute(env.db);
+    t.equal(open.rows[0]!.n, 0, 'no transaction is left open on the database');
+    const during = await env.db
+      .selectFrom('events')
+      .select('relayed_at')
+      .where('id', '=', event.id)
+      .executeTakeFirstOrThrow();
+    t.equal(during.relayed_at, null, 'the event is not marked relayed: its job was never enqueued');
+
+    await redis.start();
+    t.ok(await producer.waitUntilReady(20_000), 'the worker producer is back with Redis');
+    t.ok((await relayEvents(ctx)) >= 1, 'the next pass relays the batch');
+    const after = await env.db
+      .selectFrom('events')
+      .select('relayed_at')
+      .where('id', '=', event.id)
+      .executeTakeFirstOrThrow();
+    t.not(after.relayed_at, null, 'the event is marked relayed');
+    const job = await queues.get('circle-rollups').getJob(storedJobId(foldJobKey(circle.id, `event-${event.id}`)));
+    t.ok(job, 'the job it triggers is in the queue');
+    const violations = await assertInvariants(t, env.db, 'relay through a Redis outage');
+    summary(t, 'relay-redis-down', { seed: SEED, faults: 1, failedWithinMs: 5_000, violations });
   },
 );
