@@ -303,9 +303,24 @@ interface FreedSlot {
 }
 
 /**
+ * Takes the members' slot locks, held to the end of the transaction, in user id order (so two
+ * transactions taking several never deadlock on them). A revise and a refill of one member
+ * serialize on it: otherwise a revise that reads the member's slots while a release of theirs is
+ * uncommitted takes an overflow slot, and the release's refill, which cannot see the revised claim
+ * yet, moves nothing: the member would hold a free regular slot beside an overflow claim, and
+ * could claim over the cap. New claims do not take it: the slot index makes them race-free.
+ */
+async function lockMemberSlots(trx: Transaction<Database>, userIds: string[]): Promise<void> {
+  await sql`
+    SELECT pg_advisory_xact_lock(hashtextextended('member-slots:' || u::text, 0))
+    FROM (SELECT DISTINCT u FROM unnest(${userIds}::uuid[]) AS u ORDER BY u) AS members`.execute(trx);
+}
+
+/**
  * Moves the members' overflow claims into the regular slots just freed by this transaction, one
  * per freed slot, so revised work over the cap takes the first regular slot that opens. Only
- * slots this transaction freed are filled: no other transaction can be filling them. Two
+ * slots this transaction freed are filled: no other transaction can be filling them. Runs under
+ * the members' slot locks, after which it sees every revise of theirs that committed. Two
  * transactions freeing slots of one member at once may both pick the same overflow claim; the
  * second waits for the first and then moves nothing, so that member's other overflow claim (if
  * any) stays above the cap until their next claim ends.
@@ -313,6 +328,10 @@ interface FreedSlot {
 async function fillFreedSlots(trx: Transaction<Database>, freed: FreedSlot[]): Promise<void> {
   const regular = freed.filter((f): f is FreedSlot & { freed_slot: number } => (f.freed_slot ?? 0) > 0);
   if (!regular.length) return;
+  await lockMemberSlots(
+    trx,
+    regular.map((f) => f.user_id),
+  );
   await sql`
     WITH freed AS (
       SELECT user_id, slot, row_number() OVER (PARTITION BY user_id ORDER BY slot) AS k
@@ -505,7 +524,8 @@ export async function rejectClaim(trx: Transaction<Database>, claimId: string): 
  * A claim or revise of the same member committing the same slot meanwhile is a unique violation:
  * the statement is retried under a savepoint (keeping the reviewer's transaction), and sees that
  * slot taken. Each conflict is a slot someone else won, and a member has only `memberCap` regular
- * slots and one overflow slot per live revision, so the retries end.
+ * slots and one overflow slot per live revision, so the retries end. Takes the member's slot lock
+ * first, so that it never takes an overflow slot beside a regular one a refill is freeing.
  */
 export async function reviseClaim(
   trx: Transaction<Database>,
@@ -513,6 +533,10 @@ export async function reviseClaim(
   leaseSeconds: number,
   limits: Limits,
 ): Promise<{ id: string; expires_at: Date }> {
+  const owner = await trx.selectFrom('claims').select('user_id').where('id', '=', claimId).executeTakeFirst();
+  if (!owner) throw notIn(claimId, 'submitted');
+  // The slots are read after a refill of this member in flight has committed (lockMemberSlots).
+  await lockMemberSlots(trx, [owner.user_id]);
   for (;;) {
     await sql`SAVEPOINT revise_member_slot`.execute(trx);
     try {

@@ -2,7 +2,9 @@ import t from 'tap';
 import { sql } from 'kysely';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../src/infra/postgres.js';
-import { expireOverdueClaims } from '../../src/claims/claims.repository.js';
+import { endClaim, expireOverdueClaims } from '../../src/claims/claims.repository.js';
+import { heldTransaction } from '../held-transaction.js';
+import { answeredOrBlocked, backendPid } from '../lock-waits.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type TestUser } from '../helper.js';
 import {
   addTasks,
@@ -181,3 +183,33 @@ t.test("cancelling a task hands its revoked claim's slot to the member's revised
   t.ok(isProblem(await claimNext(app, member, project.id), 409, 'claim_limit_reached'), 'still at the cap');
   await assertInvariants(t, db);
 });
+
+t.test(
+  'a revise while a release of the same member is in flight: the revised claim still ends up in the freed slot',
+  async (t) => {
+    const { app, db, owner, member, project, tasks } = await scene(t);
+    const sentBack = await submitted(app, member, tasks[0]!.id);
+    const released = await claimTask(app, member, tasks[1]!.id);
+    t.equal((await claimTask(app, member, tasks[2]!.id)).status, 201, 'at the cap');
+
+    // The release has freed its slot and looked for overflow claims to move (none yet), and is not
+    // committed: a revise reading the member's slots now would still see them all taken.
+    const release = await heldTransaction(db, async (trx) => {
+      t.ok(await endClaim(trx, released.body.id, ['active'], 'released'), 'the release ended its claim');
+      return backendPid(trx);
+    });
+    const revising = revise(app, owner, sentBack);
+    const outcome = await answeredOrBlocked(db, release.value, revising);
+    t.ok('blocked' in outcome, 'the revise waits for the release of the same member');
+    await release.commit();
+    t.equal((await revising).status, 201, 'the revise goes through');
+
+    t.same(
+      (await activeSlots(db, member.id)).map((s) => s.member_slot),
+      [1, 2],
+      'the revised claim took the released slot: no overflow claim beside a free slot',
+    );
+    t.same(countCodes(await rush(app, member, project.id)), { claim_limit_reached: 6 }, 'the cap holds');
+    await assertInvariants(t, db);
+  },
+);
