@@ -4318,7 +4318,7 @@ export interface operations {
                     };
                     /** @description Initial status (default open) */
                     status?: "draft" | "open";
-                    /** @description Task trees: at most 5000 tasks and 8 levels per request; cycles and unknown keys are refused and nothing is created */
+                    /** @description Task trees: at most 5000 tasks per request and 20000 per project, at most 8 levels deep counted from the project's top-level tasks; cycles and unknown keys are refused and nothing is created */
                     tasks?: {
                         /** @description Sub-tasks; a task with children is done when all of them are */
                         children?: {
@@ -8405,7 +8405,7 @@ export interface operations {
                      * @description Existing task to add the trees under; omitted for top level
                      */
                     parentId?: string;
-                    /** @description Task trees: at most 5000 tasks and 8 levels per request; cycles and unknown keys are refused and nothing is created */
+                    /** @description Task trees: at most 5000 tasks per request and 20000 per project, at most 8 levels deep counted from the project's top-level tasks; cycles and unknown keys are refused and nothing is created */
                     tasks: {
                         /** @description Sub-tasks; a task with children is done when all of them are */
                         children?: {

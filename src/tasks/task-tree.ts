@@ -5,8 +5,16 @@ import { UUID } from '../infra/uuid.js';
 
 // Task-tree validation and flattening, as a plain function: no database, no HTTP.
 // Limits are part of the public contract (see the OpenAPI description of TaskNode).
+/** Levels of a project's task tree, counted from its top-level tasks, however it was built up. */
 export const MAX_TREE_DEPTH = 8;
+/** Tasks one request may create. */
 export const MAX_TREE_NODES = 5000;
+/**
+ * Tasks one project may hold, cancelled ones included. With the depth limit, it bounds what the
+ * tree walks (cancelling a subtree, completing parents) and a project's lists, whatever number of
+ * requests built the tree.
+ */
+export const MAX_PROJECT_TASKS = 20_000;
 export const MAX_DEPENDENCIES = 50;
 
 export interface TaskNodeInput {
@@ -72,7 +80,8 @@ export function flattenTaskTree(roots: TaskNodeInput[], baseDepth = -1, newId: (
       dependsOnNew: [],
       dependsOnExisting: [],
     };
-    if (depth > baseDepth + MAX_TREE_DEPTH) {
+    // Absolute, not per request: a tree grown one request at a time stays as shallow.
+    if (depth >= MAX_TREE_DEPTH) {
       errors.push({ path, message: `the tree is deeper than ${MAX_TREE_DEPTH} levels` });
       return;
     }

@@ -117,6 +117,16 @@ export async function findTasksByIds(db: Executor, ids: string[]) {
  * unblocks them. Without the lock, a dependency finishing in between left the new task blocked
  * forever.
  */
+/** How many tasks the project holds, whatever their status. */
+export async function countProjectTasks(trx: Transaction<Database>, projectId: string): Promise<number> {
+  const row = await trx
+    .selectFrom('tasks')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('project_id', '=', projectId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 export async function findProjectTaskStatuses(trx: Transaction<Database>, projectId: string, ids: string[]) {
   if (ids.length === 0) return [];
   return trx

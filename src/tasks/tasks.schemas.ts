@@ -1,7 +1,13 @@
 import { Type, type TSchema } from 'typebox';
 import { Id, Obj, Page, PageQuery, Timestamp } from '../http/schemas.js';
 import { Skill } from '../accounts/accounts.schemas.js';
-import { MAX_DEPENDENCIES, MAX_TREE_DEPTH, MAX_TREE_NODES, type TaskNodeInput } from './task-tree.js';
+import {
+  MAX_DEPENDENCIES,
+  MAX_PROJECT_TASKS,
+  MAX_TREE_DEPTH,
+  MAX_TREE_NODES,
+  type TaskNodeInput,
+} from './task-tree.js';
 
 const nodeFields = {
   key: Type.Optional(
@@ -68,7 +74,7 @@ export const TaskNode = Type.Unsafe<TaskNodeInput>(taskNode(MAX_TREE_DEPTH));
 export const TaskForest = Type.Array(TaskNode, {
   minItems: 1,
   maxItems: MAX_TREE_NODES,
-  description: `Task trees: at most ${MAX_TREE_NODES} tasks and ${MAX_TREE_DEPTH} levels per request; cycles and unknown keys are refused and nothing is created`,
+  description: `Task trees: at most ${MAX_TREE_NODES} tasks per request and ${MAX_PROJECT_TASKS} per project, at most ${MAX_TREE_DEPTH} levels deep counted from the project's top-level tasks; cycles and unknown keys are refused and nothing is created`,
 });
 
 export const Task = Type.Object(

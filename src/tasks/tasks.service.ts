@@ -4,7 +4,7 @@ import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { invalid, conflict } from '../errors.js';
 import { authorize } from '../circles/access.js';
 import { decodeCursor, pageOf } from '../infra/cursors.js';
-import { flattenTaskTree, forestCycle, type TaskNodeInput } from './task-tree.js';
+import { MAX_PROJECT_TASKS, flattenTaskTree, forestCycle, type TaskNodeInput } from './task-tree.js';
 import * as repo from './tasks.repository.js';
 
 type TaskWithDeps = repo.TaskRow & { depends_on: string[] };
@@ -34,8 +34,8 @@ export function toTaskView(t: TaskWithDeps, projectStatus: ProjectStatus) {
 }
 
 /**
- * Validates and inserts task trees inside the caller's transaction, as roots of the project or
- * under the task `parentId` names. Everything is checked before
+ * Validates and inserts task trees inside the caller's transaction (which holds the project row's
+ * lock), as roots of the project or under the task `parentId` names. Everything is checked before
  * anything is written, and any error rolls the whole request back: nothing is half-created.
  */
 export async function addTaskForest(
@@ -60,6 +60,15 @@ export async function addTaskForest(
   }
   const tree = flattenTaskTree(nodes, baseDepth);
   if (!tree.ok) throw invalid('invalid_task_tree', 'The task tree is invalid; see errors.', tree.errors);
+  // The project row is locked by the caller: no other request adds tasks to it meanwhile.
+  const held = await repo.countProjectTasks(trx, project.id);
+  if (held + tree.tasks.length > MAX_PROJECT_TASKS)
+    throw invalid('invalid_task_tree', 'The project would hold too many tasks.', [
+      {
+        path: 'body/tasks',
+        message: `the project holds ${held} tasks; ${tree.tasks.length} more would pass its limit of ${MAX_PROJECT_TASKS}`,
+      },
+    ]);
   // flattenTaskTree leaves the roots unattached; under a parent they hang from it.
   const tasks = parentId ? tree.tasks.map((t) => (t.parentId === null ? { ...t, parentId } : t)) : tree.tasks;
 

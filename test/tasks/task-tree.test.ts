@@ -175,7 +175,7 @@ t.test('dependency cycles are refused', async (t) => {
   );
 });
 
-t.test('depth: at most MAX_TREE_DEPTH levels below the parent', async (t) => {
+t.test("depth: at most MAX_TREE_DEPTH levels, counted from the project's top-level tasks", async (t) => {
   t.equal(MAX_TREE_DEPTH, 8);
   t.equal(flat([chain(MAX_TREE_DEPTH)]).length, MAX_TREE_DEPTH);
   const tooDeep = errorsOf([chain(MAX_TREE_DEPTH + 1)]);
@@ -185,10 +185,18 @@ t.test('depth: at most MAX_TREE_DEPTH levels below the parent', async (t) => {
       message: `the tree is deeper than ${MAX_TREE_DEPTH} levels`,
     },
   ]);
-  // The limit is per request, counted from the parent the forest hangs under.
-  const under = flat([chain(MAX_TREE_DEPTH)], 5);
-  t.same([under[0]!.depth, under.at(-1)!.depth], [6, 5 + MAX_TREE_DEPTH]);
-  t.equal(errorsOf([chain(MAX_TREE_DEPTH + 1)], 5).length, 1);
+  // Under a parent the levels it already has count: a tree grown a request at a time is as shallow.
+  const under = flat([chain(MAX_TREE_DEPTH - 6)], 5);
+  t.same([under[0]!.depth, under.at(-1)!.depth], [6, MAX_TREE_DEPTH - 1]);
+  t.same(errorsOf([chain(MAX_TREE_DEPTH - 5)], 5), [
+    {
+      path: `body/tasks/0${'/children/0'.repeat(MAX_TREE_DEPTH - 6)}`,
+      message: `the tree is deeper than ${MAX_TREE_DEPTH} levels`,
+    },
+  ]);
+  t.same(errorsOf([{ title: 'below the deepest level' }], MAX_TREE_DEPTH - 1), [
+    { path: 'body/tasks/0', message: `the tree is deeper than ${MAX_TREE_DEPTH} levels` },
+  ]);
 });
 
 t.test('size: at most MAX_TREE_NODES tasks per request, counted across the whole forest', async (t) => {

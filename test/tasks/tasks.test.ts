@@ -1,5 +1,6 @@
 import t from 'tap';
-import { MAX_TREE_DEPTH, MAX_TREE_NODES } from '../../src/tasks/task-tree.js';
+import { sql } from 'kysely';
+import { MAX_PROJECT_TASKS, MAX_TREE_DEPTH, MAX_TREE_NODES } from '../../src/tasks/task-tree.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import {
   circleWithRoles,
@@ -268,6 +269,12 @@ t.test('a refused tree creates nothing, and errors name the path', async (t) => 
       'invalid_request',
       `body/tasks/0${'/children/0'.repeat(MAX_TREE_DEPTH - 1)}/children`,
     ],
+    [
+      'a ninth level, under the deepest task of the project',
+      { parentId: deepest.id, tasks: [{ title: 'A' }] },
+      'invalid_task_tree',
+      'body/tasks/0',
+    ],
     ['more than 5000 tasks in one list', { tasks: leaves(MAX_TREE_NODES + 1) }, 'invalid_request', 'body/tasks'],
     [
       'more than 5000 tasks in the forest',
@@ -391,5 +398,46 @@ t.test('adding under a claimed leaf, a closed parent or a finished project is re
       409,
       'project_cancelled',
     ),
+  );
+});
+
+t.test('a project holds at most MAX_PROJECT_TASKS tasks, however many requests add them', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const project = await createProject(app, owner, circle.id);
+  const [parent] = await addTasks(app, owner, project.id, [{ title: 'Chapter', children: [{ title: 'Page 1' }] }]);
+  // All but one of the places, filled straight in SQL (the API would take four requests of 5000).
+  await sql`
+    INSERT INTO tasks (id, circle_id, project_id, title, description, weight, skills, slots, required_accepts, priority)
+    SELECT gen_random_uuid(), ${circle.id}::uuid, ${project.id}::uuid, 'Seeded ' || i, '', 1, '{}', 1, 1, 0
+    FROM generate_series(1, ${MAX_PROJECT_TASKS - 3}) AS i`.execute(db);
+  const before = await taskTreeFootprint(db);
+
+  const two = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
+    token: owner.token,
+    body: { parentId: parent!.id, tasks: [{ title: 'Page 2' }, { title: 'Page 3' }] },
+  });
+  t.ok(isProblem(two, 400, 'invalid_task_tree'), `two more: 400 invalid_task_tree (got ${two.status})`);
+  t.same(two.body.errors, [
+    {
+      path: 'body/tasks',
+      message: `the project holds ${MAX_PROJECT_TASKS - 1} tasks; 2 more would pass its limit of ${MAX_PROJECT_TASKS}`,
+    },
+  ]);
+  t.same(await taskTreeFootprint(db), before, 'nothing was created');
+
+  t.equal((await addTasks(app, owner, project.id, [{ title: 'The last place' }])).length, 1, 'one more fits');
+  const over = await call(app, 'POST', `/v1/projects/${project.id}/tasks`, {
+    token: owner.token,
+    body: { tasks: [{ title: 'One too many' }] },
+  });
+  t.ok(isProblem(over, 400, 'invalid_task_tree'), 'then the project is full');
+  t.equal(
+    Number(
+      (await sql<{ n: string }>`SELECT count(*) AS n FROM tasks WHERE project_id = ${project.id}::uuid`.execute(db))
+        .rows[0]!.n,
+    ),
+    MAX_PROJECT_TASKS,
   );
 });
