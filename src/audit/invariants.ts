@@ -294,6 +294,21 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
         WHERE e.type = 'webhook.disabled' AND e.subject_id = w.id AND e.created_at = w.disabled_at)`,
   },
   {
+    name: 'webhook_retired_secrets_well_formed',
+    description:
+      "every secret an endpoint's rotations retired is a whsec_ secret with its expiry, other than the current one and listed once",
+    query: sql`
+      SELECT w.id FROM webhook_endpoints w
+      WHERE EXISTS (
+        SELECT 1 FROM jsonb_array_elements(w.retired_secrets) AS r
+        WHERE jsonb_typeof(r) <> 'object'
+           OR NOT coalesce(starts_with(r->>'secret', 'whsec_'), false)
+           OR r->>'secret' = w.secret
+           OR jsonb_typeof(r->'expiresAt') IS DISTINCT FROM 'string')
+      OR (SELECT count(DISTINCT r->>'secret') FROM jsonb_array_elements(w.retired_secrets) AS r)
+         <> jsonb_array_length(w.retired_secrets)`,
+  },
+  {
     name: 'webhook_events_carry_no_secret',
     description: 'no event carries a webhook signing secret',
     query: sql`

@@ -4802,7 +4802,7 @@ export interface operations {
                              * @description Webhook id
                              */
                             id: string;
-                            /** @description Until when the secret before the last rotation still signs deliveries */
+                            /** @description Until when secrets retired by rotation still sign deliveries beside the current one: 24 hours after the last rotation (each retired secret signs for 24 hours, at most five at once) */
                             previousSecretExpiresAt: string | null;
                             /**
                              * Format: date-time
@@ -4941,7 +4941,7 @@ export interface operations {
                          * @description Webhook id
                          */
                         id: string;
-                        /** @description Until when the secret before the last rotation still signs deliveries */
+                        /** @description Until when secrets retired by rotation still sign deliveries beside the current one: 24 hours after the last rotation (each retired secret signs for 24 hours, at most five at once) */
                         previousSecretExpiresAt: string | null;
                         /** @description The signing secret (whsec_ + base64), shown only now: verify deliveries with it */
                         secret: string;
@@ -5154,7 +5154,7 @@ export interface operations {
                          * @description Webhook id
                          */
                         id: string;
-                        /** @description Until when the secret before the last rotation still signs deliveries */
+                        /** @description Until when secrets retired by rotation still sign deliveries beside the current one: 24 hours after the last rotation (each retired secret signs for 24 hours, at most five at once) */
                         previousSecretExpiresAt: string | null;
                         /**
                          * Format: date-time
@@ -5483,7 +5483,7 @@ export interface operations {
                          * @description Webhook id
                          */
                         id: string;
-                        /** @description Until when the secret before the last rotation still signs deliveries */
+                        /** @description Until when secrets retired by rotation still sign deliveries beside the current one: 24 hours after the last rotation (each retired secret signs for 24 hours, at most five at once) */
                         previousSecretExpiresAt: string | null;
                         /** @description The signing secret (whsec_ + base64), shown only now: verify deliveries with it */
                         secret: string;

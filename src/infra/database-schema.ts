@@ -349,12 +349,19 @@ export interface WebhookEndpointsTable {
   >;
   /** The signing secret (whsec_...): never logged, never in an event, shown once. */
   secret: string;
-  previous_secret: ColumnType<string | null, string | null | undefined, string | null>;
-  previous_secret_expires_at: NullableTimestamp;
+  /** Secrets rotations retired, newest first, each signing until it expires (at most five). */
+  retired_secrets: ColumnType<RetiredSecret[], never, never>;
   failure_streak: ColumnType<number, number | undefined, number>;
   created_by: string;
   created_at: CreatedAt;
   updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+/** A signing secret a rotation retired, as `retired_secrets` stores it. */
+export interface RetiredSecret {
+  secret: string;
+  /** When it stops signing (an ISO 8601 timestamp, as Postgres renders it in JSON). */
+  expiresAt: string;
 }
 
 export type WebhookMessageStatus = 'pending' | 'succeeded' | 'failed';

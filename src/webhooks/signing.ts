@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import type { RetiredSecret } from '../infra/database-schema.js';
 
 // Signing in the Standard Webhooks format (https://www.standardwebhooks.com): the secret is
 // `whsec_` + base64 of random bytes, the key is those bytes, and each signature is
@@ -38,14 +39,21 @@ export function signedHeaders(
   };
 }
 
-/** The secrets that sign now: the current one, and the previous one while its grace lasts. */
-export function signingSecrets(
-  endpoint: { secret: string; previous_secret: string | null; previous_secret_expires_at: Date | null },
-  now: number,
-): string[] {
-  const { previous_secret: previous, previous_secret_expires_at: until } = endpoint;
-  return previous && until && until.getTime() > now ? [endpoint.secret, previous] : [endpoint.secret];
+/** The retired secrets still in their grace at `now`, newest first. */
+export function liveRetiredSecrets(retired: readonly RetiredSecret[], now: number): RetiredSecret[] {
+  return retired.filter((r) => Date.parse(r.expiresAt) > now);
+}
+
+/** The secrets that sign now: the current one first, then every retired one while its grace lasts. */
+export function signingSecrets(endpoint: { secret: string; retired_secrets: readonly RetiredSecret[] }, now: number) {
+  return [endpoint.secret, ...liveRetiredSecrets(endpoint.retired_secrets, now).map((r) => r.secret)];
 }
 
 /** How long a rotated-out secret keeps signing. */
 export const SECRET_GRACE_MS = 24 * 3600 * 1000;
+
+/**
+ * How many retired secrets an endpoint keeps signing with: a sixth rotation within a grace period
+ * retires the oldest early, so a header never carries more than six signatures.
+ */
+export const MAX_RETIRED_SECRETS = 5;

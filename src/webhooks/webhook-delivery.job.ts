@@ -91,10 +91,7 @@ export async function deliverAttempt(
   if (!m || !due || !m.url || !m.secret) return 'skipped';
   if (!m.enabled) return endIfDisabled(ctx, circleId, m.endpoint_id, messageId);
   const startedAt = new Date();
-  const secrets = signingSecrets(
-    { secret: m.secret, previous_secret: m.previous_secret, previous_secret_expires_at: m.previous_secret_expires_at },
-    startedAt.getTime(),
-  );
+  const secrets = signingSecrets({ secret: m.secret, retired_secrets: m.retired_secrets ?? [] }, startedAt.getTime());
   const headers = signedHeaders(secrets, m.id, Math.floor(startedAt.getTime() / 1000), m.body);
   const settings = ctx.config.webhooks;
   const result = await postWebhook(m.url, headers, m.body, {

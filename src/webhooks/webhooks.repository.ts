@@ -8,6 +8,7 @@ import type {
 } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import { micros, newestFirstPage } from '../infra/sql.js';
+import { MAX_RETIRED_SECRETS } from './signing.js';
 
 export type EndpointRow = Selectable<WebhookEndpointsTable>;
 export type MessageRow = Selectable<WebhookMessagesTable>;
@@ -67,16 +68,7 @@ export async function updateEndpoint(
   changes: Partial<
     Pick<
       EndpointRow,
-      | 'url'
-      | 'events'
-      | 'description'
-      | 'enabled'
-      | 'disabled_at'
-      | 'disabled_reason'
-      | 'secret'
-      | 'previous_secret'
-      | 'previous_secret_expires_at'
-      | 'failure_streak'
+      'url' | 'events' | 'description' | 'enabled' | 'disabled_at' | 'disabled_reason' | 'secret' | 'failure_streak'
     >
   >,
 ): Promise<EndpointRow> {
@@ -105,7 +97,10 @@ export async function markDisabled(
     .executeTakeFirstOrThrow();
 }
 
-/** Makes `secret` the signing secret; the one it replaces keeps signing for `graceMs`. */
+/**
+ * Makes `secret` the signing secret; the one it replaces keeps signing for `graceMs`, beside the
+ * earlier ones still in their grace (the newest `MAX_RETIRED_SECRETS` of them).
+ */
 export async function replaceSecret(
   trx: Transaction<Database>,
   circleId: string,
@@ -115,12 +110,23 @@ export async function replaceSecret(
 ): Promise<EndpointRow> {
   return trx
     .updateTable('webhook_endpoints')
-    .set((eb) => ({
+    .set({
       secret,
-      previous_secret: eb.ref('secret'),
-      previous_secret_expires_at: sql<Date>`now() + make_interval(secs => ${graceMs / 1000})`,
+      // The row's values before the update: `secret` is the one being retired.
+      retired_secrets: sql<never>`(
+        SELECT coalesce(jsonb_agg(live.r ORDER BY live.until DESC), '[]'::jsonb) FROM (
+          SELECT r, until FROM (
+            SELECT jsonb_build_object('secret', secret, 'expiresAt', now() + make_interval(secs => ${graceMs / 1000})) AS r,
+                   now() + make_interval(secs => ${graceMs / 1000}) AS until
+            UNION ALL
+            SELECT r, (r->>'expiresAt')::timestamptz FROM jsonb_array_elements(retired_secrets) AS r
+          ) every
+          WHERE until > now()
+          ORDER BY until DESC
+          LIMIT ${MAX_RETIRED_SECRETS}
+        ) live)`,
       updated_at: sql<Date>`now()`,
-    }))
+    })
     .where('circle_id', '=', circleId)
     .where('id', '=', endpointId)
     .returningAll()
@@ -178,8 +184,7 @@ export async function findMessageForDelivery(db: Executor, circleId: string, mes
       'w.url',
       'w.enabled',
       'w.secret',
-      'w.previous_secret',
-      'w.previous_secret_expires_at',
+      'w.retired_secrets',
     ])
     .where('m.circle_id', '=', circleId)
     .where('m.id', '=', messageId)

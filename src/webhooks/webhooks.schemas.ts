@@ -60,7 +60,8 @@ const webhookProperties = {
   }),
   failureStreak: Type.Integer({ description: 'Messages failed in a row since the last success' }),
   previousSecretExpiresAt: Type.Union([Timestamp('Until when'), Type.Null()], {
-    description: 'Until when the secret before the last rotation still signs deliveries',
+    description:
+      'Until when secrets retired by rotation still sign deliveries beside the current one: 24 hours after the last rotation (each retired secret signs for 24 hours, at most five at once)',
   }),
   createdBy: Id('Who created it'),
   createdAt: Timestamp('Created'),

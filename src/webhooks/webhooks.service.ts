@@ -5,7 +5,7 @@ import { recordEvent } from '../events/events.repository.js';
 import { MANAGERS, requireMember, requireRole } from '../circles/access.js';
 import { checkWebhookUrl } from './address-policy.js';
 import { normalizeEventTypes, unknownEventTypes } from './event-types.js';
-import { SECRET_GRACE_MS, generateSecret } from './signing.js';
+import { SECRET_GRACE_MS, generateSecret, liveRetiredSecrets } from './signing.js';
 import { disableEndpoint, enqueueDelivery } from './webhook-delivery.job.js';
 import * as repo from './webhooks.repository.js';
 
@@ -13,6 +13,12 @@ import * as repo from './webhooks.repository.js';
 // then and at rotation only), listing, changing, deleting, the delivery log and redelivery.
 // Every change records its event in the same transaction; no event carries a secret or the
 // endpoint's full URL (a URL's path or query can itself be a credential), only its origin.
+
+/** Until when secrets retired by rotation keep signing beside the current one; null if none does. */
+function retiredSecretsSignUntil(retired: repo.EndpointRow['retired_secrets']): Date | null {
+  const newest = liveRetiredSecrets(retired, Date.now())[0];
+  return newest ? new Date(newest.expiresAt) : null;
+}
 
 export const toWebhookView = (w: repo.EndpointRow) => ({
   id: w.id,
@@ -24,7 +30,7 @@ export const toWebhookView = (w: repo.EndpointRow) => ({
   disabledAt: w.disabled_at,
   disabledReason: w.disabled_reason,
   failureStreak: w.failure_streak,
-  previousSecretExpiresAt: w.previous_secret_expires_at,
+  previousSecretExpiresAt: retiredSecretsSignUntil(w.retired_secrets),
   createdBy: w.created_by,
   createdAt: w.created_at,
   updatedAt: w.updated_at,
@@ -187,7 +193,7 @@ export async function rotateSecret(ctx: AppContext, userId: string, circleId: st
       type: 'webhook.secret_rotated',
       subjectId: webhookId,
       actorId: userId,
-      payload: { previousSecretExpiresAt: rotated.previous_secret_expires_at?.toISOString() ?? null },
+      payload: { previousSecretExpiresAt: retiredSecretsSignUntil(rotated.retired_secrets)?.toISOString() ?? null },
     });
     return rotated;
   });

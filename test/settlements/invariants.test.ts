@@ -157,6 +157,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'webhook_attempts_numbered_without_gaps',
       'webhook_deliveries_match_their_endpoint',
       'webhook_events_carry_no_secret',
+      'webhook_retired_secrets_well_formed',
     ],
     'the invariants under test',
   );
@@ -535,6 +536,14 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       async (trx) => {
         await sql`UPDATE events SET payload = payload || jsonb_build_object('secret', (SELECT secret FROM webhook_endpoints WHERE id = ${hook.id}))
           WHERE type = 'webhook.created' AND subject_id = ${hook.id}`.execute(trx);
+      },
+    ],
+    [
+      'webhook_retired_secrets_well_formed',
+      'an endpoint whose current secret is also listed as retired',
+      async (trx) => {
+        await sql`UPDATE webhook_endpoints SET retired_secrets = jsonb_build_array(jsonb_build_object('secret', secret, 'expiresAt', now() + interval '1 day'))
+          WHERE id = ${hook.id}`.execute(trx);
       },
     ],
   );

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
+import type { Db } from '../../src/infra/postgres.js';
 import { Webhook } from 'standardwebhooks';
 import {
   buildTestApp,
@@ -52,6 +53,15 @@ const env = (backend: 'redis' | 'postgres', extra: Record<string, string> = {}) 
   ...queueBackendEnv(backend),
   ...extra,
 });
+
+/** Ends the grace of every secret the endpoint's rotations retired, as a day passing would. */
+const expireRetiredSecrets = (db: Db, endpointId: string) =>
+  sql`
+    UPDATE webhook_endpoints
+    SET retired_secrets = (
+      SELECT coalesce(jsonb_agg(r || jsonb_build_object('expiresAt', now() - interval '1 second')), '[]'::jsonb)
+      FROM jsonb_array_elements(retired_secrets) AS r)
+    WHERE id = ${endpointId}::uuid`.execute(db);
 
 onEachQueueBackend(
   t,
@@ -295,9 +305,7 @@ onEachQueueBackend(
     t.ok(new Webhook(rotated.body.secret).verify(during!.body, during!.headers), 'the new secret verifies');
     t.ok(new Webhook(hook.secret).verify(during!.body, during!.headers), 'the old secret verifies');
 
-    await sql`UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '1 second' WHERE id = ${hook.id}`.execute(
-      db,
-    );
+    await expireRetiredSecrets(db, hook.id);
     await createProject(app, owner, circle.id);
     await relay(db, queues, config);
     const [, after] = await receiver.requests(2);
@@ -642,6 +650,72 @@ onEachQueueBackend(
     t.same(await attemptsOf(db, hook.id), [], 'no attempt was made');
     t.equal(receiver.received.length, 0, 'nothing was sent to the disabled endpoint');
     t.equal(await requeueOverdueMessages({ db, queues, log: app.log }), 0, 'nothing left for the sweep');
+    await assertInvariants(t, db);
+  },
+);
+
+onEachQueueBackend(
+  t,
+  'rotating again within the grace period: every retired secret keeps verifying until its own expiry',
+  async (t, backend) => {
+    const { app, db, config } = await buildTestApp(t, env(backend));
+    const queues = await processorWorkers(t, db, config);
+    const receiver = await startReceiver(t);
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+    const rotate = async () => {
+      const res = await call(app, 'POST', `/v1/circles/${circle.id}/webhooks/${hook.id}/rotate-secret`, {
+        token: owner.token,
+      });
+      t.equal(res.status, 200);
+      return res.body.secret as string;
+    };
+    // The receiver still has the first secret deployed when a second rotation follows the first.
+    const secrets = [hook.secret as string, await rotate(), await rotate()];
+    await createProject(app, owner, circle.id);
+    await relay(db, queues, config);
+    const [delivered] = await receiver.requests(1);
+    t.equal(delivered!.headers['webhook-signature']!.split(' ').length, 3, 'three signatures');
+    for (const [i, secret] of secrets.entries())
+      t.ok(new Webhook(secret).verify(delivered!.body, delivered!.headers), `secret ${i + 1} of 3 verifies`);
+
+    // Five retired secrets sign at most: four more rotations retire the very first early.
+    for (let i = 0; i < 4; i++) secrets.push(await rotate());
+    const stored = await db
+      .selectFrom('webhook_endpoints')
+      .select('retired_secrets')
+      .where('id', '=', hook.id)
+      .executeTakeFirstOrThrow();
+    t.same(
+      stored.retired_secrets.map((r) => r.secret),
+      secrets.slice(1, -1).reverse(),
+      'the five newest retired secrets, newest first',
+    );
+    await createProject(app, owner, circle.id);
+    await relay(db, queues, config);
+    const [, capped] = await receiver.requests(2);
+    t.equal(capped!.headers['webhook-signature']!.split(' ').length, 6, 'the current secret and five retired ones');
+    t.throws(
+      () => new Webhook(secrets[0]!).verify(capped!.body, capped!.headers),
+      'the first secret no longer verifies',
+    );
+    t.ok(new Webhook(secrets[1]!).verify(capped!.body, capped!.headers), 'the second still does');
+
+    await expireRetiredSecrets(db, hook.id);
+    const listed = await call(app, 'GET', `/v1/circles/${circle.id}/webhooks`, { token: owner.token });
+    t.equal(listed.body.items[0].previousSecretExpiresAt, null, 'once every grace has ended, no retired secret signs');
+    t.equal((await rotate()).length > 0, true);
+    const after = await db
+      .selectFrom('webhook_endpoints')
+      .select('retired_secrets')
+      .where('id', '=', hook.id)
+      .executeTakeFirstOrThrow();
+    t.same(
+      after.retired_secrets.map((r) => r.secret),
+      [secrets.at(-1)],
+      'a rotation keeps only the secret it retires once the others have expired',
+    );
     await assertInvariants(t, db);
   },
 );

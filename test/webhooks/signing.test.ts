@@ -40,9 +40,25 @@ t.test('two secrets sign together, and each verifies on its own', async (t) => {
   t.ok(new Webhook(previous).verify(body, headers));
 });
 
-t.test('the previous secret signs only while its grace lasts', async (t) => {
-  const endpoint = { secret: 'whsec_new', previous_secret: 'whsec_old', previous_secret_expires_at: new Date(2_000) };
-  t.same(signingSecrets(endpoint, 1_999), ['whsec_new', 'whsec_old']);
-  t.same(signingSecrets(endpoint, 2_000), ['whsec_new']);
-  t.same(signingSecrets({ ...endpoint, previous_secret: null, previous_secret_expires_at: null }, 0), ['whsec_new']);
+t.test('each retired secret signs only while its grace lasts, newest first after the current one', async (t) => {
+  const at = (ms: number) => new Date(ms).toISOString();
+  const endpoint = {
+    secret: 'whsec_new',
+    retired_secrets: [
+      { secret: 'whsec_last', expiresAt: at(3_000) },
+      { secret: 'whsec_first', expiresAt: at(2_000) },
+    ],
+  };
+  t.same(signingSecrets(endpoint, 1_999), ['whsec_new', 'whsec_last', 'whsec_first']);
+  t.same(signingSecrets(endpoint, 2_000), ['whsec_new', 'whsec_last']);
+  t.same(signingSecrets(endpoint, 3_000), ['whsec_new']);
+  t.same(signingSecrets({ ...endpoint, retired_secrets: [] }, 0), ['whsec_new']);
+  // As Postgres renders a timestamptz in JSON, whatever the session's zone.
+  t.same(
+    signingSecrets(
+      { secret: 'whsec_new', retired_secrets: [{ secret: 'whsec_old', expiresAt: '1970-01-01T08:00:02+08:00' }] },
+      1_999,
+    ),
+    ['whsec_new', 'whsec_old'],
+  );
 });
