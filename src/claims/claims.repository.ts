@@ -2,7 +2,7 @@ import { type RawBuilder, type Selectable, sql, type Transaction } from 'kysely'
 import type { ClaimStatus, ClaimsTable, Database } from '../infra/database-schema.js';
 import type { Db, Executor } from '../infra/postgres.js';
 import { micros, newestFirstPage } from '../infra/sql.js';
-import { callerMembershipOn } from '../circles/circles.repository.js';
+import { callerMembershipOn, lockMembershipShared } from '../circles/circles.repository.js';
 import { compiledQueryShapes } from '../infra/compiled-queries.js';
 import { isUniqueViolation } from '../infra/pg-errors.js';
 
@@ -251,9 +251,16 @@ export async function findClaimWithRole(db: Executor, claimId: string, userId: s
   return claimWithRole(db, claimId, userId).executeTakeFirst();
 }
 
-/** The same, with the claim's row locked until the transaction ends: for changing the claim. */
+/**
+ * The same, with the claim's row locked until the transaction ends: for changing the claim. The
+ * role is read again with the caller's membership share-locked (the nullable side of an outer join
+ * cannot be locked), so a demotion or departure in flight waits for the write, or the write sees it.
+ */
 export async function lockClaimWithRole(trx: Transaction<Database>, claimId: string, userId: string) {
-  return claimWithRole(trx, claimId, userId).forUpdate('claims').executeTakeFirst();
+  const claim = await claimWithRole(trx, claimId, userId).forUpdate('claims').executeTakeFirst();
+  if (!claim?.role) return claim;
+  const membership = await lockMembershipShared(trx, claim.circle_id, userId);
+  return { ...claim, role: membership?.role ?? null };
 }
 
 /** The same claim detail, locked, for work the service does on its own (no caller). */

@@ -2,7 +2,7 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { buildTestApp, call, type Reply } from '../helper.js';
 import { answeredOrBlocked, backendPid } from '../lock-waits.js';
-import { circleWithRoles, createProject } from '../marketplace-helpers.js';
+import { addTasks, circleWithRoles, claimTask, createProject, submitWork } from '../marketplace-helpers.js';
 import { heldTransaction } from '../held-transaction.js';
 import { createWebhook } from '../webhooks/webhook-helpers.js';
 import { createChallenge } from '../challenge-helpers.js';
@@ -15,7 +15,7 @@ import { createChallenge } from '../challenge-helpers.js';
 
 t.test("an admin's write waits for a demotion in flight, then is refused", async (t) => {
   const { app, db } = await buildTestApp(t);
-  const { owner, circle, admin } = await circleWithRoles(app);
+  const { owner, circle, admin, member } = await circleWithRoles(app);
   const base = `/v1/circles/${circle.id}`;
   const invite = (await call(app, 'POST', `${base}/invites`, { token: owner.token, body: {} })).body.code as string;
   const hook = await createWebhook(app, owner, circle.id, { url: 'https://example.com/a', events: ['*'] });
@@ -23,6 +23,12 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
   const project = await createProject(app, owner, circle.id);
   const today = new Date().toISOString().slice(0, 10);
   const challenge = await createChallenge(app, owner, circle.id, { startsOn: today, endsOn: today, timezone: 'UTC' });
+  // Work in flight for the claim writes: one claim submitted for review, one still active.
+  const work = await createProject(app, owner, circle.id);
+  const [toReview, toRevoke] = await addTasks(app, owner, work.id, [{ title: 'Reviewed' }, { title: 'Revoked' }]);
+  const submitted = (await claimTask(app, member, toReview!.id)).body.id as string;
+  t.equal((await submitWork(app, member, submitted)).status, 201);
+  const active = (await claimTask(app, member, toRevoke!.id)).body.id as string;
 
   const writes: [string, () => Promise<Reply>][] = [
     ['create an invite', () => call(app, 'POST', `${base}/invites`, { token: admin.token, body: {} })],
@@ -69,6 +75,14 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
       'edit a challenge',
       () => call(app, 'PATCH', `/v1/challenges/${challenge.id}`, { token: admin.token, body: { title: 'Renamed' } }),
     ],
+    [
+      'review work',
+      () => call(app, 'POST', `/v1/claims/${submitted}/reviews`, { token: admin.token, body: { decision: 'accept' } }),
+    ],
+    [
+      'revoke a claim',
+      () => call(app, 'POST', `/v1/claims/${active}/revoke`, { token: admin.token, body: { reason: 'Abandoned' } }),
+    ],
   ];
   const setRole = (role: 'admin' | 'member') =>
     sql`UPDATE memberships SET role = ${role} WHERE circle_id = ${circle.id}::uuid AND user_id = ${admin.id}::uuid`;
@@ -87,11 +101,25 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
     await setRole('admin').execute(db);
   }
   const projects = await db.selectFrom('projects').select(['id', 'title']).where('circle_id', '=', circle.id).execute();
-  t.same(
-    projects.map((p) => p.id),
-    [project.id],
-    "no project but the owner's",
-  );
-  t.not(projects[0]?.title, 'Renamed', 'as the owner named it');
+  t.same(projects.map((p) => p.id).sort(), [project.id, work.id].sort(), "no project but the owner's");
+  t.not(projects.find((p) => p.id === project.id)?.title, 'Renamed', 'as the owner named it');
   t.same(await db.selectFrom('tasks').select('id').where('project_id', '=', project.id).execute(), [], 'no task');
+  t.same(
+    await db
+      .selectFrom('claims')
+      .select(['id', 'status'])
+      .where('project_id', '=', work.id)
+      .orderBy('created_at')
+      .execute(),
+    [
+      { id: submitted, status: 'submitted' },
+      { id: active, status: 'active' },
+    ],
+    'the work was neither reviewed nor revoked',
+  );
+  t.same(
+    await db.selectFrom('contributions').select('id').where('project_id', '=', work.id).execute(),
+    [],
+    'no points',
+  );
 });
