@@ -3,6 +3,7 @@ import type { Transaction } from 'kysely';
 import type { Database, ProjectStatus } from '../infra/database-schema.js';
 import { conflict } from '../errors.js';
 import { MANAGERS, authorize } from '../circles/access.js';
+import { lockMembershipShared } from '../circles/circles.repository.js';
 import { recordEvent, recordEvents } from '../events/events.repository.js';
 import { assertProjectEditable } from '../projects/project-rules.js';
 import { lockProjectShared, lockProjectWithRole } from '../projects/projects.repository.js';
@@ -28,10 +29,15 @@ async function authorizeTaskChange(
   { exclusive = false }: { exclusive?: boolean } = {},
 ) {
   const task = authorize(await taskRepo.findTaskWithRole(trx, taskId, userId), 'task', MANAGERS);
-  const projectStatus = exclusive
-    ? (await lockProjectWithRole(trx, task.project_id, userId))?.status
-    : await lockProjectShared(trx, task.project_id);
-  if (!projectStatus) throw new Error(`task ${taskId} has no project`);
+  // The role just read was a plain read: it is read again with the membership share-locked, so a
+  // demotion or departure in flight is waited for and seen.
+  let projectStatus: ProjectStatus;
+  if (exclusive) {
+    projectStatus = authorize(await lockProjectWithRole(trx, task.project_id, userId), 'task', MANAGERS).status;
+  } else {
+    projectStatus = await lockProjectShared(trx, task.project_id);
+    authorize(await lockMembershipShared(trx, task.circle_id, userId), 'task', MANAGERS);
+  }
   assertProjectEditable(projectStatus);
   return { ...task, project_status: projectStatus };
 }

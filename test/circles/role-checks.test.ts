@@ -25,7 +25,13 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
   const challenge = await createChallenge(app, owner, circle.id, { startsOn: today, endsOn: today, timezone: 'UTC' });
   // Work in flight for the claim writes: one claim submitted for review, one still active.
   const work = await createProject(app, owner, circle.id);
-  const [toReview, toRevoke] = await addTasks(app, owner, work.id, [{ title: 'Reviewed' }, { title: 'Revoked' }]);
+  const [toReview, toRevoke, toEdit, toCancel, before] = await addTasks(app, owner, work.id, [
+    { title: 'Reviewed' },
+    { title: 'Revoked' },
+    { title: 'Edited' },
+    { title: 'Cancelled' },
+    { title: 'Before' },
+  ]);
   const submitted = (await claimTask(app, member, toReview!.id)).body.id as string;
   t.equal((await submitWork(app, member, submitted)).status, 201);
   const active = (await claimTask(app, member, toRevoke!.id)).body.id as string;
@@ -80,6 +86,22 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
       () => call(app, 'POST', `/v1/claims/${submitted}/reviews`, { token: admin.token, body: { decision: 'accept' } }),
     ],
     [
+      'edit a task',
+      () => call(app, 'PATCH', `/v1/tasks/${toEdit!.id}`, { token: admin.token, body: { title: 'Renamed' } }),
+    ],
+    [
+      'cancel a task',
+      () => call(app, 'POST', `/v1/tasks/${toCancel!.id}/cancel`, { token: admin.token, body: { reason: 'Late' } }),
+    ],
+    [
+      "replace a task's dependencies",
+      () =>
+        call(app, 'PUT', `/v1/tasks/${toEdit!.id}/dependencies`, {
+          token: admin.token,
+          body: { dependsOn: [before!.id] },
+        }),
+    ],
+    [
       'revoke a claim',
       () => call(app, 'POST', `/v1/claims/${active}/revoke`, { token: admin.token, body: { reason: 'Abandoned' } }),
     ],
@@ -122,4 +144,18 @@ t.test("an admin's write waits for a demotion in flight, then is refused", async
     [],
     'no points',
   );
+  t.same(
+    await db
+      .selectFrom('tasks')
+      .select(['title', 'status'])
+      .where('id', 'in', [toEdit!.id, toCancel!.id])
+      .orderBy('title')
+      .execute(),
+    [
+      { title: 'Cancelled', status: 'open' },
+      { title: 'Edited', status: 'open' },
+    ],
+    'no task renamed or cancelled',
+  );
+  t.same(await db.selectFrom('task_dependencies').select('task_id').execute(), [], 'no dependency added');
 });
