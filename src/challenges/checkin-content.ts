@@ -7,12 +7,14 @@ import { createHash } from 'node:crypto';
 
 /**
  * Characters that show nothing: format controls (zero-width space and joiners, the byte-order mark,
- * soft hyphens, direction marks) and variation selectors. Left in, "\u200b" three times would pass
- * a minimum length of 3, and one slipped into yesterday's passage would make it new. They are
- * dropped before measuring and comparing; the stored text keeps them. (An emoji sequence joined by
- * U+200D then counts as its parts, a leniency only for check-ins made of emoji.)
+ * soft hyphens, direction marks) and every default-ignorable code point (variation selectors, the
+ * combining grapheme joiner, the Hangul fillers, Khmer's inherent vowels, ...). Left in, "\u200b"
+ * three times would pass a minimum length of 3, and one slipped into yesterday's passage would make
+ * it new. They are dropped before measuring and comparing; the stored text keeps them. (An emoji
+ * sequence joined by U+200D then counts as its parts, a leniency only for check-ins made of emoji.)
+ * Both classes, as a few format controls (U+0600 to U+0605) are not default-ignorable.
  */
-const INVISIBLE = /\p{Cf}|\p{Variation_Selector}/gu;
+const INVISIBLE = /\p{Cf}|\p{Default_Ignorable_Code_Point}/gu;
 
 /**
  * The comparable form of a check-in's text. Case folding goes down, up and down again, which

@@ -87,6 +87,20 @@ t.test('content: normalized (NFKC, case folded, whitespace collapsed) and measur
     'invalid:content_too_short',
     'nor make a check-in long enough',
   );
+  // Default-ignorable code points outside the format class: the combining grapheme joiner, the
+  // Hangul fillers (half- and full-width), a Khmer inherent vowel, a Mongolian variation selector.
+  t.equal(
+    normalizeContent('read\u034f chapter\u17b4 3'),
+    normalizeContent('read chapter 3'),
+    'nor do invisible joiners and fillers',
+  );
+  t.equal(normalizeContent('\u115f\u1160\u3164\uffa0\u180b'), '', 'the fillers are nothing');
+  t.equal(
+    code(() => checkContent('\u3164 \u3164 \u3164', 3)),
+    'invalid:content_too_short',
+    'and make no check-in long enough',
+  );
+  t.equal(normalizeContent('\u0600١'), '١', 'a format control outside the default-ignorable set is dropped too');
   t.equal(contentKey('a'), contentKey(normalizeContent(' A ')));
   t.not(contentKey('a'), contentKey('b'));
   t.equal(checkContent('  Ten chars!  ', 10), 'ten chars!');
