@@ -31,6 +31,10 @@ export function createPool(databaseUrl: string, poolSize: number, connectTimeout
     // CPU) fails the wait even if the connection came, so a heavily loaded host may need it longer.
     connectionTimeoutMillis: connectTimeoutMs,
     idleTimeoutMillis: 30_000,
+    // The `date` parser above keeps Postgres's text, which is 'YYYY-MM-DD' only in the ISO style:
+    // a database or role set to another DateStyle ('SQL, DMY') would hand the calendar code
+    // '06/12/2026'. Every session of ours asks for ISO, whatever the server's default.
+    options: '-c DateStyle=ISO',
   });
   // An idle client losing its connection (Postgres restarted, backend terminated) emits 'error' on
   // the pool; without a listener that would crash the process. The pool replaces the client itself.

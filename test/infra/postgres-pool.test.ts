@@ -26,3 +26,16 @@ t.test('an idle connection terminated under the pool is replaced, and the proces
   const after = (await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
   t.not(after, before, 'the next query runs on a new connection');
 });
+
+t.test('dates read as YYYY-MM-DD whatever DateStyle the database was given', async (t) => {
+  const { config } = await createTestEnv(t);
+  const name = new URL(config.databaseUrl).pathname.slice(1);
+  await withAdminClient((c) => c.query(`ALTER DATABASE ${name} SET DateStyle = 'SQL, DMY'`));
+  const pool = createPool(config.databaseUrl, 1, config.databaseConnectTimeoutMs);
+  t.teardown(() => pool.end());
+  const { rows } = await pool.query<{ day: string; style: string }>(
+    "SELECT DATE '2026-03-08' AS day, current_setting('DateStyle') AS style",
+  );
+  t.equal(rows[0]!.day, '2026-03-08', 'a calendar day in the form the calendar code compares');
+  t.match(rows[0]!.style, /^ISO/, 'the session asked for ISO');
+});
