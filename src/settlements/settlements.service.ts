@@ -181,7 +181,9 @@ export async function getStatement(ctx: AppContext, userId: string, settlementId
   const explanation = !payout
     ? s.status === 'completed'
       ? `${points} points did not qualify for a payout (a member needs more than 0 points${s.min_points ? ` and at least ${s.min_points}` : ''}).`
-      : `The settlement is ${s.status}; the payout appears once it completes.`
+      : s.status === 'failed'
+        ? 'The settlement failed and paid nothing out (see its failureReason); a new settlement of the project pays instead.'
+        : `The settlement is ${s.status}; the payout appears once it completes.`
     : `${payout.points} of ${total} points entitle you to ${payout.share_numerator}/${payout.share_denominator} of the pool of ${s.pool_amount} ${s.unit}` +
       `${payout.capped ? ' (held at the cap)' : ''}: ${payout.amount} ${s.unit}, ${payout.rounded_up ? 'including one remainder unit (largest remainders first)' : 'the exact share rounded down'}.`;
   return {

@@ -288,6 +288,10 @@ onEachQueueBackend(
     t.equal(await requeueUnfinishedSettlements(ctx, 0), 0, 'and no sweep takes it up again');
     const view = await call(app, 'GET', `/v1/settlements/${id}`, { token: a.owner.token });
     t.match(view.body, { status: 'failed', failureReason: FAILURE_REASON });
+    const statement = await call(app, 'GET', `/v1/settlements/${id}/statements/${a.owner.id}`, {
+      token: a.owner.token,
+    });
+    t.match(statement.body, { status: 'failed', explanation: /failed and paid nothing out/ }, 'no payout is promised');
     await assertInvariants(t, db);
   },
 );
