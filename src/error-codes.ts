@@ -290,8 +290,9 @@ export const ERROR_CODES = {
   },
   task_has_claims: {
     kind: 'conflict',
-    summary: 'The task has been claimed, so it cannot be split into sub-tasks any more.',
-    remedy: 'Add the new work as a separate task.',
+    summary:
+      'The task has been claimed, so it cannot be split into sub-tasks or made to wait for an open task any more.',
+    remedy: 'Add the new work as a separate task, or release or revoke its claims first.',
   },
   slots_below_live_claims: {
     kind: 'conflict',

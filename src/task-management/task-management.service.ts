@@ -120,10 +120,18 @@ export async function replaceDependencies(ctx: AppContext, userId: string, taskI
       titleOf: (id) => JSON.stringify(titles.get(id) ?? id),
     });
     const before = await taskRepo.dependencyIds(trx, taskId);
-    await taskRepo.findProjectTaskStatuses(trx, task.project_id, [...new Set([...before, ...ids])]);
+    const statuses = await taskRepo.findProjectTaskStatuses(trx, task.project_id, [...new Set([...before, ...ids])]);
     const locked = await taskRepo.lockTask(trx, taskId);
     if (locked?.status !== 'open')
       throw conflict('task_not_open', `The task is ${locked?.status}; its dependencies can no longer change.`);
+    // Work already under way would be submitted and accepted regardless, finishing the task before
+    // what it now waits for: a claimed task cannot be made to wait (as it cannot be split).
+    const waitsAnew = statuses.some((d) => d.status === 'open' && ids.includes(d.id) && !before.includes(d.id));
+    if (waitsAnew && locked.live_claims > 0)
+      throw conflict(
+        'task_has_claims',
+        'This task has been claimed; it cannot be made to wait for an open task now. Release or revoke its claims first.',
+      );
     const after = [...ids].sort();
     if (after.join() !== before.join()) {
       await taskRepo.replaceDependencies(trx, taskId, after);

@@ -294,6 +294,27 @@ t.test('PUT dependencies: replaced within the project, cycles and other projects
   await assertInvariants(t, db);
 });
 
+t.test('a claimed task cannot be made to wait for an open task; a done one is fine', async (t) => {
+  const { app, db, owner, users, project } = await setup(t, 1);
+  const [ann] = users;
+  const [claimed, open, done] = await addTasks(app, owner, project.id, [
+    { title: 'Claimed' },
+    { title: 'Open' },
+    { title: 'Done' },
+  ]);
+  await completeTask(app, owner, ann!, done!.id);
+  t.equal((await claimTask(app, ann!, claimed!.id)).status, 201, 'the work is under way');
+  const put = (dependsOn: string[]) =>
+    call(app, 'PUT', `/v1/tasks/${claimed!.id}/dependencies`, { token: owner.token, body: { dependsOn } });
+
+  const refused = await put([open!.id]);
+  t.ok(isProblem(refused, 409, 'task_has_claims'), `409 task_has_claims (got ${refused.status} ${refused.body?.code})`);
+  t.same(await db.selectFrom('task_dependencies').select('task_id').execute(), [], 'no dependency stored');
+  t.same(await eventTypes(db, claimed!.id), ['task.created'], 'no event');
+  t.match((await put([done!.id])).body, { dependsOn: [done!.id], blocked: false }, 'a done dependency changes nothing');
+  await assertInvariants(t, db);
+});
+
 t.test('a dependency completing while it is being added is not lost', async (t) => {
   const { app, db, owner, users, project, circle } = await setup(t, 1);
   const [ann] = users;
