@@ -40,9 +40,15 @@ export async function afterTaskDone(
   task: { id: string; parentId: string | null },
   circleId: string,
 ): Promise<string[]> {
+  // Dependents before parents, as a cancel takes them: a sibling depending on this task and being
+  // cancelled at once would otherwise hold the sibling and wait for the parent this holds.
+  await unblockDependents(trx, [task.id]);
   const ancestors = await finishAncestors(trx, task.parentId);
+  await unblockDependents(
+    trx,
+    ancestors.map((a) => a.id),
+  );
   const done = [task.id, ...ancestors.map((a) => a.id)];
-  await unblockDependents(trx, done);
   await recordEvents(
     trx,
     done.map((id) => ({ circleId, type: 'task.completed', subjectId: id })),
@@ -62,8 +68,13 @@ export async function afterTasksCancelled(
   parentId: string | null,
   event: { circleId: string; actorId: string; reason: string },
 ): Promise<{ id: string; status: 'done' | 'cancelled' }[]> {
+  // Dependents before parents, as completion takes them (see afterTaskDone).
+  await unblockDependents(trx, cancelled);
   const ancestors = await finishAncestors(trx, parentId);
-  await unblockDependents(trx, [...cancelled, ...ancestors.map((a) => a.id)]);
+  await unblockDependents(
+    trx,
+    ancestors.map((a) => a.id),
+  );
   const cancelledEvent = (id: string): NewEvent => ({
     circleId: event.circleId,
     type: 'task.cancelled',
@@ -88,7 +99,10 @@ async function finishAncestors(trx: Transaction<Database>, parentId: string | nu
   while (parentId) {
     // Lock the parent in its own statement first: a sibling finishing concurrently holds this lock
     // until it commits, so the check below (a new statement, a new snapshot) sees its child finished.
-    await sql`SELECT 1 FROM tasks WHERE id = ${parentId}::uuid FOR UPDATE`.execute(trx);
+    // NO KEY UPDATE, like the status update it guards: it must not wait for the key-share locks the
+    // children's foreign-key checks take on their parent (a transaction that updates a task twice
+    // holds one), which a sibling's transaction may hold while it waits for a task this one holds.
+    await sql`SELECT 1 FROM tasks WHERE id = ${parentId}::uuid FOR NO KEY UPDATE`.execute(trx);
     const parent = await sql<{ id: string; parent_id: string | null; status: 'done' | 'cancelled' }>`
       UPDATE tasks p
       SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = p.id AND c.status = 'done') THEN 'done' ELSE 'cancelled' END
@@ -105,6 +119,7 @@ async function finishAncestors(trx: Transaction<Database>, parentId: string | nu
 
 /** Tasks that stopped being open no longer block the tasks depending on them. */
 async function unblockDependents(trx: Transaction<Database>, finished: string[]) {
+  if (finished.length === 0) return;
   await sql`
     UPDATE tasks t SET blocking_deps = t.blocking_deps - x.n
     FROM (SELECT task_id, count(*)::int AS n FROM task_dependencies WHERE depends_on_id = ANY(${finished}::uuid[]) GROUP BY task_id) x

@@ -220,12 +220,13 @@ export async function cancelOpenSubtree(trx: Transaction<Database>, rootId: stri
   // Locked deepest first, then by id, before the update: the order everything else that locks
   // several tasks of a tree takes them in (a completion or a cancel locks its task, then the
   // ancestors upward). Top-down, this cancel and one of a task below it, each holding the task the
-  // other wanted next, would deadlock.
+  // other wanted next, would deadlock. NO KEY UPDATE, as the update itself: it leaves alone the
+  // key-share locks foreign-key checks of the children take.
   await sql`
     ${subtree(rootId)}
     SELECT t.id FROM tasks t JOIN sub ON sub.id = t.id WHERE t.status = 'open'
     ORDER BY sub.depth DESC, t.id
-    FOR UPDATE OF t`.execute(trx);
+    FOR NO KEY UPDATE OF t`.execute(trx);
   const result = await sql<{ id: string }>`
     ${subtree(rootId)}
     UPDATE tasks t SET status = 'cancelled' FROM sub WHERE t.id = sub.id AND t.status = 'open'

@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
 import { recordAcceptedWork } from '../../src/tasks/task-completion.js';
-import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
+import { backendPid, waitUntilBlockedBy, waitUntilLockWaiters } from '../lock-waits.js';
+import { heldTransaction } from '../held-transaction.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import {
   addTasks,
@@ -312,6 +313,60 @@ t.test('a claimed task cannot be made to wait for an open task; a done one is fi
   t.same(await db.selectFrom('task_dependencies').select('task_id').execute(), [], 'no dependency stored');
   t.same(await eventTypes(db, claimed!.id), ['task.created'], 'no event');
   t.match((await put([done!.id])).body, { dependsOn: [done!.id], blocked: false }, 'a done dependency changes nothing');
+  await assertInvariants(t, db);
+});
+
+t.test("accepting a task's work while a sibling depending on it is cancelled: both go through", async (t) => {
+  const { app, db, owner, users, project } = await setup(t, 1);
+  const [ann] = users;
+  const [parent] = await addTasks(app, owner, project.id, [
+    {
+      title: 'Chapter',
+      children: [
+        { key: 'a', title: 'Draft' },
+        { title: 'Edit', dependsOn: ['a'] },
+      ],
+    },
+  ]);
+  const tasks = await db.selectFrom('tasks').select(['id', 'title']).where('parent_id', '=', parent!.id).execute();
+  const id = (title: string) => tasks.find((x) => x.title === title)!.id;
+  const claim = await claimTask(app, ann!, id('Draft'));
+  t.equal((await submitWork(app, ann!, claim.body.id)).status, 201);
+
+  // The parent held by the test, so the accept and the cancel both reach it before either commits:
+  // the accept holding the draft, the cancel holding the edit that depends on it.
+  const hold = await heldTransaction(db, async (trx) => {
+    await sql`SELECT 1 FROM tasks WHERE id = ${parent!.id}::uuid FOR UPDATE`.execute(trx);
+    return backendPid(trx);
+  });
+  const accepting = call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, {
+    token: owner.token,
+    body: { decision: 'accept' },
+  });
+  await waitUntilBlockedBy(db, hold.value);
+  const cancelling = call(app, 'POST', `/v1/tasks/${id('Edit')}/cancel`, {
+    token: owner.token,
+    body: { reason: 'Not needed after all.' },
+  });
+  await waitUntilLockWaiters(db, 2);
+  await hold.commit();
+  const [accepted, cancelled] = await Promise.all([accepting, cancelling]);
+  t.equal(accepted.status, 201, `the accept went through (${accepted.status} ${accepted.body?.code ?? ''})`);
+  t.equal(cancelled.status, 200, `the cancel went through (${cancelled.status} ${cancelled.body?.code ?? ''})`);
+  t.same(
+    await db
+      .selectFrom('tasks')
+      .select(['title', 'status'])
+      .where('project_id', '=', project.id)
+      .orderBy('title')
+      .execute(),
+    [
+      { title: 'Chapter', status: 'done' },
+      { title: 'Draft', status: 'done' },
+      { title: 'Edit', status: 'cancelled' },
+    ],
+    'the chapter is done: its draft done, its edit cancelled',
+  );
   await assertInvariants(t, db);
 });
 
