@@ -14,6 +14,7 @@ import * as idempotencyOutcomes from './0012_idempotency_outcomes.js';
 import * as challengeCancelledOn from './0013_challenge_cancelled_on.js';
 import * as refreshTokenPurge from './0014_refresh_token_purge.js';
 import * as webhookRetiredSecrets from './0015_webhook_retired_secrets.js';
+import * as blockedAncestors from './0016_blocked_ancestors.js';
 
 // The schema's history, in order. Listed explicitly (rather than read from the folder) so the same
 // list works from TypeScript sources in development and from compiled JavaScript in production.
@@ -33,4 +34,5 @@ export const migrations: Record<string, Migration> = {
   '0013_challenge_cancelled_on': challengeCancelledOn,
   '0014_refresh_token_purge': refreshTokenPurge,
   '0015_webhook_retired_secrets': webhookRetiredSecrets,
+  '0016_blocked_ancestors': blockedAncestors,
 };

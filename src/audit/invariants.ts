@@ -97,6 +97,19 @@ const CHECKS: { name: string; description: string; query: ReturnType<typeof sql>
       GROUP BY t.id HAVING t.live_claims <> count(c.id) OR count(c.id) > t.slots`,
   },
   {
+    name: 'task_blocked_ancestors_consistent',
+    description: "every task's blocked_ancestors counts its ancestors whose own dependencies are not all done",
+    query: sql`
+      WITH RECURSIVE walk AS (
+        SELECT id, 0 AS blocked FROM tasks WHERE parent_id IS NULL
+        UNION ALL
+        SELECT c.id, walk.blocked + (CASE WHEN p.blocking_deps > 0 THEN 1 ELSE 0 END)
+        FROM tasks c JOIN walk ON c.parent_id = walk.id JOIN tasks p ON p.id = walk.id
+      )
+      SELECT t.id, t.blocked_ancestors, walk.blocked FROM tasks t JOIN walk ON walk.id = t.id
+      WHERE t.blocked_ancestors <> walk.blocked`,
+  },
+  {
     name: 'task_blocking_deps_consistent',
     description:
       "each task's blocking count equals its dependencies still open (done and cancelled ones block nothing)",

@@ -90,7 +90,8 @@ export async function claimTask(db: Db, taskId: string, userId: string, limits: 
     bumped AS (
       UPDATE tasks t SET live_claims = t.live_claims + 1
       FROM target, slot
-      WHERE t.id = target.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.live_claims < t.slots
+      WHERE t.id = target.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.blocked_ancestors = 0
+        AND t.live_claims < t.slots
         -- Neither held nor contributed to by this member (redundancy counts distinct members); the
         -- unique index claims_one_per_member_and_task settles concurrent claims.
         AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.task_id = t.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted', 'accepted'))
@@ -125,7 +126,8 @@ const claimNext = compiledQueryShapes(
       SELECT t.id, project.lease_seconds
       FROM tasks t, project, slot,
         (SELECT coalesce(${a.skills}::text[], (SELECT u.skills FROM users u WHERE u.id = ${a.userId}::uuid)) AS skills) wanted
-      WHERE t.project_id = project.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.live_claims < t.slots
+      WHERE t.project_id = project.id AND t.status = 'open' AND t.is_leaf AND t.blocking_deps = 0 AND t.blocked_ancestors = 0
+        AND t.live_claims < t.slots
         -- coalesce(..., false) filters exactly as the bare condition would, but Postgres cannot
         -- estimate it and assumes half the rows match. Estimated on the array statistics of a
         -- generic plan, the bare condition could look rare (1 row in 70), and the plan then read
@@ -185,6 +187,7 @@ export async function diagnoseClaim(
             'tasks.status',
             'tasks.is_leaf',
             'tasks.blocking_deps',
+            'tasks.blocked_ancestors',
             'tasks.live_claims',
             'tasks.slots',
             sql<boolean>`EXISTS (SELECT 1 FROM claims c WHERE c.task_id = tasks.id AND c.user_id = ${userId}::uuid AND c.status IN ('active', 'submitted'))`.as(

@@ -107,6 +107,8 @@ async function refusal(
       t.is_leaf ? `The task is ${t.status}.` : 'Only leaf tasks can be claimed; pick one of its sub-tasks.',
     );
   if (t.blocking_deps > 0) throw conflict('task_blocked', 'A task this one depends on is not done yet.');
+  if (t.blocked_ancestors > 0)
+    throw conflict('task_blocked', 'A task above this one depends on work that is not done yet.');
   if (t.mine) throw conflict('already_claimed', 'You already hold a live claim on this task.');
   if (t.contributed)
     throw conflict(

@@ -130,6 +130,8 @@ export interface TasksTable {
   live_claims: ColumnType<number, number | undefined, number>;
   accepted_count: ColumnType<number, number | undefined, number>;
   blocking_deps: ColumnType<number, number | undefined, number>;
+  /** Ancestors whose own dependencies are not all done: a task claims nothing until this is 0 too. */
+  blocked_ancestors: ColumnType<number, number | undefined, number>;
   created_at: CreatedAt;
   seq: Generated<number>;
 }

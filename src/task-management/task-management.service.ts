@@ -124,17 +124,19 @@ export async function replaceDependencies(ctx: AppContext, userId: string, taskI
     const locked = await taskRepo.lockTask(trx, taskId);
     if (locked?.status !== 'open')
       throw conflict('task_not_open', `The task is ${locked?.status}; its dependencies can no longer change.`);
-    // Work already under way would be submitted and accepted regardless, finishing the task before
-    // what it now waits for: a claimed task cannot be made to wait (as it cannot be split).
-    const waitsAnew = statuses.some((d) => d.status === 'open' && ids.includes(d.id) && !before.includes(d.id));
-    if (waitsAnew && locked.live_claims > 0)
-      throw conflict(
-        'task_has_claims',
-        'This task has been claimed; it cannot be made to wait for an open task now. Release or revoke its claims first.',
-      );
     const after = [...ids].sort();
     if (after.join() !== before.join()) {
       await taskRepo.replaceDependencies(trx, taskId, after);
+      // Work already under way would be submitted and accepted regardless, finishing the task (or
+      // one below it) before what it now waits for: a task claimed, or with claimed tasks below it,
+      // cannot be made to wait (as a claimed task cannot be split). Read once the subtree is
+      // locked (the blocked count written): a claim committing later sees it blocked.
+      const waitsAnew = statuses.some((d) => d.status === 'open' && ids.includes(d.id) && !before.includes(d.id));
+      if (waitsAnew && (await taskRepo.subtreeHasLiveClaims(trx, taskId)))
+        throw conflict(
+          'task_has_claims',
+          'This task, or a task below it, has been claimed; it cannot be made to wait for an open task now. Release or revoke those claims first.',
+        );
       await recordEvent(trx, {
         circleId: task.circle_id,
         type: 'task.updated',

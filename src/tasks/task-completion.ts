@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../infra/database-schema.js';
 import { recordEvents, type NewEvent } from '../events/events.repository.js';
+import { shiftBlockedAncestors } from './tasks.repository.js';
 
 // What happens when tasks stop being open (done or cancelled): their parents are re-evaluated and
 // the tasks depending on them are unblocked. A parent whose children are all done or cancelled is
@@ -120,8 +121,15 @@ async function finishAncestors(trx: Transaction<Database>, parentId: string | nu
 /** Tasks that stopped being open no longer block the tasks depending on them. */
 async function unblockDependents(trx: Transaction<Database>, finished: string[]) {
   if (finished.length === 0) return;
-  await sql`
+  const freed = await sql<{ id: string; blocking_deps: number }>`
     UPDATE tasks t SET blocking_deps = t.blocking_deps - x.n
     FROM (SELECT task_id, count(*)::int AS n FROM task_dependencies WHERE depends_on_id = ANY(${finished}::uuid[]) GROUP BY task_id) x
-    WHERE t.id = x.task_id`.execute(trx);
+    WHERE t.id = x.task_id
+    RETURNING t.id, t.blocking_deps`.execute(trx);
+  // A dependent waiting for nothing more frees its subtree too.
+  await shiftBlockedAncestors(
+    trx,
+    freed.rows.filter((r) => r.blocking_deps === 0).map((r) => r.id),
+    -1,
+  );
 }

@@ -20,6 +20,7 @@ export const TASK_COLUMNS = [
   'tasks.status',
   'tasks.is_leaf',
   'tasks.blocking_deps',
+  'tasks.blocked_ancestors',
   'tasks.live_claims',
   'tasks.accepted_count',
   'tasks.created_at',
@@ -40,6 +41,7 @@ export type TaskRow = {
   status: TaskStatus;
   is_leaf: boolean;
   blocking_deps: number;
+  blocked_ancestors: number;
   live_claims: number;
   accepted_count: number;
   created_at: Date;
@@ -61,26 +63,38 @@ export async function insertTaskForest(
   actorId: string,
   tasks: FlatTask[],
   existingFinished: Set<string>,
+  under: { blocking_deps: number; blocked_ancestors: number } | null,
 ) {
-  const rows = tasks.map((t) => ({
-    id: t.id,
-    parent_id: t.parentId,
-    title: t.title,
-    description: t.description,
-    weight: t.weight,
-    skills: t.skills,
-    slots: t.slots,
-    required_accepts: t.requiredAccepts,
-    priority: t.priority,
-    depth: t.depth,
-    is_leaf: t.isLeaf,
-    blocking_deps: t.dependsOnNew.length + t.dependsOnExisting.filter((id) => !existingFinished.has(id)).length,
-  }));
+  // Parents come before their children in `tasks`: each task's blocked ancestors are its parent's,
+  // plus the parent itself while the parent waits for a dependency. The forest's roots hang from
+  // `under` (an existing task) or from the project.
+  const placed = new Map<string, { blocking_deps: number; blocked_ancestors: number }>();
+  const rows = tasks.map((t) => {
+    const parent = (t.parentId ? placed.get(t.parentId) : undefined) ??
+      under ?? { blocking_deps: 0, blocked_ancestors: 0 };
+    const row = {
+      id: t.id,
+      parent_id: t.parentId,
+      title: t.title,
+      description: t.description,
+      weight: t.weight,
+      skills: t.skills,
+      slots: t.slots,
+      required_accepts: t.requiredAccepts,
+      priority: t.priority,
+      depth: t.depth,
+      is_leaf: t.isLeaf,
+      blocking_deps: t.dependsOnNew.length + t.dependsOnExisting.filter((id) => !existingFinished.has(id)).length,
+      blocked_ancestors: parent.blocked_ancestors + (parent.blocking_deps > 0 ? 1 : 0),
+    };
+    placed.set(t.id, row);
+    return row;
+  });
   await sql`
-    INSERT INTO tasks (id, circle_id, project_id, parent_id, title, description, weight, skills, slots, required_accepts, priority, depth, is_leaf, blocking_deps)
-    SELECT r.id, ${circleId}::uuid, ${projectId}::uuid, r.parent_id, r.title, r.description, r.weight, r.skills, r.slots, r.required_accepts, r.priority, r.depth, r.is_leaf, r.blocking_deps
+    INSERT INTO tasks (id, circle_id, project_id, parent_id, title, description, weight, skills, slots, required_accepts, priority, depth, is_leaf, blocking_deps, blocked_ancestors)
+    SELECT r.id, ${circleId}::uuid, ${projectId}::uuid, r.parent_id, r.title, r.description, r.weight, r.skills, r.slots, r.required_accepts, r.priority, r.depth, r.is_leaf, r.blocking_deps, r.blocked_ancestors
     FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(id uuid, parent_id uuid, title text, description text, weight int, skills text[], slots int,
-      required_accepts int, priority int, depth int, is_leaf boolean, blocking_deps int)
+      required_accepts int, priority int, depth int, is_leaf boolean, blocking_deps int, blocked_ancestors int)
     ORDER BY r.depth`.execute(trx);
   const deps = tasks.flatMap((t) =>
     [...t.dependsOnNew, ...t.dependsOnExisting].map((d) => ({ task_id: t.id, depends_on_id: d })),
@@ -203,6 +217,14 @@ const subtree = (rootId: string) => sql`
     SELECT c.id, sub.depth + 1 FROM tasks c JOIN sub ON c.parent_id = sub.id
   )`;
 
+/** Whether any task of a task's subtree (itself included) has a live claim (active or submitted). */
+export async function subtreeHasLiveClaims(trx: Transaction<Database>, rootId: string): Promise<boolean> {
+  const result = await sql<{ held: boolean }>`
+    ${subtree(rootId)}
+    SELECT EXISTS (SELECT 1 FROM sub JOIN tasks t ON t.id = sub.id WHERE t.live_claims > 0) AS held`.execute(trx);
+  return result.rows[0]?.held ?? false;
+}
+
 /** The open tasks of a task's subtree (itself included), read without locks. */
 export async function openSubtreeIds(trx: Transaction<Database>, rootId: string): Promise<string[]> {
   const result = await sql<{ id: string }>`
@@ -275,11 +297,42 @@ export async function replaceDependencies(trx: Transaction<Database>, taskId: st
       .insertInto('task_dependencies')
       .values(dependsOn.map((id) => ({ task_id: taskId, depends_on_id: id })))
       .execute();
-  await sql`
-    UPDATE tasks SET blocking_deps = (
+  const counted = await sql<{ before: number; after: number }>`
+    UPDATE tasks t SET blocking_deps = (
       SELECT count(*)::int FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on_id
       WHERE d.task_id = ${taskId}::uuid AND dep.status = 'open')
-    WHERE id = ${taskId}::uuid`.execute(trx);
+    FROM tasks prior
+    WHERE t.id = ${taskId}::uuid AND prior.id = t.id
+    RETURNING prior.blocking_deps AS before, t.blocking_deps AS after`.execute(trx);
+  const { before, after } = counted.rows[0] ?? { before: 0, after: 0 };
+  // Its subtree waits with it, or is free with it.
+  if (before > 0 !== after > 0) await shiftBlockedAncestors(trx, [taskId], after > 0 ? 1 : -1);
+}
+
+/**
+ * Tasks that just became blocked (`delta` 1) or unblocked (-1): every task below each of them
+ * counts one blocked ancestor more or fewer. Locked deepest first, then by id, the order a cancel
+ * locks a subtree in, before the update.
+ */
+export async function shiftBlockedAncestors(trx: Transaction<Database>, taskIds: string[], delta: 1 | -1) {
+  if (taskIds.length === 0) return;
+  // One row per path from a shifted task down: a task below two of them counts both.
+  const below = sql`
+    WITH RECURSIVE below AS (
+      SELECT c.id, c.depth FROM tasks c WHERE c.parent_id = ANY(${taskIds}::uuid[])
+      UNION ALL
+      SELECT c.id, c.depth FROM tasks c JOIN below ON c.parent_id = below.id
+    )`;
+  await sql`
+    ${below}
+    SELECT t.id FROM tasks t WHERE t.id IN (SELECT id FROM below)
+    ORDER BY t.depth DESC, t.id
+    FOR NO KEY UPDATE OF t`.execute(trx);
+  await sql`
+    ${below}
+    UPDATE tasks t SET blocked_ancestors = t.blocked_ancestors + ${delta}::int * x.n
+    FROM (SELECT id, count(*)::int AS n FROM below GROUP BY id) x
+    WHERE t.id = x.id`.execute(trx);
 }
 
 export interface TaskFilters {
@@ -321,6 +374,7 @@ const taskList = compiledQueryShapes(
         .where('status', '=', 'open')
         .where('is_leaf', '=', true)
         .where('blocking_deps', '=', 0)
+        .where('blocked_ancestors', '=', 0)
         .where(sql<boolean>`live_claims < slots`);
       if (shape.after)
         q = q.where(
@@ -386,7 +440,8 @@ const memberBoard = compiledQueryShapes((_db, a: MemberBoardArgs, shape: { skill
       CROSS JOIN LATERAL (
         SELECT ${columns} FROM tasks
         WHERE tasks.project_id = open_project.id
-          AND tasks.status = 'open' AND tasks.is_leaf AND tasks.blocking_deps = 0 AND tasks.live_claims < tasks.slots
+          AND tasks.status = 'open' AND tasks.is_leaf AND tasks.blocking_deps = 0 AND tasks.blocked_ancestors = 0
+          AND tasks.live_claims < tasks.slots
           -- coalesce(..., false) filters exactly as the bare condition would, but hides it from
           -- the skills GIN index and from the estimate, so each project's claimable index is walked
           -- in order to its first page instead of every task with the skill being read and sorted.

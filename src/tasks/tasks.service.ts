@@ -10,7 +10,8 @@ import * as repo from './tasks.repository.js';
 type TaskWithDeps = repo.TaskRow & { depends_on: string[] };
 
 export function toTaskView(t: TaskWithDeps, projectStatus: ProjectStatus) {
-  const blocked = t.blocking_deps > 0;
+  // Waiting for its own dependencies, or inside the subtree of a task waiting for its own.
+  const blocked = t.blocking_deps > 0 || t.blocked_ancestors > 0;
   return {
     id: t.id,
     projectId: t.project_id,
@@ -46,8 +47,9 @@ export async function addTaskForest(
   { parentId }: { parentId?: string } = {},
 ): Promise<string[]> {
   let baseDepth = -1;
+  let parent: Awaited<ReturnType<typeof repo.lockTask>>;
   if (parentId) {
-    const parent = await repo.lockTask(trx, parentId);
+    parent = await repo.lockTask(trx, parentId);
     if (!parent || parent.project_id !== project.id)
       throw invalid('invalid_task_tree', 'parentId must name a task of this project.', [
         { path: 'body/parentId', message: 'no such task in this project' },
@@ -99,7 +101,7 @@ export async function addTaskForest(
   }
   // Only an open dependency blocks: done work is there, cancelled work never will be.
   const finished = new Set(found.filter((f) => f.status !== 'open').map((f) => f.id));
-  await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tasks, finished);
+  await repo.insertTaskForest(trx, project.circle_id, project.id, actorId, tasks, finished, parent ?? null);
   if (parentId) await repo.markParent(trx, parentId);
   return tasks.map((t) => t.id);
 }

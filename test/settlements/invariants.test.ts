@@ -151,6 +151,7 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'settlement_ledger_matches_payouts',
       'settlement_sums',
       'submitted_claims_queued_by_latest_submission',
+      'task_blocked_ancestors_consistent',
       'task_blocking_deps_consistent',
       'task_slots_consistent',
       'unfinished_settlements_wrote_nothing',
@@ -255,6 +256,13 @@ t.test('each invariant holds on a healthy database and is reported when broken',
       'a live-claim count that no claim backs',
       async (trx) => {
         await sql`UPDATE tasks SET live_claims = live_claims + 1 WHERE id = ${spare!.id}`.execute(trx);
+      },
+    ],
+    [
+      'task_blocked_ancestors_consistent',
+      'a top-level task counted as below a blocked one',
+      async (trx) => {
+        await sql`UPDATE tasks SET blocked_ancestors = 1 WHERE id = ${spare!.id}`.execute(trx);
       },
     ],
     [

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { recordAcceptedWork } from '../../src/tasks/task-completion.js';
+import { assertInvariants } from '../settlement-helpers.js';
 import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser, type Reply } from '../helper.js';
 import {
@@ -125,6 +126,104 @@ t.test('a parent is done when all its children are, and unblocks what depends on
   );
   const progress = await call(app, 'GET', `/v1/projects/${project.id}`, { token: owner.token });
   t.match(progress.body.progress, { tasksTotal: 6, tasksDone: 5, tasksOpen: 1, liveClaims: 1, pointsAccepted: 300 });
+});
+
+t.test('the tasks below a task waiting for a dependency wait with it, at every depth', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice] = await joinMembers(app, circle.id, 1);
+  const project = await createProject(app, owner, circle.id);
+  const items = await addTasks(app, owner, project.id, [
+    { key: 'one', title: 'Chapter 1', children: [{ title: 'Page 1' }] },
+    {
+      title: 'Chapter 2',
+      dependsOn: ['one'],
+      children: [{ title: 'Page 2' }, { title: 'Section 3', children: [{ title: 'Page 3' }] }],
+    },
+  ]);
+  const id = (title: string) => items.find((x) => x.title === title)!.id;
+  const view = async (title: string) =>
+    (await call(app, 'GET', `/v1/tasks/${id(title)}`, { token: alice!.token })).body as {
+      blocked: boolean;
+      claimable: boolean;
+    };
+  const claimableBoard = async () =>
+    (await call(app, 'GET', `/v1/projects/${project.id}/tasks?claimable=true`, { token: alice!.token })).body.items.map(
+      (x: { title: string }) => x.title,
+    );
+
+  for (const page of ['Page 2', 'Page 3']) {
+    t.match(await view(page), { blocked: true, claimable: false }, `${page} is blocked with its chapter`);
+    t.ok(isProblem(await claimTask(app, alice!, id(page)), 409, 'task_blocked'), `${page} cannot be claimed`);
+  }
+  t.same(await claimableBoard(), ['Page 1'], 'the board offers only what can be claimed');
+  const next = await call(app, 'POST', `/v1/projects/${project.id}/claims/next`, { token: alice!.token, body: {} });
+  t.match(next.body, { taskId: id('Page 1') }, 'claims/next picks the one open page');
+
+  // Added under the blocked chapter later: blocked from the start.
+  const [late] = await addTasks(app, owner, project.id, [{ title: 'Page 4' }], id('Section 3'));
+  t.match(await view('Section 3'), { blocked: true });
+  t.match(
+    (await call(app, 'GET', `/v1/tasks/${late!.id}`, { token: alice!.token })).body,
+    { blocked: true, claimable: false },
+    'a page added later waits too',
+  );
+  await assertInvariants(t, db);
+
+  // Chapter 1 done: everything below chapter 2 is free.
+  const submitted = await submitWork(app, alice!, next.body.id);
+  t.equal(submitted.status, 201);
+  t.equal(
+    (
+      await call(app, 'POST', `/v1/claims/${next.body.id}/reviews`, {
+        token: owner.token,
+        body: { decision: 'accept' },
+      })
+    ).status,
+    201,
+  );
+  for (const page of ['Page 2', 'Page 3'])
+    t.match(await view(page), { blocked: false, claimable: true }, `${page} is free once chapter 1 is done`);
+  t.same((await claimableBoard()).sort(), ['Page 2', 'Page 3', 'Page 4']);
+  t.equal((await claimTask(app, alice!, id('Page 3'))).status, 201);
+  await assertInvariants(t, db);
+});
+
+t.test('a dependency put on a parent holds back its subtree, and taking it away frees it', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice] = await joinMembers(app, circle.id, 1);
+  const project = await createProject(app, owner, circle.id);
+  const items = await addTasks(app, owner, project.id, [
+    { title: 'Research' },
+    { title: 'Draft', children: [{ title: 'Outline' }, { title: 'Body', children: [{ title: 'Intro' }] }] },
+  ]);
+  const id = (title: string) => items.find((x) => x.title === title)!.id;
+  const put = (title: string, dependsOn: string[]) =>
+    call(app, 'PUT', `/v1/tasks/${id(title)}/dependencies`, { token: owner.token, body: { dependsOn } });
+  const blocked = async (title: string) =>
+    (await call(app, 'GET', `/v1/tasks/${id(title)}`, { token: owner.token })).body.blocked as boolean;
+
+  t.equal((await put('Draft', [id('Research')])).status, 200);
+  t.same([await blocked('Outline'), await blocked('Intro')], [true, true], 'the whole subtree waits');
+  t.ok(isProblem(await claimTask(app, alice!, id('Intro')), 409, 'task_blocked'));
+  await assertInvariants(t, db);
+  t.equal((await put('Body', [id('Research')])).status, 200, 'a second blocked level');
+  t.equal((await put('Draft', [])).status, 200);
+  t.same([await blocked('Outline'), await blocked('Intro')], [false, true], 'the body still waits on its own');
+  await assertInvariants(t, db);
+  t.equal((await put('Body', [])).status, 200);
+  t.same([await blocked('Outline'), await blocked('Intro')], [false, false]);
+
+  // A claim below: the parent can no longer be made to wait for open work.
+  const claim = await claimTask(app, alice!, id('Intro'));
+  t.equal(claim.status, 201);
+  const refused = await put('Draft', [id('Research')]);
+  t.ok(isProblem(refused, 409, 'task_has_claims'), `409 task_has_claims (got ${refused.status} ${refused.body?.code})`);
+  t.same([await blocked('Outline'), await blocked('Intro')], [false, false], 'and nothing changed');
+  await assertInvariants(t, db);
 });
 
 t.test('dependsOn by task id: same project works, another project is refused and creates nothing', async (t) => {

@@ -26,7 +26,7 @@ import {
 export const MINIMAL_CLAIM = `
   UPDATE tasks SET live_claims = live_claims + 1
   WHERE id = (SELECT id FROM tasks
-              WHERE project_id = $1 AND status = 'open' AND is_leaf AND blocking_deps = 0 AND live_claims < slots
+              WHERE project_id = $1 AND status = 'open' AND is_leaf AND blocking_deps = 0 AND blocked_ancestors = 0 AND live_claims < slots
               ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED)
   RETURNING id`;
 
