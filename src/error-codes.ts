@@ -448,6 +448,11 @@ export const ERROR_CODES = {
     summary: "The day is outside the challenge's dates.",
     remedy: 'Name a day between the first day of the challenge and today.',
   },
+  date_before_joining: {
+    kind: 'conflict',
+    summary: 'The day is before you joined the circle: there is no missed day to make up.',
+    remedy: 'Make up only days since you joined.',
+  },
   makeup_window_passed: {
     kind: 'conflict',
     summary: 'The day is further back than make-ups may reach.',

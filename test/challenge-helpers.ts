@@ -1,5 +1,6 @@
 import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
+import type { Db } from '../src/infra/postgres.js';
 import { controlClock } from './clock.js';
 import { call, createCircle, registerUser, type TestUser } from './helper.js';
 import { joinMembers } from './marketplace-helpers.js';
@@ -25,9 +26,23 @@ export function clockAt(t: Test, iso: string) {
 }
 
 /**
- * An open circle with an owner, an admin, `members` members and an outsider. Joining without an
- * invite (whose expiry the database would judge on its own clock) keeps this usable with the
- * test's clock anywhere in time.
+ * Makes every current member of the circle a member since 2000. The database stamps joined_at with
+ * its own (real) clock, while challenge tests set the service's clock anywhere in time, and a
+ * make-up may only fill a day since the member joined.
+ */
+export async function membersSinceLongAgo(db: Db, circleId: string): Promise<void> {
+  await db
+    .updateTable('memberships')
+    .set({ joined_at: new Date('2000-01-01T00:00:00Z') })
+    .where('circle_id', '=', circleId)
+    .where('left_at', 'is', null)
+    .execute();
+}
+
+/**
+ * An open circle with an owner, an admin, `members` members and an outsider, all members since
+ * 2000. Joining without an invite (whose expiry the database would judge on its own clock) keeps
+ * this usable with the test's clock anywhere in time.
  */
 export async function openCircle(app: FastifyInstance, members = 1) {
   const owner = await registerUser(app, 'owner');
@@ -38,6 +53,7 @@ export async function openCircle(app: FastifyInstance, members = 1) {
     body: { role: 'admin' },
   });
   if (promoted.status !== 200) throw new Error(`role change failed: ${promoted.status}`);
+  await membersSinceLongAgo(app.db, circle.id);
   const outsider = await registerUser(app, 'outsider');
   return { owner, circle, admin: admin!, member: rest[0]!, members: rest, outsider };
 }

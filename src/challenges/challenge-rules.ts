@@ -135,8 +135,9 @@ export function checkContent(content: string, minContentLength: number): string 
 /**
  * Which day a check-in is for. Without `date` (or with today's), it is for today, the challenge
  * day on the server's clock, which must lie inside the challenge. A `date` in the past is a
- * make-up: inside the challenge (409 date_outside_challenge), no further back than the make-up
- * window (409 makeup_window_passed), and one of the member's make-ups (409 no_makeups_left). A
+ * make-up: inside the challenge (409 date_outside_challenge), not before the day the member joined
+ * (409 date_before_joining), no further back than the make-up window (409 makeup_window_passed),
+ * and one of the member's make-ups (409 no_makeups_left). A
  * future `date` is 400 checkin_date_in_future. Once the last day is over nothing is accepted,
  * make-ups included (409 challenge_ended): the challenge is being closed.
  */
@@ -145,6 +146,8 @@ export function planCheckin(
   today: LocalDate,
   date: string | undefined,
   makeUpsUsed: number,
+  /** The challenge-zone day the caller's membership began: nobody misses a day before joining. */
+  joinedOn: LocalDate,
 ): { localDate: LocalDate; makeUp: boolean } {
   if (date !== undefined && !isLocalDate(date))
     throw invalid('invalid_date', `date is a local calendar day, YYYY-MM-DD, from ${DATE_RANGE}.`, [
@@ -162,6 +165,8 @@ export function planCheckin(
   }
   if (date < rules.startsOn)
     throw conflict('date_outside_challenge', `${date} is before the challenge's first day, ${rules.startsOn}.`);
+  if (date < joinedOn)
+    throw conflict('date_before_joining', `You joined the circle on ${joinedOn}; ${date} was before that.`);
   if (daysBetween(date, today) > rules.makeUpWindowDays)
     throw conflict(
       'makeup_window_passed',

@@ -65,7 +65,9 @@ export async function checkIn(ctx: AppContext, userId: string, challengeId: stri
     // never see the days the wrong way round (a check-in dated after the day its challenge was
     // cancelled on).
     const today = challengeDayAt(clockNow(), rules.timezone, rules.dayStartsAt);
-    const { localDate, makeUp } = planCheckin(rules, today, input.date, member.make_ups_used);
+    // A member who left and came back makes up days of their current membership only.
+    const joinedOn = challengeDayAt(membership!.joined_at.getTime(), rules.timezone, rules.dayStartsAt);
+    const { localDate, makeUp } = planCheckin(rules, today, input.date, member.make_ups_used, joinedOn);
     const key = contentKey(normalized);
     const clash = await repo.findClash(trx, { challengeId, userId, localDate, contentKey: key });
     if (clash?.same_day) throw alreadyCheckedIn(localDate);

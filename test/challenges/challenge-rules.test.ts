@@ -24,46 +24,71 @@ const code = (fn: () => unknown) => {
 };
 
 const rules = { startsOn: '2026-03-01', endsOn: '2026-03-31', makeUpAllowance: 2, makeUpWindowDays: 7 };
+/** A member since before the challenge. */
+const LONG_AGO = '2025-01-01';
 
 t.test('planCheckin: today, make-ups, and every refusal', async (t) => {
-  t.same(planCheckin(rules, '2026-03-10', undefined, 0), { localDate: '2026-03-10', makeUp: false });
-  t.same(planCheckin(rules, '2026-03-10', '2026-03-10', 2), { localDate: '2026-03-10', makeUp: false }, 'today');
-  t.same(planCheckin(rules, '2026-03-10', '2026-03-03', 1), { localDate: '2026-03-03', makeUp: true }, '7 back');
-  t.equal(
-    code(() => planCheckin(rules, '2026-03-10', '2026-03-02', 0)),
-    'conflict:makeup_window_passed',
+  t.same(planCheckin(rules, '2026-03-10', undefined, 0, LONG_AGO), { localDate: '2026-03-10', makeUp: false });
+  t.same(
+    planCheckin(rules, '2026-03-10', '2026-03-10', 2, LONG_AGO),
+    { localDate: '2026-03-10', makeUp: false },
+    'today',
+  );
+  t.same(
+    planCheckin(rules, '2026-03-10', '2026-03-03', 1, LONG_AGO),
+    { localDate: '2026-03-03', makeUp: true },
+    '7 back',
   );
   t.equal(
-    code(() => planCheckin(rules, '2026-03-10', '2026-03-09', 2)),
+    code(() => planCheckin(rules, '2026-03-10', '2026-03-02', 0, LONG_AGO)),
+    'conflict:makeup_window_passed',
+  );
+  // A member since 2026-03-06 missed nothing before it: no make-up, even inside the window.
+  t.equal(
+    code(() => planCheckin(rules, '2026-03-10', '2026-03-05', 0, '2026-03-06')),
+    'conflict:date_before_joining',
+  );
+  t.same(
+    planCheckin(rules, '2026-03-10', '2026-03-06', 0, '2026-03-06'),
+    { localDate: '2026-03-06', makeUp: true },
+    'the day they joined can be made up',
+  );
+  t.same(
+    planCheckin(rules, '2026-03-10', undefined, 0, '2026-03-10'),
+    { localDate: '2026-03-10', makeUp: false },
+    'today',
+  );
+  t.equal(
+    code(() => planCheckin(rules, '2026-03-10', '2026-03-09', 2, LONG_AGO)),
     'conflict:no_makeups_left',
   );
   t.equal(
-    code(() => planCheckin(rules, '2026-03-10', '2026-03-11', 0)),
+    code(() => planCheckin(rules, '2026-03-10', '2026-03-11', 0, LONG_AGO)),
     'invalid:checkin_date_in_future',
   );
   t.equal(
-    code(() => planCheckin(rules, '2026-03-10', '2026-02-31', 0)),
+    code(() => planCheckin(rules, '2026-03-10', '2026-02-31', 0, LONG_AGO)),
     'invalid:invalid_date',
   );
   t.equal(
-    code(() => planCheckin(rules, '2026-03-02', '2026-02-28', 0)),
+    code(() => planCheckin(rules, '2026-03-02', '2026-02-28', 0, LONG_AGO)),
     'conflict:date_outside_challenge',
   );
   t.equal(
-    code(() => planCheckin(rules, '2026-02-28', undefined, 0)),
+    code(() => planCheckin(rules, '2026-02-28', undefined, 0, LONG_AGO)),
     'conflict:challenge_not_started',
   );
   t.equal(
-    code(() => planCheckin(rules, '2026-04-01', undefined, 0)),
+    code(() => planCheckin(rules, '2026-04-01', undefined, 0, LONG_AGO)),
     'conflict:challenge_ended',
   );
   t.equal(
-    code(() => planCheckin(rules, '2026-04-01', '2026-03-31', 0)),
+    code(() => planCheckin(rules, '2026-04-01', '2026-03-31', 0, LONG_AGO)),
     'conflict:challenge_ended',
     'no make-up',
   );
-  t.same(planCheckin(rules, '2026-03-31', undefined, 0).localDate, '2026-03-31', 'the last day');
-  t.same(planCheckin(rules, '2026-03-01', undefined, 0).localDate, '2026-03-01', 'the first day');
+  t.same(planCheckin(rules, '2026-03-31', undefined, 0, LONG_AGO).localDate, '2026-03-31', 'the last day');
+  t.same(planCheckin(rules, '2026-03-01', undefined, 0, LONG_AGO).localDate, '2026-03-01', 'the first day');
 });
 
 t.test('content: normalized (NFKC, case folded, whitespace collapsed) and measured in characters', async (t) => {

@@ -3,7 +3,8 @@ import { sql } from 'kysely';
 import { assertInvariants } from '../settlement-helpers.js';
 import { buildTestApp, call, isProblem, type Reply } from '../helper.js';
 import { backendPid, lockWaiterCount, waitUntilBlockedBy } from '../lock-waits.js';
-import { waitFor } from '../marketplace-helpers.js';
+import { joinMembers, waitFor } from '../marketplace-helpers.js';
+import { addDays } from '../../src/challenges/challenge-days.js';
 import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
 import { rowCounts } from '../hostile/world.js';
 
@@ -278,6 +279,39 @@ t.test('check-ins need a running challenge the caller belongs to', async (t) => 
   t.equal((await checkIn(app, m, later.id)).status, 201, 'the last minute of the last day');
   clock.advance(2 * 60_000);
   t.ok(isProblem(await checkIn(app, await relogin(app, owner), later.id), 409, 'challenge_ended'));
+});
+
+t.test('a make-up fills only days since the member joined the circle', async (t) => {
+  // The real clock: the database stamps joined_at with it, and the check-in reads the day from it.
+  const { app, db } = await buildTestApp(t);
+  const { owner, circle } = await openCircle(app);
+  const [newcomer] = await joinMembers(app, circle.id, 1);
+  const today = new Date().toISOString().slice(0, 10);
+  const challenge = await createChallenge(app, owner, circle.id, {
+    startsOn: addDays(today, -3),
+    endsOn: addDays(today, 3),
+    timezone: 'UTC',
+    makeUpAllowance: 2,
+  });
+  const yesterday = addDays(today, -1);
+  const before = await rowCounts(db);
+  const refused = await checkIn(app, newcomer!, challenge.id, { date: yesterday });
+  t.ok(isProblem(refused, 409, 'date_before_joining'), `yesterday was before they joined (${refused.body?.code})`);
+  t.same(await rowCounts(db), before, 'nothing written');
+  t.equal((await checkIn(app, newcomer!, challenge.id)).status, 201, 'today is theirs');
+
+  // A member since two days ago may make up yesterday.
+  await db
+    .updateTable('memberships')
+    .set({ joined_at: sql<Date>`now() - interval '2 days'` })
+    .where('circle_id', '=', circle.id)
+    .where('user_id', '=', newcomer!.id)
+    .execute();
+  t.equal(
+    (await checkIn(app, newcomer!, challenge.id, { date: yesterday, content: 'Read it yesterday, late.' })).status,
+    201,
+  );
+  await assertInvariants(t, db);
 });
 
 t.test('a check-in in flight when its member leaves commits before the departure, or is refused', async (t) => {

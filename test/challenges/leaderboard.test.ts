@@ -1,7 +1,7 @@
 import t from 'tap';
 import { buildTestApp, call, isProblem, type Reply, type TestUser } from '../helper.js';
 import { joinMembers } from '../marketplace-helpers.js';
-import { checkIn, clockAt, createChallenge, openCircle } from '../challenge-helpers.js';
+import { checkIn, clockAt, createChallenge, membersSinceLongAgo, openCircle } from '../challenge-helpers.js';
 
 // The challenge leaderboard: its three orders with their tie-breaks and shared ranks, the caller's
 // own row, and paging that neither repeats nor skips anyone while new members join the board.
@@ -94,6 +94,7 @@ t.test('paging while new members check in: no one on the board is repeated or sk
     makeUpWindowDays: 5,
   });
   const early = await joinMembers(app, circle.id, 15);
+  await membersSinceLongAgo(app.db, circle.id);
   // Many ties: check-ins of 1, 2 or 3 days.
   for (const [i, m] of early.entries()) await checkInDays(app, m, c.id, [0, 1, 2].slice(0, (i % 3) + 1));
   const late = await joinMembers(app, circle.id, 6);

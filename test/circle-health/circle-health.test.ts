@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import type { Db } from '../../src/infra/postgres.js';
 import { addMember, buildTestApp, call, createCircle, isProblem, registerUser, type TestUser } from '../helper.js';
 import { addTasks, claimTask, createProject, joinMembers, submitWork } from '../marketplace-helpers.js';
-import { checkIn, createChallenge } from '../challenge-helpers.js';
+import { checkIn, createChallenge, membersSinceLongAgo } from '../challenge-helpers.js';
 import { foldCircleRollups } from '../../src/circle-health/rollup-fold.js';
 
 // GET /v1/circles/:id/health on a constructed circle: activity written straight into the database
@@ -284,6 +284,8 @@ t.test("each live challenge's check-in rate for yesterday: participants who chec
   const owner = await registerUser(app, 'owner');
   const circle = await createCircle(app, owner);
   const [ann, ben, cat, dan] = await joinMembers(app, circle.id, 4);
+  // Members since before the challenge began: yesterday is theirs to make up.
+  await membersSinceLongAgo(db, circle.id);
   // Started two days ago in Kiritimati (UTC+14), with make-ups: yesterday there can be written now.
   const probe = await createChallenge(app, owner, circle.id, {
     startsOn: '2026-01-01',

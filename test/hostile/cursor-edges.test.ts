@@ -1,6 +1,6 @@
 import t from 'tap';
 import { addDays } from '../../src/challenges/challenge-days.js';
-import { checkIn, createChallenge } from '../challenge-helpers.js';
+import { checkIn, createChallenge, membersSinceLongAgo } from '../challenge-helpers.js';
 import { call, createCircle, type TestUser } from '../helper.js';
 import { bookLedgerEntries, ledgerAccounts } from '../settlement-helpers.js';
 import { buildWorld, defaultParams, fillPath, routeTable, type World } from './world.js';
@@ -114,7 +114,9 @@ async function fillLists(world: World): Promise<Record<string, string>> {
     count: 3,
     description: 'payout',
   });
-  // A challenge with two check-ins by the member (one a make-up) and one by the admin.
+  // A challenge with two check-ins by the member (one a make-up) and one by the admin, members
+  // since before it began.
+  await membersSinceLongAgo(db, world.circleId);
   const today = new Date().toISOString().slice(0, 10);
   const challenge = await createChallenge(app, owner, world.circleId, {
     startsOn: addDays(today, -1),
