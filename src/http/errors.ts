@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, type ErrorCode, type ErrorKind, type FieldError, invalid, unavailable } from '../errors.js';
 import { isBackendUnavailable, isWriteConflict } from '../infra/pg-errors.js';
+import { MAX_REPORTED_ERRORS } from './validation.js';
 
 /** A problem+json answer: a status, a stable `code`, a detail, and the headers it needs. */
 interface Problem {
@@ -92,15 +93,23 @@ function toProblem(err: FastifyError & { validation?: unknown[]; validationConte
   if (err instanceof DomainError) return fromDomain(err);
   if (err.validation) {
     const part = err.validationContext ?? 'body';
-    const errors = (
-      err.validation as { instancePath?: string; message?: string; params?: Record<string, unknown> }[]
-    ).map((v) => {
+    const all = err.validation as { instancePath?: string; message?: string; params?: Record<string, unknown> }[];
+    const errors = all.slice(0, MAX_REPORTED_ERRORS).map((v) => {
       const missing = v.params?.missingProperty ? `/${String(v.params.missingProperty)}` : '';
       const extra = v.params?.additionalProperty ? `/${String(v.params.additionalProperty)}` : '';
       const message = extra ? 'is not an allowed field' : (v.message ?? 'is invalid');
       return { path: `${part}${v.instancePath ?? ''}${missing}${extra}`, message };
     });
-    return fromDomain(invalid('invalid_request', 'The request has invalid fields; see errors.', errors));
+    const more = all.length - errors.length;
+    return fromDomain(
+      invalid(
+        'invalid_request',
+        more > 0
+          ? `The request has invalid fields; see errors (the first ${errors.length}; ${more} more not listed).`
+          : 'The request has invalid fields; see errors.',
+        errors,
+      ),
+    );
   }
   const mapped = err.code ? FASTIFY_CODES[err.code] : undefined;
   if (mapped) return { status: mapped[0], code: mapped[1], detail: err.message };

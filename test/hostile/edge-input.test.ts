@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import t from 'tap';
 import { sql } from 'kysely';
 import { MAX_TREE_DEPTH, MAX_TREE_NODES } from '../../src/tasks/task-tree.js';
+import { MAX_LIST_ITEMS, MAX_OBJECT_FIELDS, MAX_REPORTED_ERRORS } from '../../src/http/validation.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import { addTasks, createProject } from '../marketplace-helpers.js';
 import { buildWorld, defaultParams, fillPath, routeTable, snapshot } from './world.js';
@@ -41,6 +42,32 @@ t.test('bodies over BODY_LIMIT_BYTES are 413 on every kind of write, sent as tex
     });
     t.equal(bytes.statusCode, 413, `${method} ${url} as a Buffer`);
   }
+  t.equal(await snapshot(db), before, 'nothing changed');
+});
+
+t.test('bodies with more fields or items than any request has: one short 400, before anyone signs in', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const before = await snapshot(db);
+  const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 0]));
+  const login = (body: unknown) => call(app, 'POST', '/v1/auth/login', { body });
+
+  // A body near the 1 MiB limit made of 90,000 unknown fields: it was a 5 MB answer listing each.
+  const flood = await login({ handle: 'someone', password: PASSWORD, ...fields(90_000) });
+  t.ok(isProblem(flood, 400, 'invalid_request'), `90,000 fields: ${flood.status}`);
+  t.same(flood.body.errors, [{ path: 'body', message: `has more than ${MAX_OBJECT_FIELDS} fields` }]);
+  const answer = JSON.stringify(flood.body).length;
+  t.ok(answer < 2048, `the answer is short (${answer} bytes)`);
+
+  const nested = await login({ handle: 'someone', password: PASSWORD, x: [{ y: fields(MAX_OBJECT_FIELDS + 1) }] });
+  t.same(nested.body.errors, [{ path: 'body/x/0/y', message: `has more than ${MAX_OBJECT_FIELDS} fields` }]);
+  const list = await login({ handle: 'someone', password: PASSWORD, x: new Array(MAX_LIST_ITEMS + 1).fill(0) });
+  t.same(list.body.errors, [{ path: 'body/x', message: `has more than ${MAX_LIST_ITEMS} items` }]);
+
+  // Under the shape limits, a schema reports its first MAX_REPORTED_ERRORS problems and counts the rest.
+  const many = await login({ handle: 'someone', password: PASSWORD, ...fields(60) });
+  t.ok(isProblem(many, 400, 'invalid_request'));
+  t.equal(many.body.errors.length, MAX_REPORTED_ERRORS);
+  t.match(many.body.detail, /the first 20; 40 more not listed/);
   t.equal(await snapshot(db), before, 'nothing changed');
 });
 
