@@ -187,9 +187,13 @@ export class ProcessWindowStore implements FastifyRateLimitStore {
     callback(null, { current: window.count, ttl: window.endsAt - now });
   }
 
-  /** Stores for `app.rateLimit(...)` limiters: a budget counted apart from the global one. */
+  /**
+   * The store of a `createRateLimit` limiter: this one. Every budget's keys carry its own prefix,
+   * and a budget spent through two limiters (the per-IP credential budget of login and of a
+   * password change) must count in one place, as it does in Redis.
+   */
   child(): ProcessWindowStore {
-    return new ProcessWindowStore();
+    return this;
   }
 
   /** Drops ended windows, at most once per window length, so memory follows the active keys. */

@@ -1,9 +1,15 @@
 import fp from 'fastify-plugin';
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { rateLimited } from '../errors.js';
 import { ProcessWindowStore, SharedWindowStore } from './rate-limit-store.js';
 import { problems } from './schemas.js';
+
+/**
+ * The address a per-IP budget is counted under: an IPv6 client by its /64, the block one customer
+ * is given (and can pick any address of), an IPv4 client by its address.
+ */
+const clientAddress = (request: FastifyRequest) => normalizeIP(request.ip);
 
 // The handlers authRateLimit has made: a route running one of them spends the per-IP auth budget.
 const authLimiters = new WeakSet<object>();
@@ -46,7 +52,8 @@ export const rateLimitPlugin = fp(
         ? SharedWindowStore.on(app.rateLimitRedis, `${app.config.queuePrefix}:rate:`)
         : ProcessWindowStore,
       skipOnError: true,
-      keyGenerator: (request: FastifyRequest) => (request.user?.sub ? `u:${request.user.sub}` : `ip:${request.ip}`),
+      keyGenerator: (request: FastifyRequest) =>
+        request.user?.sub ? `u:${request.user.sub}` : `ip:${clientAddress(request)}`,
       errorResponseBuilder: (_request, context) =>
         rateLimited(
           `Rate limit of ${context.max} requests per ${context.after} exceeded; retry after ${context.after}.`,
@@ -69,8 +76,8 @@ export const rateLimitPlugin = fp(
 export function authRateLimit(app: FastifyInstance, options: { perUser?: boolean } = {}) {
   const budget = (key: (request: FastifyRequest) => string) =>
     app.createRateLimit({ max: app.config.rateLimit.authMax, timeWindow: 60_000, keyGenerator: key });
-  const budgets = [budget((request) => `auth:${request.ip}`)];
-  if (options.perUser) budgets.push(budget((request) => `auth-user:${request.user?.sub ?? request.ip}`));
+  const budgets = [budget((request) => `auth:${clientAddress(request)}`)];
+  if (options.perUser) budgets.push(budget((request) => `auth-user:${request.user?.sub ?? clientAddress(request)}`));
   const limiter = async (request: FastifyRequest, reply: FastifyReply) => {
     let tightest: { max: number; remaining: number; ttlInSeconds: number; isExceeded: boolean } | undefined;
     for (const spend of budgets) {

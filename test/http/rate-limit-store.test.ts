@@ -189,9 +189,11 @@ t.test('without Redis: fixed windows per key in the process, each request told i
   clock.advance(1);
   t.same(await count(store, 'u:a'), { current: 1, ttl: WINDOW }, 'then a new one');
 
+  // A limiter's store counts where the others do, as in Redis: budgets are told apart by their keys.
   const child = store.child();
-  t.same(await count(child, 'u:a'), { current: 1, ttl: WINDOW }, 'a child store is a budget of its own');
-  t.same(await count(store, 'u:a'), { current: 2, ttl: WINDOW });
+  t.same(await count(child, 'u:a'), { current: 2, ttl: WINDOW }, "a child store counts a key with its parent's count");
+  t.same(await count(child, 'auth:a'), { current: 1, ttl: WINDOW }, 'another budget is another key');
+  t.same(await count(store, 'u:a'), { current: 3, ttl: WINDOW });
 });
 
 t.test('without Redis: ended windows are forgotten', async (t) => {

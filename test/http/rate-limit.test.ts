@@ -116,6 +116,22 @@ t.test('without REDIS_URL each process counts the budgets in its own memory', as
   t.equal(limited.headers['x-ratelimit-limit'], '3');
 });
 
+t.test('without REDIS_URL a password change spends the same per-IP credential budget as login', async (t) => {
+  const { app } = await buildTestApp(t, { ...queueBackendEnv('postgres'), AUTH_RATE_LIMIT_MAX: '3' });
+  const user = await registerUser(app); // one of three
+  const guess = () =>
+    call(app, 'POST', '/v1/me/password', {
+      token: user.token,
+      body: { currentPassword: 'a wrong guess', newPassword: 'a brand new passphrase' },
+    });
+  t.ok(isProblem(await guess(), 403, 'invalid_current_password'), 'two of three');
+  t.ok(isProblem(await guess(), 403, 'invalid_current_password'), 'three of three');
+  const login = await call(app, 'POST', '/v1/auth/login', {
+    body: { handle: user.handle, password: 'correct horse battery' },
+  });
+  t.ok(isProblem(login, 429, 'rate_limited'), 'a login from the same address is then limited');
+});
+
 t.test('login, register and refresh share one per-IP budget', async (t) => {
   const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3' });
   const statuses = [
@@ -132,6 +148,22 @@ t.test('login, register and refresh share one per-IP budget', async (t) => {
     body: { handle: 'shared_budget', password: 'correct horse battery' },
   });
   t.equal(fourth.status, 429, 'the fourth, on any of them, is limited');
+});
+
+t.test('an IPv6 client spends one budget for its whole /64, however it varies its address', async (t) => {
+  const { app } = await buildTestApp(t, { AUTH_RATE_LIMIT_MAX: '3', TRUST_PROXY: '1' });
+  const login = (address: string) =>
+    call(app, 'POST', '/v1/auth/login', {
+      headers: { 'x-forwarded-for': address },
+      body: { handle: 'nobody_here', password: 'wrong password' },
+    });
+  for (let i = 1; i <= 3; i++) t.equal((await login(`2001:db8:1:2::${i}`)).status, 401, `attempt ${i} is judged`);
+  t.ok(
+    isProblem(await login('2001:db8:1:2:ffff:ffff:ffff:ffff'), 429, 'rate_limited'),
+    'a new address in the /64 is limited',
+  );
+  t.equal((await login('2001:db8:1:3::1')).status, 401, 'the next /64 is another client');
+  t.equal((await login('::ffff:203.0.113.7')).status, 401, 'an IPv4-mapped address counts as its IPv4 address');
 });
 
 t.test('password change guesses are limited per user too, wherever they come from', async (t) => {
