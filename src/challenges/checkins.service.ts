@@ -56,6 +56,7 @@ export async function checkIn(ctx: AppContext, userId: string, challengeId: stri
     // is not found.
     const membership = found?.role ? await lockMembershipShared(trx, found.circle_id, userId) : undefined;
     const challenge = authorize(found && { ...found, role: membership?.role ?? null }, 'challenge');
+    if (!membership) throw new Error('a check-in authorized without a membership');
     assertChallengeActive(challenge.status);
     const rules = rulesOf(challenge);
     const normalized = checkContent(input.content, rules.minContentLength);
@@ -66,7 +67,7 @@ export async function checkIn(ctx: AppContext, userId: string, challengeId: stri
     // cancelled on).
     const today = challengeDayAt(clockNow(), rules.timezone, rules.dayStartsAt);
     // A member who left and came back makes up days of their current membership only.
-    const joinedOn = challengeDayAt(membership!.joined_at.getTime(), rules.timezone, rules.dayStartsAt);
+    const joinedOn = challengeDayAt(membership.joined_at.getTime(), rules.timezone, rules.dayStartsAt);
     const { localDate, makeUp } = planCheckin(rules, today, input.date, member.make_ups_used, joinedOn);
     const key = contentKey(normalized);
     const clash = await repo.findClash(trx, { challengeId, userId, localDate, contentKey: key });
