@@ -145,9 +145,17 @@ export function postWebhook(
         'user-agent': 'circle-actions-webhooks/1',
       },
     });
+    // What a status says, whether or not the body after it ever ends.
+    const answered = (status: number) => {
+      if (status >= 200 && status < 300) return done('succeeded', status, null);
+      if (status >= 300 && status < 400) return done('http_error', status, 'redirects are not followed');
+      return done('http_error', status, `answered ${status}`);
+    };
     let status: number | null = null;
     timer = setTimeout(() => {
-      finish(done('timeout', status, `no complete answer within ${options.timeoutMs} ms`));
+      // A status already received is the receiver's answer (a 2xx took the message), even if the
+      // body after it is still coming: only no status at all is a timeout.
+      finish(status === null ? done('timeout', null, `no answer within ${options.timeoutMs} ms`) : answered(status));
       request.destroy();
     }, options.timeoutMs);
     request.on('error', (err) => {
@@ -158,25 +166,19 @@ export function postWebhook(
       const code = response.statusCode ?? 0;
       status = code;
       let read = 0;
-      const answered = () => {
-        const status = code;
-        if (status >= 200 && status < 300) return done('succeeded', status, null);
-        if (status >= 300 && status < 400) return done('http_error', status, 'redirects are not followed');
-        return done('http_error', status, `answered ${status}`);
-      };
       response.on('data', (chunk: Buffer) => {
         read += chunk.length;
         if (read >= cap) {
           // Enough: the status is what counts, and the rest may never end.
-          finish(answered());
+          finish(answered(code));
           response.destroy();
           request.destroy();
         }
       });
-      response.on('end', () => finish(answered()));
+      response.on('end', () => finish(answered(code)));
       response.on('error', () => finish(done('network_error', code, 'the answer broke off')));
       response.on('close', () => {
-        if (!settled && response.complete) finish(answered());
+        if (!settled && response.complete) finish(answered(code));
       });
     });
     request.end(body);

@@ -48,15 +48,26 @@ t.test('a receiver that never answers: the attempt ends at the deadline', async 
   t.ok(took >= 390, `ended after ${Math.round(took)} ms`);
 });
 
-t.test('a receiver that answers 200 and trickles forever: the deadline still ends it', async (t) => {
+t.test('a receiver that answers 200 and trickles forever: the deadline ends it, and the 200 counts', async (t) => {
   let timer: NodeJS.Timeout | undefined;
   t.teardown(() => clearInterval(timer));
   const receiver = await startReceiver(t, (_req, res) => {
     res.writeHead(200);
     timer = setInterval(() => res.write('.'), 20);
   });
+  const started = performance.now();
   const result = await postWebhook(receiver.url, headers, '{}', short);
-  t.match(result, { outcome: 'timeout', responseStatus: 200 });
+  t.match(result, { outcome: 'succeeded', responseStatus: 200, error: null }, 'the receiver took the message');
+  t.ok(performance.now() - started >= 390, 'read until the deadline');
+});
+
+t.test('a receiver that answers 503 and never ends its body: a failure with its status', async (t) => {
+  const receiver = await startReceiver(t, (_req, res) => {
+    res.writeHead(503);
+    res.write('busy');
+  });
+  const result = await postWebhook(receiver.url, headers, '{}', short);
+  t.match(result, { outcome: 'http_error', responseStatus: 503, error: 'answered 503' });
 });
 
 t.test('a receiver streaming a huge answer: reading stops at the cap', async (t) => {
