@@ -3,7 +3,8 @@ import type { Logger } from '../context.js';
 import type { Db } from '../infra/postgres.js';
 import type { Queues } from '../jobs/queues.js';
 import type { Processor } from '../jobs/worker-runtime.js';
-import { closeChallengeIfDue, endedChallenges } from './challenge-closing.js';
+import { challengeEndsAt, closeChallengeIfDue, endedChallenges } from './challenge-closing.js';
+import { msUntilByDatabase, waitUntilDue } from '../jobs/due-time.js';
 import { isUuid } from '../infra/uuid.js';
 
 const SWEEP_BATCH = 200;
@@ -41,6 +42,9 @@ export async function scheduleChallengeClosing(
 /** Closes the challenge if its last day is over and it is still active; a no-op otherwise. */
 export const challengeClosingProcessor: Processor<'challenge-closing'> = async ({ challengeId }, ctx) => {
   if (!isUuid(challengeId)) throw new UnrecoverableError(`invalid challenge id ${JSON.stringify(challengeId)}`);
+  // Run early by a worker whose clock is ahead of the database's, it waits for the last day to end.
+  const endsAt = await challengeEndsAt(ctx.db, challengeId);
+  if (endsAt) await waitUntilDue(await msUntilByDatabase(ctx.db, endsAt));
   return { closed: await closeChallengeIfDue(ctx.db, challengeId) };
 };
 

@@ -73,6 +73,17 @@ export async function closeChallengeIfDue(db: Db, challengeId: string): Promise<
   });
 }
 
+/** When an active challenge's last day ends; undefined for one not active (or not there). */
+export async function challengeEndsAt(db: Db, challengeId: string): Promise<Date | undefined> {
+  const row = await db
+    .selectFrom('challenges')
+    .select('ends_at')
+    .where('id', '=', challengeId)
+    .where('status', '=', 'active')
+    .executeTakeFirst();
+  return row?.ends_at;
+}
+
 /** Active challenges whose last day is over: what the closing sweep closes. */
 export async function endedChallenges(db: Db, limit: number): Promise<string[]> {
   const rows = await db

@@ -1,6 +1,7 @@
 import type { Logger } from '../context.js';
 import type { Queues } from '../jobs/queues.js';
 import type { Processor } from '../jobs/worker-runtime.js';
+import { msUntilByDatabase, waitUntilDue } from '../jobs/due-time.js';
 import { expireOverdueClaims } from './claims.repository.js';
 
 export const SWEEP_BATCH = 1000;
@@ -71,9 +72,11 @@ export async function scheduleClaimExpiry(
  * A no-op for leases extended, submitted or ended meanwhile; safe to run twice. (Jobs enqueued by
  * earlier versions carry `{ claimId }` instead of `dueAt`; they do the same.)
  */
-export const claimExpiryProcessor: Processor<'claim-expiry'> = async (_due, ctx) => ({
-  expired: await sweepOverdueClaims(ctx),
-});
+export const claimExpiryProcessor: Processor<'claim-expiry'> = async (due, ctx) => {
+  // Run early by a worker whose clock is ahead of the database's, it waits for its second to end.
+  if (Number.isFinite(due.dueAt)) await waitUntilDue(await msUntilByDatabase(ctx.db, new Date(due.dueAt)));
+  return { expired: await sweepOverdueClaims(ctx) };
+};
 
 /** Expires every overdue claim, in batches: the expiry jobs and the periodic safety-net sweep. */
 export async function sweepOverdueClaims(ctx: { db: Parameters<typeof expireOverdueClaims>[0] }): Promise<number> {

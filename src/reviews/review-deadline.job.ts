@@ -1,26 +1,17 @@
 import type { Processor } from '../jobs/worker-runtime.js';
 import type { Db } from '../infra/postgres.js';
+import { waitUntilDue } from '../jobs/due-time.js';
 import { msUntilReviewDue, overdueSubmissions } from './reviews.repository.js';
 import { acceptIfOverdue } from './reviews.service.js';
 
 const SWEEP_BATCH = 200;
 
 /**
- * The longest a deadline job waits for its deadline. Its delay was reckoned by the submitting
- * host's clock, the deadline is judged by Postgres's: a job from a host running ahead fires early,
- * would find nothing due, and leave the work to the next sweep, up to a sweep interval late. A
- * few seconds covers clocks kept by NTP; a host further off is a fault the sweep still covers.
- */
-const MAX_EARLY_WAIT_MS = 5_000;
-
-/**
  * Accepts a submission whose review window closed without a review; a no-op otherwise. Run a
  * little before the deadline by the database's clock, it waits for it first.
  */
 export const reviewDeadlineProcessor: Processor<'review-deadline'> = async ({ submissionId }, ctx) => {
-  const early = await msUntilReviewDue(ctx.db, submissionId);
-  if (early !== undefined && early > 0 && early <= MAX_EARLY_WAIT_MS)
-    await new Promise((resolve) => setTimeout(resolve, Math.ceil(early)));
+  await waitUntilDue(await msUntilReviewDue(ctx.db, submissionId));
   return { accepted: await acceptIfOverdue(ctx.db, submissionId) };
 };
 

@@ -1,7 +1,8 @@
 import t from 'tap';
+import { sql } from 'kysely';
 import { storedJobId } from '../../src/jobs/queues.js';
 import { closeChallengeIfDue } from '../../src/challenges/challenge-closing.js';
-import { closingJobKey } from '../../src/challenges/challenge-closing.job.js';
+import { challengeClosingProcessor, closingJobKey } from '../../src/challenges/challenge-closing.job.js';
 import { noticeMissedDays } from '../../src/challenges/missed-days.js';
 import type { Db } from '../../src/infra/postgres.js';
 import { buildTestApp, call, onEachQueueBackend, queueBackendEnv } from '../helper.js';
@@ -136,6 +137,26 @@ onEachQueueBackend(
     t.equal(bogus.attemptsMade, 1, 'not retried');
   },
 );
+
+t.test('a closing job run a little before the last day ends by the database clock waits for it', async (t) => {
+  const { app, db } = await buildTestApp(t);
+  const { owner, circle } = await openCircle(app, 1);
+  const today = new Date().toISOString().slice(0, 10);
+  const challenge = await createChallenge(app, owner, circle.id, { startsOn: today, endsOn: today, timezone: 'UTC' });
+  // Its end two seconds ahead by the database's clock, as a worker running ahead would see it come.
+  await db
+    .updateTable('challenges')
+    .set({ ends_at: sql<Date>`now() + interval '2 seconds'` })
+    .where('id', '=', challenge.id)
+    .execute();
+  const ctx = { db, queues: app.queues, config: app.config, log: app.log };
+  t.same(
+    await challengeClosingProcessor({ challengeId: challenge.id }, ctx, undefined as never),
+    { closed: true },
+    'closed at its end, not left to the sweep',
+  );
+  await assertInvariants(t, db);
+});
 
 t.test('a day missed while a streak was alive: one notice per member and day, kept by a freeze or not', async (t) => {
   const clock = clockAt(t, '2026-11-01T04:00:00Z');

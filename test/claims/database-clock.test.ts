@@ -4,6 +4,7 @@ import { skewHostClock } from '../clock.js';
 import { buildTestApp, call, createCircle, isProblem, registerUser } from '../helper.js';
 import { addTasks, claimTask, createProject, joinMembers, submitWork } from '../marketplace-helpers.js';
 import { acceptIfOverdue } from '../../src/reviews/reviews.service.js';
+import { claimExpiryProcessor, expiryDueAt } from '../../src/claims/claim-expiry.job.js';
 
 // Whether a lease or a review window has run out is decided by the database's clock, the one the
 // expiry and auto-accept jobs use, never by the clock of the host serving the request: a skewed
@@ -49,4 +50,19 @@ t.test('a submission whose window closed by the database clock is auto-accepted,
   skewHostClock(t, -2 * 3600_000);
   t.equal(await acceptIfOverdue(db, submitted.body.id), true, 'a host running behind does not keep it open');
   t.match(await db.selectFrom('claims').select('status').executeTakeFirst(), { status: 'accepted' });
+});
+
+t.test('an expiry job run a little before its second ends by the database clock waits for it', async (t) => {
+  // What a job promoted by a worker whose clock runs ahead does: it fires before Postgres says the
+  // lease is over. Ended there, it would leave the lease to the sweep, holding its slot meanwhile.
+  const { app, db, claimId } = await claimed(t);
+  const { rows } = await sql<{ expires_at: Date }>`
+    UPDATE claims SET expires_at = now() + interval '2 seconds' WHERE id = ${claimId}::uuid RETURNING expires_at`.execute(
+    db,
+  );
+  const ctx = { db, queues: app.queues, config: app.config, log: app.log };
+  const result = await claimExpiryProcessor({ dueAt: expiryDueAt(rows[0]!.expires_at) }, ctx, undefined as never);
+  t.same(result, { expired: 1 }, 'the lease of its second expired, not left to the sweep');
+  const claim = await db.selectFrom('claims').select('status').where('id', '=', claimId).executeTakeFirstOrThrow();
+  t.equal(claim.status, 'expired');
 });
