@@ -17,8 +17,12 @@ export interface QueuePayloads {
   settlements: { settlementId: string };
   /** Delayed until a challenge's last day ends; closes it and sums it up (src/challenges). */
   'challenge-closing': { challengeId: string };
-  /** One attempt of a webhook message, id = message, attempt number and due time (src/webhooks). */
-  'webhook-delivery': { circleId: string; messageId: string; attempt: number };
+  /**
+   * One attempt of a webhook message, id = message, attempt number and due time (src/webhooks).
+   * `dueAt` (ms) is the message's next_attempt_at the job was made for; jobs of earlier versions
+   * carry none.
+   */
+  'webhook-delivery': { circleId: string; messageId: string; attempt: number; dueAt?: number };
   /** Folds a circle's new activity rows into its daily rollups, or rebuilds them (src/circle-health). */
   'circle-rollups': { circleId: string };
 }

@@ -48,10 +48,14 @@ export async function enqueueDelivery(
   delayMs = 0,
 ): Promise<void> {
   try {
-    await queues.add('webhook-delivery', message, {
-      jobId: deliveryJobKey(message.messageId, message.attempt, dueAt),
-      ...(delayMs > 0 ? { delay: delayMs } : {}),
-    });
+    await queues.add(
+      'webhook-delivery',
+      { ...message, dueAt: dueAt.getTime() },
+      {
+        jobId: deliveryJobKey(message.messageId, message.attempt, dueAt),
+        ...(delayMs > 0 ? { delay: delayMs } : {}),
+      },
+    );
   } catch (err) {
     log.warn({ err, messageId: message.messageId }, 'could not enqueue a webhook delivery; the sweep will');
   }
@@ -79,15 +83,31 @@ export async function disableEndpoint(
   return disabled;
 }
 
+/**
+ * Whether a message is still where the job for its attempt `attempt`, due at `dueAt`, found it. The
+ * attempt number alone can come round again: a message whose retry was waiting when its endpoint was
+ * disabled, then redelivered, wants the same number, under a new due time. The old job (or its
+ * POST still in flight) must neither send nor record in the redelivery's place.
+ */
+const stillDue = (
+  m: { status: string; attempts: number; next_attempt_at: Date | null },
+  attempt: number,
+  dueAt: number | undefined,
+) =>
+  m.status === 'pending' &&
+  m.attempts === attempt - 1 &&
+  (dueAt === undefined || m.next_attempt_at?.getTime() === dueAt);
+
 /** Makes attempt `attempt` of a message and records it; returns what happened. */
 export async function deliverAttempt(
   ctx: AppContext,
   circleId: string,
   messageId: string,
   attempt: number,
+  dueAt?: number,
 ): Promise<string> {
   const m = await repo.findMessageForDelivery(ctx.db, circleId, messageId);
-  const due = m?.status === 'pending' && m.attempts === attempt - 1;
+  const due = m !== undefined && stillDue(m, attempt, dueAt);
   if (!m || !due || !m.url || !m.secret) return 'skipped';
   if (!m.enabled) return endIfDisabled(ctx, circleId, m.endpoint_id, messageId);
   const startedAt = new Date();
@@ -105,7 +125,7 @@ export async function deliverAttempt(
     // The endpoint before the message, as everywhere that locks both.
     const endpoint = await repo.lockEndpoint(trx, circleId, m.endpoint_id, 'edit');
     const locked = await repo.lockMessage(trx, circleId, messageId);
-    if (!endpoint || !locked || locked.status !== 'pending' || locked.attempts !== attempt - 1) return 'stale';
+    if (!endpoint || !locked || !stillDue(locked, attempt, dueAt)) return 'stale';
     await repo.insertAttempt(trx, {
       circle_id: circleId,
       endpoint_id: locked.endpoint_id,
@@ -180,14 +200,16 @@ async function endIfDisabled(
 }
 
 export const webhookDeliveryProcessor: Processor<'webhook-delivery'> = async (
-  { circleId, messageId, attempt },
+  { circleId, messageId, attempt, dueAt },
   ctx,
 ) => {
   if (!isUuid(circleId) || !isUuid(messageId))
     throw new UnrecoverableError(`invalid webhook message ${JSON.stringify({ circleId, messageId })}`);
   if (!Number.isSafeInteger(attempt) || attempt < 1)
     throw new UnrecoverableError(`invalid attempt number ${JSON.stringify(attempt)}`);
-  return { result: await deliverAttempt(ctx, circleId, messageId, attempt) };
+  if (dueAt !== undefined && !Number.isSafeInteger(dueAt))
+    throw new UnrecoverableError(`invalid due time ${JSON.stringify(dueAt)}`);
+  return { result: await deliverAttempt(ctx, circleId, messageId, attempt, dueAt) };
 };
 
 /**
@@ -230,7 +252,7 @@ export async function requeueOverdueMessages(
     const attempt = m.attempts + 1;
     const done = await ctx.queues.requeue(
       'webhook-delivery',
-      { circleId: m.circle_id, messageId: m.id, attempt },
+      { circleId: m.circle_id, messageId: m.id, attempt, dueAt: m.next_attempt_at.getTime() },
       { jobId: deliveryJobKey(m.id, attempt, m.next_attempt_at) },
       MAX_SWEEP_RETRIES,
     );

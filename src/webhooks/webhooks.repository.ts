@@ -181,6 +181,7 @@ export async function findMessageForDelivery(db: Executor, circleId: string, mes
       'm.status',
       'm.attempts',
       'm.final_attempt',
+      'm.next_attempt_at',
       'w.url',
       'w.enabled',
       'w.secret',

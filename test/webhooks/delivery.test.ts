@@ -25,6 +25,7 @@ import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
 import { deliveryCountsByOutcome, lockEndpoint } from '../../src/webhooks/webhooks.repository.js';
 import {
   MAX_SWEEP_RETRIES as WEBHOOK_SWEEP_RETRIES,
+  deliverAttempt,
   deliveryJobKey,
   disableEndpoint,
   requeueOverdueMessages,
@@ -716,6 +717,57 @@ onEachQueueBackend(
       [secrets.at(-1)],
       'a rotation keeps only the secret it retires once the others have expired',
     );
+    await assertInvariants(t, db);
+  },
+);
+
+t.test(
+  "a job made for an earlier due time of its message neither sends nor records in a redelivery's place",
+  async (t) => {
+    // No workers: the test runs the attempts itself. What a redelivery changes is the message's due
+    // time, under the same attempt number; a job (or its POST in flight) of the old one must not
+    // count as the redelivery.
+    const { app, db, config } = await buildTestApp(t, env('redis'));
+    const ctx = { db, queues: app.queues, config, log: app.log };
+    let release: () => void = () => {};
+    // The first request waits for the test; the others are answered at once.
+    const receiver = await startReceiver(t, (_req, res, index) => {
+      if (index === 0) release = () => res.writeHead(200).end('ok');
+      else res.writeHead(200).end('ok');
+    });
+    const owner = await registerUser(app, 'owner');
+    const circle = await createCircle(app, owner);
+    const hook = await createWebhook(app, owner, circle.id, { url: receiver.url, events: ['project.created'] });
+    await createProject(app, owner, circle.id);
+    await relay(db, app.queues, config);
+    const message = await db.selectFrom('webhook_messages').selectAll().executeTakeFirstOrThrow();
+    const firstDue = message.next_attempt_at!.getTime();
+
+    t.equal(
+      await deliverAttempt(ctx, circle.id, message.id, 1, firstDue - 1000),
+      'skipped',
+      'an older due time: skipped',
+    );
+    t.equal(receiver.received.length, 0, 'nothing sent');
+
+    // The job for the current due time sends; while its POST waits, the message gets a new due time.
+    const inFlight = deliverAttempt(ctx, circle.id, message.id, 1, firstDue);
+    await receiver.requests(1);
+    await db
+      .updateTable('webhook_messages')
+      .set({ next_attempt_at: new Date(firstDue + 5_000) })
+      .where('id', '=', message.id)
+      .execute();
+    release();
+    t.equal(await inFlight, 'stale', 'its answer is not recorded over the new due time');
+    t.same(await attemptsOf(db, hook.id), [], 'no attempt recorded');
+
+    t.equal(
+      await deliverAttempt(ctx, circle.id, message.id, 1, firstDue + 5_000),
+      'succeeded',
+      'the current job delivers',
+    );
+    t.equal((await attemptsOf(db, hook.id)).length, 1);
     await assertInvariants(t, db);
   },
 );
