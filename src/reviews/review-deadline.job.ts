@@ -1,4 +1,6 @@
+import { UnrecoverableError } from 'bullmq';
 import type { Processor } from '../jobs/worker-runtime.js';
+import { isUuid } from '../infra/uuid.js';
 import type { Db } from '../infra/postgres.js';
 import { waitUntilDue } from '../jobs/due-time.js';
 import { msUntilReviewDue, overdueSubmissions } from './reviews.repository.js';
@@ -11,6 +13,8 @@ const SWEEP_BATCH = 200;
  * little before the deadline by the database's clock, it waits for it first.
  */
 export const reviewDeadlineProcessor: Processor<'review-deadline'> = async ({ submissionId }, ctx) => {
+  // A payload no attempt can use fails once, not once per retry, as the other processors do.
+  if (!isUuid(submissionId)) throw new UnrecoverableError(`invalid submission id ${JSON.stringify(submissionId)}`);
   await waitUntilDue(await msUntilReviewDue(ctx.db, submissionId));
   return { accepted: await acceptIfOverdue(ctx.db, submissionId) };
 };

@@ -5,6 +5,7 @@ import { reviewDeadlineProcessor, sweepOverdueSubmissions } from '../../src/revi
 import { buildTestApp, call, createCircle, onEachQueueBackend, queueBackendEnv, registerUser } from '../helper.js';
 import {
   enqueuedJob,
+  finishedJob,
   claimTask,
   joinMembers,
   projectWithTask,
@@ -66,6 +67,11 @@ onEachQueueBackend(
       { type: 'review.created', actor_id: null, payload: { decision: 'accept', automatic: true } },
       { type: 'task.completed', actor_id: null },
     ]);
+
+    await app.queues.add('review-deadline', { submissionId: 'not-an-id' }, { jobId: 'bogus' });
+    const bogus = await finishedJob(app.queues.get('review-deadline'), 'bogus');
+    t.match(bogus.failedReason, /invalid submission id/);
+    t.equal(bogus.attemptsMade, 1, 'a payload no attempt can use is not retried');
   },
 );
 
