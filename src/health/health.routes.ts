@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { unavailable } from '../errors.js';
 import { withDeadline } from '../infra/deadline.js';
 import { problems } from '../http/schemas.js';
+import { sharedRun } from '../infra/shared-run.js';
 
 const Status = Type.Object(
   { status: Type.String({ description: '"ok" when healthy' }) },
@@ -18,6 +19,20 @@ const Status = Type.Object(
  */
 export const healthRoutes: FastifyPluginAsync = async (app) => {
   const common = { tags: ['health'], security: [] };
+  // Open to anyone and unbudgeted (probes must always get through): probes arriving together
+  // share one round of checks.
+  const unreachable = sharedRun(async () => {
+    const failures = new Set<string>();
+    const check = (name: string, probe: Promise<unknown>) =>
+      withDeadline(probe, 2_000, `readiness check of ${name}`).catch(() => failures.add(name));
+    const queueStore = app.queueConnection.backend === 'redis' ? 'redis' : 'postgres queue tables';
+    await Promise.all([
+      check('postgres', sql`SELECT 1`.execute(app.readinessDb)),
+      check(queueStore, app.queueConnection.ping()),
+      app.rateLimitRedis && check('redis', app.rateLimitRedis.ping()),
+    ]);
+    return [...failures].sort();
+  });
   app.get(
     '/healthz',
     {
@@ -44,16 +59,8 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async () => {
-      const failures = new Set<string>();
-      const check = (name: string, probe: Promise<unknown>) =>
-        withDeadline(probe, 2_000, `readiness check of ${name}`).catch(() => failures.add(name));
-      const queueStore = app.queueConnection.backend === 'redis' ? 'redis' : 'postgres queue tables';
-      await Promise.all([
-        check('postgres', sql`SELECT 1`.execute(app.readinessDb)),
-        check(queueStore, app.queueConnection.ping()),
-        app.rateLimitRedis && check('redis', app.rateLimitRedis.ping()),
-      ]);
-      if (failures.size) throw unavailable(`Not ready: ${[...failures].sort().join(' and ')} unreachable.`);
+      const failures = await unreachable();
+      if (failures.length) throw unavailable(`Not ready: ${failures.join(' and ')} unreachable.`);
       return { status: 'ok' };
     },
   );

@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { unauthorized } from '../errors.js';
 import { withDeadline } from '../infra/deadline.js';
 import type { MetricSource } from '../metric-source.js';
+import { sharedRun } from '../infra/shared-run.js';
 
 /** How long a scrape waits for one source's figures. */
 const SOURCE_TIMEOUT_MS = 2_000;
@@ -44,8 +45,9 @@ export const metricsPlugin = fp<MetricsOptions>(
     });
     const sources = options.sources ?? [];
     for (const source of sources) source.register(registry);
-    // Each scrape reads the shared figures afresh; one unreadable store costs its own figures only.
-    const refresh = () =>
+    // Each scrape reads the shared figures afresh (scrapes arriving together share one read); one
+    // unreadable store costs its own figures only.
+    const refresh = sharedRun(() =>
       Promise.all(
         sources.map(async (source) => {
           if (!source.refresh) return;
@@ -55,7 +57,8 @@ export const metricsPlugin = fp<MetricsOptions>(
           );
           sourceUp.set({ source: source.name }, ok ? 1 : 0);
         }),
-      );
+      ),
+    );
 
     app.addHook('onResponse', async (request, reply) => {
       const route = request.routeOptions.url ?? 'unmatched';
