@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { recordAcceptedWork } from '../../src/tasks/task-completion.js';
 import { assertInvariants } from '../settlement-helpers.js';
 import { backendPid, waitUntilBlockedBy } from '../lock-waits.js';
@@ -16,6 +16,16 @@ import {
 
 // Dependencies block claiming until what they depend on is done; parents are done when all their
 // children are; completion unblocks dependents.
+
+/** A circle with its owner, one member (alice) and an empty project. */
+async function scene(t: Test) {
+  const { app, db } = await buildTestApp(t);
+  const owner = await registerUser(app, 'owner');
+  const circle = await createCircle(app, owner);
+  const [alice] = await joinMembers(app, circle.id, 1);
+  const project = await createProject(app, owner, circle.id);
+  return { app, db, owner, circle, alice: alice!, project };
+}
 
 t.test('a task is blocked until its dependency is accepted', async (t) => {
   const { app, db } = await buildTestApp(t);
@@ -83,11 +93,7 @@ t.test('a task needing two accepts stays open, and blocking, until the second', 
 });
 
 t.test('a parent is done when all its children are, and unblocks what depends on it', async (t) => {
-  const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [alice] = await joinMembers(app, circle.id, 1);
-  const project = await createProject(app, owner, circle.id);
+  const { app, db, owner, alice, project } = await scene(t);
   const items = await addTasks(app, owner, project.id, [
     {
       key: 'chapter',
@@ -129,11 +135,7 @@ t.test('a parent is done when all its children are, and unblocks what depends on
 });
 
 t.test('the tasks below a task waiting for a dependency wait with it, at every depth', async (t) => {
-  const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [alice] = await joinMembers(app, circle.id, 1);
-  const project = await createProject(app, owner, circle.id);
+  const { app, db, owner, alice, project } = await scene(t);
   const items = await addTasks(app, owner, project.id, [
     { key: 'one', title: 'Chapter 1', children: [{ title: 'Page 1' }] },
     {
@@ -191,11 +193,7 @@ t.test('the tasks below a task waiting for a dependency wait with it, at every d
 });
 
 t.test('a dependency put on a parent holds back its subtree, and taking it away frees it', async (t) => {
-  const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [alice] = await joinMembers(app, circle.id, 1);
-  const project = await createProject(app, owner, circle.id);
+  const { app, db, owner, alice, project } = await scene(t);
   const items = await addTasks(app, owner, project.id, [
     { title: 'Research' },
     { title: 'Draft', children: [{ title: 'Outline' }, { title: 'Body', children: [{ title: 'Intro' }] }] },
@@ -227,11 +225,7 @@ t.test('a dependency put on a parent holds back its subtree, and taking it away 
 });
 
 t.test('dependsOn by task id: same project works, another project is refused and creates nothing', async (t) => {
-  const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [alice] = await joinMembers(app, circle.id, 1);
-  const project = await createProject(app, owner, circle.id);
+  const { app, db, owner, circle, alice, project } = await scene(t);
   const [first, finished] = await addTasks(app, owner, project.id, [{ title: 'First' }, { title: 'Finished' }]);
   await completeTask(app, owner, alice!, finished!.id);
 
@@ -294,11 +288,7 @@ t.test('tasks added under a parent cannot wait for what waits for that parent', 
 });
 
 t.test('a dependency finishing while a dependent is being added does not leave it blocked forever', async (t) => {
-  const { app, db } = await buildTestApp(t);
-  const owner = await registerUser(app, 'owner');
-  const circle = await createCircle(app, owner);
-  const [alice] = await joinMembers(app, circle.id, 1);
-  const project = await createProject(app, owner, circle.id);
+  const { app, db, owner, circle, alice, project } = await scene(t);
   const [dep] = await addTasks(app, owner, project.id, [{ title: 'Dependency' }]);
   const claim = await claimTask(app, alice!, dep!.id);
   t.equal((await submitWork(app, alice!, claim.body.id)).status, 201);
