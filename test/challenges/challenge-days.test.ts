@@ -108,6 +108,36 @@ t.test('dates', async (t) => {
   t.equal(daysBetween('2025-12-25', '2026-01-07'), 13);
 });
 
+const hours = (ms: number) => ms / 3_600_000;
+const lengthOf = (date: string, zone: string, dayStartsAt = 0) =>
+  hours(
+    challengeDayStart(addDays(date, 1), zone, dayStartsAt).getTime() -
+      challengeDayStart(date, zone, dayStartsAt).getTime(),
+  );
+
+// The zone data for 2000-2040 holds two kinds of day that a 24 h +- 2 h rule gets wrong, both
+// pinned here so the properties below state the whole truth rather than a sample of it (a random
+// draw that lands on one of them once in a few hundred runs made the old properties fail now and then).
+t.test('Antarctica/Casey: the zone moved by three hours, so days of 21 and 27 hours exist', async (t) => {
+  t.equal(lengthOf('2009-10-18', 'Antarctica/Casey'), 21, 'UTC+8 to UTC+11');
+  t.equal(lengthOf('2010-03-05', 'Antarctica/Casey'), 27, 'UTC+11 back to UTC+8');
+  t.equal(day('2010-03-04T16:59:59.999Z', 'Antarctica/Casey'), '2010-03-05', '03:59:59.999 at UTC+11');
+  t.equal(day('2010-03-04T17:00:00.000Z', 'Antarctica/Casey'), '2010-03-05', '01:00 at UTC+8: the same date again');
+});
+
+t.test('Pacific/Apia skipped 30 December 2011: a date with no instants lasts zero hours', async (t) => {
+  t.equal(day('2011-12-30T09:59:59.999Z', 'Pacific/Apia'), '2011-12-29', '23:59:59.999 at UTC-10');
+  t.equal(
+    day('2011-12-30T10:00:00.000Z', 'Pacific/Apia'),
+    '2011-12-31',
+    'the next instant is already 31 December at UTC+14',
+  );
+  t.equal(lengthOf('2011-12-30', 'Pacific/Apia'), 0);
+  t.equal(lengthOf('2011-12-29', 'Pacific/Apia'), 24);
+  t.equal(lengthOf('2011-12-30', 'Pacific/Apia', 120), 0, 'with a day start too');
+  t.equal(lengthOf('2011-12-30', 'Pacific/Fakaofo'), 0, 'Tokelau moved with Samoa');
+});
+
 // Intl's own list, so the properties cover every zone this runtime knows (DST rules of all kinds).
 const ZONES = Intl.supportedValuesOf('timeZone');
 const zone = fc.constantFrom(...ZONES, 'Pacific/Kiritimati', 'Pacific/Pago_Pago', 'Australia/Lord_Howe');
@@ -115,30 +145,36 @@ const zone = fc.constantFrom(...ZONES, 'Pacific/Kiritimati', 'Pacific/Pago_Pago'
 const instant = fc.integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2040, 0, 1) });
 const dayStart = fc.integer({ min: 0, max: 360 });
 
+// Days partition time in order: every instant lies in its day, the instant before a day's start
+// belongs to an earlier day and the next day's start to a later one. The neighbour is the date
+// before or after unless that date was skipped (zero hours long), as above.
 t.test('property: a day starts at challengeDayStart and the instant before belongs to the day before', async () => {
   fc.assert(
     fc.property(instant, zone, dayStart, (ms, z, s) => {
       const d = challengeDayAt(ms, z, s);
       const start = challengeDayStart(d, z, s).getTime();
       const next = challengeDayStart(addDays(d, 1), z, s).getTime();
+      const before = challengeDayAt(start - 1, z, s);
+      const after = challengeDayAt(next, z, s);
       return (
         start <= ms &&
         ms < next &&
         challengeDayAt(start, z, s) === d &&
-        challengeDayAt(start - 1, z, s) === addDays(d, -1) &&
-        challengeDayAt(next, z, s) === addDays(d, 1)
+        (before === addDays(d, -1) || (before < d && lengthOf(addDays(d, -1), z, s) === 0)) &&
+        (after === addDays(d, 1) || (after > d && lengthOf(addDays(d, 1), z, s) === 0))
       );
     }),
     { numRuns: 2000 },
   );
 });
 
-t.test('property: days never go backwards in time and last between 22 and 26 hours', async () => {
+t.test("property: days never go backwards in time and last 24 h give or take the zone's shift", async () => {
   fc.assert(
     fc.property(instant, fc.integer({ min: 0, max: 3 * 86_400_000 }), zone, dayStart, (ms, later, z, s) => {
       const d = challengeDayAt(ms, z, s);
-      const length = challengeDayStart(addDays(d, 1), z, s).getTime() - challengeDayStart(d, z, s).getTime();
-      return challengeDayAt(ms + later, z, s) >= d && length >= 22 * 3_600_000 && length <= 26 * 3_600_000;
+      const length = lengthOf(d, z, s);
+      // Every day an instant falls in exists; the longest shift in 2000-2040 is Casey's 3 h.
+      return challengeDayAt(ms + later, z, s) >= d && length >= 21 && length <= 27;
     }),
     { numRuns: 2000 },
   );
