@@ -391,6 +391,13 @@ export const ERROR_CODES = {
     remedy:
       'Request the settlement again in a minute, once the automatic accepts are recorded (or review the work now).',
   },
+  reviews_pending: {
+    kind: 'conflict',
+    summary:
+      'Submitted work in the project is waiting for its review; settling now would end the project and revoke it unreviewed and unpaid.',
+    remedy:
+      'Review the waiting work (GET /v1/circles/{circleId}/review-queue), then request the settlement again; the settlement preview counts it as reviewsPending.',
+  },
 
   // Check-in challenges
   invalid_challenge_dates: {

@@ -63,7 +63,10 @@ export async function submitWork(
   const submission = await ctx.db.transaction().execute(async (trx) => {
     const claim = authorize(await lockClaimWithRole(trx, claimId, userId), 'claim');
     if (claim.user_id !== userId) throw forbidden('Only the member who holds this claim can submit work for it.');
-    assertProjectEditable(claim.project_status);
+    // The project's status read under a share lock, not from the claim's join: a settle request
+    // checks that no work waits for review and freezes the project under its row lock, so a
+    // submission either lands before that check or finds the project settled.
+    assertProjectEditable(await lockProjectShared(trx, claim.project_id));
     if (claim.status === 'expired' || (claim.status === 'active' && claim.lease_over)) {
       throw conflict('claim_expired', 'The lease on this claim has run out; claim the task again.');
     }

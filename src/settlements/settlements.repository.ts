@@ -56,21 +56,20 @@ export async function latestContributionId(trx: Executor, projectId: string): Pr
 }
 
 /**
- * Whether submitted work in the project has passed its review deadline unreviewed: it is owed an
- * automatic accept (the deadline job or the sweep records it shortly). Judged by the database's
- * clock at this moment (`clock_timestamp()`: the settle request may have waited for the project
- * lock since its transaction began).
+ * Submitted work in the project still waiting for its review: how many, and how many of those have
+ * passed their review deadline (owed an automatic accept at score 100, which the deadline job or
+ * the sweep records shortly). Judged by the database's clock at this moment (`clock_timestamp()`:
+ * the settle request may have waited for the project lock since its transaction began).
  */
-export async function hasOverdueSubmissions(trx: Executor, projectId: string): Promise<boolean> {
-  const { rows } = await sql<{ overdue: boolean }>`
-    SELECT EXISTS (
-      SELECT 1 FROM claims c
-      JOIN submissions s ON s.claim_id = c.id
-      WHERE c.project_id = ${projectId}::uuid AND c.status = 'submitted'
-        AND s.review_due_at <= clock_timestamp()
-        AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.submission_id = s.id)
-    ) AS overdue`.execute(trx);
-  return rows[0]?.overdue === true;
+export async function pendingReviews(db: Executor, projectId: string): Promise<{ waiting: number; overdue: number }> {
+  const { rows } = await sql<{ waiting: number; overdue: number }>`
+    SELECT count(*)::int AS waiting,
+      count(*) FILTER (WHERE s.review_due_at <= clock_timestamp())::int AS overdue
+    FROM claims c
+    JOIN submissions s ON s.claim_id = c.id
+    WHERE c.project_id = ${projectId}::uuid AND c.status = 'submitted'
+      AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.submission_id = s.id)`.execute(db);
+  return rows[0] ?? { waiting: 0, overdue: 0 };
 }
 
 export async function lockSettlement(trx: Transaction<Database>, settlementId: string) {

@@ -97,6 +97,17 @@ export const Settlement = Type.Object(
   { description: "A settlement of a project's reward pool" },
 );
 
+export const SettlementPreview = Type.Object(
+  {
+    ...Settlement.properties,
+    reviewsPending: Type.Integer({
+      description:
+        'Submissions waiting for review, not in these payouts; a settle request is refused (409 reviews_pending or reviews_overdue) while there are any',
+    }),
+  },
+  { description: 'What settling now would pay, and what still waits for review' },
+);
+
 export const Accepted = Type.Object(
   {
     id: Id('Settlement id'),

@@ -48,13 +48,21 @@ export async function requestSettlement(ctx: AppContext, userId: string, project
       assertProjectEditable(p.status);
       if (p.status === 'draft')
         throw conflict('project_not_open', 'A draft project has nothing to settle; open it first.');
-      // Work past its review deadline is owed an automatic accept at score 100, which the
-      // deadline job or the sweep records within seconds. Settling first would revoke it with the
-      // project's end and pay its member nothing; whether they were paid would hang on worker lag.
-      if (await repo.hasOverdueSubmissions(trx, projectId))
+      // Settling ends the project's work: a submission still waiting for its review would be
+      // revoked with it, unreviewed and unpaid. Work past its review deadline is owed an automatic
+      // accept at score 100, which the deadline job or the sweep records within seconds; other
+      // waiting work is the reviewers' to decide first. (Submissions share-lock the project, so
+      // none can slip in between this check and the freeze.)
+      const pending = await repo.pendingReviews(trx, projectId);
+      if (pending.overdue > 0)
         throw conflict(
           'reviews_overdue',
           'Work in this project has passed its review deadline and is being accepted automatically; settle again in a minute.',
+        );
+      if (pending.waiting > 0)
+        throw conflict(
+          'reviews_pending',
+          `${pending.waiting} ${pending.waiting === 1 ? 'submission is' : 'submissions are'} waiting for review; review ${pending.waiting === 1 ? 'it' : 'them'} before settling.`,
         );
     }
     const created = await repo.insertSettlement(trx, {
@@ -100,6 +108,7 @@ export async function previewSettlement(ctx: AppContext, userId: string, project
   const project = authorize(await findProjectWithRole(ctx.db, projectId, userId), 'project', MANAGERS);
   const p = project;
   const cutoff = await repo.latestContributionId(ctx.db, projectId);
+  const pending = await repo.pendingReviews(ctx.db, projectId);
   const result = splitPool({
     pool: BigInt(p.reward_amount),
     contributors: await repo.contributorTotals(ctx.db, projectId, cutoff),
@@ -126,6 +135,7 @@ export async function previewSettlement(ctx: AppContext, userId: string, project
     createdAt: null,
     completedAt: null,
     payouts: result.payouts.map((x) => payoutView(x, handles)),
+    reviewsPending: pending.waiting,
   };
 }
 

@@ -23,12 +23,14 @@ import {
   joinMembers,
   processorWorkers,
   startWorkers,
+  review,
   submitWork,
 } from '../marketplace-helpers.js';
 import { Webhook } from 'standardwebhooks';
 import { sql } from 'kysely';
 import { acceptIfOverdue } from '../../src/reviews/reviews.service.js';
 import { snapshot } from '../hostile/world.js';
+import { answeredOrBlocked, backendPid } from '../lock-waits.js';
 import { failSettlement } from '../../src/settlements/settlements.repository.js';
 import { createWebhook, messagesOf, messagesSettle, relay, startReceiver } from '../webhooks/webhook-helpers.js';
 import {
@@ -93,14 +95,14 @@ t.test(
       outsider,
     } = await circleWithRoles(app, { members: 2 });
     const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 1000, unit: 'credits' } });
-    const [done, open, pending] = await addTasks(app, owner, project.id, [
+    const [done, open, underWay] = await addTasks(app, owner, project.id, [
       { title: 'Done' },
       { title: 'Open' },
-      { title: 'Pending review' },
+      { title: 'In progress' },
     ]);
     await completeTask(app, owner, alice!, done!.id);
-    const claim = await claimTask(app, bob!, pending!.id);
-    t.equal((await submitWork(app, bob!, claim.body.id)).status, 201, 'a submission waits for review');
+    const claim = await claimTask(app, bob!, underWay!.id);
+    t.equal(claim.status, 201, 'work under way, not submitted yet');
 
     t.ok(
       isProblem(await requestSettlement(app, alice!, project.id), 403, 'forbidden'),
@@ -174,17 +176,7 @@ t.test(
     const projectNow = await call(app, 'GET', `/v1/projects/${project.id}`, { token: alice!.token });
     t.equal(projectNow.body.status, 'settled', 'the project is settled at once');
     t.ok(isProblem(await claimTask(app, alice!, open!.id), 409, 'project_settled'), 'claims are refused');
-    t.ok(
-      isProblem(
-        await call(app, 'POST', `/v1/claims/${claim.body.id}/reviews`, {
-          token: owner.token,
-          body: { decision: 'accept' },
-        }),
-        409,
-        'project_settled',
-      ),
-      'reviews are refused',
-    );
+    t.ok(isProblem(await submitWork(app, bob!, claim.body.id), 409, 'project_settled'), 'submissions are refused');
     t.ok(
       isProblem(
         await call(app, 'POST', `/v1/projects/${project.id}/adjustments`, {
@@ -421,6 +413,80 @@ t.test('work past its review deadline holds a settlement back until it is accept
     [[members[0]!.id, 300]],
     'the accepted work is behind the cutoff',
   );
+});
+
+t.test('work waiting for its review holds a settlement back until it is reviewed', async (t) => {
+  // Settling ends the project: work still waiting would be revoked unreviewed and unpaid.
+  const { app, db } = await buildTestApp(t);
+  const {
+    owner,
+    circle,
+    members: [ann, ben],
+  } = await circleWithRoles(app, { members: 2 });
+  const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 1000, unit: 'credits' } });
+  const [intro, map] = await addTasks(app, owner, project.id, [
+    { title: 'Write the intro', weight: 3 },
+    { title: 'Draw the map', weight: 1 },
+  ]);
+  const annClaim = (await claimTask(app, ann!, intro!.id)).body.id as string;
+  const benClaim = (await claimTask(app, ben!, map!.id)).body.id as string;
+  t.equal((await submitWork(app, ann!, annClaim)).status, 201);
+  t.equal((await submitWork(app, ben!, benClaim)).status, 201);
+  const preview = () =>
+    call(app, 'GET', `/v1/projects/${project.id}/settlement-preview`, { token: owner.token }).then((r) => r.body);
+
+  t.match(await preview(), { reviewsPending: 2, payouts: [] }, 'the preview counts the waiting work');
+  const before = await snapshot(db);
+  const refused = await requestSettlement(app, owner, project.id);
+  t.ok(isProblem(refused, 409, 'reviews_pending'), JSON.stringify(refused.body));
+  t.match(refused.body.detail, /^2 submissions are waiting for review/);
+  t.equal(await snapshot(db), before, 'the refusal changed nothing');
+
+  t.equal((await review(app, owner, annClaim, { decision: 'accept' })).status, 201);
+  t.match(await preview(), { reviewsPending: 1, payouts: [{ userId: ann!.id, amount: 1000 }] });
+  t.match((await requestSettlement(app, owner, project.id)).body, {
+    code: 'reviews_pending',
+    detail: /^1 submission is/,
+  });
+
+  t.equal((await review(app, owner, benClaim, { decision: 'reject', feedback: 'Not the map we need.' })).status, 201);
+  t.match(await preview(), { reviewsPending: 0 });
+  t.equal((await requestSettlement(app, owner, project.id)).status, 202, 'nothing waits: the project settles');
+  const claims = await db.selectFrom('claims').select(['id', 'status']).where('project_id', '=', project.id).execute();
+  t.same(
+    new Map(claims.map((c) => [c.id, c.status])),
+    new Map([
+      [annClaim, 'accepted'],
+      [benClaim, 'rejected'],
+    ]),
+    'both claims were decided by a reviewer, none revoked',
+  );
+});
+
+t.test('a submission racing a settle request waits for it and finds the project settled', async (t) => {
+  // The settle request checks for waiting work and freezes the project under the project's row
+  // lock. The test holds that lock as the request would: the submission must wait for it, then
+  // read the project's new status, or it would slip in after the check and be revoked unreviewed.
+  const { app, db } = await buildTestApp(t);
+  const {
+    owner,
+    circle,
+    members: [ann],
+  } = await circleWithRoles(app, { members: 1 });
+  const project = await createProject(app, owner, circle.id, { rewardPool: { amount: 100, unit: 'credits' } });
+  const [task] = await addTasks(app, owner, project.id, [{ title: 'Translate' }]);
+  const claim = (await claimTask(app, ann!, task!.id)).body.id as string;
+
+  let submitting!: Promise<Reply>;
+  await db.transaction().execute(async (trx) => {
+    await sql`SELECT 1 FROM projects WHERE id = ${project.id}::uuid FOR UPDATE`.execute(trx);
+    submitting = submitWork(app, ann!, claim);
+    const outcome = await answeredOrBlocked(db, await backendPid(trx), submitting);
+    t.ok('blocked' in outcome, `the submission waits for the settle request's lock: ${JSON.stringify(outcome)}`);
+    await sql`UPDATE projects SET status = 'settled' WHERE id = ${project.id}::uuid`.execute(trx);
+  });
+  t.ok(isProblem(await submitting, 409, 'project_settled'), 'it finds the project settled');
+  t.equal(await db.selectFrom('submissions').select('id').executeTakeFirst(), undefined, 'no submission stored');
 });
 
 t.test('reading a settlement: preview, payouts, statements, CSV, balances and the ledger', async (t) => {
