@@ -1,7 +1,7 @@
 import t from 'tap';
 import { sql } from 'kysely';
 import * as challengeCancelledOn from '../../db/migrations/0013_challenge_cancelled_on.js';
-import { addDays, challengeDayAt } from '../../src/challenges/challenge-days.js';
+import { addDays, challengeDayAt, challengeDayStart } from '../../src/challenges/challenge-days.js';
 import { buildTestApp, call, isProblem } from '../helper.js';
 import { checkIn, clockAt, createChallenge, openCircle, relogin } from '../challenge-helpers.js';
 import { rowCounts } from '../hostile/world.js';
@@ -352,7 +352,8 @@ t.test('migration 0013 dates the challenges cancelled before it by their cancell
   const { app, db } = await buildTestApp(t);
   const { owner, circle } = await openCircle(app);
   const zone = { timezone: 'America/New_York', dayStartsAt: 120 };
-  const startsOn = challengeDayAt(Date.now(), zone.timezone, zone.dayStartsAt);
+  // Starting tomorrow, so the challenges stay valid if the day turns while the test runs.
+  const startsOn = addDays(challengeDayAt(Date.now(), zone.timezone, zone.dayStartsAt), 1);
   const rules = { ...zone, startsOn, endsOn: addDays(startsOn, 5) };
   const [byEvent, byUpdate, ended, running] = [
     await createChallenge(app, owner, circle.id, rules),
@@ -364,13 +365,17 @@ t.test('migration 0013 dates the challenges cancelled before it by their cancell
     const cancel = await call(app, 'POST', `/v1/challenges/${c.id}/cancel`, { token: owner.token, body: {} });
     t.equal(cancel.status, 200);
   }
-  // The instants the backfill reads, in December (New York at UTC-5) and two hours before a day
-  // starts there: 06:30Z is 01:30 local, still the day before; 12:00Z is 07:00, that day.
-  const at = (day: string, time: string) => `${day}T${time}Z`;
-  await sql`UPDATE events SET created_at = ${at(addDays(startsOn, 2), '06:30:00')}::timestamptz
+  // The instants the backfill reads, placed by the zone's own rule so that they hold in summer
+  // and winter time alike: half an hour before the third day starts (01:30 local, the 2 h day
+  // start not reached yet: still the second day), and five hours into the fourth day.
+  const dayStart = (day: string) => challengeDayStart(day, zone.timezone, zone.dayStartsAt).getTime();
+  const at = (ms: number) => new Date(ms).toISOString();
+  await sql`UPDATE events SET created_at = ${at(dayStart(addDays(startsOn, 2)) - 30 * 60_000)}::timestamptz
     WHERE type = 'challenge.cancelled' AND subject_id IN (${byEvent.id}::uuid, ${ended.id}::uuid)`.execute(db);
   await sql`DELETE FROM events WHERE type = 'challenge.cancelled' AND subject_id = ${byUpdate.id}::uuid`.execute(db);
-  await sql`UPDATE challenges SET updated_at = ${at(addDays(startsOn, 3), '12:00:00')}::timestamptz`.execute(db);
+  await sql`UPDATE challenges SET updated_at = ${at(dayStart(addDays(startsOn, 3)) + 5 * 3_600_000)}::timestamptz`.execute(
+    db,
+  );
 
   await challengeCancelledOn.down(db);
   await challengeCancelledOn.up(db);
