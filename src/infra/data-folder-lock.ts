@@ -146,8 +146,10 @@ function ownedLock(path: string, mine: string, tookOverFrom: LockOwner | null): 
       // Only our own lock is removed: never one a later process took over.
       if ((await readIfPresent(path)) === mine) await unlink(path).catch(() => {});
     },
+    // Not guarded by `held`: the process may exit (a shutdown over its grace period) while
+    // release() waits for its read, and the exit hook must still free the folder. Removing the
+    // file only while it is ours makes a second removal harmless.
     releaseSync() {
-      if (!held) return;
       held = false;
       try {
         if (readFileSync(path, 'utf8') === mine) unlinkSync(path);

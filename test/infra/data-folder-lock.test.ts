@@ -47,6 +47,18 @@ t.test('the lock is exclusive while held and free again once released', async (t
   t.same(await readdir(dir), [], 'no temporary files are left in the folder');
 });
 
+t.test('the exit hook frees the folder while an asynchronous release is under way', async (t) => {
+  // A shutdown past its grace period exits the process from a timer, possibly while release()
+  // waits for its read: the exit hook's releaseSync is the last chance to remove the file.
+  const dir = await folder(t);
+  const lock = await lockDataFolder(dir);
+  const releasing = lock.release();
+  lock.releaseSync();
+  t.notOk(existsSync(lockPath(dir)), 'removed by the exit hook at once');
+  await releasing;
+  t.notOk(existsSync(lockPath(dir)), 'and the release under way finds it gone');
+});
+
 t.test('a lock whose process is gone is stale and taken over', async (t) => {
   const dir = await folder(t);
   const pid = await deadPid();
